@@ -1,0 +1,99 @@
+"""Test error with standard errors, by two estimators (MODEL.md section 6).
+
+A fresh point is an error when yhat f(W, x) <= 0 (clean) or y f(W, x) <= 0
+(noisy); ties count as errors. The noisy error follows from the clean one
+exactly: p + (1 - 2p) * clean.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .data import noise_basis, sample_noise, task_signals
+from .naive import relu
+from .network import check_weights, forward
+
+__all__ = ["test_error", "ESTIMATORS"]
+
+ESTIMATORS = ("sample", "reduced")
+_BATCH = 4096
+
+
+def _sample_errors(W, u, v, sigma_p, layout, n_test, rng):
+    """Per-point clean errors 1(yhat f(W, x) <= 0) on fresh inputs in d dims."""
+    signals = task_signals(u, v, layout)
+    basis = noise_basis(u, v)
+    out = []
+    for start in range(0, n_test, _BATCH):
+        b = min(_BATCH, n_test - start)
+        y_clean = rng.choice(np.array([1.0, -1.0]), size=b)
+        xi = sample_noise(rng, b, sigma_p, basis)
+        X = np.concatenate([y_clean[:, None, None] * signals[None], xi[:, None, :]], axis=1)
+        out.append((y_clean * forward(W, X) <= 0).astype(float))
+    return np.concatenate(out)
+
+
+def _reduced_errors(W, u, v, sigma_p, layout, n_test, rng):
+    """Per-draw clean errors from the 2m-dimensional noise term (section 6).
+
+    Only z = W xi enters f's noise part, and z ~ N(0, sigma_p^2 W Pi W^T). The
+    signal patches are deterministic given yhat, so each draw of z is scored
+    for both yhat = +1 and -1 (each with probability 1/2) and the draw's error
+    is the average of the two: the same expectation as the sample estimator.
+    """
+    two, m, d = W.shape
+    Wf = W.reshape(2 * m, d)
+    basis = noise_basis(u, v)
+    P_W = Wf @ basis.T
+    cov = sigma_p**2 * (Wf @ Wf.T - P_W @ P_W.T)        # sigma_p^2 W Pi W^T
+    vals, vecs = np.linalg.eigh(cov)
+    root = vecs * np.sqrt(np.clip(vals, 0.0, None))     # cov = root root^T
+    sig_pre = Wf @ task_signals(u, v, layout).T         # <w_k, sig_s>, (2m, S)
+    sign = np.repeat([1.0, -1.0], m)                    # j of each row
+    errors = np.empty(n_test)
+    for start in range(0, n_test, _BATCH):
+        b = min(_BATCH, n_test - start)
+        z = rng.standard_normal((b, 2 * m)) @ root.T    # (b, 2m)
+        noise_part = relu(z) @ sign / m                 # (1/m) sum_k j_k sigma(z_k)
+        score = 0.0
+        for y_hat in (1.0, -1.0):
+            signal_part = relu(y_hat * sig_pre).sum(axis=1) @ sign / m
+            score = score + 0.5 * (y_hat * (signal_part + noise_part) <= 0)
+        errors[start:start + b] = score
+    return errors
+
+
+def test_error(W, u, v, sigma_p, flip, layout, n_test, rng, estimator="reduced"):
+    """Clean and noisy test error of the network W on a task, with standard errors.
+
+    Parameters
+    ----------
+    W : ndarray of shape (2, m, d)
+    u, v : ndarray of shape (d,)
+        The task's shared and own signal.
+    sigma_p, flip : float
+    layout : {"joint", "split"}
+    n_test : int
+        Independent draws.
+    rng : numpy.random.Generator
+    estimator : {"reduced", "sample"}
+
+    Returns
+    -------
+    dict with ``clean_error``, ``clean_error_se``, ``noisy_error``,
+    ``noisy_error_se``, ``n_test``, ``estimator``.
+    """
+    W = check_weights(W)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if int(n_test) < 2:
+        raise ValueError("n_test must be at least 2")
+    draw = _reduced_errors if estimator == "reduced" else _sample_errors
+    e = draw(W, u, v, sigma_p, layout, int(n_test), rng)
+    clean, se = float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size))
+    return {"clean_error": clean, "clean_error_se": se,
+            "noisy_error": flip + (1.0 - 2.0 * flip) * clean,
+            "noisy_error_se": (1.0 - 2.0 * flip) * se,
+            "n_test": int(n_test), "estimator": estimator}
+
+
+test_error.__test__ = False  # a library function, not a pytest test

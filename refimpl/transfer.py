@@ -1,0 +1,156 @@
+"""The transfer operator and the three-stage experiment (MODEL.md section 5):
+``up`` (upstream training), ``down`` (fine-tuning from inherited weights) and
+``scratch`` (the baseline with the same downstream data and fresh filters).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config, n_inherited
+from .data import sample_task, signal_vectors
+from .evaluation import test_error
+from .train import Stage, train_stage
+
+__all__ = ["n_inherited", "inherit", "Experiment", "run_experiment", "STAGES", "streams"]
+
+STAGES = ("up", "down", "scratch")
+_STREAMS = ("data_up", "init_up", "data_down", "init_down", "transfer", "test")
+
+
+def streams(seed):
+    """Independent generators for each use of randomness, all from one seed
+    (a SeedSequence spawned once per use): the same seed gives the same draws
+    for each use whatever the others do."""
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {name: np.random.default_rng(c) for name, c in zip(_STREAMS, children)}
+
+
+def inherit(W_up, W_fresh, alpha, rng, granularity="filter", rescale=1.0):
+    """The transfer operator (MODEL.md section 5.2).
+
+    ``filter``: for each class j, round(alpha m_2) upstream filters chosen
+    uniformly at random are copied (times ``rescale``) into as many downstream
+    positions chosen uniformly at random, in order; the class is kept. The
+    other downstream filters keep their fresh values W_fresh.
+    ``entry``: each weight entry is inherited in place with probability alpha.
+
+    Parameters
+    ----------
+    W_up : ndarray of shape (2, m_1, d)
+    W_fresh : ndarray of shape (2, m_2, d)
+    alpha : float in [0, 1]
+    rng : numpy.random.Generator
+    granularity : {"filter", "entry"}
+    rescale : float
+
+    Returns
+    -------
+    W0 : ndarray of shape (2, m_2, d)
+        Downstream initial weights.
+    inherited : ndarray of shape (2, m_2) or (2, m_2, d), bool
+    source : ndarray of shape (2, m_2), int
+        The upstream filter each downstream filter inherits from; -1 for
+        fresh filters (``entry``: the same index, where any entry is inherited).
+    """
+    m1, m2 = W_up.shape[1], W_fresh.shape[1]
+    W0 = W_fresh.copy()
+    if granularity == "entry":
+        if m1 != m2:
+            raise ValueError("granularity='entry' needs equal upstream and downstream widths")
+        inherited = rng.random(W_fresh.shape) < alpha
+        W0[inherited] = rescale * W_up[inherited]
+        source = np.where(inherited.any(axis=2), np.arange(m2)[None, :], -1)
+        return W0, inherited, source
+    k = n_inherited(alpha, m2)
+    if k > m1:
+        raise ValueError(f"cannot inherit {k} filters per class from an upstream width of {m1}")
+    inherited = np.zeros((2, m2), bool)
+    source = np.full((2, m2), -1)
+    for j in range(2):
+        src = np.sort(rng.choice(m1, size=k, replace=False))
+        dst = np.sort(rng.choice(m2, size=k, replace=False))
+        W0[j, dst] = rescale * W_up[j, src]
+        inherited[j, dst] = True
+        source[j, dst] = src
+    return W0, inherited, source
+
+
+@dataclass
+class Experiment:
+    """The three stages of one run and what is needed to evaluate them."""
+
+    config: Config
+    u: np.ndarray
+    v_up: np.ndarray
+    v_down: np.ndarray
+    stages: dict
+    inherited: np.ndarray
+    source: np.ndarray
+
+    def task_of(self, stage):
+        """(v, sigma_p, flip) of the task a stage is trained and tested on."""
+        c = self.config
+        if stage == "up":
+            return self.v_up, c.sigma_p_up, c.flip_up
+        return self.v_down, c.sigma_p_down, c.flip_down
+
+    def test_error(self, stage, W=None, n_test=None, estimator=None):
+        """Test error of a stage's final weights (or of W) on the stage's task.
+
+        The test draws come from the run's own ``test`` stream, restarted for
+        every call: transfer and scratch are scored on the same draws
+        (common random numbers), so their difference has a small variance."""
+        c = self.config
+        v, sigma_p, flip = self.task_of(stage)
+        W = self.stages[stage].W_final if W is None else W
+        return test_error(W, self.u, v, sigma_p, flip, c.layout,
+                          n_test or c.n_test, streams(c.seed)["test"],
+                          estimator or c.estimator)
+
+    @property
+    def inherited_filters(self):
+        """(2, m_2) bool: filters holding any inherited weight."""
+        return self.source >= 0
+
+
+def run_experiment(config: Config, progress=None) -> Experiment:
+    """Train ``up``, transfer, fine-tune ``down`` and train ``scratch``
+    (MODEL.md section 5), all randomness from ``config.seed``.
+
+    Parameters
+    ----------
+    config : Config
+    progress : callable(stage, step, cap, loss), optional
+
+    Returns
+    -------
+    Experiment
+    """
+    c = config
+    rng = streams(c.seed)
+    u, v_up, v_down = signal_vectors(c.d, c.u_norm, c.v_up_norm, c.v_down_norm, c.v_cos)
+    up_task = sample_task(rng["data_up"], c.n_up, u, v_up, c.sigma_p_up, c.flip_up, c.layout)
+    down_task = sample_task(rng["data_down"], c.n_down, u, v_down, c.sigma_p_down,
+                            c.flip_down, c.layout)
+    W_up0 = c.sigma_0 * rng["init_up"].standard_normal((2, c.m, c.d))
+    W_fresh = c.sigma_0 * rng["init_down"].standard_normal((2, c.m2, c.d))
+
+    def report(name):
+        return None if progress is None else (lambda t, cap, loss: progress(name, t, cap, loss))
+
+    def fit(name, W0, task, steps, weight_decay, trainable=None):
+        return train_stage(W0, task, c.eta, steps, weight_decay=weight_decay,
+                           trainable=trainable, epsilon=c.epsilon,
+                           snapshots=c.snapshots, progress=report(name))
+
+    up = fit("up", W_up0, up_task, c.steps_up, c.weight_decay_up)
+    W_down0, inherited, source = inherit(up.W_final, W_fresh, c.alpha, rng["transfer"],
+                                         c.granularity, c.rescale_inherited)
+    trainable = ~inherited if c.freeze_inherited else None
+    down = fit("down", W_down0, down_task, c.steps_down, c.weight_decay, trainable)
+    scratch = fit("scratch", W_fresh, down_task, c.steps_down, c.weight_decay)
+    return Experiment(config=c, u=u, v_up=v_up, v_down=v_down,
+                      stages={"up": up, "down": down, "scratch": scratch},
+                      inherited=inherited, source=source)

@@ -138,3 +138,15 @@ def invariants(stage):
     }
     return {name: {"applies": applies, "holds": test() if applies else None}
             for name, (applies, test) in checks.items()}
+
+
+def universal_knowledge(W, u):
+    """K_{j,r} = j <w_{j,r}, u> (MODEL.md section 4), shape (..., 2, m)."""
+    return J[:, None] * np.einsum("...jrd,d->...jr", W, u)
+
+
+def noise_part(stage, k=-1):
+    """sum_i (rho_bar + rho_under)_{j,r,i} xi_i/|xi_i|^2 at snapshot k, shape (2, m, d):
+    the noise memorised during the stage (MODEL.md section 4)."""
+    _, xi_dir = _directions(stage.task.signals, stage.task.xi)
+    return np.einsum("jri,id->jrd", stage.rho_bar[k] + stage.rho_under[k], xi_dir)

@@ -154,3 +154,16 @@ def run_experiment(config: Config, progress=None) -> Experiment:
     return Experiment(config=c, u=u, v_up=v_up, v_down=v_down,
                       stages={"up": up, "down": down, "scratch": scratch},
                       inherited=inherited, source=source)
+
+
+def inherited_noise_energy(exp: Experiment):
+    """|rescale * sum_i rho^up_{j,r,i} xi^up_i/|xi^up_i|^2| carried into each
+    downstream filter (MODEL.md section 4), shape (2, m_2); 0 for fresh filters.
+    With entry granularity only the inherited entries count."""
+    from .decomposition import noise_part
+
+    N_up = noise_part(exp.stages["up"])
+    src = np.maximum(exp.source, 0)
+    carried = exp.config.rescale_inherited * N_up[np.arange(2)[:, None], src]   # (2, m_2, d)
+    mask = exp.inherited if exp.inherited.ndim == 3 else exp.inherited[..., None]
+    return np.linalg.norm(np.where(mask, carried, 0.0), axis=-1)

@@ -1,0 +1,112 @@
+"""A readable summary of one experiment: test errors, coefficient summaries,
+universal knowledge, checks of the decomposition and theory indicators."""
+from __future__ import annotations
+
+import numpy as np
+
+from .decomposition import invariants, projection_error, reconstruction_error, universal_knowledge
+from .theory import indicators
+from .transfer import STAGES, Experiment, inherited_noise_energy
+
+__all__ = ["summarize", "format_summary"]
+
+_ERROR_NAMES = {"transfer": "down", "scratch": "scratch", "upstream": "up"}
+
+
+def _stats(a):
+    a = np.asarray(a, dtype=float)
+    if a.size == 0:
+        return {"mean": None, "max": None, "min": None}
+    return {"mean": float(a.mean()), "max": float(a.max()), "min": float(a.min())}
+
+
+def _coefficients(stage):
+    trainable = stage.trainable
+    return {
+        "steps": stage.T,
+        "stopped_by_epsilon": bool(stage.stopped),
+        "final_loss": float(stage.loss[-1]),
+        "gamma": _stats(stage.gamma[-1][trainable]),
+        "rho_bar": _stats(stage.rho_bar[-1][trainable]),
+        "rho_under": _stats(stage.rho_under[-1][trainable]),
+    }
+
+
+def summarize(exp: Experiment) -> dict:
+    """Everything the ``run`` command reports, as a JSON-ready dict.
+
+    Keys ``transfer``, ``scratch``, ``upstream`` hold the test errors
+    (``clean_error``, ``clean_error_se``, ``noisy_error``, ``noisy_error_se``);
+    ``gain`` is scratch minus transfer clean error (same test draws).
+    """
+    out = {name: exp.test_error(stage) for name, stage in _ERROR_NAMES.items()}
+    out["gain"] = out["scratch"]["clean_error"] - out["transfer"]["clean_error"]
+    out["coefficients"] = {s: _coefficients(exp.stages[s]) for s in STAGES}
+    down, scratch = exp.stages["down"], exp.stages["scratch"]
+    inh = exp.inherited_filters
+    K0, K1 = universal_knowledge(down.W[0], exp.u), universal_knowledge(down.W[-1], exp.u)
+    out["universal_knowledge"] = {
+        "transfer_start_inherited": _stats(K0[inh])["mean"],
+        "transfer_start_fresh": _stats(K0[~inh])["mean"],
+        "transfer_end_inherited": _stats(K1[inh])["mean"],
+        "transfer_end_fresh": _stats(K1[~inh])["mean"],
+        "scratch_end": _stats(universal_knowledge(scratch.W[-1], exp.u))["mean"],
+        "inherited_noise_energy": _stats(inherited_noise_energy(exp)[inh])["mean"],
+        "inherited_filters_per_class": int(inh[0].sum()),
+    }
+    out["checks"] = {s: {"reconstruction_rel_error": reconstruction_error(exp.stages[s]),
+                         "projection_rel_error": projection_error(exp.stages[s]),
+                         "invariants": invariants(exp.stages[s])} for s in STAGES}
+    out["theory"] = indicators(exp.config)
+    return out
+
+
+def _err(e):
+    return (f"clean {e['clean_error']:.4f} +- {e['clean_error_se']:.4f}   "
+            f"noisy {e['noisy_error']:.4f} +- {e['noisy_error_se']:.4f}")
+
+
+def _num(x):
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def format_summary(s: dict) -> str:
+    """The summary as lines of text."""
+    lines = ["test error (clean: against the true label; noisy: against the observed one)",
+             f"  transfer (down)  {_err(s['transfer'])}",
+             f"  scratch          {_err(s['scratch'])}",
+             f"  upstream (up)    {_err(s['upstream'])}",
+             f"  gain = scratch - transfer (clean): {s['gain']:+.4f}"
+             f"  ({'transfer helps' if s['gain'] > 0 else 'no gain' if s['gain'] == 0 else 'negative transfer'})",
+             "", "coefficients at the last step (trainable filters)",
+             "  stage     steps  loss        gamma mean/max       rho_bar mean/max     rho_under min"]
+    for name, c in s["coefficients"].items():
+        lines.append(f"  {name:<8} {c['steps']:>6}  {c['final_loss']:<10.3g}  "
+                     f"{_num(c['gamma']['mean']):>9} {_num(c['gamma']['max']):>9}  "
+                     f"{_num(c['rho_bar']['mean']):>9} {_num(c['rho_bar']['max']):>9}  "
+                     f"{_num(c['rho_under']['min']):>9}")
+    k = s["universal_knowledge"]
+    lines += ["", "universal knowledge K = j<w, u> (mean over filters)",
+              f"  transfer start: inherited {_num(k['transfer_start_inherited'])}, "
+              f"fresh {_num(k['transfer_start_fresh'])}",
+              f"  transfer end:   inherited {_num(k['transfer_end_inherited'])}, "
+              f"fresh {_num(k['transfer_end_fresh'])}",
+              f"  scratch end:    {_num(k['scratch_end'])}",
+              f"  inherited filters per class {k['inherited_filters_per_class']}, "
+              f"inherited noise energy (mean) {_num(k['inherited_noise_energy'])}"]
+    lines += ["", "checks of the decomposition (MODEL.md section 4)"]
+    for name, c in s["checks"].items():
+        inv = c["invariants"]
+        held = [n for n, v in inv.items() if v["applies"] and v["holds"]]
+        broken = [n for n, v in inv.items() if v["applies"] and not v["holds"]]
+        lines.append(f"  {name:<8} reconstruction {c['reconstruction_rel_error']:.1e}  "
+                     f"projection {c['projection_rel_error']:.1e}  invariants: "
+                     f"{len(held)} hold" + (f", BROKEN: {', '.join(broken)}" if broken else ""))
+    t = s["theory"]
+    lines += ["", "theory indicators (MODEL.md section 7)"]
+    for task in ("up", "down"):
+        q = t[task]
+        lines.append(f"  {task:<5} SNR {q['snr']:.3g}   n|mu|^4/(sigma_p^4 d) {q['kou_indicator']:.3g}   "
+                     f"n|mu|^2/(sigma_p^2 d) {q['stage1_ratio']:.3g}")
+    lines.append(f"  Gamma_inh {t['gamma_inh']:.3g}  ({t['gamma_inh_note']})")
+    return "\n".join(lines)

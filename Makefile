@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Both create
+# .venv with the machine's python3 when it is missing and install the package.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test venv bench validate clean
+
+venv: $(PY)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,plot,realdata]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(PY) -m refimpl run --out out
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed-run
+	$(PY) validation/bench_step.py
+
+validate: $(VENV)/.installed-test
+	$(PY) -m refimpl validate --out validation/report
+
+clean:
+	rm -rf $(VENV) out build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,466 @@
+"""The ``validate`` subcommand: run the validation scripts and write a report.
+
+Each validation script ``validation/<name>.py`` (the folder next to the
+package; the repository is installed editable) follows one protocol:
+
+- module attributes ``NAME`` (str, equal to the file name) and ``CLAIM``
+  (one line: what the paper's theory predicts, MODEL.md section 8);
+- ``run(out, quick=False, jobs=1) -> dict``: ``out`` is a :class:`pathlib.Path`
+  folder; the script writes its numbers (JSON, plus CSV where tabular) and
+  figures (PNG, only when :func:`refimpl.plotting.available`; otherwise the
+  markdown says :data:`refimpl.plotting.INSTALL_HINT`) into ``out/<name>/``
+  and returns a dict with at least ``name``, ``claim``, ``statistic`` (text),
+  ``verdict`` (``"PASS"`` or ``"FAIL"``; FAIL means the claim did not
+  reproduce: a finding, not an error) and ``markdown`` (its REPORT.md section,
+  containing the verdict line made by :func:`verdict_line`);
+- runnable on its own::
+
+      if __name__ == "__main__":
+          import sys
+          from refimpl.validate import script_main
+          sys.exit(script_main(sys.modules[__name__]))
+
+  which accepts ``[--quick] [--jobs N] [--out DIR]``.
+
+``python -m refimpl validate [NAME ...] [--quick] [--jobs N] [--out DIR]``
+runs the named scripts (all present ones when no name is given, in the fixed
+order of :data:`SCRIPT_NAMES`) and writes ``OUT/REPORT.md`` (every script's
+section, a summary table, the wall time of each script and of the whole run,
+and the scripts that are missing) and ``OUT/validate.json`` (the same in JSON).
+When only some scripts run, the sections of the others are kept from an
+earlier run into the same folder with the same ``--quick`` setting (marked
+as such), so the report stays complete.
+
+Exit status: 0 when every script ran and returned a well-formed result (PASS
+or FAIL), 1 when a script raised or returned a malformed result (the report
+shows the traceback), 2 for a usage mistake (unknown name, a named script that
+is not present, a bad ``--jobs``). With ``--strict`` a FAIL verdict also
+gives 1.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import importlib.util
+import io
+import json
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+__all__ = ["SCRIPT_NAMES", "VERDICTS", "validation_dir", "script_path", "load_script",
+           "check_result", "run_scripts", "write_report", "script_main", "register",
+           "verdict_line", "script_out", "write_json", "write_csv", "figure_note",
+           "fmt_mean_se", "DEFAULT_OUT"]
+
+SCRIPT_NAMES = ("coefficients", "phase_single", "gain_shared", "gain_upstream_n", "gain_alpha",
+                "gain_noise_dim", "negative_transfer", "mechanism", "mitigation", "robustness",
+                "crosscheck", "realdata")
+"""All validation scripts, in report order (issues 3, 4 and 5)."""
+
+VERDICTS = ("PASS", "FAIL")
+REQUIRED_KEYS = ("name", "claim", "statistic", "verdict", "markdown")
+DEFAULT_OUT = "out/validation"
+REPORT_NAME = "REPORT.md"
+STATE_NAME = "validate.json"
+
+
+# ----------------------------------------------------------------------
+# helpers the scripts share
+def verdict_line(verdict, claim, statistic):
+    """The report's verdict line: ``**Verdict: PASS** — claim — statistic``."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be 'PASS' or 'FAIL', got {verdict!r}")
+    return f"**Verdict: {verdict}** — {claim} — {statistic}"
+
+
+def script_out(out, name):
+    """``out/<name>/``, created; the folder a script writes into."""
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _jsonable(x):
+    """numpy scalars and arrays to plain Python; NaN/inf to None (strict JSON)."""
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    return x
+
+
+def write_json(path, obj):
+    """Write ``obj`` as strict JSON (NaN becomes null) atomically; returns the path."""
+    from .trajectory import atomic_write
+
+    text = json.dumps(_jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    atomic_write(path, lambda fh: fh.write(text.encode()))
+    return Path(path)
+
+
+def write_csv(path, header, rows):
+    """Write a CSV with a header row; returns the path."""
+    from .trajectory import atomic_write
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"CSV row of length {len(row)} for a header of {len(header)}")
+        w.writerow([_csv_cell(v) for v in row])
+    atomic_write(path, lambda fh: fh.write(buf.getvalue().encode()))
+    return Path(path)
+
+
+def _csv_cell(v):
+    v = _jsonable(v)
+    if isinstance(v, float):
+        return repr(v)
+    return "" if v is None else v
+
+
+def figure_note(paths):
+    """Markdown for figures: image links relative to the report, or the
+    install hint when matplotlib is missing (``paths`` empty)."""
+    from .plotting import INSTALL_HINT, available
+
+    if not available():
+        return f"_No figure: {INSTALL_HINT}._"
+    return "\n\n".join(f"![{Path(p).stem}]({Path(p).parent.name}/{Path(p).name})" for p in paths)
+
+
+def fmt_mean_se(mean, se, digits=4):
+    """``0.1234 ± 0.0012``."""
+    if mean is None or (isinstance(mean, float) and not math.isfinite(mean)):
+        return "n/a"
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+# ----------------------------------------------------------------------
+# discovery
+def validation_dir():
+    """The ``validation/`` folder beside the package (editable install)."""
+    return Path(__file__).resolve().parent.parent / "validation"
+
+
+def script_path(name):
+    return validation_dir() / f"{name}.py"
+
+
+def _usage_error(msg):
+    from .cli import UsageError
+    return UsageError(msg)
+
+
+def load_script(name):
+    """Import ``validation/<name>.py`` as a module; UsageError when the name
+    is unknown or the file is not present."""
+    if name not in SCRIPT_NAMES:
+        raise _usage_error(f"unknown validation script {name!r}; known: {', '.join(SCRIPT_NAMES)}")
+    path = script_path(name)
+    if not path.is_file():
+        raise _usage_error(f"validation script {name!r} is not present "
+                           f"(expected {path}); present: {', '.join(present_scripts()) or 'none'}")
+    modname = f"refimpl_validation_{name}"
+    spec = importlib.util.spec_from_file_location(modname, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    spec.loader.exec_module(module)
+    _pickle_by_value(module)
+    return module
+
+
+def _pickle_by_value(module):
+    """Functions of a script loaded from a file are not importable by the
+    joblib workers: pickle them by value."""
+    try:
+        from joblib.externals import cloudpickle
+        cloudpickle.register_pickle_by_value(module)
+    except Exception:            # joblib missing or an old cloudpickle: nothing to do
+        pass
+
+
+def present_scripts():
+    return [n for n in SCRIPT_NAMES if script_path(n).is_file()]
+
+
+# ----------------------------------------------------------------------
+# running
+def check_result(result, name):
+    """Problems with a script's returned dict (empty list when well formed)."""
+    if not isinstance(result, dict):
+        return [f"run() returned {type(result).__name__}, not a dict"]
+    problems = [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in result]
+    if problems:
+        return problems
+    if result["name"] != name:
+        problems.append(f"name is {result['name']!r}, expected {name!r}")
+    if result["verdict"] not in VERDICTS:
+        problems.append(f"verdict is {result['verdict']!r}, expected 'PASS' or 'FAIL'")
+    elif f"**Verdict: {result['verdict']}**" not in str(result["markdown"]):
+        problems.append("markdown lacks the verdict line **Verdict: PASS|FAIL**")
+    for k in ("claim", "statistic", "markdown"):
+        if not isinstance(result[k], str):
+            problems.append(f"{k} must be a string")
+    return problems
+
+
+def _run_module(module, name, out, quick, jobs, stream):
+    """Run one script; returns its report entry (never raises for a script's
+    own failure: the entry then has status 'error')."""
+    start = time.monotonic()
+    print(f"[refimpl] validate {name}: running ({'quick' if quick else 'full size'}, "
+          f"jobs={jobs})", file=stream, flush=True)
+    entry = {"name": name, "claim": getattr(module, "CLAIM", ""), "quick": bool(quick),
+             "jobs": jobs, "finished_utc": None}
+    try:
+        result = module.run(Path(out), quick=quick, jobs=jobs)
+        problems = check_result(result, name)
+    except KeyboardInterrupt:
+        raise
+    except Exception:
+        result, problems = None, None
+        entry.update(status="error", verdict="ERROR", statistic="the script raised",
+                     markdown=f"## {name}\n\n**Verdict: ERROR** — the script raised:\n\n"
+                              f"```\n{traceback.format_exc()}```\n")
+    if result is not None:
+        if problems:
+            entry.update(status="error", verdict="ERROR",
+                         statistic="malformed result: " + "; ".join(problems),
+                         markdown=f"## {name}\n\n**Verdict: ERROR** — malformed result: "
+                                  + "; ".join(problems) + "\n")
+        else:
+            entry.update({k: v for k, v in result.items() if k != "markdown"})
+            entry.update(status="ok", markdown=result["markdown"])
+    entry["seconds"] = time.monotonic() - start
+    entry["finished_utc"] = _now()
+    print(f"[refimpl] validate {name}: {entry['verdict']} in {entry['seconds']:.1f} s — "
+          f"{entry['statistic']}", file=stream, flush=True)
+    return _jsonable(entry)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def run_scripts(names=None, out=DEFAULT_OUT, quick=False, jobs=1, modules=None, stream=None,
+                command=None):
+    """Run validation scripts and write ``out/REPORT.md`` and ``out/validate.json``.
+
+    Parameters
+    ----------
+    names : list of str, optional
+        Scripts to run (each must be present); None or empty: all present ones.
+    out : path
+    quick : bool
+    jobs : int
+        joblib workers each script may use.
+    modules : dict name -> module, optional
+        Already loaded scripts (``script_main`` passes the running one).
+    command : str, optional
+        The command line recorded in the report.
+
+    Returns
+    -------
+    dict
+        The report state: ``entries`` (one per script that ran), ``missing``,
+        ``wall_seconds``, ...
+    """
+    stream = sys.stderr if stream is None else stream
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise _usage_error(f"--jobs must be a positive integer, got {jobs!r}")
+    modules = dict(modules or {})
+    if names:
+        for n in names:
+            if n not in modules:
+                modules[n] = load_script(n)
+        order = [n for n in SCRIPT_NAMES if n in names] + [n for n in names if n not in SCRIPT_NAMES]
+        order = list(dict.fromkeys(order))
+    else:
+        for n in present_scripts():
+            modules.setdefault(n, None)
+        order = [n for n in SCRIPT_NAMES if n in modules]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    entries = {}
+    for n in order:
+        module = modules[n] if modules[n] is not None else load_script(n)
+        entries[n] = _run_module(module, n, out, quick, jobs, stream)
+    wall = time.monotonic() - start
+    state = _merge_state(out, entries, quick, wall, jobs, command)
+    write_report(out, state)
+    print(f"[refimpl] validate: wrote {out / REPORT_NAME} ({wall:.1f} s)", file=stream, flush=True)
+    return state
+
+
+def _merge_state(out, entries, quick, wall, jobs, command):
+    """This run's entries plus the other scripts' entries of an earlier run
+    into the same folder with the same ``quick`` setting."""
+    previous = {}
+    path = Path(out) / STATE_NAME
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if old.get("quick") == bool(quick):
+                previous = {e["name"]: e for e in old.get("entries", [])
+                            if isinstance(e, dict) and "name" in e}
+        except (OSError, ValueError, TypeError, AttributeError):
+            previous = {}
+    merged = []
+    for n in SCRIPT_NAMES + tuple(sorted(set(entries) | set(previous))):
+        if any(e["name"] == n for e in merged):
+            continue
+        if n in entries:
+            merged.append({**entries[n], "this_run": True})
+        elif n in previous and script_path(n).is_file():
+            merged.append({**previous[n], "this_run": False})
+    return {"quick": bool(quick), "jobs": jobs, "command": command, "finished_utc": _now(),
+            "wall_seconds": wall, "entries": merged,
+            "missing": [n for n in SCRIPT_NAMES if not script_path(n).is_file()],
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "platform": platform.platform()}}
+
+
+def write_report(out, state):
+    """Write ``out/REPORT.md`` and ``out/validate.json`` from a report state."""
+    from . import __version__
+    from .trajectory import atomic_write
+
+    entries = state["entries"]
+    size = "quick (CI size)" if state["quick"] else "full size"
+    lines = ["# Validation report", "",
+             f"Generated by refimpl {__version__} on {state['finished_utc']}, {size}, "
+             f"`--jobs {state['jobs']}`, on a {state['machine']['cpus']}-CPU machine "
+             f"(Python {state['machine']['python']}).", ""]
+    if state.get("command"):
+        lines += [f"Command: `{state['command']}`", ""]
+    lines += [f"**Measured wall time of this run: {state['wall_seconds']:.1f} s "
+              f"({state['wall_seconds'] / 60:.1f} min)** for the scripts it ran "
+              f"(marked * below).", "",
+              "The claims are those of MODEL.md section 8. FAIL means the claim did not "
+              "reproduce in the regime tested (a finding, shown with its numbers); ERROR "
+              "means the script itself broke.", "",
+              "| script | verdict | statistic | wall time |", "| --- | --- | --- | --- |"]
+    for e in entries:
+        mark = "*" if e.get("this_run") else f" (earlier run, {e.get('finished_utc')})"
+        stat = str(e.get("statistic", "")).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| [{e['name']}](#{e['name']}) | {e['verdict']} | {stat} | "
+                     f"{e.get('seconds', float('nan')):.1f} s{mark} |")
+    if state["missing"]:
+        lines += ["", "Scripts not present in this version (not run): "
+                  + ", ".join(f"`validation/{n}.py`" for n in state["missing"]) + "."]
+    lines.append("")
+    for e in entries:
+        section = str(e.get("markdown", "")).rstrip()
+        lines += ["", section, "",
+                  f"_Wall time of `{e['name']}`: {e.get('seconds', float('nan')):.1f} s"
+                  + ("" if e.get("this_run") else f" (earlier run, {e.get('finished_utc')})")
+                  + "._"]
+    text = "\n".join(lines) + "\n"
+    out = Path(out)
+    atomic_write(out / REPORT_NAME, lambda fh: fh.write(text.encode()))
+    write_json(out / STATE_NAME, state)
+    return out / REPORT_NAME
+
+
+def _status(state, names, strict):
+    ran = [e for e in state["entries"] if e.get("this_run")]
+    if any(e.get("status") != "ok" for e in ran):
+        return 1
+    if strict and any(e.get("verdict") != "PASS" for e in ran):
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------
+# command line
+def _add_common_arguments(p, default_out):
+    p.add_argument("--quick", action="store_true",
+                   help="small CI-size version (seconds per script)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="parallel workers for the sweeps (default 1)")
+    p.add_argument("--out", metavar="DIR", default=default_out,
+                   help=f"output folder (default: {default_out})")
+    p.add_argument("--strict", action="store_true",
+                   help="exit status 1 when a claim does not reproduce (FAIL)")
+
+
+def _validate_command(args):
+    names = list(dict.fromkeys(args.names or []))
+    for n in names:          # all usage errors before any work
+        if n not in SCRIPT_NAMES:
+            raise _usage_error(f"unknown validation script {n!r}; known: {', '.join(SCRIPT_NAMES)}")
+        if not script_path(n).is_file():
+            raise _usage_error(f"validation script {n!r} is not present (expected {script_path(n)}); "
+                               f"present: {', '.join(present_scripts()) or 'none'}")
+    if args.jobs < 1:
+        raise _usage_error(f"--jobs must be a positive integer, got {args.jobs}")
+    command = "python -m refimpl validate" + "".join(f" {n}" for n in names) + \
+        (" --quick" if args.quick else "") + f" --jobs {args.jobs} --out {args.out}"
+    state = run_scripts(names, out=args.out, quick=args.quick, jobs=args.jobs, command=command)
+    return _status(state, names, args.strict)
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "validate", help="run the validation scripts and write REPORT.md",
+        description="Run the validation scripts (validation/<name>.py; all present ones "
+                    "when no NAME is given, in the order " + ", ".join(SCRIPT_NAMES) +
+                    ") and write DIR/REPORT.md with each claim's verdict, statistic and "
+                    "figures. Exit status 0 when every script ran (PASS or FAIL), 1 when "
+                    "one broke, 2 for a usage mistake.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="scripts to run (default: all)")
+    _add_common_arguments(p, DEFAULT_OUT)
+    p.set_defaults(func=_validate_command)
+
+
+def script_main(module, argv=None):
+    """Command line of a single script: ``python validation/<name>.py
+    [--quick] [--jobs N] [--out DIR] [--strict]``. Returns the exit status."""
+    from .cli import Parser, UsageError
+    from .config import ConfigError
+
+    name = getattr(module, "NAME", None)
+    if not isinstance(name, str):
+        print("refimpl: error: a validation script must define NAME", file=sys.stderr)
+        return 2
+    p = Parser(prog=f"python validation/{name}.py",
+               description=getattr(module, "CLAIM", None) or f"validation script {name}")
+    _add_common_arguments(p, DEFAULT_OUT)
+    args = p.parse_args(argv)
+    _pickle_by_value(module)
+    command = f"python validation/{name}.py" + (" --quick" if args.quick else "") + \
+        f" --jobs {args.jobs} --out {args.out}"
+    try:
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be a positive integer, got {args.jobs}")
+        state = run_scripts([name], out=args.out, quick=args.quick, jobs=args.jobs,
+                            modules={name: module}, command=command)
+    except (UsageError, ConfigError) as exc:
+        print(f"refimpl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("refimpl: interrupted", file=sys.stderr)
+        return 130
+    entry = next(e for e in state["entries"] if e["name"] == name)
+    print(f"{name}: {entry['verdict']} — {entry['statistic']}")
+    return _status(state, [name], args.strict)

@@ -57,10 +57,10 @@ def run_main(config: Config, out="out", quiet=False, stream=None):
     exp = run_experiment(config, progress=progress.stage)
     summary = summarize(exp)
     summary["config"] = config.to_dict()
-    print(format_summary(summary), file=stream)
     save(os.path.join(out, "trajectory.npz"), exp)
     text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
     atomic_write(os.path.join(out, "summary.json"), lambda fh: fh.write(text.encode()))
+    print(format_summary(summary), file=stream)
     print(f"\nwrote {os.path.join(out, 'trajectory.npz')} and {os.path.join(out, 'summary.json')}",
           file=stream)
     return summary
@@ -111,6 +111,9 @@ def main(argv=None):
     except (ConfigError, UsageError) as exc:
         print(f"refimpl: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:           # output piped into e.g. `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         print(f"refimpl: error:{where} {exc.strerror or exc}", file=sys.stderr)

@@ -110,7 +110,7 @@ class Config:
     m_down: int | None = field(default=None, metadata=_int(1, optional=True))
     n_up: int = field(default=200, metadata=_int(1))
     n_down: int = field(default=10, metadata=_int(1))
-    u_norm: float = field(default=5.0, metadata=_real(0.0))
+    u_norm: float = field(default=3.0, metadata=_real(0.0))
     v_up_norm: float = field(default=1.0, metadata=_real(0.0))
     v_down_norm: float = field(default=1.0, metadata=_real(0.0))
     v_cos: float = field(default=0.0, metadata=_real(-1.0, 1.0))

@@ -1,0 +1,158 @@
+"""The sweep runner: resume after a kill, worker-count independence, corrupt
+results recomputed, seeds derived from the config."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from refimpl.config import Config
+from refimpl.sweep import derive_seed, read_result, run_sweep
+
+TINY = Config(d=40, m=2, n_up=10, n_down=6, steps_up=20, steps_down=20, snapshots=2,
+              n_test=200, u_norm=2.0, sigma_p_up=1.0, sigma_p_down=1.0)
+
+SLOW_MODULE = '''
+import time
+from refimpl.sweep import measure_single
+
+def slow(config, delay=0.0):
+    time.sleep(delay)
+    return measure_single(config)
+'''
+
+RUNNER = '''
+import sys
+from refimpl.config import Config
+from refimpl.sweep import run_sweep
+import slowmeasure
+cfg = Config.from_dict({cfg!r})
+grid = [cfg.replace(u_norm=float(u)) for u in (0.5, 1.0, 2.0, 4.0)]
+run_sweep(grid, measure=slowmeasure.slow, replicates=3, jobs={jobs}, cache={cache!r},
+          options={{"delay": {delay}}}, progress=False)
+'''
+
+
+def _grid():
+    return [TINY.replace(u_norm=float(u)) for u in (0.5, 1.0, 2.0, 4.0)]
+
+
+def _files(folder):
+    return sorted(Path(folder).glob("*/*.json"))
+
+
+@pytest.fixture
+def slowmeasure(tmp_path, monkeypatch):
+    mod_dir = tmp_path / "mods"
+    mod_dir.mkdir()
+    (mod_dir / "slowmeasure.py").write_text(SLOW_MODULE)
+    monkeypatch.syspath_prepend(str(mod_dir))
+    import importlib
+    import slowmeasure as mod
+    importlib.reload(mod)
+    return mod_dir, mod
+
+
+def test_resume_after_kill_gives_the_same_table(tmp_path, slowmeasure):
+    mod_dir, mod = slowmeasure
+    cache = tmp_path / "cache"
+    script = RUNNER.format(cfg=TINY.to_dict(), jobs=2, cache=str(cache), delay=0.4)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(mod_dir), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    try:
+        while len(_files(cache)) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the sweep never wrote a result"
+            time.sleep(0.02)
+    finally:
+        # kill the sweep and its joblib workers (the process group we started)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    n_before = len(_files(cache))
+    assert 2 <= n_before < 12, "the kill must interrupt the sweep mid-way"
+    for f in _files(cache):          # what survived the kill is complete
+        rec = json.loads(f.read_text())
+        assert read_result(f, rec["key"]) is not None
+
+    # the delay is a measure option, part of the key: resume with the same one
+    resumed = run_sweep(_grid(), measure=mod.slow, replicates=3, jobs=1, cache=cache,
+                        options={"delay": 0.4}, progress=False)
+    assert resumed.cached == n_before
+    assert resumed.computed == 12 - n_before
+    fresh = run_sweep(_grid(), measure=mod.slow, replicates=3, jobs=1,
+                      cache=tmp_path / "other", options={"delay": 0.4}, progress=False)
+    assert fresh.cached == 0
+    assert resumed.rows() == fresh.rows()
+    again = run_sweep(_grid(), measure=mod.slow, replicates=3, jobs=1, cache=cache,
+                      options={"delay": 0.4}, progress=False)
+    assert again.cached == 12 and again.computed == 0
+
+
+def test_same_results_with_one_and_two_workers(tmp_path):
+    grid = [TINY.replace(alpha=a) for a in (0.0, 0.5, 1.0)]
+    one = run_sweep(grid, replicates=2, jobs=1, cache=tmp_path / "a", progress=False)
+    two = run_sweep(grid, replicates=2, jobs=2, cache=tmp_path / "b", progress=False)
+    assert one.computed == two.computed == 6
+    assert one.rows() == two.rows()
+    # and with no cache at all, in reverse order of the grid
+    rev = run_sweep(grid[::-1], replicates=2, jobs=2, progress=False)
+    assert rev.rows() != [] and [r["gain"] for r in rev.rows()] == \
+        [r["gain"] for p in (2, 1, 0) for r in one.rows() if r["point"] == p]
+
+
+def test_corrupt_result_is_detected_and_recomputed(tmp_path, capsys):
+    grid = _grid()[:2]
+    cache = tmp_path / "cache"
+    first = run_sweep(grid, measure="single", replicates=2, cache=cache, progress=False)
+    files = _files(cache)
+    assert len(files) == 4
+    # a truncated file (a crash mid-write without atomic rename) ...
+    files[0].write_bytes(files[0].read_bytes()[:25])
+    # ... and a complete JSON whose result was altered
+    rec = json.loads(files[1].read_text())
+    rec["result"]["err"] = 0.123456
+    files[1].write_text(json.dumps(rec))
+    second = run_sweep(grid, measure="single", replicates=2, cache=cache, progress=True)
+    err = capsys.readouterr().err
+    assert second.recomputed == 2 and second.computed == 2 and second.cached == 2
+    assert "corrupt cached result" in err and "checksum mismatch" in err and "not valid JSON" in err
+    assert second.rows() == first.rows()
+    for f in files:                   # rewritten correctly
+        assert read_result(f, json.loads(f.read_text())["key"]) is not None
+
+
+def test_seeds_derive_from_the_config():
+    a, b = TINY.replace(alpha=0.2), TINY.replace(alpha=0.8)
+    assert derive_seed(a, 0) == derive_seed(a.replace(seed=99), 0)   # own seed ignored
+    assert derive_seed(a, 0) != derive_seed(a, 1)
+    assert derive_seed(a, 0) != derive_seed(b, 0)
+    assert derive_seed(a, 0, common=("alpha",)) == derive_seed(b, 0, common=("alpha",))
+    assert derive_seed(a, 0, salt="x") != derive_seed(a, 0)
+    assert 0 <= derive_seed(a, 3) < 2**63
+    assert derive_seed(a.to_dict(), 2) == derive_seed(a, 2)
+    with pytest.raises(ValueError, match="not a config field"):
+        derive_seed(a, 0, common=("nonsense",))
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown measure"):
+        run_sweep([TINY], measure="nope", replicates=1, progress=False)
+    with pytest.raises(ValueError, match="jobs"):
+        run_sweep([TINY], replicates=1, jobs=0, progress=False)
+    with pytest.raises(TypeError, match="Config or a dict"):
+        run_sweep([42], replicates=1, progress=False)
+
+
+def test_cache_folder_ignores_itself(tmp_path):
+    run_sweep([TINY], measure="single", replicates=1, cache=tmp_path / "c", progress=False)
+    assert (tmp_path / "c" / ".gitignore").read_text().strip().endswith("*")

@@ -1,0 +1,209 @@
+"""The training kernel (MODEL.md sections 3 and 4): train_stage against
+repeated steps of the numpy twin ``naive.gd_step`` (weights, gamma, rho_bar,
+rho_under, loss), frozen filters, weight decay, chunking, snapshots and the
+epsilon stopping rule."""
+import numpy as np
+import pytest
+from hypothesis import given
+
+from refimpl import naive, network, train
+from refimpl.train import snapshot_schedule, train_stage
+from strategies import structured_task, train_problems
+
+
+def assert_close(actual, expected, rtol):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-300)
+    err = float(np.abs(actual - expected).max(initial=0.0))
+    assert err <= rtol * scale, f"max error {err:.3e} > {rtol:.0e} * {scale:.3e}"
+
+
+def naive_run(p):
+    """Repeated naive.gd_step from zero coefficients; states at steps 0..T and
+    the data loss at every step 0..T."""
+    m, S, n = p.W0.shape[1], p.task.signals.shape[0], p.task.n
+    W, gamma = p.W0.copy(), np.zeros((2, m, S))
+    rho_bar, rho_under = np.zeros((2, m, n)), np.zeros((2, m, n))
+    states, losses = [(W, gamma, rho_bar, rho_under)], []
+    for _ in range(p.steps):
+        value, W, gamma, rho_bar, rho_under = naive.gd_step(
+            W, p.task.X, p.task.y, p.task.y_clean, p.task.signals, p.task.xi, p.trainable,
+            p.eta, p.weight_decay, gamma, rho_bar, rho_under)
+        states.append((W, gamma, rho_bar, rho_under))
+        losses.append(value)
+    losses.append(naive.loss(W, p.task.X, p.task.y))
+    return states, np.array(losses)
+
+
+@given(p=train_problems())
+def test_train_stage_matches_naive_gd_steps(p):
+    """Every step of the compiled loop equals the twin's step: weights,
+    coefficients and loss; any P >= 1, frozen filters and weight decay drawn."""
+    stage = train_stage(p.W0, p.task, p.eta, p.steps, weight_decay=p.weight_decay,
+                        trainable=p.trainable, snapshots=np.arange(p.steps + 1))
+    states, losses = naive_run(p)
+    assert list(stage.steps) == list(range(p.steps + 1))
+    assert stage.T == p.steps and not stage.stopped
+    m, S, n, d = p.W0.shape[1], p.task.signals.shape[0], p.task.n, p.W0.shape[2]
+    K = p.steps + 1
+    assert stage.W.shape == (K, 2, m, d) and stage.gamma.shape == (K, 2, m, S)
+    assert stage.rho_bar.shape == stage.rho_under.shape == (K, 2, m, n)
+    assert stage.loss.shape == (K,)
+    for t, (W, gamma, rho_bar, rho_under) in enumerate(states):
+        assert_close(stage.W[t], W, 1e-12)
+        assert_close(stage.gamma[t], gamma, 1e-11)
+        assert_close(stage.rho_bar[t], rho_bar, 1e-11)
+        assert_close(stage.rho_under[t], rho_under, 1e-11)
+    np.testing.assert_allclose(stage.loss, losses, rtol=1e-12, atol=0)
+    # frozen filters do not move at all and keep zero coefficients
+    frozen = ~p.trainable
+    assert np.array_equal(stage.W[:, frozen], np.broadcast_to(p.W0[frozen], stage.W[:, frozen].shape))
+    for name in ("gamma", "rho_bar", "rho_under"):
+        assert np.all(getattr(stage, name)[:, frozen] == 0)
+    # rho_bar only for y_i = j, rho_under only for y_i = -j
+    same = np.broadcast_to(p.task.y[None, None, :] == np.array([1.0, -1.0])[:, None, None],
+                           (2, m, n))
+    assert np.all(stage.rho_bar[:, ~same] == 0) and np.all(stage.rho_under[:, same] == 0)
+    # the input is not modified
+    assert stage.W0 is not p.W0 and np.array_equal(stage.W0, p.W0)
+
+
+def small_task(seed=0, n=6, S=1, d=12, flip=0.0, signal_scale=1.0):
+    return structured_task(np.random.default_rng(seed), n, S, d, flip=flip,
+                           signal_scale=signal_scale)
+
+
+def test_weights_untouched_by_tracking_and_recorded_loss_is_data_loss():
+    task = small_task(1, flip=0.3)
+    W0 = 0.1 * np.random.default_rng(2).standard_normal((2, 3, 12))
+    kw = dict(weight_decay=0.2, snapshots=np.arange(8))
+    tracked = train_stage(W0, task, 0.5, 7, track=True, **kw)
+    untracked = train_stage(W0, task, 0.5, 7, track=False, **kw)
+    assert np.array_equal(tracked.W, untracked.W)
+    assert np.array_equal(tracked.loss, untracked.loss)
+    assert np.all(untracked.gamma == 0) and np.all(untracked.rho_bar == 0)
+    # loss[t] is the data loss of W_t, without (lambda/2)|W|^2
+    for t in range(8):
+        assert tracked.loss[t] == pytest.approx(network.loss(tracked.W[t], task.X, task.y),
+                                                rel=1e-13)
+
+
+def test_track_false_accepts_any_patch_layout():
+    task = small_task(1)
+    X = np.random.default_rng(0).standard_normal((6, 4, 12))   # P = 4, S = 1: no tracking
+    other = type(task)(X=X, y=task.y, y_clean=task.y_clean, xi=task.xi, signals=task.signals)
+    W0 = 0.1 * np.ones((2, 2, 12))
+    with pytest.raises(ValueError, match="P = S \\+ 1"):
+        train_stage(W0, other, 0.5, 3)
+    stage = train_stage(W0, other, 0.5, 3, track=False)
+    W = W0
+    for _ in range(3):
+        W = W - 0.5 * naive.gradient(W, X, task.y)
+    assert_close(stage.W_final, W, 1e-13)
+
+
+def test_chunking_does_not_change_a_bit(monkeypatch):
+    """The step loop runs in chunks; chunks of 3 steps give the same bits as
+    one chunk, and the snapshots equal the every-step run's weights."""
+    task = small_task(3, flip=0.2)
+    W0 = 0.1 * np.random.default_rng(4).standard_normal((2, 2, 12))
+    trainable = np.array([[True, False], [True, True]])
+    kw = dict(weight_decay=0.05, trainable=trainable)
+    every = train_stage(W0, task, 0.8, 10, snapshots=np.arange(11), **kw)
+    monkeypatch.setattr(train, "CHUNK", 3)
+    chunked = train_stage(W0, task, 0.8, 10, snapshots=4, **kw)
+    assert list(chunked.steps) == [0, 3, 7, 10]            # rint(linspace(0, 10, 4))
+    for name in ("W", "gamma", "rho_bar", "rho_under"):
+        assert np.array_equal(getattr(chunked, name), getattr(every, name)[chunked.steps]), name
+    assert np.array_equal(chunked.loss, every.loss)
+
+
+def test_progress_is_reported():
+    calls = []
+    task = small_task(5)
+    train_stage(0.1 * np.ones((2, 1, 12)), task, 0.5, 4, snapshots=3,
+                progress=lambda t, cap, loss: calls.append((t, cap, loss)))
+    assert calls and calls[-1][:2] == (4, 4)
+    assert all(np.isfinite(c[2]) for c in calls)
+
+
+def test_snapshot_schedule():
+    assert list(snapshot_schedule(10, 4)) == [0, 3, 7, 10]
+    assert list(snapshot_schedule(3, 21)) == [0, 1, 2, 3]     # fewer steps than snapshots
+    assert list(snapshot_schedule(0, 5)) == [0]
+    assert list(snapshot_schedule(100, 2)) == [0, 100]
+
+
+def test_zero_steps():
+    task = small_task(6)
+    W0 = 0.1 * np.ones((2, 2, 12))
+    stage = train_stage(W0, task, 1.0, 0)
+    assert list(stage.steps) == [0] and stage.T == 0
+    assert np.array_equal(stage.W[0], W0)
+    assert stage.loss.shape == (1,)
+    assert stage.loss[0] == pytest.approx(naive.loss(W0, task.X, task.y), rel=1e-14)
+
+
+def test_explicit_snapshots_include_0_and_the_last():
+    task = small_task(6)
+    stage = train_stage(0.1 * np.ones((2, 1, 12)), task, 1.0, 9, snapshots=[4, 2])
+    assert list(stage.steps) == [0, 2, 4, 9]
+
+
+def test_scale_per_filter():
+    task = small_task(7)
+    trainable = np.array([[True, False], [False, True]])
+    stage = train_stage(0.1 * np.ones((2, 2, 12)), task, 0.5, 6, weight_decay=0.1,
+                        trainable=trainable, snapshots=[3])
+    assert list(stage.steps) == [0, 3, 6]
+    np.testing.assert_allclose(stage.scale(1), [[0.95**3, 1.0], [1.0, 0.95**3]], rtol=1e-15)
+    np.testing.assert_allclose(stage.scale(), [[0.95**6, 1.0], [1.0, 0.95**6]], rtol=1e-15)
+    assert np.array_equal(stage.scale(0), np.ones((2, 2)))
+
+
+def test_epsilon_stops_at_the_first_step_below():
+    """A separable task with a strong signal: the loss decreases; epsilon set
+    between two recorded losses stops exactly at the first one below it."""
+    task = small_task(8, n=8, d=16, signal_scale=3.0)
+    W0 = 0.05 * np.random.default_rng(9).standard_normal((2, 2, 16))
+    ref = train_stage(W0, task, 0.5, 40, snapshots=np.arange(41))
+    assert np.all(np.diff(ref.loss) < 0)
+    t_stop = 12
+    eps = 0.5 * (ref.loss[t_stop - 1] + ref.loss[t_stop])
+    stage = train_stage(W0, task, 0.5, 40, epsilon=eps, snapshots=5)
+    assert stage.stopped
+    assert stage.T == t_stop and stage.steps[-1] == t_stop
+    assert stage.loss[-1] <= eps < stage.loss[-2]
+    assert np.array_equal(stage.loss, ref.loss[: t_stop + 1])
+    assert np.array_equal(stage.W_final, ref.W[t_stop])
+    assert np.array_equal(stage.rho_bar[-1], ref.rho_bar[t_stop])
+    # snapshots taken before the stop are kept, none after it
+    assert all(s <= t_stop for s in stage.steps) and stage.steps[0] == 0
+    # an epsilon that is never reached runs the full cap
+    capped = train_stage(W0, task, 0.5, 40, epsilon=1e-12, snapshots=5)
+    assert not capped.stopped and capped.T == 40
+    assert np.array_equal(capped.W_final, ref.W_final)
+
+
+def test_epsilon_already_met_at_step_0():
+    task = small_task(8, n=8, d=16, signal_scale=3.0)
+    W0 = 0.05 * np.ones((2, 2, 16))
+    stage = train_stage(W0, task, 0.5, 10, epsilon=100.0)
+    assert stage.stopped and stage.T == 0
+    assert np.array_equal(stage.W_final, W0)
+
+
+def test_bad_trainable_shape():
+    task = small_task(0)
+    with pytest.raises(ValueError, match="trainable"):
+        train_stage(np.zeros((2, 2, 12)), task, 1.0, 2, trainable=np.ones((2, 3), bool))
+
+
+def test_same_inputs_same_bits():
+    task = small_task(10, flip=0.3)
+    W0 = 0.1 * np.random.default_rng(11).standard_normal((2, 3, 12))
+    a = train_stage(W0, task, 0.7, 15, weight_decay=0.01)
+    b = train_stage(W0, task, 0.7, 15, weight_decay=0.01)
+    for name in ("W", "gamma", "rho_bar", "rho_under", "loss", "steps"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))

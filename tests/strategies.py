@@ -163,3 +163,19 @@ def inherit_problems(draw):
     W_up[:, :, 0] = np.array([1.0, -1.0])[:, None] * (100.0 + np.arange(m1))[None, :]
     W_fresh = rng.standard_normal((2, m2, d)) * 1e-3
     return W_up, W_fresh, k / m2, k, seed
+
+
+def tiny_config(**changes):
+    """A small, fast experiment with every field set explicitly (the defaults
+    of Config may change): d = 40, m = 3, N_1 = 12, N_2 = 8, 40 + 30 steps."""
+    from refimpl.config import Config
+
+    values = dict(d=40, m=3, m_down=None, n_up=12, n_down=8, u_norm=2.0, v_up_norm=1.0,
+                  v_down_norm=1.0, v_cos=0.0, sigma_p_up=1.0, sigma_p_down=1.0,
+                  flip_up=0.0, flip_down=0.2, layout="joint", eta=1.0, sigma_0=0.05,
+                  weight_decay_up=0.0, weight_decay=0.0, steps_up=40, steps_down=30,
+                  epsilon=0.0, snapshots=6, alpha=2 / 3, granularity="filter",
+                  freeze_inherited=False, rescale_inherited=1.0, n_test=2000,
+                  estimator="reduced", seed=1)
+    values.update(changes)
+    return Config(**values)

@@ -633,11 +633,13 @@ def variant_arrays(traj: Trajectory, conv: Convention, stages=None):
     -------
     dict of str to ndarray
     """
+    stages = list(stages or traj.stages)
     arrays = {k: v for k, v in traj.arrays.items()
-              if k in ("format_version", "config_json", "down/inherited")}
+              if k in ("format_version", "config_json")
+              or (k == "down/inherited" and "down" in stages)}
     arrays["provenance_json"] = np.str_(json.dumps(
         {"package": "refimpl.crosscheck.variant_train", "convention": asdict(conv)}))
-    for s in stages or traj.stages:
+    for s in stages:
         g = lambda k: traj.get(s, k)  # noqa: E731,B023
         steps = g("steps")
         W, loss, _ = variant_train(g("W0"), g("X"), g("y"), float(g("eta")),

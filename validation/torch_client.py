@@ -153,10 +153,11 @@ def client_arrays(ref_path, dtype="float64", coefficients=False, stages=None):
            "provenance_json": np.str_(json.dumps({
                "package": "validation/torch_client.py", "torch": torch.__version__,
                "dtype": dtype, "reference": str(ref_path)}))}
-    if "down/inherited" in ref:
+    stages = list(stages or present)
+    if "down/inherited" in ref and "down" in stages:
         out["down/inherited"] = ref["down/inherited"]
     torch.set_num_threads(1)
-    for s in stages or present:
+    for s in stages:
         g = lambda k: ref[f"{s}/{k}"]  # noqa: E731,B023
         for key in INPUT_KEYS:
             out[f"{s}/{key}"] = g(key)

@@ -1,0 +1,462 @@
+"""Cross-checking (issue 4): replay, compare, coefficient recovery, explain
+mode, unusable files, and the PyTorch reference client."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from refimpl import crosscheck as cc
+from refimpl.cli import main
+from refimpl.config import Config
+from refimpl.data import Task
+from refimpl.train import train_stage
+from refimpl.trajectory import COEFFICIENT_KEYS, load, save, stage_arrays
+from refimpl.transfer import run_experiment
+
+VALIDATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "validation")
+
+CONFIG = Config(d=30, m=3, n_up=10, n_down=8, steps_up=60, steps_down=60, snapshots=5,
+                weight_decay_up=0.005, weight_decay=0.01, freeze_inherited=True, alpha=0.5,
+                sigma_0=0.1, eta=1.0, u_norm=3.0, flip_down=0.1, n_test=100, seed=1)
+
+
+@pytest.fixture(scope="module")
+def exp():
+    return run_experiment(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def ref_path(exp, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cc") / "ref.npz"
+    save(path, exp)
+    return str(path)
+
+
+def arrays_of(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def weights_only(arrays):
+    return {k: v for k, v in arrays.items() if k.split("/")[-1] not in COEFFICIENT_KEYS}
+
+
+def rows_by(report):
+    return {(r.stage, r.quantity): r for r in report.rows}
+
+
+def run_cli(argv, capsys):
+    status = main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# ---------------------------------------------------------------------------
+# compare_arrays: the tolerance rule on hand-made numbers
+# ---------------------------------------------------------------------------
+
+def test_compare_arrays_tolerance_rule():
+    b = np.array([[1.0, 0.001], [2.0, -4.0]])
+    steps = np.array([0, 7])
+    # default atol = rtol * max|b_k|: snapshot 0 allows 1e-10 + 1e-10*|b|
+    a = b.copy()
+    a[0, 1] += 1.5e-10          # tol there: 1e-10*1 + 1e-10*0.001 < 1.5e-10
+    max_abs, max_rel, first = cc.compare_arrays(a, b, steps, rtol=1e-10)
+    assert first == 0
+    assert max_abs == pytest.approx(1.5e-10, rel=1e-6)
+    assert max_rel == pytest.approx(1.5e-10, rel=1e-6)
+    a = b.copy()
+    a[1, 1] += 7e-10            # tol: 1e-10*4 + 1e-10*4 = 8e-10: agrees
+    assert cc.compare_arrays(a, b, steps, rtol=1e-10)[2] is None
+    a[1, 1] += 2e-10            # 9e-10 > 8e-10
+    assert cc.compare_arrays(a, b, steps, rtol=1e-10)[2] == 7
+    # explicit atol
+    assert cc.compare_arrays(a, b, steps, rtol=0.0, atol=1e-9)[2] is None
+    assert cc.compare_arrays(a, b, steps, rtol=0.0, atol=8e-10)[2] == 7
+    # a NaN never agrees
+    a[0, 0] = np.nan
+    assert cc.compare_arrays(a, b, steps)[2] == 0
+
+
+# ---------------------------------------------------------------------------
+# replay and compare
+# ---------------------------------------------------------------------------
+
+def test_replay_agrees_with_refimpl_file(ref_path, capsys):
+    report = cc.crosscheck(ref_path)
+    assert report.status == 0
+    assert {r.stage for r in report.rows} == {"up", "down", "scratch"}
+    assert {r.quantity for r in report.rows} == set(cc.QUANTITIES)
+    for r in report.rows:
+        assert not r.skipped and r.max_rel <= 1e-12, r
+    loss = rows_by(report)[("up", "loss")]
+    assert loss.compared == CONFIG.steps_up + 1
+    status, out, err = run_cli(["crosscheck", ref_path], capsys)
+    assert status == 0 and "RESULT: all quantities agree" in out and err == ""
+
+
+def test_two_files_agree(ref_path, capsys):
+    status, out, _ = run_cli(["crosscheck", ref_path, ref_path], capsys)
+    assert status == 0 and "RESULT: all quantities agree" in out
+
+
+def test_weights_only_file_gets_coefficients_by_projection(exp, ref_path, tmp_path, capsys):
+    path = tmp_path / "w.npz"
+    save(path, weights_only(arrays_of(ref_path)))
+    report = cc.crosscheck(path)
+    assert report.status == 0
+    for s in ("up", "down", "scratch"):
+        for q in COEFFICIENT_KEYS:
+            row = rows_by(report)[(s, q)]
+            assert "projection" in row.note and not row.skipped and row.max_rel <= 1e-10
+    # decompose writes them; they equal the tracked recursions of the original run
+    status, out, _ = run_cli(["decompose", str(path), "--out", str(tmp_path / "d.npz")], capsys)
+    assert status == 0 and "up, down, scratch" in out
+    traj = load(tmp_path / "d.npz", require_coefficients=True)
+    assert traj.provenance["coefficients_by_projection"] == ["down", "scratch", "up"]
+    for s, stage in exp.stages.items():
+        for q in COEFFICIENT_KEYS:
+            tracked = getattr(stage, q)
+            err = np.abs(traj.get(s, q) - tracked).max() / np.abs(tracked).max()
+            assert err <= 1e-10, (s, q, err)
+    # in place
+    status, _, _ = run_cli(["decompose", str(path)], capsys)
+    assert status == 0 and all(load(path).has_coefficients.values())
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
+
+
+@pytest.mark.parametrize("stage,k,coefficients", [("up", 1, True), ("down", 2, True),
+                                                  ("scratch", 4, True), ("down", 3, False)])
+def test_perturbed_weight_is_caught_at_its_step(ref_path, tmp_path, stage, k, coefficients):
+    arrays = arrays_of(ref_path)
+    if not coefficients:
+        arrays = weights_only(arrays)
+    steps = arrays[f"{stage}/steps"]
+    W = arrays[f"{stage}/W"].copy()
+    trainable = arrays[f"{stage}/trainable"]
+    j, r = np.argwhere(trainable)[-1]
+    W[k, j, r, 5] += 1e-6 * np.abs(W[k]).max()
+    arrays[f"{stage}/W"] = W
+    path = tmp_path / "bad.npz"
+    save(path, arrays)
+    report = cc.crosscheck(path, explain=False)
+    assert report.status == 1
+    rows = rows_by(report)
+    assert rows[(stage, "W")].first_step == steps[k]
+    assert rows[(stage, "W")].max_rel == pytest.approx(1e-6, rel=1e-3)
+    assert rows[(stage, "loss")].ok          # the file's loss was not touched
+    for q in COEFFICIENT_KEYS:
+        # tracked coefficients in the file are untouched; projected ones see the change
+        # in the noise directions (rho) at exactly that snapshot
+        if coefficients:
+            assert rows[(stage, q)].ok
+    if not coefficients:
+        assert rows[(stage, "rho_bar")].first_step == steps[k] or \
+            rows[(stage, "rho_under")].first_step == steps[k]
+    others = [r for r in report.rows if r.stage != stage]
+    assert others and all(r.ok for r in others)
+    assert report.failed_stages() == [stage]
+
+
+def test_different_inputs_are_reported(ref_path, tmp_path, capsys):
+    arrays = arrays_of(ref_path)
+    arrays["down/eta"] = np.float64(0.5)
+    save(tmp_path / "other.npz", arrays)
+    status, out, _ = run_cli(["crosscheck", str(tmp_path / "other.npz"), ref_path], capsys)
+    assert status == 1
+    assert "the inputs differ (eta)" in out
+    assert "explain down: the two files' inputs differ" in out
+
+
+def test_only_coefficients_differ(ref_path, tmp_path):
+    arrays = arrays_of(ref_path)
+    arrays["up/gamma"] = arrays["up/gamma"] * 1.01
+    save(tmp_path / "g.npz", arrays)
+    report = cc.crosscheck(tmp_path / "g.npz")
+    assert report.status == 1
+    assert not rows_by(report)[("up", "gamma")].ok
+    assert "only the coefficients differ" in report.explanations["up"]["skipped"]
+
+
+def test_json_report(ref_path, tmp_path, capsys):
+    status, _, _ = run_cli(["crosscheck", ref_path, "--json", str(tmp_path / "r.json")], capsys)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert status == 0 and data["agree"] and len(data["rows"]) == 15
+
+
+# ---------------------------------------------------------------------------
+# unusable input: exit 2 with one clear line
+# ---------------------------------------------------------------------------
+
+def _broken(arrays, how):
+    a = dict(arrays)
+    if how == "missing":
+        del a["down/W"]
+        return a, "down/W is missing"
+    if how == "shape":
+        a["up/W"] = a["up/W"][:, :, :, :-1]
+        return a, "up/W has shape"
+    if how == "version":
+        a["format_version"] = np.int64(2)
+        return a, "format_version is 2"
+    if how == "loss_length":
+        a["scratch/loss"] = a["scratch/loss"][:-1]
+        return a, "scratch/loss has shape"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["missing", "shape", "version", "loss_length"])
+def test_unusable_file_exit_2(ref_path, tmp_path, capsys, how):
+    arrays, message = _broken(arrays_of(ref_path), how)
+    path = tmp_path / "broken.npz"
+    save(path, arrays)
+    for argv in (["crosscheck", str(path)], ["crosscheck", ref_path, str(path)],
+                 ["decompose", str(path)]):
+        status, out, err = run_cli(argv, capsys)
+        assert status == 2, argv
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_unreadable_and_mismatched_files_exit_2(ref_path, tmp_path, capsys):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    status, _, err = run_cli(["crosscheck", str(junk)], capsys)
+    assert status == 2 and "not a readable .npz" in err
+    status, _, err = run_cli(["crosscheck", str(tmp_path / "absent.npz")], capsys)
+    assert status == 2 and "no such file" in err
+    other = run_experiment(CONFIG.replace(d=31))
+    save(tmp_path / "d31.npz", other)
+    status, _, err = run_cli(["crosscheck", str(tmp_path / "d31.npz"), ref_path], capsys)
+    assert status == 2 and "describe different problems" in err and "up/X" in err
+    status, _, err = run_cli(["crosscheck", ref_path, "--rtol", "-1"], capsys)
+    assert status == 2 and "tolerances" in err
+
+
+def test_projection_impossible_is_reported_not_fatal(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    n, d = 5, 4              # n + S > d: the noise vectors cannot be independent
+    xi = rng.standard_normal((n, d))
+    y = np.array([1.0, -1, 1, -1, 1])
+    mu = np.array([1.0, 0, 0, 0])
+    task = Task(X=np.stack([y[:, None] * mu, xi], axis=1), y=y, y_clean=y, xi=xi,
+                signals=mu[None])
+    stage = train_stage(0.1 * rng.standard_normal((2, 2, d)), task, 0.5, 20, snapshots=3)
+    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
+              "provenance_json": np.str_("{}")}
+    arrays.update(weights_only(stage_arrays("up", stage)))
+    save(tmp_path / "small.npz", arrays)
+    report = cc.crosscheck(tmp_path / "small.npz")
+    assert report.status == 0
+    assert rows_by(report)[("up", "gamma")].skipped
+    assert "not independent" in rows_by(report)[("up", "gamma")].note
+    status, _, err = run_cli(["decompose", str(tmp_path / "small.npz")], capsys)
+    assert status == 2 and "cannot be recovered by projection" in err
+
+
+# ---------------------------------------------------------------------------
+# the variant GD against independent facts (not against itself)
+# ---------------------------------------------------------------------------
+
+def _inputs(exp, name):
+    s = exp.stages[name]
+    return s.W0, s.task.X, s.task.y, s.eta, s.weight_decay, s.trainable
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+def test_variant_gd_reference_convention_equals_refimpl(exp):
+    for name, stage in exp.stages.items():
+        W, loss, _ = cc.variant_train(*_inputs(exp, name), stage.T, stage.steps)
+        assert _rel(W, stage.W) <= 1e-12 and _rel(loss, stage.loss) <= 1e-12
+
+
+def test_variant_gd_lr_scale_equals_refimpl_with_scaled_eta(exp):
+    s = exp.stages["down"]
+    W, loss, _ = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps, cc.Convention(lr_scale=0.7))
+    ref = train_stage(s.W0, s.task, 0.7 * s.eta, s.T, weight_decay=s.weight_decay,
+                      trainable=s.trainable, snapshots=s.steps)
+    assert _rel(W, ref.W) <= 1e-12 and _rel(loss, ref.loss) <= 1e-12
+
+
+def test_variant_gd_patch_mean_equals_refimpl_on_scaled_inputs(exp):
+    # ReLU is positively homogeneous: (1/P) sum_p sigma(<w, x_p>) = sum_p sigma(<w, x_p/P>),
+    # and sigma'(<w, x/P>) = sigma'(<w, x>); so the mean-over-patches run is the
+    # reference run on X/P (P = 2: the division is exact).
+    s = exp.stages["up"]
+    P = s.task.X.shape[1]
+    W, loss, _ = cc.variant_train(*_inputs(exp, "up"), s.T, s.steps, cc.Convention(patch_mean=True))
+    task = Task(X=s.task.X / P, y=s.task.y, y_clean=s.task.y_clean, xi=s.task.xi / P,
+                signals=s.task.signals / P)
+    ref = train_stage(s.W0, task, s.eta, s.T, weight_decay=s.weight_decay,
+                      trainable=s.trainable, snapshots=s.steps)
+    assert _rel(W, ref.W) <= 1e-12 and _rel(loss, ref.loss) <= 1e-12
+
+
+def test_variant_gd_filter_sum_equals_refimpl_rescaled(exp):
+    # f_sum(W) = m f(W) = f(m W); with V = m W the variant's step
+    # W' = (1 - eta lam) W - eta m grad L(V) is V' = (1 - eta lam) V - eta m^2 grad L(V):
+    # the reference with V0 = m W0, step eta m^2 and decay lam / m^2.
+    s = exp.stages["down"]
+    m = s.W0.shape[1]
+    W, loss, _ = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps, cc.Convention(filter_sum=True))
+    ref = train_stage(m * s.W0, s.task, s.eta * m**2, s.T, weight_decay=s.weight_decay / m**2,
+                      trainable=s.trainable, snapshots=s.steps)
+    assert _rel(m * W, ref.W) <= 1e-10 and _rel(loss, ref.loss) <= 1e-10
+
+
+def test_variant_gd_bias_first_step_is_the_reference(exp):
+    s = exp.stages["up"]
+    W, loss, _ = cc.variant_train(*_inputs(exp, "up"), 2, [0, 1, 2], cc.Convention(bias=True))
+    ref = train_stage(s.W0, s.task, s.eta, 2, weight_decay=s.weight_decay, snapshots=[0, 1, 2])
+    assert _rel(W[1], ref.W[1]) <= 1e-13 and loss[0] == pytest.approx(ref.loss[0], rel=1e-13)
+    # the bias moved in step 1: it shifts the loss at step 1 and the step after it
+    assert abs(loss[1] - ref.loss[1]) > 1e-6 and _rel(W[2], ref.W[2]) > 1e-6
+
+
+def test_variant_gd_relu_prime_at_zero_by_hand():
+    # W0 = 0: every pre-activation is 0, f = 0 and l'(0) = -1/2; with sigma'(0) = c
+    # the first step is w_{j,r} = eta c/(2 n m) j sum_i y_i sum_p x_i^(p) (MODEL.md section 3)
+    rng = np.random.default_rng(3)
+    n, P, d, m, eta = 4, 2, 5, 2, 0.3
+    X = rng.standard_normal((n, P, d))
+    y = np.array([1.0, -1.0, -1.0, 1.0])
+    W0 = np.zeros((2, m, d))
+    T = np.ones((2, m), bool)
+    for c in (0.0, 0.5, 1.0):
+        W, loss, zeros = cc.variant_train(W0, X, y, eta, 0.0, T, 1, [0, 1],
+                                          cc.Convention(relu_prime_zero=c))
+        by_hand = eta * c / (2 * n * m) * np.einsum("i,ipd->d", y, X)
+        assert np.allclose(W[1, 0], by_hand, rtol=1e-13, atol=1e-15)
+        assert np.allclose(W[1, 1], -by_hand, rtol=1e-13, atol=1e-15)
+        assert loss[0] == pytest.approx(np.log(2.0), rel=1e-15)
+        assert zeros >= 2 * m * n * P
+
+
+# ---------------------------------------------------------------------------
+# explain mode: each variant produced on purpose and recognised
+# ---------------------------------------------------------------------------
+
+def _explained(path, stage):
+    report = cc.crosscheck(path, stages=[stage])
+    assert report.status == 1
+    return report.explanations[stage]
+
+
+@pytest.mark.parametrize("name,conv", [
+    ("filter_sum", cc.Convention(filter_sum=True)),
+    ("patch_mean", cc.Convention(patch_mean=True)),
+    ("bias", cc.Convention(bias=True)),
+    ("lr_scale", cc.Convention(lr_scale=2.0)),
+    ("lr_scale", cc.Convention(lr_scale=0.37)),
+    ("float32", cc.Convention(dtype="float32")),
+])
+def test_explain_names_the_variant(ref_path, tmp_path, name, conv):
+    traj = load(ref_path)
+    path = tmp_path / "variant.npz"
+    save(path, cc.variant_arrays(traj, conv, stages=["down"]))
+    ex = _explained(path, "down")
+    assert ex["matches"] == [name]
+    tested = {r["name"]: r for r in ex["variants"]}
+    assert not tested["relu_prime_1"]["tested"]         # no exact zeros in this data
+    if name == "lr_scale":
+        assert tested["lr_scale"]["note"].endswith(f"{conv.lr_scale:.12g}")
+        assert tested["lr_scale"]["W_max_rel"] <= 1e-10
+    for other, r in tested.items():
+        if other != name and r["tested"]:
+            assert r["W_first_step"] is not None or r["loss_first_step"] is not None
+
+
+def _zero_init_file(tmp_path, conv):
+    """A stage whose filter r = 0 of each class starts at 0: all its pre-activations
+    are exactly 0 at step 0, where sigma'(0) decides whether it ever moves."""
+    rng = np.random.default_rng(7)
+    n, d, m = 6, 12, 2
+    y_clean = np.array([1.0, -1, 1, -1, 1, -1])
+    mu = np.zeros(d)
+    mu[0] = 2.0
+    xi = rng.standard_normal((n, d))
+    xi[:, 0] = 0.0
+    task = Task(X=np.stack([y_clean[:, None] * mu, xi], axis=1), y=y_clean, y_clean=y_clean,
+                xi=xi, signals=mu[None])
+    W0 = 0.1 * rng.standard_normal((2, m, d))
+    W0[:, 0] = 0.0
+    stage = train_stage(W0, task, 0.8, 40, snapshots=[0, 1, 5, 20, 40])
+    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
+              "provenance_json": np.str_("{}")}
+    arrays.update(stage_arrays("up", stage))
+    save(tmp_path / "zero.npz", arrays)
+    if conv is None:
+        return tmp_path / "zero.npz", stage
+    save(tmp_path / "v.npz", cc.variant_arrays(load(tmp_path / "zero.npz"), conv))
+    return tmp_path / "v.npz", stage
+
+
+@pytest.mark.parametrize("name,value", [("relu_prime_1", 1.0), ("relu_prime_half", 0.5)])
+def test_explain_names_relu_prime_at_zero(tmp_path, name, value):
+    path, stage = _zero_init_file(tmp_path, cc.Convention(relu_prime_zero=value))
+    # under the reference convention the zero filters never move
+    assert np.all(stage.W[:, :, 0] == 0.0)
+    ex = _explained(path, "up")
+    assert ex["matches"] == [name]
+    tested = {r["name"]: r for r in ex["variants"]}
+    other = "relu_prime_half" if name == "relu_prime_1" else "relu_prime_1"
+    assert tested[other]["tested"] and not tested[other]["agrees"]
+
+
+def test_zero_init_reference_file_replays(tmp_path):
+    path, _ = _zero_init_file(tmp_path, None)
+    assert cc.crosscheck(path).status == 0
+
+
+def test_explain_text_in_cli(ref_path, tmp_path, capsys):
+    save(tmp_path / "v.npz", cc.variant_arrays(load(ref_path), cc.Convention(filter_sum=True),
+                                               stages=["up"]))
+    status, out, _ = run_cli(["crosscheck", str(tmp_path / "v.npz")], capsys)
+    assert status == 1
+    assert "=> up matches the reference with: sum instead of 1/m over filters" in out
+    status, out, _ = run_cli(["crosscheck", str(tmp_path / "v.npz"), "--no-explain"], capsys)
+    assert status == 1 and "explain up:" not in out
+
+
+# ---------------------------------------------------------------------------
+# the PyTorch reference client
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def torch_client():
+    pytest.importorskip("torch")
+    sys.path.insert(0, VALIDATION)
+    try:
+        import torch_client
+    finally:
+        sys.path.remove(VALIDATION)
+    return torch_client
+
+
+def test_torch_client_agrees_within_1e_10(torch_client, exp, ref_path, tmp_path):
+    arrays = torch_client.client_arrays(ref_path)
+    assert not any(k.endswith("/gamma") for k in arrays)
+    save(tmp_path / "t.npz", arrays)
+    report = cc.crosscheck(tmp_path / "t.npz")
+    assert report.status == 0
+    for r in report.rows:
+        assert not r.skipped and r.max_rel <= 1e-10, r
+    # weight decay acted, and frozen (inherited) filters did not move at all
+    down = exp.stages["down"]
+    assert down.weight_decay > 0 and not down.trainable.all()
+    W = arrays["down/W"]
+    assert np.array_equal(W[:, ~down.trainable], np.broadcast_to(
+        down.W0[~down.trainable], W[:, ~down.trainable].shape))
+    assert report.status == cc.crosscheck(tmp_path / "t.npz", ref_path).status == 0
+
+
+def test_torch_client_float32_is_recognised(torch_client, ref_path, tmp_path):
+    save(tmp_path / "t32.npz", torch_client.client_arrays(ref_path, dtype="float32",
+                                                          stages=["up"]))
+    ex = _explained(tmp_path / "t32.npz", "up")
+    assert ex["matches"] == ["float32"]

@@ -9,7 +9,7 @@ at step 0 and the last step only); the twin is ``refimpl.naive.gd_step``.
 Measurements are interleaved and the best of several repeats is kept, since
 the machine is shared.
 
-    python validation/bench_step.py [--repeats 5] [--sizes small,medium,large]
+    python validation/bench_step.py [--repeats 5] [--sizes small,medium,large] [--blas-threads N]
 """
 from __future__ import annotations
 
@@ -91,7 +91,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", default="small,medium,large")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="limit every BLAS (numpy's and numba's) to N threads")
     args = parser.parse_args(argv)
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+        import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls scipy's BLAS)
+        threadpool_limits(args.blas_threads, user_api="blas")
     try:
         from threadpoolctl import threadpool_info
         blas = "; ".join(f"{i['internal_api']} {i.get('version')} threads={i['num_threads']}"

@@ -14,6 +14,7 @@ import os
 import platform
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -153,7 +154,7 @@ def load(path, require_coefficients=True) -> Trajectory:
             arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError:
         raise TrajectoryError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise TrajectoryError(f"{path}: not a readable .npz trajectory file "
                               f"(truncated or corrupt bytes?): {exc}") from None
     check = _Checker(path, arrays)

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from .config import DEFAULT, Config, ConfigError, parse_assignment
+from .config import DEFAULT, SHORTHANDS, Config, ConfigError, parse_assignment
 
 __all__ = ["main", "run_main", "build_config", "UsageError", "Parser"]
 
@@ -38,7 +38,12 @@ def build_config(config_file=None, assignments=()):
     if config_file is not None:
         values.update(Config.from_json_file(config_file).to_dict())
     overrides = dict(parse_assignment(a) for a in assignments)
-    return Config.from_dict({**values, **overrides})
+    # a shorthand (sigma_p, flip, n) sets both tasks' keys of the layers below;
+    # a per-task key given on the command line still wins over it
+    expanded = {name: value for key, value in overrides.items()
+                for name in SHORTHANDS.get(key, ())}
+    expanded.update({k: v for k, v in overrides.items() if k not in SHORTHANDS})
+    return Config.from_dict({**values, **expanded})
 
 
 def run_main(config: Config, out="out", quiet=False, stream=None):

@@ -1,0 +1,146 @@
+"""The command line (issue 2, item 10): ``python -m refimpl run`` with a tiny
+config writes trajectory.npz and summary.json; bad input gives exit status 2
+and exactly one line on stderr, never a traceback."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from refimpl.cli import build_config
+from refimpl.trajectory import load
+from strategies import tiny_config
+
+TINY = tiny_config(steps_up=25, steps_down=20, snapshots=3, n_test=400, alpha=1 / 3,
+                   flip_down=0.2, seed=3)
+# the tiny config as --set arguments (every field set: the defaults may change)
+TINY_SETS = [f"{k}={json.dumps(v)}" for k, v in TINY.to_dict().items()]
+
+
+def refimpl(*args, cwd=None):
+    """Run ``python -m refimpl ARGS`` with the interpreter running the tests
+    (the project's virtual environment)."""
+    return subprocess.run([sys.executable, "-m", "refimpl", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+def sets(*pairs):
+    out = []
+    for pair in pairs:
+        out += ["--set", pair]
+    return out
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    proc = refimpl("run", "--out", str(out), *sets(*TINY_SETS))
+    return proc, out
+
+
+def test_run_writes_trajectory_and_summary(main_run):
+    proc, out = main_run
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out / "trajectory.npz").is_file() and (out / "summary.json").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    for name, flip in (("transfer", TINY.flip_down), ("scratch", TINY.flip_down),
+                       ("upstream", TINY.flip_up)):
+        e = summary[name]
+        for key in ("clean_error", "clean_error_se", "noisy_error"):
+            assert isinstance(e[key], float), (name, key)
+        assert 0.0 <= e["clean_error"] <= 1.0 and e["clean_error_se"] >= 0.0
+        assert e["noisy_error"] == pytest.approx(flip + (1 - 2 * flip) * e["clean_error"])
+    # the printed summary shows both errors of transfer and scratch
+    assert "transfer" in proc.stdout and "scratch" in proc.stdout
+    assert "trajectory.npz" in proc.stdout
+
+
+def test_run_trajectory_is_the_requested_experiment(main_run):
+    proc, out = main_run
+    assert proc.returncode == 0, proc.stderr
+    t = load(out / "trajectory.npz")
+    assert t.config == TINY.to_dict()
+    assert t.stages == ("up", "down", "scratch")
+    assert t.get("up", "W").shape == (3, 2, TINY.m, TINY.d)
+    assert t.get("down", "loss").shape == (TINY.steps_down + 1,)
+    assert int(t["down/inherited"].sum(axis=1)[0]) == 1          # round(3 / 3)
+    # the same seed through the Python API gives the same bits
+    from refimpl.transfer import run_experiment
+    exp = run_experiment(TINY)
+    for s in ("up", "down", "scratch"):
+        assert np.array_equal(t.get(s, "W"), exp.stages[s].W)
+        assert np.array_equal(t.get(s, "gamma"), exp.stages[s].gamma)
+
+
+def test_run_with_config_file_and_override(tmp_path):
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY.replace(steps_up=5, steps_down=4).to_dict()))
+    out = tmp_path / "o"
+    proc = refimpl("run", "--config", str(cfg), "--set", "alpha=0.67", "--quiet",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""                                     # --quiet: no progress
+    config = json.loads((out / "summary.json").read_text())["config"]
+    assert config["alpha"] == 0.67 and config["steps_up"] == 5 and config["d"] == TINY.d
+
+
+def test_set_shorthands_override_both_tasks(tmp_path):
+    """--set sigma_p=..., flip=..., n=... set both tasks (config.py docstring),
+    also over the per-task values that the default config or a file gave."""
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(TINY.to_json())
+    for config_file in (None, cfg):
+        c = build_config(config_file, ["d=40", "sigma_p=2.5", "flip=0.3", "n=7"])
+        assert (c.sigma_p_up, c.sigma_p_down) == (2.5, 2.5)
+        assert (c.flip_up, c.flip_down) == (0.3, 0.3)
+        assert (c.n_up, c.n_down) == (7, 7)
+        # a per-task key on the command line wins over the shorthand, whatever the order
+        c = build_config(config_file, ["sigma_p_down=4.0", "sigma_p=2.5"])
+        assert (c.sigma_p_up, c.sigma_p_down) == (2.5, 4.0)
+        c = build_config(config_file, ["sigma_p=2.5", "sigma_p_down=4.0"])
+        assert (c.sigma_p_up, c.sigma_p_down) == (2.5, 4.0)
+
+
+BAD = {
+    "bad value": (sets(*TINY_SETS, "alpha=2"), "alpha"),
+    "bad type": (sets(*TINY_SETS, "d=abc"), "d"),
+    "non-finite": (sets(*TINY_SETS, "eta=NaN"), "eta"),
+    "unknown key": (sets(*TINY_SETS, "alpah=0.5"), "alpah"),
+    "no equals": (sets(*TINY_SETS, "alpha"), "KEY=VALUE"),
+    "n too large": (sets(*TINY_SETS, "n_up=39"), "n_up"),
+    "freeze with entry": (sets(*TINY_SETS, "freeze_inherited=true", "granularity=entry"),
+                          "freeze_inherited"),
+    "missing config file": (["--config", "/nonexistent/cfg.json"], "cannot read config file"),
+    "unknown option": (["--bogus"], "unrecognized arguments"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exit_2_one_line(tmp_path, case):
+    args, needle = BAD[case]
+    proc = refimpl("run", "--out", str(tmp_path / "o"), *args)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()         # nothing was run or written
+
+
+@pytest.mark.parametrize("content,needle", [('{"alpha": 0.5,', "not valid JSON"),
+                                            ("[1, 2]", "JSON object"),
+                                            ('{"alpha": 0.5, "sigma_0": -1}', "sigma_0")])
+def test_bad_config_file_exit_2_one_line(tmp_path, content, needle):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(content)
+    proc = refimpl("run", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_no_subcommand_is_a_usage_error():
+    proc = refimpl()
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+    assert "Traceback" not in proc.stderr

@@ -6,6 +6,8 @@ from hypothesis import settings
 
 # the first call of a kernel compiles it: no deadlines
 settings.register_profile("refimpl", deadline=None, max_examples=40, derandomize=True)
+# HYPOTHESIS_PROFILE=thorough: many fresh random examples, for a hunt before a release
+settings.register_profile("thorough", deadline=None, max_examples=1000, derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "refimpl"))
 
 

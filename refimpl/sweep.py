@@ -360,7 +360,8 @@ def measure_transfer(config, n_test=None, curves=False):
       universal knowledge j<w, u>, mean over the filter group;
     - ``inh_noise_energy``: inherited noise energy, mean over inherited filters;
     - ``rho_inh_mean``/``rho_inh_max``, ``rho_fresh_mean``/``rho_fresh_max``,
-      ``rho_scratch_mean``/``rho_scratch_max``: downstream noise memorisation
+      ``rho_scratch_mean``/``rho_scratch_max``, ``rho_transfer_mean``/``rho_transfer_max``
+      (all filters): downstream noise memorisation
       rho-bar at the end of fine-tuning (mean over the entries with y_i = j,
       and max), per filter group; ``rho_flip_transfer``, ``rho_flip_scratch``:
       mean rho-bar over the flipped training points only;
@@ -418,6 +419,7 @@ def measure_transfer(config, n_test=None, curves=False):
     out["rho_inh_mean"], out["rho_inh_max"] = rho(down, inh)
     out["rho_fresh_mean"], out["rho_fresh_max"] = rho(down, ~inh)
     out["rho_scratch_mean"], out["rho_scratch_max"] = rho(scratch, allf)
+    out["rho_transfer_mean"], out["rho_transfer_max"] = rho(down, allf)
     out["rho_flip_transfer"] = rho(down, allf, sample_mask=own & flipped)[0]
     out["rho_flip_scratch"] = rho(scratch, allf, sample_mask=own & flipped)[0]
     out["n_flipped"] = int(flipped.sum())

@@ -464,3 +464,133 @@ def script_main(module, argv=None):
     entry = next(e for e in state["entries"] if e["name"] == name)
     print(f"{name}: {entry['verdict']} — {entry['statistic']}")
     return _status(state, [name], args.strict)
+
+
+# ----------------------------------------------------------------------
+# shared pieces of the validation scripts: base regimes and statistical tests
+TRANSFER_BASE = dict(d=600, m=10, m_down=None, n_up=200, n_down=10, u_norm=2.0, v_up_norm=1.0,
+                     v_down_norm=1.0, v_cos=0.0, sigma_p_up=1.0, sigma_p_down=1.0, flip_up=0.0,
+                     flip_down=0.1, layout="joint", eta=1.0, sigma_0=0.01, weight_decay_up=0.0,
+                     weight_decay=0.0, steps_up=200, steps_down=200, epsilon=0.0, snapshots=2,
+                     alpha=0.5, granularity="filter", freeze_inherited=False,
+                     rescale_inherited=1.0, n_test=10000, estimator="reduced", seed=0)
+"""The full-size transfer regime most scripts start from (every field set
+explicitly: the package defaults may change)."""
+
+TRANSFER_QUICK = dict(TRANSFER_BASE, d=120, m=4, n_up=40, n_down=8, steps_up=60, steps_down=60,
+                      n_test=2000)
+"""The CI-size version of :data:`TRANSFER_BASE`."""
+
+
+def transfer_base(quick, **changes):
+    """The base transfer :class:`~refimpl.config.Config` (full or quick size)."""
+    from .config import Config
+    return Config.from_dict({**(TRANSFER_QUICK if quick else TRANSFER_BASE), **changes})
+
+
+def cache_dir(out):
+    """The sweep cache under the output folder (it ignores itself in git)."""
+    return Path(out) / ".sweep-cache"
+
+
+def spearman(x, y, alternative="two-sided"):
+    """Spearman rank correlation and its p-value (scipy.stats.spearmanr)."""
+    from scipy import stats
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan"), 1.0
+    r = stats.spearmanr(x[ok], y[ok], alternative=alternative)
+    return float(r.statistic), float(r.pvalue)
+
+
+def paired_t(a, b, alternative="greater"):
+    """One-sided (by default) paired t-test of mean(a - b) > 0.
+
+    Returns dict mean, se, t, p, n. With zero variance the p-value is 0 when
+    the mean difference has the tested sign, 1 otherwise.
+    """
+    from scipy import stats
+    import numpy as np
+
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    diff = diff[np.isfinite(diff)]
+    n = diff.size
+    mean = float(diff.mean()) if n else float("nan")
+    se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    if n < 2:
+        return {"mean": mean, "se": se, "t": float("nan"), "p": 1.0, "n": n}
+    if se == 0:
+        sign = {"greater": mean > 0, "less": mean < 0, "two-sided": mean != 0}[alternative]
+        return {"mean": mean, "se": se, "t": float("inf") if sign else 0.0,
+                "p": 0.0 if sign else 1.0, "n": n}
+    r = stats.ttest_1samp(diff, 0.0, alternative=alternative)
+    return {"mean": mean, "se": se, "t": float(r.statistic), "p": float(r.pvalue), "n": n}
+
+
+def fmt_p(p):
+    """A p-value for the report."""
+    return "p < 1e-10" if p < 1e-10 else f"p = {p:.2g}"
+
+
+def markdown_table(header, rows):
+    """A markdown table from a header and rows of cells (floats: 4 significant digits)."""
+    def cell(v):
+        if isinstance(v, float):
+            return "n/a" if not math.isfinite(v) else f"{v:.4g}"
+        return str(v).replace("|", "\\|")
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def section(name, claim, verdict, statistic, body):
+    """A script's REPORT.md section: title, verdict line, then the body."""
+    return f"## {name}\n\n{verdict_line(verdict, claim, statistic)}\n\n{body.strip()}\n"
+
+
+def result(name, claim, verdict, statistic, body, **extra):
+    """The dict ``run`` returns (protocol keys plus extras)."""
+    return {"name": name, "claim": claim, "verdict": verdict, "statistic": statistic,
+            "markdown": section(name, claim, verdict, statistic, body), **extra}
+
+
+def line_figure(path, x, series, xlabel, ylabel, title, hline=None, xlog=False, ax_extra=None,
+                twin=None):
+    """Error-bar lines, one per ``series`` entry ``label -> (mean, se)``; saved
+    as a PNG. Returns [path], or [] without matplotlib.
+
+    ``twin``: optional ``(ylabel, {label: (mean, se)})`` drawn on a right axis.
+    """
+    from .plotting import available, pyplot, save
+
+    if not available():
+        return []
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (label, (mean, se)) in enumerate(series.items()):
+        ax.errorbar(x, mean, yerr=se, marker="o", ms=4, capsize=3, label=label, color=f"C{i}")
+    if hline is not None:
+        ax.axhline(hline, color="0.5", lw=0.8, ls="--")
+    if xlog:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    if twin is not None:
+        ax2 = ax.twinx()
+        n0 = len(series)
+        for i, (label, (mean, se)) in enumerate(twin[1].items()):
+            ax2.errorbar(x, mean, yerr=se, marker="s", ms=4, capsize=3, ls=":", label=label,
+                         color=f"C{n0 + i}")
+        ax2.set_ylabel(twin[0])
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    if ax_extra is not None:
+        ax_extra(ax)
+    ax.legend(handles, labels, fontsize=8)
+    ax.grid(alpha=0.3)
+    return [save(fig, path, dpi=100)]

@@ -1,0 +1,115 @@
+"""gain_alpha: the downstream test error against the inherited fraction alpha
+(MODEL.md sections 5 and 8), in two regimes.
+
+- ``clean``: the inherited part is clean (strong shared signal |u| = 2, a
+  well-trained upstream model: N_1 = 200, no upstream label noise). The claim:
+  the error falls as alpha grows. Test: one-sided Spearman rank correlation
+  between alpha and the per-seed transfer error over alpha in [0, 0.7]
+  (rho < 0), and the paired one-sided t-test err(alpha=0) > err(alpha=0.5).
+- ``noisy``: the inherited part is not clean (see REGIMES). The claim: large
+  alpha hurts and a moderate alpha is best. Test: the interior alpha* with
+  the lowest mean error has, in one-sided paired t-tests over seeds, a lower
+  error than alpha = 1 and than alpha = 0.
+
+alpha takes the values k/m, k = 0..m (whole filters, m = 10); every alpha of
+a regime uses the same seeds (common random numbers: the same data, upstream
+model, fresh filters and test draws), so the comparisons are paired.
+"""
+import sys
+
+import numpy as np
+
+from refimpl import validate as V
+from refimpl.sweep import run_sweep
+
+NAME = "gain_alpha"
+CLAIM = ("the error falls with alpha where the inherited part is clean; where it is not, "
+         "large alpha hurts and a moderate alpha is best")
+ALPHA_LEVEL = 0.01
+REGIMES = {
+    "clean": {"u_norm": 2.0, "n_up": 200, "flip_up": 0.0, "sigma_p_up": 1.0},
+    "noisy": {"u_norm": 0.5, "n_up": 200, "flip_up": 0.0, "sigma_p_up": 1.0},
+}
+QUICK_REGIMES = {"clean": {"u_norm": 2.0}, "noisy": {"u_norm": 0.5}}
+
+
+def _describe(over):
+    return ", ".join(f"{k} = {v:g}" for k, v in over.items())
+
+
+def run(out, quick=False, jobs=1):
+    folder = V.script_out(out, NAME)
+    reps = 3 if quick else 16
+    m = 4 if quick else 10
+    alphas = [k / m for k in range(m + 1)]
+    regimes = QUICK_REGIMES if quick else REGIMES
+    res, figs, parts, tables = {}, [], [], []
+    for name, over in regimes.items():
+        base = V.transfer_base(quick, **over)
+        grid = [base.replace(alpha=a) for a in alphas]
+        sw = run_sweep(grid, replicates=reps, jobs=jobs, cache=V.cache_dir(out),
+                       label=f"{NAME} {name}", salt=NAME, common=("alpha",))
+        err = sw.values("err_transfer")               # (alphas, reps)
+        res[name] = {"base": base, "sw": sw, "err": err}
+        rows = [[a, sw.mean("err_transfer")[i], sw.se("err_transfer")[i],
+                 sw.mean("err_scratch")[i], sw.se("err_scratch")[i], sw.mean("gain")[i],
+                 sw.se("gain")[i]] for i, a in enumerate(alphas)]
+        header = ["alpha", "err_transfer", "err_transfer_se", "err_scratch", "err_scratch_se",
+                  "gain", "gain_se"]
+        V.write_csv(folder / f"gain_alpha_{name}.csv", header, rows)
+        res[name]["rows"] = [dict(zip(header, r)) for r in rows]
+        tables.append(f"**Regime `{name}`** ({_describe(over)}; other fields as the base)\n\n" +
+                      V.markdown_table(["alpha", "err_transfer", "err_scratch (alpha=0)", "gain"],
+                                       [[f"{r[0]:.1f}", V.fmt_mean_se(r[1], r[2]),
+                                         V.fmt_mean_se(r[3], r[4]), V.fmt_mean_se(r[5], r[6])]
+                                        for r in rows]))
+        figs += V.line_figure(folder / f"gain_alpha_{name}.png", alphas,
+                              {"err_transfer": (sw.mean("err_transfer"), sw.se("err_transfer")),
+                               "err_scratch": (sw.mean("err_scratch"), sw.se("err_scratch"))},
+                              "alpha (inherited fraction)", "clean test error",
+                              f"regime {name}: {_describe(over)} (mean ± se, {reps} seeds)")
+    # clean: error falls with alpha (up to 0.7)
+    c = res["clean"]
+    keep = [i for i, a in enumerate(alphas) if a <= 0.7 + 1e-9]
+    rho, p = V.spearman(np.repeat(np.array(alphas)[keep], reps), c["err"][keep].ravel(), "less")
+    half = alphas.index(0.5)
+    t_clean = V.paired_t(c["err"][0], c["err"][half], "greater")
+    ok_clean = rho < 0 and p < ALPHA_LEVEL and t_clean["p"] < ALPHA_LEVEL
+    # noisy: a moderate alpha is best, alpha = 1 worse, alpha = 0 worse
+    n = res["noisy"]
+    means = n["err"].mean(axis=1)
+    interior = list(range(1, len(alphas) - 1))
+    best = interior[int(np.argmin(means[interior]))]
+    t_one = V.paired_t(n["err"][-1], n["err"][best], "greater")
+    t_zero = V.paired_t(n["err"][0], n["err"][best], "greater")
+    ok_noisy = t_one["p"] < ALPHA_LEVEL and t_zero["p"] < ALPHA_LEVEL
+    verdict = "PASS" if ok_clean and ok_noisy else "FAIL"
+    statistic = (f"clean: Spearman rho(alpha, err) = {rho:.3f} ({V.fmt_p(p)}) on alpha <= 0.7; "
+                 f"noisy: best alpha* = {alphas[best]:.1f}, err(1) - err(alpha*) = "
+                 f"{t_one['mean']:+.4f} ± {t_one['se']:.4f} ({V.fmt_p(t_one['p'])}), "
+                 f"err(0) - err(alpha*) = {t_zero['mean']:+.4f} ± {t_zero['se']:.4f} "
+                 f"({V.fmt_p(t_zero['p'])}); one-sided, {reps} paired seeds")
+    V.write_json(folder / "gain_alpha.json", {
+        "claim": CLAIM, "verdict": verdict, "statistic": statistic, "alphas": alphas,
+        "replicates": reps,
+        "clean": {"regime": regimes["clean"], "spearman": [rho, p], "t_alpha0_vs_half": t_clean,
+                  "table": res["clean"]["rows"], "per_seed_err": c["err"],
+                  "base_config": c["base"].to_dict()},
+        "noisy": {"regime": regimes["noisy"], "best_alpha": alphas[best], "t_one_vs_best": t_one,
+                  "t_zero_vs_best": t_zero, "table": res["noisy"]["rows"],
+                  "per_seed_err": n["err"], "base_config": n["base"].to_dict()}})
+    b = c["base"]
+    body = "\n\n".join([
+        f"Base: d = {b.d}, m = {b.m}, N_2 = {b.n_down}, |v_1| = |v_2| = {b.v_up_norm:g}, "
+        f"sigma_p,2 = {b.sigma_p_down:g}, p_2 = {b.flip_down:g}, {b.steps_down} GD steps per stage; "
+        f"alpha = k/{m}; all alphas of a regime share seeds (paired). "
+        f"Clean regime: PASS part needs Spearman rho < 0 on alpha <= 0.7 and err(0) > err(0.5) "
+        f"(paired t: {t_clean['mean']:+.4f} ± {t_clean['se']:.4f}, {V.fmt_p(t_clean['p'])}) — "
+        f"{'holds' if ok_clean else 'does not hold'}. Noisy regime: the best interior alpha must "
+        f"beat alpha = 1 and alpha = 0 — {'holds' if ok_noisy else 'does not hold'}.",
+        *tables, V.figure_note(figs)])
+    return V.result(NAME, CLAIM, verdict, statistic, body)
+
+
+if __name__ == "__main__":
+    sys.exit(V.script_main(sys.modules[__name__]))

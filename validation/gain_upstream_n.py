@@ -1,0 +1,85 @@
+"""gain_upstream_n: the transfer gain against the upstream sample size N_1,
+with the universal knowledge and the inherited noise energy beside it
+(MODEL.md sections 4 and 8).
+
+Regime: :data:`refimpl.validate.TRANSFER_BASE` with |u| = 1 (a moderate shared
+signal, so the gain is neither 0 nor saturated), N_1 from 10 to 400. Test:
+one-sided Spearman rank correlation between N_1 and the per-seed gain
+(rho > 0); the correlations of N_1 with the universal knowledge K = j<w, u>
+of the inherited filters at the start of fine-tuning and with their
+inherited noise energy are reported beside it.
+"""
+import sys
+
+import numpy as np
+
+from refimpl import validate as V
+from refimpl.sweep import run_sweep
+from refimpl.theory import indicators
+
+NAME = "gain_upstream_n"
+CLAIM = "the gain err_scratch - err_transfer grows with the upstream sample size N_1"
+ALPHA_LEVEL = 0.01
+
+
+def run(out, quick=False, jobs=1):
+    folder = V.script_out(out, NAME)
+    ns = [10, 20, 40] if quick else [10, 25, 50, 100, 200, 400]
+    reps = 3 if quick else 16
+    base = V.transfer_base(quick, u_norm=1.0)
+    grid = [base.replace(n_up=n) for n in ns]
+    sw = run_sweep(grid, replicates=reps, jobs=jobs, cache=V.cache_dir(out), label=NAME, salt=NAME)
+    x = np.repeat(ns, reps)
+    rho, p = V.spearman(x, sw.values("gain").ravel(), "greater")
+    rho_k, p_k = V.spearman(x, sw.values("K_inh_start").ravel())
+    rho_e, p_e = V.spearman(x, sw.values("inh_noise_energy").ravel())
+    verdict = "PASS" if (rho > 0 and p < ALPHA_LEVEL) else "FAIL"
+    g = sw.mean("gain")
+    statistic = (f"Spearman rho(N_1, gain) = {rho:.3f}, one-sided {V.fmt_p(p)} ({len(ns)} values "
+                 f"of N_1 x {reps} seeds; gain {g[0]:+.3f} at N_1 = {ns[0]} to {g[-1]:+.3f} at "
+                 f"N_1 = {ns[-1]})")
+    metrics = ["gain", "err_transfer", "err_scratch", "K_inh_start", "inh_noise_energy", "err_up"]
+    header = ["n_up"] + [h for m in metrics for h in (m, m + "_se")] + ["gamma_inh"]
+    rows = [[n] + [v for m in metrics for v in (sw.mean(m)[i], sw.se(m)[i])]
+            + [indicators(grid[i])["gamma_inh"]] for i, n in enumerate(ns)]
+    V.write_csv(folder / "gain_upstream_n.csv", header, rows)
+    V.write_json(folder / "gain_upstream_n.json", {
+        "claim": CLAIM, "verdict": verdict, "statistic": statistic, "spearman_gain": [rho, p],
+        "spearman_universal_knowledge": [rho_k, p_k], "spearman_noise_energy": [rho_e, p_e],
+        "replicates": reps, "base_config": base.to_dict(), "n_up": ns,
+        "table": [dict(zip(header, r)) for r in rows],
+        "per_seed": {m: sw.values(m) for m in metrics}})
+    figs = V.line_figure(folder / "gain_upstream_n.png", ns,
+                         {"gain": (g, sw.se("gain")),
+                          "err_transfer": (sw.mean("err_transfer"), sw.se("err_transfer")),
+                          "err_scratch": (sw.mean("err_scratch"), sw.se("err_scratch"))},
+                         "N_1 (upstream samples)", "clean test error / gain",
+                         f"gain vs N_1 (|u| = {base.u_norm:g}; mean ± se, {reps} seeds)",
+                         hline=0.0, xlog=True)
+    figs += V.line_figure(folder / "gain_upstream_n_knowledge.png", ns,
+                          {"universal knowledge K (inherited, start)":
+                           (sw.mean("K_inh_start"), sw.se("K_inh_start"))},
+                          "N_1 (upstream samples)", "K = j<w, u>",
+                          "what the inherited filters carry", xlog=True,
+                          twin=("inherited noise energy",
+                                {"inherited noise energy": (sw.mean("inh_noise_energy"),
+                                                            sw.se("inh_noise_energy"))}))
+    table = V.markdown_table(
+        ["N_1", "gain", "err_transfer", "err_scratch", "K inherited (start)",
+         "inherited noise energy", "upstream error", "Gamma_inh"],
+        [[str(r[0])] + [V.fmt_mean_se(r[1 + 2 * k], r[2 + 2 * k]) for k in range(len(metrics))]
+         + [r[-1]] for r in rows])
+    body = "\n\n".join([
+        f"Regime: d = {base.d}, m = {base.m}, N_2 = {base.n_down}, |u| = {base.u_norm:g}, "
+        f"|v_1| = |v_2| = {base.v_up_norm:g}, sigma_p = {base.sigma_p_up:g}, p_2 = {base.flip_down:g}, "
+        f"alpha = {base.alpha:g}, {base.steps_down} GD steps per stage. Test: one-sided Spearman "
+        f"correlation between N_1 and the per-seed gain (level {ALPHA_LEVEL}).",
+        table,
+        f"Beside it: Spearman rho(N_1, universal knowledge) = {rho_k:.3f} ({V.fmt_p(p_k)}), "
+        f"rho(N_1, inherited noise energy) = {rho_e:.3f} ({V.fmt_p(p_e)}), two-sided.",
+        V.figure_note(figs)])
+    return V.result(NAME, CLAIM, verdict, statistic, body)
+
+
+if __name__ == "__main__":
+    sys.exit(V.script_main(sys.modules[__name__]))

@@ -144,3 +144,16 @@ def test_no_subcommand_is_a_usage_error():
     proc = refimpl()
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_out_is_an_existing_file(tmp_path):
+    """An output folder that cannot be created: exit 2, one line (after the
+    run, so --quiet keeps progress lines out of stderr)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = refimpl("run", "--quiet", "--out", str(blocker),
+                   *sets(*TINY_SETS, "steps_up=3", "steps_down=2"))
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and str(blocker) in lines[0], proc.stderr
+    assert blocker.read_text() == "x"

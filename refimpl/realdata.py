@@ -1024,10 +1024,9 @@ def _figures(points, folder, plan):
 
 
 def _markdown(images, plan, points, claims, negatives, figs, wall, quick, overall, statistic):
-    from .validate import fmt_mean_se, verdict_line
+    from .validate import figure_note, fmt_mean_se, section
 
-    lines = [f"## realdata: partial parameter transfer on real images", "",
-             verdict_line(overall, CLAIM, statistic), "",
+    lines = [f"Partial parameter transfer on real images, transfer vs scratch. "
              f"Data: {images.name}, {plan.base.k}x{plan.base.k} blocks "
              f"({'standardised' if plan.base.standardize else 'raw pixels scaled to [0, 1]'}); "
              f"downstream task {Split.spec(plan.base.split).split(':')[1]} (+1/-1); "
@@ -1054,9 +1053,8 @@ def _markdown(images, plan, points, claims, negatives, figs, wall, quick, overal
                          for n in negatives) or "none found."), "",
               "'default' marks the N_1, N_2 and noise sweeps (default split, alpha = "
               f"{plan.base.alpha:g}).", ""]
-    from .validate import figure_note
     lines.append(figure_note(figs))
-    return "\n".join(lines) + "\n"
+    return section("realdata", CLAIM, overall, statistic, "\n".join(lines))
 
 
 def write_outputs(folder, images, plan, rows, wall, quick=False):

@@ -179,3 +179,21 @@ def tiny_config(**changes):
                   estimator="reduced", seed=1)
     values.update(changes)
     return Config(**values)
+
+
+@st.composite
+def dyadic_train_problems(draw):
+    """A one-step training problem with dyadic entries: the pre-activations of
+    the step are exact in any summation order, exact zeros frequent."""
+    n, P, m, d = draw(shapes(n_max=5, P_max=4, m_max=3, d_max=6))
+    S = P - 1
+    signals = draw(dyadic_arrays((S, d)))
+    xi = draw(dyadic_arrays((n, d)))
+    y_clean = draw(labels(n))
+    y = draw(labels(n))
+    X = np.concatenate([y_clean[:, None, None] * signals[None], xi[:, None, :]], axis=1)
+    task = Task(X=np.ascontiguousarray(X), y=y, y_clean=y_clean, xi=xi, signals=signals)
+    return TrainProblem(W0=draw(dyadic_arrays((2, m, d))), task=task,
+                        eta=draw(st.sampled_from((0.5, 1.0))),
+                        weight_decay=draw(st.sampled_from((0.0, 0.25))),
+                        trainable=draw(hnp.arrays(np.bool_, (2, m))), steps=1)

@@ -8,7 +8,7 @@ from hypothesis import given
 
 from refimpl import naive, network, train
 from refimpl.train import snapshot_schedule, train_stage
-from strategies import structured_task, train_problems
+from strategies import dyadic_train_problems, structured_task, train_problems
 
 
 def assert_close(actual, expected, rtol):
@@ -67,6 +67,21 @@ def test_train_stage_matches_naive_gd_steps(p):
     assert np.all(stage.rho_bar[:, ~same] == 0) and np.all(stage.rho_under[:, same] == 0)
     # the input is not modified
     assert stage.W0 is not p.W0 and np.array_equal(stage.W0, p.W0)
+
+
+@given(p=dyadic_train_problems())
+def test_one_step_matches_naive_with_exact_zero_preactivations(p):
+    """Dyadic inputs: the kernel and the twin see the same exact
+    pre-activations, many of them exactly 0 (sigma'(0) = 0 in both)."""
+    stage = train_stage(p.W0, p.task, p.eta, 1, weight_decay=p.weight_decay,
+                        trainable=p.trainable)
+    states, losses = naive_run(p)
+    W, gamma, rho_bar, rho_under = states[1]
+    # entries are at most 2 in size and d <= 6: every term is O(1) to O(100)
+    for got, want in ((stage.W[1], W), (stage.gamma[1], gamma), (stage.rho_bar[1], rho_bar),
+                      (stage.rho_under[1], rho_under)):
+        assert np.abs(got - want).max(initial=0.0) <= 1e-13 * max(1.0, np.abs(want).max(initial=0.0))
+    np.testing.assert_allclose(stage.loss[0], losses[0], rtol=1e-14)
 
 
 def small_task(seed=0, n=6, S=1, d=12, flip=0.0, signal_scale=1.0):
@@ -207,3 +222,29 @@ def test_same_inputs_same_bits():
     b = train_stage(W0, task, 0.7, 15, weight_decay=0.01)
     for name in ("W", "gamma", "rho_bar", "rho_under", "loss", "steps"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_training_step_relu_prime_zero_convention():
+    """One step by hand, with exact zero pre-activations (MODEL.md section 3:
+    sigma'(0) = 0). d = 3, m = 1, n = 1, mu = e_0, xi = e_1, y = yhat = +1.
+    w_{+1} = e_2 sees 0 on both patches: it must not move, its coefficients
+    stay 0. w_{-1} = e_0 + e_1 sees 1 on both: f = -2, l' = l'(-2), and
+    w_{-1} <- w_{-1} - eta l' y j (mu + xi) / (n m) = (1 + eta l')(e_0 + e_1);
+    gamma_{-1} = -eta l' |mu|^2, rho_under_{-1} = +eta l' |xi|^2 (y = -j)."""
+    from refimpl.data import Task
+    mu, xi = np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]])
+    task = Task(X=np.stack([mu, xi], axis=1), y=np.array([1.0]), y_clean=np.array([1.0]),
+                xi=xi, signals=mu)
+    W0 = np.array([[[0.0, 0.0, 1.0]], [[1.0, 1.0, 0.0]]])
+    eta = 0.5
+    stage = train_stage(W0, task, eta, 1)
+    dl = -1.0 / (1.0 + np.exp(-2.0))
+    assert np.array_equal(stage.W[1][0], W0[0])
+    np.testing.assert_allclose(stage.W[1][1, 0], (1 + eta * dl) * np.array([1.0, 1.0, 0.0]),
+                               rtol=1e-15)
+    assert stage.gamma[1][0, 0, 0] == 0.0 and stage.rho_bar[1][0, 0, 0] == 0.0
+    assert stage.rho_under[1][0, 0, 0] == 0.0
+    assert stage.gamma[1][1, 0, 0] == pytest.approx(-eta * dl, rel=1e-15)
+    assert stage.rho_under[1][1, 0, 0] == pytest.approx(eta * dl, rel=1e-15)
+    assert stage.rho_bar[1][1, 0, 0] == 0.0
+    assert stage.loss[0] == pytest.approx(np.log1p(np.exp(2.0)), rel=1e-15)

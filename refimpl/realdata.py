@@ -75,11 +75,10 @@ claim from stated tests (:func:`verdicts`). ``python -m refimpl realdata``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -201,6 +200,9 @@ def load_npz_images(path) -> Images:
     where = f"{path}"
     if not os.path.isfile(path):
         raise RealDataError(f"{where}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise RealDataError(f"{where}: not a readable .npz file (not a zip archive; "
+                            f"write it with numpy.savez or numpy.savez_compressed)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = list(npz.files)
@@ -627,7 +629,7 @@ def _fit(W0, task, config, steps, weight_decay, trainable=None):
                        trainable=trainable, epsilon=config.epsilon, snapshots=2, track=False)
 
 
-def run_seed(X_all, labels, config: RealConfig, seed, alphas=None, upstream=None):
+def run_seed(X_all, labels, config: RealConfig, seed, alphas=None):
     """Train upstream, transfer for each alpha, fine-tune, and the scratch
     baseline, for one seed; score each on the held-out downstream images.
 
@@ -846,6 +848,13 @@ def summarize_points(rows):
     return out
 
 
+def _varies(v):
+    """At least two values that differ by more than rounding (accuracies are
+    multiples of 1/n_test; their float differences carry rounding noise)."""
+    v = np.asarray(v, dtype=float)
+    return v.size > 1 and np.ptp(v) > 1e-9
+
+
 def _trend(rows, x_name, sign, level=None, sweep=None, xs=None):
     """The trend test of one claim: Spearman's rho between x and the per-seed
     gain over all (x, seed) pairs (``scipy.stats.spearmanr``), and the paired
@@ -864,10 +873,11 @@ def _trend(rows, x_name, sign, level=None, sweep=None, xs=None):
     for r in sel:
         by_seed.setdefault(r["seed"], {})[r[x_name]] = r["gain"]
     pairs = np.array([(v[hi], v[lo]) for v in by_seed.values() if hi in v and lo in v])
-    rho, p_rho = stats.spearmanr(x, g) if np.ptp(g) > 0 else (0.0, 1.0)
-    t, p_t = stats.ttest_rel(pairs[:, 0], pairs[:, 1]) if len(pairs) > 1 and np.ptp(pairs[:, 0] - pairs[:, 1]) > 0 else (0.0, 1.0)
-    ok = (np.sign(rho) == sign and p_rho < 0.05 and np.sign(t) == sign and p_t < 0.05)
+    rho, p_rho = stats.spearmanr(x, g) if _varies(g) else (0.0, 1.0)
     diff = pairs[:, 0] - pairs[:, 1]
+    # a constant difference (no spread) cannot be tested: counted as no evidence
+    t, p_t = stats.ttest_rel(pairs[:, 0], pairs[:, 1]) if _varies(diff) else (0.0, 1.0)
+    ok = (np.sign(rho) == sign and p_rho < 0.05 and np.sign(t) == sign and p_t < 0.05)
     stat = (f"Spearman rho = {rho:+.3f} (p = {p_rho:.2g}, {len(x)} (x, seed) pairs); "
             f"gain at {x_name}={hi:g} minus at {x_name}={lo:g}: {diff.mean():+.4f} ± "
             f"{diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float('nan'):.4f} "
@@ -887,7 +897,7 @@ def _paired(rows, sweep, level, alpha, sign):
     a = np.array([r["acc_transfer"] for r in sel])
     b = np.array([r["acc_scratch"] for r in sel])
     diff = a - b
-    t, p = stats.ttest_rel(a, b) if np.ptp(diff) > 0 else (0.0, 1.0)
+    t, p = stats.ttest_rel(a, b) if _varies(diff) else (0.0, 1.0)
     ok = np.sign(t) == sign and p < 0.05
     se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else float("nan")
     stat = (f"transfer {a.mean():.4f} vs scratch {b.mean():.4f}: gain {diff.mean():+.4f} ± {se:.4f} "
@@ -954,7 +964,7 @@ def negative_regimes(points, rows):
                and r["alpha"] == p["alpha"] and r["n_up"] == p["n_up"]
                and r["n_down"] == p["n_down"] and r["flip_up"] == p["flip_up"]]
         d = np.array([r["gain"] for r in sel])
-        if d.size < 2 or np.ptp(d) == 0 or d.mean() >= 0:
+        if not _varies(d) or d.mean() >= 0:
             continue
         t, pv = stats.ttest_1samp(d, 0.0)
         if pv < 0.05:

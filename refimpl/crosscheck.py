@@ -570,7 +570,7 @@ def _variant_loss_and_gradient(W, b, X, y, conv: Convention):
         active += dt.type(conv.relu_prime_zero) * zeros
     coef = active * (dloss * y)[None, None, :, None] * naive.J.astype(dt)[:, None, None, None]
     coef *= dt.type(norm / n)
-    gW = np.einsum("jrip,ipd->jrd", coef, X)
+    gW = np.tensordot(coef, X, axes=([2, 3], [0, 1]))          # sum_{i,p} coef x_i^(p)
     gb = coef.sum(axis=(2, 3)) if b is not None else None
     return loss, gW, gb, int(np.count_nonzero(zeros))
 

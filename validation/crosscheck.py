@@ -87,7 +87,7 @@ def _figure(folder, drift):
     ax.text(0, TOLERANCE * 1.5, "1e-10", fontsize=8)
     ax.set_xlabel("GD step")
     ax.set_ylabel("max|W_torch - W_refimpl| / max|W_refimpl|")
-    ax.set_title("PyTorch client vs refimpl replay (floor 1e-18 = identical)")
+    ax.set_title("PyTorch client vs refimpl (1e-18 plotted for identical)")
     ax.legend(fontsize=7, ncol=2)
     return [plotting.save(fig, folder / "crosscheck_drift.png")]
 

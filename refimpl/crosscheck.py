@@ -393,6 +393,11 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
                               + ("" if ref is None else f", {ref.path} has {', '.join(ref.stages)}"))
     report = Report(str(theirs_path), "replay (refimpl.train from the file's inputs)"
                     if ref is None else str(ref_path), rtol, atol)
+    if ref is not None:
+        for s in sorted(set(theirs.stages) ^ set(ref.stages), key=STAGES.index):
+            if not stages or s in stages:
+                where = theirs.path if s in theirs.stages else ref.path
+                report.notes.append(f"stage {s} is only in {where}: not compared")
     for s in names:
         their_run, their_note = _file_stage(theirs, s)
         if ref is None:

@@ -371,6 +371,25 @@ def test_explain_names_the_variant(ref_path, tmp_path, name, conv):
             assert r["W_first_step"] is not None or r["loss_first_step"] is not None
 
 
+def test_lr_scale_estimated_from_a_step_one_snapshot(tmp_path):
+    # with a snapshot at step 1 the estimate is the least-squares ratio, exact
+    path, _ = _zero_init_file(tmp_path, None)
+    save(tmp_path / "lr.npz", cc.variant_arrays(load(path), cc.Convention(lr_scale=0.37)))
+    traj = load(tmp_path / "lr.npz", require_coefficients=False)
+    assert traj.get("up", "steps")[1] == 1
+    c, why = cc.estimate_lr_scale(traj, "up")
+    assert why is None and c == pytest.approx(0.37, rel=1e-12)
+    assert _explained(tmp_path / "lr.npz", "up")["matches"] == ["lr_scale"]
+
+
+def test_stage_only_in_one_file_is_noted(ref_path, tmp_path):
+    arrays = {k: v for k, v in arrays_of(ref_path).items() if not k.startswith("scratch/")}
+    save(tmp_path / "two.npz", arrays)
+    report = cc.crosscheck(tmp_path / "two.npz", ref_path)
+    assert report.status == 0 and {r.stage for r in report.rows} == {"up", "down"}
+    assert any("stage scratch is only in" in n for n in report.notes)
+
+
 def _zero_init_file(tmp_path, conv):
     """A stage whose filter r = 0 of each class starts at 0: all its pre-activations
     are exactly 0 at step 0, where sigma'(0) decides whether it ever moves."""

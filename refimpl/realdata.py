@@ -101,6 +101,7 @@ INSTALL_HINT = ("the digits need scikit-learn (it ships them, no download): "
                 "pip install 'refimpl[realdata]' (or .venv/bin/pip install scikit-learn)")
 
 DIGITS_MAX = 16.0   # load_digits pixel values are integers 0..16
+DIGITS_NAME = "sklearn digits (8x8, 0-9)"
 
 NPZ_FORMAT = """\
 A .npz file (numpy.savez or numpy.savez_compressed) with two arrays:
@@ -175,7 +176,7 @@ def load_digits_images() -> Images:
     images = np.asarray(bunch.images, dtype=np.float64)[..., None] / DIGITS_MAX
     labels = np.asarray(bunch.target, dtype=np.int64)
     return Images(images=np.ascontiguousarray(images), labels=labels,
-                  name="sklearn digits (8x8, 0-9)")
+                  name=DIGITS_NAME)
 
 
 def load_npz_images(path) -> Images:
@@ -982,12 +983,17 @@ RUN_COLUMNS = ("sweep", "level", "split", "alpha", "n_up", "n_down", "flip_up", 
                "acc_transfer", "acc_scratch", "gain", "loss_up", "loss_transfer",
                "loss_scratch", "steps_up", "steps_transfer", "steps_scratch")
 
-CLAIM = ("On real images (scikit-learn digits, 4x4 patches, the same CNN and GD) transfer "
-         "vs scratch follows the paper: the gain grows with alpha, N_1 and shared structure, "
-         "upstream label noise shrinks it, and transfer hurts without shared structure")
+def claim_text(data_name=DIGITS_NAME, k=4):
+    """The one-line claim of a run on ``data_name`` with k x k patches."""
+    return (f"On real images ({data_name}, {k}x{k} patches, the same CNN and GD) transfer "
+            "vs scratch follows the paper: the gain grows with alpha, N_1 and shared structure, "
+            "upstream label noise shrinks it, and transfer hurts without shared structure")
 
 
-def _figures(points, folder, plan):
+CLAIM = claim_text()
+
+
+def _figures(points, folder, plan, data_name):
     from . import plotting
 
     plt = plotting.pyplot()
@@ -1027,13 +1033,14 @@ def _figures(points, folder, plan):
             ax.legend(fontsize=7)
         axes[0].set_ylabel("downstream test accuracy")
         axes[1].set_ylabel("accuracy gain (paired, ± SE)")
-        fig.suptitle(f"digits, {plan.base.k}x{plan.base.k} patches, {plan.seeds} seeds per point",
+        fig.suptitle(f"{data_name}, {plan.base.k}x{plan.base.k} patches, {plan.seeds} seeds per point",
                      fontsize=9)
         paths.append(plotting.save(fig, os.path.join(folder, f"accuracy_vs_{sweep}.png")))
     return paths
 
 
-def _markdown(images, plan, points, claims, negatives, figs, wall, quick, overall, statistic):
+def _markdown(images, plan, points, claims, negatives, figs, wall, quick, overall, statistic,
+              claim):
     from .validate import figure_note, fmt_mean_se, section
 
     lines = [f"Partial parameter transfer on real images, transfer vs scratch. "
@@ -1064,7 +1071,7 @@ def _markdown(images, plan, points, claims, negatives, figs, wall, quick, overal
               "'default' marks the N_1, N_2 and noise sweeps (default split, alpha = "
               f"{plan.base.alpha:g}).", ""]
     lines.append(figure_note(figs))
-    return section("realdata", CLAIM, overall, statistic, "\n".join(lines))
+    return section("realdata", claim, overall, statistic, "\n".join(lines))
 
 
 def write_outputs(folder, images, plan, rows, wall, quick=False):
@@ -1083,10 +1090,12 @@ def write_outputs(folder, images, plan, rows, wall, quick=False):
     overall = "PASS" if all(c["verdict"] == "PASS" for c in paper) else "FAIL"
     failed = [c["key"] for c in paper if c["verdict"] != "PASS"]
     statistic = (f"{sum(c['verdict'] == 'PASS' for c in paper)}/{len(paper)} paper claims hold on "
-                 f"digits ({plan.seeds} seeds per point)"
+                 f"{images.name} ({plan.seeds} seeds per point)"
                  + (f"; not reproduced: {', '.join(failed)}" if failed else ""))
-    figs = _figures(points, str(folder), plan) if available() else []
-    md = _markdown(images, plan, points, claims, negatives, figs, wall, quick, overall, statistic)
+    claim = claim_text(images.name, plan.base.k)
+    figs = _figures(points, str(folder), plan, images.name) if available() else []
+    md = _markdown(images, plan, points, claims, negatives, figs, wall, quick, overall, statistic,
+                   claim)
     try:
         import sklearn
         skv = sklearn.__version__
@@ -1101,7 +1110,7 @@ def write_outputs(folder, images, plan, rows, wall, quick=False):
     write_csv(folder / "points.csv", POINT_COLUMNS, [[p[c] for c in POINT_COLUMNS] for p in points])
     write_csv(folder / "runs.csv", RUN_COLUMNS, [[r[c] for c in RUN_COLUMNS] for r in rows])
     (folder / "README.md").write_text(md)
-    return {"name": "realdata", "claim": CLAIM, "statistic": statistic, "verdict": overall,
+    return {"name": "realdata", "claim": claim, "statistic": statistic, "verdict": overall,
             "markdown": md, "claims": claims, "points": points, "figures": [str(p) for p in figs],
             "negative_regimes": negatives}
 

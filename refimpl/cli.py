@@ -12,7 +12,8 @@ import json
 import os
 import sys
 
-from .config import DEFAULT, SHORTHANDS, Config, ConfigError, parse_assignment
+from .config import (DEFAULT, Config, ConfigError, expand_shorthands, parse_assignment,
+                     read_json_object)
 
 __all__ = ["main", "run_main", "build_config", "UsageError", "Parser"]
 
@@ -33,17 +34,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_config(config_file=None, assignments=()):
-    """The default config, overlaid by a JSON file and then by KEY=VALUE pairs."""
+    """The default config, overlaid by a JSON file and then by KEY=VALUE pairs
+    (each layer's shorthands expanded first), validated once at the end."""
     values = DEFAULT.to_dict()
     if config_file is not None:
-        values.update(Config.from_json_file(config_file).to_dict())
-    overrides = dict(parse_assignment(a) for a in assignments)
-    # a shorthand (sigma_p, flip, n) sets both tasks' keys of the layers below;
-    # a per-task key given on the command line still wins over it
-    expanded = {name: value for key, value in overrides.items()
-                for name in SHORTHANDS.get(key, ())}
-    expanded.update({k: v for k, v in overrides.items() if k not in SHORTHANDS})
-    return Config.from_dict({**values, **expanded})
+        values.update(expand_shorthands(read_json_object(config_file)))
+    values.update(expand_shorthands(dict(parse_assignment(a) for a in assignments)))
+    return Config.from_dict(values)
 
 
 def run_main(config: Config, out="out", quiet=False, stream=None):

@@ -12,9 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field, fields
 
-__all__ = ["Config", "ConfigError", "DEFAULT", "parse_assignment", "n_inherited"]
+import numpy as np
+
+__all__ = ["Config", "ConfigError", "DEFAULT", "parse_assignment", "n_inherited",
+           "expand_shorthands", "read_json_object"]
 
 
 class ConfigError(ValueError):
@@ -137,7 +141,8 @@ class Config:
 
     def __post_init__(self):
         for f in fields(self):
-            _check_field(f, getattr(self, f.name))
+            value = _check_field(f, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)   # numpy scalars -> int / float
         self._check_combinations()
 
     # ------------------------------------------------------------------
@@ -171,6 +176,11 @@ class Config:
             raise ConfigError(
                 f"granularity='entry' needs m_down equal to m (got m_down={self.m2}, "
                 f"m={self.m}): entries are inherited in place")
+        for name in ("weight_decay_up", "weight_decay"):
+            if self.eta * getattr(self, name) >= 1.0:
+                raise ConfigError(
+                    f"{name}={getattr(self, name)} with eta={self.eta}: eta*{name} must be "
+                    "< 1 so that the decay factor 1 - eta*lambda is positive (MODEL.md section 3)")
         k = n_inherited(self.alpha, self.m2)
         if self.granularity == "filter" and k > self.m:
             raise ConfigError(
@@ -199,36 +209,45 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
         """Build a config from a mapping; shorthands expand; unknown keys are refused."""
-        if not isinstance(values, dict):
-            raise ConfigError(f"a config must be a JSON object, not {type(values).__name__}")
+        values = expand_shorthands(values)
         names = {f.name for f in fields(cls)}
-        out = {}
-        for key, value in values.items():
-            if key in SHORTHANDS:
-                for name in SHORTHANDS[key]:
-                    out.setdefault(name, value)
-            elif key in names:
-                out[key] = value
-            else:
-                allowed = ", ".join(sorted(names | set(SHORTHANDS)))
-                raise ConfigError(f"unknown config key {key!r}; allowed keys: {allowed}")
-        # explicit per-task keys win over shorthands
-        for key, value in values.items():
-            if key in names:
-                out[key] = value
-        return cls(**out)
+        unknown = sorted(set(values) - names)
+        if unknown:
+            allowed = ", ".join(sorted(names | set(SHORTHANDS)))
+            raise ConfigError(f"unknown config key {unknown[0]!r}; allowed keys: {allowed}")
+        return cls(**values)
 
     @classmethod
     def from_json_file(cls, path) -> "Config":
-        try:
-            with open(path, encoding="utf-8") as fh:
-                values = json.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
-        return cls.from_dict(values)
+        """A config from a JSON file (fields not in the file take their defaults)."""
+        return cls.from_dict(read_json_object(path))
 
+
+def expand_shorthands(values: dict) -> dict:
+    """The mapping with ``sigma_p``, ``flip`` and ``n`` replaced by the keys of
+    both tasks; a per-task key given in the same mapping wins over its shorthand."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config must be a JSON object, not {type(values).__name__}")
+    out = {}
+    for key, value in values.items():
+        for name in SHORTHANDS.get(key, ()):
+            out[name] = value
+    out.update({key: value for key, value in values.items() if key not in SHORTHANDS})
+    return out
+
+
+def read_json_object(path) -> dict:
+    """The JSON object in a config file (not yet validated)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            values = json.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object, not {type(values).__name__}")
+    return values
 
 def _check_field(f, value):
     spec = f.metadata
@@ -236,16 +255,18 @@ def _check_field(f, value):
     kind = spec["kind"]
     if kind == "int":
         if value is None and spec["optional"]:
-            return
-        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{name} must be an integer{' or null' if spec['optional'] else ''}, "
                               f"got {value!r}")
+        value = int(value)
         lo, hi = spec["lo"], spec["hi"]
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ConfigError(f"{name} must be an integer in {_interval(lo, hi)}, got {value}")
     elif kind == "real":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{name} must be a number, got {value!r}")
+        value = float(value)
         if not math.isfinite(value):
             raise ConfigError(f"{name} must be finite, got {value}")
         lo, hi = spec["lo"], spec["hi"]
@@ -255,12 +276,14 @@ def _check_field(f, value):
             raise ConfigError(f"{name} must be in {_interval(lo, hi, spec['lo_open'], spec['hi_open'])}, "
                               f"got {value}")
     elif kind == "bool":
-        if not isinstance(value, bool):
+        if not isinstance(value, (bool, np.bool_)):
             raise ConfigError(f"{name} must be true or false, got {value!r}")
+        value = bool(value)
     elif kind == "choice":
         if value not in spec["options"]:
             opts = " or ".join(repr(o) for o in spec["options"])
             raise ConfigError(f"{name} must be {opts}, got {value!r}")
+    return value
 
 
 def _interval(lo, hi, lo_open=False, hi_open=False):

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from refimpl.config import ConfigError
 from refimpl.cli import build_config
 from refimpl.trajectory import load
 from strategies import tiny_config
@@ -101,6 +102,17 @@ def test_set_shorthands_override_both_tasks(tmp_path):
         assert (c.sigma_p_up, c.sigma_p_down) == (2.5, 4.0)
         c = build_config(config_file, ["sigma_p=2.5", "sigma_p_down=4.0"])
         assert (c.sigma_p_up, c.sigma_p_down) == (2.5, 4.0)
+
+
+def test_config_file_is_validated_only_with_the_overrides(tmp_path):
+    """A file that is invalid with the defaults (d=40 < default n_up) is fine
+    once --set completes it: the layers are merged, then validated once."""
+    cfg = tmp_path / "partial.json"
+    cfg.write_text(json.dumps({"d": 40, "sigma_p": 2.0}))
+    with pytest.raises(ConfigError, match="n_up"):
+        build_config(cfg)
+    c = build_config(cfg, ["n=7"])
+    assert (c.d, c.n_up, c.n_down, c.sigma_p_up, c.sigma_p_down) == (40, 7, 7, 2.0, 2.0)
 
 
 BAD = {

@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+import numpy as np
 
 from refimpl.config import Config, ConfigError, parse_assignment
 from strategies import tiny_config
@@ -50,7 +51,7 @@ BAD = {
 GOOD = {
     "m_down": [None, 1, 4], "u_norm": [0.0, 0], "v_up_norm": [0.0], "v_down_norm": [0.0],
     "v_cos": [-1.0, 1.0, 0.3], "flip_up": [0.0, 0.4999], "flip_down": [0, 0.49],
-    "layout": ["joint", "split"], "eta": [1, 1e-9], "weight_decay": [0.0, 2.0],
+    "layout": ["joint", "split"], "eta": [1, 1e-9], "weight_decay": [0.0, 0.5],
     "steps_up": [0], "steps_down": [0], "epsilon": [0.0, 0.1], "snapshots": [2],
     "alpha": [0.0, 0, 1.0, 1], "granularity": ["filter", "entry"],
     "freeze_inherited": [True, False], "rescale_inherited": [-1.0, 0.0, 3],
@@ -188,3 +189,19 @@ def test_parse_assignment():
     assert parse_assignment("rescale_inherited=a=b") == ("rescale_inherited", "a=b")
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_assignment("alpha")
+
+
+def test_decay_factor_must_stay_positive():
+    # 1 - eta*lambda <= 0 would flip or zero the weights each step (MODEL.md section 3)
+    for name in ("weight_decay", "weight_decay_up"):
+        with pytest.raises(ConfigError, match=rf"\b{name}\b"):
+            tiny_config(eta=2.0, **{name: 0.5})
+        assert getattr(tiny_config(eta=2.0, **{name: 0.49}), name) == 0.49
+
+
+def test_numpy_scalars_are_accepted_and_normalised():
+    c = tiny_config(d=np.int64(40), alpha=np.float64(0.5), freeze_inherited=np.bool_(True))
+    assert type(c.d) is int and type(c.alpha) is float and type(c.freeze_inherited) is bool
+    assert json.loads(c.to_json())["d"] == 40
+    with pytest.raises(ConfigError, match=r"\bd\b"):
+        tiny_config(d=np.float64(40.0))

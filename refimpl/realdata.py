@@ -793,12 +793,12 @@ def run_experiments(images: Images, plan: Plan, jobs=1, progress=None):
             from joblib import Parallel, delayed
         except ImportError:
             raise RealDataError("--jobs > 1 needs joblib: pip install 'refimpl[sweep]'") from None
-        parts = Parallel(n_jobs=jobs, batch_size=4)(delayed(_run_unit)(X_all, labels, u)
-                                                      for u in units)
-        for part in parts:
+        parts = Parallel(n_jobs=jobs, batch_size=4, return_as="generator")(
+            delayed(_run_unit)(X_all, labels, u) for u in units)
+        for i, part in enumerate(parts):      # in submission order: rows do not depend on jobs
             rows.extend(part)
-        if progress is not None:
-            progress("realdata units", len(units), len(units))
+            if progress is not None:
+                progress("realdata units", i + 1, len(units))
     else:
         for i, u in enumerate(units):
             rows.extend(_run_unit(X_all, labels, u))

@@ -23,7 +23,7 @@ coefficients. This module
 Command line::
 
     python -m refimpl crosscheck THEIRS.npz [REF.npz] [--rtol R] [--atol A]
-                                 [--no-explain] [--json FILE]
+                                 [--no-explain] [--explain-steps N] [--json FILE]
     python -m refimpl decompose RUN.npz [--out NEW.npz]
 
 Exit status of ``crosscheck``: 0 when every quantity agrees, 1 when any
@@ -349,7 +349,7 @@ def _check_same_problem(theirs: Trajectory, ref: Trajectory, stage):
 
 
 def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain=True,
-               stages=None):
+               stages=None, explain_steps=None):
     """Compare a trajectory file with refimpl: with a replay of its own inputs
     (``ref_path`` None) or with a second file.
 
@@ -366,6 +366,8 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
         Run explain mode on every stage whose W or loss differs.
     stages : sequence of str, optional
         Only these stages.
+    explain_steps : int, optional
+        Explain mode replays only the first this many steps (for long runs).
 
     Returns
     -------
@@ -380,6 +382,8 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
     if not (rtol >= 0 and math.isfinite(rtol)) or (atol is not None and not
                                                    (atol >= 0 and math.isfinite(atol))):
         raise TrajectoryError(f"tolerances must be finite and >= 0 (rtol={rtol}, atol={atol})")
+    if explain_steps is not None and explain_steps < 1:
+        raise TrajectoryError(f"--explain-steps must be >= 1, got {explain_steps}")
     theirs = load(theirs_path, require_coefficients=False)
     ref = None if ref_path is None else load(ref_path, require_coefficients=False)
     names = [s for s in theirs.stages if ref is None or s in ref.stages]
@@ -432,7 +436,7 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
                                           "coefficients differ, so the difference is in how "
                                           "the coefficients were computed, not in the dynamics"}
             else:
-                report.explanations[s] = explain_stage(theirs, s, rtol, atol)
+                report.explanations[s] = explain_stage(theirs, s, rtol, atol, explain_steps)
     return report
 
 
@@ -610,6 +614,11 @@ def variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots,
         How many pre-activations were exactly 0 over the run (ReLU'(0) can
         matter only when this is > 0).
     """
+    with np.errstate(over="ignore", invalid="ignore"):   # a variant may diverge
+        return _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, conv)
+
+
+def _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, conv):
     dt = np.dtype(conv.dtype)
     W = np.array(W0, dtype=dt)
     X = np.asarray(X, dtype=dt)
@@ -732,7 +741,7 @@ def _float32_valued(a):
     return bool(np.all(a.astype(np.float32).astype(np.float64) == a))
 
 
-def explain_stage(traj: Trajectory, stage, rtol=DEFAULT_RTOL, atol=None):
+def explain_stage(traj: Trajectory, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None):
     """Replay a stage of a file under each convention variant and say which
     one agrees with the file's weights and loss.
 
@@ -763,8 +772,15 @@ def explain_stage(traj: Trajectory, stage, rtol=DEFAULT_RTOL, atol=None):
     """
     g = lambda k: traj.get(stage, k)  # noqa: E731
     steps = g("steps")
-    T = int(steps[-1])
     W_theirs, loss_theirs = g("W"), g("loss")
+    T = int(steps[-1])
+    if max_steps is not None:
+        if max_steps < 1:
+            raise TrajectoryError(f"--explain-steps must be >= 1, got {max_steps}")
+        T = min(T, int(max_steps))
+        keep = steps <= T
+        steps, W_theirs = steps[keep], W_theirs[keep]
+    loss_theirs = loss_theirs[: T + 1]
     results = []
 
     def train(conv):
@@ -828,7 +844,8 @@ def explain_stage(traj: Trajectory, stage, rtol=DEFAULT_RTOL, atol=None):
                 res["note"] = ("tested as a zero-initialised trainable bias per filter; a "
                                "bias with another initial value is not in the file")
         results.append(res)
-    return {"variants": results, "matches": [r["name"] for r in results if r["agrees"]]}
+    return {"variants": results, "matches": [r["name"] for r in results if r["agrees"]],
+            "steps": T}
 
 
 def format_explanation(stage, ex):
@@ -836,7 +853,8 @@ def format_explanation(stage, ex):
     if "skipped" in ex:
         return [f"explain {stage}: {ex['skipped']}"]
     lines = [f"explain {stage}: the file's inputs replayed under each convention variant "
-             "(W at the snapshots, loss at every step; the first row is the reference):",
+             f"over steps 0..{ex['steps']} (W at the snapshots, loss at every step; the first "
+             "row is the reference):",
              f"  {'variant':16} {'W max rel':>10} {'loss max rel':>12}  verdict"]
     for r in ex["variants"]:
         if not r["tested"]:
@@ -872,7 +890,8 @@ def _crosscheck_command(args):
     from .cli import UsageError
     try:
         report = crosscheck(args.theirs, args.reference, rtol=args.rtol, atol=args.atol,
-                            explain=not args.no_explain, stages=args.stage)
+                            explain=not args.no_explain, stages=args.stage,
+                            explain_steps=args.explain_steps)
     except TrajectoryError as exc:
         raise UsageError(str(exc)) from None
     print(report.format())
@@ -925,6 +944,9 @@ def register(subparsers):
     p.add_argument("--stage", action="append", choices=STAGES,
                    help="compare only this stage (repeatable)")
     p.add_argument("--no-explain", action="store_true", help="skip explain mode")
+    p.add_argument("--explain-steps", type=int, metavar="N",
+                   help="explain mode replays only the first N steps (default: all; each "
+                        "variant is a plain-numpy run, slow for long, large runs)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.set_defaults(func=_crosscheck_command)
 

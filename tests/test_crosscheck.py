@@ -432,6 +432,17 @@ def test_zero_init_reference_file_replays(tmp_path):
     assert cc.crosscheck(path).status == 0
 
 
+def test_explain_steps_limits_the_replay(ref_path, tmp_path, capsys):
+    save(tmp_path / "v.npz", cc.variant_arrays(load(ref_path), cc.Convention(patch_mean=True),
+                                               stages=["up"]))
+    report = cc.crosscheck(tmp_path / "v.npz", explain_steps=20)
+    ex = report.explanations["up"]
+    assert ex["steps"] == 20 and ex["matches"] == ["patch_mean"]
+    status, out, err = run_cli(["crosscheck", str(tmp_path / "v.npz"), "--explain-steps", "0"],
+                               capsys)
+    assert status == 2 and "--explain-steps" in err
+
+
 def test_explain_text_in_cli(ref_path, tmp_path, capsys):
     save(tmp_path / "v.npz", cc.variant_arrays(load(ref_path), cc.Convention(filter_sum=True),
                                                stages=["up"]))

@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import naive
+from .data import Task
 from .decomposition import project
 from .train import train_stage
 from .trajectory import (COEFFICIENT_KEYS, STAGES, TrajectoryError, Trajectory, load, save)
@@ -179,6 +180,7 @@ def recover_coefficients(W, W0, steps, trainable, eta, weight_decay, signals, xi
     """
     import scipy.linalg
 
+    W, W0, signals, xi, y = (np.asarray(a, dtype=np.float64) for a in (W, W0, signals, xi, y))
     n, d = xi.shape
     S = int(np.sum(np.sum(signals**2, axis=1) > 0))
     if n + S > d:
@@ -221,10 +223,13 @@ def replay(traj: Trajectory, stage):
     refimpl.train.Stage
     """
     g = lambda k: traj.get(stage, k)  # noqa: E731
+    f64 = lambda k: np.ascontiguousarray(g(k), dtype=np.float64)  # noqa: E731
+    task = Task(X=f64("X"), y=f64("y"), y_clean=f64("y_clean"), xi=f64("xi"),
+                signals=f64("signals"))   # a file may store float32 inputs
     steps = g("steps")
-    return train_stage(np.ascontiguousarray(g("W0"), dtype=np.float64), traj.task(stage),
-                       float(g("eta")), int(steps[-1]), weight_decay=float(g("weight_decay")),
-                       trainable=g("trainable"), epsilon=0.0, snapshots=steps, track=True)
+    return train_stage(f64("W0"), task, float(g("eta")), int(steps[-1]),
+                       weight_decay=float(g("weight_decay")), trainable=g("trainable"),
+                       epsilon=0.0, snapshots=steps, track=True)
 
 
 def _stage_run(stage):
@@ -701,7 +706,8 @@ def estimate_lr_scale(traj: Trajectory, stage):
     import scipy.optimize
 
     g = lambda k: traj.get(stage, k)  # noqa: E731
-    steps, W, W0, X, y = g("steps"), g("W"), g("W0"), g("X"), g("y")
+    f64 = lambda k: np.asarray(g(k), dtype=np.float64)  # noqa: E731
+    steps, W, W0, X, y = g("steps"), f64("W"), f64("W0"), f64("X"), f64("y")
     eta, lam, trainable = float(g("eta")), float(g("weight_decay")), g("trainable")
     if len(steps) < 2:
         return None, "the file has no snapshot after step 0"

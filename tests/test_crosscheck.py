@@ -161,6 +161,17 @@ def test_perturbed_weight_is_caught_at_its_step(ref_path, tmp_path, stage, k, co
     assert report.failed_stages() == [stage]
 
 
+def test_float32_stored_file_is_usable(ref_path, tmp_path):
+    arrays = {k: (v.astype(np.float32) if v.dtype == np.float64 else v)
+              for k, v in weights_only(arrays_of(ref_path)).items()}
+    save(tmp_path / "f32.npz", arrays)
+    report = cc.crosscheck(tmp_path / "f32.npz", stages=["up"])
+    # the replay starts from the stored (rounded) inputs; the stored W was rounded after
+    rows = rows_by(report)
+    assert report.status == 1 and 1e-9 < rows[("up", "W")].max_rel < 1e-5
+    assert report.explanations["up"]["variants"][0]["name"] == "reference"
+
+
 def test_different_inputs_are_reported(ref_path, tmp_path, capsys):
     arrays = arrays_of(ref_path)
     arrays["down/eta"] = np.float64(0.5)

@@ -19,7 +19,8 @@ Progress goes to stderr through :class:`refimpl.progress.Progress`.
 
 A *measure* maps a seeded :class:`~refimpl.config.Config` to a flat dict of
 numbers (or lists of numbers). The built-in measures are :func:`measure_transfer`
-(the three-stage experiment and its diagnostics, MODEL.md sections 4-6) and
+(the three-stage experiment and its diagnostics, MODEL.md sections 4-6),
+:func:`measure_checks` (exactness of the decomposition, section 4) and
 :func:`measure_single` (one task trained alone: the single-task phase
 diagram, MODEL.md sections 7 and 8). Any importable top-level function
 ``f(config, **options) -> dict`` works as well.
@@ -38,7 +39,7 @@ import numpy as np
 from .config import Config
 
 __all__ = ["MEASURES", "Sweep", "run_sweep", "derive_seed", "item_key", "measure_transfer",
-           "measure_single", "read_result", "CACHE_VERSION"]
+           "measure_single", "measure_checks", "read_result", "CACHE_VERSION"]
 
 CACHE_VERSION = 1
 MAX_SEED = 2**63 - 1
@@ -472,5 +473,29 @@ def measure_single(config, n_test=None):
             "ratio": float(st.gamma[-1].sum(axis=-1).max() / max(rb.max(), 1e-300))}
 
 
-MEASURES = {"transfer": measure_transfer, "single": measure_single}
+def measure_checks(config):
+    """Exactness checks of the decomposition for each stage of the three-stage
+    experiment (MODEL.md section 4): ``<stage>_reconstruction`` and
+    ``<stage>_projection`` (largest relative discrepancies over the
+    snapshots), ``<stage>_invariants_applicable`` and
+    ``<stage>_invariants_broken`` (counts), ``<stage>_broken`` (names, ``;``-joined).
+    """
+    from .decomposition import invariants, projection_error, reconstruction_error
+    from .transfer import STAGES, run_experiment
+
+    exp = run_experiment(config)
+    out = {}
+    for s in STAGES:
+        st = exp.stages[s]
+        inv = invariants(st)
+        out[f"{s}_reconstruction"] = float(reconstruction_error(st))
+        out[f"{s}_projection"] = float(projection_error(st))
+        out[f"{s}_invariants_applicable"] = sum(v["applies"] for v in inv.values())
+        broken = [k for k, v in inv.items() if v["applies"] and not v["holds"]]
+        out[f"{s}_invariants_broken"] = len(broken)
+        out[f"{s}_broken"] = ";".join(broken)
+    return out
+
+
+MEASURES = {"transfer": measure_transfer, "single": measure_single, "checks": measure_checks}
 """Built-in measures by name."""

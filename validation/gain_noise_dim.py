@@ -1,8 +1,8 @@
 """gain_noise_dim: the transfer gain against the upstream noise level
 sigma_{p,1} and against the dimension d (MODEL.md section 8).
 
-Regime: :data:`refimpl.validate.TRANSFER_BASE` with |u| = 1.5; sigma_{p,1}
-from 0.5 to 3 at d = 600, and d from 250 to 2000 at sigma_p = 1. Tests: two
+Regime: :data:`refimpl.validate.TRANSFER_BASE` with |u| = 1; sigma_{p,1}
+from 0.5 to 3 at d = 600, and d from 300 to 4800 at sigma_p = 1. Tests: two
 one-sided Spearman rank correlations of the per-seed gain, with sigma_{p,1}
 and with d (rho < 0 both, level 0.01).
 """
@@ -44,9 +44,9 @@ def _panel(out, folder, base, field, values, reps, jobs, label):
 def run(out, quick=False, jobs=1):
     folder = V.script_out(out, NAME)
     reps = 3 if quick else 12
-    base = V.transfer_base(quick, u_norm=1.5)
+    base = V.transfer_base(quick, u_norm=1.0)
     sig = [0.5, 1.0, 2.0] if quick else [0.5, 1.0, 1.5, 2.0, 3.0]
-    ds = [60, 120, 240] if quick else [250, 500, 1000, 2000]
+    ds = [60, 120, 240] if quick else [300, 600, 1200, 2400, 4800]
     a = _panel(out, folder, base, "sigma_p_up", sig, reps, jobs, "sigma_p,1 (upstream noise)")
     b = _panel(out, folder, base, "d", ds, reps, jobs, "d (dimension)")
     ok = all(x["rho"] < 0 and x["p"] < ALPHA_LEVEL for x in (a, b))

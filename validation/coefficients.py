@@ -1,0 +1,210 @@
+"""coefficients: the signal-learning and noise-memorisation coefficients step
+by step, the exactness of the decomposition, and the stage-1 ratio
+(MODEL.md sections 4 and 7).
+
+1. One small run, every GD step kept (d = 150, m = 3, N_1 = 30, N_2 = 8, |u| = 2,
+   |v_1| = |v_2| = 1, sigma_p = 1, p_1 = 0, p_2 = 0.1, alpha = 0.5, 80 steps
+   per stage): ``coefficients_<stage>.csv`` with columns step, j (+1/-1), r,
+   i, coefficient (gamma: i is the signal index s; rho_bar, rho_under: i is
+   the training sample), value — the reference for a framework-based
+   implementation (issue 4's cross-check).
+2. The decomposition checks on 10 seeds at the full transfer size of
+   :data:`refimpl.validate.TRANSFER_BASE` (21 snapshots per stage): the
+   reconstruction of W from the coefficients and the independent projection
+   must agree with GD to 1e-8 (relative), and every invariant that applies
+   (lambda = 0: rho-bar >= 0 nondecreasing, rho-underline <= 0
+   nonincreasing; with clean labels, gamma nondecreasing) must hold.
+3. Stage-1 ratio: one task, eta = 0.1, 5 GD steps (the loss derivative is
+   still about -1/2), over N in {20, 40, 80, 160} and |mu| in {0.5, 1, 2, 4}
+   at d = 800, 10 seeds each: the ratio mean gamma / mean rho-bar against
+   n|mu|^2/(sigma_p^2 d). Test: least-squares slope of log(ratio) on
+   log(n|mu|^2/(sigma_p^2 d)) over all seeds, with its 95% t confidence
+   interval; the theory predicts slope 1.
+
+Verdict: PASS when the checks of 2 hold on every seed and stage and the
+interval of 3 contains 1.
+"""
+import sys
+
+import numpy as np
+
+from refimpl import validate as V
+from refimpl.config import Config
+from refimpl.sweep import run_sweep
+from refimpl.transfer import STAGES, run_experiment
+
+NAME = "coefficients"
+CLAIM = ("the tracked coefficients reproduce GD exactly, obey the section-4 invariants, and "
+         "gamma / rho-bar in stage 1 scales as n|mu|^2/(sigma_p^2 d)")
+TOL = 1e-8
+
+
+def _steps_config(quick):
+    c = dict(V.TRANSFER_BASE, d=150, m=3, n_up=30, n_down=8, u_norm=2.0, steps_up=80,
+             steps_down=80, snapshots=81, alpha=0.5, flip_up=0.0, flip_down=0.1, n_test=5000,
+             seed=20250926)
+    if quick:
+        c.update(d=60, n_up=12, n_down=6, steps_up=20, steps_down=20, snapshots=21, n_test=1000)
+    return Config.from_dict(c)
+
+
+def _write_steps(folder, quick):
+    cfg = _steps_config(quick)
+    exp = run_experiment(cfg)
+    files = {}
+    for s in STAGES:
+        st = exp.stages[s]
+        rows = []
+        K, _, m, S = st.gamma.shape
+        n = st.rho_bar.shape[-1]
+        for k in range(K):
+            step = int(st.steps[k])
+            for jj, j in enumerate((1, -1)):
+                for r in range(m):
+                    for si in range(S):
+                        rows.append([step, j, r, si, "gamma", float(st.gamma[k, jj, r, si])])
+                    for i in range(n):
+                        rows.append([step, j, r, i, "rho_bar", float(st.rho_bar[k, jj, r, i])])
+                    for i in range(n):
+                        rows.append([step, j, r, i, "rho_under", float(st.rho_under[k, jj, r, i])])
+        files[s] = V.write_csv(folder / f"coefficients_{s}.csv",
+                               ["step", "j", "r", "i", "coefficient", "value"], rows)
+    V.write_json(folder / "coefficients_config.json",
+                 {"config": cfg.to_dict(), "note": "the run behind coefficients_<stage>.csv; "
+                  "every GD step is a row group; j = +1/-1 is axis 0 of W (MODEL.md section 1)",
+                  "test_error": {s: exp.test_error(s) for s in STAGES}})
+    return exp, files
+
+
+def _figure_steps(path, exp):
+    from refimpl.plotting import available, pyplot, save
+
+    if not available():
+        return []
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, s in zip(axes, STAGES):
+        st = exp.stages[s]
+        t = st.steps
+        g = st.gamma.sum(axis=-1)                         # (K, 2, m)
+        own = st.task.y[None, None, :] == np.array([1.0, -1.0])[:, None, None]
+        rb = np.where(own, st.rho_bar, np.nan)
+        ax.plot(t, g.reshape(len(t), -1).mean(axis=1), "C0-", label="mean gamma")
+        ax.plot(t, g.reshape(len(t), -1).max(axis=1), "C0:", label="max gamma")
+        ax.plot(t, np.nanmean(rb.reshape(len(t), -1), axis=1), "C1-", label="mean rho-bar (y_i = j)")
+        ax.plot(t, np.nanmax(rb.reshape(len(t), -1), axis=1), "C1:", label="max rho-bar")
+        ax.plot(t, st.rho_under.reshape(len(t), -1).min(axis=1), "C2:", label="min rho-under")
+        ax.set_title(f"stage {s}", fontsize=10)
+        ax.set_xlabel("GD step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("coefficient")
+    axes[0].legend(fontsize=7)
+    return [save(fig, path, dpi=90)]
+
+
+def _ratio_grid(quick):
+    ns = [10, 20] if quick else [20, 40, 80, 160]
+    mus = [1.0, 2.0] if quick else [0.5, 1.0, 2.0, 4.0]
+    base = dict(d=800, m=10, n_down=1, v_up_norm=0.0, v_down_norm=0.0, sigma_p=1.0, flip=0.0,
+                eta=0.1, sigma_0=0.01, steps_up=5, steps_down=0, snapshots=2, n_test=100,
+                epsilon=0.0, weight_decay_up=0.0, layout="joint")
+    if quick:
+        base.update(d=200, m=4)
+    return [Config.from_dict({**base, "n_up": n, "u_norm": mu}) for n in ns for mu in mus]
+
+
+def run(out, quick=False, jobs=1):
+    from scipy import stats
+
+    folder = V.script_out(out, NAME)
+    reps = 2 if quick else 10
+    exp, files = _write_steps(folder, quick)
+    figs = _figure_steps(folder / "coefficients_steps.png", exp)
+    # 2. exactness on many seeds
+    chk_base = V.transfer_base(quick, snapshots=21)
+    chk = run_sweep([chk_base], measure="checks", replicates=reps, jobs=jobs, cache=V.cache_dir(out),
+                    label=f"{NAME} checks", salt=NAME)
+    worst = {s: {"reconstruction": float(np.nanmax(chk.values(f"{s}_reconstruction"))),
+                 "projection": float(np.nanmax(chk.values(f"{s}_projection"))),
+                 "invariants_applicable": int(np.nansum(chk.values(f"{s}_invariants_applicable"))),
+                 "invariants_broken": int(np.nansum(chk.values(f"{s}_invariants_broken"))),
+                 "broken": sorted({r[f"{s}_broken"] for r in chk.results[0] if r[f"{s}_broken"]})}
+             for s in STAGES}
+    ok_exact = all(w["reconstruction"] <= TOL and w["projection"] <= TOL and w["invariants_broken"] == 0
+                   for w in worst.values())
+    # 3. stage-1 ratio
+    grid = _ratio_grid(quick)
+    rs = run_sweep(grid, measure="single", replicates=reps, jobs=jobs, cache=V.cache_dir(out),
+                   label=f"{NAME} stage-1 ratio", salt=NAME)
+    theory = np.array([c.n_up * c.u_norm**2 / (c.sigma_p_up**2 * c.d) for c in grid])  # MODEL.md s.7
+    measured = rs.values("gamma_mean") / rs.values("rho_mean")                          # (cells, reps)
+    x = np.log(np.repeat(theory, reps))
+    y = np.log(measured.ravel())
+    fit = stats.linregress(x, y)
+    tq = stats.t.ppf(0.975, len(x) - 2)
+    ci = (fit.slope - tq * fit.stderr, fit.slope + tq * fit.stderr)
+    ok_ratio = ci[0] <= 1.0 <= ci[1]
+    verdict = "PASS" if ok_exact and ok_ratio else "FAIL"
+    rec = max(w["reconstruction"] for w in worst.values())
+    proj = max(w["projection"] for w in worst.values())
+    statistic = (f"max relative discrepancy: reconstruction {rec:.1e}, projection {proj:.1e} "
+                 f"(tolerance {TOL:g}); invariants broken: "
+                 f"{sum(w['invariants_broken'] for w in worst.values())}; stage-1 slope of "
+                 f"log(gamma/rho-bar) on log(n|mu|^2/(sigma_p^2 d)) = {fit.slope:.3f}, 95% CI "
+                 f"[{ci[0]:.3f}, {ci[1]:.3f}] (theory 1)")
+    rows = [[c.n_up, c.u_norm, c.d, th, measured[i].mean(), measured[i].std(ddof=1) / np.sqrt(reps)]
+            for i, (c, th) in enumerate(zip(grid, theory))]
+    header = ["n", "mu_norm", "d", "theory_ratio", "measured_ratio", "measured_ratio_se"]
+    V.write_csv(folder / "stage1_ratio.csv", header, rows)
+    V.write_json(folder / "coefficients.json", {
+        "claim": CLAIM, "verdict": verdict, "statistic": statistic, "replicates": reps,
+        "checks": worst, "checks_config": chk_base.to_dict(), "tolerance": TOL,
+        "stage1_fit": {"slope": fit.slope, "intercept": fit.intercept, "ci95": ci,
+                       "r": fit.rvalue, "n_points": len(x)},
+        "stage1_table": [dict(zip(header, r)) for r in rows],
+        "stage1_config": grid[0].to_dict(), "step_files": {s: str(p.name) for s, p in files.items()}})
+    from refimpl.plotting import available
+    if available():
+        from refimpl.plotting import pyplot, save
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(5.6, 4.4))
+        ax.errorbar(theory, measured.mean(axis=1), yerr=measured.std(axis=1, ddof=1) / np.sqrt(reps),
+                    fmt="o", ms=4, capsize=3, label=f"measured ({reps} seeds)")
+        tt = np.geomspace(theory.min(), theory.max(), 50)
+        ax.plot(tt, np.exp(fit.intercept) * tt ** fit.slope, "C1-",
+                label=f"fit: slope {fit.slope:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]")
+        ax.plot(tt, tt, "k--", lw=0.8, label="ratio = n|mu|^2/(sigma_p^2 d)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("n |mu|^2 / (sigma_p^2 d)")
+        ax.set_ylabel("mean gamma / mean rho-bar (stage 1)")
+        ax.set_title("stage-1 ratio of signal learning to noise memorisation", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+        figs.append(save(fig, folder / "stage1_ratio.png", dpi=100))
+    c = _steps_config(quick)
+    checks = V.markdown_table(["stage", "max reconstruction", "max projection", "invariant checks",
+                               "broken"],
+                              [[s, f"{w['reconstruction']:.1e}", f"{w['projection']:.1e}",
+                                str(w["invariants_applicable"]), str(w["invariants_broken"])
+                                + (f" ({', '.join(w['broken'])})" if w["broken"] else "")]
+                               for s, w in worst.items()])
+    ratio = V.markdown_table(["n", "|mu|", "n|mu|^2/(sigma_p^2 d)", "measured gamma/rho-bar"],
+                             [[str(r[0]), f"{r[1]:g}", r[3], V.fmt_mean_se(r[4], r[5], 3)] for r in rows])
+    body = "\n\n".join([
+        f"Step-by-step coefficients (every GD step; d = {c.d}, m = {c.m}, N_1 = {c.n_up}, "
+        f"N_2 = {c.n_down}, {c.steps_up} steps per stage, seed {c.seed}): "
+        + ", ".join(f"`{NAME}/{p.name}`" for p in files.values()) + " (columns step, j, r, i, "
+        "coefficient, value).",
+        f"Decomposition checks over {reps} seeds at d = {chk_base.d}, m = {chk_base.m}, "
+        f"N_1 = {chk_base.n_up}, N_2 = {chk_base.n_down}, 21 snapshots per stage "
+        f"({'all hold' if ok_exact else 'NOT all hold'}):", checks,
+        f"Stage-1 ratio (eta = {grid[0].eta:g}, {grid[0].steps_up} steps, d = {grid[0].d}, "
+        f"m = {grid[0].m}; {reps} seeds per cell; intercept exp({fit.intercept:.3f}) = "
+        f"{np.exp(fit.intercept):.3f}; slope CI {'contains' if ok_ratio else 'does NOT contain'} 1):",
+        ratio, V.figure_note(figs)])
+    return V.result(NAME, CLAIM, verdict, statistic, body)
+
+
+if __name__ == "__main__":
+    sys.exit(V.script_main(sys.modules[__name__]))

@@ -1,0 +1,154 @@
+"""mechanism: what happens during fine-tuning, transfer against scratch
+(MODEL.md sections 4 and 8).
+
+Two regimes of :data:`refimpl.validate.TRANSFER_BASE`: ``negative`` (no shared
+signal, |u| = 0: the inherited filters carry only upstream-specific signal and
+memorised upstream noise) and ``positive`` (|u| = 2). Per seed: downstream
+noise memorisation rho-bar (mean over the entries with y_i = j, and max) for
+inherited and fresh filters of the transfer run and for the scratch run, over
+the fine-tuning steps; universal knowledge K = j<w, u>; the fraction of
+downstream training points wrong at step 0; the test errors of f_inherited
+and f_fresh alone.
+
+Claim and test (regime ``negative``): transfer is worse than scratch and
+fine-tuning memorises downstream noise harder. One-sided paired t-tests over
+seeds: err_transfer > err_scratch, and mean rho-bar (all filters) of the
+transfer run > that of the scratch run, and the same on the flipped
+(label-noise) training points. Reported beside it (regime ``positive``):
+the inherited filters' universal knowledge against scratch's.
+"""
+import sys
+
+import numpy as np
+
+from refimpl import validate as V
+from refimpl.sweep import run_sweep
+
+NAME = "mechanism"
+CLAIM = ("negative transfer comes with harder downstream noise memorisation: larger rho-bar "
+         "in fine-tuning than from scratch")
+ALPHA_LEVEL = 0.01
+REGIMES = {"negative": {"u_norm": 0.0}, "positive": {"u_norm": 2.0}}
+SCALARS = ["err_transfer", "err_scratch", "err_inherited_part", "err_fresh_part", "wrong0_transfer",
+           "wrong0_scratch", "K_inh_start", "K_inh_end", "K_fresh_end", "K_scratch_end",
+           "inh_noise_energy", "rho_inh_mean", "rho_inh_max", "rho_fresh_mean", "rho_fresh_max",
+           "rho_transfer_mean", "rho_transfer_max", "rho_scratch_mean", "rho_scratch_max",
+           "rho_flip_transfer", "rho_flip_scratch", "loss_down", "loss_scratch"]
+
+
+def _curves(sw, key):
+    rows = [r[key] for r in sw.results[0]]
+    arr = np.array([[np.nan if v is None else v for v in row] for row in rows], float)
+    return arr.mean(axis=0), arr.std(axis=0, ddof=1) / np.sqrt(arr.shape[0])
+
+
+def _figure(path, regimes, reps):
+    from refimpl.plotting import available, pyplot, save
+
+    if not available():
+        return []
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for col, (name, sw) in enumerate(regimes.items()):
+        steps = np.array(sw.results[0][0]["curve_steps"])
+        for key, label, c in (("curve_rho_inh", "transfer, inherited filters", "C0"),
+                              ("curve_rho_fresh", "transfer, fresh filters", "C1"),
+                              ("curve_rho_scratch", "scratch", "C2")):
+            m, s = _curves(sw, key)
+            axes[0, col].plot(steps, m, color=c, label=label)
+            axes[0, col].fill_between(steps, m - s, m + s, color=c, alpha=0.25)
+        axes[0, col].set_title(f"{name}: mean rho-bar during fine-tuning ({reps} seeds)", fontsize=9)
+        axes[0, col].set_xlabel("fine-tuning step")
+        axes[0, col].set_ylabel("mean rho-bar (y_i = j)")
+        for key, label, c in (("curve_K_inh", "transfer, inherited", "C0"),
+                              ("curve_K_fresh", "transfer, fresh", "C1"),
+                              ("curve_K_scratch", "scratch", "C2")):
+            m, s = _curves(sw, key)
+            axes[1, col].plot(steps, m, color=c, label=label)
+            axes[1, col].fill_between(steps, m - s, m + s, color=c, alpha=0.25)
+        axes[1, col].set_title(f"{name}: universal knowledge K = j<w, u>", fontsize=9)
+        axes[1, col].set_xlabel("fine-tuning step")
+        axes[1, col].set_ylabel("mean K")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    return [save(fig, path, dpi=90)]
+
+
+def run(out, quick=False, jobs=1):
+    folder = V.script_out(out, NAME)
+    reps = 3 if quick else 20
+    sweeps, tests = {}, {}
+    for name, over in REGIMES.items():
+        base = V.transfer_base(quick, snapshots=11 if quick else 21, **over)
+        sweeps[name] = run_sweep([base], replicates=reps, jobs=jobs, cache=V.cache_dir(out),
+                                 label=f"{NAME} {name}", salt=NAME, options={"curves": True})
+    neg, pos = sweeps["negative"], sweeps["positive"]
+    v = lambda sw, k: sw.values(k)[0]
+    tests["err"] = V.paired_t(v(neg, "err_transfer"), v(neg, "err_scratch"))
+    tests["rho_mean"] = V.paired_t(v(neg, "rho_transfer_mean"), v(neg, "rho_scratch_mean"))
+    tests["rho_flip"] = V.paired_t(v(neg, "rho_flip_transfer"), v(neg, "rho_flip_scratch"))
+    tests["rho_max"] = V.paired_t(v(neg, "rho_transfer_max"), v(neg, "rho_scratch_max"))
+    tests["K_positive"] = V.paired_t(v(pos, "K_inh_end"), v(pos, "K_scratch_end"))
+    tests["err_positive"] = V.paired_t(v(pos, "err_scratch"), v(pos, "err_transfer"))
+    ok = all(tests[k]["p"] < ALPHA_LEVEL for k in ("err", "rho_mean", "rho_flip"))
+    verdict = "PASS" if ok else "FAIL"
+    t = tests
+    statistic = (f"|u| = 0: err_transfer - err_scratch = {t['err']['mean']:+.4f} ± {t['err']['se']:.4f} "
+                 f"({V.fmt_p(t['err']['p'])}); mean rho-bar transfer - scratch = "
+                 f"{t['rho_mean']['mean']:+.3f} ± {t['rho_mean']['se']:.3f} ({V.fmt_p(t['rho_mean']['p'])}); "
+                 f"on flipped points {t['rho_flip']['mean']:+.3f} ± {t['rho_flip']['se']:.3f} "
+                 f"({V.fmt_p(t['rho_flip']['p'])}); one-sided paired, {reps} seeds")
+    rows = [[k] + [x for name in REGIMES for x in (sweeps[name].mean(k)[0], sweeps[name].se(k)[0])]
+            for k in SCALARS]
+    header = ["quantity"] + [h for name in REGIMES for h in (name, name + "_se")]
+    V.write_csv(folder / "mechanism.csv", header, rows)
+    curves = {name: {k: _curves(sw, k)[0] for k in ("curve_rho_inh", "curve_rho_fresh",
+                                                     "curve_rho_scratch", "curve_K_inh",
+                                                     "curve_K_fresh", "curve_K_scratch")}
+              | {"steps": sw.results[0][0]["curve_steps"]} for name, sw in sweeps.items()}
+    V.write_json(folder / "mechanism.json", {
+        "claim": CLAIM, "verdict": verdict, "statistic": statistic, "replicates": reps,
+        "regimes": REGIMES, "tests": tests, "table": [dict(zip(header, r)) for r in rows],
+        "mean_curves": curves,
+        "base_config": V.transfer_base(quick).to_dict()})
+    figs = _figure(folder / "mechanism.png", sweeps, reps)
+    labels = {"err_transfer": "test error, transfer", "err_scratch": "test error, scratch",
+              "err_inherited_part": "test error of f_inherited alone",
+              "err_fresh_part": "test error of f_fresh alone",
+              "wrong0_transfer": "training points wrong at step 0, transfer",
+              "wrong0_scratch": "training points wrong at step 0, scratch",
+              "K_inh_start": "K inherited, start", "K_inh_end": "K inherited, end",
+              "K_fresh_end": "K fresh, end", "K_scratch_end": "K scratch, end",
+              "inh_noise_energy": "inherited noise energy",
+              "rho_inh_mean": "rho-bar mean, inherited", "rho_inh_max": "rho-bar max, inherited",
+              "rho_fresh_mean": "rho-bar mean, fresh", "rho_fresh_max": "rho-bar max, fresh",
+              "rho_transfer_mean": "rho-bar mean, transfer (all)",
+              "rho_transfer_max": "rho-bar max, transfer (all)",
+              "rho_scratch_mean": "rho-bar mean, scratch", "rho_scratch_max": "rho-bar max, scratch",
+              "rho_flip_transfer": "rho-bar mean on flipped points, transfer",
+              "rho_flip_scratch": "rho-bar mean on flipped points, scratch",
+              "loss_down": "final training loss, transfer",
+              "loss_scratch": "final training loss, scratch"}
+    table = V.markdown_table(["quantity (end of fine-tuning unless stated)"] + list(REGIMES),
+                             [[labels[r[0]]] + [V.fmt_mean_se(r[1 + 2 * k], r[2 + 2 * k], 3)
+                                                for k in range(len(REGIMES))] for r in rows])
+    b = V.transfer_base(quick)
+    body = "\n\n".join([
+        f"Base: d = {b.d}, m = {b.m}, N_1 = {b.n_up}, N_2 = {b.n_down}, |v_1| = |v_2| = {b.v_up_norm:g}, "
+        f"sigma_p = {b.sigma_p_up:g}, p_2 = {b.flip_down:g}, alpha = {b.alpha:g}, {b.steps_down} steps; "
+        f"regimes " + ", ".join(f"`{k}`: |u| = {o['u_norm']:g}" for k, o in REGIMES.items())
+        + f"; {reps} seeds each (mean ± se). Verdict: the three one-sided paired tests of the "
+        f"`negative` regime at level {ALPHA_LEVEL}.",
+        table,
+        f"`positive` regime: K inherited (end) - K scratch (end) = {t['K_positive']['mean']:+.3f} ± "
+        f"{t['K_positive']['se']:.3f} ({V.fmt_p(t['K_positive']['p'])}); gain = "
+        f"{t['err_positive']['mean']:+.4f} ± {t['err_positive']['se']:.4f} "
+        f"({V.fmt_p(t['err_positive']['p'])}). `negative` regime, max rho-bar transfer - scratch = "
+        f"{t['rho_max']['mean']:+.3f} ± {t['rho_max']['se']:.3f} ({V.fmt_p(t['rho_max']['p'])}).",
+        V.figure_note(figs)])
+    return V.result(NAME, CLAIM, verdict, statistic, body)
+
+
+if __name__ == "__main__":
+    sys.exit(V.script_main(sys.modules[__name__]))

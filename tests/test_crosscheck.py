@@ -501,3 +501,59 @@ def test_torch_client_float32_is_recognised(torch_client, ref_path, tmp_path):
                                                           stages=["up"]))
     ex = _explained(tmp_path / "t32.npz", "up")
     assert ex["matches"] == ["float32"]
+
+
+def _torch_variant_file(torch_client, ref_path, path, model_class=None, lr_scale=1.0):
+    """The up stage trained by the torch client with a framework-style variant."""
+    traj = load(ref_path)
+    g = lambda k: traj.get("up", k)  # noqa: E731
+    W, loss = torch_client.train(g("W0"), g("X"), g("y"), lr_scale * float(g("eta")),
+                                 float(g("weight_decay")), g("trainable"),
+                                 int(g("steps")[-1]), g("steps"), model_class=model_class)
+    arrays = {k: traj[k] for k in ("format_version", "config_json", "provenance_json")}
+    for k in cc.INPUT_KEYS + ("steps",):
+        arrays[f"up/{k}"] = g(k)
+    arrays["up/W"], arrays["up/loss"] = W, loss
+    save(path, arrays)
+    return path
+
+
+def test_torch_written_variants_are_recognised(torch_client, ref_path, tmp_path):
+    """Convention variants written the framework way (autograd, not refimpl's
+    variant GD) are named by explain mode."""
+    import torch
+
+    base = torch_client.TwoLayerCNN
+
+    class SumFilters(base):
+        def forward(self, X):
+            pre = torch.einsum("jrd,ipd->jrip", self.filters(), X)
+            F = torch.relu(pre).sum(dim=(1, 3))
+            return F[0] - F[1]
+
+    class MeanPatches(base):
+        def forward(self, X):
+            pre = torch.einsum("jrd,ipd->jrip", self.filters(), X)
+            F = torch.relu(pre).mean(dim=3).sum(dim=1) / self.m
+            return F[0] - F[1]
+
+    class WithBias(base):
+        def __init__(self, W0, trainable, dtype):
+            super().__init__(W0, trainable, dtype)
+            self.bias = torch.nn.Parameter(torch.zeros(2, self.m, 1, 1, dtype=dtype))
+
+        def forward(self, X):
+            pre = torch.einsum("jrd,ipd->jrip", self.filters(), X) + self.bias
+            F = torch.relu(pre).sum(dim=(1, 3)) / self.m
+            return F[0] - F[1]
+
+    cases = [("filter_sum", dict(model_class=SumFilters)),
+             ("patch_mean", dict(model_class=MeanPatches)),
+             ("bias", dict(model_class=WithBias)),
+             ("lr_scale", dict(lr_scale=3.0))]
+    for name, kw in cases:
+        path = _torch_variant_file(torch_client, ref_path, tmp_path / f"{name}.npz", **kw)
+        assert _explained(path, "up")["matches"] == [name], name
+    # and the unmodified client agrees
+    path = _torch_variant_file(torch_client, ref_path, tmp_path / "plain.npz")
+    assert cc.crosscheck(path).status == 0

@@ -90,7 +90,8 @@ else:  # pragma: no cover
     TwoLayerCNN = None
 
 
-def train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, dtype="float64"):
+def train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, dtype="float64",
+          model_class=None):
     """Full-batch GD with torch.optim.SGD (lr = eta, weight_decay = lambda:
     w <- w - eta (grad + lambda w), MODEL.md section 3).
 
@@ -105,6 +106,10 @@ def train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, dtype="float
     snapshots : array_like of int
         Steps at which W is recorded (within 0..steps).
     dtype : {"float64", "float32"}
+    model_class : subclass of TwoLayerCNN, optional
+        Another model with the same constructor (the tests use it to build
+        convention variants the framework way); every parameter it has is
+        trained.
 
     Returns
     -------
@@ -114,10 +119,10 @@ def train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, dtype="float
     """
     _need_torch()
     tdt = {"float64": torch.float64, "float32": torch.float32}[dtype]
-    model = TwoLayerCNN(W0, trainable, tdt)
+    model = (model_class or TwoLayerCNN)(W0, trainable, tdt)
     Xt = torch.tensor(np.asarray(X), dtype=tdt)
     yt = torch.tensor(np.asarray(y), dtype=tdt)
-    params = [model.weight] if model.weight.numel() else []
+    params = [p for p in model.parameters() if p.numel()]
     opt = torch.optim.SGD(params, lr=eta, weight_decay=weight_decay) if params else None
     wanted = set(int(s) for s in snapshots)
     snaps, loss = [], np.empty(int(steps) + 1)

@@ -398,8 +398,10 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
             raise TrajectoryError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
         names = [s for s in names if s in stages]
     if not names:
-        raise TrajectoryError(f"no stage to compare: {theirs.path} has {', '.join(theirs.stages)}"
-                              + ("" if ref is None else f", {ref.path} has {', '.join(ref.stages)}"))
+        where = f"{theirs.path} has {', '.join(theirs.stages)}"
+        if ref is not None:
+            where += f", {ref.path} has {', '.join(ref.stages)}"
+        raise TrajectoryError(f"no stage to compare: {where}")
     report = Report(str(theirs_path), "replay (refimpl.train from the file's inputs)"
                     if ref is None else str(ref_path), rtol, atol)
     if ref is not None:

@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refimpl import crosscheck as cc
 from refimpl.cli import main
@@ -79,6 +81,22 @@ def test_compare_arrays_tolerance_rule():
     # a NaN never agrees
     a[0, 0] = np.nan
     assert cc.compare_arrays(a, b, steps)[2] == 0
+
+
+@given(st.integers(1, 6), st.integers(1, 5), st.data())
+def test_compare_arrays_finds_the_first_perturbed_snapshot(K, width, data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    b = rng.standard_normal((K, 2, width)) + 0.5
+    steps = np.cumsum(rng.integers(1, 9, K)) - 1
+    k = data.draw(st.integers(0, K - 1))
+    entry = data.draw(st.integers(0, 2 * width - 1))
+    a = b.copy()
+    scale = np.abs(b[k]).max()
+    a[k].flat[entry] += 3e-9 * scale          # well above 1e-10 * (scale + |b|) <= 2e-10 scale
+    a[k:] += 1e-13 * scale                    # rounding-sized noise everywhere after: agrees
+    max_abs, max_rel, first = cc.compare_arrays(a, b, steps, rtol=1e-10)
+    assert first == steps[k]
+    assert max_rel == pytest.approx(3e-9 + 1e-13, rel=1e-3)
 
 
 # ---------------------------------------------------------------------------
@@ -314,7 +332,8 @@ def test_variant_gd_filter_sum_equals_refimpl_rescaled(exp):
     # the reference with V0 = m W0, step eta m^2 and decay lam / m^2.
     s = exp.stages["down"]
     m = s.W0.shape[1]
-    W, loss, _ = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps, cc.Convention(filter_sum=True))
+    W, loss, _ = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps,
+                                  cc.Convention(filter_sum=True))
     ref = train_stage(m * s.W0, s.task, s.eta * m**2, s.T, weight_decay=s.weight_decay / m**2,
                       trainable=s.trainable, snapshots=s.steps)
     assert _rel(m * W, ref.W) <= 1e-10 and _rel(loss, ref.loss) <= 1e-10

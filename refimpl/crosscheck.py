@@ -17,8 +17,9 @@ coefficients. This module
   trainable filters, 1 for frozen ones) for files that lack them
   (``python -m refimpl decompose``);
 * **explains** a failed comparison: it replays the file's inputs under each
-  usual convention difference of framework code (section "Explain mode"
-  below) and names the variant that then agrees.
+  usual convention difference of framework code (:data:`VARIANTS`, run by the
+  small plain-numpy GD :func:`variant_train`, kept apart from the exact
+  kernels) and names the variant that then agrees.
 
 Command line::
 
@@ -525,6 +526,9 @@ class Convention:
         sigma'(0) (the reference has 0).
     dtype : str
         "float64" or "float32" arithmetic.
+    loss_with_decay : bool
+        The stored loss includes the penalty (lambda/2) |W|^2 (all filters);
+        a reporting convention, the weights are the reference's.
     """
 
     filter_sum: bool = False
@@ -533,6 +537,7 @@ class Convention:
     lr_scale: float = 1.0
     relu_prime_zero: float = 0.0
     dtype: str = "float64"
+    loss_with_decay: bool = False
 
     def describe(self):
         parts = []
@@ -548,6 +553,8 @@ class Convention:
             parts.append(f"ReLU'(0) = {self.relu_prime_zero:g}")
         if self.dtype != "float64":
             parts.append(f"{self.dtype} arithmetic")
+        if self.loss_with_decay:
+            parts.append("the stored loss includes (lambda/2)|W|^2")
         return "; ".join(parts) or "reference conventions (MODEL.md section 3)"
 
 
@@ -560,6 +567,7 @@ VARIANTS = {
     "relu_prime_1": Convention(relu_prime_zero=1.0),
     "relu_prime_half": Convention(relu_prime_zero=0.5),
     "float32": Convention(dtype="float32"),
+    "loss_with_decay": Convention(loss_with_decay=True),
 }
 
 
@@ -640,6 +648,8 @@ def _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, con
         if t in wanted:
             snaps.append(W.astype(np.float64))
         loss[t], gW, gb, z = _variant_loss_and_gradient(W, b, X, y, conv)
+        if conv.loss_with_decay:     # L_S of MODEL.md section 3, penalty included
+            loss[t] += 0.5 * weight_decay * float(np.sum(W.astype(np.float64) ** 2))
         zeros += z
         if t == steps:
             break
@@ -838,6 +848,10 @@ def explain_stage(traj: Trajectory, stage, rtol=DEFAULT_RTOL, atol=None, max_ste
                            f"float32 replay {own:.2g}"
                            + ("" if same_order else " (the file's drift is far smaller)"))
             res["agrees"] = res["agrees"] and f32 and same_order
+        elif name == "loss_with_decay" and float(g("weight_decay")) == 0.0:
+            results.append({"name": name, "description": conv.describe(), "tested": False,
+                            "agrees": False, "note": "lambda = 0: the penalty is 0"})
+            continue
         elif name.startswith("relu_prime"):
             res, zeros = run(name, conv, rtol)
             if zeros == 0:

@@ -348,6 +348,15 @@ def test_variant_gd_bias_first_step_is_the_reference(exp):
     assert abs(loss[1] - ref.loss[1]) > 1e-6 and _rel(W[2], ref.W[2]) > 1e-6
 
 
+def test_variant_gd_loss_with_decay_adds_the_penalty(exp):
+    s = exp.stages["down"]
+    W, loss, _ = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps,
+                                  cc.Convention(loss_with_decay=True))
+    penalty = 0.5 * s.weight_decay * np.sum(s.W**2, axis=(1, 2, 3))      # at the snapshots
+    assert np.allclose(loss[s.steps], s.loss[s.steps] + penalty, rtol=1e-12, atol=0)
+    assert _rel(W, s.W) <= 1e-12
+
+
 def test_variant_gd_relu_prime_at_zero_by_hand():
     # W0 = 0: every pre-activation is 0, f = 0 and l'(0) = -1/2; with sigma'(0) = c
     # the first step is w_{j,r} = eta c/(2 n m) j sum_i y_i sum_p x_i^(p) (MODEL.md section 3)
@@ -384,6 +393,7 @@ def _explained(path, stage):
     ("lr_scale", cc.Convention(lr_scale=2.0)),
     ("lr_scale", cc.Convention(lr_scale=0.37)),
     ("float32", cc.Convention(dtype="float32")),
+    ("loss_with_decay", cc.Convention(loss_with_decay=True)),
 ])
 def test_explain_names_the_variant(ref_path, tmp_path, name, conv):
     traj = load(ref_path)
@@ -391,6 +401,9 @@ def test_explain_names_the_variant(ref_path, tmp_path, name, conv):
     save(path, cc.variant_arrays(traj, conv, stages=["down"]))
     ex = _explained(path, "down")
     assert ex["matches"] == [name]
+    if name == "loss_with_decay":    # the weights are the reference's: only the loss differs
+        rows = rows_by(cc.crosscheck(path, stages=["down"], explain=False))
+        assert rows[("down", "W")].ok and not rows[("down", "loss")].ok
     tested = {r["name"]: r for r in ex["variants"]}
     assert not tested["relu_prime_1"]["tested"]         # no exact zeros in this data
     if name == "lr_scale":

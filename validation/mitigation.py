@@ -23,7 +23,7 @@ from refimpl.sweep import run_sweep
 NAME = "mitigation"
 CLAIM = "a smaller alpha, weight decay during fine-tuning, or freezing shrink negative transfer"
 ALPHA_LEVEL = 0.01
-BASE_ALPHA = 1.0
+BASE_ALPHA = 0.8
 REGION = [0.0, 0.25]
 LEVERS = {
     "baseline": {},

@@ -1,7 +1,9 @@
 """phase_single: the single-task phase diagram (MODEL.md sections 7 and 8).
 
 One task trained alone (:func:`refimpl.sweep.measure_single`: signal mu = u,
-|v| = 0, label noise p = 0.1, sigma_p = 1, m = 10, eta = 1) until the training
+|v| = 0, label noise p = 0.1, sigma_p = 1, m = 10, step size
+eta = 200/(sigma_p^2 d), which keeps the theory's condition eta <= O(1/(sigma_p^2 d))
+and the same per-step noise memorisation at every d) until the training
 loss reaches epsilon = 0.05 (cap 2000 steps). Two heatmaps of the test error:
 over (|mu|, d) at n = 50 and over (|mu|, n) at d = 800.
 
@@ -36,6 +38,7 @@ ALPHA_LEVEL = 0.01
 FLIP = 0.1
 LEVEL = 0.2
 HIGH, LOW = 50.0, 0.5
+ETA_D = 200.0
 
 
 def _single(quick, **kw):
@@ -46,6 +49,10 @@ def _single(quick, **kw):
     if quick:
         values.update(m=4, steps_up=400, n_test=2000, d=200, n_up=20)
     values.update(kw)
+    # step size eta = ETA_D / (sigma_p^2 d): the theory's step-size condition
+    # eta <= O(1/(sigma_p^2 d)) (Kou et al. 2023), the same per-step noise
+    # memorisation at every d
+    values["eta"] = ETA_D / (values["sigma_p_up"] ** 2 * values["d"])
     return Config.from_dict(values)
 
 
@@ -138,7 +145,7 @@ def run(out, quick=False, jobs=1):
         pd = _panel(out, "d", "d", [100, 200, 400], mus, reps, jobs, quick, rng)
         pn = _panel(out, "n", "n_up", [10, 20, 40], mus, reps, jobs, quick, rng)
     else:
-        mus = list(np.round(np.geomspace(0.6, 8.0, 11), 3))
+        mus = list(np.round(np.geomspace(0.6, 8.0, 9), 3))
         pd = _panel(out, "d", "d", [200, 400, 800, 1600, 3200], mus, reps, jobs, quick, rng)
         pn = _panel(out, "n", "n_up", [12, 25, 50, 100, 200], mus, reps, jobs, quick, rng)
     stopped = np.concatenate([pd["stopped"].ravel(), pn["stopped"].ravel()])
@@ -189,7 +196,7 @@ def run(out, quick=False, jobs=1):
                           [[P["field"], str(x), b] for P in (pd, pn) for x, b in zip(P["xs"], P["bounds"])])
     c = _single(quick)
     body = "\n\n".join([
-        f"Single task: m = {c.m}, sigma_p = 1, p = {FLIP}, eta = {c.eta:g}, sigma_0 = {c.sigma_0:g}, "
+        f"Single task: m = {c.m}, sigma_p = 1, p = {FLIP}, eta = {ETA_D:g}/(sigma_p^2 d), sigma_0 = {c.sigma_0:g}, "
         f"GD until the training loss is <= {c.epsilon:g} (cap {c.steps_up} steps); "
         f"{reps} seeds per cell; (|mu|, d) at n = {c.n_up}, (|mu|, n) at d = {c.d}.",
         f"- loss reaches epsilon: {100 * frac_stopped:.1f}% of {stopped.size} runs "

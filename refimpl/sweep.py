@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,15 +207,20 @@ class Sweep:
                          for row in self.results], dtype=float)
 
     def mean(self, metric):
-        """Mean over replicates, shape (points,) (NaNs ignored)."""
-        return np.nanmean(self.values(metric), axis=1)
+        """Mean over replicates, shape (points,) (NaNs ignored; NaN when all are)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.values(metric), axis=1)
 
     def se(self, metric):
-        """Standard error of the mean over replicates, shape (points,)."""
+        """Standard error of the mean over replicates, shape (points,) (NaN
+        with fewer than two finite values)."""
         v = self.values(metric)
         n = np.sum(np.isfinite(v), axis=1)
-        sd = np.nanstd(v, axis=1, ddof=1) if v.shape[1] > 1 else np.full(len(v), np.nan)
-        return sd / np.sqrt(np.maximum(n, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nanstd(v, axis=1, ddof=1)
+        return np.where(n > 1, sd / np.sqrt(np.maximum(n, 1)), np.nan)
 
     def rows(self, fields=(), metrics=None):
         """Flat table: one dict per item with ``point``, ``replicate``,

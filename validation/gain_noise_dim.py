@@ -43,7 +43,7 @@ def _panel(out, folder, base, field, values, reps, jobs, label):
 
 def run(out, quick=False, jobs=1):
     folder = V.script_out(out, NAME)
-    reps = 3 if quick else 12
+    reps = 3 if quick else 20
     base = V.transfer_base(quick, u_norm=1.0)
     sig = [0.5, 1.0, 2.0] if quick else [0.5, 1.0, 1.5, 2.0, 3.0]
     ds = [60, 120, 240] if quick else [300, 600, 1200, 2400, 4800]

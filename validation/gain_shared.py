@@ -23,7 +23,7 @@ ALPHA_LEVEL = 0.01
 def run(out, quick=False, jobs=1):
     folder = V.script_out(out, NAME)
     us = [0.0, 1.0, 2.0] if quick else [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
-    reps = 3 if quick else 16
+    reps = 3 if quick else 20
     base = V.transfer_base(quick)
     grid = [base.replace(u_norm=u) for u in us]
     sw = run_sweep(grid, replicates=reps, jobs=jobs, cache=V.cache_dir(out), label=NAME, salt=NAME)

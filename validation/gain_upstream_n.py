@@ -25,7 +25,7 @@ ALPHA_LEVEL = 0.01
 def run(out, quick=False, jobs=1):
     folder = V.script_out(out, NAME)
     ns = [10, 20, 40] if quick else [10, 25, 50, 100, 200, 400]
-    reps = 3 if quick else 16
+    reps = 3 if quick else 20
     base = V.transfer_base(quick, u_norm=1.0)
     grid = [base.replace(n_up=n) for n in ns]
     sw = run_sweep(grid, replicates=reps, jobs=jobs, cache=V.cache_dir(out), label=NAME, salt=NAME)

@@ -99,7 +99,7 @@ def _heatmap(path, G, reps):
 
 def run(out, quick=False, jobs=1):
     folder = V.script_out(out, NAME)
-    reps = 3 if quick else 10
+    reps = 3 if quick else 16
     us = [0.0, 1.0, 2.0] if quick else [0.0, 0.5, 1.0, 1.5, 2.0]
     alphas = [0.5, 1.0] if quick else [0.2, 0.5, 0.8, 1.0]
     nups = [10, 40] if quick else [20, 50, 100, 200]

@@ -39,7 +39,7 @@ FINDINGS = ("gain at |u| = 2", "gain grows with |u|", "negative transfer at |u| 
 
 def run(out, quick=False, jobs=1):
     folder = V.script_out(out, NAME)
-    reps = 3 if quick else 12
+    reps = 3 if quick else 20
     names = list(VARIANTS)
     grid = [V.transfer_base(quick, u_norm=u, **VARIANTS[n]) for n in names for u in US]
     sw = run_sweep(grid, replicates=reps, jobs=jobs, cache=V.cache_dir(out), label=NAME, salt=NAME)

@@ -118,7 +118,7 @@ def _heatmap(path, P, title, xlabel):
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
             ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="w" if mean[i, j] > 0.3 else "k")
+                    color="k" if mean[i, j] > 0.33 else "w")
     lm = np.log(P["mus"])
     xb = np.interp(np.log(P["bounds"]), lm, np.arange(len(lm)), left=np.nan, right=np.nan)
     ax.plot(xb, range(len(P["xs"])), "r-o", ms=3, label=f"fitted boundary (clean err = {LEVEL})")

@@ -56,7 +56,9 @@ from pathlib import Path
 __all__ = ["SCRIPT_NAMES", "VERDICTS", "validation_dir", "script_path", "load_script",
            "check_result", "run_scripts", "write_report", "script_main", "register",
            "verdict_line", "script_out", "write_json", "write_csv", "figure_note",
-           "fmt_mean_se", "DEFAULT_OUT"]
+           "fmt_mean_se", "fmt_p", "DEFAULT_OUT", "TRANSFER_BASE", "TRANSFER_QUICK",
+           "transfer_base", "cache_dir", "spearman", "paired_t", "markdown_table", "section",
+           "result", "line_figure", "present_scripts"]
 
 SCRIPT_NAMES = ("coefficients", "phase_single", "gain_shared", "gain_upstream_n", "gain_alpha",
                 "gain_noise_dim", "negative_transfer", "mechanism", "mitigation", "robustness",

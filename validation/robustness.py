@@ -12,8 +12,10 @@ run; |u| in {0, 1, 2}):
 - gain: at |u| = 2 transfer beats scratch (paired t-test of the gain > 0);
 - trend: the gain grows with |u| (Spearman rank correlation over seeds);
 - negative transfer: at |u| = 0 transfer is worse than scratch (paired t-test).
-Verdict: PASS when every finding holds in every variant in which it holds in
-the base; a finding that fails in a variant is reported as such.
+Verdict: PASS when every finding holds in every variant, the base included;
+otherwise FAIL, listing where each finding is lost. (With correlated task
+signals v_1 carries part of v_2, a shared signal of its own, so the
+negative transfer at |u| = 0 need not survive there.)
 """
 import sys
 
@@ -59,14 +61,13 @@ def run(out, quick=False, jobs=1):
         for i, u in enumerate(US):
             rows.append([n, u, gain[k, i].mean(), gain[k, i].std(ddof=1) / np.sqrt(reps),
                          et[k, i].mean(), es[k, i].mean()])
-    base = names[0]
-    expected = [f for f in FINDINGS if results[base]["holds"][f]]
-    broken = [(n, f) for n in names[1:] for f in expected if not results[n]["holds"][f]]
-    ok = bool(expected) and not broken
-    verdict = "PASS" if ok else "FAIL"
-    statistic = (f"base holds {len(expected)}/{len(FINDINGS)} findings; "
-                 + ("all survive every variant" if not broken else
-                    "lost in: " + "; ".join(f"{n}: {f}" for n, f in broken))
+    broken = [(n, f) for n in names for f in FINDINGS if not results[n]["holds"][f]]
+    expected = list(FINDINGS)
+    verdict = "PASS" if not broken else "FAIL"
+    statistic = (("all three findings hold in every variant" if not broken else
+                  f"{len(FINDINGS) * len(names) - len(broken)} of {len(FINDINGS) * len(names)} "
+                  "(variant, finding) pairs hold; lost: "
+                  + "; ".join(f"{n}: {f}" for n, f in broken))
                  + f" ({reps} seeds per point, one-sided tests at {ALPHA_LEVEL})")
     header = ["variant", "u_norm", "gain", "gain_se", "err_transfer", "err_scratch"]
     V.write_csv(folder / "robustness.csv", header, rows)

@@ -5,7 +5,9 @@ Variants of :data:`refimpl.validate.TRANSFER_BASE`: the base (joint layout,
 filter granularity, orthogonal v_1, v_2, p_2 = 0.1); the split layout
 (x = [yhat u, yhat v, xi]); entry granularity (an i.i.d. Bernoulli(alpha)
 mask per weight entry); correlated task signals (cos(v_1, v_2) = 0.5); no
-downstream label noise (p_2 = 0).
+downstream label noise (p_2 = 0); a ten times smaller step size with ten
+times the steps (eta = 0.1, 2000 steps per stage: the base's eta = 1 takes
+large fine-tuning steps, eta |xi|^2/(N_2 m) ~ 6).
 
 Findings tested in each variant (one-sided, level 0.01, paired seeds within a
 run; |u| in {0, 1, 2}):
@@ -26,7 +28,7 @@ from refimpl.sweep import run_sweep
 
 NAME = "robustness"
 CLAIM = ("the gain at a strong shared signal, its growth with |u| and negative transfer at |u| = 0 "
-         "survive the split layout, entry granularity, correlated v_1/v_2 and p_2 = 0")
+         "survive the split layout, entry granularity, correlated v_1/v_2, p_2 = 0 and a smaller step size")
 ALPHA_LEVEL = 0.01
 VARIANTS = {
     "base (joint, filter, p_2 = 0.1)": {},
@@ -34,7 +36,9 @@ VARIANTS = {
     "entry granularity": {"granularity": "entry"},
     "cos(v_1, v_2) = 0.5": {"v_cos": 0.5},
     "p_2 = 0": {"flip_down": 0.0},
+    "eta = 0.1, 10x steps": {"eta": 0.1, "steps_up": 2000, "steps_down": 2000},
 }
+QUICK_STEPS = {"steps_up": 600, "steps_down": 600}
 US = [0.0, 1.0, 2.0]
 FINDINGS = ("gain at |u| = 2", "gain grows with |u|", "negative transfer at |u| = 0")
 
@@ -43,7 +47,13 @@ def run(out, quick=False, jobs=1):
     folder = V.script_out(out, NAME)
     reps = 3 if quick else 20
     names = list(VARIANTS)
-    grid = [V.transfer_base(quick, u_norm=u, **VARIANTS[n]) for n in names for u in US]
+    def variant(n):
+        over = dict(VARIANTS[n])
+        if quick and "steps_up" in over:
+            over.update(QUICK_STEPS)
+        return over
+
+    grid = [V.transfer_base(quick, u_norm=u, **variant(n)) for n in names for u in US]
     sw = run_sweep(grid, replicates=reps, jobs=jobs, cache=V.cache_dir(out), label=NAME, salt=NAME)
     shape = (len(names), len(US), reps)
     et, es = sw.values("err_transfer").reshape(shape), sw.values("err_scratch").reshape(shape)

@@ -51,12 +51,12 @@ import numpy as np
 
 from . import naive
 from .data import Task
-from .decomposition import project
+from .decomposition import project, scales
 from .train import train_stage
 from .trajectory import (COEFFICIENT_KEYS, STAGES, TrajectoryError, Trajectory, load, save)
 
 __all__ = ["QUANTITIES", "DEFAULT_RTOL", "FLOAT32_FACTOR", "Row", "Report", "compare_arrays",
-           "stage_scales", "recover_coefficients", "decompose", "replay", "compare_runs",
+           "recover_coefficients", "decompose", "replay", "compare_runs",
            "crosscheck", "Convention", "VARIANTS", "variant_train", "variant_arrays",
            "estimate_lr_scale", "explain_stage", "register"]
 
@@ -146,13 +146,6 @@ def compare_arrays(a, b, steps, rtol=DEFAULT_RTOL, atol=None):
     return float(worst.max()), float(rel.max()), first
 
 
-def stage_scales(steps, trainable, eta, weight_decay):
-    """s_t per snapshot and filter: (1 - eta*lambda)^t for trainable filters,
-    1 for frozen ones (MODEL.md section 4). Shape (K, 2, m)."""
-    t = np.asarray(steps, dtype=np.float64)[:, None, None]
-    return np.where(np.asarray(trainable, bool)[None], (1.0 - eta * weight_decay) ** t, 1.0)
-
-
 def recover_coefficients(W, W0, steps, trainable, eta, weight_decay, signals, xi, y):
     """Coefficients from weight snapshots alone by the projection recovery
     (MODEL.md section 4; :func:`refimpl.decomposition.project`).
@@ -187,7 +180,7 @@ def recover_coefficients(W, W0, steps, trainable, eta, weight_decay, signals, xi
     if n + S > d:
         raise ValueError(f"coefficients cannot be recovered by projection: n + S = {n + S} "
                          f"basis vectors in d = {d} dimensions are not independent")
-    scale = stage_scales(steps, trainable, eta, weight_decay)
+    scale = scales(steps, trainable, eta, weight_decay)
     try:
         return project(W, W0, scale, signals, xi, y)
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError) as exc:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-__all__ = ["reconstruct", "reconstruction_error", "project", "invariants", "J"]
+__all__ = ["reconstruct", "reconstruction_error", "project", "project_stage", "projection_error",
+           "invariants", "scales", "own_entries", "universal_knowledge", "noise_part", "J"]
 
 J = np.array([1.0, -1.0])  # the class j of axis 0 of W
 
@@ -48,8 +49,32 @@ def reconstruct(W0, scale, signals, xi, gamma, rho_bar, rho_under):
             + np.einsum("...jri,id->...jrd", rho_bar + rho_under, xi_dir))
 
 
+def scales(steps, trainable, eta, weight_decay):
+    """s_t per snapshot and filter: (1 - eta*lambda)^t for trainable filters,
+    1 for frozen ones (MODEL.md section 4).
+
+    Parameters
+    ----------
+    steps : int or ndarray of shape (K,)
+    trainable : ndarray of shape (2, m), bool
+    eta, weight_decay : float
+
+    Returns
+    -------
+    ndarray of shape (2, m) (scalar steps) or (K, 2, m)
+    """
+    t = np.asarray(steps, dtype=np.float64)[..., None, None]
+    return np.where(np.asarray(trainable, bool), (1.0 - eta * weight_decay) ** t, 1.0)
+
+
+def own_entries(y):
+    """Mask of the entries (j, i) with y_i = j, shape (2, 1, n): where rho_bar
+    lives; rho_under lives on the complement (MODEL.md section 4)."""
+    return np.asarray(y)[None, None, :] == J[:, None, None]
+
+
 def _stage_scales(stage):
-    return np.stack([stage.scale(k) for k in range(len(stage.steps))])
+    return scales(stage.steps, stage.trainable, stage.eta, stage.weight_decay)
 
 
 def reconstruction_error(stage):

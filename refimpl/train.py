@@ -68,8 +68,8 @@ class Stage:
     def scale(self, k=-1):
         """s_t per filter at snapshot k: (1 - eta*lambda)^t for trainable
         filters, 1 for frozen ones (MODEL.md section 4). Shape (2, m)."""
-        t = int(self.steps[k])
-        return np.where(self.trainable, (1.0 - self.eta * self.weight_decay) ** t, 1.0)
+        from .decomposition import scales
+        return scales(self.steps[k], self.trainable, self.eta, self.weight_decay)
 
 
 def snapshot_schedule(cap, count):

@@ -14,6 +14,7 @@ import sys
 
 from .config import (DEFAULT, Config, ConfigError, expand_shorthands, parse_assignment,
                      read_json_object)
+from .train import DivergenceError
 
 __all__ = ["main", "run_main", "build_config", "UsageError", "Parser"]
 
@@ -110,14 +111,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, DivergenceError) as exc:
         print(f"refimpl: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:           # output piped into e.g. `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
+        where = f" {exc.filename}:" if exc.filename else ""
         print(f"refimpl: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

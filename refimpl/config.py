@@ -135,7 +135,7 @@ class Config:
     granularity: str = field(default="filter", metadata=_choice(*GRANULARITIES))
     freeze_inherited: bool = field(default=False, metadata=_BOOL)
     rescale_inherited: float = field(default=1.0, metadata=_real())
-    n_test: int = field(default=20000, metadata=_int(2))
+    n_test: int = field(default=20000, metadata=_int(2, 10**7))
     estimator: str = field(default="reduced", metadata=_choice(*ESTIMATORS))
     seed: int = field(default=0, metadata=_int(0, 2**63 - 1))
 

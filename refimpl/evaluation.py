@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import noise_basis, sample_noise, task_signals
+from .data import noise_basis, sample_task, task_signals
 from .naive import relu
 from .network import check_weights, forward
 
@@ -19,16 +19,12 @@ _BATCH = 4096
 
 
 def _sample_errors(W, u, v, sigma_p, layout, n_test, rng):
-    """Per-point clean errors 1(yhat f(W, x) <= 0) on fresh inputs in d dims."""
-    signals = task_signals(u, v, layout)
-    basis = noise_basis(u, v)
+    """Per-point clean errors 1(yhat f(W, x) <= 0) on fresh inputs in d dims
+    (drawn like training data, MODEL.md section 2, without label flips)."""
     out = []
     for start in range(0, n_test, _BATCH):
-        b = min(_BATCH, n_test - start)
-        y_clean = rng.choice(np.array([1.0, -1.0]), size=b)
-        xi = sample_noise(rng, b, sigma_p, basis)
-        X = np.concatenate([y_clean[:, None, None] * signals[None], xi[:, None, :]], axis=1)
-        out.append((y_clean * forward(W, X) <= 0).astype(float))
+        test = sample_task(rng, min(_BATCH, n_test - start), u, v, sigma_p, 0.0, layout)
+        out.append((test.y_clean * forward(W, test.X) <= 0).astype(float))
     return np.concatenate(out)
 
 
@@ -87,6 +83,15 @@ def test_error(W, u, v, sigma_p, flip, layout, n_test, rng, estimator="reduced")
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if int(n_test) < 2:
         raise ValueError("n_test must be at least 2")
+    if not np.all(np.isfinite(W)):
+        raise ValueError("W has non-finite entries")
+    # f is positively homogeneous in W (ReLU, no biases): the sign of f, all an
+    # error depends on, is the same for W / 2^k, and dividing by a power of two
+    # is exact. Scaling the largest entry to about 1 keeps sigma_p^2 W Pi W^T
+    # and the pre-activations finite for any finite W.
+    peak = np.abs(W).max()
+    if peak > 0:
+        W = np.ldexp(W, -int(np.frexp(peak)[1]))
     draw = _reduced_errors if estimator == "reduced" else _sample_errors
     e = draw(W, u, v, sigma_p, layout, int(n_test), rng)
     clean, se = float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size))

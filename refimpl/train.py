@@ -14,9 +14,13 @@ from . import kernels as _k
 from .data import Task
 from .network import check_inputs, check_weights
 
-__all__ = ["Stage", "snapshot_schedule", "train_stage", "CHUNK"]
+__all__ = ["Stage", "snapshot_schedule", "train_stage", "CHUNK", "DivergenceError"]
 
 CHUNK = 256  # steps per kernel call between progress reports
+
+
+class DivergenceError(ArithmeticError):
+    """GD produced a non-finite loss or weight (step size or init too large)."""
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Stage:
     loss : ndarray of shape (T + 1,)
         Data loss (weight decay not included) at steps 0..T.
     stopped : bool
-        True when the epsilon rule ended the stage before the cap.
+        True when the epsilon rule ended the stage (before or at the cap).
     """
 
     task: Task
@@ -110,6 +114,11 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
     Returns
     -------
     Stage
+
+    Raises
+    ------
+    DivergenceError
+        When the loss or the weights become non-finite.
     """
     W = check_weights(W0, "W0").copy()
     two, m, d = W.shape
@@ -159,8 +168,9 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
             done = _k._gd_chunk(Wf, Xf, y, y_clean, sig_sq, xi_sq, S, track,
                                 flat_trainable, float(eta), float(weight_decay), eps,
                                 count, t, loss, gamma, rho_bar, rho_under, A, f, C, G)
-            t += done
+            t0, t = t, t + done
             stopped = done < count
+            _check_finite(loss[t0: t + 1 if stopped else t], Wf, t, eta)
             if progress is not None:
                 progress(t, steps, loss[t if stopped else t - 1])
         if stopped:
@@ -173,9 +183,19 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
         # the loss of the final weights (the kernel records it before a step)
         _k._forward(Wf, Xf, n, P, m, A, f)
         loss[t] = _k._loss_and_coefficients(A, f, y, n, P, m, C)
+        _check_finite(loss[t: t + 1], Wf, t, eta)
+        stopped = bool(loss[t] <= eps)      # the rule met exactly at the cap
     return Stage(task=task, W0=np.array(W0, dtype=np.float64), eta=float(eta),
                  weight_decay=float(weight_decay), trainable=trainable.copy(),
                  steps=np.array(taken, dtype=np.int64),
                  W=np.stack(snaps["W"]), gamma=np.stack(snaps["gamma"]),
                  rho_bar=np.stack(snaps["rho_bar"]), rho_under=np.stack(snaps["rho_under"]),
                  loss=loss[: t + 1].copy(), stopped=stopped)
+
+
+def _check_finite(losses, Wf, t, eta):
+    """Raise :class:`DivergenceError` when GD has left the finite numbers."""
+    if not (np.all(np.isfinite(losses)) and np.all(np.isfinite(Wf))):
+        raise DivergenceError(
+            f"gradient descent diverged by step {t} (non-finite loss or weights); "
+            f"lower the step size eta={eta:g} or the init scale sigma_0")

@@ -126,6 +126,7 @@ BAD = {
                           "freeze_inherited"),
     "missing config file": (["--config", "/nonexistent/cfg.json"], "cannot read config file"),
     "unknown option": (["--bogus"], "unrecognized arguments"),
+    "diverging step size": (sets(*TINY_SETS, "eta=1e308"), "diverged"),
 }
 
 
@@ -137,7 +138,7 @@ def test_bad_input_exit_2_one_line(tmp_path, case):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "o").exists()         # nothing was run or written
+    assert not (tmp_path / "o").exists()         # nothing was written
 
 
 @pytest.mark.parametrize("content,needle", [('{"alpha": 0.5,', "not valid JSON"),

@@ -42,7 +42,7 @@ BAD = {
     "granularity": ["Filter", "entries", 0, None],
     "freeze_inherited": [1, 0, "true", None, 1.0],
     "rescale_inherited": REAL_TYPES,
-    "n_test": INT_TYPES + [None, 1, 0],
+    "n_test": INT_TYPES + [None, 1, 0, 10**7 + 1],
     "estimator": ["Reduced", "mc", 2, None],
     "seed": INT_TYPES + [None, -1, 2**63],
 }
@@ -55,7 +55,7 @@ GOOD = {
     "steps_up": [0], "steps_down": [0], "epsilon": [0.0, 0.1], "snapshots": [2],
     "alpha": [0.0, 0, 1.0, 1], "granularity": ["filter", "entry"],
     "freeze_inherited": [True, False], "rescale_inherited": [-1.0, 0.0, 3],
-    "n_test": [2], "estimator": ["sample", "reduced"], "seed": [0, 2**63 - 1],
+    "n_test": [2, 10**7], "estimator": ["sample", "reduced"], "seed": [0, 2**63 - 1],
 }
 
 

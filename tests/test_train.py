@@ -209,6 +209,27 @@ def test_epsilon_already_met_at_step_0():
     assert np.array_equal(stage.W_final, W0)
 
 
+def test_epsilon_met_exactly_at_the_cap_counts_as_stopped():
+    """The rule met at step T (the cap) is a stop, as it is one step earlier."""
+    task = small_task(8, n=8, d=16, signal_scale=3.0)
+    W0 = 0.05 * np.ones((2, 2, 16))
+    free = train_stage(W0, task, 0.5, 10)
+    eps = free.loss[10]                       # decreasing loss: first reached at 10
+    assert np.all(free.loss[:10] > eps)
+    at_cap = train_stage(W0, task, 0.5, 10, epsilon=eps)
+    assert at_cap.stopped and at_cap.T == 10
+    beyond = train_stage(W0, task, 0.5, 11, epsilon=eps)
+    assert beyond.stopped and beyond.T == 10
+    assert not train_stage(W0, task, 0.5, 9, epsilon=eps).stopped
+
+
+def test_divergence_is_a_clear_error():
+    task = small_task(8, n=8, d=16, signal_scale=3.0)
+    W0 = 0.05 * np.ones((2, 2, 16))
+    with pytest.raises(train.DivergenceError, match="eta"):
+        train_stage(W0, task, 1e308, 5)
+
+
 def test_bad_trainable_shape():
     task = small_task(0)
     with pytest.raises(ValueError, match="trainable"):

@@ -245,6 +245,13 @@ def compare_runs(name, theirs, ref, rtol=DEFAULT_RTOL, atol=None, quantities=QUA
     notes = notes or {}
     common, ia, ib = np.intersect1d(theirs["steps"], ref["steps"], return_indices=True)
     rows = []
+    T_a, T_b = len(theirs["loss"]) - 1, len(ref["loss"]) - 1
+    if T_a != T_b or theirs["steps"][-1] != ref["steps"][-1]:
+        # runs of different length differ from the first step only one of them has
+        last = min(T_a, T_b, int(theirs["steps"][-1]), int(ref["steps"][-1]))
+        rows.append(Row(name, "length", first_step=last + 1, compared=1,
+                        note=f"the runs end at different steps: T = {T_a} vs {T_b} "
+                             f"(last snapshots {int(theirs['steps'][-1])} vs {int(ref['steps'][-1])})"))
     for q in quantities:
         if q not in theirs or q not in ref:
             rows.append(Row(name, q, skipped=True, note=notes.get(q, "not available")))
@@ -328,8 +335,13 @@ class Report:
             lines.append("")
             lines.extend(format_explanation(stage, ex))
         lines.append("")
-        lines.append("RESULT: all quantities agree" if self.agree else
-                     "RESULT: differences found in " + ", ".join(self.failed_stages()))
+        skipped = [f"{r.stage}/{r.quantity}" for r in self.rows if r.skipped]
+        if not self.agree:
+            lines.append("RESULT: differences found in " + ", ".join(self.failed_stages()))
+        elif skipped:
+            lines.append("RESULT: all compared quantities agree; not compared: " + ", ".join(skipped))
+        else:
+            lines.append("RESULT: all quantities agree")
         return "\n".join(lines)
 
 

@@ -121,6 +121,23 @@ def test_two_files_agree(ref_path, capsys):
     assert status == 0 and "RESULT: all quantities agree" in out
 
 
+def test_runs_of_different_length_differ(tmp_path, capsys):
+    """Two files of the same problem, one trained 10 steps longer downstream:
+    not an agreement, the difference named from the first step only one holds."""
+    short = CONFIG.replace(steps_down=10, epsilon=0.0)
+    paths = []
+    for k, c in enumerate((short, short.replace(steps_down=20))):
+        paths.append(str(tmp_path / f"run{k}.npz"))
+        save(paths[-1], run_experiment(c))
+    report = cc.crosscheck(paths[1], paths[0], explain=False)
+    assert report.status == 1
+    row = rows_by(report)[("down", "length")]
+    assert row.first_step == 11 and "T = 20 vs 10" in row.note
+    assert rows_by(report).get(("up", "length")) is None      # the up stages are equal
+    status, out, _ = run_cli(["crosscheck", paths[1], paths[0], "--no-explain"], capsys)
+    assert status == 1 and "RESULT: differences found in down" in out
+
+
 def test_weights_only_file_gets_coefficients_by_projection(exp, ref_path, tmp_path, capsys):
     path = tmp_path / "w.npz"
     save(path, weights_only(arrays_of(ref_path)))

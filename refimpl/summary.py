@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .decomposition import invariants, projection_error, reconstruction_error, universal_knowledge
+from .decomposition import (invariants, own_entries, projection_error, reconstruction_error,
+                            universal_knowledge)
 from .theory import indicators
 from .transfer import STAGES, Experiment, inherited_noise_energy
 
@@ -21,14 +22,18 @@ def _stats(a):
 
 
 def _coefficients(stage):
+    """Final coefficients of the trainable filters; rho_bar over the entries
+    with y_i = j and rho_under over those with y_i = -j (the others are 0 by
+    definition, MODEL.md section 4)."""
     trainable = stage.trainable
+    own = np.broadcast_to(own_entries(stage.task.y), stage.rho_bar[-1].shape)[trainable]
     return {
         "steps": stage.T,
         "stopped_by_epsilon": bool(stage.stopped),
         "final_loss": float(stage.loss[-1]),
         "gamma": _stats(stage.gamma[-1][trainable]),
-        "rho_bar": _stats(stage.rho_bar[-1][trainable]),
-        "rho_under": _stats(stage.rho_under[-1][trainable]),
+        "rho_bar": _stats(stage.rho_bar[-1][trainable][own]),
+        "rho_under": _stats(stage.rho_under[-1][trainable][~own]),
     }
 
 
@@ -78,7 +83,8 @@ def format_summary(s: dict) -> str:
              f"  upstream (up)    {_err(s['upstream'])}",
              f"  gain = scratch - transfer (clean): {s['gain']:+.4f}"
              f"  ({'transfer helps' if s['gain'] > 0 else 'no gain' if s['gain'] == 0 else 'negative transfer'})",
-             "", "coefficients at the last step (trainable filters)",
+             "", "coefficients at the last step (trainable filters; rho_bar over y_i = j, "
+             "rho_under over y_i = -j)",
              "  stage     steps  loss        gamma mean/max       rho_bar mean/max     rho_under min"]
     for name, c in s["coefficients"].items():
         lines.append(f"  {name:<8} {c['steps']:>6}  {c['final_loss']:<10.3g}  "

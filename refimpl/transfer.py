@@ -111,8 +111,12 @@ class Experiment:
 
     @property
     def inherited_filters(self):
-        """(2, m_2) bool: filters holding any inherited weight."""
-        return self.source >= 0
+        """(2, m_2) bool: the inherited filters (``filter`` granularity), or the
+        filters with the majority of their entries inherited (``entry``): the
+        groups "inherited" and "fresh" of the diagnostics (MODEL.md section 4)."""
+        if self.inherited.ndim == 3:
+            return self.inherited.mean(axis=2) > 0.5
+        return self.inherited.copy()
 
 
 def run_experiment(config: Config, progress=None) -> Experiment:

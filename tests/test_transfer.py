@@ -214,3 +214,13 @@ def test_test_error_uses_same_draws_for_transfer_and_scratch():
     W = exp.stages["scratch"].W_final
     assert exp.test_error("down", W=W) == exp.test_error("scratch")
     assert exp.test_error("scratch") == exp.test_error("scratch")
+
+
+def test_inherited_filter_groups():
+    """filter granularity: the inherited filters; entry granularity: the
+    filters with more than half of their entries inherited."""
+    exp = run_experiment(tiny_config(alpha=2 / 3, steps_down=2))
+    assert np.array_equal(exp.inherited_filters, exp.inherited)
+    exp = run_experiment(tiny_config(granularity="entry", alpha=0.5, steps_down=2))
+    fraction = exp.inherited.sum(axis=2) / exp.inherited.shape[2]
+    assert np.array_equal(exp.inherited_filters, fraction > 0.5)

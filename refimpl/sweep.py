@@ -10,10 +10,19 @@ A sweep is a grid of configurations, each run for ``replicates`` seeds. Every
   for example, alpha: the same data, init and test draws for every alpha);
 - runs in a joblib worker (``jobs``) and is persisted atomically as soon as it
   finishes (:func:`refimpl.trajectory.atomic_write`) as ``CACHE/<key>.json``,
-  ``key`` a SHA-256 of the measure, its options and the seeded config: an
-  interrupted sweep resumes where it stopped and loses nothing;
+  ``key`` a SHA-256 of the measure, its options, the seeded config, the
+  package version and a hash of the code (:func:`code_hash`: every
+  ``refimpl/*.py`` file and the file defining a custom measure), so a code
+  change never reuses stale results; an interrupted sweep resumes where it
+  stopped and loses nothing (temporary ``.part`` files a killed run left are
+  removed at the next sweep's start);
 - is checked when read back (JSON parse, key, SHA-256 of the result): a
-  corrupt or partial file is reported on stderr and recomputed.
+  corrupt or partial file is reported on stderr and recomputed; a cached
+  result that lacks a metric the caller asks for (``metrics``) is recomputed.
+
+Non-finite numbers (a diverged run) are stored as None (strict JSON) and read
+back as NaN by :meth:`Sweep.values`; the validation statistics count them as
+missing (:mod:`refimpl.validate`).
 
 Progress goes to stderr through :class:`refimpl.progress.Progress`.
 
@@ -27,10 +36,12 @@ diagram, MODEL.md sections 7 and 8). Any importable top-level function
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +51,12 @@ import numpy as np
 from .config import Config
 
 __all__ = ["MEASURES", "Sweep", "run_sweep", "derive_seed", "item_key", "measure_transfer",
-           "measure_single", "measure_checks", "read_result", "CACHE_VERSION"]
+           "measure_single", "measure_checks", "read_result", "CACHE_VERSION", "code_hash", "clean_stale_parts",
+           "jsonable"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+"""Format version of the cache records (the code itself enters the key
+through :func:`code_hash`)."""
 MAX_SEED = 2**63 - 1
 
 
@@ -98,10 +112,51 @@ def _measure_id(measure):
     return f"{measure.__module__}.{measure.__qualname__}"
 
 
-def item_key(measure_id, seeded_config, options):
-    """Cache key of one item: SHA-256 of the measure, its options and the
-    seeded config (format version included)."""
-    return _sha({"version": CACHE_VERSION, "measure": measure_id,
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=None)
+def _file_hashes(paths):
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(os.fspath(Path(p).name).encode() + b"\0")
+        h.update(Path(p).read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def code_hash(extra=()):
+    """SHA-256 of the bytes of every ``refimpl/*.py`` file (sorted by name),
+    plus the files in ``extra`` (the source file of a custom measure); read
+    once per process."""
+    files = tuple(sorted(os.fspath(p) for p in _PACKAGE_DIR.glob("*.py")))
+    return _file_hashes(files + tuple(os.fspath(p) for p in extra))
+
+
+def _measure_files(measure):
+    """The source file of a custom measure (none for the built-in ones: they
+    live in this package)."""
+    if isinstance(measure, str):
+        return ()
+    import inspect
+
+    try:
+        path = inspect.getsourcefile(measure)
+    except TypeError:
+        path = None
+    if path is None or Path(path).resolve().parent == _PACKAGE_DIR:
+        return ()
+    return (os.fspath(Path(path).resolve()),)
+
+
+def item_key(measure_id, seeded_config, options, code=None):
+    """Cache key of one item: SHA-256 of the measure, its options, the
+    seeded config, the record format version, ``refimpl.__version__`` and
+    the code hash (``code``; default :func:`code_hash` of the package)."""
+    from . import __version__
+
+    return _sha({"version": CACHE_VERSION, "package": __version__,
+                 "code": code_hash() if code is None else code, "measure": measure_id,
                  "options": options, "config": seeded_config.to_dict()})
 
 
@@ -145,12 +200,14 @@ def _write_result(path, key, measure_id, config, options, result):
     atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
-def _clean(x):
-    """JSON-ready copy: numpy to Python, non-finite floats to None."""
+def jsonable(x):
+    """JSON-ready copy: numpy to Python, tuples to lists, non-finite floats to
+    None (strict JSON); TypeError for any other type. The one converter of
+    the sweep cache and the validation reports."""
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
+        return [jsonable(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
     if isinstance(x, (bool, np.bool_)):
         return bool(x)
     if isinstance(x, (int, np.integer)):
@@ -160,14 +217,14 @@ def _clean(x):
         return x if math.isfinite(x) else None
     if x is None or isinstance(x, str):
         return x
-    raise TypeError(f"a measure returned a value of type {type(x).__name__}")
+    raise TypeError(f"cannot convert a value of type {type(x).__name__} to JSON")
 
 
 def _work(measure, measure_id, config_dict, options, key, path):
     """Worker: compute one item and persist it atomically; returns the result."""
     config = Config.from_dict(config_dict)
     fn = MEASURES[measure] if isinstance(measure, str) else measure
-    result = _clean(fn(config, **options))
+    result = jsonable(fn(config, **options))
     if path is not None:
         _write_result(path, key, measure_id, config, options, result)
     return result
@@ -202,9 +259,18 @@ class Sweep:
     recomputed: int = 0
 
     def values(self, metric):
-        """ndarray of shape (points, replicates) of a scalar metric (NaN for None)."""
+        """ndarray of shape (points, replicates) of a scalar metric (NaN for
+        None, i.e. a non-finite or undefined value)."""
+        if any(metric not in r for row in self.results for r in row):
+            raise KeyError(f"metric {metric!r} is not in every result of this sweep; "
+                           "name it in run_sweep(metrics=...) so that older cached results "
+                           "lacking it are recomputed")
         return np.array([[np.nan if r[metric] is None else r[metric] for r in row]
                          for row in self.results], dtype=float)
+
+    def n_missing(self, metric):
+        """How many of the metric's values are missing (None or non-finite)."""
+        return int(np.sum(~np.isfinite(self.values(metric))))
 
     def mean(self, metric):
         """Mean over replicates, shape (points,) (NaNs ignored; NaN when all are)."""
@@ -238,7 +304,7 @@ class Sweep:
 
 
 def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, common=(),
-              salt="", options=None, label="sweep", progress=True):
+              salt="", options=None, label="sweep", progress=True, metrics=()):
     """Run every config of a grid for ``replicates`` derived seeds.
 
     Parameters
@@ -262,6 +328,9 @@ def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, co
     label : str
         Name on the progress lines.
     progress : bool
+    metrics : iterable of str
+        Metrics the caller will read: a cached result lacking one is a cache
+        miss (recomputed); a fresh result lacking one is an error of the measure.
 
     Returns
     -------
@@ -275,28 +344,35 @@ def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, co
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if not isinstance(replicates, int) or replicates < 1:
         raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
-    options = _clean(dict(options or {}))
+    started = time.time()
+    options = jsonable(dict(options or {}))
     measure_id = _measure_id(measure)
+    code = code_hash(_measure_files(measure))
     configs = [_as_config(c) for c in configs]
     common = tuple(common)
+    metrics = tuple(metrics)
     folder = None
+    warn = Progress(enabled=progress).stream
     if cache is not None:
         folder = Path(cache)
         folder.mkdir(parents=True, exist_ok=True)
         ignore = folder / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# sweep cache: results of the validation sweeps, not committed\n*\n")
+        removed = clean_stale_parts(folder, started)
+        if removed:
+            print(f"[refimpl] {label}: removed {removed} stale temporary file(s) of an "
+                  "interrupted run", file=warn, flush=True)
     seeds = np.zeros((len(configs), replicates), dtype=np.int64)
     results = [[None] * replicates for _ in configs]
     todo = []
     n_cached = n_corrupt = 0
-    warn = Progress(enabled=progress).stream
     for p, cfg in enumerate(configs):
         for r in range(replicates):
             s = derive_seed(cfg, r, common, salt)
             seeds[p, r] = s
             seeded = cfg.replace(seed=s)
-            key = item_key(measure_id, seeded, options)
+            key = item_key(measure_id, seeded, options, code)
             path = None if folder is None else folder / key[:2] / f"{key}.json"
             if path is not None:
                 try:
@@ -306,6 +382,8 @@ def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, co
                     print(f"[refimpl] {label}: corrupt cached result {path.name} ({exc}); "
                           "recomputing", file=warn, flush=True)
                     res = None
+                if res is not None and any(k not in res for k in metrics):
+                    res = None                    # an older result without a metric asked for
                 if res is not None:
                     results[p][r] = res
                     n_cached += 1
@@ -332,8 +410,29 @@ def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, co
                 results[p][r] = res
                 done += 1
                 bar(label, done, total, f"{n_cached} cached")
+    for p, r, *_ in todo:
+        lacking = [k for k in metrics if k not in results[p][r]]
+        if lacking:
+            raise KeyError(f"measure {measure_id} returned no {', '.join(map(repr, lacking))}")
     return Sweep(configs=configs, replicates=replicates, seeds=seeds, results=results,
                  computed=len(todo), cached=n_cached, recomputed=n_corrupt)
+
+
+def clean_stale_parts(folder, before):
+    """Remove the temporary ``.part`` files (of :func:`refimpl.trajectory.atomic_write`)
+    that a killed run left in the cache ``folder`` and its subfolders, only
+    those last modified before ``before`` (a time.time() value: the sweep's
+    start). Returns how many were removed."""
+    removed = 0
+    for pattern in (".*.part", "*/.*.part"):
+        for f in Path(folder).glob(pattern):
+            try:
+                if f.is_file() and f.stat().st_mtime < before:
+                    f.unlink()
+                    removed += 1
+            except FileNotFoundError:            # finished or removed meanwhile
+                pass
+    return removed
 
 
 def _indexed(i, *args):
@@ -376,7 +475,7 @@ def measure_transfer(config, n_test=None, curves=False):
       ``curve_rho_fresh``, ``curve_rho_scratch`` (mean rho-bar) and
       ``curve_K_inh``, ``curve_K_fresh``, ``curve_K_scratch``.
     """
-    from .decomposition import universal_knowledge
+    from .decomposition import own_entries, universal_knowledge
     from .network import forward
     from .transfer import inherited_noise_energy, run_experiment
 
@@ -395,6 +494,8 @@ def measure_transfer(config, n_test=None, curves=False):
     out.update(loss_up=float(up.loss[-1]), loss_down=float(down.loss[-1]),
                loss_scratch=float(scratch.loss[-1]), steps_up=up.T, steps_down=down.T,
                steps_scratch=scratch.T)
+    # filter granularity: the inherited filters; entry granularity: filters
+    # most of whose entries are inherited (Experiment.inherited_filters)
     inh = exp.inherited_filters                                   # (2, m_2)
     W = down.W_final
     for name, mask in (("inherited", inh), ("fresh", ~inh)):
@@ -413,9 +514,8 @@ def measure_transfer(config, n_test=None, curves=False):
     out["K_fresh_end"] = float(K1[~inh].mean()) if (~inh).any() else None
     out["K_scratch_end"] = float(Ks.mean())
     out["inh_noise_energy"] = float(inherited_noise_energy(exp)[inh].mean()) if inh.any() else 0.0
-    # rho-bar_{j,r,i} is nonzero only where y_i = j (MODEL.md section 4)
-    J = np.array([1.0, -1.0])
-    own = task.y[None, None, :] == J[:, None, None]                     # (2, 1, n)
+    # rho-bar_{j,r,i} lives where y_i = j (MODEL.md section 4)
+    own = own_entries(task.y)                                           # (2, 1, n)
     flipped = (task.y != task.y_clean)[None, None, :]
 
     def rho(stage, fmask, k=-1, sample_mask=own):
@@ -448,35 +548,30 @@ def measure_single(config, n_test=None):
     ``u_norm``/``v_up_norm`` (|mu|^2 = |u|^2 + |v_up|^2), ``sigma_p_up``,
     ``flip_up``, ``steps_up``, ``epsilon``, ``weight_decay_up``).
 
+    The upstream stage of :func:`refimpl.transfer.run_experiment` (the same
+    random streams, so the same data, initialisation and test draws), run
+    with ``steps_down = 0`` so that the downstream stages cost nothing.
+
     Returns ``err`` (clean), ``err_se``, ``noisy`` (noisy error), ``loss``
     (final training loss), ``steps``, ``stopped`` (reached epsilon),
-    ``gamma_mean`` (mean gamma over filters), ``rho_mean`` (mean rho-bar over
-    entries with y_i = j) and ``ratio`` = max_{j,r} gamma / max rho-bar at
-    the end of training, compared with n|mu|^2/(sigma_p^2 d) in MODEL.md
-    section 7.
+    ``gamma_mean`` (mean over filters of gamma summed over signals),
+    ``rho_mean`` (mean rho-bar over the entries with y_i = j) and ``ratio`` =
+    max_{j,r} gamma / max rho-bar at the end of training, compared with
+    n|mu|^2/(sigma_p^2 d) in MODEL.md section 7.
     """
-    from .data import sample_task, signal_vectors
-    from .evaluation import test_error
-    from .train import train_stage
-    from .transfer import streams
+    from .decomposition import own_entries
+    from .transfer import run_experiment
 
-    c = config
-    rng = streams(c.seed)
-    u, v_up, v_down = signal_vectors(c.d, c.u_norm, c.v_up_norm, c.v_down_norm, c.v_cos)
-    task = sample_task(rng["data_up"], c.n_up, u, v_up, c.sigma_p_up, c.flip_up, c.layout)
-    W0 = c.sigma_0 * rng["init_up"].standard_normal((2, c.m, c.d))
-    st = train_stage(W0, task, c.eta, c.steps_up, weight_decay=c.weight_decay_up,
-                     epsilon=c.epsilon, snapshots=c.snapshots)
-    e = test_error(st.W_final, u, v_up, c.sigma_p_up, c.flip_up, c.layout,
-                   n_test or c.n_test, rng["test"], c.estimator)
-    J = np.array([1.0, -1.0])
-    own = np.broadcast_to(task.y[None, None, :] == J[:, None, None], st.rho_bar[-1].shape)
+    exp = run_experiment(config.replace(steps_down=0))
+    st = exp.stages["up"]
+    e = exp.test_error("up", n_test=n_test)
+    own = np.broadcast_to(own_entries(st.task.y), st.rho_bar[-1].shape)   # y_i = j, section 4
     rb = st.rho_bar[-1][own]
+    g = st.gamma[-1].sum(axis=-1)                                          # (2, m)
     return {"err": e["clean_error"], "err_se": e["clean_error_se"], "noisy": e["noisy_error"],
             "loss": float(st.loss[-1]), "steps": st.T, "stopped": bool(st.stopped),
-            "gamma_mean": float(st.gamma[-1].sum(axis=-1).mean()),
-            "rho_mean": float(rb.mean()),
-            "ratio": float(st.gamma[-1].sum(axis=-1).max() / max(rb.max(), 1e-300))}
+            "gamma_mean": float(g.mean()), "rho_mean": float(rb.mean()),
+            "ratio": float(g.max() / max(rb.max(), 1e-300))}
 
 
 def measure_checks(config):

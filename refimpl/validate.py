@@ -57,7 +57,8 @@ __all__ = ["SCRIPT_NAMES", "VERDICTS", "validation_dir", "script_path", "load_sc
            "check_result", "run_scripts", "write_report", "script_main", "register",
            "verdict_line", "script_out", "write_json", "write_csv", "figure_note",
            "fmt_mean_se", "fmt_p", "DEFAULT_OUT", "TRANSFER_BASE", "TRANSFER_QUICK",
-           "transfer_base", "cache_dir", "spearman", "paired_t", "markdown_table", "section",
+           "transfer_base", "cache_dir", "trend", "fmt_trend", "paired_t", "n_missing", "holm",
+           "bonferroni_min", "equivalent", "missing_note", "markdown_table", "section",
            "result", "line_figure", "present_scripts"]
 
 SCRIPT_NAMES = ("coefficients", "phase_single", "gain_shared", "gain_upstream_n", "gain_alpha",
@@ -89,23 +90,10 @@ def script_out(out, name):
 
 
 def _jsonable(x):
-    """numpy scalars and arrays to plain Python; NaN/inf to None (strict JSON)."""
-    import numpy as np
+    """JSON-ready copy (:func:`refimpl.sweep.jsonable`: NaN/inf become None)."""
+    from .sweep import jsonable
 
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    return x
+    return jsonable(x)
 
 
 def write_json(path, obj):
@@ -301,7 +289,7 @@ def run_scripts(names=None, out=DEFAULT_OUT, quick=False, jobs=1, modules=None, 
             modules.setdefault(n, None)
         order = [n for n in SCRIPT_NAMES if n in modules]
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out(out)
     start = time.monotonic()
     entries = {}
     for n in order:
@@ -309,9 +297,27 @@ def run_scripts(names=None, out=DEFAULT_OUT, quick=False, jobs=1, modules=None, 
         entries[n] = _run_module(module, n, out, quick, jobs, stream)
     wall = time.monotonic() - start
     state = _merge_state(out, entries, quick, wall, jobs, command)
-    write_report(out, state)
+    try:
+        write_report(out, state)
+    except OSError as exc:
+        raise _usage_error(f"cannot write the report into --out {out}: {exc}") from None
     print(f"[refimpl] validate: wrote {out / REPORT_NAME} ({wall:.1f} s)", file=stream, flush=True)
     return state
+
+
+def _check_out(out):
+    """Create the output folder and check that a file can be written in it,
+    before any script runs; UsageError (one line, exit 2) otherwise."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise _usage_error(f"cannot write into the output folder --out {out}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def _merge_state(out, entries, quick, wall, jobs, command):
@@ -418,7 +424,10 @@ def _validate_command(args):
         raise _usage_error(f"--jobs must be a positive integer, got {args.jobs}")
     command = "python -m refimpl validate" + "".join(f" {n}" for n in names) + \
         (" --quick" if args.quick else "") + f" --jobs {args.jobs} --out {args.out}"
-    state = run_scripts(names, out=args.out, quick=args.quick, jobs=args.jobs, command=command)
+    try:
+        state = run_scripts(names, out=args.out, quick=args.quick, jobs=args.jobs, command=command)
+    except OSError as exc:          # e.g. the output folder vanished mid-run
+        raise _usage_error(f"cannot write into --out {args.out}: {exc}") from None
     return _status(state, names, args.strict)
 
 
@@ -460,6 +469,9 @@ def script_main(module, argv=None):
     except (UsageError, ConfigError) as exc:
         print(f"refimpl: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:          # e.g. the output folder vanished mid-run
+        print(f"refimpl: error: cannot write into --out {args.out}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("refimpl: interrupted", file=sys.stderr)
         return 130
@@ -495,45 +507,171 @@ def cache_dir(out):
     return Path(out) / ".sweep-cache"
 
 
-def spearman(x, y, alternative="two-sided"):
-    """Spearman rank correlation and its p-value (scipy.stats.spearmanr)."""
-    from scipy import stats
+def n_missing(*arrays):
+    """How many values of the arrays are missing: None, NaN or infinite (a
+    diverged run, or a quantity undefined for that run)."""
     import numpy as np
 
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return float("nan"), 1.0
-    r = stats.spearmanr(x[ok], y[ok], alternative=alternative)
-    return float(r.statistic), float(r.pvalue)
+    total = 0
+    for a in arrays:
+        a = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(a, dtype=object))],
+                       dtype=float)
+        total += int(np.sum(~np.isfinite(a)))
+    return total
 
 
 def paired_t(a, b, alternative="greater"):
     """One-sided (by default) paired t-test of mean(a - b) > 0.
 
-    Returns dict mean, se, t, p, n. With zero variance the p-value is 0 when
-    the mean difference has the tested sign, 1 otherwise.
+    Returns dict mean, se, t, p, n (complete pairs), n_missing (pairs with
+    a missing member, see :func:`n_missing`). mean and se are over the
+    complete pairs; **p is NaN when any pair is missing**, so a verdict that
+    needs ``p < level`` fails rather than silently testing fewer runs. With
+    zero variance the p-value is 0 when the mean difference has the tested
+    sign, 1 otherwise.
     """
     from scipy import stats
     import numpy as np
 
     diff = np.asarray(a, float) - np.asarray(b, float)
-    diff = diff[np.isfinite(diff)]
+    ok = np.isfinite(diff)
+    missing = int(diff.size - ok.sum())
+    diff = diff[ok]
     n = diff.size
     mean = float(diff.mean()) if n else float("nan")
     se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    out = {"mean": mean, "se": se, "n": n, "n_missing": missing}
     if n < 2:
-        return {"mean": mean, "se": se, "t": float("nan"), "p": 1.0, "n": n}
+        return {**out, "t": float("nan"), "p": float("nan") if missing else 1.0}
     if se == 0:
         sign = {"greater": mean > 0, "less": mean < 0, "two-sided": mean != 0}[alternative]
-        return {"mean": mean, "se": se, "t": float("inf") if sign else 0.0,
-                "p": 0.0 if sign else 1.0, "n": n}
-    r = stats.ttest_1samp(diff, 0.0, alternative=alternative)
-    return {"mean": mean, "se": se, "t": float(r.statistic), "p": float(r.pvalue), "n": n}
+        t, pv = (float("inf") if sign else 0.0), (0.0 if sign else 1.0)
+    else:
+        r = stats.ttest_1samp(diff, 0.0, alternative=alternative)
+        t, pv = float(r.statistic), float(r.pvalue)
+    return {**out, "t": t, "p": float("nan") if missing else pv}
+
+
+def trend(x, values, alternative="greater"):
+    """Monotone trend of ``values`` along ``x``, replicate by replicate.
+
+    Each replicate (seed) is a block: within it the points are ranked, and
+    Page's L test (scipy.stats.page_trend_test; exact for small designs,
+    normal approximation otherwise or with ties) tests the predicted order
+    of ``x`` against no trend. Blocks are the unit of replication, so seeds
+    shared across points (common random numbers) keep the p-value valid,
+    unlike a Spearman correlation pooled over all (point, seed) pairs. The
+    effect size is the mean over blocks of the per-block Spearman rho
+    (rank correlation of x with the block's values; 0 for a constant block).
+
+    Parameters
+    ----------
+    x : array of shape (k,), k >= 3 distinct values
+    values : array of shape (k, b): ``values[i, r]`` at x[i], replicate r
+    alternative : {"greater", "less", "two-sided"}
+        "greater": values increase with x; "less": they decrease.
+
+    Returns
+    -------
+    dict
+        rho (mean per-block Spearman), rho_se, L, p, method, n (complete
+        blocks), n_missing (missing values, see :func:`n_missing`), points.
+        **p is NaN when any value is missing.**
+    """
+    from scipy import stats
+    import numpy as np
+
+    x = np.asarray(x, float)
+    v = np.asarray(values, float)
+    if v.ndim != 2 or v.shape[0] != x.size:
+        raise ValueError(f"values must have shape (len(x), replicates) = ({x.size}, b), "
+                         f"got {v.shape}")
+    if x.size < 3 or np.unique(x).size != x.size:
+        raise ValueError("a trend test needs at least 3 distinct x values")
+    missing = int(np.sum(~np.isfinite(v)))
+    blocks = v[:, np.all(np.isfinite(v), axis=0)].T                 # (b, k)
+    out = {"points": int(x.size), "n": int(blocks.shape[0]), "n_missing": missing}
+    if blocks.shape[0] < 2:
+        return {**out, "rho": float("nan"), "rho_se": float("nan"), "L": float("nan"),
+                "p": float("nan") if missing else 1.0, "method": "none"}
+    rx = stats.rankdata(x)
+    ry = stats.rankdata(blocks, axis=1)
+    cx = rx - rx.mean()
+    cy = ry - ry.mean(axis=1, keepdims=True)
+    norm = np.sqrt((cx**2).sum() * (cy**2).sum(axis=1))
+    rho = np.divide(cy @ cx, norm, out=np.zeros(len(blocks)), where=norm > 0)
+    ties = any(np.unique(b).size < b.size for b in blocks)
+    method = "asymptotic" if ties else "auto"
+    order = np.argsort(x, kind="stable")
+
+    def page(increasing):
+        # columns in the order of x; predicted ranks 1..k (or k..1)
+        data = blocks[:, order]
+        pred = np.arange(1, x.size + 1) if increasing else np.arange(x.size, 0, -1)
+        r = stats.page_trend_test(data, predicted_ranks=pred, method=method)
+        return float(r.statistic), float(r.pvalue), r.method
+
+    if alternative == "two-sided":
+        L, p_up, meth = page(True)
+        _, p_down, _ = page(False)
+        pv = min(1.0, 2 * min(p_up, p_down))
+    elif alternative in ("greater", "less"):
+        L, pv, meth = page(alternative == "greater")
+    else:
+        raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}")
+    se = float(rho.std(ddof=1) / np.sqrt(len(rho)))
+    return {**out, "rho": float(rho.mean()), "rho_se": se, "L": L,
+            "p": float("nan") if missing else pv, "method": meth}
+
+
+def fmt_trend(t):
+    """``mean per-seed rho = -0.812 ± 0.020, Page p < 1e-10``."""
+    return f"mean per-seed Spearman rho = {t['rho']:.3f} ± {t['rho_se']:.3f}, Page's test {fmt_p(t['p'])}"
+
+
+def holm(pvalues):
+    """Holm-Bonferroni adjusted p-values (same shape), over all values given
+    (one family). A NaN p-value (a missing measurement) counts as 1 in the
+    adjustment and stays NaN."""
+    import numpy as np
+
+    p = np.asarray(pvalues, float)
+    flat = np.where(np.isfinite(p.ravel()), p.ravel(), 1.0)
+    order = np.argsort(flat, kind="stable")
+    m = flat.size
+    adj = np.empty(m)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * flat[i]))
+        adj[i] = running
+    adj = np.where(np.isfinite(p.ravel()), adj, np.nan)
+    return adj.reshape(p.shape)
+
+
+def bonferroni_min(pvalues):
+    """p-value of "at least one of these holds": min(1, k * min p) over k
+    p-values (Bonferroni; Holm's first step). NaN if any is NaN."""
+    import numpy as np
+
+    p = np.asarray(pvalues, float).ravel()
+    if p.size == 0 or not np.all(np.isfinite(p)):
+        return float("nan")
+    return float(min(1.0, p.size * p.min()))
+
+
+def equivalent(ci, target, margin):
+    """Equivalence rule: the whole confidence interval ``ci`` = (lo, hi) lies
+    within [target - margin, target + margin] (a wide interval from too little
+    data fails, unlike the rule "the interval contains the target")."""
+    lo, hi = float(ci[0]), float(ci[1])
+    return bool(math.isfinite(lo) and math.isfinite(hi)
+                and target - margin <= lo and hi <= target + margin)
 
 
 def fmt_p(p):
-    """A p-value for the report."""
+    """A p-value for the report ("p n/a" when missing values made it NaN)."""
+    if p is None or not math.isfinite(p):
+        return "p n/a (missing values)"
     return "p < 1e-10" if p < 1e-10 else f"p = {p:.2g}"
 
 
@@ -553,10 +691,25 @@ def section(name, claim, verdict, statistic, body):
     return f"## {name}\n\n{verdict_line(verdict, claim, statistic)}\n\n{body.strip()}\n"
 
 
-def result(name, claim, verdict, statistic, body, **extra):
-    """The dict ``run`` returns (protocol keys plus extras)."""
+def missing_note(missing):
+    """The text added to a statistic when values the verdict relies on are missing."""
+    return (f"{missing} value(s) the verdict relies on are missing (non-finite or undefined: "
+            f"a diverged run?), so the claim was not measured in full: FAIL")
+
+
+def result(name, claim, verdict, statistic, body, missing=0, **extra):
+    """The dict ``run`` returns (protocol keys plus extras).
+
+    ``missing``: how many values the verdict relies on are missing
+    (:func:`n_missing`); any makes the verdict FAIL and is stated in the
+    statistic and in the extra key ``n_missing``."""
+    missing = int(missing)
+    if missing:
+        verdict = "FAIL"
+        statistic = f"{statistic}; {missing_note(missing)}"
     return {"name": name, "claim": claim, "verdict": verdict, "statistic": statistic,
-            "markdown": section(name, claim, verdict, statistic, body), **extra}
+            "markdown": section(name, claim, verdict, statistic, body), "n_missing": missing,
+            **extra}
 
 
 def line_figure(path, x, series, xlabel, ylabel, title, hline=None, xlog=False, ax_extra=None,

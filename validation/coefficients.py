@@ -19,10 +19,18 @@ by step, the exactness of the decomposition, and the stage-1 ratio
    at d = 800, 10 seeds each: the ratio mean gamma / mean rho-bar against
    n|mu|^2/(sigma_p^2 d). Test: least-squares slope of log(ratio) on
    log(n|mu|^2/(sigma_p^2 d)) over all seeds, with its 95% t confidence
-   interval; the theory predicts slope 1.
+   interval; the theory predicts slope 1. Equivalence rule: the whole
+   interval must lie within 1 +- 0.05 (RATIO_MARGIN). Note: over these first
+   steps the loss derivative is about -1/2 for every sample, so the
+   recursions of MODEL.md section 4 give gamma ~ t eta |mu|^2 / (2m) and
+   rho-bar ~ t eta sigma_p^2 d / (2 n m) (times the fraction of active
+   ReLUs) almost algebraically: the ratio is a check that the implemented
+   recursions have the right scaling, not an independent test of the
+   theory's long-run dynamics.
 
-Verdict: PASS when the checks of 2 hold on every seed and stage and the
-interval of 3 contains 1.
+Verdict: PASS when the checks of 2 hold on every seed and stage (every
+value measured: a missing one fails) and the interval of 3 lies within
+1 +- 0.05.
 """
 import sys
 
@@ -30,13 +38,17 @@ import numpy as np
 
 from refimpl import validate as V
 from refimpl.config import Config
+from refimpl.decomposition import own_entries
 from refimpl.sweep import run_sweep
 from refimpl.transfer import STAGES, run_experiment
 
 NAME = "coefficients"
 CLAIM = ("the tracked coefficients reproduce GD exactly, obey the section-4 invariants, and "
-         "gamma / rho-bar in stage 1 scales as n|mu|^2/(sigma_p^2 d)")
+         "gamma / rho-bar in stage 1 scales as n|mu|^2/(sigma_p^2 d) (log-log slope within "
+         "1 +- 0.05, whole 95% CI)")
 TOL = 1e-8
+RATIO_MARGIN = 0.05
+"""Equivalence margin of the stage-1 slope (theory 1)."""
 
 
 def _steps_config(quick):
@@ -87,8 +99,7 @@ def _figure_steps(path, exp):
         st = exp.stages[s]
         t = st.steps
         g = st.gamma.sum(axis=-1)                         # (K, 2, m)
-        own = st.task.y[None, None, :] == np.array([1.0, -1.0])[:, None, None]
-        rb = np.where(own, st.rho_bar, np.nan)
+        rb = np.where(own_entries(st.task.y), st.rho_bar, np.nan)   # y_i = j, MODEL.md s.4
         ax.plot(t, g.reshape(len(t), -1).mean(axis=1), "C0-", label="mean gamma")
         ax.plot(t, g.reshape(len(t), -1).max(axis=1), "C0:", label="max gamma")
         ax.plot(t, np.nanmean(rb.reshape(len(t), -1), axis=1), "C1-", label="mean rho-bar (y_i = j)")
@@ -122,28 +133,39 @@ def run(out, quick=False, jobs=1):
     figs = _figure_steps(folder / "coefficients_steps.png", exp)
     # 2. exactness on many seeds
     chk_base = V.transfer_base(quick, snapshots=21)
+    numeric = [f"{s}_{k}" for s in STAGES for k in ("reconstruction", "projection",
+                                                       "invariants_applicable", "invariants_broken")]
     chk = run_sweep([chk_base], measure="checks", replicates=reps, jobs=jobs, cache=V.cache_dir(out),
-                    label=f"{NAME} checks", salt=NAME)
-    worst = {s: {"reconstruction": float(np.nanmax(chk.values(f"{s}_reconstruction"))),
-                 "projection": float(np.nanmax(chk.values(f"{s}_projection"))),
-                 "invariants_applicable": int(np.nansum(chk.values(f"{s}_invariants_applicable"))),
-                 "invariants_broken": int(np.nansum(chk.values(f"{s}_invariants_broken"))),
+                    label=f"{NAME} checks", salt=NAME,
+                    metrics=numeric + [f"{s}_broken" for s in STAGES])
+    # every value counts: a missing (non-finite) discrepancy is not a pass
+    missing_checks = V.n_missing(*[chk.values(k) for k in numeric])
+    worst = {s: {"reconstruction": float(np.max(chk.values(f"{s}_reconstruction"))),
+                 "projection": float(np.max(chk.values(f"{s}_projection"))),
+                 "invariants_applicable": int(np.nan_to_num(chk.values(f"{s}_invariants_applicable")).sum()),
+                 "invariants_broken": int(np.nan_to_num(chk.values(f"{s}_invariants_broken")).sum()),
                  "broken": sorted({r[f"{s}_broken"] for r in chk.results[0] if r[f"{s}_broken"]})}
              for s in STAGES}
-    ok_exact = all(w["reconstruction"] <= TOL and w["projection"] <= TOL and w["invariants_broken"] == 0
-                   for w in worst.values())
+    ok_exact = missing_checks == 0 and all(
+        w["reconstruction"] <= TOL and w["projection"] <= TOL and w["invariants_broken"] == 0
+        for w in worst.values())
     # 3. stage-1 ratio
     grid = _ratio_grid(quick)
     rs = run_sweep(grid, measure="single", replicates=reps, jobs=jobs, cache=V.cache_dir(out),
-                   label=f"{NAME} stage-1 ratio", salt=NAME)
+                   label=f"{NAME} stage-1 ratio", salt=NAME, metrics=("gamma_mean", "rho_mean"))
     theory = np.array([c.n_up * c.u_norm**2 / (c.sigma_p_up**2 * c.d) for c in grid])  # MODEL.md s.7
-    measured = rs.values("gamma_mean") / rs.values("rho_mean")                          # (cells, reps)
-    x = np.log(np.repeat(theory, reps))
-    y = np.log(measured.ravel())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        measured = rs.values("gamma_mean") / rs.values("rho_mean")                      # (cells, reps)
+        y_all = np.log(measured.ravel())
+    x_all = np.log(np.repeat(theory, reps))
+    finite = np.isfinite(y_all)
+    missing_ratio = int(np.sum(~finite))          # a missing or non-positive ratio is not measured
+    x, y = x_all[finite], y_all[finite]
     fit = stats.linregress(x, y)
     tq = stats.t.ppf(0.975, len(x) - 2)
     ci = (fit.slope - tq * fit.stderr, fit.slope + tq * fit.stderr)
-    ok_ratio = ci[0] <= 1.0 <= ci[1]
+    ok_ratio = V.equivalent(ci, 1.0, RATIO_MARGIN)        # whole CI within 1 +- margin
+    missing = missing_checks + missing_ratio
     verdict = "PASS" if ok_exact and ok_ratio else "FAIL"
     rec = max(w["reconstruction"] for w in worst.values())
     proj = max(w["projection"] for w in worst.values())
@@ -151,7 +173,7 @@ def run(out, quick=False, jobs=1):
                  f"(tolerance {TOL:g}); invariants broken: "
                  f"{sum(w['invariants_broken'] for w in worst.values())}; stage-1 slope of "
                  f"log(gamma/rho-bar) on log(n|mu|^2/(sigma_p^2 d)) = {fit.slope:.3f}, 95% CI "
-                 f"[{ci[0]:.3f}, {ci[1]:.3f}] (theory 1)")
+                 f"[{ci[0]:.3f}, {ci[1]:.3f}] (theory 1 ± {RATIO_MARGIN:g}; near-algebraic over 5 steps)")
     rows = [[c.n_up, c.u_norm, c.d, th, measured[i].mean(), measured[i].std(ddof=1) / np.sqrt(reps)]
             for i, (c, th) in enumerate(zip(grid, theory))]
     header = ["n", "mu_norm", "d", "theory_ratio", "measured_ratio", "measured_ratio_se"]
@@ -159,6 +181,7 @@ def run(out, quick=False, jobs=1):
     V.write_json(folder / "coefficients.json", {
         "claim": CLAIM, "verdict": verdict, "statistic": statistic, "replicates": reps,
         "checks": worst, "checks_config": chk_base.to_dict(), "tolerance": TOL,
+        "n_missing": missing, "ratio_margin": RATIO_MARGIN,
         "stage1_fit": {"slope": fit.slope, "intercept": fit.intercept, "ci95": ci,
                        "r": fit.rvalue, "n_points": len(x)},
         "stage1_table": [dict(zip(header, r)) for r in rows],
@@ -201,9 +224,17 @@ def run(out, quick=False, jobs=1):
         f"({'all hold' if ok_exact else 'NOT all hold'}):", checks,
         f"Stage-1 ratio (eta = {grid[0].eta:g}, {grid[0].steps_up} steps, d = {grid[0].d}, "
         f"m = {grid[0].m}; {reps} seeds per cell; intercept exp({fit.intercept:.3f}) = "
-        f"{np.exp(fit.intercept):.3f}; slope CI {'contains' if ok_ratio else 'does NOT contain'} 1):",
-        ratio, V.figure_note(figs)])
-    return V.result(NAME, CLAIM, verdict, statistic, body)
+        f"{np.exp(fit.intercept):.3f}; the whole slope CI {'lies' if ok_ratio else 'does NOT lie'} "
+        f"within 1 ± {RATIO_MARGIN:g}, the equivalence rule):",
+        ratio,
+        "Note: over these 5 steps the loss derivative is still about -1/2 for every sample, so "
+        "the recursions of MODEL.md section 4 make gamma grow by about eta |mu|^2/(2m) and "
+        "rho-bar by about eta sigma_p^2 d/(2 n m) per step (times the fraction of active ReLUs): "
+        "the ratio n|mu|^2/(sigma_p^2 d) follows almost algebraically. This part checks that the "
+        "implemented recursions scale right; it is not independent evidence for the theory's "
+        "long-run dynamics.",
+        V.figure_note(figs)])
+    return V.result(NAME, CLAIM, verdict, statistic, body, missing=missing)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ attributes to harder noise memorisation): transfer is worse than scratch and
 fine-tuning memorises downstream noise harder. One-sided paired t-tests over
 seeds: err_transfer > err_scratch, mean rho-bar (all filters) of the transfer
 run > that of the scratch run, and the same on the flipped (label-noise)
-training points; all three at level 0.01. The same tests are reported for
+training points; all three at level 0.01 (required together). Any missing
+value among them (a diverged run, or a seed without flipped training points)
+fails the verdict. rho-bar means are over the entries with y_i = j
+(:func:`refimpl.decomposition.own_entries`). The same tests are reported for
 ``absent`` (where MODEL.md attributes negative transfer to inherited filters
 amplifying non-shared noise, not to memorisation), and for ``positive`` the
 inherited filters' universal knowledge against scratch's.
@@ -46,6 +49,10 @@ SCALARS = ["err_transfer", "err_scratch", "err_inherited_part", "err_fresh_part"
            "inh_noise_energy", "rho_inh_mean", "rho_inh_max", "rho_fresh_mean", "rho_fresh_max",
            "rho_transfer_mean", "rho_transfer_max", "rho_scratch_mean", "rho_scratch_max",
            "rho_flip_transfer", "rho_flip_scratch", "loss_down", "loss_scratch"]
+CURVES = ["curve_steps", "curve_rho_inh", "curve_rho_fresh", "curve_rho_scratch", "curve_K_inh",
+          "curve_K_fresh", "curve_K_scratch"]
+VERDICT_METRICS = ["err_transfer", "err_scratch", "rho_transfer_mean", "rho_scratch_mean",
+                   "rho_flip_transfer", "rho_flip_scratch"]
 
 
 def _curves(sw, key):
@@ -95,7 +102,8 @@ def run(out, quick=False, jobs=1):
     for name, over in regimes.items():
         base = V.transfer_base(quick, snapshots=11 if quick else 21, **over)
         sweeps[name] = run_sweep([base], replicates=reps, jobs=jobs, cache=V.cache_dir(out),
-                                 label=f"{NAME} {name}", salt=NAME, options={"curves": True})
+                                 label=f"{NAME} {name}", salt=NAME, options={"curves": True},
+                                 metrics=SCALARS + CURVES)
     pos = sweeps["positive"]
     v = lambda sw, k: sw.values(k)[0]
     for name in ("label_noise", "absent"):
@@ -108,6 +116,7 @@ def run(out, quick=False, jobs=1):
     tests["positive"] = {"K": V.paired_t(v(pos, "K_inh_end"), v(pos, "K_scratch_end")),
                          "gain": V.paired_t(v(pos, "err_scratch"), v(pos, "err_transfer"))}
     ok = all(tests["label_noise"][k]["p"] < ALPHA_LEVEL for k in ("err", "rho_mean", "rho_flip"))
+    missing = V.n_missing(*[sweeps["label_noise"].values(k) for k in VERDICT_METRICS])
     verdict = "PASS" if ok else "FAIL"
     t = tests["label_noise"]
     statistic = (f"label-noise regime: err_transfer - err_scratch = {t['err']['mean']:+.4f} ± "
@@ -125,7 +134,7 @@ def run(out, quick=False, jobs=1):
               | {"steps": sw.results[0][0]["curve_steps"]} for name, sw in sweeps.items()}
     V.write_json(folder / "mechanism.json", {
         "claim": CLAIM, "verdict": verdict, "statistic": statistic, "replicates": reps,
-        "regimes": regimes, "tests": tests, "table": [dict(zip(header, r)) for r in rows],
+        "regimes": regimes, "tests": tests, "n_missing": missing, "table": [dict(zip(header, r)) for r in rows],
         "mean_curves": curves,
         "base_config": V.transfer_base(quick).to_dict()})
     figs = _figure(folder / "mechanism.png", sweeps, reps)
@@ -174,7 +183,7 @@ def run(out, quick=False, jobs=1):
         f"`positive` regime: K inherited (end) - K scratch (end) = {fmt(tests['positive']['K'])}; "
         f"gain = {fmt(tests['positive']['gain'])}.",
         V.figure_note(figs)])
-    return V.result(NAME, CLAIM, verdict, statistic, body)
+    return V.result(NAME, CLAIM, verdict, statistic, body, missing=missing)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,14 @@ section 3), freezing the inherited filters, and rescaling them.
 
 The negative-transfer amount of a run is err_transfer - err_scratch (same
 test draws). Test per lever: one-sided paired t-test over all seeds of all
-cells of both regions that the lever lowers it (per-region numbers beside). Verdict: PASS when the levers MODEL.md
-section 8 names (smaller alpha, weight decay, freezing) each lower it at level
-0.01; the rescale is reported beside them.
+cells of both regions that the lever lowers it (per-region numbers beside).
+Verdict: PASS when the baseline shows negative transfer (one-sided paired t,
+level 0.01) and the levers MODEL.md section 8 names (smaller alpha, weight
+decay, freezing) each lower it at level 0.01. Weight decay is tried at two
+levels and counts if either lowers it: its p-value is Bonferroni-corrected
+over the two (min(1, 2 min p)). The claims are required together (all must
+hold), which needs no further correction. The rescale is reported beside
+them. Any missing value (a diverged run) fails the verdict.
 """
 import sys
 
@@ -53,7 +58,8 @@ def run(out, quick=False, jobs=1):
         grid = [base.replace(u_norm=u, **LEVERS[n]) for n in names for u in spec["u"]]
         sw = run_sweep(grid, replicates=reps, jobs=jobs, cache=V.cache_dir(out),
                        label=f"{NAME} {region}", salt=NAME,
-                       common=("alpha", "weight_decay", "freeze_inherited", "rescale_inherited"))
+                       common=("alpha", "weight_decay", "freeze_inherited", "rescale_inherited"),
+                       metrics=("err_transfer", "err_scratch"))
         shape = (len(names), len(spec["u"]), reps)
         et, es = sw.values("err_transfer").reshape(shape), sw.values("err_scratch").reshape(shape)
         negs.append(et - es)
@@ -74,12 +80,17 @@ def run(out, quick=False, jobs=1):
         per_region[region] = {"baseline": V.paired_t(f[0], np.zeros_like(f[0]), "greater"),
                               **{n: V.paired_t(f[0], f[k], "greater")
                                  for k, n in enumerate(names) if k > 0}}
-    per_claim = {c: any(tests[n]["mean"] > 0 and tests[n]["p"] < ALPHA_LEVEL for n in ns)
-                 for c, ns in CLAIMED.items()}
+    # a claim tried with several levers: Bonferroni over them (min(1, k min p))
+    claim_p = {c: V.bonferroni_min([tests[n]["p"] for n in ns]) for c, ns in CLAIMED.items()}
+    per_claim = {c: bool(claim_p[c] < ALPHA_LEVEL
+                         and max(tests[n]["mean"] for n in CLAIMED[c]) > 0)
+                 for c in CLAIMED}
+    missing = V.n_missing(flat)
     verdict = "PASS" if all(per_claim.values()) and base_t["p"] < ALPHA_LEVEL else "FAIL"
     statistic = (f"baseline negative transfer {flat[0].mean():+.4f} ± {base_t['se']:.4f} "
                  f"({V.fmt_p(base_t['p'])}); reduction by lever: "
                  + ", ".join(f"{n}: {t['mean']:+.4f} ({V.fmt_p(t['p'])})" for n, t in tests.items())
+                 + f"; weight decay (either level, Bonferroni x2): {V.fmt_p(claim_p['weight decay'])}"
                  + f"; one-sided paired t over {reps} seeds x {len(cells)} cells")
     rows = []
     for k, n in enumerate(names):
@@ -94,7 +105,8 @@ def run(out, quick=False, jobs=1):
     V.write_json(folder / "mitigation.json", {
         "claim": CLAIM, "verdict": verdict, "statistic": statistic, "replicates": reps,
         "regions": REGIONS, "levers": LEVERS, "tests_pooled": tests, "tests_per_region": per_region,
-        "baseline_test": base_t, "per_claim": per_claim,
+        "baseline_test": base_t, "per_claim": per_claim, "per_claim_p": claim_p,
+        "n_missing": missing,
         "base_config": V.transfer_base(quick).to_dict(),
         "table": [dict(zip(header, r)) for r in rows]})
     figs = []
@@ -133,11 +145,13 @@ def run(out, quick=False, jobs=1):
                                 + f", |u| in {spec['u']}" for r, spec in REGIONS.items())
         + f"; otherwise d = {b.d}, m = {b.m}, N_1 = {b.n_up}, sigma_p = {b.sigma_p_up:g}, "
         f"p_2 = {b.flip_down:g}, {b.steps_down} steps; all levers share seeds. Claimed levers: "
-        + ", ".join(f"{c}: {'shrinks it' if ok else 'does NOT shrink it'}" for c, ok in per_claim.items())
-        + f" (level {ALPHA_LEVEL}).",
+        + ", ".join(f"{c}: {'shrinks it' if ok else 'does NOT shrink it'} ({V.fmt_p(claim_p[c])})"
+                    for c, ok in per_claim.items())
+        + f" (level {ALPHA_LEVEL}; weight decay: either of its two levels, Bonferroni-corrected "
+        "over the two).",
         "Mean err_transfer - err_scratch per cell (± se):", table,
         "Per region (one-sided paired t of the reduction):", region_table, V.figure_note(figs)])
-    return V.result(NAME, CLAIM, verdict, statistic, body)
+    return V.result(NAME, CLAIM, verdict, statistic, body, missing=missing)
 
 
 if __name__ == "__main__":

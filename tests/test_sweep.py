@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from refimpl import sweep as S
 from refimpl.config import Config
-from refimpl.sweep import derive_seed, read_result, run_sweep
+from refimpl.sweep import _sha, clean_stale_parts, derive_seed, item_key, read_result, run_sweep
 
 TINY = Config(d=40, m=2, n_up=10, n_down=6, steps_up=20, steps_down=20, snapshots=2,
               n_test=200, u_norm=2.0, sigma_p_up=1.0, sigma_p_down=1.0)
@@ -156,3 +157,89 @@ def test_bad_arguments(tmp_path):
 def test_cache_folder_ignores_itself(tmp_path):
     run_sweep([TINY], measure="single", replicates=1, cache=tmp_path / "c", progress=False)
     assert (tmp_path / "c" / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_code_change_or_version_change_is_a_cache_miss(tmp_path, monkeypatch):
+    grid = _grid()[:2]
+    cache = tmp_path / "cache"
+    first = run_sweep(grid, measure="single", replicates=1, cache=cache, progress=False)
+    assert first.computed == 2
+    assert run_sweep(grid, measure="single", replicates=1, cache=cache, progress=False).cached == 2
+    # the package source enters the key: a changed file means different keys
+    real = S.code_hash()
+    monkeypatch.setattr(S, "code_hash", lambda extra=(): "0" * 64)
+    changed = run_sweep(grid, measure="single", replicates=1, cache=cache, progress=False)
+    assert changed.cached == 0 and changed.computed == 2
+    monkeypatch.setattr(S, "code_hash", lambda extra=(): real)
+    import refimpl
+    monkeypatch.setattr(refimpl, "__version__", "999.0")
+    bumped = run_sweep(grid, measure="single", replicates=1, cache=cache, progress=False)
+    assert bumped.cached == 0 and bumped.computed == 2
+    seeded = TINY.replace(seed=3)
+    assert item_key("single", seeded, {}, code="a") != item_key("single", seeded, {}, code="b")
+
+
+def test_code_hash_reads_the_bytes_of_the_files(tmp_path):
+    a, b = tmp_path / "x" / "m.py", tmp_path / "y" / "m.py"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    a.write_text("x = 1\n")
+    b.write_text("x = 2\n")
+    assert S._file_hashes((str(a),)) != S._file_hashes((str(b),))   # same name, other bytes
+    assert len(S.code_hash()) == 64
+    assert S.code_hash() == S.code_hash()
+    assert S.code_hash((str(a),)) != S.code_hash()     # a custom measure's file counts
+
+
+def test_cached_result_lacking_a_metric_is_recomputed(tmp_path):
+    grid = _grid()[:1]
+    cache = tmp_path / "cache"
+    first = run_sweep(grid, measure="single", replicates=2, cache=cache, progress=False)
+    f = _files(cache)[0]
+    rec = json.loads(f.read_text())
+    del rec["result"]["ratio"]                      # an older measure without "ratio"
+    rec["sha256"] = _sha(rec["result"])             # consistent, not corrupt
+    f.write_text(json.dumps(rec))
+    old = run_sweep(grid, measure="single", replicates=2, cache=cache, progress=False)
+    with pytest.raises(KeyError, match="metrics="):
+        old.values("ratio")
+    again = run_sweep(grid, measure="single", replicates=2, cache=cache, progress=False,
+                      metrics=("err", "ratio"))
+    assert again.recomputed == 0 and again.cached == 1 and again.computed == 1
+    assert again.rows() == first.rows()
+    with pytest.raises(KeyError, match="returned no 'nonsense'"):
+        run_sweep(grid, measure="single", replicates=1, progress=False, metrics=("nonsense",))
+
+
+def test_stale_part_files_are_removed_at_sweep_start(tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "ab").mkdir(parents=True)
+    old_top, old_sub = cache / ".x1.part", cache / "ab" / ".x2.part"
+    new_sub = cache / "ab" / ".x3.part"             # a concurrent writer's, newer than the start
+    keep = cache / "ab" / "keep.json"
+    for f in (old_top, old_sub, new_sub, keep):
+        f.write_text("{")
+    past = time.time() - 3600
+    for f in (old_top, old_sub, keep):
+        os.utime(f, (past, past))
+    future = time.time() + 3600
+    os.utime(new_sub, (future, future))
+    run_sweep([TINY], measure="single", replicates=1, cache=cache, progress=False)
+    assert not old_top.exists() and not old_sub.exists()
+    assert new_sub.exists() and keep.exists()
+    assert clean_stale_parts(cache, time.time() + 7200) == 1   # now older than that time
+
+
+def diverging(config):
+    """A measure whose run at u_norm = 4 diverges (inf), for the missing-value tests."""
+    return {"x": float("inf") if config.u_norm == 4.0 else config.u_norm, "y": float("nan")}
+
+
+def test_non_finite_values_are_stored_as_none_and_read_as_nan(tmp_path):
+    sw = run_sweep(_grid(), measure=diverging, replicates=2, cache=tmp_path / "c", progress=False)
+    again = run_sweep(_grid(), measure=diverging, replicates=2, cache=tmp_path / "c", progress=False)
+    assert again.cached == 8
+    for s in (sw, again):
+        assert s.results[3][0]["x"] is None
+        assert s.n_missing("x") == 2 and s.n_missing("y") == 8
+        assert s.values("x")[0].tolist() == [0.5, 0.5]

@@ -31,6 +31,16 @@ When only some scripts run, the sections of the others are kept from an
 earlier run into the same folder with the same ``--quick`` setting (marked
 as such), so the report stays complete.
 
+The statistics the scripts share (below): :func:`paired_t` (paired t-test),
+:func:`trend` (a monotone trend tested seed by seed: per-seed Spearman rho and
+Page's L test, valid when seeds are shared across points), :func:`holm`
+(Holm over one family of tests), :func:`bonferroni_min` ("at least one of k
+alternatives"), :func:`equivalent` (equivalence rule: a whole confidence
+interval within theory +- a stated margin). Missing values (None, NaN or
+inf: a diverged run) are counted (:func:`n_missing`), make a test's p-value
+NaN, and make the verdict FAIL (:func:`result` with ``missing``), so that a
+script never passes on fewer measurements than it claims.
+
 Exit status: 0 when every script ran and returned a well-formed result (PASS
 or FAIL), 1 when a script raised or returned a malformed result (the report
 shows the traceback), 2 for a usage mistake (unknown name, a named script that
@@ -366,7 +376,10 @@ def write_report(out, state):
               f"(marked * below).", "",
               "The claims are those of MODEL.md section 8. FAIL means the claim did not "
               "reproduce in the regime tested (a finding, shown with its numbers); ERROR "
-              "means the script itself broke.", "",
+              "means the script itself broke. A value a verdict relies on that is missing "
+              "(non-finite: a diverged run) makes that verdict FAIL. Trends are tested seed by "
+              "seed (per-seed Spearman rho, Page's L test); families of tests are Holm- or "
+              "Bonferroni-corrected where a verdict takes 'any of' them.", "",
               "| script | verdict | statistic | wall time |", "| --- | --- | --- | --- |"]
     for e in entries:
         mark = "*" if e.get("this_run") else f" (earlier run, {e.get('finished_utc')})"

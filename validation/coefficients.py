@@ -38,7 +38,7 @@ import numpy as np
 
 from refimpl import validate as V
 from refimpl.config import Config
-from refimpl.decomposition import own_entries
+from refimpl.decomposition import J, own_entries
 from refimpl.sweep import run_sweep
 from refimpl.transfer import STAGES, run_experiment
 
@@ -71,14 +71,14 @@ def _write_steps(folder, quick):
         n = st.rho_bar.shape[-1]
         for k in range(K):
             step = int(st.steps[k])
-            for jj, j in enumerate((1, -1)):
+            for jj, j in enumerate(J.astype(int)):          # j = +1, -1: axis 0 of W
                 for r in range(m):
                     for si in range(S):
-                        rows.append([step, j, r, si, "gamma", float(st.gamma[k, jj, r, si])])
+                        rows.append([step, int(j), r, si, "gamma", float(st.gamma[k, jj, r, si])])
                     for i in range(n):
-                        rows.append([step, j, r, i, "rho_bar", float(st.rho_bar[k, jj, r, i])])
+                        rows.append([step, int(j), r, i, "rho_bar", float(st.rho_bar[k, jj, r, i])])
                     for i in range(n):
-                        rows.append([step, j, r, i, "rho_under", float(st.rho_under[k, jj, r, i])])
+                        rows.append([step, int(j), r, i, "rho_under", float(st.rho_under[k, jj, r, i])])
         files[s] = V.write_csv(folder / f"coefficients_{s}.csv",
                                ["step", "j", "r", "i", "coefficient", "value"], rows)
     V.write_json(folder / "coefficients_config.json",

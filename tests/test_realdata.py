@@ -365,11 +365,19 @@ def _rows(sweep, xs, gain_of_x, seeds=12, noise=0.01, level="half", key=None):
 def test_trend_test_detects_and_rejects():
     xs = (0.0, 0.25, 0.5, 0.75, 1.0)
     up = R._trend(_rows("alpha", xs, lambda a: 0.05 * a), "alpha", +1, level="half")
-    assert up["verdict"] == "PASS" and up["rho"] > 0.5 and up["p_t"] < 0.05
+    assert up["verdict"] == "PASS" and up["rho"] > 0.5 and up["p"] < R.LEVEL
     wrong_sign = R._trend(_rows("alpha", xs, lambda a: 0.05 * a), "alpha", -1, level="half")
     assert wrong_sign["verdict"] == "FAIL"
     flat = R._trend(_rows("alpha", xs, lambda a: 0.0), "alpha", +1, level="half")
     assert flat["verdict"] == "FAIL" and abs(flat["diff_mean"]) < 0.02
+
+
+def test_trend_with_two_points_is_their_paired_difference():
+    rows = _rows("n_up", (20, 320), lambda n: 0.0001 * n, key="n_up")
+    res = R._trend(rows, "n_up", +1)
+    assert res["verdict"] == "PASS" and "2 points only" in res["statistic"]
+    assert res["diff_mean"] == pytest.approx(0.03, abs=0.01)
+    assert R._trend(rows, "n_up", -1)["verdict"] == "FAIL"
 
 
 def test_paired_test():

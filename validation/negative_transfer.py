@@ -86,8 +86,8 @@ def _heatmap(path, G, reps):
                         linewidths=1)
         ax.clabel(cs, fmt={-1: "Γ_inh=0.1", 0: "Γ_inh=1", 1: "Γ_inh=10"}, fontsize=7)
     fig.colorbar(im, ax=ax, label="err_transfer - err_scratch")
-    ax.set_title(f"regime {G['regime']}: transfer - scratch ({reps} seeds; box = significantly "
-                 f"worse, Holm over all heatmaps)", fontsize=9)
+    ax.set_title(f"regime {G['regime']}: transfer - scratch ({reps} seeds)\nbox = significantly "
+                 f"worse, Holm over all heatmaps", fontsize=9)
     return [save(fig, path, dpi=100)]
 
 

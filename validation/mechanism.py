@@ -70,24 +70,19 @@ def _figure(path, regimes, reps):
     fig, axes = plt.subplots(2, len(regimes), figsize=(4.6 * len(regimes), 7), squeeze=False)
     for col, (name, sw) in enumerate(regimes.items()):
         steps = np.array(sw.results[0][0]["curve_steps"])
-        for key, label, c in (("curve_rho_inh", "transfer, inherited filters", "C0"),
-                              ("curve_rho_fresh", "transfer, fresh filters", "C1"),
-                              ("curve_rho_scratch", "scratch", "C2")):
-            m, s = _curves(sw, key)
-            axes[0, col].plot(steps, m, color=c, label=label)
-            axes[0, col].fill_between(steps, m - s, m + s, color=c, alpha=0.25)
-        axes[0, col].set_title(f"{name}: mean rho-bar during fine-tuning ({reps} seeds)", fontsize=9)
-        axes[0, col].set_xlabel("fine-tuning step")
-        axes[0, col].set_ylabel("mean rho-bar (y_i = j)")
-        for key, label, c in (("curve_K_inh", "transfer, inherited", "C0"),
-                              ("curve_K_fresh", "transfer, fresh", "C1"),
-                              ("curve_K_scratch", "scratch", "C2")):
-            m, s = _curves(sw, key)
-            axes[1, col].plot(steps, m, color=c, label=label)
-            axes[1, col].fill_between(steps, m - s, m + s, color=c, alpha=0.25)
-        axes[1, col].set_title(f"{name}: universal knowledge K = j<w, u>", fontsize=9)
-        axes[1, col].set_xlabel("fine-tuning step")
-        axes[1, col].set_ylabel("mean K")
+        panels = (
+            ("rho", ("transfer, inherited filters", "transfer, fresh filters", "scratch"),
+             f"{name}: mean rho-bar during fine-tuning ({reps} seeds)", "mean rho-bar (y_i = j)"),
+            ("K", ("transfer, inherited", "transfer, fresh", "scratch"),
+             f"{name}: universal knowledge K = j<w, u>", "mean K"))
+        for ax, (what, labels, title, ylabel) in zip(axes[:, col], panels):
+            for part, label, c in zip(("inh", "fresh", "scratch"), labels, ("C0", "C1", "C2")):
+                m, s = _curves(sw, f"curve_{what}_{part}")
+                ax.plot(steps, m, color=c, label=label)
+                ax.fill_between(steps, m - s, m + s, color=c, alpha=0.25)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("fine-tuning step")
+            ax.set_ylabel(ylabel)
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)

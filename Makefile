@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test venv bench validate clean
+.PHONY: run test test-all venv bench validate clean
 
 venv: $(PY)
 
@@ -23,7 +23,12 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
 run: $(VENV)/.installed-run
 	$(PY) -m refimpl run --out out
 
+# `make test`: every test but the long end-to-end ones (marked slow);
+# `make test-all`: all of them (CI runs both).
 test: $(VENV)/.installed-test
+	$(PY) -m pytest -m "not slow"
+
+test-all: $(VENV)/.installed-test
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-run

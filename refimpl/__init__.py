@@ -1,6 +1,6 @@
 """refimpl: reference implementation of partial parameter transfer between
 two-layer ReLU CNNs, with exact gradient-descent dynamics and tracked
-signal-learning and noise-memorisation coefficients (see MODEL.md).
+signal-learning and noise-memorisation coefficients (see docs/model.md).
 
 Quick start::
 

@@ -1,5 +1,11 @@
+"""``python -m refimpl``: Ctrl-C at any moment, even while the package and
+numba are still being imported, is one line and exit status 130."""
 import sys
 
-from .cli import main
-
-sys.exit(main())
+try:
+    from .cli import main
+    status = main()
+except KeyboardInterrupt:
+    print("refimpl: interrupted", file=sys.stderr)
+    status = 130
+sys.exit(status)

@@ -2,7 +2,7 @@
 
 A frozen dataclass whose constructor validates every field; a bad value raises
 :class:`ConfigError` naming the field and what is allowed. Names follow the
-notation table of MODEL.md section 1; per-task quantities carry the suffix
+notation table of docs/model.md §1; per-task quantities carry the suffix
 ``_up`` (task 1, upstream) or ``_down`` (task 2, downstream). In dictionaries
 (JSON files, ``--set``) the shorthands ``sigma_p``, ``flip`` and ``n`` set both
 tasks at once.
@@ -17,45 +17,103 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from .errors import ConfigError
+
 __all__ = ["Config", "ConfigError", "DEFAULT", "parse_assignment", "n_inherited",
-           "expand_shorthands", "read_json_object"]
-
-
-class ConfigError(ValueError):
-    """A configuration value is not allowed; the message names the field."""
+           "expand_shorthands", "read_json_object", "ValidatedConfig", "int_field", "real_field",
+           "choice_field", "parsed_field", "BOOL_FIELD", "loads_json"]
 
 
 LAYOUTS = ("joint", "split")
 GRANULARITIES = ("filter", "entry")
 ESTIMATORS = ("reduced", "sample")
+ENGINES = ("auto", "weight", "gram")
 SHORTHANDS = {"sigma_p": ("sigma_p_up", "sigma_p_down"),
               "flip": ("flip_up", "flip_down"),
               "n": ("n_up", "n_down")}
 
 
 def n_inherited(alpha, m_down):
-    """round(alpha m_2), halves rounded up: inherited filters per class (MODEL.md section 5.2)."""
+    """round(alpha m_2), halves rounded up: inherited filters per class (docs/model.md §5.2)."""
     return int(math.floor(alpha * m_down + 0.5))
 
 
-def _int(lo=None, hi=None, optional=False):
+def int_field(lo=None, hi=None, optional=False):
+    """Field metadata: an integer in [lo, hi] (None allowed when ``optional``)."""
     return {"kind": "int", "lo": lo, "hi": hi, "optional": optional}
 
 
-def _real(lo=None, hi=None, lo_open=False, hi_open=False):
-    return {"kind": "real", "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open}
+def real_field(lo=None, hi=None, lo_open=False, hi_open=False, optional=False):
+    """Field metadata: a finite real in the interval (ends open or closed);
+    None allowed when ``optional``."""
+    return {"kind": "real", "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
+            "optional": optional}
 
 
-def _choice(*options):
+def choice_field(*options):
+    """Field metadata: one of ``options``."""
     return {"kind": "choice", "options": options}
 
 
-_BOOL = {"kind": "bool"}
+BOOL_FIELD = {"kind": "bool"}
+"""Field metadata: true or false."""
+
+
+def parsed_field(parse):
+    """Field metadata: a value of its own type, or what ``parse(value)``
+    makes of one (``parse`` raises :class:`ConfigError` for a bad value)."""
+    return {"kind": "parsed", "parse": parse}
+
+
+class ValidatedConfig:
+    """Base of the frozen config dataclasses (:class:`Config`,
+    :class:`refimpl.lab.image_experiment.ImageConfig`): every field carries metadata
+    (:func:`int_field`, :func:`real_field`, :func:`choice_field`,
+    :data:`BOOL_FIELD`, :func:`parsed_field`) checked at construction, then ``_check_combinations``;
+    a bad value raises :class:`ConfigError` naming the field. Unknown keys are
+    refused; ``SHORTHANDS`` maps a shorthand key to the fields it sets."""
+
+    SHORTHANDS: dict = {}
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = _check_field(f, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)   # numpy scalars -> int / float
+        self._check_combinations()
+
+    def _check_combinations(self):
+        """Checks across fields (none by default)."""
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated like the original)."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Build a config from a mapping; shorthands expand; unknown keys are refused."""
+        values = expand_shorthands(values, cls.SHORTHANDS)
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            allowed = ", ".join(sorted(names | set(cls.SHORTHANDS)))
+            raise ConfigError(f"unknown config key {unknown[0]!r}; allowed keys: {allowed}")
+        return cls(**values)
+
+    @classmethod
+    def from_json_file(cls, path):
+        """A config from a JSON file (fields not in the file take their defaults)."""
+        return cls.from_dict(read_json_object(path))
 
 
 @dataclass(frozen=True)
-class Config:
-    """All inputs of one run; see MODEL.md sections 1-6 for each symbol.
+class Config(ValidatedConfig):
+    """All inputs of one run; see docs/model.md §1-6 for each symbol.
 
     Attributes
     ----------
@@ -68,7 +126,7 @@ class Config:
     n_up, n_down : int
         Training samples N_1, N_2.
     u_norm, v_up_norm, v_down_norm : float
-        |u|, |v_1|, |v_2| (MODEL.md section 2).
+        |u|, |v_1|, |v_2| (docs/model.md §2).
     v_cos : float
         Cosine of the angle between v_up and v_down (0: orthogonal).
     sigma_p_up, sigma_p_down : float
@@ -76,9 +134,11 @@ class Config:
     flip_up, flip_down : float
         Label-flip probability p_k, in [0, 1/2).
     layout : {"joint", "split"}
-        Signal layout (MODEL.md section 2.4); P = 2 or 3.
+        Signal layout (docs/model.md §2.4); P = 2 or 3.
     eta : float
-        Step size (both stages).
+        Step size of the upstream stage (and of the others unless ``eta_down`` is set).
+    eta_down : float or None
+        Step size of fine-tuning and the scratch baseline; None means ``eta``.
     sigma_0 : float
         Init scale.
     weight_decay_up : float
@@ -107,45 +167,70 @@ class Config:
         Test-error estimator.
     seed : int
         The one seed from which all randomness is derived.
+    engine : {"auto", "weight", "gram"}
+        How GD is computed (:func:`refimpl.train.train_stage`): in weight
+        space, in the span of the data (docs/model.md §9), or chosen by cost.
+        The same dynamics to rounding; not part of the seed.
     """
 
-    d: int = field(default=600, metadata=_int(3))
-    m: int = field(default=10, metadata=_int(1))
-    m_down: int | None = field(default=None, metadata=_int(1, optional=True))
-    n_up: int = field(default=200, metadata=_int(1))
-    n_down: int = field(default=10, metadata=_int(1))
-    u_norm: float = field(default=3.0, metadata=_real(0.0))
-    v_up_norm: float = field(default=1.0, metadata=_real(0.0))
-    v_down_norm: float = field(default=1.0, metadata=_real(0.0))
-    v_cos: float = field(default=0.0, metadata=_real(-1.0, 1.0))
-    sigma_p_up: float = field(default=1.0, metadata=_real(0.0, lo_open=True))
-    sigma_p_down: float = field(default=1.0, metadata=_real(0.0, lo_open=True))
-    flip_up: float = field(default=0.0, metadata=_real(0.0, 0.5, hi_open=True))
-    flip_down: float = field(default=0.1, metadata=_real(0.0, 0.5, hi_open=True))
-    layout: str = field(default="joint", metadata=_choice(*LAYOUTS))
-    eta: float = field(default=1.0, metadata=_real(0.0, lo_open=True))
-    sigma_0: float = field(default=0.01, metadata=_real(0.0, lo_open=True))
-    weight_decay_up: float = field(default=0.0, metadata=_real(0.0))
-    weight_decay: float = field(default=0.0, metadata=_real(0.0))
-    steps_up: int = field(default=200, metadata=_int(0))
-    steps_down: int = field(default=200, metadata=_int(0))
-    epsilon: float = field(default=0.0, metadata=_real(0.0))
-    snapshots: int = field(default=21, metadata=_int(2))
-    alpha: float = field(default=0.5, metadata=_real(0.0, 1.0))
-    granularity: str = field(default="filter", metadata=_choice(*GRANULARITIES))
-    freeze_inherited: bool = field(default=False, metadata=_BOOL)
-    rescale_inherited: float = field(default=1.0, metadata=_real())
-    n_test: int = field(default=20000, metadata=_int(2, 10**7))
-    estimator: str = field(default="reduced", metadata=_choice(*ESTIMATORS))
-    seed: int = field(default=0, metadata=_int(0, 2**63 - 1))
+    SHORTHANDS = SHORTHANDS
+    SEED_EXCLUDED = ("engine",)
+    """Fields that do not enter a derived seed (how, not what, is computed)."""
+    SEED_NEUTRAL = {"eta_down": None}
+    """Fields added after version 0.1 that enter a derived seed only when they
+    differ from the value given here, so earlier protocols keep their seeds."""
 
-    def __post_init__(self):
-        for f in fields(self):
-            value = _check_field(f, getattr(self, f.name))
-            object.__setattr__(self, f.name, value)   # numpy scalars -> int / float
-        self._check_combinations()
+    d: int = field(default=600, metadata=int_field(3))
+    m: int = field(default=10, metadata=int_field(1))
+    m_down: int | None = field(default=None, metadata=int_field(1, optional=True))
+    n_up: int = field(default=200, metadata=int_field(1))
+    n_down: int = field(default=10, metadata=int_field(1))
+    u_norm: float = field(default=3.0, metadata=real_field(0.0))
+    v_up_norm: float = field(default=1.0, metadata=real_field(0.0))
+    v_down_norm: float = field(default=1.0, metadata=real_field(0.0))
+    v_cos: float = field(default=0.0, metadata=real_field(-1.0, 1.0))
+    sigma_p_up: float = field(default=1.0, metadata=real_field(0.0, lo_open=True))
+    sigma_p_down: float = field(default=1.0, metadata=real_field(0.0, lo_open=True))
+    flip_up: float = field(default=0.0, metadata=real_field(0.0, 0.5, hi_open=True))
+    flip_down: float = field(default=0.1, metadata=real_field(0.0, 0.5, hi_open=True))
+    layout: str = field(default="joint", metadata=choice_field(*LAYOUTS))
+    eta: float = field(default=1.0, metadata=real_field(0.0, lo_open=True))
+    eta_down: float | None = field(default=None, metadata=real_field(0.0, lo_open=True,
+                                                                      optional=True))
+    sigma_0: float = field(default=0.01, metadata=real_field(0.0, lo_open=True))
+    weight_decay_up: float = field(default=0.0, metadata=real_field(0.0))
+    weight_decay: float = field(default=0.0, metadata=real_field(0.0))
+    steps_up: int = field(default=200, metadata=int_field(0))
+    steps_down: int = field(default=200, metadata=int_field(0))
+    epsilon: float = field(default=0.0, metadata=real_field(0.0))
+    snapshots: int = field(default=21, metadata=int_field(2))
+    alpha: float = field(default=0.5, metadata=real_field(0.0, 1.0))
+    granularity: str = field(default="filter", metadata=choice_field(*GRANULARITIES))
+    freeze_inherited: bool = field(default=False, metadata=BOOL_FIELD)
+    rescale_inherited: float = field(default=1.0, metadata=real_field())
+    n_test: int = field(default=20000, metadata=int_field(2, 10**7))
+    estimator: str = field(default="reduced", metadata=choice_field(*ESTIMATORS))
+    seed: int = field(default=0, metadata=int_field(0, 2**63 - 1))
+    engine: str = field(default="auto", metadata=choice_field(*ENGINES))
 
     # ------------------------------------------------------------------
+    def eta_of(self, stage: str) -> float:
+        """The step size of a stage: ``eta`` upstream, ``eta_down`` (or ``eta``)
+        for fine-tuning and the scratch baseline."""
+        return self.eta if stage == "up" or self.eta_down is None else self.eta_down
+
+    def seed_fields(self) -> dict:
+        """The fields a derived seed hashes (:func:`refimpl.lab.seeds.derive_seed`):
+        all but :attr:`SEED_EXCLUDED`, and the :attr:`SEED_NEUTRAL` ones only
+        when set."""
+        values = self.to_dict()
+        for name in self.SEED_EXCLUDED:
+            values.pop(name)
+        for name, neutral in self.SEED_NEUTRAL.items():
+            if values[name] == neutral:
+                values.pop(name)
+        return values
+
     @property
     def m2(self) -> int:
         """Downstream width m_2."""
@@ -153,7 +238,7 @@ class Config:
 
     @property
     def n_signals(self) -> int:
-        """S, the number of signal patches (MODEL.md section 2.4)."""
+        """S, the number of signal patches (docs/model.md §2.4)."""
         return 1 if self.layout == "joint" else 2
 
     @property
@@ -171,16 +256,16 @@ class Config:
             raise ConfigError(
                 "freeze_inherited=true needs granularity='filter': a filter with "
                 "some frozen entries is not represented by the decomposition "
-                "(MODEL.md section 4)")
+                "(docs/model.md §4)")
         if self.granularity == "entry" and self.m2 != self.m:
             raise ConfigError(
                 f"granularity='entry' needs m_down equal to m (got m_down={self.m2}, "
                 f"m={self.m}): entries are inherited in place")
-        for name in ("weight_decay_up", "weight_decay"):
-            if self.eta * getattr(self, name) >= 1.0:
+        for name, eta in (("weight_decay_up", self.eta), ("weight_decay", self.eta_of("down"))):
+            if eta * getattr(self, name) >= 1.0:
                 raise ConfigError(
-                    f"{name}={getattr(self, name)} with eta={self.eta}: eta*{name} must be "
-                    "< 1 so that the decay factor 1 - eta*lambda is positive (MODEL.md section 3)")
+                    f"{name}={getattr(self, name)} with step size {eta}: eta*{name} must be "
+                    "< 1 so that the decay factor 1 - eta*lambda is positive (docs/model.md §3)")
         k = n_inherited(self.alpha, self.m2)
         if self.granularity == "filter" and k > self.m:
             raise ConfigError(
@@ -193,61 +278,71 @@ class Config:
                 raise ConfigError(
                     f"n_{task}={n} is too large for d={self.d}: the decomposition "
                     f"needs n_{task} <= {room} (d minus the signal directions) so "
-                    "that the noise vectors are linearly independent (MODEL.md section 4)")
-
-    # ------------------------------------------------------------------
-    def replace(self, **changes) -> "Config":
-        """A copy with some fields changed (validated like the original)."""
-        return Config.from_dict({**self.to_dict(), **changes})
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "Config":
-        """Build a config from a mapping; shorthands expand; unknown keys are refused."""
-        values = expand_shorthands(values)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            allowed = ", ".join(sorted(names | set(SHORTHANDS)))
-            raise ConfigError(f"unknown config key {unknown[0]!r}; allowed keys: {allowed}")
-        return cls(**values)
-
-    @classmethod
-    def from_json_file(cls, path) -> "Config":
-        """A config from a JSON file (fields not in the file take their defaults)."""
-        return cls.from_dict(read_json_object(path))
+                    "that the noise vectors are linearly independent (docs/model.md §4)")
 
 
-def expand_shorthands(values: dict) -> dict:
+def expand_shorthands(values: dict, shorthands=None) -> dict:
     """The mapping with ``sigma_p``, ``flip`` and ``n`` replaced by the keys of
     both tasks; a per-task key given in the same mapping wins over its shorthand."""
     if not isinstance(values, dict):
         raise ConfigError(f"a config must be a JSON object, not {type(values).__name__}")
+    shorthands = SHORTHANDS if shorthands is None else shorthands
     out = {}
     for key, value in values.items():
-        for name in SHORTHANDS.get(key, ()):
+        for name in shorthands.get(key, ()):
             out[name] = value
-    out.update({key: value for key, value in values.items() if key not in SHORTHANDS})
+    out.update({key: value for key, value in values.items() if key not in shorthands})
     return out
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ConfigError(f"duplicate key {dup[0]!r}")
+    return dict(pairs)
+
+
+def loads_json(text, where):
+    """Parse JSON text strictly for configs: duplicate keys, NaN/Infinity,
+    numbers too long to convert and nesting too deep are refused with one
+    :class:`ConfigError` naming ``where``."""
+    def refuse(constant):
+        raise ConfigError(f"{where}: {constant} is not a JSON number")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=refuse)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) \
+            from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: JSON nested too deeply") from None
+    except ValueError as exc:          # an integer of more than 4300 digits
+        raise ConfigError(f"{where}: a number too long to read ({str(exc).split(':')[0]})") \
+            from None
 
 
 def read_json_object(path) -> dict:
     """The JSON object in a config file (not yet validated)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            values = json.load(fh)
+            text = fh.read(_MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+    if len(text) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {_MAX_CONFIG_BYTES} characters: "
+                          "not a config")
+    values = loads_json(text, f"config file {path}")
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object, not {type(values).__name__}")
     return values
+
+
+_MAX_CONFIG_BYTES = 1 << 20
+
 
 def _check_field(f, value):
     spec = f.metadata
@@ -264,6 +359,8 @@ def _check_field(f, value):
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ConfigError(f"{name} must be an integer in {_interval(lo, hi)}, got {value}")
     elif kind == "real":
+        if value is None and spec.get("optional"):
+            return None
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{name} must be a number, got {value!r}")
         value = float(value)
@@ -279,6 +376,8 @@ def _check_field(f, value):
         if not isinstance(value, (bool, np.bool_)):
             raise ConfigError(f"{name} must be true or false, got {value!r}")
         value = bool(value)
+    elif kind == "parsed":
+        value = spec["parse"](value)
     elif kind == "choice":
         if value not in spec["options"]:
             opts = " or ".join(repr(o) for o in spec["options"])
@@ -300,8 +399,10 @@ def parse_assignment(text: str) -> tuple[str, object]:
     key, raw = text.split("=", 1)
     key = key.strip()
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
+        value = loads_json(raw, f"--set {key}")
+    except ConfigError as exc:
+        if "not valid JSON" not in str(exc):
+            raise
         value = raw
     return key, value
 

@@ -1,5 +1,5 @@
 """The two-layer ReLU CNN: forward pass, logistic loss and its hand-written
-gradient (MODEL.md section 3). Public functions check and prepare arrays and
+gradient (docs/model.md §3). Public functions check and prepare arrays and
 call the compiled kernels of :mod:`refimpl.kernels`.
 """
 import numpy as np
@@ -64,7 +64,7 @@ def forward(W, X):
 
 def loss_and_gradient(W, X, y, weight_decay=0.0):
     """Data loss (1/n) sum_i l(y_i f(W, x_i)) (weight decay not included) and
-    the gradient of L_S(W) including (lambda/2)|W|^2 (MODEL.md section 3).
+    the gradient of L_S(W) including (lambda/2)|W|^2 (docs/model.md §3).
 
     Returns
     -------

@@ -24,7 +24,7 @@ def _stats(a):
 def _coefficients(stage):
     """Final coefficients of the trainable filters; rho_bar over the entries
     with y_i = j and rho_under over those with y_i = -j (the others are 0 by
-    definition, MODEL.md section 4)."""
+    definition, docs/model.md §4)."""
     trainable = stage.trainable
     own = np.broadcast_to(own_entries(stage.task.y), stage.rho_bar[-1].shape)[trainable]
     return {
@@ -71,6 +71,10 @@ def _err(e):
             f"noisy {e['noisy_error']:.4f} +- {e['noisy_error_se']:.4f}")
 
 
+def _g(x):
+    return "undefined" if x is None else f"{x:.3g}"
+
+
 def _num(x):
     return "n/a" if x is None else f"{x:.4g}"
 
@@ -100,7 +104,7 @@ def format_summary(s: dict) -> str:
               f"  scratch end:    {_num(k['scratch_end'])}",
               f"  inherited filters per class {k['inherited_filters_per_class']}, "
               f"inherited noise energy (mean) {_num(k['inherited_noise_energy'])}"]
-    lines += ["", "checks of the decomposition (MODEL.md section 4)"]
+    lines += ["", "checks of the decomposition (docs/model.md §4)"]
     for name, c in s["checks"].items():
         inv = c["invariants"]
         held = [n for n, v in inv.items() if v["applies"] and v["holds"]]
@@ -109,10 +113,10 @@ def format_summary(s: dict) -> str:
                      f"projection {c['projection_rel_error']:.1e}  invariants: "
                      f"{len(held)} hold" + (f", BROKEN: {', '.join(broken)}" if broken else ""))
     t = s["theory"]
-    lines += ["", "theory indicators (MODEL.md section 7)"]
+    lines += ["", "theory indicators (docs/model.md §7; undefined: not a finite number)"]
     for task in ("up", "down"):
         q = t[task]
-        lines.append(f"  {task:<5} SNR {q['snr']:.3g}   n|mu|^4/(sigma_p^4 d) {q['kou_indicator']:.3g}   "
-                     f"n|mu|^2/(sigma_p^2 d) {q['stage1_ratio']:.3g}")
-    lines.append(f"  Gamma_inh {t['gamma_inh']:.3g}  ({t['gamma_inh_note']})")
+        lines.append(f"  {task:<5} SNR {_g(q['snr'])}   n|mu|^4/(sigma_p^4 d) {_g(q['kou_indicator'])}   "
+                     f"n|mu|^2/(sigma_p^2 d) {_g(q['stage1_ratio'])}")
+    lines.append(f"  Gamma_inh {_g(t['gamma_inh'])}  ({t['gamma_inh_note']})")
     return "\n".join(lines)

@@ -1,26 +1,27 @@
 """Full-batch gradient descent with the exact coefficient recursions updated in
-the same pass (MODEL.md sections 3 and 4).
+the same pass (docs/model.md §3 and §4), in weight space or in the span of the
+data (docs/model.md §9).
 
-The step loop runs inside the compiled kernel ``_gd_chunk``, a chunk of steps
-per call; between chunks Python takes the snapshots and reports progress.
+The step loop runs inside a compiled kernel, a chunk of steps per call
+(``_gd_chunk`` in weight space, ``_gram_chunk`` in Gram space); between
+chunks Python takes the snapshots and reports progress.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from . import kernels as _k
-from .data import Task
+from .data import Task, role_positions
+from .errors import ConfigError, DivergenceError
+from .gram import ENGINES, GRAM_BUDGET, GramEngine, choose_engine, gram_bytes, read_coefficients
 from .network import check_inputs, check_weights
 
-__all__ = ["Stage", "snapshot_schedule", "train_stage", "CHUNK", "DivergenceError"]
+__all__ = ["Stage", "snapshot_schedule", "train_stage", "CHUNK", "ENGINES", "DivergenceError"]
 
 CHUNK = 256  # steps per kernel call between progress reports
-
-
-class DivergenceError(ArithmeticError):
-    """GD produced a non-finite loss or weight (step size or init too large)."""
 
 
 @dataclass
@@ -39,8 +40,12 @@ class Stage:
     steps : ndarray of shape (K,), int
         Snapshot steps, 0 and the last step included.
     W : ndarray of shape (K, 2, m, d)
-    gamma : ndarray of shape (K, 2, m, S)
-    rho_bar, rho_under : ndarray of shape (K, 2, m, n)
+    gamma : ndarray of shape (K, 2, m, S), or None
+        Signal coefficients (docs/model.md §4; what they mean for noise that is
+        not orthogonal to the signals: :mod:`refimpl.decomposition`). None
+        when the stage was trained with ``track=False``; so are ``rho_bar``
+        and ``rho_under``.
+    rho_bar, rho_under : ndarray of shape (K, 2, m, n), or None
     loss : ndarray of shape (T + 1,)
         Data loss (weight decay not included) at steps 0..T.
     stopped : bool
@@ -54,9 +59,9 @@ class Stage:
     trainable: np.ndarray
     steps: np.ndarray
     W: np.ndarray
-    gamma: np.ndarray
-    rho_bar: np.ndarray
-    rho_under: np.ndarray
+    gamma: np.ndarray | None
+    rho_bar: np.ndarray | None
+    rho_under: np.ndarray | None
     loss: np.ndarray
     stopped: bool = False
 
@@ -65,13 +70,18 @@ class Stage:
         return self.W[-1]
 
     @property
+    def tracked(self) -> bool:
+        """True when the stage carries coefficients (trained with ``track=True``)."""
+        return self.gamma is not None
+
+    @property
     def T(self) -> int:
         """The last step."""
         return int(self.steps[-1])
 
     def scale(self, k=-1):
         """s_t per filter at snapshot k: (1 - eta*lambda)^t for trainable
-        filters, 1 for frozen ones (MODEL.md section 4). Shape (2, m)."""
+        filters, 1 for frozen ones (docs/model.md §4.1). Shape (2, m)."""
         from .decomposition import scales
         return scales(self.steps[k], self.trainable, self.eta, self.weight_decay)
 
@@ -82,16 +92,115 @@ def snapshot_schedule(cap, count):
     return np.unique(np.rint(np.linspace(0, cap, min(count, cap + 1))).astype(np.int64))
 
 
+class _Tracking(NamedTuple):
+    """What the coefficient recursions need besides the weights: labels,
+    squared norms and the patch roles (docs/model.md §4, §9.3)."""
+
+    y_clean: np.ndarray         # (n,)
+    signals: np.ndarray         # (S, d)
+    xi: np.ndarray              # (n, d)
+    sig_sq: np.ndarray          # (S,)
+    xi_sq: np.ndarray           # (n,)
+    signal_patch: np.ndarray    # (n, S) int64, p_s(i)
+    noise_patch: np.ndarray     # (n,) int64, q(i)
+
+
+def _tracking(task: Task):
+    """Checked patch roles and norms of ``task``; PatchRoleError when the
+    roles of some inputs cannot be determined (:func:`refimpl.data.patch_roles`)."""
+    roles = task.roles()
+    signals = np.ascontiguousarray(task.signals, dtype=np.float64)
+    xi = np.ascontiguousarray(task.xi, dtype=np.float64)
+    signal_patch, noise_patch = role_positions(roles, signals.shape[0])
+    return _Tracking(y_clean=np.ascontiguousarray(task.y_clean, dtype=np.float64),
+                     signals=signals, xi=xi, sig_sq=np.sum(signals**2, axis=1),
+                     xi_sq=np.sum(xi**2, axis=1), signal_patch=signal_patch,
+                     noise_patch=noise_patch)
+
+
+class _WeightEngine:
+    """The state of a stage trained in weight space, with the coefficient
+    recursions in the same pass (``_gd_chunk``, docs/model.md §3.4 and §4)."""
+
+    def __init__(self, W0, X, y, trainable, eta, weight_decay, epsilon, tracking):
+        n, P, d = X.shape
+        two_m = 2 * W0.shape[1]
+        self.m, self.n, self.P = two_m // 2, n, P
+        self.W = W0.copy()
+        self.Wf = self.W.reshape(two_m, d)
+        self.Xf = X.reshape(n * P, d)
+        self.y, self.trainable = y, trainable
+        self.eta, self.weight_decay, self.epsilon = float(eta), float(weight_decay), float(epsilon)
+        self.tracking = tracking
+        if tracking is None:            # the kernel reads none of these: empty stand-ins
+            tracking = _Tracking(y_clean=y, signals=np.zeros((0, d)), xi=np.zeros((0, d)),
+                                 sig_sq=np.zeros(0), xi_sq=np.zeros(0),
+                                 signal_patch=np.zeros((n, 0), np.int64),
+                                 noise_patch=np.zeros(n, np.int64))
+        self.track_args = (tracking.y_clean, tracking.sig_sq, tracking.xi_sq,
+                           tracking.signal_patch, tracking.noise_patch, self.tracking is not None)
+        self.gamma = np.zeros((two_m, tracking.signals.shape[0]))
+        self.rho_bar = np.zeros((two_m, tracking.xi.shape[0]))
+        self.rho_under = np.zeros((two_m, tracking.xi.shape[0]))
+        self.A, self.f = np.empty((n * P, two_m)), np.empty(n)
+        self.C, self.G = np.empty((n * P, two_m)), np.empty((two_m, d))
+
+    def run(self, count, t0, loss):
+        """Up to ``count`` steps from step t0, losses into ``loss[t0:]``;
+        returns the number of steps taken."""
+        return _k._gd_chunk(self.Wf, self.Xf, self.y, *self.track_args, self.trainable, self.eta,
+                            self.weight_decay, self.epsilon, count, t0, loss, self.gamma,
+                            self.rho_bar, self.rho_under, self.A, self.f, self.C, self.G)
+
+    def current_loss(self):
+        """Data loss of the current weights."""
+        _k._forward(self.Wf, self.Xf, self.n, self.P, self.m, self.A, self.f)
+        return _k._loss_and_coefficients(self.A, self.f, self.y, self.n, self.P, self.m, self.C)
+
+    def weights(self):
+        """The current weights, a new (2, m, d) array."""
+        return self.W.copy()
+
+    def coefficients(self):
+        """gamma (2, m, S), rho_bar and rho_under (2, m, n), new arrays."""
+        m = self.m
+        return (self.gamma.reshape(2, m, -1).copy(), self.rho_bar.reshape(2, m, -1).copy(),
+                self.rho_under.reshape(2, m, -1).copy())
+
+    def finite(self):
+        """False once W holds a non-finite number (GD diverged)."""
+        return bool(np.all(np.isfinite(self.Wf)))
+
+
+class _GramStage(GramEngine):
+    """:class:`refimpl.gram.GramEngine` with the coefficients of docs/model.md
+    §9.3 read off B at the snapshots."""
+
+    def __init__(self, W0, X, y, trainable, eta, weight_decay, epsilon, tracking):
+        super().__init__(W0, X, y, trainable, eta, weight_decay, epsilon)
+        self.tracking = tracking
+
+    def coefficients(self):
+        """gamma (2, m, S), rho_bar and rho_under (2, m, n) read off B."""
+        t = self.tracking
+        return read_coefficients(self.B, self.y, t.y_clean, t.signals, t.xi,
+                                 t.signal_patch, t.noise_patch)
+
+
 def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
-                epsilon=0.0, snapshots=21, track=True, progress=None):
-    """Run full-batch GD from W0 on ``task`` (MODEL.md section 3).
+                epsilon=0.0, snapshots=21, track=True, progress=None, engine="auto",
+                gram_budget=GRAM_BUDGET):
+    """Run full-batch GD from W0 on ``task`` (docs/model.md §3.4).
 
     Parameters
     ----------
     W0 : ndarray of shape (2, m, d)
         Initial weights (not modified).
     task : Task
-        X (n, P, d) with the S signal patches first and the noise patch last.
+        X (n, P, d) and labels. With ``track``, every input must hold the S
+        signal patches and one noise patch (P = S + 1) in any order; their
+        roles come from ``task.patch_role`` or are derived from the data
+        (:func:`refimpl.data.patch_roles`).
     eta : float
         Step size.
     steps : int
@@ -106,10 +215,20 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
         Number of evenly spaced snapshots over 0..steps, or the snapshot steps
         themselves. Step 0 and the last step are always kept.
     track : bool
-        Update the coefficient recursions (section 4). Needs the layout of
-        :class:`~refimpl.data.Task`; off for data without that structure.
+        Track gamma, rho_bar and rho_under (docs/model.md §4). Off for data
+        without the signal/noise structure: the Stage then holds None for them.
     progress : callable(step, cap, loss), optional
         Called after every chunk of steps.
+    engine : {"auto", "weight", "gram"}
+        "weight": the weight-space step (two products of cost O(m nP d) per
+        step, the reference); "gram": the Gram-space step (docs/model.md §9,
+        O(m (nP)^2) per step after a one-time O((nP)^2 d)); "auto": the one
+        :func:`refimpl.gram.choose_engine` predicts cheaper, Gram space only
+        when Q (8 (nP)^2 bytes) fits in ``gram_budget``. Both give the same
+        Stage to rounding.
+    gram_budget : int
+        Bytes the Gram matrix may take (``auto`` falls back to weight space
+        above it, ``gram`` refuses).
 
     Returns
     -------
@@ -119,58 +238,57 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
     ------
     DivergenceError
         When the loss or the weights become non-finite.
+    PatchRoleError
+        With ``track``, when the patch roles of some inputs cannot be
+        determined or the given ``task.patch_role`` does not fit the data.
+    ConfigError
+        An unknown engine, or ``engine="gram"`` over the memory budget.
     """
-    W = check_weights(W0, "W0").copy()
-    two, m, d = W.shape
+    W0 = check_weights(W0, "W0")
+    _, m, d = W0.shape
     X, y = check_inputs(task.X, d, task.y)
     n, P, _ = X.shape
-    S = task.signals.shape[0]
-    if track and P != S + 1:
-        raise ValueError(f"tracking needs P = S + 1 patches, got P={P}, S={S}")
     trainable = np.ones((2, m), bool) if trainable is None else np.asarray(trainable, bool)
     if trainable.shape != (2, m):
         raise ValueError(f"trainable must have shape (2, {m}), got {trainable.shape}")
+    tracking = _tracking(task) if track else None
     steps = int(steps)
     if np.ndim(snapshots) == 0:
         schedule = snapshot_schedule(steps, int(snapshots))
     else:
         schedule = np.union1d(np.asarray(snapshots, np.int64), [0, steps])
         schedule = schedule[(schedule >= 0) & (schedule <= steps)]
+    engine = _pick_engine(engine, n, P, m, d, steps, len(schedule), gram_budget)
 
-    Wf = W.reshape(2 * m, d)
-    Xf = X.reshape(n * P, d)
-    y_clean = np.ascontiguousarray(task.y_clean, dtype=np.float64)
-    sig_sq = np.sum(task.signals**2, axis=1)
-    xi_sq = np.sum(task.xi**2, axis=1)
-    gamma = np.zeros((2 * m, S))
-    rho_bar = np.zeros((2 * m, n))
-    rho_under = np.zeros((2 * m, n))
-    loss = np.empty(steps + 1)
-    A, f, C, G = np.empty((n * P, 2 * m)), np.empty(n), np.empty((n * P, 2 * m)), np.empty((2 * m, d))
     eps = float(epsilon) if epsilon > 0 else -1.0  # the loss is >= 0: -1 never stops
     flat_trainable = np.ascontiguousarray(trainable.reshape(-1))
+    Engine = _GramStage if engine == "gram" else _WeightEngine
+    state = Engine(W0, X, y, flat_trainable, eta, weight_decay, eps, tracking)
+    loss = np.empty(steps + 1)
 
     taken = []
     snaps = {name: [] for name in ("W", "gamma", "rho_bar", "rho_under")}
 
     def snapshot(t):
         taken.append(t)
-        snaps["W"].append(W.copy())
-        snaps["gamma"].append(gamma.reshape(2, m, S).copy())
-        snaps["rho_bar"].append(rho_bar.reshape(2, m, n).copy())
-        snaps["rho_under"].append(rho_under.reshape(2, m, n).copy())
+        with np.errstate(over="ignore", invalid="ignore"):     # checked just below
+            values = {"W": state.weights()}
+            if track:
+                values.update(zip(("gamma", "rho_bar", "rho_under"), state.coefficients()))
+        if not all(np.all(np.isfinite(v)) for v in values.values()):
+            _diverged(t, eta)
+        for name, value in values.items():
+            snaps[name].append(value)
 
     t, stopped = 0, False
     snapshot(0)
     for target in schedule[1:]:
         while t < target and not stopped:
             count = int(min(CHUNK, target - t))
-            done = _k._gd_chunk(Wf, Xf, y, y_clean, sig_sq, xi_sq, S, track,
-                                flat_trainable, float(eta), float(weight_decay), eps,
-                                count, t, loss, gamma, rho_bar, rho_under, A, f, C, G)
+            done = state.run(count, t, loss)
             t0, t = t, t + done
             stopped = done < count
-            _check_finite(loss[t0: t + 1 if stopped else t], Wf, t, eta)
+            _check_finite(loss[t0: t + 1 if stopped else t], state, t, eta)
             if progress is not None:
                 progress(t, steps, loss[t if stopped else t - 1])
         if stopped:
@@ -181,21 +299,37 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
             snapshot(t)
     else:
         # the loss of the final weights (the kernel records it before a step)
-        _k._forward(Wf, Xf, n, P, m, A, f)
-        loss[t] = _k._loss_and_coefficients(A, f, y, n, P, m, C)
-        _check_finite(loss[t: t + 1], Wf, t, eta)
+        loss[t] = state.current_loss()
+        _check_finite(loss[t: t + 1], state, t, eta)
         stopped = bool(loss[t] <= eps)      # the rule met exactly at the cap
+    coefficients = {name: np.stack(snaps[name]) if track else None
+                    for name in ("gamma", "rho_bar", "rho_under")}
     return Stage(task=task, W0=np.array(W0, dtype=np.float64), eta=float(eta),
                  weight_decay=float(weight_decay), trainable=trainable.copy(),
-                 steps=np.array(taken, dtype=np.int64),
-                 W=np.stack(snaps["W"]), gamma=np.stack(snaps["gamma"]),
-                 rho_bar=np.stack(snaps["rho_bar"]), rho_under=np.stack(snaps["rho_under"]),
-                 loss=loss[: t + 1].copy(), stopped=stopped)
+                 steps=np.array(taken, dtype=np.int64), W=np.stack(snaps["W"]),
+                 loss=loss[: t + 1].copy(), stopped=stopped, **coefficients)
 
 
-def _check_finite(losses, Wf, t, eta):
+def _pick_engine(engine, n, P, m, d, steps, n_snapshots, budget):
+    """The engine to run: "weight" or "gram" (see :func:`train_stage`)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        return choose_engine(n, P, m, d, steps, n_snapshots, budget)
+    if engine == "gram" and gram_bytes(n, P) > budget:
+        raise ConfigError(f"engine='gram' needs {gram_bytes(n, P) / 2**20:.0f} MiB for the Gram "
+                          f"matrix (nP = {n * P}), over the budget of {budget / 2**20:.0f} MiB; "
+                          "use engine='weight' or raise gram_budget")
+    return engine
+
+
+def _check_finite(losses, state, t, eta):
     """Raise :class:`DivergenceError` when GD has left the finite numbers."""
-    if not (np.all(np.isfinite(losses)) and np.all(np.isfinite(Wf))):
-        raise DivergenceError(
-            f"gradient descent diverged by step {t} (non-finite loss or weights); "
-            f"lower the step size eta={eta:g} or the init scale sigma_0")
+    if not (np.all(np.isfinite(losses)) and state.finite()):
+        _diverged(t, eta)
+
+
+def _diverged(t, eta):
+    raise DivergenceError(
+        f"gradient descent diverged by step {t} (non-finite loss, weights or coefficients); "
+        f"lower the step size eta={eta:g} or the init scale sigma_0")

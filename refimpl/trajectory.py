@@ -3,55 +3,60 @@ format for other implementations (README, "Trajectory file format").
 
 Top-level keys: ``format_version`` (int, 1), ``config_json``,
 ``provenance_json``. For each stage ``s`` in ``up``, ``down``, ``scratch``
-(any non-empty subset): the keys of :data:`STAGE_KEYS`, and ``down/inherited``.
-Files load with ``allow_pickle=False``; anything malformed raises
-:class:`TrajectoryError` naming the key and what was expected.
+(any non-empty subset): the keys of :data:`STAGE_KEYS`, the optional keys of
+:data:`OPTIONAL_KEYS`, and ``down/inherited``. Files load with
+``allow_pickle=False``; anything malformed raises :class:`TrajectoryError`
+naming the key and what was expected (a ``patch_role`` that does not fit the
+data: :class:`~refimpl.errors.PatchRoleError`, naming the inputs).
+
+Optional per-stage keys (all additive; the version stays 1):
+
+- ``s/patch_role`` (n, P) int: the role of every patch, s for the patch
+  ``y_clean[i] * signals[s]``, -1 for the noise patch (docs/model.md §2.4).
+  Without it the roles are derived from the data.
+- ``s/b0`` (2, m) float and ``s/b`` (K, 2, m) float: a model with a bias per
+  filter (not the model of docs/model.md §3), its initial value and its value
+  at the snapshots; axis 0 index 0 is j = +1, as for ``W``. ``b`` needs ``b0``.
 """
 from __future__ import annotations
 
 import json
 import os
-import platform
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
-from .data import Task
+from .data import Task, patch_roles
+from .errors import PatchRoleError, TrajectoryError
+from .files import atomic_write, provenance
 from .train import Stage
+from .transfer import STAGES
 
-__all__ = ["FORMAT_VERSION", "STAGE_KEYS", "COEFFICIENT_KEYS", "TrajectoryError",
-           "Trajectory", "atomic_write", "save", "load", "experiment_arrays", "stage_arrays", "provenance"]
+__all__ = ["FORMAT_VERSION", "STAGE_KEYS", "OPTIONAL_KEYS", "COEFFICIENT_KEYS",
+           "TrajectoryError", "Trajectory", "StageView", "save", "load", "experiment_arrays",
+           "stage_arrays"]
 
 FORMAT_VERSION = 1
-STAGES = ("up", "down", "scratch")
 STAGE_KEYS = ("X", "y", "y_clean", "xi", "signals", "W0", "eta", "weight_decay",
               "trainable", "steps", "W", "gamma", "rho_bar", "rho_under", "loss")
+OPTIONAL_KEYS = ("patch_role", "b0", "b")
 COEFFICIENT_KEYS = ("gamma", "rho_bar", "rho_under")
 
 
-class TrajectoryError(ValueError):
-    """A trajectory file is unusable; the message names the file and the key."""
-
-
-def provenance(seed=None):
-    """Package, numpy, numba and Python versions, and the seed."""
-    import numba
-
-    from . import __version__
-    return {"package": "refimpl", "version": __version__, "numpy": np.__version__,
-            "numba": numba.__version__, "python": platform.python_version(), "seed": seed}
-
-
 def stage_arrays(name, stage: Stage):
-    """The ``name/...`` arrays of one stage."""
+    """The ``name/...`` arrays of one stage (coefficients only when tracked;
+    ``patch_role`` only when the task sets it)."""
     t = stage.task
     arrays = {"X": t.X, "y": t.y, "y_clean": t.y_clean, "xi": t.xi, "signals": t.signals,
               "W0": stage.W0, "eta": np.float64(stage.eta),
               "weight_decay": np.float64(stage.weight_decay), "trainable": stage.trainable,
-              "steps": stage.steps, "W": stage.W, "gamma": stage.gamma,
-              "rho_bar": stage.rho_bar, "rho_under": stage.rho_under, "loss": stage.loss}
+              "steps": stage.steps, "W": stage.W, "loss": stage.loss}
+    for key in COEFFICIENT_KEYS:
+        if getattr(stage, key) is not None:
+            arrays[key] = getattr(stage, key)
+    if getattr(t, "patch_role", None) is not None:
+        arrays["patch_role"] = np.asarray(t.patch_role, dtype=np.int64)
     return {f"{name}/{key}": np.asarray(value) for key, value in arrays.items()}
 
 
@@ -66,28 +71,79 @@ def experiment_arrays(exp):
     return arrays
 
 
-def atomic_write(path, write):
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then
-    rename it over ``path``: a crash leaves the old file or the complete new one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save(path, arrays):
     """Write arrays (a dict in format 1, or an Experiment) to ``path`` atomically."""
     if not isinstance(arrays, dict):
         arrays = experiment_arrays(arrays)
     atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+class StageView:
+    """The arrays of one stage of a file, by attribute: ``view.W``,
+    ``view.eta``, ... (the ``stage/...`` keys; an optional key the file lacks
+    is None).
+
+    Attributes
+    ----------
+    name : str
+        The stage.
+    path : str
+        The file.
+    """
+
+    def __init__(self, traj, name):
+        self._arrays, self.name, self.path = traj.arrays, name, traj.path
+        self._has_coefficients = traj.has_coefficients[name]
+
+    def __getattr__(self, key):
+        if key.startswith("_"):
+            raise AttributeError(key)
+        full = f"{self.name}/{key}"
+        if full in self._arrays:
+            return self._arrays[full]
+        if key in OPTIONAL_KEYS or key in COEFFICIENT_KEYS:
+            return None
+        raise AttributeError(f"stage {self.name!r} of {self.path} has no key {key!r}")
+
+    def __contains__(self, key):
+        return f"{self.name}/{key}" in self._arrays
+
+    def f64(self, key):
+        """The array of ``key`` as C-contiguous float64 (a file may store float32)."""
+        return np.ascontiguousarray(getattr(self, key), dtype=np.float64)
+
+    @property
+    def has_coefficients(self) -> bool:
+        return self._has_coefficients
+
+    @property
+    def T(self) -> int:
+        """The last step."""
+        return int(self.steps[-1])
+
+    def task(self) -> Task:
+        """The stage's data as a float64 :class:`~refimpl.data.Task` (with the
+        file's ``patch_role`` when it has one)."""
+        return Task(X=self.f64("X"), y=self.f64("y"), y_clean=self.f64("y_clean"),
+                    xi=self.f64("xi"), signals=self.f64("signals"),
+                    patch_role=self.patch_role)
+
+    def roles(self):
+        """The patch roles (n, P): the file's ``patch_role`` checked against the
+        data, or derived from it (:func:`refimpl.data.patch_roles`).
+
+        Raises
+        ------
+        PatchRoleError
+            Naming the file, the stage and the inputs whose roles cannot be
+            determined (or do not fit).
+        """
+        try:
+            return self.task().roles()
+        except PatchRoleError as exc:
+            text = str(exc).replace("give Task.patch_role to set them",
+                                    f"store {self.name}/patch_role in the file to set them")
+            raise PatchRoleError(f"{self.path}: stage {self.name!r}: {text}") from None
 
 
 class Trajectory:
@@ -116,20 +172,26 @@ class Trajectory:
     def get(self, stage, key):
         return self.arrays[f"{stage}/{key}"]
 
+    def stage(self, stage) -> StageView:
+        """The arrays of ``stage`` by attribute (:class:`StageView`)."""
+        if stage not in self.stages:
+            raise TrajectoryError(f"{self.path} has no stage {stage!r} "
+                                  f"(it has {', '.join(self.stages)})")
+        return StageView(self, stage)
+
     def task(self, stage) -> Task:
-        g = lambda k: self.get(stage, k)  # noqa: E731
-        return Task(X=g("X"), y=g("y"), y_clean=g("y_clean"), xi=g("xi"), signals=g("signals"))
+        return self.stage(stage).task()
 
     def to_stage(self, stage) -> Stage:
         """The stage as a :class:`~refimpl.train.Stage` (coefficients required)."""
         if not self.has_coefficients[stage]:
             raise TrajectoryError(f"{self.path}: stage {stage!r} has no coefficients "
                                   "(run `python -m refimpl decompose` first)")
-        g = lambda k: self.get(stage, k)  # noqa: E731
-        return Stage(task=self.task(stage), W0=g("W0"), eta=float(g("eta")),
-                     weight_decay=float(g("weight_decay")), trainable=g("trainable"),
-                     steps=g("steps"), W=g("W"), gamma=g("gamma"), rho_bar=g("rho_bar"),
-                     rho_under=g("rho_under"), loss=g("loss"))
+        v = self.stage(stage)
+        return Stage(task=v.task(), W0=v.W0, eta=float(v.eta),
+                     weight_decay=float(v.weight_decay), trainable=v.trainable,
+                     steps=v.steps, W=v.W, gamma=v.gamma, rho_bar=v.rho_bar,
+                     rho_under=v.rho_under, loss=v.loss)
 
 
 def load(path, require_coefficients=True) -> Trajectory:
@@ -147,6 +209,8 @@ def load(path, require_coefficients=True) -> Trajectory:
     TrajectoryError
         Missing file, truncated or non-npz bytes, wrong version, a missing key,
         a wrong shape, dtype or value; the message names it.
+    PatchRoleError
+        A stored ``patch_role`` that does not fit the data (names the inputs).
     """
     path = os.fspath(path)
     try:
@@ -244,6 +308,7 @@ class _Checker:
         K = steps.size
         self.shaped(k("W"), float, (K, 2, m, d))
         self.shaped(k("loss"), float, (int(steps[-1]) + 1,))
+        self.optional(s, n, P, m, K)
         present = [c for c in COEFFICIENT_KEYS if k(c) in self.arrays]
         if require_coefficients or present:
             self.shaped(k("gamma"), float, (K, 2, m, P - 1))
@@ -251,3 +316,20 @@ class _Checker:
             self.shaped(k("rho_under"), float, (K, 2, m, n))
             return True
         return False
+
+    def optional(self, s, n, P, m, K):
+        """The optional keys: ``patch_role`` checked against the data, the bias."""
+        k = lambda name: f"{s}/{name}"  # noqa: E731
+        if k("patch_role") in self.arrays:
+            roles = self.shaped(k("patch_role"), int, (n, P))
+            try:
+                patch_roles(self.arrays[k("X")], self.arrays[k("y_clean")],
+                            self.arrays[k("signals")], roles, xi=self.arrays[k("xi")])
+            except PatchRoleError as exc:
+                raise PatchRoleError(f"{self.path}: {k('patch_role')}: {exc}") from None
+        if k("b") in self.arrays and k("b0") not in self.arrays:
+            self.fail(k("b"), f"needs {k('b0')} (the bias's initial value)")
+        if k("b0") in self.arrays:
+            self.shaped(k("b0"), float, (2, m))
+        if k("b") in self.arrays:
+            self.shaped(k("b"), float, (K, 2, m))

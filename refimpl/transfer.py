@@ -1,4 +1,4 @@
-"""The transfer operator and the three-stage experiment (MODEL.md section 5):
+"""The transfer operator and the three-stage experiment (docs/model.md §5):
 ``up`` (upstream training), ``down`` (fine-tuning from inherited weights) and
 ``scratch`` (the baseline with the same downstream data and fresh filters).
 """
@@ -8,27 +8,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .budget import check_run
 from .config import Config, n_inherited
 from .data import sample_task, signal_vectors
-from .evaluation import test_error
-from .train import Stage, train_stage
+from .evaluation import estimate_test_error
+from .train import train_stage
 
-__all__ = ["n_inherited", "inherit", "Experiment", "run_experiment", "STAGES", "streams"]
+__all__ = ["n_inherited", "inherit", "inherited_filters", "Experiment", "run_experiment", "STAGES",
+           "streams"]
 
 STAGES = ("up", "down", "scratch")
 _STREAMS = ("data_up", "init_up", "data_down", "init_down", "transfer", "test")
 
 
-def streams(seed):
+def streams(seed, names=_STREAMS):
     """Independent generators for each use of randomness, all from one seed
-    (a SeedSequence spawned once per use): the same seed gives the same draws
-    for each use whatever the others do."""
-    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
-    return {name: np.random.default_rng(c) for name, c in zip(_STREAMS, children)}
+    (a SeedSequence spawned once per use, in the order of ``names``): the
+    same seed gives the same draws for each use whatever the others do."""
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: np.random.default_rng(c) for name, c in zip(names, children)}
 
 
 def inherit(W_up, W_fresh, alpha, rng, granularity="filter", rescale=1.0):
-    """The transfer operator (MODEL.md section 5.2).
+    """The transfer operator (docs/model.md §5.2).
 
     ``filter``: for each class j, round(alpha m_2) upstream filters chosen
     uniformly at random are copied (times ``rescale``) into as many downstream
@@ -105,7 +107,7 @@ class Experiment:
         c = self.config
         v, sigma_p, flip = self.task_of(stage)
         W = self.stages[stage].W_final if W is None else W
-        return test_error(W, self.u, v, sigma_p, flip, c.layout,
+        return estimate_test_error(W, self.u, v, sigma_p, flip, c.layout,
                           n_test or c.n_test, streams(c.seed)["test"],
                           estimator or c.estimator)
 
@@ -113,15 +115,23 @@ class Experiment:
     def inherited_filters(self):
         """(2, m_2) bool: the inherited filters (``filter`` granularity), or the
         filters with the majority of their entries inherited (``entry``): the
-        groups "inherited" and "fresh" of the diagnostics (MODEL.md section 4)."""
-        if self.inherited.ndim == 3:
-            return self.inherited.mean(axis=2) > 0.5
-        return self.inherited.copy()
+        groups "inherited" and "fresh" of the diagnostics (docs/model.md §4)."""
+        return inherited_filters(self.inherited)
+
+
+def inherited_filters(inherited):
+    """(2, m_2) bool filter groups from the transfer mask ``inherited`` of
+    shape (2, m_2) (``filter`` granularity: itself) or (2, m_2, d) (``entry``:
+    the filters with the majority of their entries inherited)."""
+    inherited = np.asarray(inherited, bool)
+    if inherited.ndim == 3:
+        return inherited.mean(axis=2) > 0.5
+    return inherited.copy()
 
 
 def run_experiment(config: Config, progress=None) -> Experiment:
     """Train ``up``, transfer, fine-tune ``down`` and train ``scratch``
-    (MODEL.md section 5), all randomness from ``config.seed``.
+    (docs/model.md §5), all randomness from ``config.seed``.
 
     Parameters
     ----------
@@ -131,8 +141,15 @@ def run_experiment(config: Config, progress=None) -> Experiment:
     Returns
     -------
     Experiment
+
+    Raises
+    ------
+    ResourceError
+        Before any work, when the run would exceed the memory or work budget
+        (:mod:`refimpl.budget`).
     """
     c = config
+    check_run(c)
     rng = streams(c.seed)
     u, v_up, v_down = signal_vectors(c.d, c.u_norm, c.v_up_norm, c.v_down_norm, c.v_cos)
     up_task = sample_task(rng["data_up"], c.n_up, u, v_up, c.sigma_p_up, c.flip_up, c.layout)
@@ -145,9 +162,9 @@ def run_experiment(config: Config, progress=None) -> Experiment:
         return None if progress is None else (lambda t, cap, loss: progress(name, t, cap, loss))
 
     def fit(name, W0, task, steps, weight_decay, trainable=None):
-        return train_stage(W0, task, c.eta, steps, weight_decay=weight_decay,
-                           trainable=trainable, epsilon=c.epsilon,
-                           snapshots=c.snapshots, progress=report(name))
+        return train_stage(W0, task, c.eta_of(name), steps, weight_decay=weight_decay,
+                           trainable=trainable, epsilon=c.epsilon, snapshots=c.snapshots,
+                           progress=report(name), engine=c.engine)
 
     up = fit("up", W_up0, up_task, c.steps_up, c.weight_decay_up)
     W_down0, inherited, source = inherit(up.W_final, W_fresh, c.alpha, rng["transfer"],
@@ -162,7 +179,7 @@ def run_experiment(config: Config, progress=None) -> Experiment:
 
 def inherited_noise_energy(exp: Experiment):
     """|rescale * sum_i rho^up_{j,r,i} xi^up_i/|xi^up_i|^2| carried into each
-    downstream filter (MODEL.md section 4), shape (2, m_2); 0 for fresh filters.
+    downstream filter (docs/model.md §4), shape (2, m_2); 0 for fresh filters.
     With entry granularity only the inherited entries count."""
     from .decomposition import noise_part
 

@@ -2,7 +2,7 @@
 
 Nothing here filters (no ``assume``, no ``.filter``): every strategy draws the
 free parameters and constructs an input that satisfies the constraints by
-design. Array conventions follow MODEL.md section 1: W (2, m, d) with axis 0
+design. Array conventions follow docs/model.md §1: W (2, m, d) with axis 0
 index 0 for j = +1, X (n, P, d), y (n,) of +-1.
 
 Two kinds of numbers are used:
@@ -109,7 +109,7 @@ def margin_problems(draw):
 
 
 def structured_task(rng, n, S, d, flip=0.2, signal_scale=1.0, noise_scale=1.0):
-    """A Task in the layout of MODEL.md section 2.4 with S signal patches
+    """A Task in the layout of docs/model.md §2.4 with S signal patches
     (any S >= 0, so P = S + 1 >= 1): X[i, s] = yhat_i sig_s, X[i, S] = xi_i.
     The signals and noise are generic Gaussian vectors (not orthogonal): the
     kernel and its twin do not rely on orthogonality."""
@@ -197,3 +197,76 @@ def dyadic_train_problems(draw):
                         eta=draw(st.sampled_from((0.5, 1.0))),
                         weight_decay=draw(st.sampled_from((0.0, 0.25))),
                         trainable=draw(hnp.arrays(np.bool_, (2, m))), steps=1)
+
+
+# ---------------------------------------------------------------------------
+# patch order (docs/model.md §2.4): the same data with the patches of every
+# input in a drawn order
+
+
+def permute_patches(task, perms):
+    """``task`` with the patches of input i in the order ``perms[i]``
+    (new X[i, p] = old X[i, perms[i][p]]); patch_role left to be derived.
+
+    Returns
+    -------
+    permuted : Task
+    roles : ndarray of shape (n, P), int
+        The roles the permuted patches have (``task`` has its S signal
+        patches first and the noise patch last).
+    """
+    perms = np.asarray(perms, dtype=np.int64)
+    n, P, _ = task.X.shape
+    X = task.X[np.arange(n)[:, None], perms]
+    original = np.append(np.arange(P - 1), -1)                  # signals first, noise last
+    permuted = Task(X=np.ascontiguousarray(X), y=task.y, y_clean=task.y_clean, xi=task.xi,
+                    signals=task.signals)
+    return permuted, original[perms]
+
+
+@dataclass
+class PermutedProblem:
+    """A training problem in refimpl's patch order and the same problem with
+    the patches of every input permuted."""
+
+    W0: np.ndarray
+    task: Task              # signals first, noise last
+    permuted: Task          # patches in the drawn order
+    roles: np.ndarray       # (n, P): the roles of the permuted patches
+    layout: str
+    eta: float
+    weight_decay: float
+    trainable: np.ndarray
+    steps: int
+
+
+@st.composite
+def permuted_problems(draw, max_steps=40, layouts=("joint", "split")):
+    """Both layouts (joint P = 2, split P = 3), data of refimpl's generator
+    (noise orthogonal to the signals) or generic Gaussian signals and noise,
+    a drawn permutation of the patches of every input, weight decay 0 or
+    not, a drawn frozen-filter mask (all filters trainable half of the time)."""
+    from refimpl.data import sample_task, signal_vectors
+
+    layout = draw(st.sampled_from(layouts))
+    P = 2 if layout == "joint" else 3
+    n = draw(st.integers(1, 8))
+    m = draw(st.integers(1, 3))
+    d = draw(st.integers(n + 3, n + 12))            # n + S <= d: an independent basis
+    rng = np.random.default_rng(draw(seeds))
+    if draw(st.booleans()):
+        u, v, _ = signal_vectors(d, draw(st.sampled_from((1.0, 3.0))), 1.0, 1.0)
+        task = sample_task(rng, n, u, v, 1.0, draw(st.sampled_from((0.0, 0.3))), layout)
+    else:
+        task = structured_task(rng, n, P - 1, d, flip=draw(st.sampled_from((0.0, 0.3))))
+    perms = draw(st.lists(st.permutations(range(P)), min_size=n, max_size=n))
+    permuted, roles = permute_patches(task, perms)
+    W0 = draw(st.sampled_from((0.05, 0.5))) * rng.standard_normal((2, m, d))
+    if draw(st.booleans()):
+        trainable = np.ones((2, m), bool)
+    else:
+        trainable = draw(hnp.arrays(np.bool_, (2, m)))
+    return PermutedProblem(W0=W0, task=task, permuted=permuted, roles=roles, layout=layout,
+                           eta=draw(st.sampled_from((0.1, 0.5, 1.0))),
+                           weight_decay=draw(st.sampled_from((0.0, 0.05))),
+                           trainable=trainable, steps=draw(st.integers(1, max_steps)))

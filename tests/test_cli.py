@@ -1,6 +1,7 @@
-"""The command line (issue 2, item 10): ``python -m refimpl run`` with a tiny
-config writes trajectory.npz and summary.json; bad input gives exit status 2
-and exactly one line on stderr, never a traceback."""
+"""The command line: ``python -m refimpl run`` with a tiny config writes
+trajectory.npz and summary.json; ``plot`` draws a run; bad input gives exit
+status 2 and exactly one line on stderr, never a traceback. In-process
+(``main(argv)``), with one subprocess smoke test of ``python -m refimpl``."""
 import json
 import subprocess
 import sys
@@ -8,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from refimpl.cli import main
+from refimpl.cli.args import build_config
 from refimpl.config import ConfigError
-from refimpl.cli import build_config
+from refimpl.lab.figures import available
 from refimpl.trajectory import load
 from strategies import tiny_config
 
@@ -19,11 +22,30 @@ TINY = tiny_config(steps_up=25, steps_down=20, snapshots=3, n_test=400, alpha=1 
 TINY_SETS = [f"{k}={json.dumps(v)}" for k, v in TINY.to_dict().items()]
 
 
-def refimpl(*args, cwd=None):
-    """Run ``python -m refimpl ARGS`` with the interpreter running the tests
-    (the project's virtual environment)."""
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def refimpl(capsys):
+    """``refimpl(*args)``: run the command line in this process; returns its
+    exit status and what it printed."""
+    def call(*args):
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:          # argparse's own usage errors
+            code = exc.code
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+    return call
+
+
+def subprocess_refimpl(*args):
+    """Run ``python -m refimpl ARGS`` with the interpreter running the tests."""
     return subprocess.run([sys.executable, "-m", "refimpl", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
+                          text=True, timeout=120)
 
 
 def sets(*pairs):
@@ -36,7 +58,7 @@ def sets(*pairs):
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    proc = refimpl("run", "--out", str(out), *sets(*TINY_SETS))
+    proc = subprocess_refimpl("run", "--out", str(out), *sets(*TINY_SETS))
     return proc, out
 
 
@@ -75,7 +97,7 @@ def test_run_trajectory_is_the_requested_experiment(main_run):
         assert np.array_equal(t.get(s, "gamma"), exp.stages[s].gamma)
 
 
-def test_run_with_config_file_and_override(tmp_path):
+def test_run_with_config_file_and_override(tmp_path, refimpl):
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps(TINY.replace(steps_up=5, steps_down=4).to_dict()))
     out = tmp_path / "o"
@@ -131,7 +153,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_exit_2_one_line(tmp_path, case):
+def test_bad_input_exit_2_one_line(tmp_path, case, refimpl):
     args, needle = BAD[case]
     proc = refimpl("run", "--out", str(tmp_path / "o"), *args)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
@@ -144,7 +166,7 @@ def test_bad_input_exit_2_one_line(tmp_path, case):
 @pytest.mark.parametrize("content,needle", [('{"alpha": 0.5,', "not valid JSON"),
                                             ("[1, 2]", "JSON object"),
                                             ('{"alpha": 0.5, "sigma_0": -1}', "sigma_0")])
-def test_bad_config_file_exit_2_one_line(tmp_path, content, needle):
+def test_bad_config_file_exit_2_one_line(tmp_path, content, needle, refimpl):
     cfg = tmp_path / "c.json"
     cfg.write_text(content)
     proc = refimpl("run", "--config", str(cfg), "--out", str(tmp_path / "o"))
@@ -154,12 +176,12 @@ def test_bad_config_file_exit_2_one_line(tmp_path, content, needle):
 
 
 def test_no_subcommand_is_a_usage_error():
-    proc = refimpl()
+    proc = subprocess_refimpl()
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
     assert "Traceback" not in proc.stderr
 
 
-def test_out_is_an_existing_file(tmp_path):
+def test_out_is_an_existing_file(tmp_path, refimpl):
     """An output folder that cannot be created: exit 2, one line (after the
     run, so --quiet keeps progress lines out of stderr)."""
     blocker = tmp_path / "file"
@@ -170,3 +192,48 @@ def test_out_is_an_existing_file(tmp_path):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and str(blocker) in lines[0], proc.stderr
     assert blocker.read_text() == "x"
+
+
+@pytest.mark.skipif(not available(), reason="matplotlib (the plot extra) is not installed")
+def test_plot_draws_every_stage_of_a_run(main_run, tmp_path, refimpl):
+    proc, out = main_run
+    fig = tmp_path / "fig.png"
+    res = refimpl("plot", str(out / "trajectory.npz"), "--out", str(fig))
+    assert res.returncode == 0, res.stderr
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    one = tmp_path / "down.png"
+    assert refimpl("plot", str(out / "trajectory.npz"), "--stage", "down",
+                   "--out", str(one)).returncode == 0
+    from matplotlib.image import imread
+    assert imread(fig).shape[1] > imread(one).shape[1]        # three columns against one
+
+
+@pytest.mark.skipif(not available(), reason="matplotlib (the plot extra) is not installed")
+def test_run_plot_writes_the_figure(tmp_path, refimpl):
+    out = tmp_path / "o"
+    res = refimpl("run", "--quiet", "--plot", "--out", str(out),
+                  *sets(*TINY_SETS, "steps_up=4", "steps_down=3"))
+    assert res.returncode == 0, res.stderr
+    assert (out / "run.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args,needle", [(["/nonexistent/run.npz"], "run.npz"),
+                                         (["--stage", "sideways"], "sideways")])
+def test_plot_bad_input_exit_2_one_line(main_run, tmp_path, refimpl, args, needle):
+    proc, out = main_run
+    if args[0].startswith("--"):
+        args = [str(out / "trajectory.npz"), *args]
+    res = refimpl("plot", *args, "--out", str(tmp_path / "f.png"))
+    assert res.returncode == 2
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and needle in lines[0], res.stderr
+
+
+def test_plot_without_matplotlib_names_the_extra(main_run, tmp_path, refimpl, monkeypatch):
+    import refimpl.cli.plot as plot_cli
+    monkeypatch.setattr(plot_cli, "available", lambda: False)
+    proc, out = main_run
+    res = refimpl("plot", str(out / "trajectory.npz"), "--out", str(tmp_path / "f.png"))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "refimpl[plot]" in res.stderr
+    assert not (tmp_path / "f.png").exists()

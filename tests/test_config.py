@@ -31,6 +31,7 @@ BAD = {
     "flip_down": REAL_TYPES + [0.5, 1.0, -1e-3],
     "layout": ["JOINT", "", "both", 1, None, True],
     "eta": REAL_TYPES + [0.0, -0.1],
+    "eta_down": [x for x in REAL_TYPES if x is not None] + [0.0, -0.1, "1"],
     "sigma_0": REAL_TYPES + [0.0, -1.0],
     "weight_decay_up": REAL_TYPES + [-0.1],
     "weight_decay": REAL_TYPES + [-1e-6],
@@ -45,6 +46,7 @@ BAD = {
     "n_test": INT_TYPES + [None, 1, 0, 10**7 + 1],
     "estimator": ["Reduced", "mc", 2, None],
     "seed": INT_TYPES + [None, -1, 2**63],
+    "engine": ["Auto", "fast", None, 1],
 }
 
 # boundary values that must be accepted
@@ -56,6 +58,7 @@ GOOD = {
     "alpha": [0.0, 0, 1.0, 1], "granularity": ["filter", "entry"],
     "freeze_inherited": [True, False], "rescale_inherited": [-1.0, 0.0, 3],
     "n_test": [2, 10**7], "estimator": ["sample", "reduced"], "seed": [0, 2**63 - 1],
+    "eta_down": [None, 0.5], "engine": ["auto", "weight", "gram"],
 }
 
 
@@ -93,7 +96,7 @@ def test_config_error_is_a_value_error_with_what_is_allowed():
 @pytest.mark.parametrize("task", ["up", "down"])
 def test_n_plus_signals_greater_than_d_refused(task):
     """The noise vectors must be linearly independent in the d - (number of
-    nonzero signal directions) dimensions left to them (MODEL.md section 4)."""
+    nonzero signal directions) dimensions left to them (docs/model.md §4)."""
     key = f"n_{task}"
     v_key = f"v_{task}_norm"
     tiny_config(d=20, **{key: 18})                            # u, v nonzero: room d - 2
@@ -192,7 +195,7 @@ def test_parse_assignment():
 
 
 def test_decay_factor_must_stay_positive():
-    # 1 - eta*lambda <= 0 would flip or zero the weights each step (MODEL.md section 3)
+    # 1 - eta*lambda <= 0 would flip or zero the weights each step (docs/model.md §3)
     for name in ("weight_decay", "weight_decay_up"):
         with pytest.raises(ConfigError, match=rf"\b{name}\b"):
             tiny_config(eta=2.0, **{name: 0.5})
@@ -205,3 +208,26 @@ def test_numpy_scalars_are_accepted_and_normalised():
     assert json.loads(c.to_json())["d"] == 40
     with pytest.raises(ConfigError, match=r"\bd\b"):
         tiny_config(d=np.float64(40.0))
+
+
+def test_eta_down_sets_the_step_size_of_fine_tuning_and_scratch():
+    c = Config(eta=1.0, eta_down=0.25)
+    assert (c.eta_of("up"), c.eta_of("down"), c.eta_of("scratch")) == (1.0, 0.25, 0.25)
+    assert Config(eta=0.5).eta_of("down") == 0.5
+    with pytest.raises(ConfigError, match="eta_down"):
+        Config(eta_down=0.0)
+    # the decay factor of fine-tuning uses fine-tuning's own step size
+    Config(eta=10.0, eta_down=0.5, weight_decay=1.0)
+    with pytest.raises(ConfigError, match="weight_decay=1.0 with step size 2.0"):
+        Config(eta=0.5, eta_down=2.0, weight_decay=1.0)
+
+
+def test_engine_and_unset_new_fields_do_not_change_derived_seeds():
+    from refimpl.lab.seeds import derive_seed
+    c = Config(alpha=0.3)
+    assert derive_seed(c, 0) == derive_seed(c.replace(engine="gram"), 0)
+    assert derive_seed(c, 0) != derive_seed(c.replace(eta_down=0.5), 0)
+    assert "engine" not in c.seed_fields() and "eta_down" not in c.seed_fields()
+    assert c.seed_fields()["alpha"] == 0.3
+    with pytest.raises(ConfigError, match="engine"):
+        Config(engine="fast")

@@ -1,4 +1,4 @@
-"""The signal-noise decomposition (MODEL.md section 4): reconstruction of the
+"""The signal-noise decomposition (docs/model.md §4): reconstruction of the
 GD weights from the tracked recursions, independent recovery by projection,
 and the invariants, on stages with inherited, frozen and weight-decayed
 filters, in both layouts."""
@@ -33,7 +33,7 @@ def experiment(layout, variant):
 
 
 def my_reconstruction(stage, k):
-    """MODEL.md section 4 written out filter by filter:
+    """docs/model.md §4 written out filter by filter:
     w = s_t w^[0] + j sum_s gamma_s sig_s/|sig_s|^2 + sum_i (rho_bar + rho_under)_i xi_i/|xi_i|^2,
     s_t = (1 - eta lambda)^t for trainable filters and 1 for frozen ones."""
     t = stage.steps[k]
@@ -229,3 +229,27 @@ def test_universal_knowledge_by_hand():
     u = np.array([2.0, 0.0, 0.0])
     W = np.array([[[1.0, 5.0, 0.0], [-1.0, 0.0, 3.0]], [[0.5, 1.0, 1.0], [0.0, 2.0, 0.0]]])
     assert np.array_equal(universal_knowledge(W, u), [[2.0, -2.0], [-1.0, 0.0]])
+
+
+# ---------------------------------------------------------------------------
+# stages without coefficients (track=False)
+
+
+def test_untracked_stage_is_refused_by_every_coefficient_function():
+    from refimpl.decomposition import UntrackedStageError
+    from refimpl.errors import RefimplError
+    from refimpl.train import train_stage
+
+    stage = experiment("joint", "plain").stages["up"]
+    bare = train_stage(stage.W0, stage.task, stage.eta, 5, track=False)
+    assert bare.gamma is None and bare.rho_bar is None and bare.rho_under is None
+    for fn in (reconstruction_error, projection_error, invariants, noise_part):
+        with pytest.raises(UntrackedStageError, match="track=False: no coefficients"):
+            fn(bare)
+    assert issubclass(UntrackedStageError, RefimplError) and issubclass(UntrackedStageError,
+                                                                        ValueError)
+    # projection needs only the weights: it works, and agrees with a tracked run
+    tracked = train_stage(stage.W0, stage.task, stage.eta, 5)
+    for got, want in zip(project_stage(bare), (tracked.gamma, tracked.rho_bar,
+                                               tracked.rho_under)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

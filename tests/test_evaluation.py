@@ -1,4 +1,4 @@
-"""Test error (MODEL.md section 6): the 'sample' and 'reduced' estimators
+"""Test error (docs/model.md §6): the 'sample' and 'reduced' estimators
 against an exact value and against each other, the noisy error, ties."""
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate, stats
 
 from refimpl.data import sample_task, signal_vectors
-from refimpl.evaluation import test_error as estimate_error
+from refimpl.evaluation import estimate_test_error as estimate_error
 from refimpl.network import forward
 
 N_TEST = 40000

@@ -1,4 +1,4 @@
-"""The network, its loss and hand-written gradient (MODEL.md section 3):
+"""The network, its loss and hand-written gradient (docs/model.md §3):
 finite differences, the ReLU'(0) = 0 convention, numba kernels against their
 numpy twins, and the stability of the logistic loss for huge margins."""
 import math
@@ -15,7 +15,7 @@ from strategies import dyadic_problems, gaussian_problems, margin_problems, seed
 
 
 def full_loss(W, X, y, weight_decay):
-    """L_S(W) = (1/n) sum_i l(y_i f) + (lambda/2)|W|^2 (MODEL.md section 3)."""
+    """L_S(W) = (1/n) sum_i l(y_i f) + (lambda/2)|W|^2 (docs/model.md §3)."""
     return network.loss(W, X, y) + 0.5 * weight_decay * float(np.sum(W * W))
 
 
@@ -120,8 +120,8 @@ def gradient_scale(W, X, weight_decay):
 
 
 def reference_gradient(W, X, y, weight_decay):
-    """MODEL.md section 3 written with Python loops and the test 1(a > 0)."""
-    _, m, d = W.shape
+    """docs/model.md §3 written with Python loops and the test 1(a > 0)."""
+    _, m, _ = W.shape
     n, P, _ = X.shape
     J = (1.0, -1.0)
     pre = [[[[float(np.dot(W[j, r], X[i, p])) for p in range(P)] for i in range(n)]

@@ -5,22 +5,23 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from refimpl import sweep as S
+from refimpl.lab import sweep as S
 from refimpl.config import Config
-from refimpl.sweep import _sha, clean_stale_parts, derive_seed, item_key, read_result, run_sweep
+from refimpl.lab.seeds import derive_seed
+from refimpl.lab.seeds import sha256 as _sha
+from refimpl.lab.sweep import clean_stale_parts, item_key, read_result, run_sweep
 
 TINY = Config(d=40, m=2, n_up=10, n_down=6, steps_up=20, steps_down=20, snapshots=2,
               n_test=200, u_norm=2.0, sigma_p_up=1.0, sigma_p_down=1.0)
 
 SLOW_MODULE = '''
 import time
-from refimpl.sweep import measure_single
+from refimpl.lab.measures import measure_single
 
 def slow(config, delay=0.0):
     time.sleep(delay)
@@ -30,7 +31,7 @@ def slow(config, delay=0.0):
 RUNNER = '''
 import sys
 from refimpl.config import Config
-from refimpl.sweep import run_sweep
+from refimpl.lab.sweep import run_sweep
 import slowmeasure
 cfg = Config.from_dict({cfg!r})
 grid = [cfg.replace(u_norm=float(u)) for u in (0.5, 1.0, 2.0, 4.0)]
@@ -59,6 +60,7 @@ def slowmeasure(tmp_path, monkeypatch):
     return mod_dir, mod
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_table(tmp_path, slowmeasure):
     mod_dir, mod = slowmeasure
     cache = tmp_path / "cache"
@@ -150,7 +152,7 @@ def test_bad_arguments(tmp_path):
         run_sweep([TINY], measure="nope", replicates=1, progress=False)
     with pytest.raises(ValueError, match="jobs"):
         run_sweep([TINY], replicates=1, jobs=0, progress=False)
-    with pytest.raises(TypeError, match="Config or a dict"):
+    with pytest.raises(TypeError, match="config dataclass or a dict"):
         run_sweep([42], replicates=1, progress=False)
 
 
@@ -185,7 +187,7 @@ def test_code_hash_reads_the_bytes_of_the_files(tmp_path):
     b.parent.mkdir()
     a.write_text("x = 1\n")
     b.write_text("x = 2\n")
-    assert S._file_hashes((str(a),)) != S._file_hashes((str(b),))   # same name, other bytes
+    assert S._file_hashes([("m.py", a)]) != S._file_hashes([("m.py", b)])   # same name, other bytes
     assert len(S.code_hash()) == 64
     assert S.code_hash() == S.code_hash()
     assert S.code_hash((str(a),)) != S.code_hash()     # a custom measure's file counts
@@ -243,3 +245,42 @@ def test_non_finite_values_are_stored_as_none_and_read_as_nan(tmp_path):
         assert s.results[3][0]["x"] is None
         assert s.n_missing("x") == 2 and s.n_missing("y") == 8
         assert s.values("x")[0].tolist() == [0.5, 0.5]
+
+
+def test_every_item_runs_with_the_same_blas_threads(tmp_path):
+    """Items run with BLAS pinned to BLAS_THREADS in this process (jobs=1),
+    whatever the caller's setting, and the setting is part of the cache key."""
+    from threadpoolctl import threadpool_info
+    seen = []
+    import refimpl.lab.measures as M
+    real = M.MEASURES["single"]
+
+    def spy(config, **kw):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(config, **kw)
+
+    M.MEASURES["single"] = spy
+    try:
+        run_sweep(_grid()[:1], measure="single", replicates=1, progress=False)
+    finally:
+        M.MEASURES["single"] = real
+    assert seen and set(seen) == {S.BLAS_THREADS}
+    seeded = TINY.replace(seed=1)
+    key = item_key("single", seeded, {}, code="x")
+    old, S.BLAS_THREADS = S.BLAS_THREADS, S.BLAS_THREADS + 1
+    try:
+        assert item_key("single", seeded, {}, code="x") != key
+    finally:
+        S.BLAS_THREADS = old
+
+
+def test_jobs_do_not_change_the_numbers_at_a_size_where_blas_threads_matter(tmp_path):
+    """Without BLAS threads pinned in the environment (this process keeps its
+    default), --jobs 1 and --jobs 2 give the same bits: every item runs with
+    BLAS_THREADS threads in the main process and in the workers."""
+    big = Config(d=600, m=10, n_up=200, n_down=10, steps_up=30, steps_down=30, snapshots=2,
+                 n_test=500, u_norm=2.0)
+    grid = [big.replace(alpha=a) for a in (0.5, 1.0)]
+    one = run_sweep(grid, replicates=2, jobs=1, progress=False)
+    two = run_sweep(grid, replicates=2, jobs=2, progress=False)
+    assert one.rows() == two.rows()

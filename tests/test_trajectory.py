@@ -8,8 +8,13 @@ import os
 import numpy as np
 import pytest
 
+from refimpl.data import Task
 from refimpl.decomposition import reconstruction_error
-from refimpl.trajectory import TrajectoryError, atomic_write, experiment_arrays, load, save
+from refimpl.errors import PatchRoleError
+from refimpl.files import atomic_write
+from refimpl.train import train_stage
+from refimpl.trajectory import (OPTIONAL_KEYS, StageView, TrajectoryError, experiment_arrays,
+                                load, save, stage_arrays)
 from refimpl.transfer import run_experiment
 from strategies import tiny_config
 
@@ -285,3 +290,66 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 def test_experiment_arrays_keys():
     exp = run_experiment(tiny_config(steps_up=3, steps_down=2))
     assert set(experiment_arrays(exp)) == set(DOC_KEYS)
+
+
+def test_stage_view(good):
+    path, arrays = good
+    t = load(path)
+    v = t.stage("down")
+    assert isinstance(v, StageView) and v.name == "down" and v.path == str(path)
+    for key in DOC_STAGE_KEYS:
+        assert getattr(v, key) is t.arrays[f"down/{key}"]
+    assert v.T == int(arrays["down/steps"][-1]) and v.has_coefficients
+    for key in OPTIONAL_KEYS:
+        assert getattr(v, key) is None and key not in v
+    assert "W" in v
+    with pytest.raises(AttributeError, match="no key 'Wx'"):
+        v.Wx
+    with pytest.raises(TrajectoryError, match="no stage 'sideways'"):
+        t.stage("sideways")
+    task = v.task()
+    assert task.X.dtype == np.float64 and task.patch_role is None
+    assert np.array_equal(v.roles(), np.tile([0, -1], (task.n, 1)))
+
+
+def _permuted_arrays(rng, with_track=True):
+    """A stage on data whose patches are swapped for half of the inputs."""
+    n, d, m = 6, 12, 2
+    y_clean = np.array([1.0, -1, 1, -1, 1, -1])
+    mu = np.zeros(d)
+    mu[0] = 2.0
+    xi = rng.standard_normal((n, d))
+    X = np.stack([y_clean[:, None] * mu, xi], axis=1)
+    X[::2] = X[::2, ::-1]
+    roles = np.tile([0, -1], (n, 1))
+    roles[::2] = [-1, 0]
+    task = Task(X=X, y=y_clean, y_clean=y_clean, xi=xi, signals=mu[None], patch_role=roles)
+    stage = train_stage(0.1 * rng.standard_normal((2, m, d)), task, 0.5, 5, snapshots=3,
+                        track=with_track)
+    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
+              "provenance_json": np.str_("{}")}
+    arrays.update(stage_arrays("up", stage))
+    return arrays, roles
+
+
+def test_patch_role_round_trip_and_check(tmp_path):
+    arrays, roles = _permuted_arrays(np.random.default_rng(0))
+    assert np.array_equal(arrays["up/patch_role"], roles)
+    path = write(tmp_path, arrays)
+    v = load(path).stage("up")
+    assert np.array_equal(v.patch_role, roles) and np.array_equal(v.roles(), roles)
+    assert np.array_equal(v.task().patch_role, roles)
+    assert reconstruction_error(load(path).to_stage("up")) < 1e-12
+    bad = roles.copy()
+    bad[3] = bad[3][::-1]
+    with pytest.raises(PatchRoleError, match=r"up/patch_role.*input 3"):
+        load(write(tmp_path, {**arrays, "up/patch_role": bad}, "bad_roles.npz"))
+    with pytest.raises(TrajectoryError, match="up/patch_role has shape"):
+        load(write(tmp_path, {**arrays, "up/patch_role": roles[:-1]}, "short.npz"))
+
+
+def test_untracked_stage_has_no_coefficient_keys(tmp_path):
+    arrays, _ = _permuted_arrays(np.random.default_rng(1), with_track=False)
+    assert not any(k.endswith(("gamma", "rho_bar", "rho_under")) for k in arrays)
+    t = load(write(tmp_path, arrays), require_coefficients=False)
+    assert t.has_coefficients == {"up": False}

@@ -1,4 +1,4 @@
-"""The transfer operator and the three-stage experiment (MODEL.md section 5):
+"""The transfer operator and the three-stage experiment (docs/model.md §5):
 inherited counts, class identity, alpha = 0 equal to scratch bit for bit,
 freezing, entry granularity, a different downstream width, common random
 numbers and reproducibility from one seed."""
@@ -64,7 +64,7 @@ def test_inherited_count_is_alpha_m2_rounded(m1, m2, seed, data):
                               rng, "filter")
     for count in inherited.sum(axis=1):
         assert abs(count - alpha * m2) <= 0.5
-        # halves round up (MODEL.md section 5.2: round(alpha m_2))
+        # halves round up (docs/model.md §5.2: round(alpha m_2))
         assert count == math.floor(alpha * m2 + 0.5)
 
 

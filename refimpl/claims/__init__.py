@@ -1,0 +1,131 @@
+"""The claims: one module per claim of docs/model.md §8, discovered as the
+public modules of this package (a module whose name starts with ``_`` is a
+helper, not a claim). The place to add work: one file, touching nothing else.
+
+A claim module defines
+
+- ``NAME`` (its module name), ``CLAIM`` (one line: what is predicted) and
+  ``SOURCE`` (``"paper"``, ``"framework"``, ``"hypothesis"`` or
+  ``"implementation"``, docs/model.md §8);
+- ``run(out, quick=False, jobs=1) -> dict``: writes its numbers (JSON, CSV)
+  and figures into ``out/<NAME>/`` and returns
+  :func:`refimpl.lab.report.result` (or :func:`refimpl.lab.report.skipped`);
+- the decision logic of its verdict as a pure function, unit-tested on
+  hand-made inputs.
+
+:func:`run_claims` runs several and writes the suite's ``REPORT.md`` and
+``validate.json``.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pkgutil
+import re
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+from ..lab import report as R
+from ..lab.seeds import REPLICATE_ENV
+
+__all__ = ["ORDER", "names", "load", "run_claims", "DEFAULT_OUT"]
+
+ORDER = ("coefficients", "phase_single", "gain_shared", "gain_upstream_n", "gain_alpha",
+         "gain_noise_dim", "negative_transfer", "mechanism", "mitigation", "robustness",
+         "crosscheck", "realdata")
+"""Report order; claims not listed here follow in alphabetical order."""
+
+DEFAULT_OUT = "out/validation"
+
+
+def names():
+    """The claims of this package, in report order."""
+    found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return [n for n in ORDER if n in found] + [n for n in found if n not in ORDER]
+
+
+def load(name):
+    """The claim module ``name``; UsageError for an unknown name."""
+    known = names()
+    if name not in known:
+        raise UsageError(f"unknown claim {name!r}; known: {', '.join(known)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def run_claims(selected=None, out=DEFAULT_OUT, quick=False, jobs=1, stream=None, command=None,
+               replicate=None):
+    """Run claims and write ``out/REPORT.md`` and ``out/validate.json``.
+
+    Parameters
+    ----------
+    selected : list of str, optional
+        Claims to run; None or empty: all of them.
+    out : path
+        Output folder (checked to be writable before any claim runs). The
+        sections of claims not run now are kept from an earlier run into the
+        same folder with the same ``quick`` setting, so the report stays complete.
+    quick : bool
+        The CI-size version of every claim.
+    jobs : int
+        Worker processes each claim's sweeps may use.
+    command : str, optional
+        The command line recorded in the report.
+    replicate : str, optional
+        A replication: the same protocols on a seed stream independent of the
+        original one, derived from this salt (letters, digits, ``._-``). Its
+        outputs go to ``out/replicate-SALT/``; ``out/REPORT.md`` gains a
+        replication column, and a claim is confirmed when it passes on both.
+
+    Returns
+    -------
+    dict
+        The report state: ``entries`` (one per claim), ``wall_seconds``, ...
+    """
+    stream = sys.stderr if stream is None else stream
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise UsageError(f"--jobs must be a positive integer, got {jobs!r}")
+    if replicate is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", str(replicate)):
+        raise UsageError(f"--replicate takes a salt of letters, digits, '.', '_' or '-' "
+                         f"(at most 64), got {replicate!r}")
+    order = names()
+    chosen = list(dict.fromkeys(selected or order))
+    modules = {n: load(n) for n in chosen}                     # usage errors before any work
+    out = Path(out)
+    R.check_out(out)
+    run_out = out if replicate is None else out / f"replicate-{replicate}"
+    start = time.monotonic()
+    with _replication(replicate):
+        entries = {n: R.run_entry(modules[n], n, run_out, quick, jobs, stream)
+                   for n in order if n in modules}
+    wall = time.monotonic() - start
+    try:
+        if replicate is not None:
+            R.write_report(run_out, R.merge_state(run_out, entries, order, quick, wall, jobs,
+                                                  command))
+        state = R.merge_state(out, entries, order, quick, wall, jobs, command,
+                              None if replicate is None else (replicate, entries))
+        R.write_report(out, state)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report into --out {out}: "
+                         f"{exc.strerror or exc}") from None
+    print(f"[refimpl] validate: wrote {out / R.REPORT_NAME} ({wall:.1f} s)", file=stream,
+          flush=True)
+    return state
+
+
+@contextlib.contextmanager
+def _replication(salt):
+    """Every sweep inside draws its seeds from the stream of ``salt``
+    (:data:`refimpl.lab.seeds.REPLICATE_ENV`; None: the original stream)."""
+    old = os.environ.pop(REPLICATE_ENV, None)
+    if salt is not None:
+        os.environ[REPLICATE_ENV] = str(salt)
+    try:
+        yield
+    finally:
+        os.environ.pop(REPLICATE_ENV, None)
+        if old is not None:
+            os.environ[REPLICATE_ENV] = old

@@ -1,0 +1,76 @@
+"""Command line: ``python -m refimpl SUBCOMMAND`` (argparse only).
+
+Each subcommand module registers its parser and calls one library function.
+Every error a user can cause (:class:`refimpl.errors.RefimplError`, a file
+that cannot be read or written) is one line on stderr and exit status 2,
+never a traceback; Ctrl-C is one line and exit status 130.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..budget import MEMORY_ENV, WORK_ENV, parse_size, work_budget
+from ..errors import RefimplError
+from ..lab.sweep import SCHEDULER_ENV
+from . import crosscheck, plot, realdata, run, validate
+from .args import Parser, add_budget_arguments
+
+__all__ = ["main", "build_parser", "SUBCOMMANDS"]
+
+SUBCOMMANDS = (run, plot, validate, crosscheck, realdata)
+"""The modules whose ``register(subparsers)`` adds the subcommands, in help order."""
+
+
+def build_parser():
+    parser = Parser(prog="python -m refimpl",
+                    description="Reference implementation of partial parameter transfer "
+                                "between two-layer ReLU CNNs (see docs/model.md).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    for command in sub.choices.values():
+        add_budget_arguments(command)
+    return parser
+
+
+def _apply_environment(args):
+    """--memory-budget / --work-budget / --scheduler set the environment
+    variables of :mod:`refimpl.budget` and :mod:`refimpl.lab.sweep`, so that
+    worker processes see them too."""
+    if getattr(args, "scheduler", None):
+        os.environ[SCHEDULER_ENV] = args.scheduler
+    if getattr(args, "memory_budget", None) is not None:
+        parse_size(args.memory_budget)                      # refuse a bad value at once
+        os.environ[MEMORY_ENV] = args.memory_budget
+    if getattr(args, "work_budget", None) is not None:
+        os.environ[WORK_ENV] = args.work_budget
+        work_budget()
+
+
+def main(argv=None):
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        _apply_environment(args)
+        return int(args.func(args) or 0)
+    except RefimplError as exc:
+        print(f"refimpl: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:           # output piped into e.g. `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        where = f" {exc.filename}:" if exc.filename else ""
+        print(f"refimpl: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("refimpl: error: out of memory (lower the sizes, or set --memory-budget to "
+              "what this machine can give)", file=sys.stderr)
+        return 2
+    except (OverflowError, RecursionError) as exc:
+        print(f"refimpl: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("refimpl: interrupted", file=sys.stderr)
+        return 130

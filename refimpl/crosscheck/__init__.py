@@ -1,0 +1,391 @@
+"""Cross-checking other implementations against refimpl's exact dynamics:
+replay, compare, explain, and coefficient recovery.
+
+Another implementation (PyTorch, JAX, ...) exports its run as a trajectory
+file in format 1 (:mod:`refimpl.trajectory`); often it holds weights but no
+coefficients. This package
+
+* **replays** a file (:func:`replay`): it reruns
+  :func:`refimpl.train.train_stage` from the file's own inputs (X, y, W0, eta,
+  weight decay, trainable mask, patch roles) for the file's number of steps,
+  with snapshots at the file's snapshot steps (no epsilon rule); or, with
+  ``convention``, the variant GD under conventions the user names
+  (:func:`convention_replay`);
+* **compares** two runs stage by stage for every quantity (W, loss, gamma,
+  rho_bar, rho_under, and the bias b when a run has one; :mod:`.compare`);
+* recovers **coefficients by projection** (docs/model.md §4.4) for files
+  that lack them (``python -m refimpl decompose``; :mod:`.coefficients`),
+  with the patch roles from ``s/patch_role`` or the data;
+* **explains** a failed comparison (:mod:`.explain`): it searches the
+  combinations of the usual convention differences of framework code
+  (:mod:`.variants`) for the smallest that agrees;
+* holds two framework **clients** that train a file's inputs the way
+  framework users write it: :mod:`.torch_client` (PyTorch) and
+  :mod:`.jax_client` (JAX), each optional.
+
+Exit status of ``crosscheck`` (command line, :mod:`refimpl.cli.crosscheck`):
+0 when every quantity agrees, 1 when any differs, 2 for unusable input (one
+line naming the reason).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from ..errors import TrajectoryError, UsageError
+from ..train import train_stage
+from ..trajectory import COEFFICIENT_KEYS, STAGES, load, save
+from .coefficients import basis_note, file_run, project_view, recover_coefficients
+from .compare import (DEFAULT_RTOL, EPS32, INPUT_KEYS, QUANTITIES, Row, check_same_problem,
+                      compare_arrays, compare_runs, float32_valued)
+from .explain import (FLOAT32_FACTOR, estimate_lr_scale, explain_stage, float32_file,
+                      format_explanation, judge_float32)
+from .variants import (VARIANTS, Convention, VariantRun, parse_convention, variant_arrays,
+                       variant_train)
+
+__all__ = ["QUANTITIES", "DEFAULT_RTOL", "FLOAT32_FACTOR", "INPUT_KEYS", "EPS32", "Row",
+           "Report", "compare_arrays", "compare_runs", "check_same_problem", "float32_valued",
+           "recover_coefficients", "decompose", "replay", "convention_replay", "crosscheck",
+           "Convention", "VARIANTS", "VariantRun", "parse_convention", "variant_train",
+           "variant_arrays", "estimate_lr_scale", "explain_stage", "format_explanation"]
+
+
+def replay(view):
+    """Rerun a stage of a file with refimpl from the file's own inputs.
+
+    The file's number of steps T = steps[-1] is replayed (no epsilon rule),
+    with snapshots at the file's snapshot steps and the coefficients tracked
+    with the stage's patch roles (docs/model.md §3-4).
+
+    Parameters
+    ----------
+    view : refimpl.trajectory.StageView
+
+    Returns
+    -------
+    refimpl.train.Stage
+    """
+    return train_stage(view.f64("W0"), view.task(), float(view.eta), view.T,
+                       weight_decay=float(view.weight_decay), trainable=view.trainable,
+                       epsilon=0.0, snapshots=view.steps, track=True)
+
+
+def _stage_run(stage):
+    run = {"steps": stage.steps, "W": stage.W, "loss": stage.loss}
+    run.update({c: getattr(stage, c) for c in COEFFICIENT_KEYS if getattr(stage, c) is not None})
+    return run
+
+
+def convention_replay(view, conv, rtol=DEFAULT_RTOL):
+    """Replay a stage under named conventions (:func:`variant_train`).
+
+    Returns
+    -------
+    run : dict
+        ``steps``, ``W``, ``loss``, ``b`` (with the bias) and the coefficients
+        by projection of the replay's weights when the basis allows.
+    note : str
+        Where the coefficients came from.
+    tolerances : dict
+        quantity -> rtol (float32 conventions: the float32 judgement of
+        :func:`refimpl.crosscheck.explain.judge_float32`; else empty).
+    floors : dict
+        ``loss`` -> float32's resolution per step (float32 conventions).
+    judged : str
+        How the quantities were judged, in words.
+    """
+    args = (view.W0, view.X, view.y, float(view.eta), float(view.weight_decay), view.trainable,
+            view.T, view.steps)
+    r64 = variant_train(*args, replace(conv, dtype="float64"), b0=view.b0)
+    run = {"steps": view.steps, "W": r64.W, "loss": r64.loss}
+    if r64.b is not None:
+        run["b"] = r64.b
+    try:
+        coef = recover_coefficients(r64.W, view.W0, view.steps, view.trainable,
+                                    conv.lr_scale * float(view.eta), float(view.weight_decay),
+                                    view.signals, view.xi, view.y)
+        run.update(zip(COEFFICIENT_KEYS, coef))
+        note = "reference coefficients by projection of the convention replay"
+    except ValueError as exc:
+        note = str(exc)
+    judged = f"replay under {conv.label()} ({conv.describe(view.b0 is not None)})"
+    if conv.dtype != "float32":
+        return run, note, {}, {}, judged + f", judged at rtol {rtol:g}"
+    tol_W, tol_L, floor = judge_float32(variant_train(*args, conv, b0=view.b0), r64,
+                                        view.steps, rtol)
+    tolerances = {q: tol_W for q in ("W", "b") + COEFFICIENT_KEYS}
+    tolerances["loss"] = tol_L
+    judged += (f"; float32: W, b and coefficients within {FLOAT32_FACTOR:g} x the drift of a "
+               f"float32 replay (rtol {tol_W:.2g}), the loss at rtol {tol_L:.2g} where float32 "
+               "resolves it and within its resolution elsewhere")
+    return run, note, tolerances, {"loss": floor}, judged
+
+
+@dataclass
+class Report:
+    """The result of :func:`crosscheck`.
+
+    Attributes
+    ----------
+    theirs, reference : str
+        The checked file; the reference file or the replay.
+    rtol : float
+    atol : float or None
+    rows : list of Row
+    notes : list of str
+    explanations : dict of str to dict
+        Per failed stage, the explain-mode result of :func:`explain_stage`.
+    """
+
+    theirs: str
+    reference: str
+    rtol: float
+    atol: float | None
+    rows: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    explanations: dict = field(default_factory=dict)
+
+    @property
+    def agree(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    @property
+    def status(self) -> int:
+        """Exit status: 0 all agree, 1 any differs."""
+        return 0 if self.agree else 1
+
+    def failed_stages(self):
+        return [s for s in dict.fromkeys(r.stage for r in self.rows)
+                if any(not r.ok for r in self.rows if r.stage == s)]
+
+    def to_dict(self):
+        """A JSON-ready dict (pass it through :func:`refimpl.files.jsonable`)."""
+        return {"theirs": self.theirs, "reference": self.reference, "rtol": self.rtol,
+                "atol": self.atol, "agree": self.agree, "status": self.status,
+                "rows": [dict(asdict(r), ok=r.ok) for r in self.rows], "notes": self.notes,
+                "explanations": self.explanations}
+
+    def format(self) -> str:
+        """The human-readable report."""
+        atol = "rtol x max|ref| per snapshot" if self.atol is None else f"{self.atol:g}"
+        lines = [f"crosscheck {self.theirs} against {self.reference}",
+                 f"tolerance: |a - b| > atol + rtol*|b| with rtol={self.rtol:g}, atol={atol}", ""]
+        lines.append(f"{'stage':8} {'quantity':10} {'max abs':>10} {'max rel':>10} "
+                     f"{'compared':>8}  verdict")
+        for r in self.rows:
+            if r.skipped:
+                lines.append(f"{r.stage:8} {r.quantity:10} {'-':>10} {'-':>10} {'-':>8}  "
+                             f"not compared: {r.note}")
+                continue
+            verdict = "agree" if r.first_step is None else f"DIFFERS from step {r.first_step}"
+            extra = f"  ({r.note})" if r.note else ""
+            lines.append(f"{r.stage:8} {r.quantity:10} {r.max_abs:10.3g} {r.max_rel:10.3g} "
+                         f"{r.compared:8d}  {verdict}{extra}")
+        for note in self.notes:
+            lines.append(f"note: {note}")
+        for stage, ex in self.explanations.items():
+            lines.append("")
+            lines.extend(format_explanation(stage, ex))
+        lines.append("")
+        skipped = [f"{r.stage}/{r.quantity}" for r in self.rows if r.skipped]
+        if not self.agree:
+            lines.append("RESULT: differences found in " + ", ".join(self.failed_stages()))
+        elif skipped:
+            lines.append("RESULT: all compared quantities agree; not compared: " + ", ".join(skipped))
+        else:
+            lines.append("RESULT: all quantities agree")
+        return "\n".join(lines)
+
+
+def _check_tolerances(rtol, atol, explain_steps):
+    if not (rtol >= 0 and math.isfinite(rtol)) or (atol is not None and not
+                                                   (atol >= 0 and math.isfinite(atol))):
+        raise TrajectoryError(f"tolerances must be finite and >= 0 (rtol={rtol}, atol={atol})")
+    if explain_steps is not None and explain_steps < 1:
+        raise TrajectoryError(f"--explain-steps must be >= 1, got {explain_steps}")
+
+
+def _coefficient_notes(their_run, their_note, ref_run, ref_note):
+    notes = {}
+    for c in COEFFICIENT_KEYS:
+        if c not in their_run or c not in ref_run:
+            notes[c] = their_note if c not in their_run else ref_note
+        elif their_note != "coefficients from the file" or ref_note not in (
+                "tracked", "coefficients from the file"):
+            notes[c] = f"theirs: {their_note}; reference: {ref_note}"
+    return notes
+
+
+def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain=True,
+               stages=None, explain_steps=None, convention=None):
+    """Compare a trajectory file with refimpl: with a replay of its own inputs
+    (``ref_path`` None) or with a second file.
+
+    Parameters
+    ----------
+    theirs_path : str or PathLike
+        The file to check (coefficients optional).
+    ref_path : str or PathLike, optional
+        The reference file; None replays ``theirs`` with refimpl.
+    rtol : float
+    atol : float or None
+        See :mod:`refimpl.crosscheck.compare`.
+    explain : bool
+        Run explain mode on every stage whose W, loss or bias differs.
+    stages : sequence of str, optional
+        Only these stages.
+    explain_steps : int, optional
+        Explain mode replays only the first this many steps (for long runs).
+    convention : str, sequence of str or Convention, optional
+        Replay under these conventions instead of refimpl's
+        (``"filter_sum,patch_mean,bias,float32"``; :func:`parse_convention`).
+
+    Returns
+    -------
+    Report
+
+    Raises
+    ------
+    TrajectoryError
+        Unusable input: unreadable file, missing keys, wrong shapes or version,
+        files that describe different problems, no stage to compare.
+    PatchRoleError
+        Inputs whose patch roles cannot be determined (named).
+    UsageError
+        An unknown convention, or a convention with a reference file.
+    """
+    _check_tolerances(rtol, atol, explain_steps)
+    conv = None if convention is None else parse_convention(convention)
+    if conv == Convention():
+        conv = None
+    if conv is not None and ref_path is not None:
+        raise UsageError("--convention replays THEIRS under conventions; it cannot be "
+                         "combined with a reference file")
+    theirs = load(theirs_path, require_coefficients=False)
+    ref = None if ref_path is None else load(ref_path, require_coefficients=False)
+    names = [s for s in theirs.stages if ref is None or s in ref.stages]
+    if stages:
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            raise TrajectoryError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
+        names = [s for s in names if s in stages]
+    if not names:
+        where = f"{theirs.path} has {', '.join(theirs.stages)}"
+        if ref is not None:
+            where += f", {ref.path} has {', '.join(ref.stages)}"
+        raise TrajectoryError(f"no stage to compare: {where}")
+    reference = ("replay (refimpl.train from the file's inputs)" if ref is None and conv is None
+                 else f"replay under {conv.label()}" if ref is None else str(ref_path))
+    report = Report(str(theirs_path), reference, rtol, atol)
+    if ref is not None:
+        for s in sorted(set(theirs.stages) ^ set(ref.stages), key=STAGES.index):
+            if not stages or s in stages:
+                where = theirs.path if s in theirs.stages else ref.path
+                report.notes.append(f"stage {s} is only in {where}: not compared")
+    for s in names:
+        _compare_stage(report, theirs.stage(s), None if ref is None else ref.stage(s), conv,
+                       theirs, ref)
+    if explain and not report.agree:
+        for s in report.failed_stages():
+            report.explanations[s] = _explain(report, theirs, s, explain_steps)
+    return report
+
+
+def _compare_stage(report, view, ref_view, conv, theirs, ref):
+    s = view.name
+    roles = view.roles()                    # refuses undeterminable inputs, naming them
+    f32 = float32_file(view)
+    their_run, their_note = file_run(view)
+    tolerances, floors = {}, {}
+    if ref_view is None and conv is None:
+        ref_run, ref_note = _stage_run(replay(view)), "tracked"
+    elif ref_view is None:
+        ref_run, ref_note, tolerances, floors, judged = convention_replay(view, conv, report.rtol)
+        report.notes.append(f"{s}: {judged}")
+    else:
+        ref_view.roles()
+        differ = check_same_problem(theirs, ref, s)
+        if differ:
+            report.notes.append(f"{s}: the inputs differ ({', '.join(differ)}); the runs "
+                                "cannot agree except by accident")
+            report.rows.append(Row(s, "inputs", first_step=0, note="differ: " + ", ".join(differ)))
+        ref_run, ref_note = file_run(ref_view)
+    basis = basis_note(view, roles)
+    if basis:
+        report.notes.append(f"{s}: {basis}")
+    if f32:
+        report.notes.append(f"{s}: the file's weights are float32 numbers: snapshot 0 is "
+                            "compared with float32(W0) and the step-0 loss at float32 "
+                            "resolution (storage, not dynamics)")
+    if view.b0 is not None and "b" not in ref_run and view.b is None:
+        report.notes.append(f"{s}: the file's model has a bias (s/b0) but stores no s/b; the "
+                            "reference has none")
+    notes = _coefficient_notes(their_run, their_note, ref_run, ref_note)
+    if not np.array_equal(their_run["steps"], ref_run["steps"]):
+        common = np.intersect1d(their_run["steps"], ref_run["steps"])
+        report.notes.append(f"{s}: the snapshot steps differ; compared at the {common.size} "
+                            "common ones")
+    report.rows.extend(compare_runs(s, their_run, ref_run, report.rtol, report.atol,
+                                    notes=notes, float32=f32, tolerances=tolerances,
+                                    floors=floors))
+
+
+def _explain(report, theirs, s, explain_steps):
+    rows = {r.quantity: r for r in report.rows if r.stage == s}
+    if not rows.get("inputs", Row(s, "inputs")).ok:
+        return {"skipped": "the two files' inputs differ"}
+    if all(rows[q].ok for q in ("W", "loss", "b", "length") if q in rows):
+        return {"skipped": "weights and loss agree; only the coefficients differ, so the "
+                           "difference is in how the coefficients were computed, not in the "
+                           "dynamics"}
+    return explain_stage(theirs, s, report.rtol, report.atol, explain_steps)
+
+
+def decompose(path, out=None):
+    """Add coefficients recovered by projection to every stage of a trajectory
+    file that has weights only; the file (or ``out``) is written atomically.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    out : str or PathLike, optional
+        Where to write; default ``path`` itself.
+
+    Returns
+    -------
+    list of str
+        The stages that got coefficients.
+
+    Raises
+    ------
+    TrajectoryError
+        Unusable file, or coefficients that cannot be recovered.
+    PatchRoleError
+        Inputs whose patch roles cannot be determined (named).
+    """
+    traj = load(path, require_coefficients=False)
+    arrays = dict(traj.arrays)
+    added = []
+    for s in traj.stages:
+        if traj.has_coefficients[s]:
+            continue
+        view = traj.stage(s)
+        view.roles()
+        try:
+            coef = project_view(view)
+        except ValueError as exc:
+            raise TrajectoryError(f"{traj.path}: stage {s!r}: {exc}") from None
+        for key, value in zip(COEFFICIENT_KEYS, coef):
+            arrays[f"{s}/{key}"] = value
+        added.append(s)
+    if added:
+        prov = dict(traj.provenance) if isinstance(traj.provenance, dict) else {}
+        prov["coefficients_by_projection"] = sorted(
+            set(prov.get("coefficients_by_projection", [])) | set(added))
+        arrays["provenance_json"] = np.str_(json.dumps(prov))
+    if added or out is not None:
+        save(path if out is None else out, arrays)
+    return added

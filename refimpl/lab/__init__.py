@@ -1,0 +1,16 @@
+"""The lab: what every experiment shares. A change here changes every report.
+
+- :mod:`~refimpl.lab.sweep`: the sweep runner and its cache (resume after a
+  kill; local workers or a dask.distributed cluster);
+- :mod:`~refimpl.lab.seeds`: the one seeding scheme;
+- :mod:`~refimpl.lab.measures`: the built-in measures of a sweep;
+- :mod:`~refimpl.lab.stats`: the shared statistics and the one significance level;
+- :mod:`~refimpl.lab.protocol`: protocols as data, and disclosed changes;
+- :mod:`~refimpl.lab.report`: claim results and the suite's report;
+- :mod:`~refimpl.lab.figures`: every figure (matplotlib's object API; functions take ``ax``);
+- :mod:`~refimpl.lab.progress`: progress lines for long work;
+- :mod:`~refimpl.lab.job`: the main job of ``python -m refimpl run``;
+- :mod:`~refimpl.lab.images`, :mod:`~refimpl.lab.image_experiment`: real images.
+
+The lab imports the model, never the claims, the command line or the cross-check.
+"""

@@ -1,0 +1,175 @@
+"""Figures, behind the optional ``plot`` extra (matplotlib).
+
+matplotlib's object-oriented API only (``matplotlib.figure.Figure``, no
+pyplot), so that drawing a figure never changes a user's backend or global
+state. Drawing functions take an ``ax`` and return it; :func:`save` writes a
+PNG. Without matplotlib, :func:`available` is False and :data:`INSTALL_HINT`
+says what to install.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..decomposition import own_entries
+from ..errors import TrajectoryError
+from ..trajectory import load
+from ..transfer import inherited_filters
+
+__all__ = ["available", "INSTALL_HINT", "subplots", "save", "errorbar_lines", "line_figure",
+           "draw_stage", "plot_trajectory"]
+
+INSTALL_HINT = ("figures need matplotlib: pip install 'refimpl[plot]' "
+                "(or .venv/bin/pip install matplotlib)")
+
+
+def available() -> bool:
+    """True when matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def subplots(nrows=1, ncols=1, figsize=(6.4, 4.2), **kwargs):
+    """A new figure and its axes (as ``pyplot.subplots``, without pyplot);
+    ImportError with :data:`INSTALL_HINT` when matplotlib is missing."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def save(fig, path, dpi=120):
+    """Save a figure as PNG (tight layout), creating the folder; returns the path."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def errorbar_lines(ax, x, series, marker="o", ls="-", first_color=0):
+    """One error-bar line per ``series`` entry ``label -> (mean, se)``; returns ``ax``."""
+    for i, (label, (mean, se)) in enumerate(series.items()):
+        ax.errorbar(x, mean, yerr=se, marker=marker, ms=4, capsize=3, ls=ls, label=label,
+                    color=f"C{first_color + i}")
+    return ax
+
+
+def line_figure(path, x, series, xlabel, ylabel, title, hline=None, xlog=False, ax_extra=None,
+                twin=None):
+    """Error-bar lines (:func:`errorbar_lines`) saved as a PNG. Returns
+    ``[path]``, or ``[]`` without matplotlib.
+
+    ``twin``: optional ``(ylabel, {label: (mean, se)})`` drawn on a right axis;
+    ``ax_extra``: optional ``f(ax)`` called before the legend.
+    """
+    if not available():
+        return []
+    fig, ax = subplots(figsize=(6.4, 4.2))
+    errorbar_lines(ax, x, series)
+    if hline is not None:
+        ax.axhline(hline, color="0.5", lw=0.8, ls="--")
+    if xlog:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    if twin is not None:
+        ax2 = ax.twinx()
+        errorbar_lines(ax2, x, twin[1], marker="s", ls=":", first_color=len(series))
+        ax2.set_ylabel(twin[0])
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    if ax_extra is not None:
+        ax_extra(ax)
+    ax.legend(handles, labels, fontsize=8)
+    ax.grid(alpha=0.3)
+    return [save(fig, path, dpi=100)]
+
+
+# ----------------------------------------------------------------------
+# one run over the steps (the `plot` subcommand, `run --plot`)
+_COEFFICIENTS = (("gamma", "gamma (signal learning)", "max"),
+                 ("rho_bar", "rho_bar (noise memorisation, y_i = j)", "max"),
+                 ("rho_under", "rho_under (noise memorisation, y_i = -j)", "min"))
+
+
+def _group_curves(values, mask, extreme):
+    """Mean and extreme over the entries ``mask`` (broadcast over snapshots)
+    of ``values`` (K, ...); None when the mask is empty."""
+    if not mask.any():
+        return None
+    v = values[:, mask]
+    return v.mean(axis=1), (v.max(axis=1) if extreme == "max" else v.min(axis=1))
+
+
+def draw_stage(axes, stage, name, inherited=None):
+    """Draw one stage into four axes (top to bottom): the data loss (log
+    scale) at every step, then gamma, rho_bar and rho_under at the snapshots,
+    mean (solid) and extreme (dashed) over the filters; with ``inherited``
+    ((2, m) bool), inherited and fresh filters in two colours.
+
+    ``stage`` is a :class:`refimpl.train.Stage` with coefficients; gamma is
+    summed over the signal directions (docs/model.md §4). Returns ``axes``.
+    """
+    steps = np.asarray(stage.steps)
+    loss = np.asarray(stage.loss)
+    axes[0].semilogy(np.arange(loss.size), np.maximum(loss, np.finfo(float).tiny), color="k")
+    axes[0].set_title(f"stage {name}", fontsize=10)
+    axes[0].set_ylabel("data loss (log)")
+    m_shape = stage.trainable.shape                               # (2, m)
+    groups = ([("inherited", np.asarray(inherited, bool), "C1"),
+               ("fresh", ~np.asarray(inherited, bool), "C0")] if inherited is not None
+              else [("all filters", np.ones(m_shape, bool), "C0")])
+    own = own_entries(stage.task.y)                               # (2, 1, n): y_i = j
+    for ax, (key, label, extreme) in zip(axes[1:], _COEFFICIENTS):
+        values = np.asarray(getattr(stage, key), float)
+        if key == "gamma":
+            values, entries = values.sum(axis=-1), None            # (K, 2, m)
+        else:
+            entries = own if key == "rho_bar" else ~own            # where the coefficient lives
+        for gname, gmask, color in groups:
+            mask = gmask if entries is None else gmask[:, :, None] & entries
+            mask = np.broadcast_to(mask, values.shape[1:])
+            curves = _group_curves(values, mask, extreme)
+            if curves is None:
+                continue
+            ax.plot(steps, curves[0], color=color, label=f"{gname}: mean")
+            ax.plot(steps, curves[1], color=color, ls="--", label=f"{gname}: {extreme}")
+        ax.set_ylabel(label, fontsize=8)
+        ax.legend(fontsize=7)
+    axes[-1].set_xlabel("GD step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return axes
+
+
+def plot_trajectory(path, out=None, stages=None):
+    """Draw a trajectory file (format 1) with :func:`draw_stage`, one column
+    per stage; write it to ``out`` (default: ``path`` with suffix ``.png``).
+    Returns the PNG's path. ImportError with :data:`INSTALL_HINT` without
+    matplotlib; :class:`refimpl.errors.TrajectoryError` for an unusable file
+    or a stage it does not hold."""
+    traj = load(path)
+    stages = list(traj.stages) if not stages else list(stages)
+    for s in stages:
+        if s not in traj.stages:
+            raise TrajectoryError(f"{path}: no stage {s!r} (the file holds "
+                                  f"{', '.join(traj.stages)})")
+    fig, axes = subplots(4, len(stages), figsize=(4.2 * len(stages), 9.5), squeeze=False,
+                         sharex="col")
+    for k, s in enumerate(stages):
+        inherited = None
+        if s == "down" and "down/inherited" in traj.arrays:
+            inherited = inherited_filters(traj["down/inherited"])
+        draw_stage(axes[:, k], traj.to_stage(s), s, inherited)
+    fig.suptitle(f"{os.path.basename(os.fspath(path))}: loss and coefficients over the steps "
+                 "(mean solid, extreme dashed)", fontsize=10)
+    out = os.fspath(out) if out is not None else os.path.splitext(os.fspath(path))[0] + ".png"
+    return save(fig, out, dpi=100)

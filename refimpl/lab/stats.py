@@ -1,0 +1,257 @@
+"""The statistics every claim shares, and the one significance level.
+
+Missing values (None, NaN or inf: a diverged run) are counted
+(:func:`n_missing`) and make a test's p-value NaN, so a verdict that needs
+``p < SIGNIFICANCE`` fails rather than silently testing fewer runs.
+
+- :func:`paired_t`: paired t-test of a mean difference;
+- :func:`trend`: a monotone trend tested seed by seed (Page's L test; valid
+  when seeds are shared across points), with the mean per-seed Spearman rho;
+- :func:`holm`: Holm's adjustment over one family of tests;
+- :func:`bonferroni_min`: "at least one of k alternatives";
+- :func:`equivalent`: equivalence rule (a whole confidence interval within
+  theory +- a stated margin);
+- :func:`sem`: standard error of the mean over the finite values;
+- :func:`wilcoxon`: paired signed-rank test (heavy-tailed outcomes);
+- :func:`paired_failures`: exact McNemar test on paired failure indicators;
+- :func:`outcome_summary`: mean, median and failure rate side by side.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.stats
+
+__all__ = ["SIGNIFICANCE", "n_missing", "paired_t", "trend", "holm", "bonferroni_min",
+           "equivalent", "sem", "wilcoxon", "paired_failures", "outcome_summary"]
+
+SIGNIFICANCE = 0.01
+"""The significance level of every test a verdict rests on (one-sided where
+the claim predicts a direction)."""
+
+
+def sem(values, axis=None):
+    """Standard error of the mean over the finite values along ``axis``
+    (NaN with fewer than two)."""
+    v = np.asarray(values, float)
+    ok = np.isfinite(v)
+    n = ok.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, v, 0.0).sum(axis=axis) / n
+        dev = np.where(ok, v - (mean if axis is None else np.expand_dims(mean, axis)), 0.0)
+        sd = np.sqrt((dev**2).sum(axis=axis) / (n - 1))
+        out = np.where(n > 1, sd / np.sqrt(np.maximum(n, 1)), np.nan)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def n_missing(*arrays):
+    """How many values of the arrays are missing: None, NaN or infinite (a
+    diverged run, or a quantity undefined for that run)."""
+    total = 0
+    for a in arrays:
+        a = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(a, dtype=object))],
+                       dtype=float)
+        total += int(np.sum(~np.isfinite(a)))
+    return total
+
+
+def paired_t(a, b, alternative="greater"):
+    """One-sided (by default) paired t-test of mean(a - b) > 0.
+
+    Returns dict mean, se, t, p, n (complete pairs), n_missing (pairs with
+    a missing member, see :func:`n_missing`). mean and se are over the
+    complete pairs; **p is NaN when any pair is missing**, so a verdict that
+    needs ``p < level`` fails rather than silently testing fewer runs. With
+    zero variance the p-value is 0 when the mean difference has the tested
+    sign, 1 otherwise.
+    """
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    ok = np.isfinite(diff)
+    missing = int(diff.size - ok.sum())
+    diff = diff[ok]
+    n = diff.size
+    mean = float(diff.mean()) if n else float("nan")
+    se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    out = {"mean": mean, "se": se, "n": n, "n_missing": missing}
+    if n < 2:
+        return {**out, "t": float("nan"), "p": float("nan") if missing else 1.0}
+    if se == 0:
+        sign = {"greater": mean > 0, "less": mean < 0, "two-sided": mean != 0}[alternative]
+        t, pv = (float("inf") if sign else 0.0), (0.0 if sign else 1.0)
+    else:
+        r = scipy.stats.ttest_1samp(diff, 0.0, alternative=alternative)
+        t, pv = float(r.statistic), float(r.pvalue)
+    return {**out, "t": t, "p": float("nan") if missing else pv}
+
+
+def trend(x, values, alternative="greater"):
+    """Monotone trend of ``values`` along ``x``, replicate by replicate.
+
+    Each replicate (seed) is a block: within it the points are ranked, and
+    Page's L test (scipy.scipy.stats.page_trend_test; exact for small designs,
+    normal approximation otherwise or with ties) tests the predicted order
+    of ``x`` against no trend. Blocks are the unit of replication, so seeds
+    shared across points (common random numbers) keep the p-value valid,
+    unlike a Spearman correlation pooled over all (point, seed) pairs. The
+    effect size is the mean over blocks of the per-block Spearman rho
+    (rank correlation of x with the block's values; 0 for a constant block).
+
+    Parameters
+    ----------
+    x : array of shape (k,), k >= 3 distinct values
+    values : array of shape (k, b): ``values[i, r]`` at x[i], replicate r
+    alternative : {"greater", "less", "two-sided"}
+        "greater": values increase with x; "less": they decrease.
+
+    Returns
+    -------
+    dict
+        rho (mean per-block Spearman), rho_se, L, p, method, n (complete
+        blocks), n_missing (missing values, see :func:`n_missing`), points.
+        **p is NaN when any value is missing.**
+    """
+    x = np.asarray(x, float)
+    v = np.asarray(values, float)
+    if v.ndim != 2 or v.shape[0] != x.size:
+        raise ValueError(f"values must have shape (len(x), replicates) = ({x.size}, b), "
+                         f"got {v.shape}")
+    if x.size < 3 or np.unique(x).size != x.size:
+        raise ValueError("a trend test needs at least 3 distinct x values")
+    missing = int(np.sum(~np.isfinite(v)))
+    blocks = v[:, np.all(np.isfinite(v), axis=0)].T                 # (b, k)
+    out = {"points": int(x.size), "n": int(blocks.shape[0]), "n_missing": missing}
+    if blocks.shape[0] < 2:
+        return {**out, "rho": float("nan"), "rho_se": float("nan"), "L": float("nan"),
+                "p": float("nan") if missing else 1.0, "method": "none"}
+    rx = scipy.stats.rankdata(x)
+    ry = scipy.stats.rankdata(blocks, axis=1)
+    cx = rx - rx.mean()
+    cy = ry - ry.mean(axis=1, keepdims=True)
+    norm = np.sqrt((cx**2).sum() * (cy**2).sum(axis=1))
+    rho = np.divide(cy @ cx, norm, out=np.zeros(len(blocks)), where=norm > 0)
+    ties = any(np.unique(b).size < b.size for b in blocks)
+    method = "asymptotic" if ties else "auto"
+    order = np.argsort(x, kind="stable")
+
+    def page(increasing):
+        # columns in the order of x; predicted ranks 1..k (or k..1)
+        data = blocks[:, order]
+        pred = np.arange(1, x.size + 1) if increasing else np.arange(x.size, 0, -1)
+        r = scipy.stats.page_trend_test(data, predicted_ranks=pred, method=method)
+        return float(r.statistic), float(r.pvalue), r.method
+
+    if alternative == "two-sided":
+        L, p_up, meth = page(True)
+        _, p_down, _ = page(False)
+        pv = min(1.0, 2 * min(p_up, p_down))
+    elif alternative in ("greater", "less"):
+        L, pv, meth = page(alternative == "greater")
+    else:
+        raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}")
+    se = float(rho.std(ddof=1) / np.sqrt(len(rho)))
+    return {**out, "rho": float(rho.mean()), "rho_se": se, "L": L,
+            "p": float("nan") if missing else pv, "method": meth}
+
+
+def holm(pvalues):
+    """Holm-Bonferroni adjusted p-values (same shape), over all values given
+    (one family). A NaN p-value (a missing measurement) counts as 1 in the
+    adjustment and stays NaN."""
+    p = np.asarray(pvalues, float)
+    flat = np.where(np.isfinite(p.ravel()), p.ravel(), 1.0)
+    order = np.argsort(flat, kind="stable")
+    m = flat.size
+    adj = np.empty(m)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * flat[i]))
+        adj[i] = running
+    adj = np.where(np.isfinite(p.ravel()), adj, np.nan)
+    return adj.reshape(p.shape)
+
+
+def bonferroni_min(pvalues):
+    """p-value of "at least one of these holds": min(1, k * min p) over k
+    p-values (Bonferroni; Holm's first step). NaN if any is NaN."""
+    p = np.asarray(pvalues, float).ravel()
+    if p.size == 0 or not np.all(np.isfinite(p)):
+        return float("nan")
+    return float(min(1.0, p.size * p.min()))
+
+
+def equivalent(ci, target, margin):
+    """Equivalence rule: the whole confidence interval ``ci`` = (lo, hi) lies
+    within [target - margin, target + margin] (a wide interval from too little
+    data fails, unlike the rule "the interval contains the target")."""
+    lo, hi = float(ci[0]), float(ci[1])
+    return bool(math.isfinite(lo) and math.isfinite(hi)
+                and target - margin <= lo and hi <= target + margin)
+
+
+def wilcoxon(a, b, alternative="greater"):
+    """Paired Wilcoxon signed-rank test of ``a - b`` (one-sided by default:
+    a tends to exceed b), robust to heavy tails.
+
+    Returns dict median (of the differences), n (complete pairs), n_missing,
+    p. **p is NaN when any pair is missing**; with all differences zero p is 1.
+    """
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    ok = np.isfinite(diff)
+    missing = int(diff.size - ok.sum())
+    diff = diff[ok]
+    out = {"median": float(np.median(diff)) if diff.size else float("nan"),
+           "n": int(diff.size), "n_missing": missing}
+    if missing:
+        return {**out, "p": float("nan")}
+    if diff.size == 0 or np.all(diff == 0):
+        return {**out, "p": 1.0}
+    r = scipy.stats.wilcoxon(diff, alternative=alternative, zero_method="wilcox")
+    return {**out, "p": float(r.pvalue)}
+
+
+def paired_failures(fail_a, fail_b, alternative="greater"):
+    """Exact McNemar test on paired failure indicators: do runs fail more
+    often under a than under b? Only the discordant pairs count: k runs that
+    fail under a only, l under b only; p = P(Binomial(k + l, 1/2) >= k)
+    (one-sided "greater"), its mirror for "less", twice the smaller for
+    "two-sided".
+
+    Returns dict rate_a, rate_b, a_only, b_only, n, n_missing, p (NaN when
+    an indicator is missing).
+    """
+    fa = np.asarray(fail_a, float)
+    fb = np.asarray(fail_b, float)
+    ok = np.isfinite(fa) & np.isfinite(fb)
+    missing = int(fa.size - ok.sum())
+    fa, fb = fa[ok].astype(bool), fb[ok].astype(bool)
+    k, l = int(np.sum(fa & ~fb)), int(np.sum(fb & ~fa))
+    out = {"rate_a": float(fa.mean()) if fa.size else float("nan"),
+           "rate_b": float(fb.mean()) if fb.size else float("nan"),
+           "a_only": k, "b_only": l, "n": int(fa.size), "n_missing": missing}
+    if missing:
+        return {**out, "p": float("nan")}
+    if k + l == 0:
+        return {**out, "p": 1.0}
+    binom = scipy.stats.binom(k + l, 0.5)
+    p_up, p_down = float(binom.sf(k - 1)), float(binom.cdf(k))
+    p = {"greater": p_up, "less": p_down,
+         "two-sided": min(1.0, 2 * min(p_up, p_down))}[alternative]
+    return {**out, "p": p}
+
+
+def outcome_summary(values, threshold):
+    """Per point (row) the mean, the median and the failure rate (share of
+    finite values above ``threshold``) of ``values`` (points, seeds), with
+    the count of missing values: the three side by side for heavy-tailed
+    outcomes, where a few failed runs move the mean and not the median."""
+    v = np.asarray(values, float)
+    ok = np.isfinite(v)
+    n = ok.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, v, 0.0).sum(axis=-1) / n
+        fail = np.where(ok, v > threshold, False).sum(axis=-1) / n
+    median = np.array([np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.nan
+                       for row in np.atleast_2d(v)])
+    return {"mean": mean, "median": median.reshape(mean.shape), "failure_rate": fail,
+            "threshold": float(threshold), "n": n, "n_missing": v.shape[-1] - n}

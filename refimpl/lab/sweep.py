@@ -1,0 +1,433 @@
+"""The sweep runner every experiment shares: a grid of configurations, each
+run for ``replicates`` seeds, with a cache that makes an interrupted sweep
+resume where it stopped.
+
+Every (config, replicate) item
+
+- gets its seed from :func:`refimpl.lab.seeds.derive_seed` (a hash of the
+  config without its ``seed`` and ``common`` fields, the replicate index and
+  a salt), so results depend neither on the number of workers nor on the
+  order in which items run;
+- runs in a joblib worker (``jobs > 1``; joblib is needed only then) and is
+  persisted atomically (:func:`refimpl.files.atomic_write`) as
+  ``CACHE/<key>.json`` as soon as it finishes. ``key`` is a SHA-256 of the
+  measure, its options, the seeded config, the record format, the package
+  version and a hash of the code (:func:`code_hash`: every ``.py`` file of
+  the package and the file defining a custom measure, read afresh for every
+  sweep), so a code change never reuses stale results. Temporary ``.part``
+  files a killed run left are removed at the next sweep's start;
+- is checked when read back (JSON parse, key, SHA-256 of the result): a
+  corrupt or partial record is reported on stderr and recomputed, and so is
+  a cached result that lacks a metric the caller asks for (``metrics``).
+
+Non-finite numbers (a diverged run) are stored as None (strict JSON) and read
+back as NaN by :meth:`Sweep.values`; the statistics count them as missing
+(:mod:`refimpl.lab.stats`).
+
+A *config* is any frozen dataclass with ``to_dict()``, ``from_dict(dict)``
+and ``replace(**changes)`` and a ``seed`` field (:class:`refimpl.Config`,
+:class:`refimpl.lab.image_experiment.ImageConfig`). A *measure* maps a seeded config to
+a flat dict of numbers or lists of numbers: a name of
+:data:`refimpl.lab.measures.MEASURES` or any importable top-level function
+``f(config, **options) -> dict``.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..config import Config
+from ..errors import UsageError
+from ..files import PART_SUFFIX, atomic_write, jsonable
+from .measures import MEASURES
+from .progress import Progress
+from .seeds import canonical, derive_seed, sha256, stream_salt
+
+__all__ = ["Sweep", "run_sweep", "item_key", "read_result", "CACHE_VERSION", "code_hash",
+           "clean_stale_parts", "SCHEDULER_ENV", "BLAS_THREADS"]
+
+CACHE_VERSION = 2
+"""Format version of the cache records (the code itself enters the key
+through :func:`code_hash`)."""
+
+SCHEDULER_ENV = "REFIMPL_SCHEDULER"
+"""Environment variable naming a dask.distributed scheduler for every sweep."""
+
+BLAS_THREADS = 1
+"""BLAS threads of every sweep item, in this process and in the workers alike
+(threadpoolctl), so that results do not depend on ``jobs`` or on the
+machine's BLAS defaults; part of the cache key."""
+
+
+def _config_class(config):
+    for name in ("to_dict", "from_dict", "replace"):
+        if not callable(getattr(config, name, None)):
+            raise TypeError(f"a sweep item must be a config dataclass or a dict, "
+                            f"not {type(config).__name__}")
+    return type(config)
+
+
+def _measure_id(measure):
+    if isinstance(measure, str):
+        if measure not in MEASURES:
+            raise ValueError(f"unknown measure {measure!r}; built-in: {', '.join(MEASURES)}")
+        return measure
+    return f"{measure.__module__}.{measure.__qualname__}"
+
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _file_hashes(named_paths):
+    """SHA-256 over (name, bytes) of each ``(name, path)`` pair, in order."""
+    h = hashlib.sha256()
+    for name, path in named_paths:
+        h.update(str(name).encode() + b"\0")
+        h.update(Path(path).read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def code_hash(extra=()):
+    """SHA-256 of the bytes of every ``.py`` file of the package (named by
+    their paths inside the package, sorted), plus the files in ``extra`` (the
+    source file of a custom measure, named by its file name). Independent of
+    where the package is installed; read afresh on every call, so an edited
+    file in a long-lived session is never served stale results."""
+    files = sorted((p.relative_to(_PACKAGE_DIR).as_posix(), p) for p in _PACKAGE_DIR.rglob("*.py"))
+    return _file_hashes(files + [(Path(p).name, p) for p in extra])
+
+
+def _measure_files(measure):
+    """The source file of a custom measure outside the package (none for the
+    built-in ones)."""
+    if isinstance(measure, str):
+        return ()
+    try:
+        path = inspect.getsourcefile(measure)
+    except TypeError:
+        path = None
+    if path is None or _PACKAGE_DIR in Path(path).resolve().parents:
+        return ()
+    return (os.fspath(Path(path).resolve()),)
+
+
+def item_key(measure_id, seeded_config, options, code=None):
+    """Cache key of one item: SHA-256 of the measure, its options, the
+    seeded config, the record format version, ``refimpl.__version__`` and
+    the code hash (``code``; default :func:`code_hash` of the package)."""
+    from .. import __version__
+
+    return sha256({"version": CACHE_VERSION, "package": __version__, "blas_threads": BLAS_THREADS,
+                   "code": code_hash() if code is None else code, "measure": measure_id,
+                   "options": options, "config": seeded_config.to_dict()})
+
+
+# ----------------------------------------------------------------------
+# persisted results
+def read_result(path, key):
+    """The result stored at ``path`` if the file is complete and consistent,
+    else None (missing) or raises ValueError (corrupt: unparsable JSON, a key
+    or checksum mismatch)."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        rec = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if not isinstance(rec, dict) or not {"key", "result", "sha256"} <= set(rec):
+        raise ValueError("missing fields")
+    if rec["key"] != key:
+        raise ValueError("key mismatch")
+    try:
+        ok = sha256(rec["result"]) == rec["sha256"]
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError("checksum mismatch")
+    return rec["result"]
+
+
+def _write_result(path, key, measure_id, config, options, result):
+    rec = {"key": key, "measure": measure_id, "options": options, "config": config.to_dict(),
+           "result": result, "sha256": sha256(result)}
+    text = canonical(rec) + "\n"
+    atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def _work(measure, measure_id, config_class, config_dict, options, key, path):
+    """Worker: compute one item and persist it atomically; returns the result."""
+    config = config_class.from_dict(config_dict)
+    fn = MEASURES[measure] if isinstance(measure, str) else measure
+    result = jsonable(fn(config, **options))
+    if path is not None:
+        _write_result(path, key, measure_id, config, options, result)
+    return result
+
+
+# ----------------------------------------------------------------------
+# the runner
+@dataclass
+class Sweep:
+    """Results of a sweep: ``points`` configs (unseeded, as given) times
+    ``replicates`` seeds.
+
+    Attributes
+    ----------
+    configs : list of Config
+        The grid as given.
+    replicates : int
+    seeds : ndarray of shape (points, replicates), int
+    results : list of list of dict
+        ``results[point][replicate]``, the measure's output.
+    computed, cached, recomputed : int
+        How many items were computed, read from the cache, and found corrupt
+        and recomputed.
+    """
+
+    configs: list
+    replicates: int
+    seeds: np.ndarray
+    results: list
+    computed: int = 0
+    cached: int = 0
+    recomputed: int = 0
+
+    def values(self, metric):
+        """ndarray of shape (points, replicates) of a scalar metric (NaN for
+        None, i.e. a non-finite or undefined value)."""
+        if any(metric not in r for row in self.results for r in row):
+            raise KeyError(f"metric {metric!r} is not in every result of this sweep; "
+                           "name it in run_sweep(metrics=...) so that older cached results "
+                           "lacking it are recomputed")
+        return np.array([[np.nan if r[metric] is None else r[metric] for r in row]
+                         for row in self.results], dtype=float)
+
+    def n_missing(self, metric):
+        """How many of the metric's values are missing (None or non-finite)."""
+        return int(np.sum(~np.isfinite(self.values(metric))))
+
+    def mean(self, metric):
+        """Mean over replicates, shape (points,) (NaNs ignored; NaN when all are)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.values(metric), axis=1)
+
+    def se(self, metric):
+        """Standard error of the mean over replicates, shape (points,) (NaN
+        with fewer than two finite values)."""
+        v = self.values(metric)
+        n = np.sum(np.isfinite(v), axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nanstd(v, axis=1, ddof=1)
+        return np.where(n > 1, sd / np.sqrt(np.maximum(n, 1)), np.nan)
+
+    def rows(self, fields=(), metrics=None):
+        """Flat table: one dict per item with ``point``, ``replicate``,
+        ``seed``, the given config fields and the metrics (all by default)."""
+        out = []
+        for p, (cfg, row) in enumerate(zip(self.configs, self.results)):
+            cd = cfg.to_dict()
+            for r, res in enumerate(row):
+                rec = {"point": p, "replicate": r, "seed": int(self.seeds[p, r])}
+                rec.update({f: cd[f] for f in fields})
+                rec.update({k: v for k, v in res.items()
+                            if metrics is None or k in metrics})
+                out.append(rec)
+        return out
+
+
+def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, common=(),
+              salt="", options=None, label="sweep", progress=True, metrics=(), scheduler=None):
+    """Run every config of a grid for ``replicates`` derived seeds.
+
+    Parameters
+    ----------
+    configs : list of config dataclasses (or dicts of :class:`~refimpl.Config` fields)
+        The grid (each config's own ``seed`` is ignored), all of one class.
+    measure : str or callable
+        A name of :data:`MEASURES` or an importable top-level function
+        ``f(config, **options) -> dict``.
+    replicates : int
+    jobs : int
+        joblib workers (1: in this process).
+    cache : path, optional
+        Folder of persisted results (created, with a ``.gitignore`` that
+        ignores it). None: nothing is persisted.
+    common : iterable of str
+        Config fields that do not enter the seed (see :func:`derive_seed`).
+    salt : str
+        Separates the seed streams of sweeps with equal configs; extended by
+        the replication salt when one is set (:func:`refimpl.lab.seeds.stream_salt`).
+    options : dict, optional
+        Keyword arguments of the measure (JSON-able; part of the cache key).
+    label : str
+        Name on the progress lines.
+    progress : bool
+    metrics : iterable of str
+        Metrics the caller will read: a cached result lacking one is a cache
+        miss (recomputed); a fresh result lacking one is an error of the measure.
+    scheduler : str, optional
+        Address of a dask.distributed scheduler (``tcp://host:8786``); the
+        items then run on that cluster's workers (``jobs`` is ignored) and
+        this process persists each result as it arrives. Default: the
+        environment variable ``REFIMPL_SCHEDULER``, else local workers.
+
+    Returns
+    -------
+    Sweep
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    if not isinstance(replicates, int) or replicates < 1:
+        raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+    started = time.time()
+    options = jsonable(dict(options or {}))
+    measure_id = _measure_id(measure)
+    code = code_hash(_measure_files(measure))
+    configs = [Config.from_dict(c) if isinstance(c, dict) else c for c in configs]
+    classes = {_config_class(c) for c in configs}
+    if len(classes) > 1:
+        raise TypeError("a sweep's configs must all be of one class")
+    config_class = classes.pop() if classes else Config
+    common = tuple(common)
+    metrics = tuple(metrics)
+    salt = stream_salt(salt)
+    folder = None
+    warn = Progress(enabled=progress).stream
+    if cache is not None:
+        folder = Path(cache)
+        folder.mkdir(parents=True, exist_ok=True)
+        ignore = folder / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# sweep cache: results of the validation sweeps, not committed\n*\n")
+        removed = clean_stale_parts(folder, started)
+        if removed:
+            print(f"[refimpl] {label}: removed {removed} stale temporary file(s) of an "
+                  "interrupted run", file=warn, flush=True)
+    seeds = np.zeros((len(configs), replicates), dtype=np.int64)
+    results = [[None] * replicates for _ in configs]
+    todo = []
+    n_cached = n_corrupt = 0
+    for p, cfg in enumerate(configs):
+        for r in range(replicates):
+            s = derive_seed(cfg, r, common, salt)
+            seeds[p, r] = s
+            seeded = cfg.replace(seed=s)
+            key = item_key(measure_id, seeded, options, code)
+            path = None if folder is None else folder / key[:2] / f"{key}.json"
+            if path is not None:
+                try:
+                    res = read_result(path, key)
+                except ValueError as exc:
+                    n_corrupt += 1
+                    print(f"[refimpl] {label}: corrupt cached result {path.name} ({exc}); "
+                          "recomputing", file=warn, flush=True)
+                    res = None
+                if res is not None and any(k not in res for k in metrics):
+                    res = None                    # an older result without a metric asked for
+                if res is not None:
+                    results[p][r] = res
+                    n_cached += 1
+                    continue
+            todo.append((p, r, seeded.to_dict(), key, None if path is None else os.fspath(path)))
+    total = len(configs) * replicates
+    bar = Progress(enabled=progress, after=1.0, every=2.0)
+    done = n_cached
+    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    calls = [(measure, measure_id, config_class, cd, options, key, path)
+             for (_, _, cd, key, path) in todo]
+    runs = _execute(calls, jobs) if scheduler is None else _execute_on_cluster(calls, scheduler)
+    for i, res in runs:
+        p, r = todo[i][0], todo[i][1]
+        results[p][r] = res
+        done += 1
+        bar(label, done, total, f"{n_cached} cached")
+    for p, r, *_ in todo:
+        lacking = [k for k in metrics if k not in results[p][r]]
+        if lacking:
+            raise KeyError(f"measure {measure_id} returned no {', '.join(map(repr, lacking))}")
+    return Sweep(configs=configs, replicates=replicates, seeds=seeds, results=results,
+                 computed=len(todo), cached=n_cached, recomputed=n_corrupt)
+
+
+def clean_stale_parts(folder, before):
+    """Remove the temporary ``.part`` files (of :func:`refimpl.files.atomic_write`)
+    that a killed run left in the cache ``folder`` and its subfolders, only
+    those last modified before ``before`` (a time.time() value: the sweep's
+    start). Returns how many were removed."""
+    removed = 0
+    for pattern in (f".*{PART_SUFFIX}", f"*/.*{PART_SUFFIX}"):
+        for f in Path(folder).glob(pattern):
+            try:
+                if f.is_file() and f.stat().st_mtime < before:
+                    f.unlink()
+                    removed += 1
+            except FileNotFoundError:            # finished or removed meanwhile
+                pass
+    return removed
+
+
+_pinned = False
+
+
+def _indexed(i, *args):
+    """Worker: pin BLAS threads once per worker process, then run the item."""
+    global _pinned
+    if not _pinned:
+        threadpool_limits(limits=BLAS_THREADS, user_api="blas")
+        _pinned = True
+    return i, _work(*args)
+
+
+def _execute(calls, jobs):
+    """Run :func:`_work` on each argument tuple of ``calls``; yields
+    ``(index, result)`` as results arrive (in this process for ``jobs == 1``,
+    otherwise in ``jobs`` joblib worker processes)."""
+    if jobs == 1:
+        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+            for i, args in enumerate(calls):
+                yield i, _work(*args)
+        return
+    from joblib import Parallel, delayed      # needed only for parallel sweeps
+
+    # idle workers exit after 10 s, so none outlives a killed parent for long
+    par = Parallel(n_jobs=jobs, return_as="generator_unordered", idle_worker_timeout=10)
+    yield from par(delayed(_indexed)(i, *args) for i, args in enumerate(calls))
+
+
+def _execute_on_cluster(calls, address):
+    """Run the items on a dask.distributed cluster; yields ``(index, result)``
+    as results arrive, after persisting each one here (the workers need not
+    share this machine's disk). A lost worker's items are rescheduled by dask;
+    a killed client loses nothing that has arrived."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise UsageError("--scheduler needs dask.distributed: pip install 'refimpl[cluster]'") \
+            from None
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the dask scheduler at {address}: {exc}") from None
+    with client:
+        futures = {client.submit(_indexed, i, *args[:-1], None, key=f"refimpl-{args[5]}",
+                                 pure=False): i for i, args in enumerate(calls)}
+        for future in as_completed(futures):
+            i, result = future.result()
+            measure, measure_id, config_class, cd, options, key, path = calls[i]
+            if path is not None:
+                _write_result(path, key, measure_id, config_class.from_dict(cd), options, result)
+            yield i, result

@@ -2,10 +2,11 @@
 sizes and checked before anything is allocated or any step is taken.
 
 The memory budget is by default half of this machine's physical memory; the
-work budget (multiply-adds of the GD steps and the test-error estimates) is by
-default 1e14, about an hour on two cores. Both can be raised or lowered with
+work budget (multiply-adds of the GD steps and the test-error estimates, with
+:data:`STEP_OVERHEAD` charged per step) is by default 1e13, roughly half an
+hour to an hour on two cores. Both can be raised or lowered with
 the environment variables ``REFIMPL_MEMORY_BUDGET`` (bytes, or with a suffix
-K, M, G, T: ``16G``) and ``REFIMPL_WORK_BUDGET`` (a number, e.g. ``1e15``), or
+K, M, G, T: ``16G``) and ``REFIMPL_WORK_BUDGET`` (a number, e.g. ``1e14``), or
 with the command line's ``--memory-budget`` and ``--work-budget`` (which set
 those variables, so worker processes see them too).
 
@@ -21,11 +22,14 @@ import os
 from .errors import ResourceError
 
 __all__ = ["MEMORY_ENV", "WORK_ENV", "memory_budget", "work_budget", "parse_size",
-           "run_estimate", "check", "check_run", "format_bytes"]
+           "run_estimate", "check", "check_run", "format_bytes", "stage_work", "STEP_OVERHEAD"]
 
 MEMORY_ENV = "REFIMPL_MEMORY_BUDGET"
 WORK_ENV = "REFIMPL_WORK_BUDGET"
-DEFAULT_WORK = 1e14
+DEFAULT_WORK = 1e13
+STEP_OVERHEAD = 1e5
+"""Multiply-adds charged per GD step on top of its products: a step of a tiny
+problem still costs microseconds."""
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -57,7 +61,7 @@ def memory_budget():
 
 
 def work_budget():
-    """Multiply-adds a run may do: ``REFIMPL_WORK_BUDGET`` or 1e14."""
+    """Multiply-adds a run may do: ``REFIMPL_WORK_BUDGET`` or 1e13."""
     env = os.environ.get(WORK_ENV)
     if not env:
         return DEFAULT_WORK
@@ -77,6 +81,12 @@ def format_bytes(n):
         n /= 1024
 
 
+def stage_work(n, P, d, m, steps):
+    """Multiply-adds of ``steps`` GD steps (and the loss after them) of one
+    stage: the two products of docs/model.md §3 plus :data:`STEP_OVERHEAD`."""
+    return (steps + 1) * (2.0 * (2 * m) * (n * P) * d + STEP_OVERHEAD)
+
+
 def _stage(n, P, d, m, steps, snapshots):
     """Memory and work of one GD stage (weight-space engine, docs/model.md §3)."""
     k = min(snapshots, steps + 1)
@@ -86,7 +96,7 @@ def _stage(n, P, d, m, steps, snapshots):
                   + 3 * n * P * 2 * m    # pre-activations and the per-step coefficients
                   + n * d                # xi
                   + (steps + 1))         # the loss at every step
-    work = 2.0 * (steps + 1) * (2 * m) * (n * P) * d
+    work = stage_work(n, P, d, m, steps)
     return memory, work
 
 
@@ -114,14 +124,15 @@ def check(what, memory, work, fields, values, memory_limit=None, work_limit=None
     memory_limit = memory_budget() if memory_limit is None else memory_limit
     work_limit = work_budget() if work_limit is None else work_limit
     shown = ", ".join(f"{f}={values[f]}" for f in fields if values.get(f) is not None)
+    shown = f" ({shown})" if shown else ""
     if memory > memory_limit:
         raise ResourceError(
-            f"{what} would need about {format_bytes(memory)} of memory ({shown}), over the "
+            f"{what} would need about {format_bytes(memory)} of memory{shown}, over the "
             f"budget of {format_bytes(memory_limit)}; use smaller values or raise the budget "
             f"(--memory-budget or {MEMORY_ENV})")
     if work > work_limit:
         raise ResourceError(
-            f"{what} would need about {work:.2g} multiply-adds ({shown}), over the budget of "
+            f"{what} would need about {work:.2g} multiply-adds{shown}, over the budget of "
             f"{work_limit:.2g}; use smaller values or raise the budget (--work-budget or "
             f"{WORK_ENV})")
 

@@ -1,5 +1,6 @@
-"""Writing results: one atomic writer for every file the package produces,
-and the one converter of numbers to strict JSON.
+"""Files: one atomic writer for every file the package produces, the one
+converter of numbers to strict JSON, and a reader of ``.npz`` files that
+checks declared sizes before it decompresses anything (:func:`read_npz`).
 
 A file is written to a temporary ``.part`` file beside its destination,
 flushed to disk and renamed over it, so a crash or kill leaves either the old
@@ -15,11 +16,13 @@ import math
 import os
 import platform
 import tempfile
+import zipfile
+import zlib
 
 import numpy as np
 
 __all__ = ["atomic_write", "write_text", "write_json", "write_csv", "jsonable", "provenance",
-           "PART_SUFFIX"]
+           "PART_SUFFIX", "read_npz", "shape_bytes"]
 
 PART_SUFFIX = ".part"
 
@@ -114,3 +117,83 @@ def provenance(seed=None):
     from . import __version__
     return {"package": "refimpl", "version": __version__, "numpy": np.__version__,
             "numba": numba.__version__, "python": platform.python_version(), "seed": seed}
+
+
+# ----------------------------------------------------------------------
+# reading .npz files that may be hostile
+def read_npz(path, wanted=None, limit=None, what="file"):
+    """The arrays of an ``.npz`` file, read safely.
+
+    Every member's header is read first (dtype and declared shape, no data);
+    object arrays are refused naming the key; the total declared size of the
+    members that will be read is checked against ``limit`` bytes (default:
+    the memory budget, :func:`refimpl.budget.memory_budget`) before any data
+    is decompressed; only the members named in ``wanted`` (a predicate on
+    the key, or None for all) are read.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened (FileNotFoundError and the like).
+    ValueError
+        Not an ``.npz`` (zip) archive, a member that is not a ``.npy`` array,
+        an object array, a header or data that is truncated or corrupt; the
+        message names the key.
+    refimpl.errors.ResourceError
+        The arrays to read would exceed ``limit``.
+    """
+    from .budget import check, memory_budget
+
+    path = os.fspath(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ValueError("not a readable .npz archive: truncated or corrupt bytes, or "
+                         "another format (a single .npy array, say)") from None
+    with archive:
+        headers = {}
+        for info in archive.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if wanted is not None and not wanted(key):
+                continue
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"member {info.filename!r} is not a .npy array")
+            headers[key] = (info, _npy_header(archive, info, key))
+        declared = sum(shape_bytes(shape, dtype) for _, (shape, dtype) in headers.values())
+        check(f"reading {what} {path}", declared, 0.0, (), {},
+              memory_limit=memory_budget() if limit is None else limit)
+        arrays = {}
+        for key, (info, (shape, dtype)) in headers.items():
+            try:
+                with archive.open(info) as fh:
+                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise ValueError(f"{key}: truncated or corrupt data ({exc})") from None
+        return arrays
+
+
+def shape_bytes(shape, dtype):
+    """Bytes of an array of ``shape`` and ``dtype`` (Python integers: no overflow)."""
+    n = 1
+    for k in shape:
+        n *= int(k)
+    return n * np.dtype(dtype).itemsize
+
+
+def _npy_header(archive, info, key):
+    """(shape, dtype) from a member's .npy header, reading the header only."""
+    try:
+        with archive.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version in ((2, 0), (3, 0)):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{key}: not a readable .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{key}: holds Python objects (dtype {dtype}); only numeric, bool "
+                         "and string arrays are read")
+    return tuple(shape), dtype

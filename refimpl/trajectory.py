@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
-import zlib
 
 import numpy as np
 
 from .data import Task, patch_roles
 from .errors import PatchRoleError, TrajectoryError
-from .files import atomic_write, provenance
+from .files import atomic_write, provenance, read_npz
 from .train import Stage
 from .transfer import STAGES
 
@@ -214,13 +212,15 @@ def load(path, require_coefficients=True) -> Trajectory:
     """
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = read_npz(path, wanted=_known_key, what="the trajectory file")
+    except IsADirectoryError:
+        raise TrajectoryError(f"{path}: is a folder, not a trajectory file") from None
     except FileNotFoundError:
         raise TrajectoryError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-        raise TrajectoryError(f"{path}: not a readable .npz trajectory file "
-                              f"(truncated or corrupt bytes?): {exc}") from None
+    except OSError as exc:
+        raise TrajectoryError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise TrajectoryError(f"{path}: not a readable .npz trajectory file: {exc}") from None
     check = _Checker(path, arrays)
     version = check.scalar("format_version", int)
     if version != FORMAT_VERSION:
@@ -239,6 +239,15 @@ def load(path, require_coefficients=True) -> Trajectory:
             raise TrajectoryError(f"{path}: down/inherited has shape {inh.shape}; "
                                   f"expected (2, {m}) or (2, {m}, {d})")
     return Trajectory(path, arrays, config, prov, stages, has_coef)
+
+
+def _known_key(key):
+    """The keys format 1 defines (others are not read: a file may carry
+    extra keys of its own, at no cost)."""
+    if key in ("format_version", "config_json", "provenance_json", "down/inherited"):
+        return True
+    stage, _, name = key.partition("/")
+    return stage in STAGES and (name in STAGE_KEYS or name in OPTIONAL_KEYS)
 
 
 class _Checker:
@@ -303,7 +312,10 @@ class _Checker:
             self.scalar(k(key), float)
         self.shaped(k("trainable"), bool, (2, m))
         steps = self.array(k("steps"), int)
-        if steps.ndim != 1 or steps.size < 1 or steps[0] != 0 or np.any(np.diff(steps) <= 0):
+        if steps.ndim != 1 or steps.size < 1 or np.any(steps < 0) or np.any(steps > 2**62):
+            self.fail(k("steps"), "must be increasing snapshot steps starting at 0")
+        steps = self.arrays[k("steps")] = steps.astype(np.int64)    # no unsigned wrap-around
+        if steps[0] != 0 or np.any(np.diff(steps) <= 0):
             self.fail(k("steps"), "must be increasing snapshot steps starting at 0")
         K = steps.size
         self.shaped(k("W"), float, (K, 2, m, d))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from ..budget import MEMORY_ENV, WORK_ENV, parse_size, work_budget
 from ..errors import RefimplError
@@ -36,8 +37,8 @@ def build_parser():
 
 def _apply_environment(args):
     """--memory-budget / --work-budget / --scheduler set the environment
-    variables of :mod:`refimpl.budget` and :mod:`refimpl.lab.sweep`, so that
-    worker processes see them too."""
+    variables of :mod:`refimpl.budget` and :mod:`refimpl.lab.sweep` for the
+    duration of the command, so that worker processes see them too."""
     if getattr(args, "scheduler", None):
         os.environ[SCHEDULER_ENV] = args.scheduler
     if getattr(args, "memory_budget", None) is not None:
@@ -51,26 +52,48 @@ def _apply_environment(args):
 def main(argv=None):
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    saved = {k: os.environ.get(k) for k in (MEMORY_ENV, WORK_ENV, SCHEDULER_ENV)}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status, error = _dispatch(args)
+    finally:                               # the options hold for this call only
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    warned = list(dict.fromkeys(str(w.message) for w in caught))
+    if error is not None:                  # one line; warnings folded into it
+        note = f" (warned: {'; '.join(warned[:2])})" if warned else ""
+        print(f"refimpl: error: {error}{note}", file=sys.stderr)
+    else:                                  # a run that went through shows them once each
+        seen = set()
+        for w in caught:
+            if (str(w.message), w.filename, w.lineno) not in seen:
+                seen.add((str(w.message), w.filename, w.lineno))
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status
+
+
+def _dispatch(args):
+    """Run the subcommand; returns (exit status, error line or None)."""
     try:
         _apply_environment(args)
-        return int(args.func(args) or 0)
+        return int(args.func(args) or 0), None
     except RefimplError as exc:
-        print(f"refimpl: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:           # output piped into e.g. `head`: stop quietly
+        return 2, str(exc)
+    except BrokenPipeError:                # output piped into e.g. `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        return 141, None
     except OSError as exc:
         where = f" {exc.filename}:" if exc.filename else ""
-        print(f"refimpl: error:{where} {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return 2, f"{where.strip()} {exc.strerror or exc}".strip()
     except MemoryError:
-        print("refimpl: error: out of memory (lower the sizes, or set --memory-budget to "
-              "what this machine can give)", file=sys.stderr)
-        return 2
+        return 2, ("out of memory (lower the sizes, or set --memory-budget to what this "
+                   "machine can give)")
     except (OverflowError, RecursionError) as exc:
-        print(f"refimpl: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return 2, f"{type(exc).__name__}: {exc}"
     except KeyboardInterrupt:
         print("refimpl: interrupted", file=sys.stderr)
-        return 130
+        return 130, None

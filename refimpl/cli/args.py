@@ -53,7 +53,7 @@ def add_budget_arguments(p):
                    help="memory a run may use, e.g. 16G (default: half the physical memory; "
                         "env REFIMPL_MEMORY_BUDGET)")
     p.add_argument("--work-budget", metavar="N",
-                   help="multiply-adds a run may do, e.g. 1e15 (default 1e14; "
+                   help="multiply-adds a run may do, e.g. 1e14 (default 1e13; "
                         "env REFIMPL_WORK_BUDGET)")
 
 

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ..errors import TrajectoryError, UsageError
+from ..budget import check, stage_work
 from ..train import train_stage
 from ..trajectory import COEFFICIENT_KEYS, STAGES, load, save
 from .coefficients import basis_note, file_run, project_view, recover_coefficients
@@ -279,6 +280,14 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
         raise TrajectoryError(f"no stage to compare: {where}")
     reference = ("replay (refimpl.train from the file's inputs)" if ref is None and conv is None
                  else f"replay under {conv.label()}" if ref is None else str(ref_path))
+    if ref is None:                          # replays: bounded before they start
+        for s in names:
+            check_replay(theirs.stage(s), "replaying")
+    if explain:
+        for s in names:
+            T = theirs.stage(s).T if explain_steps is None else min(explain_steps,
+                                                                     theirs.stage(s).T)
+            check_replay(theirs.stage(s), "explaining", steps=T, runs=EXPLAIN_RUNS)
     report = Report(str(theirs_path), reference, rtol, atol)
     if ref is not None:
         for s in sorted(set(theirs.stages) ^ set(ref.stages), key=STAGES.index):
@@ -292,6 +301,26 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
         for s in report.failed_stages():
             report.explanations[s] = _explain(report, theirs, s, explain_steps)
     return report
+
+
+EXPLAIN_RUNS = 16
+"""A bound of explain mode's work in full-length replays: the candidates'
+screening on a prefix plus the few full replays (docs: README, explain mode)."""
+
+
+def check_replay(view, doing, steps=None, runs=1):
+    """ResourceError before replaying ``runs`` times ``steps`` steps (default:
+    the file's) of a stage when the work or memory exceeds the budget
+    (:mod:`refimpl.budget`); the step count is the file's ``steps[-1]``."""
+    T = view.T if steps is None else steps
+    n, P, d = view.X.shape
+    m = view.W0.shape[1]
+    K = len(view.steps)
+    memory = 8 * (n * P * d + (K + 3) * 2 * m * d + 3 * K * 2 * m * n + 3 * n * P * 2 * m
+                  + (T + 1))
+    work = runs * stage_work(n, P, d, m, T)
+    check(f"{doing} stage {view.name} of {view.path}", memory, work, ("T", "n", "m", "d"),
+          {"T": T, "n": n, "m": m, "d": d})
 
 
 def _compare_stage(report, view, ref_view, conv, theirs, ref):

@@ -37,6 +37,7 @@ import hashlib
 import inspect
 import json
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -142,6 +143,8 @@ def read_result(path, key):
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:                 # e.g. a folder where a record should be
+        raise ValueError(f"unreadable ({exc.strerror or exc})") from None
     try:
         rec = json.loads(raw.decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -160,6 +163,8 @@ def read_result(path, key):
 
 
 def _write_result(path, key, measure_id, config, options, result):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)                # a wrong-kind entry in the cache: replaced
     rec = {"key": key, "measure": measure_id, "options": options, "config": config.to_dict(),
            "result": result, "sha256": sha256(result)}
     text = canonical(rec) + "\n"
@@ -405,7 +410,21 @@ def _execute(calls, jobs):
 
     # idle workers exit after 10 s, so none outlives a killed parent for long
     par = Parallel(n_jobs=jobs, return_as="generator_unordered", idle_worker_timeout=10)
-    yield from par(delayed(_indexed)(i, *args) for i, args in enumerate(calls))
+    try:
+        yield from par(delayed(_indexed)(i, *args) for i, args in enumerate(calls))
+    except BaseException:                      # Ctrl-C or an error: stop the workers now
+        _stop_workers()
+        raise
+
+
+def _stop_workers():
+    """Terminate joblib's worker processes (their finished results are already
+    persisted; the unfinished ones are recomputed by the next run)."""
+    try:
+        from joblib.externals.loky import get_reusable_executor
+        get_reusable_executor().shutdown(wait=False, kill_workers=True)
+    except Exception:                          # nothing to stop
+        pass
 
 
 def _execute_on_cluster(calls, address):

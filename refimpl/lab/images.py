@@ -37,12 +37,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError, ImageDataError
+from ..files import read_npz
 
 __all__ = ["Images", "Split", "SPLITS", "SHARE_LEVELS", "NPZ_FORMAT", "INSTALL_HINT", "DIGITS",
            "DIGITS_NAME", "digits_available", "load_digits_images", "load_npz_images",
@@ -209,30 +209,25 @@ def load_digits_images() -> Images:
 
 
 def _read_npz(path):
-    """The ``images`` and ``labels`` arrays of a .npz (errors name the path and the key)."""
+    """The ``images`` and ``labels`` arrays of a .npz, read by
+    :func:`refimpl.files.read_npz` (declared sizes checked against the memory
+    budget before reading; other keys not read); errors name the path and the key."""
     if not os.path.isfile(path):
         raise ImageDataError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise ImageDataError(f"{path}: not a readable .npz file (not a zip archive; "
-                             f"write it with numpy.savez or numpy.savez_compressed)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.files)
-            missing = [k for k in ("images", "labels") if k not in keys]
-            if missing:
-                raise ImageDataError(
-                    f"{path}: missing array {', '.join(repr(k) for k in missing)} "
-                    f"(found: {', '.join(repr(k) for k in keys) or 'nothing'}); the file needs "
-                    f"'images' (n, H, W[, C]) and 'labels' (n,)")
-            return npz["images"], npz["labels"]
-    except ImageDataError:
-        raise
-    except ValueError as exc:      # object arrays (allow_pickle=False) and bad headers
-        raise ImageDataError(f"{path}: cannot read the arrays ({exc}); "
-                             f"the file must hold plain numeric arrays") from None
-    except Exception as exc:  # noqa: BLE001  (truncated or damaged archive: many types)
-        raise ImageDataError(f"{path}: not a readable .npz file "
-                             f"({type(exc).__name__}: {exc})") from None
+        arrays = read_npz(path, wanted=lambda k: k in ("images", "labels"), what="the image file")
+    except ValueError as exc:
+        raise ImageDataError(f"{path}: not a readable .npz file of plain numeric arrays "
+                             f"({exc}); write it with numpy.savez or numpy.savez_compressed") \
+            from None
+    except OSError as exc:
+        raise ImageDataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    missing = [k for k in ("images", "labels") if k not in arrays]
+    if missing:
+        raise ImageDataError(
+            f"{path}: missing array {', '.join(repr(k) for k in missing)}; the file needs "
+            f"'images' (n, H, W[, C]) and 'labels' (n,)")
+    return arrays["images"], arrays["labels"]
 
 
 def load_npz_images(path) -> Images:

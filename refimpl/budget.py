@@ -20,6 +20,7 @@ import math
 import os
 
 from .errors import ResourceError
+from .gram import GRAM_BUDGET, gram_bytes
 
 __all__ = ["MEMORY_ENV", "WORK_ENV", "memory_budget", "work_budget", "parse_size",
            "run_estimate", "check", "check_run", "format_bytes", "stage_work", "STEP_OVERHEAD"]
@@ -112,7 +113,10 @@ def run_estimate(config):
     batch = min(c.n_test, 4096)
     per_point = 2 * max(c.m, m2) * (P * c.d if c.estimator == "sample" else 2 * max(c.m, m2))
     test_memory = 8 * (c.n_test + batch * (P * c.d if c.estimator == "sample" else 2 * m2))
-    memory = sum(mem for mem, _ in stages.values()) + test_memory
+    # the Gram engine's Q (docs/model.md §9), where it may be chosen: at most its budget
+    n_max = max(c.n_up, c.n_down)
+    gram = 0 if c.engine == "weight" else min(gram_bytes(n_max, P), GRAM_BUDGET)
+    memory = sum(mem for mem, _ in stages.values()) + test_memory + gram
     work = sum(w for _, w in stages.values()) + 3.0 * c.n_test * per_point
     return memory, work, ("d", "m", "m_down", "n_up", "n_down", "steps_up", "steps_down",
                           "snapshots", "n_test")

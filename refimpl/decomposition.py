@@ -33,7 +33,7 @@ import numpy as np
 import scipy.linalg
 
 from .data import patch_roles  # re-exported: the roles say which patch is which vector
-from .errors import RefimplError
+from .errors import DependentBasisError, UntrackedStageError
 
 __all__ = ["reconstruct", "reconstruction_error", "project", "project_stage", "projection_error",
            "invariants", "scales", "own_entries", "universal_knowledge", "noise_part",
@@ -45,15 +45,6 @@ J = np.array([1.0, -1.0])  # the class j of axis 0 of W
 MAX_CONDITION = 1e10
 """Largest condition number of the (unit-normalised) basis Gram matrix that
 :func:`project` accepts; its result is accurate to about cond * 1e-16."""
-
-
-class UntrackedStageError(RefimplError, ValueError):
-    """A decomposition was asked of a stage trained with ``track=False``."""
-
-
-class DependentBasisError(RefimplError, ValueError):
-    """The basis {signals, xi_1..xi_n} is not linearly independent (to
-    rounding): the coefficients cannot be recovered from the weights."""
 
 
 def _require_coefficients(stage):
@@ -253,15 +244,27 @@ def projection_error(stage):
     """Largest difference between projected and tracked coefficients, relative
     to the largest tracked coefficient of the same kind (docs/model.md §4.5).
 
+    A kind whose tracked coefficients are all exactly 0 (a stage that learned
+    nothing, e.g. every ReLU off) is measured against the size a coefficient
+    of a weight-sized vector would have, max|W| * max|v| (v the signals for
+    gamma, the noise vectors for rho): the projection of W - s_t W^[0] then
+    holds rounding residues only, which this reports as rounding.
+
     Raises
     ------
     UntrackedStageError, PatchRoleError, DependentBasisError
     """
     _require_coefficients(stage)
+    signals, noise = basis_vectors(stage.task)
+    weight_size = np.abs(stage.W).max(initial=0.0)
     worst = 0.0
     for name, rec in zip(("gamma", "rho_bar", "rho_under"), project_stage(stage)):
         tracked = getattr(stage, name)
-        size = max(np.abs(tracked).max(initial=0.0), np.finfo(float).tiny)
+        size = np.abs(tracked).max(initial=0.0)
+        if size == 0.0:
+            vectors = signals if name == "gamma" else noise
+            size = weight_size * np.abs(vectors).max(initial=0.0)
+        size = max(size, np.finfo(float).tiny)
         worst = max(worst, float(np.abs(rec - tracked).max(initial=0.0) / size))
     return worst
 

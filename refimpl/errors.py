@@ -4,7 +4,8 @@ line with exit status 2, never a traceback."""
 from __future__ import annotations
 
 __all__ = ["RefimplError", "ConfigError", "UsageError", "DivergenceError", "TrajectoryError",
-           "ImageDataError", "PatchRoleError", "ResourceError"]
+           "ImageDataError", "PatchRoleError", "ResourceError",
+           "UntrackedStageError", "DependentBasisError"]
 
 
 class RefimplError(Exception):
@@ -41,3 +42,12 @@ class PatchRoleError(RefimplError, ValueError):
 class ResourceError(RefimplError):
     """A run or a replay would need more memory or work than the budget allows
     (:mod:`refimpl.budget`); the message names the fields and the estimate."""
+
+
+class UntrackedStageError(RefimplError, ValueError):
+    """A decomposition was asked of a stage trained with ``track=False``."""
+
+
+class DependentBasisError(RefimplError, ValueError):
+    """The basis {signals, xi_1..xi_n} is not linearly independent (to
+    rounding): the coefficients cannot be recovered from the weights."""

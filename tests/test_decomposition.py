@@ -253,3 +253,24 @@ def test_untracked_stage_is_refused_by_every_coefficient_function():
     for got, want in zip(project_stage(bare), (tracked.gamma, tracked.rho_bar,
                                                tracked.rho_under)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_projection_error_of_a_stage_that_learned_nothing_is_rounding():
+    """Positive patches and negative filters: every pre-activation is < 0, no
+    coefficient moves, W_t = s_t W0 up to rounding (weight decay), and the
+    projection error reports rounding rather than 0/0."""
+    from refimpl.data import Task
+    from refimpl.train import train_stage
+
+    rng = np.random.default_rng(0)
+    n, d = 6, 20
+    mu = np.abs(rng.standard_normal(d))
+    xi = np.abs(rng.standard_normal((n, d)))
+    ones = np.ones(n)
+    task = Task(X=np.stack([np.tile(mu, (n, 1)), xi], axis=1), y=ones, y_clean=ones, xi=xi,
+                signals=mu[None])
+    W0 = -0.01 * np.abs(rng.standard_normal((2, 3, d)))
+    stage = train_stage(W0, task, 0.5, 20, weight_decay=0.01)
+    for name in ("gamma", "rho_bar", "rho_under"):
+        assert np.all(getattr(stage, name) == 0.0)
+    assert projection_error(stage) < 1e-12

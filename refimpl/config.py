@@ -169,8 +169,9 @@ class Config(ValidatedConfig):
         The one seed from which all randomness is derived.
     engine : {"auto", "weight", "gram"}
         How GD is computed (:func:`refimpl.train.train_stage`): in weight
-        space, in the span of the data (docs/model.md §9), or chosen by cost.
-        The same dynamics to rounding; not part of the seed.
+        space (the reference, the default), in the span of the data
+        (docs/model.md §9; much faster where nP << d), or chosen by cost. The
+        same dynamics to rounding per step; not part of the seed.
     """
 
     SHORTHANDS = SHORTHANDS
@@ -211,7 +212,7 @@ class Config(ValidatedConfig):
     n_test: int = field(default=20000, metadata=int_field(2, 10**7))
     estimator: str = field(default="reduced", metadata=choice_field(*ESTIMATORS))
     seed: int = field(default=0, metadata=int_field(0, 2**63 - 1))
-    engine: str = field(default="auto", metadata=choice_field(*ENGINES))
+    engine: str = field(default="weight", metadata=choice_field(*ENGINES))
 
     # ------------------------------------------------------------------
     def eta_of(self, stage: str) -> float:

@@ -14,9 +14,9 @@ and the pre-activations need no d-dimensional work once ``Q = X_f X_f^T``
 A step costs O(m (nP)^2) instead of the O(m nP d) of the weight-space step of
 :func:`refimpl.kernels._gd_chunk`, which stays the reference. The weights are
 formed only at snapshots, and gamma, rho_bar, rho_under are read off B with
-the patch roles (§9.3). :func:`refimpl.train.train_stage` picks the engine
-(``engine="auto"``, :func:`choose_engine`); both give the same Stage to
-rounding.
+the patch roles (§9.3). :func:`refimpl.train.train_stage` runs it with
+``engine="gram"``, or picks by cost with ``engine="auto"``
+(:func:`choose_engine`); both engines give the same Stage to rounding.
 """
 from __future__ import annotations
 

@@ -188,7 +188,7 @@ class _GramStage(GramEngine):
 
 
 def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
-                epsilon=0.0, snapshots=21, track=True, progress=None, engine="auto",
+                epsilon=0.0, snapshots=21, track=True, progress=None, engine="weight",
                 gram_budget=GRAM_BUDGET):
     """Run full-batch GD from W0 on ``task`` (docs/model.md §3.4).
 
@@ -225,7 +225,10 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
         O(m (nP)^2) per step after a one-time O((nP)^2 d)); "auto": the one
         :func:`refimpl.gram.choose_engine` predicts cheaper, Gram space only
         when Q (8 (nP)^2 bytes) fits in ``gram_budget``. Both give the same
-        Stage to rounding.
+        Stage to rounding per step; where GD is chaotic (large steps, ReLU
+        activations switching) rounding-level differences can grow over many
+        steps, so the default is the reference, "weight", whose results are
+        bit-identical with earlier versions.
     gram_budget : int
         Bytes the Gram matrix may take (``auto`` falls back to weight space
         above it, ``gram`` refuses).

@@ -320,10 +320,12 @@ def test_auto_runs_the_engine_choose_engine_names(monkeypatch):
     for choice in ENGINES:
         monkeypatch.setattr(gram, "choose_engine", lambda *a, c=choice, **k: c)
         monkeypatch.setattr(train, "choose_engine", gram.choose_engine)
-        auto = train_stage(W0, task, 0.5, 9)
+        auto = train_stage(W0, task, 0.5, 9, engine="auto")
         assert np.array_equal(auto.W, runs[choice].W) and np.array_equal(auto.loss,
                                                                           runs[choice].loss)
     monkeypatch.undo()
+    # the default is the reference, weight space, whatever the cost model says
+    assert np.array_equal(train_stage(W0, task, 0.5, 9).W, runs["weight"].W)
     nP = task.n * task.X.shape[1]
     assert gram.choose_engine(task.n, 2, 2, 12, 100, 21, budget=8 * nP**2 - 1) == "weight"
     assert gram.choose_engine(task.n, 2, 2, 12, 0) == "weight"         # no steps: no set-up

@@ -95,9 +95,9 @@ def line_figure(path, x, series, xlabel, ylabel, title, hline=None, xlog=False, 
 
 # ----------------------------------------------------------------------
 # one run over the steps (the `plot` subcommand, `run --plot`)
-_COEFFICIENTS = (("gamma", "gamma (signal learning)", "max"),
-                 ("rho_bar", "rho_bar (noise memorisation, y_i = j)", "max"),
-                 ("rho_under", "rho_under (noise memorisation, y_i = -j)", "min"))
+_COEFFICIENTS = (("gamma", "gamma: signal learning", "max"),
+                 ("rho_bar", "rho_bar: noise, y_i = j", "max"),
+                 ("rho_under", "rho_under: noise, y_i = -j", "min"))
 
 
 def _group_curves(values, mask, extreme):
@@ -142,7 +142,7 @@ def draw_stage(axes, stage, name, inherited=None):
                 continue
             ax.plot(steps, curves[0], color=color, label=f"{gname}: mean")
             ax.plot(steps, curves[1], color=color, ls="--", label=f"{gname}: {extreme}")
-        ax.set_ylabel(label, fontsize=8)
+        ax.set_ylabel(label, fontsize=9)
         ax.legend(fontsize=7)
     axes[-1].set_xlabel("GD step")
     for ax in axes:
@@ -169,7 +169,8 @@ def plot_trajectory(path, out=None, stages=None):
         if s == "down" and "down/inherited" in traj.arrays:
             inherited = inherited_filters(traj["down/inherited"])
         draw_stage(axes[:, k], traj.to_stage(s), s, inherited)
-    fig.suptitle(f"{os.path.basename(os.fspath(path))}: loss and coefficients over the steps "
-                 "(mean solid, extreme dashed)", fontsize=10)
+    fig.suptitle(f"{os.path.basename(os.fspath(path))}: data loss and the coefficients of "
+                 "docs/model.md §4 over the GD steps\n(over the filters: mean solid, extreme "
+                 "dashed; fine-tuning: inherited filters orange, fresh blue)", fontsize=10)
     out = os.fspath(out) if out is not None else os.path.splitext(os.fspath(path))[0] + ".png"
     return save(fig, out, dpi=100)

@@ -50,7 +50,6 @@ def approx(x, rel=1e-6, abs=1e-12):
 
 
 UP3, UP3_P = [0.010, 0.012, 0.014], p_df2(6 * math.sqrt(3))     # a = 0.012, h = 0.002
-P_CELL = p_df2(11 * math.sqrt(3))                                # [0.010, 0.011, 0.012]
 
 
 def test_closed_forms_match_the_t_distribution():          # the helpers themselves
@@ -80,9 +79,9 @@ TREND_CASES = [(X3, UP, page_perfect(3, 3), "PASS"),        # 1/216 < 0.01
 @pytest.mark.parametrize("mod", [gain_shared, gain_upstream_n])
 @pytest.mark.parametrize("x, gain, p, verdict", TREND_CASES)
 def test_gain_grows_page_trend(mod, x, gain, p, verdict):
-    d = mod.decide(x, np.asarray(gain, float))
-    assert d["trend"]["p"] == approx(p) and d["verdict"] == verdict and d["missing"] == 0
-    assert verdict == "FAIL" or d["trend"]["rho"] == approx(1.0)
+    d = mod.decide(x, {"steps": np.asarray(gain, float)})     # one stopping rule
+    assert d["trend"]["steps"]["p"] == approx(p) and d["verdict"] == verdict and d["missing"] == 0
+    assert verdict == "FAIL" or d["trend"]["steps"]["rho"] == approx(1.0)
 
 
 @pytest.mark.parametrize("mod", [gain_shared, gain_upstream_n])
@@ -90,8 +89,8 @@ def test_gain_grows_missing_values_fail_and_are_counted(mod):
     gain = UP.tolist()
     gain[1][2] = None
     gain[2][0] = NAN
-    d = mod.decide(X3, gain)
-    assert d["missing"] == 2 and d["verdict"] == "FAIL" and math.isnan(d["trend"]["p"])
+    d = mod.decide(X3, {"steps": gain})
+    assert d["missing"] == 2 and d["verdict"] == "FAIL" and math.isnan(d["trend"]["steps"]["p"])
 
 
 DOWN_NAN = np.where([[True, False, False], [False] * 3, [False] * 3], NAN, UP[::-1])
@@ -103,140 +102,19 @@ DOWN_NAN = np.where([[True, False, False], [False] * 3, [False] * 3], NAN, UP[::
     (UP[::-1, :2], UP[::-1], "FAIL", (0, 0, 0)),      # sigma: 1/36 with two seeds
     (UP[::-1], DOWN_NAN, "FAIL", (0, 1, 1))])         # a missing value, counted per panel
 def test_gain_noise_dim_both_trends_must_fall(gain_sigma, gain_d, verdict, missing):
-    d = gain_noise_dim.decide(X3, gain_sigma, [60, 120, 240], gain_d)
-    assert d["trend_sigma"]["p"] == approx(page_perfect(3, gain_sigma.shape[1]))
+    d = gain_noise_dim.decide(X3, {"steps": gain_sigma}, [60, 120, 240], {"steps": gain_d})
+    assert d["trend_sigma"]["steps"]["p"] == approx(page_perfect(3, gain_sigma.shape[1]))
     assert (d["missing_sigma"], d["missing_d"], d["missing"]) == missing
     assert d["verdict"] == verdict
 
 
-# gain_alpha
-ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0]
+# gain_alpha: protocol v2 (Page, Wilcoxon, McNemar on failures), tested in
+# tests/test_claims_disclosed.py
 
 
-# multiples of 2^-7 are exact: a constant difference has zero variance (p = 0 or 1)
-def clean_decreasing(seeds=3):
-    """err = 1/2 - k/8 + r/128: every seed strictly decreasing, every
-    pairwise difference constant over seeds."""
-    return np.array([[0.5 - 0.125 * k + r / 128 for r in range(seeds)] for k in range(5)])
-
-
-def noisy_u_shape(seeds=4):
-    """A U over alpha (best at 0.5), the same shape on every seed."""
-    level = [0.5, 0.375, 0.25, 0.375, 0.5]
-    return np.array([[level[k] + r / 128 for r in range(seeds)] for k in range(5)])
-
-
-def test_gain_alpha_pass():
-    d = gain_alpha.decide(ALPHAS, clean_decreasing(), noisy_u_shape())
-    assert d["verdict"] == "PASS" and d["missing"] == 0
-    assert d["trend"]["p"] == approx(page_perfect(5, 3))
-    assert d["no_rise"] is True                            # every rise negative: p = 1
-    assert d["t_clean"]["p"] == 0.0                         # err(0) - err(0.5) = 1/4 on every seed
-    assert d["half"] == 2 and d["best"] == 2
-    assert d["t_one"]["p"] == 0.0 and d["t_zero"]["p"] == 0.0
-
-
-def test_gain_alpha_best_alpha_is_chosen_on_the_first_half_only():
-    # selection seeds 0, 1 favour alpha = 0.25 (mean 0.1 against 0.2 for 0.75);
-    # over all four seeds 0.75 would win (0.1 against 0.175)
-    noisy = np.array([[0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 0.3, 0.2], [0.3, 0.3, 0.3, 0.3],
-                      [0.2, 0.2, 0.0, 0.0], [0.5, 0.5, 0.4, 0.5]])
-    d = gain_alpha.decide(ALPHAS, clean_decreasing(), noisy)
-    assert d["half"] == 2 and d["best"] == 1
-    # held out: err(1) - err(0.25) = [0.1, 0.3]: mean 0.2, se 0.1, t = 2
-    assert d["t_one"]["n"] == 2 and d["t_one"]["mean"] == approx(0.2)
-    assert d["t_one"]["p"] == approx(p_df1(2.0))
-    # err(0) - err(0.25) = [0.2, 0.3]: mean 0.25, se 0.05, t = 5
-    assert d["t_zero"]["p"] == approx(p_df1(5.0))
-    assert d["ok_noisy"] is False and d["verdict"] == "FAIL"
-
-
-def test_gain_alpha_holm_over_all_pairs_and_a_significant_rise():
-    clean = np.repeat([[0.5], [0.375], [0.25], [0.125], [0.0]], 3, axis=1)
-    clean[4] = [0.135, 0.137, 0.139]                # err(1) - err(0.75) = [0.010, 0.012, 0.014]
-    d = gain_alpha.decide(ALPHAS, clean, noisy_u_shape())
-    assert len(d["pairs"]) == 10 and d["pairs"][d["k_max"]] == (3, 4)
-    raw = UP3_P
-    assert raw < 0.01
-    assert d["rises"][d["k_max"]]["p"] == approx(raw)
-    assert d["rises_holm"][d["k_max"]] == approx(10 * raw)   # the smallest of 10: times 10
-    assert d["no_rise"] is True and d["verdict"] == "PASS"
-    clean = clean_decreasing()
-    clean[4] = clean[3] + 0.0625                     # a constant rise from 0.75 to 1: p = 0
-    d = gain_alpha.decide(ALPHAS, clean, noisy_u_shape())
-    assert d["no_rise"] is False and d["ok_clean"] is False and d["verdict"] == "FAIL"
-
-
-def test_gain_alpha_missing_values_fail_and_are_counted():
-    clean = clean_decreasing()
-    clean[2, 1] = NAN
-    d = gain_alpha.decide(ALPHAS, clean, noisy_u_shape())
-    assert d["missing"] == 1 and d["verdict_tests"] == "FAIL" and d["verdict"] == "FAIL"
-    noisy = noisy_u_shape()
-    noisy[3, 0] = NAN                 # selection seed, interior alpha 0.75
-    d = gain_alpha.decide(ALPHAS, clean_decreasing(), noisy)
-    # current behaviour: np.argmin picks the NaN mean as alpha*, whose held-out
-    # values still beat alpha = 0 and 1; only the missing-value rule fails it
-    assert d["best"] == 3 and d["verdict_tests"] == "PASS"
-    assert d["missing"] == 1 and d["verdict"] == "FAIL"
-
-
-# negative_transfer
-def nt_grid(regime, diff):
-    """A heatmap with err_scratch 1/4 and err_transfer 1/4 + diff."""
-    diff = np.asarray(diff, float)
-    return {"regime": regime, "es": np.full(diff.shape, 0.25), "et": 0.25 + diff}
-
-
-def falling_rows(rows, seeds, first):
-    """diff over |u| = (first, -1/8, -1/4) per seed: decreasing in every block."""
-    return np.broadcast_to(np.array([first, -0.125, -0.25])[:, None], (rows, 3, seeds)).copy()
-
-
-def test_negative_transfer_pass_and_fail_on_the_trend():
-    d = negative_transfer.decide([0.0, 1.0, 2.0], [nt_grid("hard", falling_rows(2, 3, 0.125))])
-    assert d["significant"] == [(0, 0, 0), (0, 1, 0)]   # constant +1/8: p = 0
-    assert d["trend"]["p"] == approx(page_perfect(3, 6))   # blocks: 2 rows x 3 seeds
-    assert d["verdict"] == "PASS" and d["missing"] == 0
-    rising = -falling_rows(1, 3, 0.125)
-    rising[0, 2, :] = 0.5                              # worse at |u| = 2, constant: p = 0
-    d = negative_transfer.decide([0, 1, 2], [nt_grid("hard", rising)])
-    assert d["significant"] and d["trend"]["rho"] > 0 and d["verdict"] == "FAIL"
-
-
-def test_negative_transfer_holm_is_one_family_across_heatmaps():
-    hard = falling_rows(1, 3, 0.0)
-    hard[0, 0, :] = [0.010, 0.011, 0.012]
-    benign = falling_rows(2, 3, -0.0625)             # no worse cell there: p = 1
-    alone = negative_transfer.decide([0, 1, 2], [nt_grid("hard", hard)])
-    assert alone["p"][0][0, 0] == approx(P_CELL)
-    assert alone["padj"][0][0, 0] == approx(3 * P_CELL)        # 3 cells: 0.0041 < 0.01
-    assert alone["verdict"] == "PASS"
-    both = negative_transfer.decide([0, 1, 2], [nt_grid("hard", hard), nt_grid("benign", benign)])
-    assert both["padj"][0][0, 0] == approx(9 * P_CELL)         # 9 cells: 0.0123 >= 0.01
-    assert both["significant"] == [] and both["verdict"] == "FAIL"
-    assert both["trend"]["n"] == 3                   # the trend uses the hard heatmap only
-
-
-def test_negative_transfer_holm_family_counts_every_cell_given_even_repeated():
-    # current behaviour: two heatmaps sharing a configuration pass the same
-    # cell twice; the family (and the count of worse cells) includes both
-    hard = falling_rows(1, 3, 0.0)
-    hard[0, 0, :] = [0.010, 0.011, 0.012]
-    d = negative_transfer.decide([0, 1, 2], [nt_grid("hard", hard), nt_grid("hard", hard)])
-    assert d["padj"][0][0, 0] == approx(6 * P_CELL)
-    assert d["significant"] == [(0, 0, 0), (1, 0, 0)]
-    assert d["trend"]["n"] == 6
-
-
-def test_negative_transfer_missing_value_fails_and_is_counted():
-    benign = falling_rows(1, 3, -0.0625)
-    grids = [nt_grid("hard", falling_rows(2, 3, 0.125)), nt_grid("benign", benign)]
-    grids[1]["et"][0, 1, 2] = NAN
-    d = negative_transfer.decide([0, 1, 2], grids)
-    assert math.isnan(d["p"][1][0, 1]) and math.isnan(d["padj"][1][0, 1])
-    assert d["verdict_tests"] == "PASS"                 # the hard regime alone passes
-    assert d["missing"] == 1 and d["verdict"] == "FAIL"
+# negative_transfer: protocol v2 (distinct cells; Wilcoxon and McNemar on
+# failures per cell, Holm over both; both stopping rules), tested in
+# tests/test_claims_redesign.py
 
 
 # mechanism
@@ -315,38 +193,9 @@ def test_mitigation_counts_missing_of_any_lever():
     assert d["missing"] == 1 and d["verdict"] == "FAIL"
 
 
-# robustness
-def rob_variant(neg_u0, gain_u1):
-    """err_scratch 1/4; err_transfer 1/4 + neg_u0 at |u| = 0, 1/4 - gain_u1 at
-    |u| = 1 and 1/8 (a constant gain of 1/8) at |u| = 2; shape (3, 3 seeds)."""
-    es = np.full((3, 3), 0.25)
-    et = np.array([0.25 + np.asarray(neg_u0, float) * np.ones(3), 0.25 - gain_u1 * np.ones(3),
-                   np.full(3, 0.125)])
-    return et, es
-
-
-def test_robustness_pass():
-    et, es = rob_variant([0.05, 0.06, 0.07], 0.0)
-    d = robustness.decide(["v"], [0.0, 1.0, 2.0], et[None], es[None])
-    r = d["results"]["v"]
-    assert r["t_negative_u0"]["p"] == approx(UP3_P)
-    assert r["t_gain_u2"]["p"] == 0.0
-    assert r["trend"]["p"] == approx(page_perfect(3, 3))
-    assert d["broken"] == [] and d["verdict"] == "PASS"
-
-
-def test_robustness_lists_where_a_finding_is_lost_and_counts_missing():
-    a = rob_variant([0.05, 0.06, 0.07], 0.0)
-    b = rob_variant(-1 / 64, 1 / 16)          # transfer better at |u| = 0: no negative transfer
-    et, es = np.stack([a[0], b[0]]), np.stack([a[1], b[1]])
-    d = robustness.decide(["a", "b"], [0.0, 1.0, 2.0], et, es)
-    assert d["broken"] == [("b", robustness.FINDINGS[2])] and d["verdict"] == "FAIL"
-    et, es = rob_variant([0.05, 0.06, 0.07], 0.0)
-    et[1, 1] = NAN                                    # |u| = 1: only the trend uses it
-    es[1, 2] = NAN
-    d = robustness.decide(["v"], [0.0, 1.0, 2.0], et[None], es[None])
-    assert d["broken"] == [("v", robustness.FINDINGS[1])]
-    assert d["missing"] == 2 and d["verdict"] == "FAIL"
+# robustness: protocol v2 (separate findings per variant, pooled verdict,
+# the cos(v_1, v_2) = 0.5 reversal as its own prediction), tested in
+# tests/test_claims_redesign.py
 
 
 # phase_single

@@ -65,9 +65,9 @@ REPS, QUICK_REPS = 10, 2
 def _protocol(quick):
     return Protocol(
         claim=NAME,
-        grid={"steps_run": _steps_config(quick).to_dict(),
-              "checks": transfer_base(quick, snapshots=21).to_dict(),
-              "stage1_ratio": {"base": _ratio_grid(quick)[0].to_dict(),
+        grid={"steps_run": _steps_config(quick).seed_fields(),
+              "checks": transfer_base(quick, snapshots=21).seed_fields(),
+              "stage1_ratio": {"base": _ratio_grid(quick)[0].seed_fields(),
                                "n": sorted({c.n_up for c in _ratio_grid(quick)}),
                                "mu": sorted({c.u_norm for c in _ratio_grid(quick)})}},
         seeds=QUICK_REPS if quick else REPS,

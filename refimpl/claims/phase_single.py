@@ -96,7 +96,7 @@ def _single(quick, eta_d=ETA_D, **kw):
         # eta <= O(1/(sigma_p^2 d)) (Kou et al. 2023), the same per-step noise
         # memorisation at every d; the cap grows as the step shrinks below ETA_D
         values["eta"] = eta_d / (values["sigma_p_up"] ** 2 * values["d"])
-        values["steps_up"] = int(round(values["steps_up"] * max(1.0, ETA_D / eta_d)))
+        values["steps_up"] = round(values["steps_up"] * max(1.0, ETA_D / eta_d))
     return Config.from_dict(values)
 
 
@@ -107,7 +107,7 @@ def _protocol(quick):
               "panel_n": {"n": QUICK_N if quick else N_GRID, "d": 200 if quick else 800},
               "mu": QUICK_MU if quick else MU_GRID,
               "eta": f"{ETA_D:g}/(sigma_p^2 d)", "cap": CAP, "epsilon": 0.05,
-              "base": _single(quick).to_dict()},
+              "base": _single(quick).seed_fields()},
         seeds=QUICK_REPS if quick else REPS,
         statistic=("share of runs reaching epsilon; one-sided t over seeds of the mean noisy "
                    f"error of the cells with indicator >= {HIGH:g} (below p + 0.02) and <= "

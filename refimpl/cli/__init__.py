@@ -14,12 +14,12 @@ import warnings
 from ..budget import MEMORY_ENV, WORK_ENV, parse_size, work_budget
 from ..errors import RefimplError
 from ..lab.sweep import SCHEDULER_ENV
-from . import crosscheck, plot, realdata, run, validate
+from . import crosscheck, phase, plot, realdata, run, validate
 from .args import Parser, add_budget_arguments
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
-SUBCOMMANDS = (run, plot, validate, crosscheck, realdata)
+SUBCOMMANDS = (run, plot, validate, crosscheck, realdata, phase)
 """The modules whose ``register(subparsers)`` adds the subcommands, in help order."""
 
 

@@ -131,7 +131,7 @@ def _figure_steps(path, exp):
         st = exp.stages[s]
         t = st.steps
         g = st.gamma.sum(axis=-1)                         # (K, 2, m)
-        rb = np.where(own_entries(st.task.y), st.rho_bar, np.nan)   # y_i = j, MODEL.md s.4
+        rb = np.where(own_entries(st.task.y), st.rho_bar, np.nan)   # y_i = j, docs/model.md §4
         ax.plot(t, g.reshape(len(t), -1).mean(axis=1), "C0-", label="mean gamma")
         ax.plot(t, g.reshape(len(t), -1).max(axis=1), "C0:", label="max gamma")
         ax.plot(t, np.nanmean(rb.reshape(len(t), -1), axis=1), "C1-", label="mean rho-bar (y_i = j)")
@@ -304,7 +304,7 @@ def run(out, quick=False, jobs=1):
     grid = _ratio_grid(quick)
     rs = run_sweep(grid, measure="single", replicates=reps, jobs=jobs, cache=R.cache_dir(out),
                    label=f"{NAME} stage-1 ratio", salt=NAME, metrics=("gamma_mean", "rho_mean"))
-    theory = np.array([c.n_up * c.u_norm**2 / (c.sigma_p_up**2 * c.d) for c in grid])  # MODEL.md s.7
+    theory = np.array([c.n_up * c.u_norm**2 / (c.sigma_p_up**2 * c.d) for c in grid])  # docs/model.md §7
     dec = decide({s: {k: chk.values(f"{s}_{k}") for k in CHECKS} for s in STAGES}, theory,
                  rs.values("gamma_mean"), rs.values("rho_mean"))
     worst, measured, fit, ci = dec["worst"], dec["ratio"], dec["fit"], dec["ci"]

@@ -22,7 +22,7 @@ training points; all three at level 0.01 (required together). Any missing
 value among them (a diverged run, or a seed without flipped training points)
 fails the verdict. rho-bar means are over the entries with y_i = j
 (:func:`refimpl.decomposition.own_entries`). The same tests are reported for
-``absent`` (where MODEL.md attributes negative transfer to inherited filters
+``absent`` (where docs/model.md §8 attributes negative transfer to inherited filters
 amplifying non-shared noise, not to memorisation), and for ``positive`` the
 inherited filters' universal knowledge against scratch's.
 

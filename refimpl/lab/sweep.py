@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (numba's BLAS, loaded now so that pinning reaches it)
 from threadpoolctl import threadpool_limits
 
 from ..config import Config

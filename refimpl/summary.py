@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .decomposition import (invariants, own_entries, projection_error, reconstruction_error,
-                            universal_knowledge)
+from .decomposition import (
+    invariants,
+    own_entries,
+    projection_error,
+    reconstruction_error,
+    universal_knowledge,
+)
+from .errors import DependentBasisError
 from .theory import indicators
 from .transfer import STAGES, Experiment, inherited_noise_energy
 
@@ -60,15 +66,30 @@ def summarize(exp: Experiment) -> dict:
         "inherited_filters_per_class": int(inh[0].sum()),
     }
     out["checks"] = {s: {"reconstruction_rel_error": reconstruction_error(exp.stages[s]),
-                         "projection_rel_error": projection_error(exp.stages[s]),
+                         "projection_rel_error": _projection(exp.stages[s]),
                          "invariants": invariants(exp.stages[s])} for s in STAGES}
     out["theory"] = indicators(exp.config)
     return out
 
 
+def _projection(stage):
+    """projection_error, or None when the basis {signals, xi} is dependent
+    (e.g. noise vectors that underflow to zero): then the coefficients
+    cannot be recovered from the weights, and the summary says "undefined"
+    instead of failing a finished run."""
+    try:
+        return projection_error(stage)
+    except DependentBasisError:
+        return None
+
+
 def _err(e):
     return (f"clean {e['clean_error']:.4f} +- {e['clean_error_se']:.4f}   "
             f"noisy {e['noisy_error']:.4f} +- {e['noisy_error_se']:.4f}")
+
+
+def _e(x):
+    return "undefined" if x is None else f"{x:.1e}"
 
 
 def _g(x):
@@ -110,7 +131,7 @@ def format_summary(s: dict) -> str:
         held = [n for n, v in inv.items() if v["applies"] and v["holds"]]
         broken = [n for n, v in inv.items() if v["applies"] and not v["holds"]]
         lines.append(f"  {name:<8} reconstruction {c['reconstruction_rel_error']:.1e}  "
-                     f"projection {c['projection_rel_error']:.1e}  invariants: "
+                     f"projection {_e(c['projection_rel_error'])}  invariants: "
                      f"{len(held)} hold" + (f", BROKEN: {', '.join(broken)}" if broken else ""))
     t = s["theory"]
     lines += ["", "theory indicators (docs/model.md §7; undefined: not a finite number)"]

@@ -17,7 +17,7 @@ from ..lab.sweep import run_sweep
 __all__ = ["TRANSFER_BASE", "TRANSFER_QUICK", "transfer_base", "ENGINE", "FAILURE_ERROR", "EPSILON", "LOSS_CAP",
            "QUICK_LOSS_CAP", "RULES", "STOP_FIELDS", "RUN_METRICS", "stopping_rules", "rule_label",
            "sweep_rules", "stalled", "point_summary", "outcome_cells", "OUTCOME_HEADER",
-           "STALL_HEADER", "summary_rows"]
+           "STALL_HEADER", "summary_rows", "gain_rises"]
 
 TRANSFER_BASE = dict(d=600, m=10, m_down=None, n_up=200, n_down=10, u_norm=2.0, v_up_norm=1.0,
                      v_down_norm=1.0, v_cos=0.0, sigma_p_up=1.0, sigma_p_down=1.0, flip_up=0.0,
@@ -153,3 +153,35 @@ def summary_rows(s, keys=None):
     keys = list(s) if keys is None else keys
     n = len(s["gain_mean"])
     return [{k: s[k][i] for k in keys} for i in range(n)]
+
+
+def gain_rises(x, gain):
+    """The verdict "the gain grows with x" under every stopping rule (pure).
+
+    Parameters
+    ----------
+    x : sequence of float, shape (k,)
+        The swept values (k >= 3 distinct).
+    gain : mapping rule -> array of shape (k, seeds)
+        err_scratch - err_transfer per point and seed under each stopping
+        rule (NaN or None: missing).
+
+    Returns
+    -------
+    dict
+        ``verdict`` ("PASS" when under every rule the one-sided Page trend
+        test of an increase has rho > 0 and p < SIGNIFICANCE, and no value
+        is missing; else "FAIL"), ``verdict_tests`` (the same without the
+        missing-value rule), ``trend`` (rule -> :func:`refimpl.lab.stats.trend`),
+        ``holds`` (rule -> bool) and ``missing`` (missing gain values, all rules).
+    """
+    trends, holds, missing = {}, {}, 0
+    for rule, g in gain.items():
+        g = np.array([[np.nan if v is None else v for v in row] for row in g], float)
+        tr = S.trend(x, g, "greater")
+        trends[rule] = tr
+        holds[rule] = bool(tr["rho"] > 0 and tr["p"] < S.SIGNIFICANCE)
+        missing += S.n_missing(g)
+    tests = "PASS" if holds and all(holds.values()) else "FAIL"
+    return {"verdict": "FAIL" if missing else tests, "verdict_tests": tests, "trend": trends,
+            "holds": holds, "missing": missing}

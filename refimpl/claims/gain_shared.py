@@ -37,9 +37,9 @@ from ..lab import stats as S
 from ..lab.protocol import Disclosure, Protocol
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
-from ._base import (ENGINE, EPSILON, FAILURE_ERROR, OUTCOME_HEADER, QUICK_LOSS_CAP, RULES, RUN_METRICS,
-                    STALL_HEADER, outcome_cells, point_summary, rule_label, sweep_rules,
-                    transfer_base)
+from ._base import (ENGINE, EPSILON, FAILURE_ERROR, OUTCOME_HEADER, QUICK_LOSS_CAP, RULES,
+                    RUN_METRICS, STALL_HEADER, gain_rises, outcome_cells, point_summary, rule_label,
+                    sweep_rules, transfer_base)
 
 NAME = "gain_shared"
 CLAIM = ("the gain err_scratch - err_transfer grows with the shared fraction |u|^2/|mu|^2 at fixed "
@@ -94,35 +94,9 @@ DISCLOSURES = [Disclosure(
 
 
 def decide(fractions, gain):
-    """The verdict from the measured gains (pure: no files, no sweeps).
-
-    Parameters
-    ----------
-    fractions : sequence of float, shape (k,)
-        The shared fractions f (k >= 3 distinct).
-    gain : mapping rule -> array of shape (k, seeds)
-        err_scratch - err_transfer per point and seed under each stopping
-        rule (NaN or None: missing).
-
-    Returns
-    -------
-    dict
-        ``verdict`` ("PASS" when under every rule the one-sided Page trend
-        test of an increase has rho > 0 and p < SIGNIFICANCE, and no value
-        is missing; else "FAIL"), ``verdict_tests`` (the same without the
-        missing-value rule), ``trend`` (rule -> :func:`refimpl.lab.stats.trend`),
-        ``holds`` (rule -> bool) and ``missing`` (missing gain values, all rules).
-    """
-    trends, holds, missing = {}, {}, 0
-    for rule, g in gain.items():
-        g = np.array([[np.nan if v is None else v for v in row] for row in g], float)
-        tr = S.trend(fractions, g, "greater")
-        trends[rule] = tr
-        holds[rule] = bool(tr["rho"] > 0 and tr["p"] < SIGNIFICANCE)
-        missing += S.n_missing(g)
-    tests = "PASS" if holds and all(holds.values()) else "FAIL"
-    return {"verdict": "FAIL" if missing else tests, "verdict_tests": tests, "trend": trends,
-            "holds": holds, "missing": missing}
+    """The verdict from the measured gains (pure: no files, no sweeps):
+    :func:`refimpl.claims._base.gain_rises`, with ``x`` the shared fractions f."""
+    return gain_rises(fractions, gain)
 
 
 def grid_configs(quick):

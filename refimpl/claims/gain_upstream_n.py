@@ -27,9 +27,8 @@ from ..lab.protocol import Disclosure, Protocol
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from ._base import (ENGINE, EPSILON, FAILURE_ERROR, LOSS_CAP, OUTCOME_HEADER, QUICK_LOSS_CAP, RULES,
-                    RUN_METRICS, STALL_HEADER, outcome_cells, point_summary, rule_label,
+                    RUN_METRICS, STALL_HEADER, gain_rises, outcome_cells, point_summary, rule_label,
                     sweep_rules, transfer_base)
-from .gain_shared import decide as _decide_trends
 
 NAME = "gain_upstream_n"
 CLAIM = "the gain err_scratch - err_transfer grows with the upstream sample size N_1"
@@ -80,26 +79,9 @@ DISCLOSURES = [Disclosure(
 
 
 def decide(ns, gain):
-    """The verdict from the measured gains (pure: no files, no sweeps).
-
-    Parameters
-    ----------
-    ns : sequence of int, shape (k,)
-        The values of N_1 (k >= 3 distinct).
-    gain : mapping rule -> array of shape (k, seeds)
-        err_scratch - err_transfer per point and seed under each stopping
-        rule (NaN or None: missing).
-
-    Returns
-    -------
-    dict
-        ``verdict`` ("PASS" when under every rule the one-sided Page trend
-        test of an increase has rho > 0 and p < SIGNIFICANCE, and no value is
-        missing; else "FAIL"), ``verdict_tests`` (without the missing-value
-        rule), ``trend`` (rule -> :func:`refimpl.lab.stats.trend`), ``holds``
-        and ``missing``.
-    """
-    return _decide_trends(ns, gain)
+    """The verdict from the measured gains (pure: no files, no sweeps):
+    :func:`refimpl.claims._base.gain_rises`, with ``x`` the values of N_1."""
+    return gain_rises(ns, gain)
 
 
 def run(out, quick=False, jobs=1):

@@ -17,7 +17,8 @@ from ..decomposition import (invariants, own_entries, projection_error, reconstr
 from ..network import forward
 from ..transfer import STAGES, inherited_noise_energy, run_experiment
 
-__all__ = ["MEASURES", "measure_transfer", "measure_single", "measure_checks"]
+__all__ = ["MEASURES", "measure_transfer", "measure_outcomes", "measure_single", "measure_checks",
+           "dead_points"]
 
 def _group_stats(a, mask):
     a = np.asarray(a, float)[mask]
@@ -116,6 +117,70 @@ def measure_transfer(config, n_test=None, curves=False):
     return out
 
 
+def dead_points(W0, task, inherited=None):
+    """Flipped training points that no filter of their observed class can
+    start to memorise (the failure mode of the validation audit, P1).
+
+    A flipped point i (y_i != y_clean_i) is *dead* when every filter r of
+    its observed class j = y_i has a non-positive pre-activation
+    <w_{j,r}, x_i^(p)> on every patch p of x_i at the start of fine-tuning:
+    ReLU'(0) = 0 (docs/model.md §3), so none of them receives a gradient
+    from that point.
+
+    Parameters
+    ----------
+    W0 : ndarray (2, m, d)
+        Weights at the start of fine-tuning.
+    task : Task
+        The downstream training task.
+    inherited : ndarray (2, m) of bool, optional
+        The inherited filters. Given: only they are required to be inactive,
+        and a class without inherited filters has no dead point.
+
+    Returns
+    -------
+    int
+    """
+    pre = np.einsum("jrd,npd->jrnp", W0, task.X)                     # (2, m, n, P)
+    silent = (pre <= 0).all(axis=3)                                  # (2, m, n)
+    if inherited is not None:
+        silent = silent | ~inherited[:, :, None]
+    flipped = task.y != task.y_clean
+    dead = 0
+    for j, label in enumerate((1.0, -1.0)):                           # axis 0 of W: j = +1, -1
+        if inherited is not None and not inherited[j].any():
+            continue
+        dead += int(np.sum(flipped & (task.y == label) & silent[j].all(axis=0)))
+    return dead
+
+
+def measure_outcomes(config, n_test=None):
+    """The outcomes of the three-stage experiment, without the diagnostics of
+    :func:`measure_transfer` (cheaper: two test-error estimates).
+
+    Returns ``err_transfer``, ``err_scratch`` (clean test error, docs/model.md
+    §6), ``noisy_transfer``, ``noisy_scratch`` (noisy test error), ``gain`` =
+    err_scratch - err_transfer, ``loss_up``, ``loss_down``, ``loss_scratch``
+    (final training loss), ``steps_up``, ``steps_down``, ``steps_scratch``,
+    ``n_flipped`` (flipped downstream training points), ``dead_points`` and
+    ``dead_inherited`` (:func:`dead_points` at the start of fine-tuning: every
+    filter, or every inherited filter, of the observed class inactive).
+    """
+    exp = run_experiment(config)
+    down, scratch, up = exp.stages["down"], exp.stages["scratch"], exp.stages["up"]
+    et = exp.test_error("down", n_test=n_test)
+    es = exp.test_error("scratch", n_test=n_test)
+    task = down.task
+    return {"err_transfer": et["clean_error"], "err_scratch": es["clean_error"],
+            "noisy_transfer": et["noisy_error"], "noisy_scratch": es["noisy_error"],
+            "gain": es["clean_error"] - et["clean_error"],
+            "loss_up": float(up.loss[-1]), "loss_down": float(down.loss[-1]),
+            "loss_scratch": float(scratch.loss[-1]), "steps_up": up.T, "steps_down": down.T,
+            "steps_scratch": scratch.T, "n_flipped": int(np.sum(task.y != task.y_clean)),
+            "dead_points": dead_points(down.W0, task),
+            "dead_inherited": dead_points(down.W0, task, exp.inherited_filters)}
+
+
 def measure_single(config, n_test=None):
     """One task trained alone (the upstream task of ``config``: ``n_up``,
     ``u_norm``/``v_up_norm`` (|mu|^2 = |u|^2 + |v_up|^2), ``sigma_p_up``,
@@ -165,5 +230,5 @@ def measure_checks(config):
     return out
 
 
-MEASURES = {"transfer": measure_transfer, "single": measure_single, "checks": measure_checks}
+MEASURES = {"transfer": measure_transfer, "outcomes": measure_outcomes, "single": measure_single, "checks": measure_checks}
 """Built-in measures by name."""

@@ -14,17 +14,25 @@ Missing values (None, NaN or inf: a diverged run) are counted
 - :func:`sem`: standard error of the mean over the finite values;
 - :func:`wilcoxon`: paired signed-rank test (heavy-tailed outcomes);
 - :func:`paired_failures`: exact McNemar test on paired failure indicators;
-- :func:`outcome_summary`: mean, median and failure rate side by side.
+- :func:`outcome_summary`: mean, median and failure rate side by side;
+- :func:`auc`: area under the ROC curve of a score for a binary label;
+- :func:`fisher_greater`: one-sided Fisher exact test of a 2 x 2 table
+  (independent runs: does an indicator raise the rate of an event?);
+- :func:`logistic_fit`: logistic regression by maximum likelihood (with a
+  small declared ridge), for separation curves and likelihood-ratio tests.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import scipy.optimize
+import scipy.special
 import scipy.stats
 
 __all__ = ["SIGNIFICANCE", "n_missing", "paired_t", "trend", "holm", "bonferroni_min",
-           "equivalent", "sem", "wilcoxon", "paired_failures", "outcome_summary"]
+           "equivalent", "sem", "wilcoxon", "paired_failures", "outcome_summary", "auc",
+           "fisher_greater", "logistic_fit"]
 
 SIGNIFICANCE = 0.01
 """The significance level of every test a verdict rests on (one-sided where
@@ -255,3 +263,85 @@ def outcome_summary(values, threshold):
                        for row in np.atleast_2d(v)])
     return {"mean": mean, "median": median.reshape(mean.shape), "failure_rate": fail,
             "threshold": float(threshold), "n": n, "n_missing": v.shape[-1] - n}
+
+
+def auc(score, label):
+    """Area under the ROC curve of ``score`` for the binary ``label`` (1 =
+    positive): P(score of a positive > score of a negative), ties counting
+    one half (the Mann-Whitney U statistic over n_pos n_neg). NaN when a class
+    is empty or a value is missing."""
+    score = np.asarray(score, float)
+    label = np.asarray(label, float)
+    if score.shape != label.shape:
+        raise ValueError(f"score and label differ in shape: {score.shape} vs {label.shape}")
+    if not (np.all(np.isfinite(score)) and np.all(np.isin(label, (0.0, 1.0)))):
+        return float("nan")
+    pos, neg = score[label == 1], score[label == 0]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    ranks = scipy.stats.rankdata(np.concatenate([pos, neg]))          # ties: mean rank
+    u = ranks[:pos.size].sum() - pos.size * (pos.size + 1) / 2
+    return float(u / (pos.size * neg.size))
+
+
+def fisher_greater(exposed, event):
+    """One-sided Fisher exact test: is ``event`` more frequent where
+    ``exposed`` holds? Both boolean arrays over independent runs.
+
+    Returns dict rate_exposed, rate_unexposed, n_exposed, n_unexposed, odds
+    (sample odds ratio, may be inf), p (1 when a group is empty).
+    """
+    x = np.asarray(exposed, bool)
+    e = np.asarray(event, bool)
+    if x.shape != e.shape:
+        raise ValueError(f"exposed and event differ in shape: {x.shape} vs {e.shape}")
+    table = [[int(np.sum(x & e)), int(np.sum(x & ~e))], [int(np.sum(~x & e)), int(np.sum(~x & ~e))]]
+    nx, nu = int(x.sum()), int((~x).sum())
+    out = {"rate_exposed": table[0][0] / nx if nx else float("nan"),
+           "rate_unexposed": table[1][0] / nu if nu else float("nan"),
+           "n_exposed": nx, "n_unexposed": nu, "table": table}
+    if nx == 0 or nu == 0:
+        return {**out, "odds": float("nan"), "p": 1.0}
+    r = scipy.stats.fisher_exact(table, alternative="greater")
+    return {**out, "odds": float(r.statistic), "p": float(r.pvalue)}
+
+
+def logistic_fit(X, y, ridge=1e-3):
+    """Logistic regression logit P(y = 1) = b_0 + X b by maximum likelihood
+    with the penalty (ridge / 2) |b|^2 on the slopes (not the intercept):
+    the ridge keeps the estimate finite when the classes are separable.
+
+    Parameters
+    ----------
+    X : array (n, k), or (n,) for one variable
+    y : array (n,) of 0/1
+    ridge : float
+
+    Returns
+    -------
+    dict ``coef`` (k + 1,: intercept first), ``loglik`` (the unpenalised
+    log-likelihood at the estimate), ``n``, ``converged``.
+    """
+    X = np.asarray(X, float)
+    X = X[:, None] if X.ndim == 1 else X
+    y = np.asarray(y, float)
+    if X.shape[0] != y.size:
+        raise ValueError(f"X has {X.shape[0]} rows for {y.size} labels")
+    Z = np.column_stack([np.ones(len(y)), X])
+    pen = np.full(Z.shape[1], ridge)
+    pen[0] = 0.0
+
+    def nll(b):
+        t = Z @ b
+        # log(1 + e^t) - y t, the logistic loss, computed stably
+        return float(np.sum(np.logaddexp(0.0, t) - y * t) + 0.5 * np.sum(pen * b * b))
+
+    def grad(b):
+        p = scipy.special.expit(Z @ b)
+        return Z.T @ (p - y) + pen * b
+
+    r = scipy.optimize.minimize(nll, np.zeros(Z.shape[1]), jac=grad, method="BFGS",
+                                options={"gtol": 1e-8, "maxiter": 10000})
+    t = Z @ r.x
+    return {"coef": r.x, "loglik": float(-np.sum(np.logaddexp(0.0, t) - y * t)), "n": int(len(y)),
+            "converged": bool(r.success)}

@@ -34,8 +34,8 @@ from ..lab.seeds import REPLICATE_ENV
 __all__ = ["ORDER", "names", "load", "run_claims", "DEFAULT_OUT"]
 
 ORDER = ("coefficients", "phase_single", "gain_shared", "gain_upstream_n", "gain_alpha",
-         "gain_noise_dim", "negative_transfer", "mechanism", "mitigation", "mitigation_freezing",
-         "robustness",
+         "gain_noise_dim", "negative_transfer", "transfer_phase", "bayes", "failure_mode",
+         "mechanism", "mitigation", "mitigation_freezing", "robustness",
          "crosscheck", "realdata")
 """Report order; claims not listed here follow in alphabetical order."""
 

@@ -1,0 +1,7 @@
+"""Claim `bayes` (refimpl/claims/bayes.py): `python validation/bayes.py [--quick] [--jobs N] [--out DIR]`."""
+import sys
+
+from refimpl.cli.validate import claim_main
+
+if __name__ == "__main__":
+    sys.exit(claim_main("bayes"))

@@ -169,3 +169,34 @@ def test_outcome_summary_shows_the_tail():
     assert s["median"][0] == pytest.approx(0.025) and s["mean"][0] == pytest.approx(0.08)
     assert s["failure_rate"][0] == 0.25 and s["failure_rate"][1] == 0.0
     assert list(s["n_missing"]) == [0, 1]
+
+
+def test_auc_by_hand():
+    assert V.auc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0
+    assert V.auc([4, 3, 2, 1], [0, 0, 1, 1]) == 0.0
+    assert V.auc([1, 1, 1, 1], [0, 1, 0, 1]) == 0.5          # ties count one half
+    assert V.auc([1, 3, 2, 4], [0, 0, 1, 1]) == 0.75         # pairs (2>1, 2<3, 4>1, 4>3)
+    assert np.isnan(V.auc([1, 2], [1, 1]))                   # one class empty
+    assert np.isnan(V.auc([1, np.nan], [0, 1]))
+
+
+def test_fisher_greater_by_hand():
+    # 3 exposed runs, 2 events, both among the exposed: P = C(2,2) C(4,1) / C(6,3) = 0.2
+    r = V.fisher_greater([1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0])
+    assert r["p"] == pytest.approx(0.2)
+    assert r["rate_exposed"] == pytest.approx(2 / 3) and r["rate_unexposed"] == 0.0
+    assert V.fisher_greater([0, 0, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0])["p"] == pytest.approx(1.0)
+    assert V.fisher_greater([0, 0, 0], [1, 0, 1])["p"] == 1.0   # nobody exposed
+
+
+def test_logistic_fit_recovers_coefficients_and_stays_finite_when_separable():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=20000)
+    y = (rng.random(20000) < 1 / (1 + np.exp(-(0.5 + 2 * x)))).astype(float)
+    fit = V.logistic_fit(x, y)
+    assert fit["converged"]
+    assert fit["coef"] == pytest.approx([0.5, 2.0], abs=0.1)
+    sep = V.logistic_fit(np.array([-2.0, -1.0, 1.0, 2.0]), np.array([0, 0, 1, 1]))
+    assert np.all(np.isfinite(sep["coef"])) and sep["coef"][1] > 0
+    with pytest.raises(ValueError):
+        V.logistic_fit(np.ones((3, 2)), [0, 1])

@@ -328,6 +328,13 @@ def decide(cand, feats, et, es, fit_mask, flips=None):
             "residual_spearman": resid, "counts": counts, "enough": bool(enough)}
 
 
+def _inside(logistic, x):
+    """True when a fitted threshold exists and lies within the plotted values
+    (a threshold far outside them, e.g. of a flat fit, is not drawn)."""
+    return bool(logistic and np.isfinite(logistic["log10_threshold"])
+                and np.nanmin(x) <= logistic["log10_threshold"] <= np.nanmax(x))
+
+
 def _figures(folder, cand, dec, quick):
     """The measured sign in two planes with the fitted boundaries, and the
     data collapse per candidate (median gain against log10 Gamma)."""
@@ -346,7 +353,7 @@ def _figures(folder, cand, dec, quick):
             m = lab == v
             ax.scatter(x[m], gs[m], s=14, c=colors[v], label=names[v], alpha=0.85)
         thr = dec["candidates"][key]["logistic"]
-        if thr and np.isfinite(thr["log10_threshold"]):
+        if _inside(thr, x):
             ax.axvline(thr["log10_threshold"], color="k", ls="--", lw=1,
                        label=f"{CANDIDATE_LABELS[key]} boundary (fit half)")
         if key == "gamma_inh":
@@ -356,7 +363,7 @@ def _figures(folder, cand, dec, quick):
                 ax.plot(xs, xs - t["log10_threshold"], color="tab:blue", lw=1.2,
                         label="Gamma_inh / Gamma_scr boundary (fit half)")
             ts = dec["candidates"]["inv_gamma_scr"]["logistic"]
-            if ts and np.isfinite(ts["log10_threshold"]):
+            if _inside(ts, -gs):
                 ax.axhline(-ts["log10_threshold"], color="tab:purple", lw=1, ls=":",
                            label="1 / Gamma_scr boundary (null)")
         ax.set_xlabel(xl)
@@ -373,7 +380,7 @@ def _figures(folder, cand, dec, quick):
             m = lab == v
             ax.scatter(x[m], dec["mean_gain"][m], s=10, c=colors[v], alpha=0.85)
         c = dec["candidates"][key]
-        if c["logistic"] and np.isfinite(c["logistic"]["log10_threshold"]):
+        if _inside(c["logistic"], x):
             ax.axvline(c["logistic"]["log10_threshold"], color="k", ls="--", lw=1)
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_xlabel(f"log10 {CANDIDATE_LABELS[key]}")

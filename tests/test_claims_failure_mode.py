@@ -182,3 +182,27 @@ def test_quick_run_end_to_end(tmp_path):
     assert len(data["per_seed"]["steps"]["alpha = 1"]["dead_points"]) == fm.QUICK_SEEDS
     rows = (tmp_path / "failure_mode" / "failure_mode.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(fm.POINTS)
+
+
+def test_dead_points_on_a_hand_made_task():
+    from refimpl.data import Task
+    from refimpl.lab.measures import dead_points
+
+    e = np.eye(6)
+    # point 0: flipped, observed -1 (axis 1 of W); point 1: flipped, observed +1
+    # (axis 0); point 2: clean. Signal patch first, noise patch second.
+    X = np.stack([[e[0], e[1]], [-e[0], e[2]], [e[0], e[3]]])
+    task = Task(X=X, y=np.array([-1.0, 1.0, 1.0]), y_clean=np.array([1.0, -1.0, 1.0]),
+                xi=np.stack([e[1], e[2], e[3]]), signals=e[:1])
+    W0 = np.zeros((2, 2, 6))
+    assert dead_points(W0, task) == 2                 # zero pre-activations are inactive
+    W0[1, 1] = e[1]                                   # a class -1 filter fires on point 0's noise
+    assert dead_points(W0, task) == 1
+    W0[0, 0] = -e[0]                                  # a class +1 filter fires on point 1's signal patch
+    assert dead_points(W0, task) == 0
+    # only the inherited filters count: class -1's inherited filter 0 is silent
+    # on point 0; class +1 has no inherited filter, so point 1 cannot be dead
+    inherited = np.array([[False, False], [True, False]])
+    assert dead_points(W0, task, inherited) == 1
+    W0[1, 0] = 0.5 * e[1]
+    assert dead_points(W0, task, inherited) == 0

@@ -42,7 +42,6 @@ def test_one_scalar_that_separates_passes():
 def test_a_second_factor_the_scalar_misses_fails():
     # the sign depends on Gamma_ratio and strongly on one free factor
     cand, feats, et, es, fit = _case(lambda g, f: np.where(g + 2 * f[:, 3] > 0, 1, -1), n=200)
-    feats = feats.copy()
     dec = T.decide(cand, feats, et, es, fit)
     assert dec["lr"]["p"] < 0.01
     assert dec["free"]["auc_held"] > dec["candidates"]["gamma_ratio"]["auc_held"]

@@ -226,7 +226,9 @@ def test_random_crafted_files_give_one_clear_error(tmp_path_factory, members):
 
 @pytest.mark.slow
 def test_ctrl_c_while_workers_start_is_one_line_and_leaves_no_worker(tmp_path):
-    for delay in (0.5, 2.0):
+    # 0.5 s: still importing; 1.2 s: string execs of numba and dataclasses; 2 s and
+    # 3 s: the workers are importing
+    for delay in (0.5, 1.2, 2.0, 3.0):
         p = subprocess.Popen([sys.executable, "-m", "refimpl", "validate", "gain_shared",
                               "--quick", "--jobs", "2", "--out", str(tmp_path / "v")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -246,3 +248,50 @@ def test_ctrl_c_while_workers_start_is_one_line_and_leaves_no_worker(tmp_path):
                 break
             time.sleep(0.5)
         assert not left, f"worker processes left: {left}"
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_workers_started_while_sweeping_never_see_ctrl_c_but_this_process_does():
+    # in a process of one thread (no BLAS threads), so only the relay can pass
+    # the blocked SIGINT on; the loop polls as joblib does while it waits
+    script = """if True:
+        import os, signal, subprocess, sys, time
+        from refimpl.lab.sweep import _interrupts_for_this_process_only
+        probe = [sys.executable, "-c",
+                 "import signal; print(signal.SIGINT in signal.pthread_sigmask(0, []))"]
+        def child_blocks():
+            return subprocess.run(probe, capture_output=True, text=True).stdout.strip()
+        print("before", child_blocks())
+        start = time.monotonic()
+        try:
+            with _interrupts_for_this_process_only():
+                print("inside", child_blocks())
+                os.kill(os.getpid(), signal.SIGINT)
+                while time.monotonic() - start < 10:
+                    time.sleep(0.01)
+        except KeyboardInterrupt:
+            print("interrupted after", round(time.monotonic() - start, 1))
+        print("after", SIGNAL_IN_MASK)
+    """.replace("SIGNAL_IN_MASK", "signal.SIGINT in signal.pthread_sigmask(0, [])")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=60).stdout.split("\n")
+    assert out[0] == "before False" and out[1] == "inside True", out
+    assert out[2].startswith("interrupted after") and float(out[2].split()[-1]) < 5, out
+    assert out[3] == "after False", out
+
+
+def test_ctrl_c_inside_string_exec_still_exits_130_under_dash_m(tmp_path):
+    # CPython marks a KeyboardInterrupt that ends a string exec as unhandled even
+    # when caught, and `python -m` then exits by SIGINT (-2) instead of 130
+    (tmp_path / "interrupt_in_exec.py").write_text(
+        "import runpy, refimpl.cli\n"
+        "def main(argv=None):\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "refimpl.cli.main = main\n"
+        "runpy.run_module('refimpl', run_name='__main__')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    p = subprocess.run([sys.executable, "-m", "interrupt_in_exec"], capture_output=True,
+                       text=True, env=env, cwd=tmp_path)
+    assert p.returncode == 130 and p.stderr.strip() == "refimpl: interrupted", p

@@ -33,13 +33,17 @@ a flat dict of numbers or lists of numbers: a name of
 """
 from __future__ import annotations
 
+import _thread
 import hashlib
 import inspect
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -412,10 +416,50 @@ def _execute(calls, jobs):
     # idle workers exit after 10 s, so none outlives a killed parent for long
     par = Parallel(n_jobs=jobs, return_as="generator_unordered", idle_worker_timeout=10)
     try:
-        yield from par(delayed(_indexed)(i, *args) for i, args in enumerate(calls))
+        with _interrupts_for_this_process_only():
+            yield from par(delayed(_indexed)(i, *args) for i, args in enumerate(calls))
     except BaseException:                      # Ctrl-C or an error: stop the workers now
         _stop_workers()
         raise
+
+
+@contextmanager
+def _interrupts_for_this_process_only():
+    """Worker processes started inside this block never see SIGINT.
+
+    A Ctrl-C in a terminal reaches every process of the foreground group, so
+    workers that are still importing would each print a traceback. Inside the
+    block SIGINT is blocked in this thread, and so in every thread and process
+    started from it (a blocked signal mask survives fork and exec; the workers
+    never unblock it). A relay thread takes the signal with ``sigtimedwait``
+    and raises KeyboardInterrupt in the main thread (``interrupt_main``), so
+    this process handles Ctrl-C as before and then stops the workers
+    (:func:`_stop_workers`). A no-op where signal masks do not exist."""
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # multiprocessing's resource tracker (loky's semaphores need it) unblocks
+    # SIGINT in the thread that launches it (CPython 3.11, resource_tracker.
+    # ensure_running), which would undo the block below: launch it first
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    stop = threading.Event()
+
+    def relay():
+        while not stop.is_set():
+            if signal.sigtimedwait({signal.SIGINT}, 0.05) is not None:
+                _thread.interrupt_main()
+
+    relay_thread = threading.Thread(target=relay, name="refimpl-sigint-relay", daemon=True)
+    relay_thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        relay_thread.join()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)   # a pending SIGINT lands here
 
 
 def _stop_workers():

@@ -110,10 +110,10 @@ def design(quick=False):
     for i, row in enumerate(t):
         x = dict(zip(FACTORS, row))
         cell = {f: float(f"{logu(*ranges[f], x[f]):.4g}") for f in FACTORS}
-        cell["d"] = int(round(logu(*ranges["d"], x["d"])))
-        cell["n_down"] = int(round(logu(*ranges["n_down"], x["n_down"])))
+        cell["d"] = round(logu(*ranges["d"], x["d"]))
+        cell["n_down"] = round(logu(*ranges["n_down"], x["n_down"]))
         lo, hi = ranges["n_up"]
-        cell["n_up"] = int(round(logu(lo, min(hi, cell["d"] // 2), x["n_up"])))
+        cell["n_up"] = round(logu(lo, min(hi, cell["d"] // 2), x["n_up"]))
         cell["flip_down"] = FLIPS[i % 2]
         cells.append(cell)
     return cells
@@ -317,7 +317,7 @@ def decide(cand, feats, et, es, fit_mask, flips=None):
             name = FACTORS[k] if k < len(FACTORS) else "flip_down"
             r = scipy.stats.spearmanr(y[has] - pred, feats[has, k])
             resid[name] = float(r.statistic) if np.isfinite(r.statistic) else None
-    counts = {"cells": int(len(lab)), "positive": int((lab == 1).sum()),
+    counts = {"cells": len(lab), "positive": int((lab == 1).sum()),
               "negative": int((lab == -1).sum()), "neither": int(((lab == 0) & ~unin).sum()),
               "uninformative": int(unin.sum()), "held_labelled": int(held.sum()),
               "held_positive": int((held & (y == 1)).sum()),
@@ -456,20 +456,20 @@ def run(out, quick=False, jobs=1):
     resid = ", ".join(f"{k} {_fmt(r, 2)}" for k, r in dec["residual_spearman"].items())
     figs = _figures(folder, cand, dec, quick)
     body = "\n\n".join([
-        f"{len(cells)} cells (Latin hypercube), {reps} seeds each ({n_runs} paired runs); eta = "
-        f"{ETA_C:g} / (sigma_p^2 d) per stage; every stage to training loss <= {EPS:g}, cap {cap} "
-        f"steps; m = {configs[0].m}, n_test = {configs[0].n_test}, engine {ENGINE}."
-        + (" Quick (CI-size) run: not the protocol's sizes." if quick else ""),
-        f"Labels (one-sided Wilcoxon at {LABEL_LEVEL}): {cn['positive']} better, {cn['negative']} "
-        f"worse, {cn['neither']} neither, {cn['uninformative']} uninformative; held-out labelled "
-        f"cells {cn['held_labelled']} ({cn['held_positive']} + / {cn['held_negative']} -). "
-        f"Stalled runs (loss > {EPS:g} at the cap): fine-tuning {stalled_t}, scratch {stalled_s}, "
-        f"upstream {stalled_u} of {n_runs}.",
+        (f"{len(cells)} cells (Latin hypercube), {reps} seeds each ({n_runs} paired runs); eta = "
+         f"{ETA_C:g} / (sigma_p^2 d) per stage; every stage to training loss <= {EPS:g}, cap "
+         f"{cap} steps; m = {configs[0].m}, n_test = {configs[0].n_test}, engine {ENGINE}."
+         + (" Quick (CI-size) run: not the protocol's sizes." if quick else "")),
+        (f"Labels (one-sided Wilcoxon at {LABEL_LEVEL}): {cn['positive']} better, "
+         f"{cn['negative']} worse, {cn['neither']} neither, {cn['uninformative']} uninformative; "
+         f"held-out labelled cells {cn['held_labelled']} ({cn['held_positive']} + / "
+         f"{cn['held_negative']} -). Stalled runs (loss > {EPS:g} at the cap): fine-tuning "
+         f"{stalled_t}, scratch {stalled_s}, upstream {stalled_u} of {n_runs}."),
         table,
-        f"Likelihood-ratio test, free model against {CANDIDATE_LABELS.get(best, 'none')} on all "
-        f"labelled cells: statistic {_fmt(dec['lr']['stat'], 2)}, df {dec['lr']['df']}, "
-        f"{_p(dec['lr']['p'])}. Residual Spearman correlation of the best scalar's fit with "
-        f"each factor (reported; the audit's criterion |rho| < 0.1): {resid or 'n/a'}.",
+        (f"Likelihood-ratio test, free model against {CANDIDATE_LABELS.get(best, 'none')} on "
+         f"all labelled cells: statistic {_fmt(dec['lr']['stat'], 2)}, df {dec['lr']['df']}, "
+         f"{_p(dec['lr']['p'])}. Residual Spearman correlation of the best scalar's fit with "
+         f"each factor (reported; the audit's criterion |rho| < 0.1): {resid or 'n/a'}."),
         exp_line + ". Gamma_inh = |u|^4 / (sigma_p,2^2 (|v_1|^2 + sigma_p,1^2 d / N_1)) has "
         "exponents alpha 0, N_2 0, |v_2| 0; Gamma_inh / Gamma_scr divides by N_2 |mu_2|^4 / "
         "(sigma_p,2^4 d).",

@@ -1,5 +1,7 @@
 """``python -m refimpl``: Ctrl-C at any moment, even while the package and
-numba are still being imported, is one line and exit status 130."""
+numba are still being imported, is one line and exit status 130; once the
+command has finished, a Ctrl-C while the interpreter shuts down is ignored."""
+import signal
 import sys
 
 try:
@@ -8,6 +10,9 @@ try:
 except KeyboardInterrupt:
     print("refimpl: interrupted", file=sys.stderr)
     status = 130
+# The command is over: a Ctrl-C now would only interrupt the joining of
+# joblib's threads at exit and print an "Exception ignored" traceback.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 if status == 130:
     # A KeyboardInterrupt that ended inside a string exec/eval (namedtuple,
     # dataclasses and numba build code that way, also during import) sets

@@ -227,16 +227,20 @@ def test_random_crafted_files_give_one_clear_error(tmp_path_factory, members):
 @pytest.mark.slow
 def test_ctrl_c_while_workers_start_is_one_line_and_leaves_no_worker(tmp_path):
     # 0.5 s: still importing; 1.2 s: string execs of numba and dataclasses; 2 s and
-    # 3 s: the workers are importing
+    # 3 s: the workers are importing. Full size, so the run cannot end before.
     for delay in (0.5, 1.2, 2.0, 3.0):
         p = subprocess.Popen([sys.executable, "-m", "refimpl", "validate", "gain_shared",
-                              "--quick", "--jobs", "2", "--out", str(tmp_path / "v")],
+                              "--jobs", "2", "--out", str(tmp_path / "v")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              start_new_session=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        time.sleep(delay)
-        os.killpg(p.pid, signal.SIGINT)
-        _, err = p.communicate(timeout=120)
+        try:
+            time.sleep(delay)
+            os.killpg(p.pid, signal.SIGINT)
+            _, err = p.communicate(timeout=120)
+        finally:                            # a lost interrupt must not leave a full-size run
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
         err = err.decode()
         assert p.returncode == 130 and "Traceback" not in err, err
         assert err.strip().splitlines()[-1] == "refimpl: interrupted"
@@ -295,3 +299,23 @@ def test_ctrl_c_inside_string_exec_still_exits_130_under_dash_m(tmp_path):
     p = subprocess.run([sys.executable, "-m", "interrupt_in_exec"], capture_output=True,
                        text=True, env=env, cwd=tmp_path)
     assert p.returncode == 130 and p.stderr.strip() == "refimpl: interrupted", p
+
+
+def test_ctrl_c_while_the_interpreter_shuts_down_is_ignored(tmp_path):
+    # the command has finished (status 0) and a thread is still being joined at
+    # exit, as joblib's are, when SIGINT arrives: no traceback, status kept
+    (tmp_path / "interrupt_at_exit.py").write_text(
+        "import os, runpy, signal, threading, time, refimpl.cli\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "def main(argv=None):\n"
+        "    threading.Thread(target=late).start()\n"
+        "    return 0\n"
+        "refimpl.cli.main = main\n"
+        "runpy.run_module('refimpl', run_name='__main__')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    p = subprocess.run([sys.executable, "-m", "interrupt_at_exit"], capture_output=True,
+                       text=True, env=env, cwd=tmp_path, check=False)
+    assert p.returncode == 0 and p.stderr == "", p

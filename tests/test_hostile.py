@@ -286,36 +286,35 @@ def test_workers_started_while_sweeping_never_see_ctrl_c_but_this_process_does()
     assert out[3] == "after False", out
 
 
+def run_dash_m_refimpl_with_main(tmp_path, main_source):
+    """``python -m`` on a module that replaces ``refimpl.cli.main`` by
+    ``main_source`` and then runs refimpl's ``__main__``, as ``-m refimpl`` does."""
+    (tmp_path / "patched_refimpl.py").write_text(
+        "import os, runpy, signal, threading, time, refimpl.cli\n"
+        + main_source
+        + "refimpl.cli.main = main\n"
+          "runpy.run_module('refimpl', run_name='__main__')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    return subprocess.run([sys.executable, "-m", "patched_refimpl"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, check=False, timeout=60)
+
+
 def test_ctrl_c_inside_string_exec_still_exits_130_under_dash_m(tmp_path):
     # CPython marks a KeyboardInterrupt that ends a string exec as unhandled even
     # when caught, and `python -m` then exits by SIGINT (-2) instead of 130
-    (tmp_path / "interrupt_in_exec.py").write_text(
-        "import runpy, refimpl.cli\n"
-        "def main(argv=None):\n"
-        "    exec('raise KeyboardInterrupt')\n"
-        "refimpl.cli.main = main\n"
-        "runpy.run_module('refimpl', run_name='__main__')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    p = subprocess.run([sys.executable, "-m", "interrupt_in_exec"], capture_output=True,
-                       text=True, env=env, cwd=tmp_path)
+    p = run_dash_m_refimpl_with_main(tmp_path, "def main(argv=None):\n"
+                                               "    exec('raise KeyboardInterrupt')\n")
     assert p.returncode == 130 and p.stderr.strip() == "refimpl: interrupted", p
 
 
 def test_ctrl_c_while_the_interpreter_shuts_down_is_ignored(tmp_path):
     # the command has finished (status 0) and a thread is still being joined at
     # exit, as joblib's are, when SIGINT arrives: no traceback, status kept
-    (tmp_path / "interrupt_at_exit.py").write_text(
-        "import os, runpy, signal, threading, time, refimpl.cli\n"
-        "def late():\n"
-        "    time.sleep(0.5)\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
-        "    time.sleep(0.5)\n"
-        "def main(argv=None):\n"
-        "    threading.Thread(target=late).start()\n"
-        "    return 0\n"
-        "refimpl.cli.main = main\n"
-        "runpy.run_module('refimpl', run_name='__main__')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    p = subprocess.run([sys.executable, "-m", "interrupt_at_exit"], capture_output=True,
-                       text=True, env=env, cwd=tmp_path, check=False)
+    p = run_dash_m_refimpl_with_main(tmp_path, "def late():\n"
+                                               "    time.sleep(0.5)\n"
+                                               "    os.kill(os.getpid(), signal.SIGINT)\n"
+                                               "    time.sleep(0.5)\n"
+                                               "def main(argv=None):\n"
+                                               "    threading.Thread(target=late).start()\n"
+                                               "    return 0\n")
     assert p.returncode == 0 and p.stderr == "", p

@@ -1,5 +1,6 @@
 """failure_mode: does the failure mechanism of the validation audit (P1)
-predict failed and stalled fine-tuning? Our own hypothesis, not the paper's.
+predict failed and stalled fine-tuning? Our own hypothesis, not the paper's
+(docs/model.md §8.3; how this claim tests it: §8.5).
 
 A flipped downstream training point is *dead* when every filter (inherited or
 fresh) of its observed class has a non-positive pre-activation on every

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-all venv bench validate clean
+.PHONY: run test test-all lint venv bench validate clean
 
 venv: $(PY)
 
@@ -30,6 +30,11 @@ test: $(VENV)/.installed-test
 
 test-all: $(VENV)/.installed-test
 	$(PY) -m pytest
+
+# `make lint`: the formatter and the linter (configuration: ruff.toml).
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
 
 bench: $(VENV)/.installed-run
 	$(PY) validation/bench_step.py

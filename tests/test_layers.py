@@ -104,9 +104,3 @@ def test_the_checker_sees_violations():
         ["refimpl.lab", "refimpl.lab.stats"]
     assert violations("from ..lab.sweep import run_sweep\nfrom ..data import Task\n",
                       "refimpl.claims.x") == []
-
-
-def test_no_source_file_over_500_lines():
-    long = {module_name(p): n for p in SOURCES
-            if (n := len(p.read_text().splitlines())) > 500}
-    assert not long, f"source files over 500 lines: {long}"

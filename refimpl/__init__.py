@@ -11,13 +11,21 @@ Quick start::
 The public names below are imported on first use (PEP 562), so that
 ``python -m refimpl`` starts its Ctrl-C handling before numpy and numba load.
 """
+
 import importlib
 
 __version__ = "0.1.0"
 
-_PUBLIC = {"Config": "config", "ConfigError": "errors", "RefimplError": "errors",
-           "Experiment": "transfer", "inherit": "transfer", "run_experiment": "transfer",
-           "Stage": "train", "train_stage": "train"}
+_PUBLIC = {
+    "Config": "config",
+    "ConfigError": "errors",
+    "RefimplError": "errors",
+    "Experiment": "transfer",
+    "inherit": "transfer",
+    "run_experiment": "transfer",
+    "Stage": "train",
+    "train_stage": "train",
+}
 
 __all__ = [*_PUBLIC, "__version__"]
 

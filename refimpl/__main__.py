@@ -1,11 +1,13 @@
 """``python -m refimpl``: Ctrl-C at any moment, even while the package and
 numba are still being imported, is one line and exit status 130; once the
 command has finished, a Ctrl-C while the interpreter shuts down is ignored."""
+
 import signal
 import sys
 
 try:
     from .cli import main
+
     status = main()
 except KeyboardInterrupt:
     print("refimpl: interrupted", file=sys.stderr)

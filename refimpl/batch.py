@@ -33,6 +33,7 @@ eigenvector of the noise covariance: the draws are then rotated, and the two
 estimates agree statistically. A run that leaves the finite numbers (where
 ``train_stage`` raises DivergenceError) gets NaN errors instead.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -47,22 +48,31 @@ from numba import njit
 from .data import noise_basis, signal_vectors, task_signals
 from .kernels import _loss_and_coefficients, _outputs, _relu
 
-__all__ = ["BatchResult", "train_batch", "reduced_errors", "run_single_batch",
-           "shape_key", "STREAM_INDEX", "DRAW_BLOCK", "error_moments"]
+__all__ = [
+    "BatchResult",
+    "train_batch",
+    "reduced_errors",
+    "run_single_batch",
+    "shape_key",
+    "STREAM_INDEX",
+    "DRAW_BLOCK",
+    "error_moments",
+]
 
 _JIT = dict(cache=True, nogil=True)
 _PLUS_MINUS = np.array([1.0, -1.0])
 STREAM_INDEX = {"data_up": 0, "init_up": 1, "test": 5}
 """Positions of the streams a single-task run uses among those of
 :func:`refimpl.transfer.streams` (the children of ``SeedSequence(seed)``)."""
-_NORMALS_BYTES = 32 << 20     # test draws held at once
-DRAW_BLOCK = 4096             # test draws per run and block (as refimpl.evaluation)
-_CHUNK = 256                  # runs per compiled training call
+_NORMALS_BYTES = 32 << 20  # test draws held at once
+DRAW_BLOCK = 4096  # test draws per run and block (as refimpl.evaluation)
+_CHUNK = 256  # runs per compiled training call
 
 
 @njit(**_JIT)
-def _train(G, index, sign, y, eta, weight_decay, epsilon, steps, Bt, s, loss, last, stopped,
-           finite):
+def _train(
+    G, index, sign, y, eta, weight_decay, epsilon, steps, Bt, s, loss, last, stopped, finite
+):
     """GD of every run b in the basis V (module docstring), in place: ``Bt[b]``
     (r, 2m) is Bv^T, ``s[b]`` the final s_t, ``loss[b, t]`` the data loss at
     step t (recorded before the step; the rule ``loss <= epsilon`` stops
@@ -91,7 +101,7 @@ def _train(G, index, sign, y, eta, weight_decay, epsilon, steps, Bt, s, loss, la
         sk = 1.0
         t = 0
         while True:
-            np.dot(Q, B, Av)                         # <w_k, V_a> = Q Bv^T + s K0
+            np.dot(Q, B, Av)  # <w_k, V_a> = Q Bv^T + s K0
             for a in range(r):
                 for k in range(two_m):
                     Av[a, k] += sk * G[b, a, r + k]
@@ -160,7 +170,7 @@ def _moments(G, E, Bt, s, n_signals, WWt, PW, sig_pre):
                 for c in range(kb):
                     PW[b, k, c] += w * E[b, a, c]
         for k in range(two_m):
-            for el in range(k):                      # exactly symmetric: the lower triangle
+            for el in range(k):  # exactly symmetric: the lower triangle
                 WWt[b, el, k] = WWt[b, k, el]
             for sg in range(n_signals):
                 sig_pre[b, k, sg] = H[sg, k]
@@ -189,7 +199,7 @@ def _score(normals, rootT, sig_pre, m, counts):
             sp_minus += j * down
         sp_plus /= m
         sp_minus /= m
-        np.dot(normals[b], rootT[b], z)              # z = root g, one draw a row
+        np.dot(normals[b], rootT[b], z)  # z = root g, one draw a row
         for t in range(N):
             noise = 0.0
             for k in range(two_m):
@@ -260,17 +270,32 @@ def train_batch(G, index, sign, y, eta, steps, weight_decay=0.0, epsilon=0.0):
     r = int(index.max()) + 1 if index.size else 0
     two_m = q - r
     if G.shape != (R, q, q) or two_m < 2 or two_m % 2 or index.min() < 0:
-        raise ValueError(f"G must have shape (R, r + 2m, r + 2m) with r = {r} basis rows, "
-                         f"got {G.shape}")
+        raise ValueError(
+            f"G must have shape (R, r + 2m, r + 2m) with r = {r} basis rows, got {G.shape}"
+        )
     steps = _per_run(steps, R, np.int64)
     eps = _per_run(epsilon, R)
-    eps = np.where(eps > 0, eps, -1.0)                 # the loss is >= 0: -1 never stops
+    eps = np.where(eps > 0, eps, -1.0)  # the loss is >= 0: -1 never stops
     Bt = np.empty((R, r, two_m))
     loss = np.full((R, int(steps.max(initial=0)) + 1), np.nan)
     s, last = np.ones(R), np.zeros(R, np.int64)
     stopped, finite = np.zeros(R, bool), np.ones(R, bool)
-    _train(G, index, sign, y, _per_run(eta, R), _per_run(weight_decay, R), eps, steps,
-           Bt, s, loss, last, stopped, finite)
+    _train(
+        G,
+        index,
+        sign,
+        y,
+        _per_run(eta, R),
+        _per_run(weight_decay, R),
+        eps,
+        steps,
+        Bt,
+        s,
+        loss,
+        last,
+        stopped,
+        finite,
+    )
     return BatchResult(Bt=Bt, s=s, loss=loss, last=last, stopped=stopped, finite=finite)
 
 
@@ -316,14 +341,15 @@ def reduced_errors(WWt, PW, sig_pre, sigma_p, n_test, draw):
     mean, se : ndarray of shape (R,)
     """
     R, two_m, _ = WWt.shape
-    peak = np.sqrt(np.max(np.diagonal(WWt, axis1=1, axis2=2), axis=1))   # largest |w_k|
+    peak = np.sqrt(np.max(np.diagonal(WWt, axis1=1, axis2=2), axis=1))  # largest |w_k|
     e = np.where(peak > 0, np.frexp(peak)[1], 0)[:, None, None]
-    WWt, PW = np.ldexp(WWt, -2 * e), np.ldexp(PW, -e)                  # exact: W / 2^e
+    WWt, PW = np.ldexp(WWt, -2 * e), np.ldexp(PW, -e)  # exact: W / 2^e
     sig_pre = np.ascontiguousarray(np.ldexp(sig_pre, -e))
     cov = np.asarray(sigma_p, float).reshape(-1, 1, 1) ** 2 * (WWt - PW @ PW.transpose(0, 2, 1))
     vals, vecs = np.linalg.eigh(cov)
-    rootT = np.ascontiguousarray((vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :])
-                                 .transpose(0, 2, 1))
+    rootT = np.ascontiguousarray(
+        (vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]).transpose(0, 2, 1)
+    )
     counts = np.zeros((R, 3))
     for start in range(0, n_test, DRAW_BLOCK):
         block = np.empty((R, min(DRAW_BLOCK, n_test - start), two_m))
@@ -331,7 +357,7 @@ def reduced_errors(WWt, PW, sig_pre, sigma_p, n_test, draw):
             draw(b, block[b])
         _score(block, rootT, sig_pre, two_m // 2, counts)
     mean = (0.5 * counts[:, 1] + counts[:, 2]) / n_test
-    ss = counts[:, 0] * mean**2 + counts[:, 1] * (0.5 - mean)**2 + counts[:, 2] * (1 - mean)**2
+    ss = counts[:, 0] * mean**2 + counts[:, 1] * (0.5 - mean) ** 2 + counts[:, 2] * (1 - mean) ** 2
     return mean, np.sqrt(ss / (n_test - 1)) / np.sqrt(n_test)
 
 
@@ -368,13 +394,13 @@ def _draw(config, seed, signals, basis, Z):
     y_clean = rng.choice(_PLUS_MINUS, size=n)
     flipped = rng.random(n) < c.flip_up
     y = np.where(flipped, -y_clean, y_clean)
-    g = Z[S:S + n]
+    g = Z[S : S + n]
     rng.standard_normal(out=g)
     g *= c.sigma_p_up
     if basis.shape[0]:
         g -= (g @ basis.T) @ basis
     Z[:S] = signals
-    W0 = Z[S + n:]
+    W0 = Z[S + n :]
     _rng(seed, "init_up").standard_normal(out=W0)
     W0 *= c.sigma_0
     return y, y_clean
@@ -425,10 +451,17 @@ def run_single_batch(configs, seeds, n_test=None, keep_weights=False):
     geometry = {}
     for members in groups.values():
         for start in range(0, len(members), _CHUNK):
-            rows = members[start:start + _CHUNK]
-            with np.errstate(over="ignore", invalid="ignore"):    # a diverged run: NaN
-                _run_group([configs[i] for i in rows], [int(seeds[i]) for i in rows], n_test,
-                           geometry, keep_weights, out, rows)
+            rows = members[start : start + _CHUNK]
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: NaN
+                _run_group(
+                    [configs[i] for i in rows],
+                    [int(seeds[i]) for i in rows],
+                    n_test,
+                    geometry,
+                    keep_weights,
+                    out,
+                    rows,
+                )
     return out
 
 
@@ -447,26 +480,39 @@ def _run_group(configs, seeds, n_test, geometry, keep_weights, out, rows):
     for b, (c, seed) in enumerate(zip(configs, seeds)):
         signals, basis = _task_geometry(c, geometry)
         y[b], y_clean = _draw(c, seed, signals, basis, Z)
-        sign[b, :, :S] = y_clean[:, None]           # signal patches: yhat_i sig_s
-        np.matmul(Z, Z.T, out=G[b])                      # syrk: d-dimensional work, once
-        E[b, :, :basis.shape[0]] = Z @ basis.T
+        sign[b, :, :S] = y_clean[:, None]  # signal patches: yhat_i sig_s
+        np.matmul(Z, Z.T, out=G[b])  # syrk: d-dimensional work, once
+        E[b, :, : basis.shape[0]] = Z @ basis.T
         if keep_weights:
             kept.append((Z[:r].copy(), Z[r:].reshape(2, m, d).copy()))
-    res = train_batch(G, index, sign, y, [c.eta for c in configs], [c.steps_up for c in configs],
-                      [c.weight_decay_up for c in configs], [c.epsilon for c in configs])
+    res = train_batch(
+        G,
+        index,
+        sign,
+        y,
+        [c.eta for c in configs],
+        [c.steps_up for c in configs],
+        [c.weight_decay_up for c in configs],
+        [c.epsilon for c in configs],
+    )
     WWt, PW, sig_pre = error_moments(G, E, res, S)
     sigma_p = np.array([c.sigma_p_up for c in configs])
     err, se = np.full(R, np.nan), np.full(R, np.nan)
     ok = np.flatnonzero(res.finite & np.all(np.isfinite(WWt), axis=(1, 2)))
     counts = np.array([n_test or c.n_test for c in configs])
-    for N in np.unique(counts[ok]):                     # runs with equal test counts together
+    for N in np.unique(counts[ok]):  # runs with equal test counts together
         same = ok[counts[ok] == N]
         per = max(1, _NORMALS_BYTES // (8 * min(int(N), DRAW_BLOCK) * 2 * m))
         for k in range(0, same.size, per):
-            part = same[k:k + per]
+            part = same[k : k + per]
             err[part], se[part] = reduced_errors(
-                WWt[part], PW[part], sig_pre[part], sigma_p[part], int(N),
-                _test_draws([seeds[run] for run in part]))
+                WWt[part],
+                PW[part],
+                sig_pre[part],
+                sigma_p[part],
+                int(N),
+                _test_draws([seeds[run] for run in part]),
+            )
     flip = np.array([c.flip_up for c in configs])
     last = res.last
     rows = np.asarray(rows)

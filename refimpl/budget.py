@@ -14,6 +14,7 @@ The estimates are upper bounds of the dominant arrays (float64), not exact
 counts; they exist so that a typo such as ``d=10000000`` ends in one clear line
 instead of a MemoryError after minutes of work.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,19 @@ import os
 from .errors import ResourceError
 from .gram import GRAM_BUDGET, gram_bytes
 
-__all__ = ["MEMORY_ENV", "WORK_ENV", "memory_budget", "work_budget", "parse_size",
-           "run_estimate", "check", "check_run", "format_bytes", "stage_work", "STEP_OVERHEAD"]
+__all__ = [
+    "MEMORY_ENV",
+    "WORK_ENV",
+    "memory_budget",
+    "work_budget",
+    "parse_size",
+    "run_estimate",
+    "check",
+    "check_run",
+    "format_bytes",
+    "stage_work",
+    "STEP_OVERHEAD",
+]
 
 MEMORY_ENV = "REFIMPL_MEMORY_BUDGET"
 WORK_ENV = "REFIMPL_WORK_BUDGET"
@@ -41,8 +53,9 @@ def parse_size(text):
     try:
         value = float(t[: len(t) - len(unit)]) * _UNITS[unit]
     except ValueError:
-        raise ResourceError(f"cannot read the size {text!r} (expected e.g. 8G, 512M or bytes)") \
-            from None
+        raise ResourceError(
+            f"cannot read the size {text!r} (expected e.g. 8G, 512M or bytes)"
+        ) from None
     if not math.isfinite(value) or value <= 0:
         raise ResourceError(f"a budget must be a positive size, got {text!r}")
     return value
@@ -91,12 +104,14 @@ def stage_work(n, P, d, m, steps):
 def _stage(n, P, d, m, steps, snapshots):
     """Memory and work of one GD stage (weight-space engine, docs/model.md §3)."""
     k = min(snapshots, steps + 1)
-    memory = 8 * (n * P * d              # X
-                  + (k + 3) * 2 * m * d  # W snapshots, W0, the current W and its gradient
-                  + 3 * k * 2 * m * n    # rho_bar, rho_under and gamma at the snapshots
-                  + 3 * n * P * 2 * m    # pre-activations and the per-step coefficients
-                  + n * d                # xi
-                  + (steps + 1))         # the loss at every step
+    memory = 8 * (
+        n * P * d  # X
+        + (k + 3) * 2 * m * d  # W snapshots, W0, the current W and its gradient
+        + 3 * k * 2 * m * n  # rho_bar, rho_under and gamma at the snapshots
+        + 3 * n * P * 2 * m  # pre-activations and the per-step coefficients
+        + n * d  # xi
+        + (steps + 1)
+    )  # the loss at every step
     work = stage_work(n, P, d, m, steps)
     return memory, work
 
@@ -107,9 +122,11 @@ def run_estimate(config):
     and the work of all stages and the three test-error estimates."""
     c = config
     P, m2 = c.n_patches, c.m2
-    stages = {"up": _stage(c.n_up, P, c.d, c.m, c.steps_up, c.snapshots),
-              "down": _stage(c.n_down, P, c.d, m2, c.steps_down, c.snapshots),
-              "scratch": _stage(c.n_down, P, c.d, m2, c.steps_down, c.snapshots)}
+    stages = {
+        "up": _stage(c.n_up, P, c.d, c.m, c.steps_up, c.snapshots),
+        "down": _stage(c.n_down, P, c.d, m2, c.steps_down, c.snapshots),
+        "scratch": _stage(c.n_down, P, c.d, m2, c.steps_down, c.snapshots),
+    }
     batch = min(c.n_test, 4096)
     per_point = 2 * max(c.m, m2) * (P * c.d if c.estimator == "sample" else 2 * max(c.m, m2))
     test_memory = 8 * (c.n_test + batch * (P * c.d if c.estimator == "sample" else 2 * m2))
@@ -118,8 +135,11 @@ def run_estimate(config):
     gram = 0 if c.engine == "weight" else min(gram_bytes(n_max, P), GRAM_BUDGET)
     memory = sum(mem for mem, _ in stages.values()) + test_memory + gram
     work = sum(w for _, w in stages.values()) + 3.0 * c.n_test * per_point
-    return memory, work, ("d", "m", "m_down", "n_up", "n_down", "steps_up", "steps_down",
-                          "snapshots", "n_test")
+    return (
+        memory,
+        work,
+        ("d", "m", "m_down", "n_up", "n_down", "steps_up", "steps_down", "snapshots", "n_test"),
+    )
 
 
 def check(what, memory, work, fields, values, memory_limit=None, work_limit=None):
@@ -133,12 +153,14 @@ def check(what, memory, work, fields, values, memory_limit=None, work_limit=None
         raise ResourceError(
             f"{what} would need about {format_bytes(memory)} of memory{shown}, over the "
             f"budget of {format_bytes(memory_limit)}; use smaller values or raise the budget "
-            f"(--memory-budget or {MEMORY_ENV})")
+            f"(--memory-budget or {MEMORY_ENV})"
+        )
     if work > work_limit:
         raise ResourceError(
             f"{what} would need about {work:.2g} multiply-adds{shown}, over the budget of "
             f"{work_limit:.2g}; use smaller values or raise the budget (--work-budget or "
-            f"{WORK_ENV})")
+            f"{WORK_ENV})"
+        )
 
 
 def check_run(config, memory_limit=None, work_limit=None):

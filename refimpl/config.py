@@ -7,6 +7,7 @@ notation table of docs/model.md §1; per-task quantities carry the suffix
 (JSON files, ``--set``) the shorthands ``sigma_p``, ``flip`` and ``n`` set both
 tasks at once.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,18 +20,33 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["Config", "ConfigError", "DEFAULT", "parse_assignment", "n_inherited",
-           "expand_shorthands", "read_json_object", "ValidatedConfig", "int_field", "real_field",
-           "choice_field", "parsed_field", "BOOL_FIELD", "loads_json"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DEFAULT",
+    "parse_assignment",
+    "n_inherited",
+    "expand_shorthands",
+    "read_json_object",
+    "ValidatedConfig",
+    "int_field",
+    "real_field",
+    "choice_field",
+    "parsed_field",
+    "BOOL_FIELD",
+    "loads_json",
+]
 
 
 LAYOUTS = ("joint", "split")
 GRANULARITIES = ("filter", "entry")
 ESTIMATORS = ("reduced", "sample")
 ENGINES = ("auto", "weight", "gram")
-SHORTHANDS = {"sigma_p": ("sigma_p_up", "sigma_p_down"),
-              "flip": ("flip_up", "flip_down"),
-              "n": ("n_up", "n_down")}
+SHORTHANDS = {
+    "sigma_p": ("sigma_p_up", "sigma_p_down"),
+    "flip": ("flip_up", "flip_down"),
+    "n": ("n_up", "n_down"),
+}
 
 
 def n_inherited(alpha, m_down):
@@ -46,8 +62,14 @@ def int_field(lo=None, hi=None, optional=False):
 def real_field(lo=None, hi=None, lo_open=False, hi_open=False, optional=False):
     """Field metadata: a finite real in the interval (ends open or closed);
     None allowed when ``optional``."""
-    return {"kind": "real", "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
-            "optional": optional}
+    return {
+        "kind": "real",
+        "lo": lo,
+        "hi": hi,
+        "lo_open": lo_open,
+        "hi_open": hi_open,
+        "optional": optional,
+    }
 
 
 def choice_field(*options):
@@ -78,7 +100,7 @@ class ValidatedConfig:
     def __post_init__(self):
         for f in fields(self):
             value = _check_field(f, getattr(self, f.name))
-            object.__setattr__(self, f.name, value)   # numpy scalars -> int / float
+            object.__setattr__(self, f.name, value)  # numpy scalars -> int / float
         self._check_combinations()
 
     def _check_combinations(self):
@@ -196,8 +218,9 @@ class Config(ValidatedConfig):
     flip_down: float = field(default=0.1, metadata=real_field(0.0, 0.5, hi_open=True))
     layout: str = field(default="joint", metadata=choice_field(*LAYOUTS))
     eta: float = field(default=1.0, metadata=real_field(0.0, lo_open=True))
-    eta_down: float | None = field(default=None, metadata=real_field(0.0, lo_open=True,
-                                                                      optional=True))
+    eta_down: float | None = field(
+        default=None, metadata=real_field(0.0, lo_open=True, optional=True)
+    )
     sigma_0: float = field(default=0.01, metadata=real_field(0.0, lo_open=True))
     weight_decay_up: float = field(default=0.0, metadata=real_field(0.0))
     weight_decay: float = field(default=0.0, metadata=real_field(0.0))
@@ -257,21 +280,25 @@ class Config(ValidatedConfig):
             raise ConfigError(
                 "freeze_inherited=true needs granularity='filter': a filter with "
                 "some frozen entries is not represented by the decomposition "
-                "(docs/model.md §4)")
+                "(docs/model.md §4)"
+            )
         if self.granularity == "entry" and self.m2 != self.m:
             raise ConfigError(
                 f"granularity='entry' needs m_down equal to m (got m_down={self.m2}, "
-                f"m={self.m}): entries are inherited in place")
+                f"m={self.m}): entries are inherited in place"
+            )
         for name, eta in (("weight_decay_up", self.eta), ("weight_decay", self.eta_of("down"))):
             if eta * getattr(self, name) >= 1.0:
                 raise ConfigError(
                     f"{name}={getattr(self, name)} with step size {eta}: eta*{name} must be "
-                    "< 1 so that the decay factor 1 - eta*lambda is positive (docs/model.md §3)")
+                    "< 1 so that the decay factor 1 - eta*lambda is positive (docs/model.md §3)"
+                )
         k = n_inherited(self.alpha, self.m2)
         if self.granularity == "filter" and k > self.m:
             raise ConfigError(
                 f"alpha={self.alpha} inherits round(alpha*m_down)={k} filters per "
-                f"class but the upstream network has only m={self.m}")
+                f"class but the upstream network has only m={self.m}"
+            )
         for task in ("up", "down"):
             n = getattr(self, f"n_{task}")
             room = self.d - self.removed_directions(task)
@@ -279,7 +306,8 @@ class Config(ValidatedConfig):
                 raise ConfigError(
                     f"n_{task}={n} is too large for d={self.d}: the decomposition "
                     f"needs n_{task} <= {room} (d minus the signal directions) so "
-                    "that the noise vectors are linearly independent (docs/model.md §4)")
+                    "that the noise vectors are linearly independent (docs/model.md §4)"
+                )
 
 
 def expand_shorthands(values: dict, shorthands=None) -> dict:
@@ -308,20 +336,24 @@ def loads_json(text, where):
     """Parse JSON text strictly for configs: duplicate keys, NaN/Infinity,
     numbers too long to convert and nesting too deep are refused with one
     :class:`ConfigError` naming ``where``."""
+
     def refuse(constant):
         raise ConfigError(f"{where}: {constant} is not a JSON number")
+
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=refuse)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) \
-            from None
+        raise ConfigError(
+            f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where} is not valid JSON: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{where}: JSON nested too deeply") from None
-    except ValueError as exc:          # an integer of more than 4300 digits
-        raise ConfigError(f"{where}: a number too long to read ({str(exc).split(':')[0]})") \
-            from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ConfigError(
+            f"{where}: a number too long to read ({str(exc).split(':')[0]})"
+        ) from None
 
 
 def read_json_object(path) -> dict:
@@ -334,11 +366,14 @@ def read_json_object(path) -> dict:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
     if len(text) > _MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is larger than {_MAX_CONFIG_BYTES} characters: "
-                          "not a config")
+        raise ConfigError(
+            f"config file {path} is larger than {_MAX_CONFIG_BYTES} characters: not a config"
+        )
     values = loads_json(text, f"config file {path}")
     if not isinstance(values, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object, not {type(values).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a JSON object, not {type(values).__name__}"
+        )
     return values
 
 
@@ -353,8 +388,9 @@ def _check_field(f, value):
         if value is None and spec["optional"]:
             return None
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-            raise ConfigError(f"{name} must be an integer{' or null' if spec['optional'] else ''}, "
-                              f"got {value!r}")
+            raise ConfigError(
+                f"{name} must be an integer{' or null' if spec['optional'] else ''}, got {value!r}"
+            )
         value = int(value)
         lo, hi = spec["lo"], spec["hi"]
         if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -368,11 +404,14 @@ def _check_field(f, value):
         if not math.isfinite(value):
             raise ConfigError(f"{name} must be finite, got {value}")
         lo, hi = spec["lo"], spec["hi"]
-        bad = ((lo is not None and (value < lo or (spec["lo_open"] and value == lo)))
-               or (hi is not None and (value > hi or (spec["hi_open"] and value == hi))))
+        bad = (lo is not None and (value < lo or (spec["lo_open"] and value == lo))) or (
+            hi is not None and (value > hi or (spec["hi_open"] and value == hi))
+        )
         if bad:
-            raise ConfigError(f"{name} must be in {_interval(lo, hi, spec['lo_open'], spec['hi_open'])}, "
-                              f"got {value}")
+            raise ConfigError(
+                f"{name} must be in {_interval(lo, hi, spec['lo_open'], spec['hi_open'])}, "
+                f"got {value}"
+            )
     elif kind == "bool":
         if not isinstance(value, (bool, np.bool_)):
             raise ConfigError(f"{name} must be true or false, got {value!r}")

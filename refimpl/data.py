@@ -5,6 +5,7 @@ which holds the noise (§2.4), for data in any patch order.
 All randomness comes from a ``numpy.random.Generator`` passed in; nothing here
 seeds anything globally.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,12 +14,21 @@ import numpy as np
 
 from .errors import PatchRoleError
 
-__all__ = ["Task", "signal_vectors", "task_signals", "noise_basis", "sample_task",
-           "patch_roles", "role_positions", "NOISE", "ROLE_RTOL"]
+__all__ = [
+    "Task",
+    "signal_vectors",
+    "task_signals",
+    "noise_basis",
+    "sample_task",
+    "patch_roles",
+    "role_positions",
+    "NOISE",
+    "ROLE_RTOL",
+]
 
-NOISE = -1          # the role of the noise patch in a patch-role array
-ROLE_RTOL = 1e-12   # a patch holds a vector when they agree to this relative tolerance
-_LISTED = 10        # inputs named in a PatchRoleError before "and k more"
+NOISE = -1  # the role of the noise patch in a patch-role array
+ROLE_RTOL = 1e-12  # a patch holds a vector when they agree to this relative tolerance
+_LISTED = 10  # inputs named in a PatchRoleError before "and k more"
 
 
 @dataclass(frozen=True)
@@ -225,8 +235,9 @@ def patch_roles(X, y_clean, signals, patch_role=None, *, xi=None, rtol=ROLE_RTOL
             left = " (the patch left over)" if patch_role is None else ""
             problems[int(i)] = f"its noise patch {p}{left} does not equal xi[{i}]"
     if problems:
-        raise PatchRoleError(f"{what} for {len(problems)} of {n} inputs: "
-                             f"{_list_inputs(problems)}{hint}")
+        raise PatchRoleError(
+            f"{what} for {len(problems)} of {n} inputs: {_list_inputs(problems)}{hint}"
+        )
     return roles
 
 
@@ -248,9 +259,11 @@ def role_positions(patch_role, S):
     noise_patch : ndarray of shape (n,), int64
         The noise patch of input i.
     """
-    order = np.argsort(np.asarray(patch_role), axis=1, kind="stable")   # roles -1, 0, .., S-1
-    return (np.ascontiguousarray(order[:, 1:S + 1], dtype=np.int64),
-            np.ascontiguousarray(order[:, 0], dtype=np.int64))
+    order = np.argsort(np.asarray(patch_role), axis=1, kind="stable")  # roles -1, 0, .., S-1
+    return (
+        np.ascontiguousarray(order[:, 1 : S + 1], dtype=np.int64),
+        np.ascontiguousarray(order[:, 0], dtype=np.int64),
+    )
 
 
 def _role_inputs(X, y_clean, signals, xi):
@@ -266,8 +279,10 @@ def _role_inputs(X, y_clean, signals, xi):
         raise PatchRoleError(f"signals must have shape (S, d={d}), got {signals.shape}")
     S = signals.shape[0]
     if P != S + 1:
-        raise PatchRoleError(f"tracking needs P = S + 1 patches (S signal patches and one noise "
-                             f"patch per input), got P={P}, S={S}")
+        raise PatchRoleError(
+            f"tracking needs P = S + 1 patches (S signal patches and one noise "
+            f"patch per input), got P={P}, S={S}"
+        )
     if xi is not None:
         xi = np.asarray(xi, dtype=np.float64)
         if xi.shape != (n, d):
@@ -286,7 +301,7 @@ def _holds(X, y_clean, signals, rtol):
     S = signals.shape[0]
     holds = np.empty((n, P, S), dtype=bool)
     for s in range(S):
-        target = y_clean[:, None] * signals[s]                      # (n, d)
+        target = y_clean[:, None] * signals[s]  # (n, d)
         for p in range(P):
             holds[:, p, s] = _equal_to_rounding(X[:, p], target, rtol)
     return holds
@@ -296,7 +311,7 @@ def _derive_roles(X, y_clean, signals, rtol):
     """Roles from the data; returns (roles (n, P), {input: reason})."""
     n, P, _ = X.shape
     holds = _holds(X, y_clean, signals, rtol)
-    if signals.shape[0] == 0:                       # P = 1: the noise patch alone
+    if signals.shape[0] == 0:  # P = 1: the noise patch alone
         return np.full((n, P), NOISE, dtype=np.int64), {}
     roles = np.where(holds.any(axis=2), np.argmax(holds, axis=2), NOISE).astype(np.int64)
     # the usual case: every signal held by exactly one patch, no patch holding two
@@ -316,7 +331,7 @@ def _resolve_input(Xi, holds_i, yhat_i, signals, rtol):
     with the signals: group bit-identical patches, then give each group the
     signals it holds. Returns (roles (P,), None) or (None, reason)."""
     P, S = holds_i.shape
-    first = []                                      # the first patch of each group
+    first = []  # the first patch of each group
     group = np.empty(P, dtype=np.int64)
     for p in range(P):
         for g, q in enumerate(first):
@@ -331,12 +346,17 @@ def _resolve_input(Xi, holds_i, yhat_i, signals, rtol):
         holders = [first[g] for g in range(len(first)) if s in held[g]]
         if not holders:
             flipped = _equal_to_rounding(Xi, -yhat_i * signals[s], rtol)
-            note = (f" (patch {int(np.argmax(flipped))} equals -yhat*signals[{s}]: is y_clean "
-                    f"right?)" if flipped.any() and np.any(signals[s] != 0) else "")
+            note = (
+                f" (patch {int(np.argmax(flipped))} equals -yhat*signals[{s}]: is y_clean right?)"
+                if flipped.any() and np.any(signals[s] != 0)
+                else ""
+            )
             return None, f"no patch equals yhat*signals[{s}]{note}"
         if len(holders) > 1:
-            return None, (f"patches {holders[0]} and {holders[1]} differ but both equal "
-                          f"yhat*signals[{s}] to rounding")
+            return None, (
+                f"patches {holders[0]} and {holders[1]} differ but both equal "
+                f"yhat*signals[{s}] to rounding"
+            )
     roles = np.full(P, NOISE, dtype=np.int64)
     for g, q in enumerate(first):
         members = np.flatnonzero(group == g)
@@ -353,17 +373,21 @@ def _check_given_roles(X, y_clean, signals, patch_role, rtol):
     S = signals.shape[0]
     roles = np.asarray(patch_role)
     if roles.shape != (n, P) or not np.issubdtype(roles.dtype, np.integer):
-        raise PatchRoleError(f"patch_role must be an integer array of shape ({n}, {P}), "
-                             f"got {roles.dtype} {roles.shape}")
+        raise PatchRoleError(
+            f"patch_role must be an integer array of shape ({n}, {P}), "
+            f"got {roles.dtype} {roles.shape}"
+        )
     roles = roles.astype(np.int64)
     problems = {}
     well_formed = np.all(np.sort(roles, axis=1) == np.arange(-1, S), axis=1)
     for i in np.flatnonzero(~well_formed):
-        problems[int(i)] = (f"roles {roles[i].tolist()} are not one noise patch (-1) and "
-                            f"each of the signals {list(range(S))} once")
+        problems[int(i)] = (
+            f"roles {roles[i].tolist()} are not one noise patch (-1) and "
+            f"each of the signals {list(range(S))} once"
+        )
     if S == 0:
         return roles, problems
-    target = y_clean[:, None, None] * signals[np.clip(roles, 0, S - 1)]   # (n, P, d)
+    target = y_clean[:, None, None] * signals[np.clip(roles, 0, S - 1)]  # (n, P, d)
     fits = _equal_to_rounding(X, target, rtol) | (roles == NOISE)
     for i, p in zip(*np.nonzero(~fits & well_formed[:, None])):
         problems.setdefault(int(i), f"patch {p} does not equal yhat*signals[{roles[i, p]}]")

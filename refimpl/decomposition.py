@@ -27,6 +27,7 @@ Two readings need more:
   With noise that has components along the signals the coefficients keep the
   meaning above, but inner products with a signal mix in noise terms.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,10 +36,24 @@ import scipy.linalg
 from .data import patch_roles  # re-exported: the roles say which patch is which vector
 from .errors import DependentBasisError, UntrackedStageError
 
-__all__ = ["reconstruct", "reconstruction_error", "project", "project_stage", "projection_error",
-           "invariants", "scales", "own_entries", "universal_knowledge", "noise_part",
-           "basis_vectors", "patch_roles", "UntrackedStageError", "DependentBasisError",
-           "MAX_CONDITION", "J"]
+__all__ = [
+    "reconstruct",
+    "reconstruction_error",
+    "project",
+    "project_stage",
+    "projection_error",
+    "invariants",
+    "scales",
+    "own_entries",
+    "universal_knowledge",
+    "noise_part",
+    "basis_vectors",
+    "patch_roles",
+    "UntrackedStageError",
+    "DependentBasisError",
+    "MAX_CONDITION",
+    "J",
+]
 
 J = np.array([1.0, -1.0])  # the class j of axis 0 of W
 
@@ -49,8 +64,9 @@ MAX_CONDITION = 1e10
 
 def _require_coefficients(stage):
     if stage.gamma is None or stage.rho_bar is None or stage.rho_under is None:
-        raise UntrackedStageError("stage was trained with track=False: no coefficients "
-                                  "(train it with track=True)")
+        raise UntrackedStageError(
+            "stage was trained with track=False: no coefficients (train it with track=True)"
+        )
 
 
 def _directions(signals, xi):
@@ -58,8 +74,9 @@ def _directions(signals, xi):
     gets a zero direction (its patch is zero, so its coefficient is too)."""
     sig_sq = np.sum(signals**2, axis=1)
     xi_sq = np.sum(xi**2, axis=1)
-    sig_dir = np.divide(signals, sig_sq[:, None], out=np.zeros_like(signals),
-                        where=sig_sq[:, None] > 0)
+    sig_dir = np.divide(
+        signals, sig_sq[:, None], out=np.zeros_like(signals), where=sig_sq[:, None] > 0
+    )
     xi_dir = np.divide(xi, xi_sq[:, None], out=np.zeros_like(xi), where=xi_sq[:, None] > 0)
     return sig_dir, xi_dir
 
@@ -107,9 +124,11 @@ def reconstruct(W0, scale, signals, xi, gamma, rho_bar, rho_under):
     ndarray of shape (..., 2, m, d)
     """
     sig_dir, xi_dir = _directions(signals, xi)
-    return (scale[..., None] * W0
-            + J[:, None, None] * np.einsum("...jrs,sd->...jrd", gamma, sig_dir)
-            + np.einsum("...jri,id->...jrd", rho_bar + rho_under, xi_dir))
+    return (
+        scale[..., None] * W0
+        + J[:, None, None] * np.einsum("...jrs,sd->...jrd", gamma, sig_dir)
+        + np.einsum("...jri,id->...jrd", rho_bar + rho_under, xi_dir)
+    )
 
 
 def scales(steps, trainable, eta, weight_decay):
@@ -158,8 +177,9 @@ def reconstruction_error(stage):
     """
     _require_coefficients(stage)
     signals, noise = basis_vectors(stage.task)
-    recon = reconstruct(stage.W0, _stage_scales(stage), signals, noise,
-                        stage.gamma, stage.rho_bar, stage.rho_under)
+    recon = reconstruct(
+        stage.W0, _stage_scales(stage), signals, noise, stage.gamma, stage.rho_bar, stage.rho_under
+    )
     diff = np.abs(stage.W - recon).max(axis=(1, 2, 3))
     size = np.maximum(np.abs(stage.W).max(axis=(1, 2, 3)), np.finfo(float).tiny)
     return float(np.max(diff / size))
@@ -198,9 +218,9 @@ def project(W, W0, scale, signals, xi, y):
     """
     sig_dir, xi_dir = _directions(signals, xi)
     nonzero = np.sum(signals**2, axis=1) > 0
-    basis = np.concatenate([sig_dir[nonzero], xi_dir])           # (S' + n, d)
+    basis = np.concatenate([sig_dir[nonzero], xi_dir])  # (S' + n, d)
     _check_independent(basis)
-    R = W - scale[..., None] * W0                                # (..., 2, m, d)
+    R = W - scale[..., None] * W0  # (..., 2, m, d)
     gram = basis @ basis.T
     rhs = np.einsum("...d,bd->...b", R, basis)
     coef = scipy.linalg.solve(gram, rhs.reshape(-1, basis.shape[0]).T, assume_a="pos").T
@@ -208,7 +228,7 @@ def project(W, W0, scale, signals, xi, y):
     S = signals.shape[0]
     gamma = np.zeros(R.shape[:-1] + (S,))
     gamma[..., nonzero] = J[:, None, None] * coef[..., : nonzero.sum()]
-    rho = coef[..., nonzero.sum():]
+    rho = coef[..., nonzero.sum() :]
     same = y[None, None, :] == J[:, None, None]
     return gamma, np.where(same, rho, 0.0), np.where(same, 0.0, rho)
 
@@ -217,19 +237,24 @@ def _check_independent(basis):
     """Refuse a basis (k, d) that is not linearly independent to rounding."""
     k, d = basis.shape
     if k > d:
-        raise DependentBasisError(f"coefficients cannot be recovered by projection: {k} signal "
-                                  f"and noise vectors in d = {d} dimensions are not independent")
+        raise DependentBasisError(
+            f"coefficients cannot be recovered by projection: {k} signal "
+            f"and noise vectors in d = {d} dimensions are not independent"
+        )
     norms = np.linalg.norm(basis, axis=1)
     if np.any(norms == 0):
-        raise DependentBasisError("coefficients cannot be recovered by projection: noise vector "
-                                  f"{int(np.argmin(norms))} is zero")
+        raise DependentBasisError(
+            "coefficients cannot be recovered by projection: noise vector "
+            f"{int(np.argmin(norms))} is zero"
+        )
     unit = basis / norms[:, None]
-    eig = np.linalg.eigvalsh(unit @ unit.T)          # scale-free conditioning
+    eig = np.linalg.eigvalsh(unit @ unit.T)  # scale-free conditioning
     cond = eig[-1] / eig[0] if eig[0] > 0 else np.inf
     if cond > MAX_CONDITION:
         raise DependentBasisError(
             "coefficients cannot be recovered by projection: the signal and noise vectors are "
-            f"not independent to rounding (Gram condition number {cond:.1e} > {MAX_CONDITION:.0e})")
+            f"not independent to rounding (Gram condition number {cond:.1e} > {MAX_CONDITION:.0e})"
+        )
 
 
 def project_stage(stage):
@@ -290,11 +315,12 @@ def invariants(stage):
         "rho_bar nondecreasing": (plain, lambda: bool(np.all(np.diff(rb, axis=0) >= 0))),
         "rho_under <= 0": (plain, lambda: bool(np.all(ru <= 0))),
         "rho_under nonincreasing": (plain, lambda: bool(np.all(np.diff(ru, axis=0) <= 0))),
-        "gamma nondecreasing": (plain and clean,
-                                lambda: bool(np.all(np.diff(g, axis=0) >= 0))),
+        "gamma nondecreasing": (plain and clean, lambda: bool(np.all(np.diff(g, axis=0) >= 0))),
     }
-    return {name: {"applies": applies, "holds": test() if applies else None}
-            for name, (applies, test) in checks.items()}
+    return {
+        name: {"applies": applies, "holds": test() if applies else None}
+        for name, (applies, test) in checks.items()
+    }
 
 
 def universal_knowledge(W, u):

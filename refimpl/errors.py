@@ -1,11 +1,21 @@
 """The errors a user can cause. Every one derives from :class:`RefimplError`;
 the command line (:mod:`refimpl.cli`) catches that base class and prints one
 line with exit status 2, never a traceback."""
+
 from __future__ import annotations
 
-__all__ = ["RefimplError", "ConfigError", "UsageError", "DivergenceError", "TrajectoryError",
-           "ImageDataError", "PatchRoleError", "ResourceError",
-           "UntrackedStageError", "DependentBasisError"]
+__all__ = [
+    "RefimplError",
+    "ConfigError",
+    "UsageError",
+    "DivergenceError",
+    "TrajectoryError",
+    "ImageDataError",
+    "PatchRoleError",
+    "ResourceError",
+    "UntrackedStageError",
+    "DependentBasisError",
+]
 
 
 class RefimplError(Exception):

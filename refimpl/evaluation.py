@@ -4,6 +4,7 @@ A fresh point is an error when yhat f(W, x) <= 0 (clean) or y f(W, x) <= 0
 (noisy); ties count as errors. The noisy error follows from the clean one
 exactly: p + (1 - 2p) * clean.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,21 +40,21 @@ def _reduced_errors(W, u, v, sigma_p, layout, n_test, rng):
     Wf = W.reshape(2 * m, d)
     basis = noise_basis(u, v)
     P_W = Wf @ basis.T
-    cov = sigma_p**2 * (Wf @ Wf.T - P_W @ P_W.T)        # sigma_p^2 W Pi W^T
+    cov = sigma_p**2 * (Wf @ Wf.T - P_W @ P_W.T)  # sigma_p^2 W Pi W^T
     vals, vecs = np.linalg.eigh(cov)
-    root = vecs * np.sqrt(np.clip(vals, 0.0, None))     # cov = root root^T
-    sig_pre = Wf @ task_signals(u, v, layout).T         # <w_k, sig_s>, (2m, S)
-    sign = np.repeat([1.0, -1.0], m)                    # j of each row
+    root = vecs * np.sqrt(np.clip(vals, 0.0, None))  # cov = root root^T
+    sig_pre = Wf @ task_signals(u, v, layout).T  # <w_k, sig_s>, (2m, S)
+    sign = np.repeat([1.0, -1.0], m)  # j of each row
     errors = np.empty(n_test)
     for start in range(0, n_test, _BATCH):
         b = min(_BATCH, n_test - start)
-        z = rng.standard_normal((b, 2 * m)) @ root.T    # (b, 2m)
-        noise_part = np.maximum(z, 0.0) @ sign / m                 # (1/m) sum_k j_k sigma(z_k)
+        z = rng.standard_normal((b, 2 * m)) @ root.T  # (b, 2m)
+        noise_part = np.maximum(z, 0.0) @ sign / m  # (1/m) sum_k j_k sigma(z_k)
         score = 0.0
         for y_hat in (1.0, -1.0):
             signal_part = np.maximum(y_hat * sig_pre, 0.0).sum(axis=1) @ sign / m
             score = score + 0.5 * (y_hat * (signal_part + noise_part) <= 0)
-        errors[start:start + b] = score
+        errors[start : start + b] = score
     return errors
 
 
@@ -94,8 +95,11 @@ def estimate_test_error(W, u, v, sigma_p, flip, layout, n_test, rng, estimator="
     draw = _reduced_errors if estimator == "reduced" else _sample_errors
     e = draw(W, u, v, sigma_p, layout, int(n_test), rng)
     clean, se = float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size))
-    return {"clean_error": clean, "clean_error_se": se,
-            "noisy_error": flip + (1.0 - 2.0 * flip) * clean,
-            "noisy_error_se": (1.0 - 2.0 * flip) * se,
-            "n_test": int(n_test), "estimator": estimator}
-
+    return {
+        "clean_error": clean,
+        "clean_error_se": se,
+        "noisy_error": flip + (1.0 - 2.0 * flip) * clean,
+        "noisy_error_se": (1.0 - 2.0 * flip) * se,
+        "n_test": int(n_test),
+        "estimator": estimator,
+    }

@@ -7,6 +7,7 @@ flushed to disk and renamed over it, so a crash or kill leaves either the old
 file or the complete new one, never a mix. New files get the mode the user's
 umask allows (as ``open`` would), not the 0600 of a temporary file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,17 @@ import zlib
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_text", "write_json", "write_csv", "jsonable", "provenance",
-           "PART_SUFFIX", "read_npz", "shape_bytes"]
+__all__ = [
+    "atomic_write",
+    "write_text",
+    "write_json",
+    "write_csv",
+    "jsonable",
+    "provenance",
+    "PART_SUFFIX",
+    "read_npz",
+    "shape_bytes",
+]
 
 PART_SUFFIX = ".part"
 
@@ -87,8 +97,9 @@ def jsonable(x):
 def write_json(path, obj):
     """Write ``obj`` as strict JSON (non-finite numbers become null) atomically;
     returns the path."""
-    return write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=True,
-                                       allow_nan=False) + "\n")
+    return write_text(
+        path, json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )
 
 
 def _csv_cell(v):
@@ -115,8 +126,15 @@ def provenance(seed=None):
     import numba
 
     from . import __version__
-    return {"package": "refimpl", "version": __version__, "numpy": np.__version__,
-            "numba": numba.__version__, "python": platform.python_version(), "seed": seed}
+
+    return {
+        "package": "refimpl",
+        "version": __version__,
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "python": platform.python_version(),
+        "seed": seed,
+    }
 
 
 # ----------------------------------------------------------------------
@@ -148,8 +166,10 @@ def read_npz(path, wanted=None, limit=None, what="file"):
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
-        raise ValueError("not a readable .npz archive: truncated or corrupt bytes, or "
-                         "another format (a single .npy array, say)") from None
+        raise ValueError(
+            "not a readable .npz archive: truncated or corrupt bytes, or "
+            "another format (a single .npy array, say)"
+        ) from None
     with archive:
         headers = {}
         for info in archive.infolist():
@@ -160,8 +180,14 @@ def read_npz(path, wanted=None, limit=None, what="file"):
                 raise ValueError(f"member {info.filename!r} is not a .npy array")
             headers[key] = (info, _npy_header(archive, info, key))
         declared = sum(shape_bytes(shape, dtype) for _, (shape, dtype) in headers.values())
-        check(f"reading {what} {path}", declared, 0.0, (), {},
-              memory_limit=memory_budget() if limit is None else limit)
+        check(
+            f"reading {what} {path}",
+            declared,
+            0.0,
+            (),
+            {},
+            memory_limit=memory_budget() if limit is None else limit,
+        )
         arrays = {}
         for key, (info, (shape, dtype)) in headers.items():
             try:
@@ -194,6 +220,8 @@ def _npy_header(archive, info, key):
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"{key}: not a readable .npy array ({exc})") from None
     if dtype.hasobject:
-        raise ValueError(f"{key}: holds Python objects (dtype {dtype}); only numeric, bool "
-                         "and string arrays are read")
+        raise ValueError(
+            f"{key}: holds Python objects (dtype {dtype}); only numeric, bool "
+            "and string arrays are read"
+        )
     return tuple(shape), dtype

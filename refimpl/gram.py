@@ -18,14 +18,22 @@ the patch roles (§9.3). :func:`refimpl.train.train_stage` runs it with
 ``engine="gram"``, or picks by cost with ``engine="auto"``
 (:func:`choose_engine`); both engines give the same Stage to rounding.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from . import kernels as _k
 
-__all__ = ["GRAM_BUDGET", "ENGINES", "gram_bytes", "engine_costs", "choose_engine",
-           "read_coefficients", "GramEngine"]
+__all__ = [
+    "GRAM_BUDGET",
+    "ENGINES",
+    "gram_bytes",
+    "engine_costs",
+    "choose_engine",
+    "read_coefficients",
+    "GramEngine",
+]
 
 ENGINES = ("auto", "weight", "gram")
 
@@ -76,8 +84,10 @@ def engine_costs(n, P, m, d, steps, n_snapshots=2):
     weight_step = 2 * two_m * nP * d + _LOOP * (2 * two_m * nP + two_m * d)
     gram_step = _GRAM_PRODUCT * two_m * nP**2 + _LOOP * 3 * two_m * nP
     setup = 0.5 * nP**2 * d + two_m * nP * d
-    return {"weight": steps * weight_step,
-            "gram": setup + steps * gram_step + n_snapshots * two_m * nP * d}
+    return {
+        "weight": steps * weight_step,
+        "gram": setup + steps * gram_step + n_snapshots * two_m * nP * d,
+    }
 
 
 def choose_engine(n, P, m, d, steps, n_snapshots=2, budget=GRAM_BUDGET):
@@ -127,9 +137,9 @@ def read_coefficients(B, y, y_clean, signals, xi, signal_patch, noise_patch):
     j = np.array([1.0, -1.0])
     sig_sq = np.sum(signals**2, axis=1)
     xi_sq = np.sum(xi**2, axis=1)
-    on_signal = B[:, :, rows[:, None], signal_patch]               # (2, m, n, S)
+    on_signal = B[:, :, rows[:, None], signal_patch]  # (2, m, n, S)
     gamma = j[:, None, None] * sig_sq * np.einsum("i,jris->jrs", y_clean, on_signal)
-    rho = xi_sq * B[:, :, rows, noise_patch]                        # (2, m, n)
+    rho = xi_sq * B[:, :, rows, noise_patch]  # (2, m, n)
     same = y[None, None, :] == j[:, None, None]
     return gamma, np.where(same, rho, 0.0), np.where(same, 0.0, rho)
 
@@ -169,7 +179,7 @@ class GramEngine:
         self.y = y
         self.trainable = trainable
         self.eta, self.weight_decay, self.epsilon = float(eta), float(weight_decay), float(epsilon)
-        self.Q = np.ascontiguousarray(self.Xf @ self.Xf.T)          # docs/model.md §9.2
+        self.Q = np.ascontiguousarray(self.Xf @ self.Xf.T)  # docs/model.md §9.2
         self.K0 = np.ascontiguousarray(self.Xf @ self.W0f.T)
         self.Bt = np.zeros((nP, two_m))
         self.s = np.ones(two_m)
@@ -178,14 +188,29 @@ class GramEngine:
     def run(self, count, t0, loss):
         """Up to ``count`` steps from step t0, losses into ``loss[t0:]``;
         returns the number of steps taken."""
-        return _k._gram_chunk(self.Bt, self.s, self.K0, self.Q, self.y, self.trainable,
-                              self.eta, self.weight_decay, self.epsilon, count, t0, loss,
-                              self.A, self.f, self.C)
+        return _k._gram_chunk(
+            self.Bt,
+            self.s,
+            self.K0,
+            self.Q,
+            self.y,
+            self.trainable,
+            self.eta,
+            self.weight_decay,
+            self.epsilon,
+            count,
+            t0,
+            loss,
+            self.A,
+            self.f,
+            self.C,
+        )
 
     def current_loss(self):
         """Data loss of the current weights."""
-        return _k._gram_loss(self.Bt, self.s, self.K0, self.Q, self.y, self.n, self.P, self.m,
-                             self.A, self.f, self.C)
+        return _k._gram_loss(
+            self.Bt, self.s, self.K0, self.Q, self.y, self.n, self.P, self.m, self.A, self.f, self.C
+        )
 
     @property
     def B(self):

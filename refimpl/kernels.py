@@ -16,6 +16,7 @@ in weight space the pre-activations ``A = Xf Wf^T`` and the gradient
 loop is serial and runs in a fixed order, so the same inputs give
 bit-identical outputs.
 """
+
 import numpy as np
 from numba import njit
 
@@ -109,9 +110,31 @@ def _loss_gradient(Wf, Xf, y, n, P, m, weight_decay, A, f, C, G):
 
 
 @njit(**_JIT)
-def _gd_chunk(Wf, Xf, y, y_clean, sig_sq, xi_sq, signal_patch, noise_patch, track, trainable,
-              eta, weight_decay, epsilon, n_steps, t0, loss,
-              gamma, rho_bar, rho_under, A, f, C, G):
+def _gd_chunk(
+    Wf,
+    Xf,
+    y,
+    y_clean,
+    sig_sq,
+    xi_sq,
+    signal_patch,
+    noise_patch,
+    track,
+    trainable,
+    eta,
+    weight_decay,
+    epsilon,
+    n_steps,
+    t0,
+    loss,
+    gamma,
+    rho_bar,
+    rho_under,
+    A,
+    f,
+    C,
+    G,
+):
     """Up to ``n_steps`` full-batch GD steps, in place, starting at step t0.
 
     For every step t: record the data loss of the current weights in
@@ -183,7 +206,7 @@ def _gd_chunk(Wf, Xf, y, y_clean, sig_sq, xi_sq, signal_patch, noise_patch, trac
 def _gram_preactivations(Bt, s, K0, Q, A):
     """A_t = K_0 S_t + Q B_t^T (docs/model.md §9.2), A (nP, 2m):
 
-        A[(i,p), k] = s_k K0[(i,p), k] + sum_{(i',p')} Q[(i,p), (i',p')] Bt[(i',p'), k]
+    A[(i,p), k] = s_k K0[(i,p), k] + sum_{(i',p')} Q[(i,p), (i',p')] Bt[(i',p'), k]
     """
     np.dot(Q, Bt, A)
     for row in range(A.shape[0]):
@@ -200,8 +223,7 @@ def _gram_loss(Bt, s, K0, Q, y, n, P, m, A, f, C):
 
 
 @njit(**_JIT)
-def _gram_chunk(Bt, s, K0, Q, y, trainable, eta, weight_decay, epsilon, n_steps, t0, loss,
-                A, f, C):
+def _gram_chunk(Bt, s, K0, Q, y, trainable, eta, weight_decay, epsilon, n_steps, t0, loss, A, f, C):
     """Up to ``n_steps`` GD steps in coefficient space, in place, from step t0
     (docs/model.md §9.1): the same steps, loss record and stopping rule as
     :func:`_gd_chunk`, without d-dimensional work.

@@ -5,6 +5,7 @@ This module is a test oracle: no model module imports it.
 
 Shapes: W (2, m, d) with axis 0 index 0 for j = +1; X (n, P, d); y (n,).
 """
+
 import numpy as np
 
 J = np.array([1.0, -1.0])  # the class j of axis 0 of W
@@ -55,8 +56,8 @@ def gradient(W, X, y, weight_decay=0.0):
     """Gradient of L_S: (1/(nm)) sum_i l'_i sum_p sigma'(<w_{j,r}, x_i^(p)>) j y_i x_i^(p)
     + lambda w_{j,r} (docs/model.md §3)."""
     n, m = X.shape[0], W.shape[1]
-    dloss = logistic_dloss(y * forward(W, X))                   # (n,)
-    active = relu_prime(preactivations(W, X))                  # (2, m, n, P)
+    dloss = logistic_dloss(y * forward(W, X))  # (n,)
+    active = relu_prime(preactivations(W, X))  # (2, m, n, P)
     coef = active * (dloss * y)[None, None, :, None] * J[:, None, None, None]
     return np.einsum("jrip,ipd->jrd", coef, X) / (n * m) + weight_decay * W
 
@@ -70,8 +71,21 @@ def role_masks(patch_role, S):
     return is_signal, (patch_role == -1).astype(float)
 
 
-def gd_step(W, X, y, y_clean, signals, xi, patch_role, trainable, eta, weight_decay,
-            gamma, rho_bar, rho_under):
+def gd_step(
+    W,
+    X,
+    y,
+    y_clean,
+    signals,
+    xi,
+    patch_role,
+    trainable,
+    eta,
+    weight_decay,
+    gamma,
+    rho_bar,
+    rho_under,
+):
     """One GD step and the coefficient recursions, literally as docs/model.md
     §3.4 and §4 write them, with the patch of each role picked by the role
     array (any patch order).
@@ -103,28 +117,31 @@ def gd_step(W, X, y, y_clean, signals, xi, patch_role, trainable, eta, weight_de
     decay = 1.0 - eta * weight_decay
     f = forward(W, X)
     dloss = logistic_dloss(y * f)
-    active = relu_prime(preactivations(W, X))                   # (2, m, n, P)
+    active = relu_prime(preactivations(W, X))  # (2, m, n, P)
     W_new = decay * W - eta * gradient(W, X, y, 0.0)
     # sigma'(<w, yhat_i sig_s>) and sigma'(<w, xi_i>): the patches holding them
     active_signal = np.einsum("jrip,ips->jris", active, is_signal)
     active_noise = np.einsum("jrip,ip->jri", active, is_noise)
     # gamma_{j,r,s} -= (eta/(nm)) sum_i l'_i sigma'(<w, yhat_i sig_s>) yhat_i y_i |sig_s|^2
     sig_sq = np.sum(signals**2, axis=1)
-    g_inc = -(eta / (n * m)) * np.einsum(
-        "i,jris,i,i->jrs", dloss, active_signal, y_clean, y) * sig_sq
+    g_inc = (
+        -(eta / (n * m)) * np.einsum("i,jris,i,i->jrs", dloss, active_signal, y_clean, y) * sig_sq
+    )
     gamma_new = decay * gamma + g_inc
     # rho_{j,r,i} -= (eta/(nm)) l'_i sigma'(<w, xi_i>) |xi_i|^2 (bar: y_i = j; under: y_i = -j, + sign)
     xi_sq = np.sum(xi**2, axis=1)
-    r_inc = -(eta / (n * m)) * dloss * active_noise * xi_sq     # (2, m, n)
+    r_inc = -(eta / (n * m)) * dloss * active_noise * xi_sq  # (2, m, n)
     same = y[None, None, :] == J[:, None, None]
     rho_bar_new = decay * rho_bar + np.where(same, r_inc, 0.0)
     rho_under_new = decay * rho_under - np.where(same, 0.0, r_inc)
     keep = ~trainable[:, :, None]
-    return (loss_from_f(f, y),
-            np.where(keep, W, W_new),
-            np.where(keep, gamma, gamma_new),
-            np.where(keep, rho_bar, rho_bar_new),
-            np.where(keep, rho_under, rho_under_new))
+    return (
+        loss_from_f(f, y),
+        np.where(keep, W, W_new),
+        np.where(keep, gamma, gamma_new),
+        np.where(keep, rho_bar, rho_bar_new),
+        np.where(keep, rho_under, rho_under_new),
+    )
 
 
 # ----------------------------------------------------------------------
@@ -159,18 +176,21 @@ def gram_gd_step(B, s, W0, X, y, trainable, eta, weight_decay):
         The state after the step (new arrays).
     """
     n, m = X.shape[0], W0.shape[1]
-    Q = np.einsum("ipd,kqd->ipkq", X, X)                        # <x_i^(p), x_k^(q)>
+    Q = np.einsum("ipd,kqd->ipkq", X, X)  # <x_i^(p), x_k^(q)>
     pre = s[:, :, None, None] * preactivations(W0, X) + np.einsum("jrip,ipkq->jrkq", B, Q)
-    F = relu(pre).sum(axis=(1, 3)) / m                          # (2, n)
+    F = relu(pre).sum(axis=(1, 3)) / m  # (2, n)
     f = F[0] - F[1]
     dloss = logistic_dloss(y * f)
-    coef = (relu_prime(pre) * (dloss * y)[None, None, :, None]
-            * J[:, None, None, None] / (n * m))                 # C^T, (2, m, n, P)
+    coef = (
+        relu_prime(pre) * (dloss * y)[None, None, :, None] * J[:, None, None, None] / (n * m)
+    )  # C^T, (2, m, n, P)
     decay = 1.0 - eta * weight_decay
     keep = ~trainable
-    return (loss_from_f(f, y),
-            np.where(keep[:, :, None, None], B, decay * B - eta * coef),
-            np.where(keep, s, decay * s))
+    return (
+        loss_from_f(f, y),
+        np.where(keep[:, :, None, None], B, decay * B - eta * coef),
+        np.where(keep, s, decay * s),
+    )
 
 
 def gram_weights(B, s, W0, X):
@@ -199,8 +219,9 @@ def gram_coefficients(B, y, y_clean, signals, xi, patch_role):
                 for p in range(P):
                     role = patch_role[i, p]
                     if role >= 0:
-                        gamma[jx, r, role] += j * signals[role] @ signals[role] \
-                            * y_clean[i] * B[jx, r, i, p]
+                        gamma[jx, r, role] += (
+                            j * signals[role] @ signals[role] * y_clean[i] * B[jx, r, i, p]
+                        )
                     elif y[i] == j:
                         rho_bar[jx, r, i] = xi[i] @ xi[i] * B[jx, r, i, p]
                     else:
@@ -210,4 +231,3 @@ def gram_coefficients(B, y, y_clean, signals, xi, patch_role):
 
 def loss_from_f(f, y):
     return float(np.mean(logistic_loss(y * f)))
-

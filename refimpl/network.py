@@ -2,12 +2,20 @@
 gradient (docs/model.md §3). Public functions check and prepare arrays and
 call the compiled kernels of :mod:`refimpl.kernels`.
 """
+
 import numpy as np
 
 from . import kernels as _k
 
-__all__ = ["forward", "loss", "gradient", "logistic_loss", "logistic_dloss",
-           "check_weights", "check_inputs"]
+__all__ = [
+    "forward",
+    "loss",
+    "gradient",
+    "logistic_loss",
+    "logistic_dloss",
+    "check_weights",
+    "check_inputs",
+]
 
 
 def check_weights(W, name="W"):
@@ -75,8 +83,9 @@ def loss_and_gradient(W, X, y, weight_decay=0.0):
     X, y = check_inputs(X, W.shape[2], y)
     n, P, d = X.shape
     A, f, C, G = _workspace(W, X)
-    value = _k._loss_gradient(W.reshape(-1, d), X.reshape(-1, d), y, n, P, W.shape[1],
-                              float(weight_decay), A, f, C, G)
+    value = _k._loss_gradient(
+        W.reshape(-1, d), X.reshape(-1, d), y, n, P, W.shape[1], float(weight_decay), A, f, C, G
+    )
     return value, G.reshape(W.shape)
 
 

@@ -1,5 +1,6 @@
 """A readable summary of one experiment: test errors, coefficient summaries,
 universal knowledge, checks of the decomposition and theory indicators."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,9 +66,14 @@ def summarize(exp: Experiment) -> dict:
         "inherited_noise_energy": _stats(inherited_noise_energy(exp)[inh])["mean"],
         "inherited_filters_per_class": int(inh[0].sum()),
     }
-    out["checks"] = {s: {"reconstruction_rel_error": reconstruction_error(exp.stages[s]),
-                         "projection_rel_error": _projection(exp.stages[s]),
-                         "invariants": invariants(exp.stages[s])} for s in STAGES}
+    out["checks"] = {
+        s: {
+            "reconstruction_rel_error": reconstruction_error(exp.stages[s]),
+            "projection_rel_error": _projection(exp.stages[s]),
+            "invariants": invariants(exp.stages[s]),
+        }
+        for s in STAGES
+    }
     out["theory"] = indicators(exp.config)
     return out
 
@@ -84,8 +90,10 @@ def _projection(stage):
 
 
 def _err(e):
-    return (f"clean {e['clean_error']:.4f} +- {e['clean_error_se']:.4f}   "
-            f"noisy {e['noisy_error']:.4f} +- {e['noisy_error_se']:.4f}")
+    return (
+        f"clean {e['clean_error']:.4f} +- {e['clean_error_se']:.4f}   "
+        f"noisy {e['noisy_error']:.4f} +- {e['noisy_error_se']:.4f}"
+    )
 
 
 def _e(x):
@@ -102,42 +110,54 @@ def _num(x):
 
 def format_summary(s: dict) -> str:
     """The summary as lines of text."""
-    lines = ["test error (clean: against the true label; noisy: against the observed one)",
-             f"  transfer (down)  {_err(s['transfer'])}",
-             f"  scratch          {_err(s['scratch'])}",
-             f"  upstream (up)    {_err(s['upstream'])}",
-             f"  gain = scratch - transfer (clean): {s['gain']:+.4f}"
-             f"  ({'transfer helps' if s['gain'] > 0 else 'no gain' if s['gain'] == 0 else 'negative transfer'})",
-             "", "coefficients at the last step (trainable filters; rho_bar over y_i = j, "
-             "rho_under over y_i = -j)",
-             "  stage     steps  loss        gamma mean/max       rho_bar mean/max     rho_under min"]
+    lines = [
+        "test error (clean: against the true label; noisy: against the observed one)",
+        f"  transfer (down)  {_err(s['transfer'])}",
+        f"  scratch          {_err(s['scratch'])}",
+        f"  upstream (up)    {_err(s['upstream'])}",
+        f"  gain = scratch - transfer (clean): {s['gain']:+.4f}"
+        f"  ({'transfer helps' if s['gain'] > 0 else 'no gain' if s['gain'] == 0 else 'negative transfer'})",
+        "",
+        "coefficients at the last step (trainable filters; rho_bar over y_i = j, "
+        "rho_under over y_i = -j)",
+        "  stage     steps  loss        gamma mean/max       rho_bar mean/max     rho_under min",
+    ]
     for name, c in s["coefficients"].items():
-        lines.append(f"  {name:<8} {c['steps']:>6}  {c['final_loss']:<10.3g}  "
-                     f"{_num(c['gamma']['mean']):>9} {_num(c['gamma']['max']):>9}  "
-                     f"{_num(c['rho_bar']['mean']):>9} {_num(c['rho_bar']['max']):>9}  "
-                     f"{_num(c['rho_under']['min']):>9}")
+        lines.append(
+            f"  {name:<8} {c['steps']:>6}  {c['final_loss']:<10.3g}  "
+            f"{_num(c['gamma']['mean']):>9} {_num(c['gamma']['max']):>9}  "
+            f"{_num(c['rho_bar']['mean']):>9} {_num(c['rho_bar']['max']):>9}  "
+            f"{_num(c['rho_under']['min']):>9}"
+        )
     k = s["universal_knowledge"]
-    lines += ["", "universal knowledge K = j<w, u> (mean over filters)",
-              f"  transfer start: inherited {_num(k['transfer_start_inherited'])}, "
-              f"fresh {_num(k['transfer_start_fresh'])}",
-              f"  transfer end:   inherited {_num(k['transfer_end_inherited'])}, "
-              f"fresh {_num(k['transfer_end_fresh'])}",
-              f"  scratch end:    {_num(k['scratch_end'])}",
-              f"  inherited filters per class {k['inherited_filters_per_class']}, "
-              f"inherited noise energy (mean) {_num(k['inherited_noise_energy'])}"]
+    lines += [
+        "",
+        "universal knowledge K = j<w, u> (mean over filters)",
+        f"  transfer start: inherited {_num(k['transfer_start_inherited'])}, "
+        f"fresh {_num(k['transfer_start_fresh'])}",
+        f"  transfer end:   inherited {_num(k['transfer_end_inherited'])}, "
+        f"fresh {_num(k['transfer_end_fresh'])}",
+        f"  scratch end:    {_num(k['scratch_end'])}",
+        f"  inherited filters per class {k['inherited_filters_per_class']}, "
+        f"inherited noise energy (mean) {_num(k['inherited_noise_energy'])}",
+    ]
     lines += ["", "checks of the decomposition (docs/model.md §4)"]
     for name, c in s["checks"].items():
         inv = c["invariants"]
         held = [n for n, v in inv.items() if v["applies"] and v["holds"]]
         broken = [n for n, v in inv.items() if v["applies"] and not v["holds"]]
-        lines.append(f"  {name:<8} reconstruction {c['reconstruction_rel_error']:.1e}  "
-                     f"projection {_e(c['projection_rel_error'])}  invariants: "
-                     f"{len(held)} hold" + (f", BROKEN: {', '.join(broken)}" if broken else ""))
+        lines.append(
+            f"  {name:<8} reconstruction {c['reconstruction_rel_error']:.1e}  "
+            f"projection {_e(c['projection_rel_error'])}  invariants: "
+            f"{len(held)} hold" + (f", BROKEN: {', '.join(broken)}" if broken else "")
+        )
     t = s["theory"]
     lines += ["", "theory indicators (docs/model.md §7; undefined: not a finite number)"]
     for task in ("up", "down"):
         q = t[task]
-        lines.append(f"  {task:<5} SNR {_g(q['snr'])}   n|mu|^4/(sigma_p^4 d) {_g(q['kou_indicator'])}   "
-                     f"n|mu|^2/(sigma_p^2 d) {_g(q['stage1_ratio'])}")
+        lines.append(
+            f"  {task:<5} SNR {_g(q['snr'])}   n|mu|^4/(sigma_p^4 d) {_g(q['kou_indicator'])}   "
+            f"n|mu|^2/(sigma_p^2 d) {_g(q['stage1_ratio'])}"
+        )
     lines.append(f"  Gamma_inh {_g(t['gamma_inh'])}  ({t['gamma_inh_note']})")
     return "\n".join(lines)

@@ -4,14 +4,17 @@ A quantity that is not a finite number for a config (e.g. sigma_p so small
 that sigma_p^4 underflows to zero) is ``None``, read as "undefined"; it never
 fails a finished run.
 """
+
 from __future__ import annotations
 
 import math
 
 __all__ = ["indicators", "GAMMA_INH_NOTE"]
 
-GAMMA_INH_NOTE = ("Gamma_inh is a heuristic indicator of our own derivation "
-                  "(docs/model.md §7), not the paper's formula")
+GAMMA_INH_NOTE = (
+    "Gamma_inh is a heuristic indicator of our own derivation "
+    "(docs/model.md §7), not the paper's formula"
+)
 
 
 def _finite(compute):
@@ -26,9 +29,13 @@ def _finite(compute):
 def _task(n, signal_sq, sigma_p, d):
     """SNR, Kou et al.'s indicator and the stage-1 ratio of one task, |mu|^2 given."""
     return {
-        "snr": _finite(lambda: math.sqrt(signal_sq) / (sigma_p * math.sqrt(d))),  # |mu|/(sigma_p sqrt d)
-        "kou_indicator": _finite(lambda: n * signal_sq**2 / (sigma_p**4 * d)),    # n|mu|^4/(sigma_p^4 d)
-        "stage1_ratio": _finite(lambda: n * signal_sq / (sigma_p**2 * d)),       # n|mu|^2/(sigma_p^2 d)
+        "snr": _finite(
+            lambda: math.sqrt(signal_sq) / (sigma_p * math.sqrt(d))
+        ),  # |mu|/(sigma_p sqrt d)
+        "kou_indicator": _finite(
+            lambda: n * signal_sq**2 / (sigma_p**4 * d)
+        ),  # n|mu|^4/(sigma_p^4 d)
+        "stage1_ratio": _finite(lambda: n * signal_sq / (sigma_p**2 * d)),  # n|mu|^2/(sigma_p^2 d)
     }
 
 
@@ -48,11 +55,16 @@ def indicators(config):
     """
     c = config
     out = {}
-    for task, v, sigma_p, n in (("up", c.v_up_norm, c.sigma_p_up, c.n_up),
-                                ("down", c.v_down_norm, c.sigma_p_down, c.n_down)):
+    for task, v, sigma_p, n in (
+        ("up", c.v_up_norm, c.sigma_p_up, c.n_up),
+        ("down", c.v_down_norm, c.sigma_p_down, c.n_down),
+    ):
         out[task] = _task(n, c.u_norm**2 + v**2, sigma_p, c.d)
-    out["gamma_inh"] = _finite(lambda: c.u_norm**4 / (
-        c.sigma_p_down**2 * (c.v_up_norm**2 + c.sigma_p_up**2 * c.d / c.n_up)))
+    out["gamma_inh"] = _finite(
+        lambda: (
+            c.u_norm**4 / (c.sigma_p_down**2 * (c.v_up_norm**2 + c.sigma_p_up**2 * c.d / c.n_up))
+        )
+    )
     out["gamma_scr"] = out["down"]["kou_indicator"]
     out["gamma_inh_note"] = GAMMA_INH_NOTE
     return out

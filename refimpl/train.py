@@ -6,6 +6,7 @@ The step loop runs inside a compiled kernel, a chunk of steps per call
 (``_gd_chunk`` in weight space, ``_gram_chunk`` in Gram space); between
 chunks Python takes the snapshots and reports progress.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class Stage:
         """s_t per filter at snapshot k: (1 - eta*lambda)^t for trainable
         filters, 1 for frozen ones (docs/model.md §4.1). Shape (2, m)."""
         from .decomposition import scales
+
         return scales(self.steps[k], self.trainable, self.eta, self.weight_decay)
 
 
@@ -96,13 +98,13 @@ class _Tracking(NamedTuple):
     """What the coefficient recursions need besides the weights: labels,
     squared norms and the patch roles (docs/model.md §4, §9.3)."""
 
-    y_clean: np.ndarray         # (n,)
-    signals: np.ndarray         # (S, d)
-    xi: np.ndarray              # (n, d)
-    sig_sq: np.ndarray          # (S,)
-    xi_sq: np.ndarray           # (n,)
-    signal_patch: np.ndarray    # (n, S) int64, p_s(i)
-    noise_patch: np.ndarray     # (n,) int64, q(i)
+    y_clean: np.ndarray  # (n,)
+    signals: np.ndarray  # (S, d)
+    xi: np.ndarray  # (n, d)
+    sig_sq: np.ndarray  # (S,)
+    xi_sq: np.ndarray  # (n,)
+    signal_patch: np.ndarray  # (n, S) int64, p_s(i)
+    noise_patch: np.ndarray  # (n,) int64, q(i)
 
 
 def _tracking(task: Task):
@@ -112,10 +114,15 @@ def _tracking(task: Task):
     signals = np.ascontiguousarray(task.signals, dtype=np.float64)
     xi = np.ascontiguousarray(task.xi, dtype=np.float64)
     signal_patch, noise_patch = role_positions(roles, signals.shape[0])
-    return _Tracking(y_clean=np.ascontiguousarray(task.y_clean, dtype=np.float64),
-                     signals=signals, xi=xi, sig_sq=np.sum(signals**2, axis=1),
-                     xi_sq=np.sum(xi**2, axis=1), signal_patch=signal_patch,
-                     noise_patch=noise_patch)
+    return _Tracking(
+        y_clean=np.ascontiguousarray(task.y_clean, dtype=np.float64),
+        signals=signals,
+        xi=xi,
+        sig_sq=np.sum(signals**2, axis=1),
+        xi_sq=np.sum(xi**2, axis=1),
+        signal_patch=signal_patch,
+        noise_patch=noise_patch,
+    )
 
 
 class _WeightEngine:
@@ -132,13 +139,24 @@ class _WeightEngine:
         self.y, self.trainable = y, trainable
         self.eta, self.weight_decay, self.epsilon = float(eta), float(weight_decay), float(epsilon)
         self.tracking = tracking
-        if tracking is None:            # the kernel reads none of these: empty stand-ins
-            tracking = _Tracking(y_clean=y, signals=np.zeros((0, d)), xi=np.zeros((0, d)),
-                                 sig_sq=np.zeros(0), xi_sq=np.zeros(0),
-                                 signal_patch=np.zeros((n, 0), np.int64),
-                                 noise_patch=np.zeros(n, np.int64))
-        self.track_args = (tracking.y_clean, tracking.sig_sq, tracking.xi_sq,
-                           tracking.signal_patch, tracking.noise_patch, self.tracking is not None)
+        if tracking is None:  # the kernel reads none of these: empty stand-ins
+            tracking = _Tracking(
+                y_clean=y,
+                signals=np.zeros((0, d)),
+                xi=np.zeros((0, d)),
+                sig_sq=np.zeros(0),
+                xi_sq=np.zeros(0),
+                signal_patch=np.zeros((n, 0), np.int64),
+                noise_patch=np.zeros(n, np.int64),
+            )
+        self.track_args = (
+            tracking.y_clean,
+            tracking.sig_sq,
+            tracking.xi_sq,
+            tracking.signal_patch,
+            tracking.noise_patch,
+            self.tracking is not None,
+        )
         self.gamma = np.zeros((two_m, tracking.signals.shape[0]))
         self.rho_bar = np.zeros((two_m, tracking.xi.shape[0]))
         self.rho_under = np.zeros((two_m, tracking.xi.shape[0]))
@@ -148,9 +166,26 @@ class _WeightEngine:
     def run(self, count, t0, loss):
         """Up to ``count`` steps from step t0, losses into ``loss[t0:]``;
         returns the number of steps taken."""
-        return _k._gd_chunk(self.Wf, self.Xf, self.y, *self.track_args, self.trainable, self.eta,
-                            self.weight_decay, self.epsilon, count, t0, loss, self.gamma,
-                            self.rho_bar, self.rho_under, self.A, self.f, self.C, self.G)
+        return _k._gd_chunk(
+            self.Wf,
+            self.Xf,
+            self.y,
+            *self.track_args,
+            self.trainable,
+            self.eta,
+            self.weight_decay,
+            self.epsilon,
+            count,
+            t0,
+            loss,
+            self.gamma,
+            self.rho_bar,
+            self.rho_under,
+            self.A,
+            self.f,
+            self.C,
+            self.G,
+        )
 
     def current_loss(self):
         """Data loss of the current weights."""
@@ -164,8 +199,11 @@ class _WeightEngine:
     def coefficients(self):
         """gamma (2, m, S), rho_bar and rho_under (2, m, n), new arrays."""
         m = self.m
-        return (self.gamma.reshape(2, m, -1).copy(), self.rho_bar.reshape(2, m, -1).copy(),
-                self.rho_under.reshape(2, m, -1).copy())
+        return (
+            self.gamma.reshape(2, m, -1).copy(),
+            self.rho_bar.reshape(2, m, -1).copy(),
+            self.rho_under.reshape(2, m, -1).copy(),
+        )
 
     def finite(self):
         """False once W holds a non-finite number (GD diverged)."""
@@ -183,13 +221,26 @@ class _GramStage(GramEngine):
     def coefficients(self):
         """gamma (2, m, S), rho_bar and rho_under (2, m, n) read off B."""
         t = self.tracking
-        return read_coefficients(self.B, self.y, t.y_clean, t.signals, t.xi,
-                                 t.signal_patch, t.noise_patch)
+        return read_coefficients(
+            self.B, self.y, t.y_clean, t.signals, t.xi, t.signal_patch, t.noise_patch
+        )
 
 
-def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
-                epsilon=0.0, snapshots=21, track=True, progress=None, engine="weight",
-                gram_budget=GRAM_BUDGET):
+def train_stage(
+    W0,
+    task: Task,
+    eta,
+    steps,
+    *,
+    weight_decay=0.0,
+    trainable=None,
+    epsilon=0.0,
+    snapshots=21,
+    track=True,
+    progress=None,
+    engine="weight",
+    gram_budget=GRAM_BUDGET,
+):
     """Run full-batch GD from W0 on ``task`` (docs/model.md §3.4).
 
     Parameters
@@ -274,7 +325,7 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
 
     def snapshot(t):
         taken.append(t)
-        with np.errstate(over="ignore", invalid="ignore"):     # checked just below
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
             values = {"W": state.weights()}
             if track:
                 values.update(zip(("gamma", "rho_bar", "rho_under"), state.coefficients()))
@@ -291,7 +342,7 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
             done = state.run(count, t, loss)
             t0, t = t, t + done
             stopped = done < count
-            _check_finite(loss[t0: t + 1 if stopped else t], state, t, eta)
+            _check_finite(loss[t0 : t + 1 if stopped else t], state, t, eta)
             if progress is not None:
                 progress(t, steps, loss[t if stopped else t - 1])
         if stopped:
@@ -303,14 +354,23 @@ def train_stage(W0, task: Task, eta, steps, *, weight_decay=0.0, trainable=None,
     else:
         # the loss of the final weights (the kernel records it before a step)
         loss[t] = state.current_loss()
-        _check_finite(loss[t: t + 1], state, t, eta)
-        stopped = bool(loss[t] <= eps)      # the rule met exactly at the cap
-    coefficients = {name: np.stack(snaps[name]) if track else None
-                    for name in ("gamma", "rho_bar", "rho_under")}
-    return Stage(task=task, W0=np.array(W0, dtype=np.float64), eta=float(eta),
-                 weight_decay=float(weight_decay), trainable=trainable.copy(),
-                 steps=np.array(taken, dtype=np.int64), W=np.stack(snaps["W"]),
-                 loss=loss[: t + 1].copy(), stopped=stopped, **coefficients)
+        _check_finite(loss[t : t + 1], state, t, eta)
+        stopped = bool(loss[t] <= eps)  # the rule met exactly at the cap
+    coefficients = {
+        name: np.stack(snaps[name]) if track else None for name in ("gamma", "rho_bar", "rho_under")
+    }
+    return Stage(
+        task=task,
+        W0=np.array(W0, dtype=np.float64),
+        eta=float(eta),
+        weight_decay=float(weight_decay),
+        trainable=trainable.copy(),
+        steps=np.array(taken, dtype=np.int64),
+        W=np.stack(snaps["W"]),
+        loss=loss[: t + 1].copy(),
+        stopped=stopped,
+        **coefficients,
+    )
 
 
 def _pick_engine(engine, n, P, m, d, steps, n_snapshots, budget):
@@ -320,9 +380,11 @@ def _pick_engine(engine, n, P, m, d, steps, n_snapshots, budget):
     if engine == "auto":
         return choose_engine(n, P, m, d, steps, n_snapshots, budget)
     if engine == "gram" and gram_bytes(n, P) > budget:
-        raise ConfigError(f"engine='gram' needs {gram_bytes(n, P) / 2**20:.0f} MiB for the Gram "
-                          f"matrix (nP = {n * P}), over the budget of {budget / 2**20:.0f} MiB; "
-                          "use engine='weight' or raise gram_budget")
+        raise ConfigError(
+            f"engine='gram' needs {gram_bytes(n, P) / 2**20:.0f} MiB for the Gram "
+            f"matrix (nP = {n * P}), over the budget of {budget / 2**20:.0f} MiB; "
+            "use engine='weight' or raise gram_budget"
+        )
     return engine
 
 
@@ -335,4 +397,5 @@ def _check_finite(losses, state, t, eta):
 def _diverged(t, eta):
     raise DivergenceError(
         f"gradient descent diverged by step {t} (non-finite loss, weights or coefficients); "
-        f"lower the step size eta={eta:g} or the init scale sigma_0")
+        f"lower the step size eta={eta:g} or the init scale sigma_0"
+    )

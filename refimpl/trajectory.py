@@ -18,6 +18,7 @@ Optional per-stage keys (all additive; the version stays 1):
   filter (not the model of docs/model.md §3), its initial value and its value
   at the snapshots; axis 0 index 0 is j = +1, as for ``W``. ``b`` needs ``b0``.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,38 @@ from .files import atomic_write, provenance, read_npz
 from .train import Stage
 from .transfer import STAGES
 
-__all__ = ["FORMAT_VERSION", "STAGE_KEYS", "OPTIONAL_KEYS", "COEFFICIENT_KEYS",
-           "TrajectoryError", "Trajectory", "StageView", "save", "load", "experiment_arrays",
-           "stage_arrays"]
+__all__ = [
+    "FORMAT_VERSION",
+    "STAGE_KEYS",
+    "OPTIONAL_KEYS",
+    "COEFFICIENT_KEYS",
+    "TrajectoryError",
+    "Trajectory",
+    "StageView",
+    "save",
+    "load",
+    "experiment_arrays",
+    "stage_arrays",
+]
 
 FORMAT_VERSION = 1
-STAGE_KEYS = ("X", "y", "y_clean", "xi", "signals", "W0", "eta", "weight_decay",
-              "trainable", "steps", "W", "gamma", "rho_bar", "rho_under", "loss")
+STAGE_KEYS = (
+    "X",
+    "y",
+    "y_clean",
+    "xi",
+    "signals",
+    "W0",
+    "eta",
+    "weight_decay",
+    "trainable",
+    "steps",
+    "W",
+    "gamma",
+    "rho_bar",
+    "rho_under",
+    "loss",
+)
 OPTIONAL_KEYS = ("patch_role", "b0", "b")
 COEFFICIENT_KEYS = ("gamma", "rho_bar", "rho_under")
 
@@ -46,10 +72,20 @@ def stage_arrays(name, stage: Stage):
     """The ``name/...`` arrays of one stage (coefficients only when tracked;
     ``patch_role`` only when the task sets it)."""
     t = stage.task
-    arrays = {"X": t.X, "y": t.y, "y_clean": t.y_clean, "xi": t.xi, "signals": t.signals,
-              "W0": stage.W0, "eta": np.float64(stage.eta),
-              "weight_decay": np.float64(stage.weight_decay), "trainable": stage.trainable,
-              "steps": stage.steps, "W": stage.W, "loss": stage.loss}
+    arrays = {
+        "X": t.X,
+        "y": t.y,
+        "y_clean": t.y_clean,
+        "xi": t.xi,
+        "signals": t.signals,
+        "W0": stage.W0,
+        "eta": np.float64(stage.eta),
+        "weight_decay": np.float64(stage.weight_decay),
+        "trainable": stage.trainable,
+        "steps": stage.steps,
+        "W": stage.W,
+        "loss": stage.loss,
+    }
     for key in COEFFICIENT_KEYS:
         if getattr(stage, key) is not None:
             arrays[key] = getattr(stage, key)
@@ -60,9 +96,11 @@ def stage_arrays(name, stage: Stage):
 
 def experiment_arrays(exp):
     """All arrays of an :class:`~refimpl.transfer.Experiment` in format 1."""
-    arrays = {"format_version": np.int64(FORMAT_VERSION),
-              "config_json": np.str_(exp.config.to_json()),
-              "provenance_json": np.str_(json.dumps(provenance(exp.config.seed)))}
+    arrays = {
+        "format_version": np.int64(FORMAT_VERSION),
+        "config_json": np.str_(exp.config.to_json()),
+        "provenance_json": np.str_(json.dumps(provenance(exp.config.seed))),
+    }
     for name, stage in exp.stages.items():
         arrays.update(stage_arrays(name, stage))
     arrays["down/inherited"] = exp.inherited
@@ -122,9 +160,14 @@ class StageView:
     def task(self) -> Task:
         """The stage's data as a float64 :class:`~refimpl.data.Task` (with the
         file's ``patch_role`` when it has one)."""
-        return Task(X=self.f64("X"), y=self.f64("y"), y_clean=self.f64("y_clean"),
-                    xi=self.f64("xi"), signals=self.f64("signals"),
-                    patch_role=self.patch_role)
+        return Task(
+            X=self.f64("X"),
+            y=self.f64("y"),
+            y_clean=self.f64("y_clean"),
+            xi=self.f64("xi"),
+            signals=self.f64("signals"),
+            patch_role=self.patch_role,
+        )
 
     def roles(self):
         """The patch roles (n, P): the file's ``patch_role`` checked against the
@@ -139,8 +182,10 @@ class StageView:
         try:
             return self.task().roles()
         except PatchRoleError as exc:
-            text = str(exc).replace("give Task.patch_role to set them",
-                                    f"store {self.name}/patch_role in the file to set them")
+            text = str(exc).replace(
+                "give Task.patch_role to set them",
+                f"store {self.name}/patch_role in the file to set them",
+            )
             raise PatchRoleError(f"{self.path}: stage {self.name!r}: {text}") from None
 
 
@@ -173,8 +218,9 @@ class Trajectory:
     def stage(self, stage) -> StageView:
         """The arrays of ``stage`` by attribute (:class:`StageView`)."""
         if stage not in self.stages:
-            raise TrajectoryError(f"{self.path} has no stage {stage!r} "
-                                  f"(it has {', '.join(self.stages)})")
+            raise TrajectoryError(
+                f"{self.path} has no stage {stage!r} (it has {', '.join(self.stages)})"
+            )
         return StageView(self, stage)
 
     def task(self, stage) -> Task:
@@ -183,13 +229,24 @@ class Trajectory:
     def to_stage(self, stage) -> Stage:
         """The stage as a :class:`~refimpl.train.Stage` (coefficients required)."""
         if not self.has_coefficients[stage]:
-            raise TrajectoryError(f"{self.path}: stage {stage!r} has no coefficients "
-                                  "(run `python -m refimpl decompose` first)")
+            raise TrajectoryError(
+                f"{self.path}: stage {stage!r} has no coefficients "
+                "(run `python -m refimpl decompose` first)"
+            )
         v = self.stage(stage)
-        return Stage(task=v.task(), W0=v.W0, eta=float(v.eta),
-                     weight_decay=float(v.weight_decay), trainable=v.trainable,
-                     steps=v.steps, W=v.W, gamma=v.gamma, rho_bar=v.rho_bar,
-                     rho_under=v.rho_under, loss=v.loss)
+        return Stage(
+            task=v.task(),
+            W0=v.W0,
+            eta=float(v.eta),
+            weight_decay=float(v.weight_decay),
+            trainable=v.trainable,
+            steps=v.steps,
+            W=v.W,
+            gamma=v.gamma,
+            rho_bar=v.rho_bar,
+            rho_under=v.rho_under,
+            loss=v.loss,
+        )
 
 
 def load(path, require_coefficients=True) -> Trajectory:
@@ -224,8 +281,9 @@ def load(path, require_coefficients=True) -> Trajectory:
     check = _Checker(path, arrays)
     version = check.scalar("format_version", int)
     if version != FORMAT_VERSION:
-        raise TrajectoryError(f"{path}: format_version is {version}; this refimpl reads "
-                              f"version {FORMAT_VERSION}")
+        raise TrajectoryError(
+            f"{path}: format_version is {version}; this refimpl reads version {FORMAT_VERSION}"
+        )
     config = check.json("config_json")
     prov = check.json("provenance_json")
     stages = tuple(s for s in STAGES if any(k.startswith(s + "/") for k in arrays))
@@ -236,8 +294,9 @@ def load(path, require_coefficients=True) -> Trajectory:
         inh = check.array("down/inherited", bool)
         m, d = arrays["down/W0"].shape[1:]
         if inh.shape not in ((2, m), (2, m, d)):
-            raise TrajectoryError(f"{path}: down/inherited has shape {inh.shape}; "
-                                  f"expected (2, {m}) or (2, {m}, {d})")
+            raise TrajectoryError(
+                f"{path}: down/inherited has shape {inh.shape}; expected (2, {m}) or (2, {m}, {d})"
+            )
     return Trajectory(path, arrays, config, prov, stages, has_coef)
 
 
@@ -261,10 +320,12 @@ class _Checker:
         if key not in self.arrays:
             self.fail(key, "is missing")
         a = self.arrays[key]
-        ok = {bool: a.dtype == np.bool_,
-              int: np.issubdtype(a.dtype, np.integer),
-              float: np.issubdtype(a.dtype, np.floating),
-              str: a.dtype.kind == "U"}[kind]
+        ok = {
+            bool: a.dtype == np.bool_,
+            int: np.issubdtype(a.dtype, np.integer),
+            float: np.issubdtype(a.dtype, np.floating),
+            str: a.dtype.kind == "U",
+        }[kind]
         if not ok:
             self.fail(key, f"has dtype {a.dtype}; expected {kind.__name__}")
         if kind is float and not np.all(np.isfinite(a)):
@@ -303,7 +364,9 @@ class _Checker:
         self.shaped(k("xi"), float, (n, d))
         signals = self.array(k("signals"), float)
         if signals.shape != (P - 1, d):
-            self.fail(k("signals"), f"has shape {signals.shape}; expected ({P - 1}, {d}) (P - 1 signals)")
+            self.fail(
+                k("signals"), f"has shape {signals.shape}; expected ({P - 1}, {d}) (P - 1 signals)"
+            )
         W0 = self.array(k("W0"), float)
         if W0.ndim != 3 or W0.shape[0] != 2 or W0.shape[2] != d:
             self.fail(k("W0"), f"has shape {W0.shape}; expected (2, m, {d})")
@@ -314,7 +377,7 @@ class _Checker:
         steps = self.array(k("steps"), int)
         if steps.ndim != 1 or steps.size < 1 or np.any(steps < 0) or np.any(steps > 2**62):
             self.fail(k("steps"), "must be increasing snapshot steps starting at 0")
-        steps = self.arrays[k("steps")] = steps.astype(np.int64)    # no unsigned wrap-around
+        steps = self.arrays[k("steps")] = steps.astype(np.int64)  # no unsigned wrap-around
         if steps[0] != 0 or np.any(np.diff(steps) <= 0):
             self.fail(k("steps"), "must be increasing snapshot steps starting at 0")
         K = steps.size
@@ -335,8 +398,13 @@ class _Checker:
         if k("patch_role") in self.arrays:
             roles = self.shaped(k("patch_role"), int, (n, P))
             try:
-                patch_roles(self.arrays[k("X")], self.arrays[k("y_clean")],
-                            self.arrays[k("signals")], roles, xi=self.arrays[k("xi")])
+                patch_roles(
+                    self.arrays[k("X")],
+                    self.arrays[k("y_clean")],
+                    self.arrays[k("signals")],
+                    roles,
+                    xi=self.arrays[k("xi")],
+                )
             except PatchRoleError as exc:
                 raise PatchRoleError(f"{self.path}: {k('patch_role')}: {exc}") from None
         if k("b") in self.arrays and k("b0") not in self.arrays:

@@ -2,6 +2,7 @@
 ``up`` (upstream training), ``down`` (fine-tuning from inherited weights) and
 ``scratch`` (the baseline with the same downstream data and fresh filters).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,15 @@ from .data import sample_task, signal_vectors
 from .evaluation import estimate_test_error
 from .train import train_stage
 
-__all__ = ["n_inherited", "inherit", "inherited_filters", "Experiment", "run_experiment", "STAGES",
-           "streams"]
+__all__ = [
+    "n_inherited",
+    "inherit",
+    "inherited_filters",
+    "Experiment",
+    "run_experiment",
+    "STAGES",
+    "streams",
+]
 
 STAGES = ("up", "down", "scratch")
 _STREAMS = ("data_up", "init_up", "data_down", "init_down", "transfer", "test")
@@ -107,9 +115,17 @@ class Experiment:
         c = self.config
         v, sigma_p, flip = self.task_of(stage)
         W = self.stages[stage].W_final if W is None else W
-        return estimate_test_error(W, self.u, v, sigma_p, flip, c.layout,
-                          n_test or c.n_test, streams(c.seed)["test"],
-                          estimator or c.estimator)
+        return estimate_test_error(
+            W,
+            self.u,
+            v,
+            sigma_p,
+            flip,
+            c.layout,
+            n_test or c.n_test,
+            streams(c.seed)["test"],
+            estimator or c.estimator,
+        )
 
     @property
     def inherited_filters(self):
@@ -153,8 +169,9 @@ def run_experiment(config: Config, progress=None) -> Experiment:
     rng = streams(c.seed)
     u, v_up, v_down = signal_vectors(c.d, c.u_norm, c.v_up_norm, c.v_down_norm, c.v_cos)
     up_task = sample_task(rng["data_up"], c.n_up, u, v_up, c.sigma_p_up, c.flip_up, c.layout)
-    down_task = sample_task(rng["data_down"], c.n_down, u, v_down, c.sigma_p_down,
-                            c.flip_down, c.layout)
+    down_task = sample_task(
+        rng["data_down"], c.n_down, u, v_down, c.sigma_p_down, c.flip_down, c.layout
+    )
     W_up0 = c.sigma_0 * rng["init_up"].standard_normal((2, c.m, c.d))
     W_fresh = c.sigma_0 * rng["init_down"].standard_normal((2, c.m2, c.d))
 
@@ -162,19 +179,35 @@ def run_experiment(config: Config, progress=None) -> Experiment:
         return None if progress is None else (lambda t, cap, loss: progress(name, t, cap, loss))
 
     def fit(name, W0, task, steps, weight_decay, trainable=None):
-        return train_stage(W0, task, c.eta_of(name), steps, weight_decay=weight_decay,
-                           trainable=trainable, epsilon=c.epsilon, snapshots=c.snapshots,
-                           progress=report(name), engine=c.engine)
+        return train_stage(
+            W0,
+            task,
+            c.eta_of(name),
+            steps,
+            weight_decay=weight_decay,
+            trainable=trainable,
+            epsilon=c.epsilon,
+            snapshots=c.snapshots,
+            progress=report(name),
+            engine=c.engine,
+        )
 
     up = fit("up", W_up0, up_task, c.steps_up, c.weight_decay_up)
-    W_down0, inherited, source = inherit(up.W_final, W_fresh, c.alpha, rng["transfer"],
-                                         c.granularity, c.rescale_inherited)
+    W_down0, inherited, source = inherit(
+        up.W_final, W_fresh, c.alpha, rng["transfer"], c.granularity, c.rescale_inherited
+    )
     trainable = ~inherited if c.freeze_inherited else None
     down = fit("down", W_down0, down_task, c.steps_down, c.weight_decay, trainable)
     scratch = fit("scratch", W_fresh, down_task, c.steps_down, c.weight_decay)
-    return Experiment(config=c, u=u, v_up=v_up, v_down=v_down,
-                      stages={"up": up, "down": down, "scratch": scratch},
-                      inherited=inherited, source=source)
+    return Experiment(
+        config=c,
+        u=u,
+        v_up=v_up,
+        v_down=v_down,
+        stages={"up": up, "down": down, "scratch": scratch},
+        inherited=inherited,
+        source=source,
+    )
 
 
 def inherited_noise_energy(exp: Experiment):
@@ -185,6 +218,6 @@ def inherited_noise_energy(exp: Experiment):
 
     N_up = noise_part(exp.stages["up"])
     src = np.maximum(exp.source, 0)
-    carried = exp.config.rescale_inherited * N_up[np.arange(2)[:, None], src]   # (2, m_2, d)
+    carried = exp.config.rescale_inherited * N_up[np.arange(2)[:, None], src]  # (2, m_2, d)
     mask = exp.inherited if exp.inherited.ndim == 3 else exp.inherited[..., None]
     return np.linalg.norm(np.where(mask, carried, 0.0), axis=-1)

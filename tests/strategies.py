@@ -14,6 +14,7 @@ Two kinds of numbers are used:
 * ``gaussian`` entries generated from a drawn seed: generic inputs on which a
   pre-activation is exactly 0 with probability 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from hypothesis.extra import numpy as hnp
 
 from refimpl.data import Task
 
-DYADIC = tuple(k / 4.0 for k in range(-8, 9))   # -2, -1.75, ..., 2 (0 included)
+DYADIC = tuple(k / 4.0 for k in range(-8, 9))  # -2, -1.75, ..., 2 (0 included)
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
@@ -96,8 +97,8 @@ def margin_problems(draw):
     rng = np.random.default_rng(draw(seeds))
     delta = 0.2
     w_scale = draw(st.sampled_from((0.5, 1.0, 2.0)))
-    Q, _ = np.linalg.qr(rng.standard_normal((d, 2 * m)))       # (d, 2m), orthonormal columns
-    Wf = w_scale * Q.T                                          # (2m, d)
+    Q, _ = np.linalg.qr(rng.standard_normal((d, 2 * m)))  # (d, 2m), orthonormal columns
+    Wf = w_scale * Q.T  # (2m, d)
     magnitude = rng.uniform(delta, 3.0, size=(n, P, 2 * m))
     sign = rng.choice(np.array([1.0, -1.0]), size=(n, P, 2 * m))
     a = sign * magnitude
@@ -143,8 +144,9 @@ def train_problems(draw, max_steps=6):
     weight_decay = draw(st.sampled_from((0.0, 0.05, 0.3)))
     trainable = draw(hnp.arrays(np.bool_, (2, m)))
     steps = draw(st.integers(0, max_steps))
-    return TrainProblem(W0=W0, task=task, eta=eta, weight_decay=weight_decay,
-                        trainable=trainable, steps=steps)
+    return TrainProblem(
+        W0=W0, task=task, eta=eta, weight_decay=weight_decay, trainable=trainable, steps=steps
+    )
 
 
 @st.composite
@@ -170,13 +172,37 @@ def tiny_config(**changes):
     of Config may change): d = 40, m = 3, N_1 = 12, N_2 = 8, 40 + 30 steps."""
     from refimpl.config import Config
 
-    values = dict(d=40, m=3, m_down=None, n_up=12, n_down=8, u_norm=2.0, v_up_norm=1.0,
-                  v_down_norm=1.0, v_cos=0.0, sigma_p_up=1.0, sigma_p_down=1.0,
-                  flip_up=0.0, flip_down=0.2, layout="joint", eta=1.0, sigma_0=0.05,
-                  weight_decay_up=0.0, weight_decay=0.0, steps_up=40, steps_down=30,
-                  epsilon=0.0, snapshots=6, alpha=2 / 3, granularity="filter",
-                  freeze_inherited=False, rescale_inherited=1.0, n_test=2000,
-                  estimator="reduced", seed=1)
+    values = dict(
+        d=40,
+        m=3,
+        m_down=None,
+        n_up=12,
+        n_down=8,
+        u_norm=2.0,
+        v_up_norm=1.0,
+        v_down_norm=1.0,
+        v_cos=0.0,
+        sigma_p_up=1.0,
+        sigma_p_down=1.0,
+        flip_up=0.0,
+        flip_down=0.2,
+        layout="joint",
+        eta=1.0,
+        sigma_0=0.05,
+        weight_decay_up=0.0,
+        weight_decay=0.0,
+        steps_up=40,
+        steps_down=30,
+        epsilon=0.0,
+        snapshots=6,
+        alpha=2 / 3,
+        granularity="filter",
+        freeze_inherited=False,
+        rescale_inherited=1.0,
+        n_test=2000,
+        estimator="reduced",
+        seed=1,
+    )
     values.update(changes)
     return Config(**values)
 
@@ -193,10 +219,14 @@ def dyadic_train_problems(draw):
     y = draw(labels(n))
     X = np.concatenate([y_clean[:, None, None] * signals[None], xi[:, None, :]], axis=1)
     task = Task(X=np.ascontiguousarray(X), y=y, y_clean=y_clean, xi=xi, signals=signals)
-    return TrainProblem(W0=draw(dyadic_arrays((2, m, d))), task=task,
-                        eta=draw(st.sampled_from((0.5, 1.0))),
-                        weight_decay=draw(st.sampled_from((0.0, 0.25))),
-                        trainable=draw(hnp.arrays(np.bool_, (2, m))), steps=1)
+    return TrainProblem(
+        W0=draw(dyadic_arrays((2, m, d))),
+        task=task,
+        eta=draw(st.sampled_from((0.5, 1.0))),
+        weight_decay=draw(st.sampled_from((0.0, 0.25))),
+        trainable=draw(hnp.arrays(np.bool_, (2, m))),
+        steps=1,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -218,9 +248,10 @@ def permute_patches(task, perms):
     perms = np.asarray(perms, dtype=np.int64)
     n, P, _ = task.X.shape
     X = task.X[np.arange(n)[:, None], perms]
-    original = np.append(np.arange(P - 1), -1)                  # signals first, noise last
-    permuted = Task(X=np.ascontiguousarray(X), y=task.y, y_clean=task.y_clean, xi=task.xi,
-                    signals=task.signals)
+    original = np.append(np.arange(P - 1), -1)  # signals first, noise last
+    permuted = Task(
+        X=np.ascontiguousarray(X), y=task.y, y_clean=task.y_clean, xi=task.xi, signals=task.signals
+    )
     return permuted, original[perms]
 
 
@@ -230,9 +261,9 @@ class PermutedProblem:
     the patches of every input permuted."""
 
     W0: np.ndarray
-    task: Task              # signals first, noise last
-    permuted: Task          # patches in the drawn order
-    roles: np.ndarray       # (n, P): the roles of the permuted patches
+    task: Task  # signals first, noise last
+    permuted: Task  # patches in the drawn order
+    roles: np.ndarray  # (n, P): the roles of the permuted patches
     layout: str
     eta: float
     weight_decay: float
@@ -252,7 +283,7 @@ def permuted_problems(draw, max_steps=40, layouts=("joint", "split")):
     P = 2 if layout == "joint" else 3
     n = draw(st.integers(1, 8))
     m = draw(st.integers(1, 3))
-    d = draw(st.integers(n + 3, n + 12))            # n + S <= d: an independent basis
+    d = draw(st.integers(n + 3, n + 12))  # n + S <= d: an independent basis
     rng = np.random.default_rng(draw(seeds))
     if draw(st.booleans()):
         u, v, _ = signal_vectors(d, draw(st.sampled_from((1.0, 3.0))), 1.0, 1.0)
@@ -266,7 +297,14 @@ def permuted_problems(draw, max_steps=40, layouts=("joint", "split")):
         trainable = np.ones((2, m), bool)
     else:
         trainable = draw(hnp.arrays(np.bool_, (2, m)))
-    return PermutedProblem(W0=W0, task=task, permuted=permuted, roles=roles, layout=layout,
-                           eta=draw(st.sampled_from((0.1, 0.5, 1.0))),
-                           weight_decay=draw(st.sampled_from((0.0, 0.05))),
-                           trainable=trainable, steps=draw(st.integers(1, max_steps)))
+    return PermutedProblem(
+        W0=W0,
+        task=task,
+        permuted=permuted,
+        roles=roles,
+        layout=layout,
+        eta=draw(st.sampled_from((0.1, 0.5, 1.0))),
+        weight_decay=draw(st.sampled_from((0.0, 0.05))),
+        trainable=trainable,
+        steps=draw(st.integers(1, max_steps)),
+    )

@@ -11,6 +11,7 @@ reduced estimator (§6.3).
 - its estimator against refimpl.evaluation on the same weights and draws;
 - a run's numbers do not depend on the other runs of its batch.
 """
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -32,8 +33,10 @@ def no_near_ties(stage, X):
     rounding, and two exact computations may part ways (the weight and Gram
     engines of train_stage alike). Exact zeros (zero patches) are fine."""
     A = np.einsum("ipd,tjrd->tipjr", X, stage.W)
-    scale = np.linalg.norm(X, axis=2)[None, :, :, None, None] * \
-        np.linalg.norm(stage.W, axis=3)[:, None, None, :, :]
+    scale = (
+        np.linalg.norm(X, axis=2)[None, :, :, None, None]
+        * np.linalg.norm(stage.W, axis=3)[:, None, None, :, :]
+    )
     rel = np.abs(A)[A != 0] / scale[A != 0]
     return rel.size == 0 or rel.min() > 1e-9
 
@@ -61,8 +64,8 @@ def twin_train(V, W0, index, sign, y, eta, steps, weight_decay=0.0, epsilon=0.0)
     Bv, s, losses = np.zeros((two_m, r)), 1.0, []
     decay, t = 1.0 - eta * weight_decay, 0
     while True:
-        Av = Q @ Bv.T + s * K0                                  # <w_k, V_a>, (r, 2m)
-        A = sign[:, :, None] * Av[index]                        # (n, P, 2m)
+        Av = Q @ Bv.T + s * K0  # <w_k, V_a>, (r, 2m)
+        A = sign[:, :, None] * Av[index]  # (n, P, 2m)
         f = (np.maximum(A, 0.0) * j).sum(axis=(1, 2)) / m
         z = y * f
         losses.append(float(np.mean(np.logaddexp(0.0, -z))))
@@ -71,12 +74,12 @@ def twin_train(V, W0, index, sign, y, eta, steps, weight_decay=0.0, epsilon=0.0)
         if t == steps:
             return Bv, s, np.array(losses), t, False
         lprime = -1.0 / (1.0 + np.exp(z))
-        C = (lprime * y)[:, None, None] * (A > 0) * j / (n * m)     # (n, P, 2m)
+        C = (lprime * y)[:, None, None] * (A > 0) * j / (n * m)  # (n, P, 2m)
         D = np.zeros((r, two_m))
         np.add.at(D, index.ravel(), (sign[:, :, None] * C).reshape(n * P, two_m))
         Bv = decay * Bv - eta * D.T
         t += 1
-        s = decay ** t
+        s = decay**t
 
 
 # ----------------------------------------------------------------------
@@ -108,9 +111,14 @@ def batches(draw):
     u, v = draw(st.sampled_from((0.0, 0.7, 2.0))), draw(st.sampled_from((0.0, 0.5, 1.5)))
     runs = draw(st.integers(1, 3))
     seeds = draw(st.lists(st.integers(0, 2**32 - 1), min_size=runs, max_size=runs))
-    per_run = st.tuples(st.sampled_from((0.05, 0.3, 1.0)), st.integers(0, 120),
-                        st.sampled_from((0.0, 0.0, 0.01)), st.sampled_from((0.0, 0.0, 0.2, 0.5)),
-                        st.sampled_from((0.5, 1.0)), st.sampled_from((0.0, 0.2)))
+    per_run = st.tuples(
+        st.sampled_from((0.05, 0.3, 1.0)),
+        st.integers(0, 120),
+        st.sampled_from((0.0, 0.0, 0.01)),
+        st.sampled_from((0.0, 0.0, 0.2, 0.5)),
+        st.sampled_from((0.5, 1.0)),
+        st.sampled_from((0.0, 0.2)),
+    )
     params = draw(st.lists(per_run, min_size=runs, max_size=runs))
     return n, m, layout, d, u, v, seeds, params
 
@@ -134,8 +142,16 @@ def test_batch_matches_train_stage_on_every_run(b):
     Zs, index, signs = zip(*(gram_inputs(task, W0) for task, W0, _ in runs))
     G = np.stack([Z @ Z.T for Z in Zs])
     p = {k: [kw[k] for _, _, kw in runs] for k in ("eta", "steps", "weight_decay", "epsilon")}
-    res = batch.train_batch(G, index[0], np.stack(signs), np.stack([t.y for t, _, _ in runs]),
-                            p["eta"], p["steps"], p["weight_decay"], p["epsilon"])
+    res = batch.train_batch(
+        G,
+        index[0],
+        np.stack(signs),
+        np.stack([t.y for t, _, _ in runs]),
+        p["eta"],
+        p["steps"],
+        p["weight_decay"],
+        p["epsilon"],
+    )
     S = runs[0][0].signals.shape[0]
     r = S + runs[0][0].n
     Ws = res.weights(np.stack([Z[:r] for Z in Zs]), np.stack([W0 for _, W0, _ in runs]))
@@ -144,8 +160,8 @@ def test_batch_matches_train_stage_on_every_run(b):
         assume(no_near_ties(stage, task.X))
         assert_close(Ws[k], stage.W_final, 1e-12)
         assert res.last[k] == stage.T and res.stopped[k] == stage.stopped and res.finite[k]
-        np.testing.assert_allclose(res.loss[k, :stage.T + 1], stage.loss, rtol=1e-12, atol=0)
-        assert np.all(np.isnan(res.loss[k, stage.T + 1:]))
+        np.testing.assert_allclose(res.loss[k, : stage.T + 1], stage.loss, rtol=1e-12, atol=0)
+        assert np.all(np.isnan(res.loss[k, stage.T + 1 :]))
         # gamma = j |sig_s|^2 Bv[k, s], rho_i = |xi_i|^2 Bv[k, S + i] (docs/model.md §9.3)
         j = np.array([1.0, -1.0])[:, None, None]
         Bv = res.Bt[k].T.reshape(2, W0.shape[1], r)
@@ -167,22 +183,35 @@ def test_batch_matches_the_numpy_twin_with_patches_in_any_order(b, data):
     Zs, index, signs = zip(*(gram_inputs(task, W0, perm) for task, W0, _ in runs))
     G = np.stack([Z @ Z.T for Z in Zs])
     p = {k: [kw[k] for _, _, kw in runs] for k in ("eta", "steps", "weight_decay", "epsilon")}
-    res = batch.train_batch(G, index[0], np.stack(signs), np.stack([t.y for t, _, _ in runs]),
-                            p["eta"], p["steps"], p["weight_decay"], p["epsilon"])
+    res = batch.train_batch(
+        G,
+        index[0],
+        np.stack(signs),
+        np.stack([t.y for t, _, _ in runs]),
+        p["eta"],
+        p["steps"],
+        p["weight_decay"],
+        p["epsilon"],
+    )
     r = P - 1 + n
     Ws = res.weights(np.stack([Z[:r] for Z in Zs]), np.stack([W0 for _, W0, _ in runs]))
     for k, (task, W0, kw) in enumerate(runs):
         X = np.take_along_axis(task.X, perm[:, :, None], axis=1)
-        stage = train_stage(W0, type(task)(X=X, y=task.y, y_clean=task.y_clean, xi=task.xi,
-                                           signals=task.signals),
-                            snapshots=kw["steps"] + 1, engine="weight", track=False, **kw)
+        stage = train_stage(
+            W0,
+            type(task)(X=X, y=task.y, y_clean=task.y_clean, xi=task.xi, signals=task.signals),
+            snapshots=kw["steps"] + 1,
+            engine="weight",
+            track=False,
+            **kw,
+        )
         assume(no_near_ties(stage, X))
         assert_close(Ws[k], stage.W_final, 1e-12)
         Bv, s, losses, last, stopped = twin_train(Zs[k][:r], W0, index[0], signs[k], task.y, **kw)
         assert res.last[k] == last and res.stopped[k] == stopped
         assert_close(res.Bt[k].T, Bv, 1e-12)
         assert res.s[k] == s
-        np.testing.assert_allclose(res.loss[k, :last + 1], losses, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(res.loss[k, : last + 1], losses, rtol=1e-12, atol=1e-300)
 
 
 # ----------------------------------------------------------------------
@@ -190,8 +219,21 @@ def test_batch_matches_the_numpy_twin_with_patches_in_any_order(b, data):
 
 
 def small(**kw):
-    values = dict(d=60, m=3, n_up=8, n_down=1, u_norm=1.5, v_up_norm=0.5, flip_up=0.1, eta=0.2,
-                  sigma_0=0.05, steps_up=40, steps_down=0, n_test=600, snapshots=2)
+    values = dict(
+        d=60,
+        m=3,
+        n_up=8,
+        n_down=1,
+        u_norm=1.5,
+        v_up_norm=0.5,
+        flip_up=0.1,
+        eta=0.2,
+        sigma_0=0.05,
+        steps_up=40,
+        steps_down=0,
+        n_test=600,
+        snapshots=2,
+    )
     values.update(kw)
     return Config.from_dict(values)
 
@@ -214,8 +256,8 @@ def test_draws_are_those_of_sample_task():
         W0 = c.sigma_0 * rng["init_up"].standard_normal((2, c.m, c.d))
         S = signals.shape[0]
         assert np.array_equal(y, task.y) and np.array_equal(y_clean, task.y_clean)
-        assert np.array_equal(Z[:S], task.signals) and np.array_equal(Z[S:S + c.n_up], task.xi)
-        assert np.array_equal(Z[S + c.n_up:], W0.reshape(2 * c.m, c.d))
+        assert np.array_equal(Z[:S], task.signals) and np.array_equal(Z[S : S + c.n_up], task.xi)
+        assert np.array_equal(Z[S + c.n_up :], W0.reshape(2 * c.m, c.d))
 
 
 @pytest.mark.parametrize("layout", ("joint", "split"))
@@ -223,8 +265,12 @@ def test_run_single_batch_is_the_upstream_stage_of_run_experiment(layout):
     """The same data, initialisation and test draws as run_experiment: W, loss
     and steps to rounding; the test error equal (identical draws) for
     almost every run, and statistically equal for all."""
-    configs = [small(layout=layout, u_norm=u, flip_up=f, epsilon=e, weight_decay_up=wd)
-               for u in (0.0, 0.8, 2.5) for f in (0.0, 0.2) for e, wd in ((0.0, 0.0), (0.3, 0.01))]
+    configs = [
+        small(layout=layout, u_norm=u, flip_up=f, epsilon=e, weight_decay_up=wd)
+        for u in (0.0, 0.8, 2.5)
+        for f in (0.0, 0.2)
+        for e, wd in ((0.0, 0.0), (0.3, 0.01))
+    ]
     seeds = list(range(100, 100 + len(configs)))
     out = batch.run_single_batch(configs, seeds, keep_weights=True)
     equal = 0
@@ -237,7 +283,8 @@ def test_run_single_batch_is_the_upstream_stage_of_run_experiment(layout):
         ref = exp.test_error("up")
         equal += out["err"][k] == ref["clean_error"]
         assert abs(out["err"][k] - ref["clean_error"]) <= 5 * np.sqrt(2) * max(
-            ref["clean_error_se"], 1.0 / c.n_test)
+            ref["clean_error_se"], 1.0 / c.n_test
+        )
         assert out["noisy"][k] == pytest.approx(c.flip_up + (1 - 2 * c.flip_up) * out["err"][k])
     assert equal >= 0.9 * len(configs)
 
@@ -283,8 +330,10 @@ def test_huge_weights_and_divergence():
 # the estimator alone
 
 
-@pytest.mark.parametrize("layout,u,v", [("joint", 2.0, 0.0), ("joint", 0.0, 0.0),
-                                        ("split", 1.0, 0.7), ("joint", 1.0, 1.0)])
+@pytest.mark.parametrize(
+    "layout,u,v",
+    [("joint", 2.0, 0.0), ("joint", 0.0, 0.0), ("split", 1.0, 0.7), ("joint", 1.0, 1.0)],
+)
 def test_estimator_is_evaluations_on_the_same_weights_and_draws(layout, u, v):
     """Given W, the estimator equals estimate_test_error with the same
     generator (draws in blocks of 4096, as there: n_test > 4096 checked)."""
@@ -296,12 +345,19 @@ def test_estimator_is_evaluations_on_the_same_weights_and_draws(layout, u, v):
         W[:, :, 0] += np.random.default_rng(seed + 50).standard_normal((2, m))
         Wf = W.reshape(2 * m, d)
         PW = np.zeros((1, 2 * m, 2))
-        PW[0, :, :basis.shape[0]] = Wf @ basis.T
+        PW[0, :, : basis.shape[0]] = Wf @ basis.T
         n_test = 5000
         gen = np.random.default_rng(seed + 100)
-        mean, se = batch.reduced_errors((Wf @ Wf.T)[None], PW, (Wf @ sig.T)[None], 0.8, n_test,
-                                        lambda b, out, gen=gen: gen.standard_normal(out=out))
-        ref = estimate_test_error(W, uu, vv, 0.8, 0.1, layout, n_test,
-                                  np.random.default_rng(seed + 100))
+        mean, se = batch.reduced_errors(
+            (Wf @ Wf.T)[None],
+            PW,
+            (Wf @ sig.T)[None],
+            0.8,
+            n_test,
+            lambda b, out, gen=gen: gen.standard_normal(out=out),
+        )
+        ref = estimate_test_error(
+            W, uu, vv, 0.8, 0.1, layout, n_test, np.random.default_rng(seed + 100)
+        )
         assert mean[0] == ref["clean_error"]
         assert se[0] == pytest.approx(ref["clean_error_se"], rel=1e-12, abs=1e-15)

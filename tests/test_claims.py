@@ -1,6 +1,7 @@
 """The claims suite: discovery of the claim modules, the runner's report and
 exit statuses, the thin scripts of validation/, and (slow) every claim at
 --quick size writing well-formed outputs."""
+
 import csv
 import json
 import subprocess
@@ -45,8 +46,14 @@ def test_a_broken_claim_is_reported_and_exits_1(tmp_path, monkeypatch):
         raise RuntimeError("kaput")
 
     def malformed(out, quick=False, jobs=1):
-        return {"name": "gain_shared", "claim": "c", "source": "paper", "statistic": "s",
-                "verdict": "MAYBE", "markdown": "no line"}
+        return {
+            "name": "gain_shared",
+            "claim": "c",
+            "source": "paper",
+            "statistic": "s",
+            "verdict": "MAYBE",
+            "markdown": "no line",
+        }
 
     for fn, expect in ((boom, "kaput"), (malformed, "verdict is 'MAYBE'")):
         monkeypatch.setattr(claims, "load", lambda n, fn=fn: _fake(n, fn))
@@ -79,15 +86,16 @@ def test_report_keeps_earlier_sections_in_report_order(tmp_path, monkeypatch):
     def ok(out, quick=False, jobs=1, name="x"):
         return R.result(name, "c", "PASS", f"{name} holds", "body", source="framework")
 
-    monkeypatch.setattr(claims, "load",
-                        lambda n: _fake(n, lambda out, quick=False, jobs=1: ok(out, name=n)))
+    monkeypatch.setattr(
+        claims, "load", lambda n: _fake(n, lambda out, quick=False, jobs=1: ok(out, name=n))
+    )
     claims.run_claims(["gain_alpha"], out=tmp_path, quick=True)
     state = claims.run_claims(["gain_shared"], out=tmp_path, quick=True)
     assert [e["name"] for e in state["entries"]] == ["gain_shared", "gain_alpha"]
     assert [e["this_run"] for e in state["entries"]] == [True, False]
     text = (tmp_path / "REPORT.md").read_text()
     assert "## gain_shared" in text and "## gain_alpha" in text and "earlier run" in text
-    assert "| framework |" in text                          # the source column
+    assert "| framework |" in text  # the source column
     saved = json.loads((tmp_path / "validate.json").read_text())
     assert all(e["source"] == "framework" for e in saved["entries"])
     # a full-size run does not keep quick sections
@@ -103,11 +111,14 @@ def exit_code(argv):
         return exc.code
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["validate", "nonsense", "--quick"], "unknown claim"),
-    (["validate", "gain_shared", "--jobs", "0", "--quick"], "--jobs"),
-    (["validate", "--jobs", "two"], "positive integer"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["validate", "nonsense", "--quick"], "unknown claim"),
+        (["validate", "gain_shared", "--jobs", "0", "--quick"], "--jobs"),
+        (["validate", "--jobs", "two"], "positive integer"),
+    ],
+)
 def test_bad_input_exits_2(argv, message, tmp_path, capsys):
     assert exit_code([*argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -126,8 +137,12 @@ def test_unwritable_out_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_thin_script_usage_errors_are_one_line(tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "validation" / "gain_shared.py"), "--jobs", "0"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "validation" / "gain_shared.py"), "--jobs", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
@@ -161,7 +176,7 @@ def test_claim_outputs_are_well_formed(quick_suite, name):
         assert all(len(r) == len(rows[0]) for r in rows), f"{path.name} is ragged"
         for cell in rows[0]:
             with pytest.raises(ValueError):
-                float(cell)                            # a header cell is not a number
+                float(cell)  # a header cell is not a number
     if entry["verdict"] == "SKIPPED":
         assert entry["statistic"]
         return
@@ -188,8 +203,18 @@ def test_report_has_every_section_and_the_wall_time(quick_suite):
 
 @pytest.mark.slow
 def test_script_runs_on_its_own(tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "validation" / "gain_shared.py"), "--quick",
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "validation" / "gain_shared.py"),
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split(":")[0] == "gain_shared"
     assert (tmp_path / "gain_shared" / "gain_shared.csv").is_file()
@@ -208,20 +233,23 @@ def test_replication_draws_other_seeds_and_adds_a_column(tmp_path, monkeypatch):
         verdict = "PASS" if name == "gain_shared" or "replicate" not in str(out) else "FAIL"
         return R.result(name, "c", verdict, "s", "body", source="paper")
 
-    monkeypatch.setattr(claims, "load",
-                        lambda n: _fake(n, lambda out, quick=False, jobs=1: claim(out, name=n)))
+    monkeypatch.setattr(
+        claims, "load", lambda n: _fake(n, lambda out, quick=False, jobs=1: claim(out, name=n))
+    )
     claims.run_claims(["gain_shared", "gain_alpha"], out=tmp_path, quick=True)
-    state = claims.run_claims(["gain_shared", "gain_alpha"], out=tmp_path, quick=True,
-                              replicate="r1")
+    state = claims.run_claims(
+        ["gain_shared", "gain_alpha"], out=tmp_path, quick=True, replicate="r1"
+    )
     assert seen[0][1] == "gain_shared" and seen[2][1] == "gain_shared|replicate:r1"
     assert seen[2][2].endswith("replicate-r1")
     assert state["replication"]["salt"] == "r1"
-    assert {n: R.confirmed(e, state["replication"]) for n, e in
-            ((e["name"], e) for e in state["entries"])} == \
-        {"gain_shared": "confirmed", "gain_alpha": "not confirmed"}
+    assert {
+        n: R.confirmed(e, state["replication"])
+        for n, e in ((e["name"], e) for e in state["entries"])
+    } == {"gain_shared": "confirmed", "gain_alpha": "not confirmed"}
     text = (tmp_path / "REPORT.md").read_text()
     assert "salt `r1`" in text and "| confirmed |" in text and "not confirmed" in text
     assert (tmp_path / "replicate-r1" / "REPORT.md").is_file()
-    assert stream_salt("gain_shared") == "gain_shared"        # the original stream afterwards
+    assert stream_salt("gain_shared") == "gain_shared"  # the original stream afterwards
     with pytest.raises(Exception, match="--replicate"):
         claims.run_claims(["gain_shared"], out=tmp_path, replicate="../x")

@@ -6,6 +6,7 @@ differences, all positive and of distinct magnitudes (no ties: the exact
 null distribution), has p = 1 / 2^n (only the all-positive sign pattern
 reaches the largest W+). n = 8 gives 1/256 < 0.01; n = 4 gives 1/16.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,15 +32,16 @@ def panel(bottom=0.10, middle=0.05, top=0.002, scratch=0.15, scratch_top=None, n
     """Transfer and scratch excess, shape (3, n), at X (bottom to top)."""
     t = np.stack([distinct(bottom, n), distinct(middle, n), distinct(top, n)])
     s_top = scratch if scratch_top is None else scratch_top
-    s = np.stack([distinct(scratch, n, 3e-4), distinct(scratch, n, 3e-4),
-                  distinct(s_top, n, 3e-4)])
+    s = np.stack([distinct(scratch, n, 3e-4), distinct(scratch, n, 3e-4), distinct(s_top, n, 3e-4)])
     return t, s
 
 
 def both(t, s, t_loss=None, s_loss=None):
     """The same values under both rules unless the loss rule is given."""
-    return ({"steps": t, "loss": t if t_loss is None else t_loss},
-            {"steps": s, "loss": s if s_loss is None else s_loss})
+    return (
+        {"steps": t, "loss": t if t_loss is None else t_loss},
+        {"steps": s, "loss": s if s_loss is None else s_loss},
+    )
 
 
 def test_pass_with_the_exact_wilcoxon_p():
@@ -57,14 +59,17 @@ def test_pass_with_the_exact_wilcoxon_p():
         assert d["trend"]["p"] == pytest.approx((1 / 6) ** SEEDS, rel=1e-6)
 
 
-@pytest.mark.parametrize("changes, failing", [
-    ({"top": 0.02}, "above"),                          # (i) transfer not at Bayes at the top
-    ({"top": 0.0096}, "above"),                        # median 0.01005: just above DELTA
-    ({"scratch_top": 0.004}, "scratch_sub_bayes"),     # (ii) scratch at Bayes at the top
-    ({"scratch_top": 0.045}, "scratch_sub_bayes"),     # (ii) median 0.04635 < GAP
-    ({"bottom": 0.004}, "crossed"),                    # (iii) transfer at Bayes at the bottom
-    ({"bottom": 0.045}, "crossed"),                    # (iii) median 0.04545 < GAP
-])
+@pytest.mark.parametrize(
+    "changes, failing",
+    [
+        ({"top": 0.02}, "above"),  # (i) transfer not at Bayes at the top
+        ({"top": 0.0096}, "above"),  # median 0.01005: just above DELTA
+        ({"scratch_top": 0.004}, "scratch_sub_bayes"),  # (ii) scratch at Bayes at the top
+        ({"scratch_top": 0.045}, "scratch_sub_bayes"),  # (ii) median 0.04635 < GAP
+        ({"bottom": 0.004}, "crossed"),  # (iii) transfer at Bayes at the bottom
+        ({"bottom": 0.045}, "crossed"),  # (iii) median 0.04545 < GAP
+    ],
+)
 def test_each_condition_fails_on_its_own(changes, failing):
     dec = bayes.decide(X, *both(*panel(**changes)))
     assert dec["verdict"] == dec["verdict_tests"] == "FAIL"
@@ -84,8 +89,8 @@ def test_scratch_far_above_but_too_few_seeds_for_the_test():
 
 def test_the_thresholds_are_inclusive():
     t, s = panel()
-    t[2] = [0.0, 0.0, 0.0, bayes.DELTA, bayes.DELTA, 0.02, 0.02, 0.02]   # median DELTA
-    t[0] = bayes.GAP                                                        # median GAP
+    t[2] = [0.0, 0.0, 0.0, bayes.DELTA, bayes.DELTA, 0.02, 0.02, 0.02]  # median DELTA
+    t[0] = bayes.GAP  # median GAP
     dec = bayes.decide(X, *both(t, s))
     assert dec["verdict"] == "PASS"
 
@@ -105,11 +110,11 @@ def test_a_missing_value_fails_and_is_counted(where):
     t, s = panel()
     target = t if where == "transfer" else s
     target = target.astype(object)
-    target[1, 3] = None                               # a point outside the conditions
+    target[1, 3] = None  # a point outside the conditions
     target[1, 4] = float("nan")
     args = (target, s) if where == "transfer" else (t, target)
     dec = bayes.decide(X, *both(*args))
-    assert dec["missing"] == 4                        # two values under each rule
+    assert dec["missing"] == 4  # two values under each rule
     assert dec["verdict"] == "FAIL" and dec["verdict_tests"] == "PASS"
 
 
@@ -127,7 +132,7 @@ def test_above_and_below_follow_x_not_the_row_order():
     t, s = panel()
     dec = bayes.decide(X[::-1], *both(t[::-1], s[::-1]))
     assert dec["verdict"] == "PASS"
-    dec = bayes.decide(X[::-1], *both(t, s))          # the bottom values now sit at the top
+    dec = bayes.decide(X[::-1], *both(t, s))  # the bottom values now sit at the top
     assert dec["verdict"] == "FAIL"
     assert dec["rules"]["steps"]["conditions"]["above"] is False
 
@@ -144,7 +149,7 @@ def test_protocol_and_grid():
         assert base.n_up == (40 if quick else 200)
         ns, grid = panels["n_up"]
         assert [c.n_up for c in grid] == ns
-        assert all(c.replace(n_up=base.n_up) == base for c in grid)        # only N_1 moves
+        assert all(c.replace(n_up=base.n_up) == base for c in grid)  # only N_1 moves
         us, grid = panels["share"]
         assert us[0] == 0.0 and us[-1] == pytest.approx(math.sqrt(5))
         for c in grid:

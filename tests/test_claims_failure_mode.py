@@ -10,6 +10,7 @@ Expected p-values come from closed forms, not from running the code:
 - exact McNemar, one-sided: k discordant pairs, all in the tested
   direction: p = 2^-k; none discordant: p = 1.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ from refimpl.claims._base import EPSILON, FAILURE_ERROR
 from refimpl.lab import stats as S
 
 NAN = float("nan")
-N, K = 20, 10                      # 20 seeds, 10 of them with dead points
+N, K = 20, 10  # 20 seeds, 10 of them with dead points
 
 
 def approx(x, rel=1e-9, abs=1e-15):
@@ -51,7 +52,7 @@ def test_dead_runs_that_fail_and_stall_pass_with_the_exact_fisher_p():
 
 def test_no_association_fails():
     dead, _, _ = separated()
-    event = np.tile([1.0, 0.0], N // 2)              # half of either group fails and stalls
+    event = np.tile([1.0, 0.0], N // 2)  # half of either group fails and stalls
     d = fm.decide(dead, np.where(event > 0, 0.3, 0.02), dead, np.where(event > 0, 0.05, 0.0))
     assert d["verdict"] == "FAIL" and d["ok"] == {"a": False, "b": False}
     assert d["failure"]["p"] > 0.5 and d["stalled"]["p"] > 0.5
@@ -59,7 +60,7 @@ def test_no_association_fails():
 
 def test_association_for_failure_only_fails():
     dead, err, _ = separated()
-    loss = np.where(np.arange(N) % 2 == 0, 0.05, 1e-4)    # stalls unrelated to dead points
+    loss = np.where(np.arange(N) % 2 == 0, 0.05, 1e-4)  # stalls unrelated to dead points
     d = fm.decide(dead, err, dead, loss)
     assert d["ok"] == {"a": True, "b": False}
     assert d["verdict"] == d["verdict_tests"] == "FAIL"
@@ -82,7 +83,7 @@ def test_a_missing_value_fails_the_verdict(where, missing):
     {"err": err, "loss": loss, "dead": dead}[where][0] = missing
     d = fm.decide(dead, err, dead if where == "dead" else separated()[0], loss)
     assert d["missing"] == (2 if where == "dead" else 1)
-    assert d["verdict"] == "FAIL" and d["verdict_tests"] == "FAIL"   # its test has p NaN
+    assert d["verdict"] == "FAIL" and d["verdict_tests"] == "FAIL"  # its test has p NaN
     t = d["stalled"] if where == "loss" else d["failure"]
     assert math.isnan(t["p"]) and t["n_missing"] == 1
 
@@ -92,7 +93,7 @@ def test_no_dead_run_gives_p_one_and_fails():
     d = fm.decide(np.zeros(N), err, np.zeros(N), loss)
     assert d["failure"]["p"] == 1.0 and d["stalled"]["p"] == 1.0
     assert d["verdict"] == "FAIL"
-    d = fm.decide(np.ones(N), err, np.ones(N), loss)             # every run dead: no contrast
+    d = fm.decide(np.ones(N), err, np.ones(N), loss)  # every run dead: no contrast
     assert d["failure"]["p"] == 1.0 and d["verdict"] == "FAIL"
 
 
@@ -100,8 +101,9 @@ def test_the_thresholds_are_strict():
     dead, _, _ = separated()
     at = fm.decide(dead, np.full(N, FAILURE_ERROR), dead, np.full(N, EPSILON))
     assert at["failure"]["table"][0][0] == 0 and at["stalled"]["table"][0][0] == 0
-    above = fm.decide(dead, np.full(N, np.nextafter(FAILURE_ERROR, 1)), dead,
-                      np.full(N, np.nextafter(EPSILON, 1)))
+    above = fm.decide(
+        dead, np.full(N, np.nextafter(FAILURE_ERROR, 1)), dead, np.full(N, np.nextafter(EPSILON, 1))
+    )
     assert above["failure"]["table"][0][0] == K and above["stalled"]["table"][0][0] == K
 
 
@@ -126,24 +128,24 @@ def test_findings_remedies_alpha_and_dead_count():
     n = 12
     ev_one = np.ones(n)
     dead_one = np.r_[np.full(8, 2.0), np.zeros(4)]
-    ev_one[8:] = 0                                             # events exactly at dead >= 1
+    ev_one[8:] = 0  # events exactly at dead >= 1
     rep = fm.findings(*_grid(ev_one, ev_one, np.zeros(n), dead_one))
     for rule in ("steps", "loss"):
         f = rep[rule]
-        for name in fm.REMEDIES:                           # 8 runs fail at alpha = 1 only
+        for name in fm.REMEDIES:  # 8 runs fail at alpha = 1 only
             t = f["remedies"][name]
-            assert t["p"] == approx(2.0 ** -8) and t["removes"] and t["rate_a"] == 0.0
-        assert f["remedies"]["alpha = 0.5"]["p"] == 1.0                   # no discordant pair
+            assert t["p"] == approx(2.0**-8) and t["removes"] and t["rate_a"] == 0.0
+        assert f["remedies"]["alpha = 0.5"]["p"] == 1.0  # no discordant pair
         assert not f["remedies"]["alpha = 0.5"]["removes"]
         assert f["vs_half"]["p"] == 1.0
         assert f["auc"]["auc"] == 1.0
-        assert 0 < f["auc"]["p"] < 0.01                       # Mann-Whitney (ties: normal approx.)
+        assert 0 < f["auc"]["p"] < 0.01  # Mann-Whitney (ties: normal approx.)
         assert f["spearman"]["rho"] > 0.9 and f["spearman"]["p"] < 0.01
         assert f["event_rate"][fm.ONE] == approx(8 / n)
         assert f["dead_rate"][fm.ONE] == approx(8 / n) and f["dead_mean"][fm.ONE] == approx(16 / n)
     # the reverse: alpha = 1 has more events than alpha = 0.5, a remedy makes it worse
     rep = fm.findings(*_grid(ev_one, np.zeros(n), np.ones(n), dead_one))
-    assert rep["steps"]["vs_half"]["p"] == approx(2.0 ** -8)
+    assert rep["steps"]["vs_half"]["p"] == approx(2.0**-8)
     assert all(rep["steps"]["remedies"][r]["p"] == 1.0 for r in fm.REMEDIES)
 
 
@@ -162,7 +164,7 @@ def test_protocol_and_points():
     for quick, n_down, d in ((False, 30, 600), (True, 16, 120)):
         base = fm.regime(quick)
         assert (base.n_down, base.d, base.u_norm, base.flip_down) == (n_down, d, 2.0, 0.3)
-        grid = [base.replace(**o) for _, o in fm.POINTS]         # valid configs (eta * lambda < 1)
+        grid = [base.replace(**o) for _, o in fm.POINTS]  # valid configs (eta * lambda < 1)
         assert grid[4].weight_decay == 0.01 and grid[5].rescale_inherited == 0.5
         assert grid[4].eta == 1.0
     assert fm.POINTS[fm.ONE][1] == {"alpha": 1.0} and fm.POINTS[fm.HALF][1] == {"alpha": 0.5}
@@ -192,13 +194,18 @@ def test_dead_points_on_a_hand_made_task():
     # point 0: flipped, observed -1 (axis 1 of W); point 1: flipped, observed +1
     # (axis 0); point 2: clean. Signal patch first, noise patch second.
     X = np.stack([[e[0], e[1]], [-e[0], e[2]], [e[0], e[3]]])
-    task = Task(X=X, y=np.array([-1.0, 1.0, 1.0]), y_clean=np.array([1.0, -1.0, 1.0]),
-                xi=np.stack([e[1], e[2], e[3]]), signals=e[:1])
+    task = Task(
+        X=X,
+        y=np.array([-1.0, 1.0, 1.0]),
+        y_clean=np.array([1.0, -1.0, 1.0]),
+        xi=np.stack([e[1], e[2], e[3]]),
+        signals=e[:1],
+    )
     W0 = np.zeros((2, 2, 6))
-    assert dead_points(W0, task) == 2                 # zero pre-activations are inactive
-    W0[1, 1] = e[1]                                   # a class -1 filter fires on point 0's noise
+    assert dead_points(W0, task) == 2  # zero pre-activations are inactive
+    W0[1, 1] = e[1]  # a class -1 filter fires on point 0's noise
     assert dead_points(W0, task) == 1
-    W0[0, 0] = -e[0]                                  # a class +1 filter fires on point 1's signal patch
+    W0[0, 0] = -e[0]  # a class +1 filter fires on point 1's signal patch
     assert dead_points(W0, task) == 0
     # only the inherited filters count: class -1's inherited filter 0 is silent
     # on point 0; class +1 has no inherited filter, so point 1 cannot be dead

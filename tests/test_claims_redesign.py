@@ -16,6 +16,7 @@ Expected p-values come from closed forms, not from running the code:
   p = 2^-k;
 - Holm over m tests: the smallest p-value is multiplied by m.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,8 @@ def test_every_redesigned_claim_declares_its_protocol_and_discloses_the_change(m
     assert mod.DISCLOSURES and all(isinstance(d, Disclosure) for d in mod.DISCLOSURES)
     for d in mod.DISCLOSURES:
         assert d.date == "2026-11-29" and "->" in d.change
-        assert d.earlier.startswith(("PASS", "FAIL"))          # the committed result, stated
-    assert p.extra["salt"] == f"{mod.NAME}-v2"                 # fresh seeds for the new design
+        assert d.earlier.startswith(("PASS", "FAIL"))  # the committed result, stated
+    assert p.extra["salt"] == f"{mod.NAME}-v2"  # fresh seeds for the new design
 
 
 def test_the_protocols_grids_are_the_ones_run():
@@ -99,9 +100,9 @@ def test_gain_shared_holds_both_signal_strengths_fixed():
 def test_gain_noise_dim_d_panel_keeps_gamma_scr_and_the_geometry():
     _, panels = gain_noise_dim.panel_configs(False)
     _, grid = panels["d"]
-    assert [c.n_down for c in grid] == [5, 10, 20, 40, 80]                  # N_2 = 10 d / 600
+    assert [c.n_down for c in grid] == [5, 10, 20, 40, 80]  # N_2 = 10 d / 600
     for c in grid:
-        assert indicators(c)["gamma_scr"] == approx(10 * 4 / 600, rel=1e-12)    # 1/15
+        assert indicators(c)["gamma_scr"] == approx(10 * 4 / 600, rel=1e-12)  # 1/15
         assert (c.u_norm, c.v_up_norm, c.v_down_norm, c.sigma_p_up) == (1.0, 1.0, 1.0, 1.0)
     _, grid = panels["sigma_p_up"]
     assert {(c.d, c.n_down) for c in grid} == {(600, 10)}
@@ -120,8 +121,9 @@ def test_negative_transfer_cells_are_distinct_and_the_shared_row_is_kept_once():
         shared = next(r for r in mine if r["field"] == "alpha" and r["value"] == 0.5)
         assert {c.n_up for c in shared["configs"]} == {200}
     q_us, q_rows = negative_transfer.distinct_rows(True)
-    assert len({tuple(sorted(c.to_dict().items())) for r in q_rows for c in r["configs"]}) \
-        == len(q_rows) * len(q_us)
+    assert len({tuple(sorted(c.to_dict().items())) for r in q_rows for c in r["configs"]}) == len(
+        q_rows
+    ) * len(q_us)
 
 
 def test_robustness_predicts_the_reversal_with_correlated_signals_only():
@@ -142,10 +144,20 @@ def test_common_random_numbers_exactly_where_the_design_is_paired(tmp_path):
     cannot depend on N_1); the d panel of gain_noise_dim does not."""
     base = gain_upstream_n.transfer_base(True, u_norm=1.0)
     grid = [base.replace(n_up=n) for n in (10, 20, 40)]
-    vals = _base.sweep_rules(tmp_path, grid, True, 3, 1, "t", "salt", common=("n_up",),
-                                   metrics=_base.RUN_METRICS, measure=fake_measure)
-    seeds = np.stack([vals[r]["gain"] for r in _base.RULES])     # (rules, points, reps)
-    assert np.all(seeds == seeds[0, 0])                              # one seed per replicate
+    vals = _base.sweep_rules(
+        tmp_path,
+        grid,
+        True,
+        3,
+        1,
+        "t",
+        "salt",
+        common=("n_up",),
+        metrics=_base.RUN_METRICS,
+        measure=fake_measure,
+    )
+    seeds = np.stack([vals[r]["gain"] for r in _base.RULES])  # (rules, points, reps)
+    assert np.all(seeds == seeds[0, 0])  # one seed per replicate
     assert np.unique(seeds[0, 0]).size == 3
     # the d panel: no common field, so the seeds differ across d
     _, panels = gain_noise_dim.panel_configs(True)
@@ -160,7 +172,7 @@ def test_common_random_numbers_exactly_where_the_design_is_paired(tmp_path):
 def test_stalled_runs_are_those_above_the_loss_target():
     got = _base.stalled([[1e-3, 2e-3, 5e-4], [NAN, 0.07, 1e-3]], 1e-3)
     assert np.array_equal(got[0], [0, 1, 0]) and math.isnan(got[1, 0])
-    assert np.array_equal(got[1, 1:], [1, 0])                         # met at the cap: reached
+    assert np.array_equal(got[1, 1:], [1, 0])  # met at the cap: reached
 
 
 def test_point_summary_puts_mean_median_and_failure_rate_side_by_side():
@@ -180,24 +192,28 @@ def test_point_summary_puts_mean_median_and_failure_rate_side_by_side():
 # ----------------------------------------------------------------------
 # gain_shared, gain_upstream_n: Page trend under both stopping rules
 X3 = [0.0, 0.5, 1.0]
-UP = np.array([[0.0, 0.01, 0.02], [0.1, 0.12, 0.11], [0.2, 0.25, 0.3]])   # every seed rising
+UP = np.array([[0.0, 0.01, 0.02], [0.1, 0.12, 0.11], [0.2, 0.25, 0.3]])  # every seed rising
 
 
 @pytest.mark.parametrize("mod", [gain_shared, gain_upstream_n])
-@pytest.mark.parametrize("steps, loss, verdict", [
-    (UP, UP, "PASS"),                      # (1/6)^3 = 1/216 under each rule
-    (UP, UP[:, :2], "FAIL"),               # 1/36 at equal loss: two seeds are too few
-    (UP, UP[::-1], "FAIL"),                # falls at equal loss
-    (UP[::-1], UP, "FAIL")])               # falls at fixed T
+@pytest.mark.parametrize(
+    "steps, loss, verdict",
+    [
+        (UP, UP, "PASS"),  # (1/6)^3 = 1/216 under each rule
+        (UP, UP[:, :2], "FAIL"),  # 1/36 at equal loss: two seeds are too few
+        (UP, UP[::-1], "FAIL"),  # falls at equal loss
+        (UP[::-1], UP, "FAIL"),
+    ],
+)  # falls at fixed T
 def test_gain_trends_must_hold_under_both_stopping_rules(mod, steps, loss, verdict):
     d = mod.decide(X3, {"steps": steps, "loss": loss})
     assert d["verdict"] == d["verdict_tests"] == verdict and d["missing"] == 0
     for rule, g in (("steps", steps), ("loss", loss)):
-        if g is UP:                                            # three perfectly rising blocks
+        if g is UP:  # three perfectly rising blocks
             assert d["trend"][rule]["p"] == approx(page_perfect(3, 3)) and d["holds"][rule]
-        elif g.shape[1] == 2:                                  # two: 1/36
+        elif g.shape[1] == 2:  # two: 1/36
             assert d["trend"][rule]["p"] == approx(page_perfect(3, 2)) and not d["holds"][rule]
-        else:                                                  # falling: the smallest L
+        else:  # falling: the smallest L
             assert d["trend"][rule]["p"] == approx(1.0) and not d["holds"][rule]
 
 
@@ -215,13 +231,21 @@ def test_gain_trend_missing_values_are_counted_across_rules_and_fail(mod):
 DOWN = UP[::-1]
 
 
-@pytest.mark.parametrize("sig_loss, d_loss, verdict", [
-    (DOWN, DOWN, "PASS"),
-    (DOWN, UP, "FAIL"),                    # d panel rises at equal loss
-    (DOWN[:, :2], DOWN, "FAIL")])          # 1/36 in the sigma panel at equal loss
+@pytest.mark.parametrize(
+    "sig_loss, d_loss, verdict",
+    [
+        (DOWN, DOWN, "PASS"),
+        (DOWN, UP, "FAIL"),  # d panel rises at equal loss
+        (DOWN[:, :2], DOWN, "FAIL"),
+    ],
+)  # 1/36 in the sigma panel at equal loss
 def test_gain_noise_dim_needs_both_panels_under_both_rules(sig_loss, d_loss, verdict):
-    d = gain_noise_dim.decide([0.5, 1.0, 2.0], {"steps": DOWN, "loss": sig_loss},
-                              [300, 600, 1200], {"steps": DOWN, "loss": d_loss})
+    d = gain_noise_dim.decide(
+        [0.5, 1.0, 2.0],
+        {"steps": DOWN, "loss": sig_loss},
+        [300, 600, 1200],
+        {"steps": DOWN, "loss": d_loss},
+    )
     assert d["trend_sigma"]["steps"]["p"] == approx(1 / 216)
     assert d["trend_d"]["steps"]["p"] == approx(1 / 216)
     assert d["verdict"] == verdict and d["missing"] == 0
@@ -231,8 +255,12 @@ def test_gain_noise_dim_needs_both_panels_under_both_rules(sig_loss, d_loss, ver
 def test_gain_noise_dim_missing_values_per_panel():
     d_loss = DOWN.copy()
     d_loss[0, 0] = NAN
-    d = gain_noise_dim.decide([0.5, 1.0, 2.0], {"steps": DOWN, "loss": DOWN},
-                              [300, 600, 1200], {"steps": DOWN, "loss": d_loss})
+    d = gain_noise_dim.decide(
+        [0.5, 1.0, 2.0],
+        {"steps": DOWN, "loss": DOWN},
+        [300, 600, 1200],
+        {"steps": DOWN, "loss": d_loss},
+    )
     assert (d["missing_sigma"], d["missing_d"], d["missing"]) == (0, 1, 1)
     assert d["verdict"] == "FAIL"
 
@@ -254,14 +282,14 @@ def nt_hard_row(first):
 
 
 def test_negative_transfer_pass_with_exact_p_values():
-    et, es = nt_hard_row(distinct(N10))                     # +r/1024 at |u| = 0: all positive
+    et, es = nt_hard_row(distinct(N10))  # +r/1024 at |u| = 0: all positive
     rows = {"steps": et[None], "loss": et[None]}
     d = negative_transfer.decide([0, 1, 2], ["hard"], rows, {k: es[None] for k in rows})
     for rule in ("steps", "loss"):
         x = d["rules"][rule]
         assert x["p_wilcoxon"][0, 0] == approx(2.0**-10)
-        assert x["padj_wilcoxon"][0, 0] == approx(6 * 2.0**-10)    # Holm over 2 x 3 tests
-        assert x["p_failures"][0, 0] == 1.0                        # no failure anywhere
+        assert x["padj_wilcoxon"][0, 0] == approx(6 * 2.0**-10)  # Holm over 2 x 3 tests
+        assert x["p_failures"][0, 0] == 1.0  # no failure anywhere
         assert x["significant"] == [(0, 0, "wilcoxon")]
         assert x["trend"]["p"] == approx(page_perfect(3, N10))
         assert x["trend_benign"] is None and x["holds"]
@@ -292,7 +320,7 @@ def test_negative_transfer_failures_alone_can_mark_a_cell():
 
 def test_negative_transfer_holm_family_grows_with_the_distinct_cells():
     et, es = nt_hard_row(distinct(N10))
-    et_b, es_b = nt_hard_row(-distinct(N10))                 # benign: transfer better at |u| = 0
+    et_b, es_b = nt_hard_row(-distinct(N10))  # benign: transfer better at |u| = 0
     t = {"steps": np.stack([et, et_b])}
     s = {"steps": np.stack([es, es_b])}
     d = negative_transfer.decide([0, 1, 2], ["hard", "benign"], t, s)
@@ -300,19 +328,27 @@ def test_negative_transfer_holm_family_grows_with_the_distinct_cells():
     # 2 rows x 3 cells x 2 tests = 12: 12 / 1024 = 0.0117 >= 0.01
     assert x["padj_wilcoxon"][0, 0] == approx(12 * 2.0**-10)
     assert x["significant"] == [] and not x["existence"] and d["verdict"] == "FAIL"
-    assert x["trend"]["n"] == N10 and x["trend_benign"]["n"] == N10   # hard blocks only
+    assert x["trend"]["n"] == N10 and x["trend_benign"]["n"] == N10  # hard blocks only
 
 
 def test_negative_transfer_needs_existence_and_location_under_both_rules():
     et, es = nt_hard_row(distinct(N10))
-    flat_t, flat_s = nt_hard_row(-distinct(N10))              # no worse cell at equal loss
-    d = negative_transfer.decide([0, 1, 2], ["hard"], {"steps": et[None], "loss": flat_t[None]},
-                                 {"steps": es[None], "loss": flat_s[None]})
+    flat_t, flat_s = nt_hard_row(-distinct(N10))  # no worse cell at equal loss
+    d = negative_transfer.decide(
+        [0, 1, 2],
+        ["hard"],
+        {"steps": et[None], "loss": flat_t[None]},
+        {"steps": es[None], "loss": flat_s[None]},
+    )
     assert d["rules"]["steps"]["holds"] and not d["rules"]["loss"]["existence"]
     assert d["verdict"] == "FAIL"
-    rising = 2 * ES - et                                       # the difference now rises with |u|
-    d = negative_transfer.decide([0, 1, 2], ["hard"], {"steps": et[None], "loss": rising[None]},
-                                 {"steps": es[None], "loss": es[None]})
+    rising = 2 * ES - et  # the difference now rises with |u|
+    d = negative_transfer.decide(
+        [0, 1, 2],
+        ["hard"],
+        {"steps": et[None], "loss": rising[None]},
+        {"steps": es[None], "loss": es[None]},
+    )
     assert d["rules"]["loss"]["trend"]["rho"] == approx(1.0) and not d["rules"]["loss"]["location"]
     assert d["verdict"] == "FAIL"
 
@@ -321,11 +357,15 @@ def test_negative_transfer_missing_value_fails_and_is_counted():
     et, es = nt_hard_row(distinct(N10))
     loss_t = et.copy()
     loss_t[1, 3] = NAN
-    d = negative_transfer.decide([0, 1, 2], ["hard"], {"steps": et[None], "loss": loss_t[None]},
-                                 {"steps": es[None], "loss": es[None]})
+    d = negative_transfer.decide(
+        [0, 1, 2],
+        ["hard"],
+        {"steps": et[None], "loss": loss_t[None]},
+        {"steps": es[None], "loss": es[None]},
+    )
     assert math.isnan(d["rules"]["loss"]["p_wilcoxon"][0, 1])
     assert math.isnan(d["rules"]["loss"]["padj_wilcoxon"][0, 1])
-    assert d["verdict_tests"] == "FAIL"                        # the trend p is NaN too
+    assert d["verdict_tests"] == "FAIL"  # the trend p is NaN too
     assert d["missing"] == 1 and d["verdict"] == "FAIL"
 
 
@@ -361,10 +401,10 @@ def upper_tail(n, w):
 
 
 def test_robustness_findings_are_separate_and_the_verdict_pooled():
-    base = rising(0, band(1, -1.0))                         # negative transfer at |u| = 0
+    base = rising(0, band(1, -1.0))  # negative transfer at |u| = 0
     alternate = np.array([1.0, -1.0] * 5)
-    entry = rising(1, band(0) * alternate)                  # |u| = 0: no effect
-    cos = rising(2, band(2))                                # the reversal: a gain at |u| = 0
+    entry = rising(1, band(0) * alternate)  # |u| = 0: no effect
+    cos = rising(2, band(2))  # the reversal: a gain at |u| = 0
     names = ["base", "entry", "cos"]
     et = np.stack([base[0], entry[0], cos[0]])
     es = np.stack([base[1], entry[1], cos[1]])
@@ -374,7 +414,7 @@ def test_robustness_findings_are_separate_and_the_verdict_pooled():
     assert res["base"]["at |u| = 0"]["status"] == "detected"
     # entry: et - es = -gain positive at r = 2, 4, ..., 10: W+ = 30 of 55
     assert res["entry"]["at |u| = 0"]["p"] == approx(upper_tail(10, 30))
-    assert res["entry"]["at |u| = 0"]["status"] == "not detected"     # not "lost"
+    assert res["entry"]["at |u| = 0"]["status"] == "not detected"  # not "lost"
     assert res["cos"]["prediction_u0"] == "gain"
     assert res["cos"]["at |u| = 0"]["p"] == approx(2.0**-10)
     assert res["cos"]["at |u| = 0"]["status"] == "detected"
@@ -382,7 +422,7 @@ def test_robustness_findings_are_separate_and_the_verdict_pooled():
         assert res[n]["gain at |u| = 2"]["p"] == approx(2.0**-10)
         assert res[n]["gain grows with |u|"]["p"] == approx(page_perfect(3, N10))
     pooled = d["pooled"]
-    assert pooled["gain at |u| = 2"]["p"] == approx(2.0**-30)         # 3 variants x 10 seeds
+    assert pooled["gain at |u| = 2"]["p"] == approx(2.0**-30)  # 3 variants x 10 seeds
     # 30 perfect blocks: Page's normal approximation, L = 14 b, mean 12 b,
     # variance 2 b, so z = sqrt(2 b)
     assert pooled["gain grows with |u|"]["p"] == approx(scipy_norm_sf(math.sqrt(60)), rel=1e-6)
@@ -409,13 +449,13 @@ def test_robustness_opposite_effect_and_a_failing_pooled_prediction():
     r = d["results"]["v"]["at |u| = 0"]
     assert r["p"] == 1.0 and r["p_opposite"] == approx(2.0**-10) and r["status"] == "opposite"
     assert not d["pooled"]["negative transfer at |u| = 0"]["holds"]
-    assert "gain at |u| = 0 (reversal)" not in d["pooled"]           # no variant predicts it
+    assert "gain at |u| = 0 (reversal)" not in d["pooled"]  # no variant predicts it
     assert d["verdict"] == "FAIL"
 
 
 def test_robustness_missing_value_fails_and_is_counted():
     et, es = rising(0, band(1, -1.0))
-    et[1, 4] = NAN                                   # |u| = 1: only the growth uses it
+    et[1, 4] = NAN  # |u| = 1: only the growth uses it
     d = robustness.decide(["v"], [0.0, 1.0, 2.0], et[None], es[None], reversed_={})
     assert d["results"]["v"]["gain at |u| = 2"]["status"] == "detected"
     assert math.isnan(d["results"]["v"]["gain grows with |u|"]["p"])

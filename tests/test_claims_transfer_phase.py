@@ -1,4 +1,5 @@
 """transfer_phase: the design, the labels and the decision on hand-made inputs."""
+
 import numpy as np
 import pytest
 
@@ -22,8 +23,12 @@ def _case(label_of, n=120, seed=0):
     rng = np.random.default_rng(seed)
     feats = rng.normal(size=(n, 10))
     ratio = 10 ** rng.uniform(-2, 2, n)
-    cand = {"gamma_inh": 10 ** rng.uniform(-2, 2, n), "gamma_ratio": ratio,
-            "u_norm": 10 ** rng.uniform(-0.6, 0.6, n), "inv_gamma_scr": 10 ** rng.uniform(-1, 1, n)}
+    cand = {
+        "gamma_inh": 10 ** rng.uniform(-2, 2, n),
+        "gamma_ratio": ratio,
+        "u_norm": 10 ** rng.uniform(-0.6, 0.6, n),
+        "inv_gamma_scr": 10 ** rng.uniform(-1, 1, n),
+    }
     sign = label_of(np.log10(ratio), feats)
     et, es = _errors(sign, rng)
     return cand, feats, et, es, T.split(n)
@@ -34,7 +39,9 @@ def test_one_scalar_that_separates_passes():
     dec = T.decide(cand, feats, et, es, fit)
     assert dec["best"] == "gamma_ratio"
     assert dec["candidates"]["gamma_ratio"]["auc_held"] == pytest.approx(1.0)
-    assert dec["candidates"]["gamma_ratio"]["logistic"]["log10_threshold"] == pytest.approx(0, abs=0.3)
+    assert dec["candidates"]["gamma_ratio"]["logistic"]["log10_threshold"] == pytest.approx(
+        0, abs=0.3
+    )
     assert dec["lr"]["p"] > 0.01
     assert dec["verdict"] == "PASS"
 
@@ -65,7 +72,7 @@ def test_a_missing_value_fails():
 
 
 def test_too_few_labelled_cells_fail():
-    cand, feats, et, es, fit = _case(lambda g, f: np.where(g > 1.7, 1, 0))   # almost all "neither"
+    cand, feats, et, es, fit = _case(lambda g, f: np.where(g > 1.7, 1, 0))  # almost all "neither"
     dec = T.decide(cand, feats, et, es, fit)
     assert not dec["enough"]
     assert dec["verdict"] == "FAIL"
@@ -79,8 +86,9 @@ def test_labels_signs_and_uninformative_cells():
     assert p_pos[0] < 0.05 and p_neg[1] < 0.05
     tiny = np.full((2, SEEDS), 0.001)
     both_bad = np.full((2, SEEDS), 0.48)
-    lab, *_, unin = T.labels(np.vstack([tiny, both_bad]),
-                             np.vstack([tiny + 0.005, both_bad + 0.01]))
+    lab, *_, unin = T.labels(
+        np.vstack([tiny, both_bad]), np.vstack([tiny + 0.005, both_bad + 0.01])
+    )
     assert unin.tolist() == [True, True, True, True] and not lab.any()
 
 
@@ -96,7 +104,9 @@ def test_design_is_fixed_and_in_range():
                 assert lo * 0.999 <= c[f] <= hi * 1.001, (f, c[f])
     cfg = T.config(cells[0])
     assert cfg.eta == pytest.approx(T.ETA_C / (cells[0]["sigma_p_up"] ** 2 * cells[0]["d"]))
-    assert cfg.eta_of("down") == pytest.approx(T.ETA_C / (cells[0]["sigma_p_down"] ** 2 * cells[0]["d"]))
+    assert cfg.eta_of("down") == pytest.approx(
+        T.ETA_C / (cells[0]["sigma_p_down"] ** 2 * cells[0]["d"])
+    )
     fit = T.split(len(cells))
     assert fit.sum() == len(cells) // 2 and (fit == T.split(len(cells))).all()
 

@@ -2,6 +2,7 @@
 trajectory.npz and summary.json; ``plot`` draws a run; bad input gives exit
 status 2 and exactly one line on stderr, never a traceback. In-process
 (``main(argv)``), with one subprocess smoke test of ``python -m refimpl``."""
+
 import json
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from refimpl.lab.figures import available
 from refimpl.trajectory import load
 from strategies import tiny_config
 
-TINY = tiny_config(steps_up=25, steps_down=20, snapshots=3, n_test=400, alpha=1 / 3,
-                   flip_down=0.2, seed=3)
+TINY = tiny_config(
+    steps_up=25, steps_down=20, snapshots=3, n_test=400, alpha=1 / 3, flip_down=0.2, seed=3
+)
 # the tiny config as --set arguments (every field set: the defaults may change)
 TINY_SETS = [f"{k}={json.dumps(v)}" for k, v in TINY.to_dict().items()]
 
@@ -31,21 +33,24 @@ class Result:
 def refimpl(capsys):
     """``refimpl(*args)``: run the command line in this process; returns its
     exit status and what it printed."""
+
     def call(*args):
         capsys.readouterr()
         try:
             code = main(list(args))
-        except SystemExit as exc:          # argparse's own usage errors
+        except SystemExit as exc:  # argparse's own usage errors
             code = exc.code
         out, err = capsys.readouterr()
         return Result(code, out, err)
+
     return call
 
 
 def subprocess_refimpl(*args):
     """Run ``python -m refimpl ARGS`` with the interpreter running the tests."""
-    return subprocess.run([sys.executable, "-m", "refimpl", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "refimpl", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def sets(*pairs):
@@ -68,8 +73,11 @@ def test_run_writes_trajectory_and_summary(main_run):
     assert "Traceback" not in proc.stderr
     assert (out / "trajectory.npz").is_file() and (out / "summary.json").is_file()
     summary = json.loads((out / "summary.json").read_text())
-    for name, flip in (("transfer", TINY.flip_down), ("scratch", TINY.flip_down),
-                       ("upstream", TINY.flip_up)):
+    for name, flip in (
+        ("transfer", TINY.flip_down),
+        ("scratch", TINY.flip_down),
+        ("upstream", TINY.flip_up),
+    ):
         e = summary[name]
         for key in ("clean_error", "clean_error_se", "noisy_error"):
             assert isinstance(e[key], float), (name, key)
@@ -88,9 +96,10 @@ def test_run_trajectory_is_the_requested_experiment(main_run):
     assert t.stages == ("up", "down", "scratch")
     assert t.get("up", "W").shape == (3, 2, TINY.m, TINY.d)
     assert t.get("down", "loss").shape == (TINY.steps_down + 1,)
-    assert int(t["down/inherited"].sum(axis=1)[0]) == 1          # round(3 / 3)
+    assert int(t["down/inherited"].sum(axis=1)[0]) == 1  # round(3 / 3)
     # the same seed through the Python API gives the same bits
     from refimpl.transfer import run_experiment
+
     exp = run_experiment(TINY)
     for s in ("up", "down", "scratch"):
         assert np.array_equal(t.get(s, "W"), exp.stages[s].W)
@@ -101,10 +110,9 @@ def test_run_with_config_file_and_override(tmp_path, refimpl):
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps(TINY.replace(steps_up=5, steps_down=4).to_dict()))
     out = tmp_path / "o"
-    proc = refimpl("run", "--config", str(cfg), "--set", "alpha=0.67", "--quiet",
-                   "--out", str(out))
+    proc = refimpl("run", "--config", str(cfg), "--set", "alpha=0.67", "--quiet", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""                                     # --quiet: no progress
+    assert proc.stderr == ""  # --quiet: no progress
     config = json.loads((out / "summary.json").read_text())["config"]
     assert config["alpha"] == 0.67 and config["steps_up"] == 5 and config["d"] == TINY.d
 
@@ -144,8 +152,10 @@ BAD = {
     "unknown key": (sets(*TINY_SETS, "alpah=0.5"), "alpah"),
     "no equals": (sets(*TINY_SETS, "alpha"), "KEY=VALUE"),
     "n too large": (sets(*TINY_SETS, "n_up=39"), "n_up"),
-    "freeze with entry": (sets(*TINY_SETS, "freeze_inherited=true", "granularity=entry"),
-                          "freeze_inherited"),
+    "freeze with entry": (
+        sets(*TINY_SETS, "freeze_inherited=true", "granularity=entry"),
+        "freeze_inherited",
+    ),
     "missing config file": (["--config", "/nonexistent/cfg.json"], "cannot read config file"),
     "unknown option": (["--bogus"], "unrecognized arguments"),
     "diverging step size": (sets(*TINY_SETS, "eta=1e308"), "diverged"),
@@ -160,12 +170,17 @@ def test_bad_input_exit_2_one_line(tmp_path, case, refimpl):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "o").exists()         # nothing was written
+    assert not (tmp_path / "o").exists()  # nothing was written
 
 
-@pytest.mark.parametrize("content,needle", [('{"alpha": 0.5,', "not valid JSON"),
-                                            ("[1, 2]", "JSON object"),
-                                            ('{"alpha": 0.5, "sigma_0": -1}', "sigma_0")])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ('{"alpha": 0.5,', "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"alpha": 0.5, "sigma_0": -1}', "sigma_0"),
+    ],
+)
 def test_bad_config_file_exit_2_one_line(tmp_path, content, needle, refimpl):
     cfg = tmp_path / "c.json"
     cfg.write_text(content)
@@ -186,8 +201,9 @@ def test_out_is_an_existing_file(tmp_path, refimpl):
     run, so --quiet keeps progress lines out of stderr)."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    proc = refimpl("run", "--quiet", "--out", str(blocker),
-                   *sets(*TINY_SETS, "steps_up=3", "steps_down=2"))
+    proc = refimpl(
+        "run", "--quiet", "--out", str(blocker), *sets(*TINY_SETS, "steps_up=3", "steps_down=2")
+    )
     assert proc.returncode == 2
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and str(blocker) in lines[0], proc.stderr
@@ -202,23 +218,35 @@ def test_plot_draws_every_stage_of_a_run(main_run, tmp_path, refimpl):
     assert res.returncode == 0, res.stderr
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     one = tmp_path / "down.png"
-    assert refimpl("plot", str(out / "trajectory.npz"), "--stage", "down",
-                   "--out", str(one)).returncode == 0
+    assert (
+        refimpl(
+            "plot", str(out / "trajectory.npz"), "--stage", "down", "--out", str(one)
+        ).returncode
+        == 0
+    )
     from matplotlib.image import imread
-    assert imread(fig).shape[1] > imread(one).shape[1]        # three columns against one
+
+    assert imread(fig).shape[1] > imread(one).shape[1]  # three columns against one
 
 
 @pytest.mark.skipif(not available(), reason="matplotlib (the plot extra) is not installed")
 def test_run_plot_writes_the_figure(tmp_path, refimpl):
     out = tmp_path / "o"
-    res = refimpl("run", "--quiet", "--plot", "--out", str(out),
-                  *sets(*TINY_SETS, "steps_up=4", "steps_down=3"))
+    res = refimpl(
+        "run",
+        "--quiet",
+        "--plot",
+        "--out",
+        str(out),
+        *sets(*TINY_SETS, "steps_up=4", "steps_down=3"),
+    )
     assert res.returncode == 0, res.stderr
     assert (out / "run.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("args,needle", [(["/nonexistent/run.npz"], "run.npz"),
-                                         (["--stage", "sideways"], "sideways")])
+@pytest.mark.parametrize(
+    "args,needle", [(["/nonexistent/run.npz"], "run.npz"), (["--stage", "sideways"], "sideways")]
+)
 def test_plot_bad_input_exit_2_one_line(main_run, tmp_path, refimpl, args, needle):
     proc, out = main_run
     if args[0].startswith("--"):
@@ -231,6 +259,7 @@ def test_plot_bad_input_exit_2_one_line(main_run, tmp_path, refimpl, args, needl
 
 def test_plot_without_matplotlib_names_the_extra(main_run, tmp_path, refimpl, monkeypatch):
     import refimpl.cli.plot as plot_cli
+
     monkeypatch.setattr(plot_cli, "available", lambda: False)
     proc, out = main_run
     res = refimpl("plot", str(out / "trajectory.npz"), "--out", str(tmp_path / "f.png"))

@@ -2,6 +2,7 @@
 127.0.0.1, started here): the same numbers as a local run, and every result
 that arrived is kept when the client stops early. Skipped without the
 ``cluster`` extra."""
+
 import json
 import subprocess
 import sys
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.slow
 from refimpl.config import Config  # noqa: E402
 from refimpl.lab import sweep as S  # noqa: E402
 
-TINY = Config(d=40, m=2, n_up=10, n_down=6, steps_up=20, steps_down=20, snapshots=2,
-              n_test=200, u_norm=2.0)
+TINY = Config(
+    d=40, m=2, n_up=10, n_down=6, steps_up=20, steps_down=20, snapshots=2, n_test=200, u_norm=2.0
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +26,53 @@ def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dask")
     file = folder / "scheduler.json"
     mod = "distributed.cli"
-    procs = [subprocess.Popen([sys.executable, "-m", f"{mod}.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                f"{mod}.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=folder,
+        )
+    ]
     try:
         deadline = time.monotonic() + 60
         while not file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         address = json.loads(file.read_text())["address"]
         for _ in range(2):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", f"{mod}.dask_worker", address, "--nworkers", "1",
-                 "--nthreads", "1", "--no-dashboard", "--local-directory", str(folder)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        f"{mod}.dask_worker",
+                        address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--local-directory",
+                        str(folder),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd=folder,
+                )
+            )
         from distributed import Client
+
         with Client(address, timeout="30s") as client:
             client.wait_for_workers(2, timeout=60)
         yield address
@@ -54,11 +89,11 @@ def cluster(tmp_path_factory):
 def test_cluster_sweep_gives_the_local_numbers(cluster, tmp_path):
     grid = [TINY.replace(alpha=a) for a in (0.0, 0.5, 1.0)]
     local = S.run_sweep(grid, replicates=2, jobs=1, progress=False)
-    remote = S.run_sweep(grid, replicates=2, cache=tmp_path / "c", scheduler=cluster,
-                         progress=False)
+    remote = S.run_sweep(
+        grid, replicates=2, cache=tmp_path / "c", scheduler=cluster, progress=False
+    )
     assert remote.computed == 6 and remote.rows() == local.rows()
-    again = S.run_sweep(grid, replicates=2, cache=tmp_path / "c", scheduler=cluster,
-                        progress=False)
+    again = S.run_sweep(grid, replicates=2, cache=tmp_path / "c", scheduler=cluster, progress=False)
     assert again.cached == 6 and again.rows() == local.rows()
 
 
@@ -69,10 +104,19 @@ def test_results_that_arrived_are_kept_when_the_client_stops(cluster, tmp_path):
     for p, cfg in enumerate(grid):
         seeded = cfg.replace(seed=S.derive_seed(cfg, 0))
         key = S.item_key("transfer", seeded, {})
-        calls.append(("transfer", "transfer", Config, seeded.to_dict(), {}, key,
-                      str(cache / key[:2] / f"{key}.json")))
+        calls.append(
+            (
+                "transfer",
+                "transfer",
+                Config,
+                seeded.to_dict(),
+                {},
+                key,
+                str(cache / key[:2] / f"{key}.json"),
+            )
+        )
     runs = S._execute_on_cluster(calls, cluster)
-    next(runs)                                  # one result arrives, then the client stops
+    next(runs)  # one result arrives, then the client stops
     runs.close()
     resumed = S.run_sweep(grid, replicates=1, cache=cache, progress=False)
     assert resumed.cached >= 1 and resumed.computed == 4 - resumed.cached
@@ -80,5 +124,6 @@ def test_results_that_arrived_are_kept_when_the_client_stops(cluster, tmp_path):
 
 def test_unreachable_scheduler_is_one_clear_error(tmp_path):
     from refimpl.errors import UsageError
+
     with pytest.raises(UsageError, match="cannot reach the dask scheduler"):
         S.run_sweep([TINY], replicates=1, scheduler="tcp://127.0.0.1:9", progress=False)

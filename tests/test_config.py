@@ -1,5 +1,6 @@
 """Configuration validation: every field's bad values raise ConfigError whose
 message names the field; combinations the model cannot represent are refused."""
+
 import dataclasses
 import json
 import math
@@ -51,14 +52,29 @@ BAD = {
 
 # boundary values that must be accepted
 GOOD = {
-    "m_down": [None, 1, 4], "u_norm": [0.0, 0], "v_up_norm": [0.0], "v_down_norm": [0.0],
-    "v_cos": [-1.0, 1.0, 0.3], "flip_up": [0.0, 0.4999], "flip_down": [0, 0.49],
-    "layout": ["joint", "split"], "eta": [1, 1e-9], "weight_decay": [0.0, 0.5],
-    "steps_up": [0], "steps_down": [0], "epsilon": [0.0, 0.1], "snapshots": [2],
-    "alpha": [0.0, 0, 1.0, 1], "granularity": ["filter", "entry"],
-    "freeze_inherited": [True, False], "rescale_inherited": [-1.0, 0.0, 3],
-    "n_test": [2, 10**7], "estimator": ["sample", "reduced"], "seed": [0, 2**63 - 1],
-    "eta_down": [None, 0.5], "engine": ["auto", "weight", "gram"],
+    "m_down": [None, 1, 4],
+    "u_norm": [0.0, 0],
+    "v_up_norm": [0.0],
+    "v_down_norm": [0.0],
+    "v_cos": [-1.0, 1.0, 0.3],
+    "flip_up": [0.0, 0.4999],
+    "flip_down": [0, 0.49],
+    "layout": ["joint", "split"],
+    "eta": [1, 1e-9],
+    "weight_decay": [0.0, 0.5],
+    "steps_up": [0],
+    "steps_down": [0],
+    "epsilon": [0.0, 0.1],
+    "snapshots": [2],
+    "alpha": [0.0, 0, 1.0, 1],
+    "granularity": ["filter", "entry"],
+    "freeze_inherited": [True, False],
+    "rescale_inherited": [-1.0, 0.0, 3],
+    "n_test": [2, 10**7],
+    "estimator": ["sample", "reduced"],
+    "seed": [0, 2**63 - 1],
+    "eta_down": [None, 0.5],
+    "engine": ["auto", "weight", "gram"],
 }
 
 
@@ -99,13 +115,13 @@ def test_n_plus_signals_greater_than_d_refused(task):
     nonzero signal directions) dimensions left to them (docs/model.md §4)."""
     key = f"n_{task}"
     v_key = f"v_{task}_norm"
-    tiny_config(d=20, **{key: 18})                            # u, v nonzero: room d - 2
+    tiny_config(d=20, **{key: 18})  # u, v nonzero: room d - 2
     with pytest.raises(ConfigError, match=rf"\b{key}\b"):
         tiny_config(d=20, **{key: 19})
-    tiny_config(d=20, u_norm=0.0, **{key: 19})                 # u = 0: room d - 1
+    tiny_config(d=20, u_norm=0.0, **{key: 19})  # u = 0: room d - 1
     with pytest.raises(ConfigError, match=rf"\b{key}\b"):
         tiny_config(d=20, u_norm=0.0, **{key: 20})
-    tiny_config(d=20, u_norm=0.0, **{key: 20, v_key: 0.0})     # no signal: room d
+    tiny_config(d=20, u_norm=0.0, **{key: 20, v_key: 0.0})  # no signal: room d
 
 
 def test_freeze_with_entry_granularity_refused():
@@ -119,30 +135,33 @@ def test_freeze_with_entry_granularity_refused():
 def test_entry_granularity_needs_equal_widths():
     with pytest.raises(ConfigError, match="m_down"):
         tiny_config(granularity="entry", m_down=4)
-    tiny_config(granularity="entry", m_down=3)      # m = 3
+    tiny_config(granularity="entry", m_down=3)  # m = 3
 
 
 def test_alpha_cannot_inherit_more_filters_than_upstream_has():
     with pytest.raises(ConfigError, match="alpha"):
-        tiny_config(m=2, m_down=5, alpha=0.6)       # round(3.0) = 3 > 2
-    tiny_config(m=2, m_down=5, alpha=0.4)           # 2 <= 2
+        tiny_config(m=2, m_down=5, alpha=0.6)  # round(3.0) = 3 > 2
+    tiny_config(m=2, m_down=5, alpha=0.4)  # 2 <= 2
 
 
 def test_unknown_key_named():
     with pytest.raises(ConfigError, match="'alpah'"):
         Config.from_dict({"alpah": 0.5})
     with pytest.raises(TypeError):
-        Config(alpah=0.5)          # the dataclass constructor itself refuses it too
+        Config(alpah=0.5)  # the dataclass constructor itself refuses it too
 
 
 def test_shorthands_and_precedence():
     base = tiny_config().to_dict()
-    without = {k: v for k, v in base.items()
-               if k not in ("sigma_p_up", "sigma_p_down", "flip_up", "n_up", "n_down")}
+    without = {
+        k: v
+        for k, v in base.items()
+        if k not in ("sigma_p_up", "sigma_p_down", "flip_up", "n_up", "n_down")
+    }
     # a shorthand sets both tasks; an explicit per-task key wins over it
     c = Config.from_dict({**without, "sigma_p": 2.0, "sigma_p_down": 3.0, "flip": 0.1, "n": 5})
     assert (c.sigma_p_up, c.sigma_p_down) == (2.0, 3.0)
-    assert (c.flip_up, c.flip_down) == (0.1, 0.2)      # flip_down given explicitly
+    assert (c.flip_up, c.flip_down) == (0.1, 0.2)  # flip_down given explicitly
     assert (c.n_up, c.n_down) == (5, 5)
     c = Config.from_dict({**base, "n": 5})
     assert (c.n_up, c.n_down) == (12, 8)
@@ -224,6 +243,7 @@ def test_eta_down_sets_the_step_size_of_fine_tuning_and_scratch():
 
 def test_engine_and_unset_new_fields_do_not_change_derived_seeds():
     from refimpl.lab.seeds import derive_seed
+
     c = Config(alpha=0.3)
     assert derive_seed(c, 0) == derive_seed(c.replace(engine="gram"), 0)
     assert derive_seed(c, 0) != derive_seed(c.replace(eta_down=0.5), 0)

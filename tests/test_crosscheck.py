@@ -2,6 +2,7 @@
 mode on single variants, unusable files. Combinations, float32, the bias key
 and patch roles: tests/test_crosscheck_search.py; the framework clients:
 tests/test_crosscheck_clients.py."""
+
 import json
 import os
 
@@ -18,9 +19,25 @@ from refimpl.train import train_stage
 from refimpl.trajectory import COEFFICIENT_KEYS, load, save, stage_arrays
 from refimpl.transfer import run_experiment
 
-CONFIG = Config(d=30, m=3, n_up=10, n_down=8, steps_up=60, steps_down=60, snapshots=5,
-                weight_decay_up=0.005, weight_decay=0.01, freeze_inherited=True, alpha=0.5,
-                sigma_0=0.1, eta=1.0, u_norm=3.0, flip_down=0.1, n_test=100, seed=1)
+CONFIG = Config(
+    d=30,
+    m=3,
+    n_up=10,
+    n_down=8,
+    steps_up=60,
+    steps_down=60,
+    snapshots=5,
+    weight_decay_up=0.005,
+    weight_decay=0.01,
+    freeze_inherited=True,
+    alpha=0.5,
+    sigma_0=0.1,
+    eta=1.0,
+    u_norm=3.0,
+    flip_down=0.1,
+    n_test=100,
+    seed=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +75,21 @@ def run_cli(argv, capsys):
 # compare_arrays: the tolerance rule on hand-made numbers
 # ---------------------------------------------------------------------------
 
+
 def test_compare_arrays_tolerance_rule():
     b = np.array([[1.0, 0.001], [2.0, -4.0]])
     steps = np.array([0, 7])
     # default atol = rtol * max|b_k|: snapshot 0 allows 1e-10 + 1e-10*|b|
     a = b.copy()
-    a[0, 1] += 1.5e-10          # tol there: 1e-10*1 + 1e-10*0.001 < 1.5e-10
+    a[0, 1] += 1.5e-10  # tol there: 1e-10*1 + 1e-10*0.001 < 1.5e-10
     max_abs, max_rel, first = cc.compare_arrays(a, b, steps, rtol=1e-10)
     assert first == 0
     assert max_abs == pytest.approx(1.5e-10, rel=1e-6)
     assert max_rel == pytest.approx(1.5e-10, rel=1e-6)
     a = b.copy()
-    a[1, 1] += 7e-10            # tol: 1e-10*4 + 1e-10*4 = 8e-10: agrees
+    a[1, 1] += 7e-10  # tol: 1e-10*4 + 1e-10*4 = 8e-10: agrees
     assert cc.compare_arrays(a, b, steps, rtol=1e-10)[2] is None
-    a[1, 1] += 2e-10            # 9e-10 > 8e-10
+    a[1, 1] += 2e-10  # 9e-10 > 8e-10
     assert cc.compare_arrays(a, b, steps, rtol=1e-10)[2] == 7
     # explicit atol
     assert cc.compare_arrays(a, b, steps, rtol=0.0, atol=1e-9)[2] is None
@@ -90,8 +108,8 @@ def test_compare_arrays_finds_the_first_perturbed_snapshot(K, width, data):
     entry = data.draw(st.integers(0, 2 * width - 1))
     a = b.copy()
     scale = np.abs(b[k]).max()
-    a[k].flat[entry] += 3e-9 * scale          # well above 1e-10 * (scale + |b|) <= 2e-10 scale
-    a[k:] += 1e-13 * scale                    # rounding-sized noise everywhere after: agrees
+    a[k].flat[entry] += 3e-9 * scale  # well above 1e-10 * (scale + |b|) <= 2e-10 scale
+    a[k:] += 1e-13 * scale  # rounding-sized noise everywhere after: agrees
     max_abs, max_rel, first = cc.compare_arrays(a, b, steps, rtol=1e-10)
     assert first == steps[k]
     assert max_rel == pytest.approx(3e-9 + 1e-13, rel=1e-3)
@@ -100,6 +118,7 @@ def test_compare_arrays_finds_the_first_perturbed_snapshot(K, width, data):
 # ---------------------------------------------------------------------------
 # replay and compare
 # ---------------------------------------------------------------------------
+
 
 def test_replay_agrees_with_refimpl_file(ref_path, capsys):
     report = cc.crosscheck(ref_path)
@@ -131,7 +150,7 @@ def test_runs_of_different_length_differ(tmp_path, capsys):
     assert report.status == 1
     row = rows_by(report)[("down", "length")]
     assert row.first_step == 11 and "T = 20 vs 10" in row.note
-    assert rows_by(report).get(("up", "length")) is None      # the up stages are equal
+    assert rows_by(report).get(("up", "length")) is None  # the up stages are equal
     status, out, _ = run_cli(["crosscheck", paths[1], paths[0], "--no-explain"], capsys)
     assert status == 1 and "RESULT: differences found in down" in out
 
@@ -161,8 +180,10 @@ def test_weights_only_file_gets_coefficients_by_projection(exp, ref_path, tmp_pa
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
 
 
-@pytest.mark.parametrize("stage,k,coefficients", [("up", 1, True), ("down", 2, True),
-                                                  ("scratch", 4, True), ("down", 3, False)])
+@pytest.mark.parametrize(
+    "stage,k,coefficients",
+    [("up", 1, True), ("down", 2, True), ("scratch", 4, True), ("down", 3, False)],
+)
 def test_perturbed_weight_is_caught_at_its_step(ref_path, tmp_path, stage, k, coefficients):
     arrays = arrays_of(ref_path)
     if not coefficients:
@@ -180,29 +201,33 @@ def test_perturbed_weight_is_caught_at_its_step(ref_path, tmp_path, stage, k, co
     rows = rows_by(report)
     assert rows[(stage, "W")].first_step == steps[k]
     assert rows[(stage, "W")].max_rel == pytest.approx(1e-6, rel=1e-3)
-    assert rows[(stage, "loss")].ok          # the file's loss was not touched
+    assert rows[(stage, "loss")].ok  # the file's loss was not touched
     for q in COEFFICIENT_KEYS:
         # tracked coefficients in the file are untouched; projected ones see the change
         # in the noise directions (rho) at exactly that snapshot
         if coefficients:
             assert rows[(stage, q)].ok
     if not coefficients:
-        assert rows[(stage, "rho_bar")].first_step == steps[k] or \
-            rows[(stage, "rho_under")].first_step == steps[k]
+        assert (
+            rows[(stage, "rho_bar")].first_step == steps[k]
+            or rows[(stage, "rho_under")].first_step == steps[k]
+        )
     others = [r for r in report.rows if r.stage != stage]
     assert others and all(r.ok for r in others)
     assert report.failed_stages() == [stage]
 
 
 def test_float32_stored_file_is_usable(ref_path, tmp_path):
-    arrays = {k: (v.astype(np.float32) if v.dtype == np.float64 else v)
-              for k, v in weights_only(arrays_of(ref_path)).items()}
+    arrays = {
+        k: (v.astype(np.float32) if v.dtype == np.float64 else v)
+        for k, v in weights_only(arrays_of(ref_path)).items()
+    }
     save(tmp_path / "f32.npz", arrays)
     report = cc.crosscheck(tmp_path / "f32.npz", stages=["up"])
     # the replay starts from the stored (rounded) inputs; the stored W was rounded after
     rows = rows_by(report)
     assert report.status == 1 and 1e-9 < rows[("up", "W")].max_rel < 1e-5
-    assert rows[("up", "W")].first_step > 0           # snapshot 0 is storage rounding
+    assert rows[("up", "W")].first_step > 0  # snapshot 0 is storage rounding
     ex = report.explanations["up"]
     assert ex["baseline"]["name"] == "reference" and ex["float32_file"]
     # float64 dynamics rounded on output: the reference itself agrees at storage precision
@@ -239,6 +264,7 @@ def test_json_report(ref_path, tmp_path, capsys):
 # unusable input: exit 2 with one clear line
 # ---------------------------------------------------------------------------
 
+
 def _broken(arrays, how):
     a = dict(arrays)
     if how == "missing":
@@ -261,8 +287,11 @@ def test_unusable_file_exit_2(ref_path, tmp_path, capsys, how):
     arrays, message = _broken(arrays_of(ref_path), how)
     path = tmp_path / "broken.npz"
     save(path, arrays)
-    for argv in (["crosscheck", str(path)], ["crosscheck", ref_path, str(path)],
-                 ["decompose", str(path)]):
+    for argv in (
+        ["crosscheck", str(path)],
+        ["crosscheck", ref_path, str(path)],
+        ["decompose", str(path)],
+    ):
         status, out, err = run_cli(argv, capsys)
         assert status == 2, argv
         assert message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -285,15 +314,17 @@ def test_unreadable_and_mismatched_files_exit_2(ref_path, tmp_path, capsys):
 
 def test_projection_impossible_is_reported_not_fatal(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    n, d = 5, 4              # n + S > d: the noise vectors cannot be independent
+    n, d = 5, 4  # n + S > d: the noise vectors cannot be independent
     xi = rng.standard_normal((n, d))
     y = np.array([1.0, -1, 1, -1, 1])
     mu = np.array([1.0, 0, 0, 0])
-    task = Task(X=np.stack([y[:, None] * mu, xi], axis=1), y=y, y_clean=y, xi=xi,
-                signals=mu[None])
+    task = Task(X=np.stack([y[:, None] * mu, xi], axis=1), y=y, y_clean=y, xi=xi, signals=mu[None])
     stage = train_stage(0.1 * rng.standard_normal((2, 2, d)), task, 0.5, 20, snapshots=3)
-    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
-              "provenance_json": np.str_("{}")}
+    arrays = {
+        "format_version": np.int64(1),
+        "config_json": np.str_("{}"),
+        "provenance_json": np.str_("{}"),
+    }
     arrays.update(weights_only(stage_arrays("up", stage)))
     save(tmp_path / "small.npz", arrays)
     report = cc.crosscheck(tmp_path / "small.npz")
@@ -308,31 +339,35 @@ def test_projection_impossible_is_reported_not_fatal(tmp_path, capsys):
 # explain mode: each variant produced on purpose and recognised
 # ---------------------------------------------------------------------------
 
+
 def _explained(path, stage):
     report = cc.crosscheck(path, stages=[stage])
     assert report.status == 1
     return report.explanations[stage]
 
 
-@pytest.mark.parametrize("name,conv", [
-    ("filter_sum", cc.Convention(filter_sum=True)),
-    ("patch_mean", cc.Convention(patch_mean=True)),
-    ("bias", cc.Convention(bias=True)),
-    ("lr_scale", cc.Convention(lr_scale=2.0)),
-    ("lr_scale", cc.Convention(lr_scale=0.37)),
-    ("float32", cc.Convention(dtype="float32")),
-    ("loss_with_decay", cc.Convention(loss_with_decay=True)),
-])
+@pytest.mark.parametrize(
+    "name,conv",
+    [
+        ("filter_sum", cc.Convention(filter_sum=True)),
+        ("patch_mean", cc.Convention(patch_mean=True)),
+        ("bias", cc.Convention(bias=True)),
+        ("lr_scale", cc.Convention(lr_scale=2.0)),
+        ("lr_scale", cc.Convention(lr_scale=0.37)),
+        ("float32", cc.Convention(dtype="float32")),
+        ("loss_with_decay", cc.Convention(loss_with_decay=True)),
+    ],
+)
 def test_explain_names_the_variant(ref_path, tmp_path, name, conv):
     traj = load(ref_path)
     path = tmp_path / "variant.npz"
     save(path, cc.variant_arrays(traj, conv, stages=["down"]))
     ex = _explained(path, "down")
     assert ex["explanation"] == [name] and ex["matches"][0] == name
-    if name == "loss_with_decay":    # the weights are the reference's: only the loss differs
+    if name == "loss_with_decay":  # the weights are the reference's: only the loss differs
         rows = rows_by(cc.crosscheck(path, stages=["down"], explain=False))
         assert rows[("down", "W")].ok and not rows[("down", "loss")].ok
-    assert "relu_prime_1" in ex["pruned"]                # no exact zeros in this data
+    assert "relu_prime_1" in ex["pruned"]  # no exact zeros in this data
     best = ex["candidates"][0]
     if name == "lr_scale":
         assert best["note"].endswith(f"{conv.lr_scale:.12g}")
@@ -371,13 +406,21 @@ def _zero_init_file(tmp_path, conv):
     mu[0] = 2.0
     xi = rng.standard_normal((n, d))
     xi[:, 0] = 0.0
-    task = Task(X=np.stack([y_clean[:, None] * mu, xi], axis=1), y=y_clean, y_clean=y_clean,
-                xi=xi, signals=mu[None])
+    task = Task(
+        X=np.stack([y_clean[:, None] * mu, xi], axis=1),
+        y=y_clean,
+        y_clean=y_clean,
+        xi=xi,
+        signals=mu[None],
+    )
     W0 = 0.1 * rng.standard_normal((2, m, d))
     W0[:, 0] = 0.0
     stage = train_stage(W0, task, 0.8, 40, snapshots=[0, 1, 5, 20, 40])
-    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
-              "provenance_json": np.str_("{}")}
+    arrays = {
+        "format_version": np.int64(1),
+        "config_json": np.str_("{}"),
+        "provenance_json": np.str_("{}"),
+    }
     arrays.update(stage_arrays("up", stage))
     save(tmp_path / "zero.npz", arrays)
     if conv is None:
@@ -405,19 +448,24 @@ def test_zero_init_reference_file_replays(tmp_path):
 
 
 def test_explain_steps_limits_the_replay(ref_path, tmp_path, capsys):
-    save(tmp_path / "v.npz", cc.variant_arrays(load(ref_path), cc.Convention(patch_mean=True),
-                                               stages=["up"]))
+    save(
+        tmp_path / "v.npz",
+        cc.variant_arrays(load(ref_path), cc.Convention(patch_mean=True), stages=["up"]),
+    )
     report = cc.crosscheck(tmp_path / "v.npz", explain_steps=20)
     ex = report.explanations["up"]
     assert ex["steps"] == 20 and ex["explanation"] == ["patch_mean"]
-    status, out, err = run_cli(["crosscheck", str(tmp_path / "v.npz"), "--explain-steps", "0"],
-                               capsys)
+    status, out, err = run_cli(
+        ["crosscheck", str(tmp_path / "v.npz"), "--explain-steps", "0"], capsys
+    )
     assert status == 2 and "--explain-steps" in err
 
 
 def test_explain_text_in_cli(ref_path, tmp_path, capsys):
-    save(tmp_path / "v.npz", cc.variant_arrays(load(ref_path), cc.Convention(filter_sum=True),
-                                               stages=["up"]))
+    save(
+        tmp_path / "v.npz",
+        cc.variant_arrays(load(ref_path), cc.Convention(filter_sum=True), stages=["up"]),
+    )
     status, out, _ = run_cli(["crosscheck", str(tmp_path / "v.npz")], capsys)
     assert status == 1
     assert "=> up matches the reference with: filter_sum (sum instead of 1/m over filters" in out

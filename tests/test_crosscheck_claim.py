@@ -1,5 +1,6 @@
 """The crosscheck claim (refimpl.claims.crosscheck): its verdict logic on
 hand-made numbers, the skipped result without torch, and (slow) a quick run."""
+
 import json
 import math
 
@@ -9,9 +10,14 @@ from refimpl.claims import crosscheck as claim
 from refimpl.crosscheck import torch_client
 from refimpl.lab import report as R
 
-GOOD = dict(max_rel={"torch": 3e-15, "jax": 2e-15, "torch vs file": 4e-15}, all_compared=True,
-            steps=2000, frozen=8, decays=[0.001, 0.005, 0.005],
-            conv1d_named=["filter_sum", "patch_mean", "bias", "float32"])
+GOOD = dict(
+    max_rel={"torch": 3e-15, "jax": 2e-15, "torch vs file": 4e-15},
+    all_compared=True,
+    steps=2000,
+    frozen=8,
+    decays=[0.001, 0.005, 0.005],
+    conv1d_named=["filter_sum", "patch_mean", "bias", "float32"],
+)
 
 
 def test_decide_pass():
@@ -20,17 +26,20 @@ def test_decide_pass():
     assert claim.decide(**dict(GOOD, max_rel={"torch": 1e-15, "jax": None}))[0] == "PASS"
 
 
-@pytest.mark.parametrize("change,reason", [
-    (dict(max_rel={"torch": 2e-10, "jax": 1e-15}), "torch: largest relative difference 2e-10"),
-    (dict(max_rel={"torch": 1e-15, "jax": 1.5e-10}), "jax: largest relative difference"),
-    (dict(max_rel={"torch": None, "jax": None}), "no client ran"),
-    (dict(all_compared=False), "not compared"),
-    (dict(steps=999), "only 999 steps"),
-    (dict(frozen=0), "no frozen filter"),
-    (dict(decays=[0.001, 0.0, 0.005]), "without weight decay"),
-    (dict(conv1d_named=["filter_sum", "patch_mean", "float32"]), "Conv1d model"),
-    (dict(conv1d_named=None), "Conv1d model"),
-])
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        (dict(max_rel={"torch": 2e-10, "jax": 1e-15}), "torch: largest relative difference 2e-10"),
+        (dict(max_rel={"torch": 1e-15, "jax": 1.5e-10}), "jax: largest relative difference"),
+        (dict(max_rel={"torch": None, "jax": None}), "no client ran"),
+        (dict(all_compared=False), "not compared"),
+        (dict(steps=999), "only 999 steps"),
+        (dict(frozen=0), "no frozen filter"),
+        (dict(decays=[0.001, 0.0, 0.005]), "without weight decay"),
+        (dict(conv1d_named=["filter_sum", "patch_mean", "float32"]), "Conv1d model"),
+        (dict(conv1d_named=None), "Conv1d model"),
+    ],
+)
 def test_decide_fail(change, reason):
     verdict, reasons, missing = claim.decide(**dict(GOOD, **change))
     assert verdict == "FAIL" and any(reason in r for r in reasons) and missing == 0
@@ -40,8 +49,9 @@ def test_decide_missing_value_counts():
     verdict, reasons, missing = claim.decide(**dict(GOOD, max_rel={"torch": math.nan}))
     assert verdict == "FAIL" and missing == 1 and "no finite difference" in reasons[0]
     # the protocol turns a missing value into FAIL with the reason in the statistic
-    result = R.result(claim.NAME, claim.CLAIM, verdict, "s", "body", missing=missing,
-                      source=claim.SOURCE)
+    result = R.result(
+        claim.NAME, claim.CLAIM, verdict, "s", "body", missing=missing, source=claim.SOURCE
+    )
     assert result["verdict"] == "FAIL" and result["n_missing"] == 1
 
 
@@ -68,6 +78,11 @@ def test_quick_run(tmp_path):
     assert result["verdict"] == "PASS", result["statistic"]
     assert result["conv1d_named"] == claim.CONV1D_DEPARTURES
     folder = tmp_path / "crosscheck"
-    for name in ("crosscheck.json", "crosscheck.csv", "drift.csv", "report_torch.txt",
-                 "report_conv1d.txt"):
+    for name in (
+        "crosscheck.json",
+        "crosscheck.csv",
+        "drift.csv",
+        "report_torch.txt",
+        "report_conv1d.txt",
+    ):
         assert (folder / name).exists(), name

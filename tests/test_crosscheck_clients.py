@@ -5,6 +5,7 @@ default ``nn.Conv1d`` model as people write it (Kou et al.'s LinearCNN:
 bias on, mean over patches, sum over filters, float32, CrossEntropyLoss)
 differs, and explain names all four departures. Every test skips with its
 reason when its framework is absent."""
+
 import os
 import subprocess
 import sys
@@ -21,14 +22,32 @@ from refimpl.transfer import run_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-CONFIG = Config(d=30, m=3, n_up=10, n_down=8, steps_up=60, steps_down=60, snapshots=5,
-                weight_decay_up=0.005, weight_decay=0.01, freeze_inherited=True, alpha=0.5,
-                sigma_0=0.1, eta=1.0, u_norm=3.0, flip_down=0.1, n_test=100, seed=1)
+CONFIG = Config(
+    d=30,
+    m=3,
+    n_up=10,
+    n_down=8,
+    steps_up=60,
+    steps_down=60,
+    snapshots=5,
+    weight_decay_up=0.005,
+    weight_decay=0.01,
+    freeze_inherited=True,
+    alpha=0.5,
+    sigma_0=0.1,
+    eta=1.0,
+    u_norm=3.0,
+    flip_down=0.1,
+    n_test=100,
+    seed=1,
+)
 
 needs_torch = pytest.mark.skipif(not torch_client.available(), reason=torch_client.INSTALL_HINT)
 needs_jax = pytest.mark.skipif(not jax_client.available(), reason=jax_client.INSTALL_HINT)
-CLIENTS = [pytest.param(torch_client, marks=needs_torch, id="torch"),
-           pytest.param(jax_client, marks=needs_jax, id="jax")]
+CLIENTS = [
+    pytest.param(torch_client, marks=needs_torch, id="torch"),
+    pytest.param(jax_client, marks=needs_jax, id="jax"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +79,10 @@ def test_client_agrees_within_1e_10(client, exp, ref_path, tmp_path):
     down = exp.stages["down"]
     assert down.weight_decay > 0 and not down.trainable.all()
     W = arrays["down/W"]
-    assert np.array_equal(W[:, ~down.trainable], np.broadcast_to(
-        down.W0[~down.trainable], W[:, ~down.trainable].shape))
+    assert np.array_equal(
+        W[:, ~down.trainable],
+        np.broadcast_to(down.W0[~down.trainable], W[:, ~down.trainable].shape),
+    )
     assert cc.crosscheck(tmp_path / "c.npz", ref_path).status == 0
 
 
@@ -70,7 +91,7 @@ def test_client_float32_is_recognised(client, ref_path, tmp_path):
     save(tmp_path / "c32.npz", client.client_arrays(ref_path, dtype="float32", stages=["up"]))
     report = cc.crosscheck(tmp_path / "c32.npz")
     assert report.status == 1
-    assert rows_by(report)[("up", "W")].first_step > 0       # snapshot 0 is storage
+    assert rows_by(report)[("up", "W")].first_step > 0  # snapshot 0 is storage
     assert report.explanations["up"]["explanation"] == ["float32"]
 
 
@@ -91,18 +112,30 @@ def test_patches_in_random_order_agree_with_coefficients(client, tmp_path):
     rng = np.random.default_rng(5)
     data = torch_client.kou_data(rng, 20, 60)
     roles = load_roles(data)
-    assert 0 < np.sum(roles[:, 0] == -1) < 20            # some inputs have the noise first
+    assert 0 < np.sum(roles[:, 0] == -1) < 20  # some inputs have the noise first
     W0 = 0.01 * rng.standard_normal((2, 4, 60))
     trainable = np.ones((2, 4), bool)
     steps = np.array([0, 1, 20, 80])
     W, loss = client.train(W0, data["X"], data["y"], 0.5, 0.001, trainable, 80, steps)
-    coef = cc.recover_coefficients(W, W0, steps, trainable, 0.5, 0.001, data["signals"],
-                                   data["xi"], data["y"])
-    stage = dict(data, W0=W0, eta=np.float64(0.5), weight_decay=np.float64(0.001),
-                 trainable=trainable, steps=steps, W=W, loss=loss,
-                 **dict(zip(COEFFICIENT_KEYS, coef)))
-    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
-              "provenance_json": np.str_("{}")}
+    coef = cc.recover_coefficients(
+        W, W0, steps, trainable, 0.5, 0.001, data["signals"], data["xi"], data["y"]
+    )
+    stage = dict(
+        data,
+        W0=W0,
+        eta=np.float64(0.5),
+        weight_decay=np.float64(0.001),
+        trainable=trainable,
+        steps=steps,
+        W=W,
+        loss=loss,
+        **dict(zip(COEFFICIENT_KEYS, coef)),
+    )
+    arrays = {
+        "format_version": np.int64(1),
+        "config_json": np.str_("{}"),
+        "provenance_json": np.str_("{}"),
+    }
     arrays.update({f"up/{k}": np.asarray(v) for k, v in stage.items()})
     save(tmp_path / "perm.npz", arrays)
     report = cc.crosscheck(tmp_path / "perm.npz")
@@ -115,6 +148,7 @@ def test_patches_in_random_order_agree_with_coefficients(client, tmp_path):
 
 def load_roles(data):
     from refimpl.data import patch_roles
+
     return patch_roles(data["X"], data["y_clean"], data["signals"], xi=data["xi"])
 
 
@@ -122,12 +156,22 @@ def load_roles(data):
 # convention variants written the framework way
 # ---------------------------------------------------------------------------
 
+
 def _torch_variant_file(ref_path, path, model_class=None, lr_scale=1.0):
     """The up stage trained by the torch client with a framework-style variant."""
     traj = load(ref_path)
     v = traj.stage("up")
-    W, loss = torch_client.train(v.W0, v.X, v.y, lr_scale * float(v.eta), float(v.weight_decay),
-                                 v.trainable, v.T, v.steps, model_class=model_class)
+    W, loss = torch_client.train(
+        v.W0,
+        v.X,
+        v.y,
+        lr_scale * float(v.eta),
+        float(v.weight_decay),
+        v.trainable,
+        v.T,
+        v.steps,
+        model_class=model_class,
+    )
     arrays = {k: traj[k] for k in ("format_version", "config_json", "provenance_json")}
     for k in cc.INPUT_KEYS + ("steps",):
         arrays[f"up/{k}"] = getattr(v, k)
@@ -164,10 +208,12 @@ def test_torch_written_variants_are_recognised(ref_path, tmp_path):
             F = torch.relu(pre).sum(dim=(1, 3)) / self.m
             return F[0] - F[1]
 
-    cases = [(["filter_sum"], dict(model_class=SumFilters)),
-             (["filter_sum", "patch_mean"], dict(model_class=MeanPatchesSumFilters)),
-             (["bias"], dict(model_class=WithBias)),
-             (["lr_scale"], dict(lr_scale=3.0))]
+    cases = [
+        (["filter_sum"], dict(model_class=SumFilters)),
+        (["filter_sum", "patch_mean"], dict(model_class=MeanPatchesSumFilters)),
+        (["bias"], dict(model_class=WithBias)),
+        (["lr_scale"], dict(lr_scale=3.0)),
+    ]
     for names, kw in cases:
         path = _torch_variant_file(ref_path, tmp_path / f"{'_'.join(names)}.npz", **kw)
         report = cc.crosscheck(path)
@@ -179,13 +225,15 @@ def test_torch_written_variants_are_recognised(ref_path, tmp_path):
 # a default nn.Conv1d model as people write it
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def conv1d_path(tmp_path_factory):
     if not torch_client.available():
         pytest.skip(torch_client.INSTALL_HINT)
     data = torch_client.kou_data(np.random.default_rng(0), 20, 100)
-    arrays = torch_client.conv1d_arrays(data, m=10, eta=0.1, steps=100,
-                                        snapshots=np.arange(0, 101, 10), seed=0)
+    arrays = torch_client.conv1d_arrays(
+        data, m=10, eta=0.1, steps=100, snapshots=np.arange(0, 101, 10), seed=0
+    )
     path = tmp_path_factory.mktemp("conv1d") / "conv1d.npz"
     save(path, arrays)
     return path
@@ -194,35 +242,54 @@ def conv1d_path(tmp_path_factory):
 def test_default_conv1d_model_is_explained(conv1d_path, capsys):
     traj = load(conv1d_path, require_coefficients=False)
     v = traj.stage("up")
-    assert np.any(v.b0 != 0)                               # PyTorch's default bias init
+    assert np.any(v.b0 != 0)  # PyTorch's default bias init
     assert cc.compare.float32_valued(v.W)
     status = main(["crosscheck", str(conv1d_path)])
     out = capsys.readouterr().out
     assert status == 1
-    assert ("=> up matches the reference with: filter_sum + patch_mean + bias + float32"
-            in out), out
+    assert "=> up matches the reference with: filter_sum + patch_mean + bias + float32" in out, out
     assert "W DIFFERS from step 0" not in out.replace("  ", " ")
     report = cc.crosscheck(conv1d_path)
     ex = report.explanations["up"]
     assert ex["explanation"] == ["filter_sum", "patch_mean", "bias", "float32"]
     assert rows_by(report)[("up", "W")].first_step > 0
     # replayed under the four conventions, it agrees
-    assert main(["crosscheck", str(conv1d_path), "--convention",
-                 "filter_sum,patch_mean,bias,float32"]) == 0
+    assert (
+        main(["crosscheck", str(conv1d_path), "--convention", "filter_sum,patch_mean,bias,float32"])
+        == 0
+    )
     assert cc.crosscheck(conv1d_path, convention=ex["explanation"]).status == 0
 
 
 @needs_torch
 def test_validation_script_is_a_thin_wrapper(ref_path, tmp_path):
     out = tmp_path / "t.npz"
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "validation", "torch_client.py"),
-                           ref_path, str(out), "--stage", "up"],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "validation", "torch_client.py"),
+            ref_path,
+            str(out),
+            "--stage",
+            "up",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert cc.crosscheck(out).status == 0
-    bad = subprocess.run([sys.executable, os.path.join(ROOT, "validation", "torch_client.py"),
-                          str(tmp_path / "absent.npz"), str(out)],
-                         capture_output=True, text=True, cwd=ROOT)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "validation", "torch_client.py"),
+            str(tmp_path / "absent.npz"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert bad.returncode == 2 and "no such file" in bad.stderr
 
 
@@ -238,6 +305,7 @@ def test_missing_framework_is_one_clear_error(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_frameworks)
     from refimpl.errors import UsageError
+
     with pytest.raises(UsageError, match="pip install torch==2.13.0"):
         torch_client.client_arrays("x.npz")
     with pytest.raises(UsageError, match="pip install jax"):

@@ -2,6 +2,7 @@
 variants, float32-aware judgement, the bias keys s/b0 and s/b, replay under
 named conventions, snapshot 0 of float32 files, and patch roles (any patch
 order, s/patch_role, inputs whose roles cannot be determined)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,9 +16,25 @@ from refimpl.trajectory import COEFFICIENT_KEYS, load, save
 from refimpl.transfer import run_experiment
 from strategies import permuted_problems
 
-CONFIG = Config(d=30, m=3, n_up=10, n_down=8, steps_up=60, steps_down=60, snapshots=5,
-                weight_decay_up=0.005, weight_decay=0.01, freeze_inherited=True, alpha=0.5,
-                sigma_0=0.1, eta=1.0, u_norm=3.0, flip_down=0.1, n_test=100, seed=1)
+CONFIG = Config(
+    d=30,
+    m=3,
+    n_up=10,
+    n_down=8,
+    steps_up=60,
+    steps_down=60,
+    snapshots=5,
+    weight_decay_up=0.005,
+    weight_decay=0.01,
+    freeze_inherited=True,
+    alpha=0.5,
+    sigma_0=0.1,
+    eta=1.0,
+    u_norm=3.0,
+    flip_down=0.1,
+    n_test=100,
+    seed=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +49,12 @@ def rows_by(report):
 
 
 def variant_file(ref_path, path, conv, stage="down", b0=None):
-    save(path, cc.variant_arrays(load(ref_path), conv, stages=[stage],
-                                 b0=None if b0 is None else {stage: b0}))
+    save(
+        path,
+        cc.variant_arrays(
+            load(ref_path), conv, stages=[stage], b0=None if b0 is None else {stage: b0}
+        ),
+    )
     return path
 
 
@@ -47,14 +68,18 @@ def explained(path, stage="down", **kw):
 # combinations
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec", [
-    "filter_sum,patch_mean",
-    "filter_sum,float32",
-    "patch_mean,bias",
-    "filter_sum,lr_scale=0.5",
-    "patch_mean,float32,loss_with_decay",
-    "filter_sum,patch_mean,bias,float32",
-])
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "filter_sum,patch_mean",
+        "filter_sum,float32",
+        "patch_mean,bias",
+        "filter_sum,lr_scale=0.5",
+        "patch_mean,float32,loss_with_decay",
+        "filter_sum,patch_mean,bias,float32",
+    ],
+)
 def test_explain_names_a_combination(ref_path, tmp_path, spec):
     conv = cc.parse_convention(spec)
     ex = explained(variant_file(ref_path, tmp_path / "v.npz", conv))
@@ -70,8 +95,10 @@ def test_explain_names_a_combination(ref_path, tmp_path, spec):
 
 
 @settings(max_examples=8)
-@given(st.sets(st.sampled_from(["filter_sum", "patch_mean", "bias", "lr_scale=2"]), min_size=1),
-       st.booleans())
+@given(
+    st.sets(st.sampled_from(["filter_sum", "patch_mean", "bias", "lr_scale=2"]), min_size=1),
+    st.booleans(),
+)
 def test_explain_names_any_drawn_combination(ref_path, tmp_path_factory, names, float32):
     conv = cc.parse_convention(sorted(names) + (["float32"] if float32 else []))
     path = variant_file(ref_path, tmp_path_factory.mktemp("h") / "v.npz", conv, stage="up")
@@ -94,15 +121,19 @@ def test_screening_on_a_prefix(ref_path, tmp_path):
 
 
 def test_pruning_reasons(ref_path, tmp_path):
-    ex = explained(variant_file(ref_path, tmp_path / "v.npz", cc.Convention(patch_mean=True),
-                                stage="up"), stage="up")
+    ex = explained(
+        variant_file(ref_path, tmp_path / "v.npz", cc.Convention(patch_mean=True), stage="up"),
+        stage="up",
+    )
     assert "relu_prime_1" in ex["pruned"] and "exactly 0" in ex["pruned"]["relu_prime_1"]
-    assert "float32" in ex["pruned"]                       # a file of float64 numbers
-    assert "loss_with_decay" not in ex["pruned"]           # lambda_up = 0.005 > 0
-    small = CONFIG.replace(m=2, weight_decay_up=0.0)       # m = P = 2
+    assert "float32" in ex["pruned"]  # a file of float64 numbers
+    assert "loss_with_decay" not in ex["pruned"]  # lambda_up = 0.005 > 0
+    small = CONFIG.replace(m=2, weight_decay_up=0.0)  # m = P = 2
     save(tmp_path / "m2.npz", run_experiment(small))
-    ex = explained(variant_file(tmp_path / "m2.npz", tmp_path / "w.npz",
-                                cc.Convention(bias=True), stage="up"), stage="up")
+    ex = explained(
+        variant_file(tmp_path / "m2.npz", tmp_path / "w.npz", cc.Convention(bias=True), stage="up"),
+        stage="up",
+    )
     assert "lambda = 0" in ex["pruned"]["loss_with_decay"]
     assert "m = P = 2" in ex["pruned"]["filter_sum+patch_mean"]
     assert ex["explanation"] == ["bias"]
@@ -111,6 +142,7 @@ def test_pruning_reasons(ref_path, tmp_path):
 # ---------------------------------------------------------------------------
 # float32: judged against the drift of the candidate's own float32 replay
 # ---------------------------------------------------------------------------
+
 
 def test_float32_candidates_judged_by_their_own_drift(ref_path, tmp_path):
     conv = cc.parse_convention("filter_sum,float32")
@@ -129,11 +161,11 @@ def test_float32_candidates_judged_by_their_own_drift(ref_path, tmp_path):
 def test_float32_snapshot_0_is_not_a_dynamics_difference(ref_path, tmp_path):
     path = variant_file(ref_path, tmp_path / "v.npz", cc.Convention(dtype="float32"), stage="up")
     traj = load(path, require_coefficients=False)
-    assert not np.array_equal(traj.get("up", "W")[0], traj.get("up", "W0"))   # float32(W0)
+    assert not np.array_equal(traj.get("up", "W")[0], traj.get("up", "W0"))  # float32(W0)
     rows = rows_by(cc.crosscheck(path, explain=False))
     for q in ("W", "loss") + COEFFICIENT_KEYS:
         assert rows[("up", q)].first_step != 0, q
-    assert rows[("up", "W")].first_step is not None         # float32 dynamics do differ
+    assert rows[("up", "W")].first_step is not None  # float32 dynamics do differ
     # a genuine step-0 difference is still reported
     arrays = dict(traj.arrays)
     W = arrays["up/W"].copy()
@@ -146,6 +178,7 @@ def test_float32_snapshot_0_is_not_a_dynamics_difference(ref_path, tmp_path):
 # ---------------------------------------------------------------------------
 # the bias keys and --convention
 # ---------------------------------------------------------------------------
+
 
 def test_bias_with_initial_value(ref_path, tmp_path):
     m = CONFIG.m
@@ -170,12 +203,15 @@ def test_bias_with_initial_value(ref_path, tmp_path):
     assert not bad[("up", "b")].ok and bad[("up", "W")].ok
 
 
-@pytest.mark.parametrize("how,message", [
-    ("b_without_b0", "up/b needs up/b0"),
-    ("b0_shape", "up/b0 has shape"),
-    ("b_shape", "up/b has shape"),
-    ("b0_nan", "up/b0 has non-finite"),
-])
+@pytest.mark.parametrize(
+    "how,message",
+    [
+        ("b_without_b0", "up/b needs up/b0"),
+        ("b0_shape", "up/b0 has shape"),
+        ("b_shape", "up/b has shape"),
+        ("b0_nan", "up/b0 has non-finite"),
+    ],
+)
 def test_bias_keys_are_checked(ref_path, tmp_path, how, message):
     path = variant_file(ref_path, tmp_path / "b.npz", cc.Convention(bias=True), stage="up")
     arrays = dict(load(path, require_coefficients=False).arrays)
@@ -196,16 +232,20 @@ def test_convention_replay_from_python_and_cli(ref_path, tmp_path, capsys):
     spec = "filter_sum,patch_mean,bias,float32"
     path = variant_file(ref_path, tmp_path / "v.npz", cc.parse_convention(spec))
     report = cc.crosscheck(path, stages=["down"], convention=spec)
-    assert report.status == 0 and "replay under filter_sum+patch_mean+bias+float32" in report.reference
+    assert (
+        report.status == 0 and "replay under filter_sum+patch_mean+bias+float32" in report.reference
+    )
     rows = rows_by(report)
-    assert rows[("down", "W")].max_rel > 1e-10               # float32 drift, judged as such
+    assert rows[("down", "W")].max_rel > 1e-10  # float32 drift, judged as such
     assert any("float32" in n and "drift" in n for n in report.notes)
-    for q in COEFFICIENT_KEYS:                                # projected from both runs
+    for q in COEFFICIENT_KEYS:  # projected from both runs
         assert not rows[("down", q)].skipped
     assert cc.crosscheck(path, stages=["down"], convention=cc.parse_convention(spec)).status == 0
     assert cc.crosscheck(path, stages=["down"], convention="filter_sum,patch_mean").status == 1
-    assert main(["crosscheck", str(path), "--stage", "down", "--convention", spec,
-                 "--no-explain"]) == 0
+    assert (
+        main(["crosscheck", str(path), "--stage", "down", "--convention", spec, "--no-explain"])
+        == 0
+    )
     capsys.readouterr()
     status = main(["crosscheck", str(path), "--convention", "filter_sum,sideways"])
     _, err = capsys.readouterr()
@@ -217,7 +257,8 @@ def test_convention_replay_from_python_and_cli(ref_path, tmp_path, capsys):
 def test_parse_convention():
     assert cc.parse_convention("") == cc.Convention()
     assert cc.parse_convention(["filter_sum", "lr_scale=0.5", "relu_prime=1"]) == cc.Convention(
-        filter_sum=True, lr_scale=0.5, relu_prime_zero=1.0)
+        filter_sum=True, lr_scale=0.5, relu_prime_zero=1.0
+    )
     assert cc.parse_convention("relu_prime_half").relu_prime_zero == 0.5
     for bad in ("lr_scale=-1", "lr_scale=x", "float16", "bias=1"):
         with pytest.raises(UsageError):
@@ -228,24 +269,40 @@ def test_parse_convention():
 # patch roles
 # ---------------------------------------------------------------------------
 
+
 def _permuted_file(prob, path, with_key):
     """The permuted problem trained by another implementation (the variant GD
     with refimpl's conventions), weights and projected coefficients."""
     t = prob.permuted
     steps = np.unique(np.linspace(0, prob.steps, 4).astype(np.int64))
-    run = cc.variant_train(prob.W0, t.X, t.y, prob.eta, prob.weight_decay, prob.trainable,
-                           prob.steps, steps)
-    stage = {"X": t.X, "y": t.y, "y_clean": t.y_clean, "xi": t.xi, "signals": t.signals,
-             "W0": prob.W0, "eta": np.float64(prob.eta),
-             "weight_decay": np.float64(prob.weight_decay), "trainable": prob.trainable,
-             "steps": steps, "W": run.W, "loss": run.loss}
-    coef = cc.recover_coefficients(run.W, prob.W0, steps, prob.trainable, prob.eta,
-                                   prob.weight_decay, t.signals, t.xi, t.y)
+    run = cc.variant_train(
+        prob.W0, t.X, t.y, prob.eta, prob.weight_decay, prob.trainable, prob.steps, steps
+    )
+    stage = {
+        "X": t.X,
+        "y": t.y,
+        "y_clean": t.y_clean,
+        "xi": t.xi,
+        "signals": t.signals,
+        "W0": prob.W0,
+        "eta": np.float64(prob.eta),
+        "weight_decay": np.float64(prob.weight_decay),
+        "trainable": prob.trainable,
+        "steps": steps,
+        "W": run.W,
+        "loss": run.loss,
+    }
+    coef = cc.recover_coefficients(
+        run.W, prob.W0, steps, prob.trainable, prob.eta, prob.weight_decay, t.signals, t.xi, t.y
+    )
     stage.update(zip(COEFFICIENT_KEYS, coef))
     if with_key:
         stage["patch_role"] = prob.roles
-    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
-              "provenance_json": np.str_("{}")}
+    arrays = {
+        "format_version": np.int64(1),
+        "config_json": np.str_("{}"),
+        "provenance_json": np.str_("{}"),
+    }
     arrays.update({f"up/{k}": np.asarray(v) for k, v in stage.items()})
     save(path, arrays)
     return path
@@ -266,11 +323,12 @@ def test_any_patch_order_agrees_with_coefficients(tmp_path_factory, prob, with_k
 
 def test_patch_role_key_is_checked_against_the_data(tmp_path):
     from hypothesis import find
+
     prob = find(permuted_problems(max_steps=5), lambda p: p.task.n >= 3 and p.layout == "joint")
     path = _permuted_file(prob, tmp_path / "p.npz", with_key=True)
     arrays = dict(load(path).arrays)
     wrong = prob.roles.copy()
-    wrong[1] = wrong[1][::-1]                         # input 1: roles swapped
+    wrong[1] = wrong[1][::-1]  # input 1: roles swapped
     arrays["up/patch_role"] = wrong
     save(tmp_path / "wrong.npz", arrays)
     with pytest.raises(PatchRoleError, match=r"up/patch_role.*\b1\b"):
@@ -284,7 +342,7 @@ def test_patch_role_key_is_checked_against_the_data(tmp_path):
 def test_undeterminable_roles_are_refused_naming_the_inputs(ref_path, tmp_path, capsys):
     arrays = dict(load(ref_path).arrays)
     X = arrays["up/X"].copy()
-    X[4, 0] *= 1.5                                    # input 4: no patch holds the signal
+    X[4, 0] *= 1.5  # input 4: no patch holds the signal
     arrays["up/X"] = X
     arrays = {k: v for k, v in arrays.items() if not k.endswith(COEFFICIENT_KEYS)}
     save(tmp_path / "odd.npz", arrays)

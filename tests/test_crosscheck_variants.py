@@ -2,6 +2,7 @@
 against independent facts, not against itself: the reference convention is
 refimpl's GD, and each single variant equals refimpl's GD on transformed
 inputs, or a first step computed by hand."""
+
 import numpy as np
 import pytest
 
@@ -12,9 +13,25 @@ from refimpl.data import Task
 from refimpl.train import train_stage
 from refimpl.transfer import run_experiment
 
-CONFIG = Config(d=30, m=3, n_up=10, n_down=8, steps_up=60, steps_down=60, snapshots=5,
-                weight_decay_up=0.005, weight_decay=0.01, freeze_inherited=True, alpha=0.5,
-                sigma_0=0.1, eta=1.0, u_norm=3.0, flip_down=0.1, n_test=100, seed=1)
+CONFIG = Config(
+    d=30,
+    m=3,
+    n_up=10,
+    n_down=8,
+    steps_up=60,
+    steps_down=60,
+    snapshots=5,
+    weight_decay_up=0.005,
+    weight_decay=0.01,
+    freeze_inherited=True,
+    alpha=0.5,
+    sigma_0=0.1,
+    eta=1.0,
+    u_norm=3.0,
+    flip_down=0.1,
+    n_test=100,
+    seed=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +42,7 @@ def exp():
 # ---------------------------------------------------------------------------
 # the variant GD against independent facts (not against itself)
 # ---------------------------------------------------------------------------
+
 
 def _inputs(exp, name):
     s = exp.stages[name]
@@ -44,8 +62,15 @@ def test_variant_gd_reference_convention_equals_refimpl(exp):
 def test_variant_gd_lr_scale_equals_refimpl_with_scaled_eta(exp):
     s = exp.stages["down"]
     W, loss = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps, cc.Convention(lr_scale=0.7))[:2]
-    ref = train_stage(s.W0, s.task, 0.7 * s.eta, s.T, weight_decay=s.weight_decay,
-                      trainable=s.trainable, snapshots=s.steps)
+    ref = train_stage(
+        s.W0,
+        s.task,
+        0.7 * s.eta,
+        s.T,
+        weight_decay=s.weight_decay,
+        trainable=s.trainable,
+        snapshots=s.steps,
+    )
     assert _rel(W, ref.W) <= 1e-12 and _rel(loss, ref.loss) <= 1e-12
 
 
@@ -55,11 +80,25 @@ def test_variant_gd_patch_mean_equals_refimpl_on_scaled_inputs(exp):
     # reference run on X/P (P = 2: the division is exact).
     s = exp.stages["up"]
     P = s.task.X.shape[1]
-    W, loss = cc.variant_train(*_inputs(exp, "up"), s.T, s.steps, cc.Convention(patch_mean=True))[:2]
-    task = Task(X=s.task.X / P, y=s.task.y, y_clean=s.task.y_clean, xi=s.task.xi / P,
-                signals=s.task.signals / P)
-    ref = train_stage(s.W0, task, s.eta, s.T, weight_decay=s.weight_decay,
-                      trainable=s.trainable, snapshots=s.steps)
+    W, loss = cc.variant_train(*_inputs(exp, "up"), s.T, s.steps, cc.Convention(patch_mean=True))[
+        :2
+    ]
+    task = Task(
+        X=s.task.X / P,
+        y=s.task.y,
+        y_clean=s.task.y_clean,
+        xi=s.task.xi / P,
+        signals=s.task.signals / P,
+    )
+    ref = train_stage(
+        s.W0,
+        task,
+        s.eta,
+        s.T,
+        weight_decay=s.weight_decay,
+        trainable=s.trainable,
+        snapshots=s.steps,
+    )
     assert _rel(W, ref.W) <= 1e-12 and _rel(loss, ref.loss) <= 1e-12
 
 
@@ -69,10 +108,18 @@ def test_variant_gd_filter_sum_equals_refimpl_rescaled(exp):
     # the reference with V0 = m W0, step eta m^2 and decay lam / m^2.
     s = exp.stages["down"]
     m = s.W0.shape[1]
-    W, loss = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps,
-                               cc.Convention(filter_sum=True))[:2]
-    ref = train_stage(m * s.W0, s.task, s.eta * m**2, s.T, weight_decay=s.weight_decay / m**2,
-                      trainable=s.trainable, snapshots=s.steps)
+    W, loss = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps, cc.Convention(filter_sum=True))[
+        :2
+    ]
+    ref = train_stage(
+        m * s.W0,
+        s.task,
+        s.eta * m**2,
+        s.T,
+        weight_decay=s.weight_decay / m**2,
+        trainable=s.trainable,
+        snapshots=s.steps,
+    )
     assert _rel(m * W, ref.W) <= 1e-10 and _rel(loss, ref.loss) <= 1e-10
 
 
@@ -87,9 +134,10 @@ def test_variant_gd_bias_first_step_is_the_reference(exp):
 
 def test_variant_gd_loss_with_decay_adds_the_penalty(exp):
     s = exp.stages["down"]
-    W, loss = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps,
-                               cc.Convention(loss_with_decay=True))[:2]
-    penalty = 0.5 * s.weight_decay * np.sum(s.W**2, axis=(1, 2, 3))      # at the snapshots
+    W, loss = cc.variant_train(
+        *_inputs(exp, "down"), s.T, s.steps, cc.Convention(loss_with_decay=True)
+    )[:2]
+    penalty = 0.5 * s.weight_decay * np.sum(s.W**2, axis=(1, 2, 3))  # at the snapshots
     assert np.allclose(loss[s.steps], s.loss[s.steps] + penalty, rtol=1e-12, atol=0)
     assert _rel(W, s.W) <= 1e-12
 
@@ -104,8 +152,9 @@ def test_variant_gd_relu_prime_at_zero_by_hand():
     W0 = np.zeros((2, m, d))
     T = np.ones((2, m), bool)
     for c in (0.0, 0.5, 1.0):
-        W, loss, zeros = cc.variant_train(W0, X, y, eta, 0.0, T, 1, [0, 1],
-                                          cc.Convention(relu_prime_zero=c))[:3]
+        W, loss, zeros = cc.variant_train(
+            W0, X, y, eta, 0.0, T, 1, [0, 1], cc.Convention(relu_prime_zero=c)
+        )[:3]
         by_hand = eta * c / (2 * n * m) * np.einsum("i,ipd->d", y, X)
         assert np.allclose(W[1, 0], by_hand, rtol=1e-13, atol=1e-15)
         assert np.allclose(W[1, 1], -by_hand, rtol=1e-13, atol=1e-15)
@@ -119,10 +168,18 @@ def test_variant_gd_filter_sum_and_patch_mean_equal_refimpl_rescaled(exp):
     s = exp.stages["down"]
     m, P = s.W0.shape[1], s.task.X.shape[1]
     c = m / P
-    W, loss = cc.variant_train(*_inputs(exp, "down"), s.T, s.steps,
-                               cc.Convention(filter_sum=True, patch_mean=True))[:2]
-    ref = train_stage(c * s.W0, s.task, s.eta * c**2, s.T, weight_decay=s.weight_decay / c**2,
-                      trainable=s.trainable, snapshots=s.steps)
+    W, loss = cc.variant_train(
+        *_inputs(exp, "down"), s.T, s.steps, cc.Convention(filter_sum=True, patch_mean=True)
+    )[:2]
+    ref = train_stage(
+        c * s.W0,
+        s.task,
+        s.eta * c**2,
+        s.T,
+        weight_decay=s.weight_decay / c**2,
+        trainable=s.trainable,
+        snapshots=s.steps,
+    )
     assert _rel(c * W, ref.W) <= 1e-10 and _rel(loss, ref.loss) <= 1e-10
 
 
@@ -140,14 +197,15 @@ def test_variant_gradient_against_central_differences(spec):
     b = 0.3 * rng.standard_normal(2 * m) if conv.bias else None
     Xf = X.reshape(n * P, d)
     pre = Wf @ Xf.T + (0 if b is None else b[:, None])
-    assert np.abs(pre).min() > 1e-3            # the kink is far from the probed points
+    assert np.abs(pre).min() > 1e-3  # the kink is far from the probed points
     loss, gW, gb, _, _ = variant_loss_gradient(Wf, b, Xf, y, n, P, conv)
     h = 1e-6
     for _ in range(5):
         DW = rng.standard_normal(Wf.shape)
         Db = None if b is None else rng.standard_normal(b.shape)
         shift = lambda s: variant_loss_gradient(  # noqa: E731
-            Wf + s * DW, None if b is None else b + s * Db, Xf, y, n, P, conv)[0]
+            Wf + s * DW, None if b is None else b + s * Db, Xf, y, n, P, conv
+        )[0]
         numeric = (shift(h) - shift(-h)) / (2 * h)
         exact = np.vdot(gW, DW) + (0.0 if b is None else np.vdot(gb, Db))
         assert numeric == pytest.approx(exact, rel=1e-6, abs=1e-9)
@@ -161,6 +219,12 @@ def test_variant_gd_bias_starts_from_b0_and_float32_is_float32(exp):
     assert np.array_equal(run.b[0], b0) and not np.array_equal(run.b[1], b0)
     run32 = cc.variant_train(*_inputs(exp, "up"), 3, [0, 3], cc.Convention(dtype="float32"))
     assert np.array_equal(run32.W, run32.W.astype(np.float32))
-    assert 0 < _rel(run32.W[1], s.W[1] if s.steps[1] == 3 else
-                    cc.variant_train(*_inputs(exp, "up"), 3, [3]).W[0]) < 1e-5
+    assert (
+        0
+        < _rel(
+            run32.W[1],
+            s.W[1] if s.steps[1] == 3 else cc.variant_train(*_inputs(exp, "up"), 3, [3]).W[0],
+        )
+        < 1e-5
+    )
     assert run.logits.shape == (4,) and np.all(run.logits >= 0)

@@ -2,15 +2,23 @@
 GD weights from the tracked recursions, independent recovery by projection,
 and the invariants, on stages with inherited, frozen and weight-decayed
 filters, in both layouts."""
+
 import dataclasses
 import functools
 
 import numpy as np
 import pytest
 
-from refimpl.decomposition import (invariants, noise_part, project, project_stage,
-                                   projection_error, reconstruct, reconstruction_error,
-                                   universal_knowledge)
+from refimpl.decomposition import (
+    invariants,
+    noise_part,
+    project,
+    project_stage,
+    projection_error,
+    reconstruct,
+    reconstruction_error,
+    universal_knowledge,
+)
 from refimpl.transfer import run_experiment
 from strategies import tiny_config
 
@@ -18,8 +26,9 @@ VARIANTS = {
     "plain": dict(flip_down=0.4),
     "weight_decay": dict(weight_decay_up=0.01, weight_decay=0.03),
     "frozen": dict(freeze_inherited=True),
-    "frozen_decayed_rescaled": dict(freeze_inherited=True, weight_decay=0.03,
-                                    rescale_inherited=0.5),
+    "frozen_decayed_rescaled": dict(
+        freeze_inherited=True, weight_decay=0.03, rescale_inherited=0.5
+    ),
     "entry": dict(granularity="entry", alpha=0.5),
     "wider_down": dict(m_down=5, alpha=0.4),
 }
@@ -75,8 +84,8 @@ def test_the_down_stage_starts_from_inherited_and_frozen_weights():
     inh = exp.inherited
     assert inh.sum() == 4 and np.array_equal(down.trainable, ~inh)
     assert np.array_equal(down.W0[inh], 0.5 * up.W_final[np.nonzero(inh)[0], exp.source[inh]])
-    assert np.array_equal(down.W[-1][inh], down.W0[inh])          # frozen
-    assert not np.array_equal(down.W[-1][~inh], down.W0[~inh])    # trained
+    assert np.array_equal(down.W[-1][inh], down.W0[inh])  # frozen
+    assert not np.array_equal(down.W[-1][~inh], down.W0[~inh])  # trained
     assert down.weight_decay == 0.03
 
 
@@ -98,8 +107,15 @@ def test_reconstruction_error_detects_a_wrong_coefficient():
 def test_reconstruct_matches_the_filter_by_filter_formula():
     stage = experiment("split", "frozen").stages["down"]
     scales = np.stack([stage.scale(k) for k in range(len(stage.steps))])
-    rec = reconstruct(stage.W0, scales, stage.task.signals, stage.task.xi,
-                      stage.gamma, stage.rho_bar, stage.rho_under)
+    rec = reconstruct(
+        stage.W0,
+        scales,
+        stage.task.signals,
+        stage.task.xi,
+        stage.gamma,
+        stage.rho_bar,
+        stage.rho_under,
+    )
     for k in range(len(stage.steps)):
         np.testing.assert_allclose(rec[k], my_reconstruction(stage, k), rtol=0, atol=1e-14)
 
@@ -123,15 +139,21 @@ def test_project_single_snapshot_by_least_squares():
     """project() on one snapshot against an independent least-squares solve."""
     stage = experiment("joint", "weight_decay").stages["scratch"]
     task = stage.task
-    basis = np.concatenate([task.signals / np.sum(task.signals**2, 1)[:, None],
-                            task.xi / np.sum(task.xi**2, 1)[:, None]])
+    basis = np.concatenate(
+        [
+            task.signals / np.sum(task.signals**2, 1)[:, None],
+            task.xi / np.sum(task.xi**2, 1)[:, None],
+        ]
+    )
     R = stage.W[-1] - stage.scale()[..., None] * stage.W0
     coef, *_ = np.linalg.lstsq(basis.T, R.reshape(-1, R.shape[-1]).T, rcond=None)
     coef = coef.T.reshape(2, -1, basis.shape[0])
-    gamma, rho_bar, rho_under = project(stage.W[-1], stage.W0, stage.scale(), task.signals,
-                                        task.xi, task.y)
-    np.testing.assert_allclose(gamma[..., 0], np.array([1.0, -1.0])[:, None] * coef[..., 0],
-                               rtol=1e-9)
+    gamma, rho_bar, rho_under = project(
+        stage.W[-1], stage.W0, stage.scale(), task.signals, task.xi, task.y
+    )
+    np.testing.assert_allclose(
+        gamma[..., 0], np.array([1.0, -1.0])[:, None] * coef[..., 0], rtol=1e-9
+    )
     np.testing.assert_allclose(rho_bar + rho_under, coef[..., 1:], rtol=1e-9, atol=1e-12)
 
 
@@ -146,8 +168,12 @@ def test_invariants_hold_without_weight_decay(layout):
         stage = exp.stages[name]
         report = invariants(stage)
         clean = bool(np.all(stage.task.y == stage.task.y_clean))
-        for key in ("rho_bar >= 0", "rho_bar nondecreasing", "rho_under <= 0",
-                    "rho_under nonincreasing"):
+        for key in (
+            "rho_bar >= 0",
+            "rho_bar nondecreasing",
+            "rho_under <= 0",
+            "rho_under nonincreasing",
+        ):
             assert report[key] == {"applies": True, "holds": True}, (name, key)
         assert report["gamma nondecreasing"]["applies"] == clean
         if clean:
@@ -196,7 +222,7 @@ def test_invariants_report_a_broken_coefficient():
     rep = broken("gamma", flip_largest)
     assert rep["gamma nondecreasing"]["holds"] is False
 
-    def shrink_middle(arr):           # positive everywhere, but not monotone
+    def shrink_middle(arr):  # positive everywhere, but not monotone
         arr[2] = 0.5 * arr[1]
 
     rep = broken("rho_bar", shrink_middle)
@@ -217,8 +243,11 @@ def test_universal_knowledge_follows_gamma(layout):
     for name in STAGES:
         stage = exp.stages[name]
         mu = stage.task.signals[0]
-        gain = stage.gamma[-1][..., 0] * (u @ u) / (mu @ mu) if layout == "joint" \
+        gain = (
+            stage.gamma[-1][..., 0] * (u @ u) / (mu @ mu)
+            if layout == "joint"
             else stage.gamma[-1][..., 0]
+        )
         expected = stage.scale() * universal_knowledge(stage.W0, u) + gain
         got = universal_knowledge(stage.W_final, u)
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
@@ -246,12 +275,12 @@ def test_untracked_stage_is_refused_by_every_coefficient_function():
     for fn in (reconstruction_error, projection_error, invariants, noise_part):
         with pytest.raises(UntrackedStageError, match="track=False: no coefficients"):
             fn(bare)
-    assert issubclass(UntrackedStageError, RefimplError) and issubclass(UntrackedStageError,
-                                                                        ValueError)
+    assert issubclass(UntrackedStageError, RefimplError) and issubclass(
+        UntrackedStageError, ValueError
+    )
     # projection needs only the weights: it works, and agrees with a tracked run
     tracked = train_stage(stage.W0, stage.task, stage.eta, 5)
-    for got, want in zip(project_stage(bare), (tracked.gamma, tracked.rho_bar,
-                                               tracked.rho_under)):
+    for got, want in zip(project_stage(bare), (tracked.gamma, tracked.rho_bar, tracked.rho_under)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
@@ -267,8 +296,9 @@ def test_projection_error_of_a_stage_that_learned_nothing_is_rounding():
     mu = np.abs(rng.standard_normal(d))
     xi = np.abs(rng.standard_normal((n, d)))
     ones = np.ones(n)
-    task = Task(X=np.stack([np.tile(mu, (n, 1)), xi], axis=1), y=ones, y_clean=ones, xi=xi,
-                signals=mu[None])
+    task = Task(
+        X=np.stack([np.tile(mu, (n, 1)), xi], axis=1), y=ones, y_clean=ones, xi=xi, signals=mu[None]
+    )
     W0 = -0.01 * np.abs(rng.standard_normal((2, 3, d)))
     stage = train_stage(W0, task, 0.5, 20, weight_decay=0.01)
     for name in ("gamma", "rho_bar", "rho_under"):

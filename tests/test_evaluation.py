@@ -1,5 +1,6 @@
 """Test error (docs/model.md §6): the 'sample' and 'reduced' estimators
 against an exact value and against each other, the noisy error, ties."""
+
 import math
 
 import numpy as np
@@ -32,8 +33,9 @@ def exact_clean_error(t_over_s):
     P = P(z_4 >= t, z_3 <= 0) + P(z_3 > 0, z_4 - z_3 >= t)
       = Q(t/s)/2 + int_0^inf phi(b) Q(b + t/s) db."""
     tail = stats.norm.sf
-    second, _ = integrate.quad(lambda b: stats.norm.pdf(b) * tail(b + t_over_s), 0, np.inf,
-                               epsabs=1e-13)
+    second, _ = integrate.quad(
+        lambda b: stats.norm.pdf(b) * tail(b + t_over_s), 0, np.inf, epsabs=1e-13
+    )
     return 0.5 * tail(t_over_s) + second
 
 
@@ -41,15 +43,14 @@ def exact_clean_error(t_over_s):
 def test_estimator_matches_exact_error(estimator):
     d, sigma_p, a = 12, 1.5, 1.0
     t_over_s = 0.5
-    c = t_over_s * a * sigma_p / math.sqrt(2.0)       # t = c |mu|, |mu| = sqrt(2)
+    c = t_over_s * a * sigma_p / math.sqrt(2.0)  # t = c |mu|, |mu| = sqrt(2)
     W, u, v = two_noise_directions_network(d, c, a)
     exact = exact_clean_error(t_over_s)
     assert 0.15 < exact < 0.35
-    r = estimate_error(W, u, v, sigma_p, 0.0, "joint", N_TEST, np.random.default_rng(1),
-                       estimator)
+    r = estimate_error(W, u, v, sigma_p, 0.0, "joint", N_TEST, np.random.default_rng(1), estimator)
     assert r["estimator"] == estimator and r["n_test"] == N_TEST
     assert abs(r["clean_error"] - exact) < 4 * r["clean_error_se"], (r, exact)
-    assert r["noisy_error"] == r["clean_error"]           # p = 0
+    assert r["noisy_error"] == r["clean_error"]  # p = 0
 
 
 def generic_network(d, m, seed, signal):
@@ -68,7 +69,7 @@ def test_sample_and_reduced_agree(layout):
     s = estimate_error(W, u, v, sigma_p, flip, layout, N_TEST, np.random.default_rng(2), "sample")
     r = estimate_error(W, u, v, sigma_p, flip, layout, N_TEST, np.random.default_rng(3), "reduced")
     for e in (s, r):
-        assert 0.1 < e["clean_error"] < 0.4, e            # well inside (0, 1/2)
+        assert 0.1 < e["clean_error"] < 0.4, e  # well inside (0, 1/2)
     combined = math.hypot(s["clean_error_se"], r["clean_error_se"])
     assert abs(s["clean_error"] - r["clean_error"]) < 4 * combined, (s, r)
     # the sample estimator's SE is the binomial one; the reduced one, which
@@ -84,8 +85,9 @@ def test_error_is_invariant_to_the_scale_of_W():
     W, u, v = generic_network(d=20, m=2, seed=6, signal=0.4)
     for estimator in ("sample", "reduced"):
         ref = estimate_error(W, u, v, 1.0, 0.1, "joint", 3000, np.random.default_rng(4), estimator)
-        big = estimate_error(W * 2.0**1000, u, v, 1.0, 0.1, "joint", 3000,
-                             np.random.default_rng(4), estimator)
+        big = estimate_error(
+            W * 2.0**1000, u, v, 1.0, 0.1, "joint", 3000, np.random.default_rng(4), estimator
+        )
         assert 0.05 < ref["clean_error"] < 0.5
         assert big == ref
 
@@ -107,8 +109,9 @@ def test_noisy_error_against_flipped_labels():
 def test_ties_are_errors(estimator):
     """W = 0 gives f = 0 everywhere: every point is a tie, hence an error."""
     u, v, _ = signal_vectors(8, 1.0, 1.0, 1.0)
-    e = estimate_error(np.zeros((2, 2, 8)), u, v, 1.0, 0.1, "joint", 100,
-                       np.random.default_rng(0), estimator)
+    e = estimate_error(
+        np.zeros((2, 2, 8)), u, v, 1.0, 0.1, "joint", 100, np.random.default_rng(0), estimator
+    )
     assert e["clean_error"] == 1.0 and e["clean_error_se"] == 0.0
     assert e["noisy_error"] == pytest.approx(0.9)
 

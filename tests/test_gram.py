@@ -3,6 +3,7 @@ twin, the read-off of gamma and rho from B, and the whole stage against the
 weight-space engine (the reference) over drawn shapes, both layouts, any
 patch order, weight decay, frozen filters and the epsilon rule, plus one long
 run of 2000 steps."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -32,7 +33,7 @@ def assert_engines_agree(weight, gram_, rtol=1e-12):
         assert a.shape == b.shape, name
         if name == "loss":
             np.testing.assert_allclose(a, b, rtol=rtol, atol=0)
-        else:       # per snapshot, relative to the snapshot's largest entry
+        else:  # per snapshot, relative to the snapshot's largest entry
             for k in range(len(weight.steps)):
                 assert rel_err(a[k], b[k]) <= rtol, (name, weight.steps[k], rel_err(a[k], b[k]))
 
@@ -89,14 +90,26 @@ def test_read_off_matches_twin_and_the_recursions(p):
     W, gamma = p.W0.copy(), np.zeros((2, m, S))
     rho_bar, rho_under = np.zeros((2, m, n)), np.zeros((2, m, n))
     for _ in range(p.steps):
-        _, B, s = naive.gram_gd_step(B, s, p.W0, task.X, task.y, p.trainable, p.eta,
-                                     p.weight_decay)
+        _, B, s = naive.gram_gd_step(B, s, p.W0, task.X, task.y, p.trainable, p.eta, p.weight_decay)
         _, W, gamma, rho_bar, rho_under = naive.gd_step(
-            W, task.X, task.y, task.y_clean, task.signals, task.xi, roles, p.trainable,
-            p.eta, p.weight_decay, gamma, rho_bar, rho_under)
+            W,
+            task.X,
+            task.y,
+            task.y_clean,
+            task.signals,
+            task.xi,
+            roles,
+            p.trainable,
+            p.eta,
+            p.weight_decay,
+            gamma,
+            rho_bar,
+            rho_under,
+        )
     twin = naive.gram_coefficients(B, task.y, task.y_clean, task.signals, task.xi, roles)
-    fast = read_coefficients(B, task.y, task.y_clean, task.signals, task.xi,
-                             *role_positions(roles, S))
+    fast = read_coefficients(
+        B, task.y, task.y_clean, task.signals, task.xi, *role_positions(roles, S)
+    )
     for a, b, c in zip(fast, twin, (gamma, rho_bar, rho_under)):
         assert rel_err(a, b) <= 1e-13
         assert rel_err(b, c) <= 1e-11
@@ -112,8 +125,7 @@ def test_gram_engine_equals_weight_engine(p, stop):
     """Whole stages, snapshots at every step: W, loss, gamma, rho_bar and
     rho_under agree to 1e-12 relative; with epsilon drawn between two recorded
     losses both engines stop at the same step."""
-    kw = dict(weight_decay=p.weight_decay, trainable=p.trainable,
-              snapshots=np.arange(p.steps + 1))
+    kw = dict(weight_decay=p.weight_decay, trainable=p.trainable, snapshots=np.arange(p.steps + 1))
     weight = train_stage(p.W0, p.permuted, p.eta, p.steps, engine="weight", **kw)
     eps = None if stop is None else epsilon_between(weight.loss, stop)
     if eps is not None:
@@ -135,10 +147,13 @@ def test_gram_engine_untracked_any_patch_count(p):
         assert rel_err(gram_.W[k], weight.W[k]) <= 1e-12
 
 
-@pytest.mark.parametrize("layout, weight_decay, frozen", [
-    ("joint", 0.0, False),
-    ("split", 1e-3, True),
-])
+@pytest.mark.parametrize(
+    "layout, weight_decay, frozen",
+    [
+        ("joint", 0.0, False),
+        ("split", 1e-3, True),
+    ],
+)
 def test_long_run_2000_steps(layout, weight_decay, frozen):
     """2000 steps of a transfer-sized problem, patches permuted at random:
     the engines agree to 1e-12 at every snapshot, and s_t = (1 - eta
@@ -156,7 +171,7 @@ def test_long_run_2000_steps(layout, weight_decay, frozen):
     kw = dict(weight_decay=weight_decay, trainable=trainable, snapshots=11)
     weight = train_stage(W0, task, 0.5, 2000, engine="weight", **kw)
     gram_ = train_stage(W0, task, 0.5, 2000, engine="gram", **kw)
-    assert weight.T == 2000 and weight.loss[-1] < 0.5 * weight.loss[0]    # it learned
+    assert weight.T == 2000 and weight.loss[-1] < 0.5 * weight.loss[0]  # it learned
     assert_engines_agree(weight, gram_)
     for stage in (weight, gram_):
         assert reconstruction_error(stage) < 1e-11 and projection_error(stage) < 1e-9
@@ -174,6 +189,7 @@ def test_epsilon_stop_and_divergence_in_gram_space():
     assert a.stopped and b.stopped and a.T == b.T == 25
     assert_engines_agree(a, b)
     from refimpl.errors import DivergenceError
+
     with pytest.raises(DivergenceError):
         train_stage(W0, task, 1e308, 5, engine="gram")
 
@@ -191,7 +207,8 @@ def test_choose_engine_follows_cost_and_memory():
     # a few steps do not pay for the set-up of Q
     assert choose_engine(1000, 2, 50, 4000, 1, 2) == "weight"
     # over the memory budget: weight space whatever the cost
-    assert choose_engine(1000, 2, 50, 4000, 1000, 21, budget=gram.gram_bytes(1000, 2) - 1) \
-        == "weight"
+    assert (
+        choose_engine(1000, 2, 50, 4000, 1000, 21, budget=gram.gram_bytes(1000, 2) - 1) == "weight"
+    )
     cost = engine_costs(20, 2, 10, 1000, 1000)
     assert cost["gram"] < 0.2 * cost["weight"]

@@ -2,6 +2,7 @@
 one of its own errors (RefimplError) and the command line prints one line and
 exits 2: no traceback, no hang, no silent wrong result, and no work or memory
 beyond the budget before that is known."""
+
 import io
 import json
 import os
@@ -26,11 +27,16 @@ from strategies import tiny_config
 FIELDS = [f for f in Config.__dataclass_fields__]
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                 max_size=3),
-    max_leaves=6)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 def exit_and_err(argv, capsys):
@@ -43,8 +49,9 @@ def exit_and_err(argv, capsys):
 
 
 @settings(max_examples=150)
-@given(st.dictionaries(st.sampled_from(FIELDS + ["sigma_p", "flip", "n", "bogus"]), values,
-                       max_size=4))
+@given(
+    st.dictionaries(st.sampled_from(FIELDS + ["sigma_p", "flip", "n", "bogus"]), values, max_size=4)
+)
 def test_any_config_dict_is_a_config_or_a_config_error(changes):
     base = tiny_config().to_dict()
     try:
@@ -66,15 +73,18 @@ def test_any_set_argument_parses_or_is_a_config_error(text):
         pass
 
 
-@pytest.mark.parametrize("sets, needle", [
-    (["d=10000000"], "memory"),
-    (["m=1000000"], "memory"),
-    (["steps_up=1000000000"], "multiply-adds"),
-    (["steps_up=4611686018427387904"], "memory"),
-    (["d=" + "9" * 5000], "too long"),
-    (["alpha=" + "[" * 100000], "nested too deeply"),
-    (["alpha=NaN"], "not a JSON number"),
-])
+@pytest.mark.parametrize(
+    "sets, needle",
+    [
+        (["d=10000000"], "memory"),
+        (["m=1000000"], "memory"),
+        (["steps_up=1000000000"], "multiply-adds"),
+        (["steps_up=4611686018427387904"], "memory"),
+        (["d=" + "9" * 5000], "too long"),
+        (["alpha=" + "[" * 100000], "nested too deeply"),
+        (["alpha=NaN"], "not a JSON number"),
+    ],
+)
 def test_sizes_and_values_refused_before_work(sets, needle, tmp_path, capsys):
     argv = ["run", "--quiet", "--out", str(tmp_path / "o")]
     for s in sets:
@@ -82,7 +92,7 @@ def test_sizes_and_values_refused_before_work(sets, needle, tmp_path, capsys):
     start = time.monotonic()
     code, err = exit_and_err(argv, capsys)
     assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
-    assert time.monotonic() - start < 10          # refused at once, not after the work
+    assert time.monotonic() - start < 10  # refused at once, not after the work
     assert not (tmp_path / "o").exists()
 
 
@@ -91,17 +101,20 @@ def test_budget_can_be_raised_or_lowered(tmp_path, capsys):
     argv += [f"--set={k}={json.dumps(v)}" for k, v in tiny_config().to_dict().items()]
     code, err = exit_and_err(argv, capsys)
     assert code == 2 and "budget of 1 KiB" in err
-    assert "REFIMPL_MEMORY_BUDGET" not in os.environ          # the option held for that call only
+    assert "REFIMPL_MEMORY_BUDGET" not in os.environ  # the option held for that call only
     code, err = exit_and_err([*argv[:4], "--memory-budget", "lots", *argv[6:]], capsys)
     assert code == 2 and "cannot read the size" in err
 
 
-@pytest.mark.parametrize("content, needle", [
-    ('{"alpha": 0.5, "alpha": 0.6}', "duplicate key 'alpha'"),
-    ("[" * 100000, "nested too deeply"),
-    ('{"d": ' + "9" * 5000 + "}", "too long"),
-    ('{"alpha": Infinity}', "not a JSON number"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ('{"alpha": 0.5, "alpha": 0.6}', "duplicate key 'alpha'"),
+        ("[" * 100000, "nested too deeply"),
+        ('{"d": ' + "9" * 5000 + "}", "too long"),
+        ('{"alpha": Infinity}', "not a JSON number"),
+    ],
+)
 def test_hostile_config_files(content, needle, tmp_path, capsys):
     cfg = tmp_path / "c.json"
     cfg.write_text(content)
@@ -138,8 +151,15 @@ def _zip(path, members):
 
 def test_a_member_that_declares_a_huge_shape_is_refused_at_once(tmp_path, capsys):
     bad = tmp_path / "huge.npz"
-    _zip(bad, {"format_version.npy": _with_magic({"descr": "<f8", "fortran_order": False,
-                                                 "shape": (10**12,)}) + b"\0" * 16})
+    _zip(
+        bad,
+        {
+            "format_version.npy": _with_magic(
+                {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+            )
+            + b"\0" * 16
+        },
+    )
     start = time.monotonic()
     with pytest.raises(ResourceError, match="memory"):
         load(bad)
@@ -164,8 +184,10 @@ def test_object_arrays_and_npy_files_and_folders_are_named(tmp_path):
 def _good_file(tmp_path, **extra):
     from refimpl.trajectory import save
     from refimpl.transfer import run_experiment
+
     exp = run_experiment(tiny_config(steps_up=4, steps_down=4))
     from refimpl.trajectory import experiment_arrays
+
     arrays = experiment_arrays(exp)
     arrays.update(extra)
     path = tmp_path / "run.npz"
@@ -174,7 +196,7 @@ def _good_file(tmp_path, **extra):
 
 
 def test_unused_keys_are_not_read(tmp_path):
-    path, _ = _good_file(tmp_path, extra_unused_key=np.zeros(20_000_000))   # 160 MB, compressed
+    path, _ = _good_file(tmp_path, extra_unused_key=np.zeros(20_000_000))  # 160 MB, compressed
     tracemalloc.start()
     load(path)
     peak = tracemalloc.get_traced_memory()[1]
@@ -188,13 +210,13 @@ def test_unsigned_steps_that_wrap_are_refused(tmp_path):
     steps = arrays["up/steps"].astype(np.uint64)
     arrays["up/steps"] = steps[::-1].copy()
     from refimpl.trajectory import save
+
     save(path, arrays)
     with pytest.raises(TrajectoryError, match="up/steps"):
         load(path)
 
 
-def test_a_replay_beyond_the_work_budget_is_refused_before_it_starts(tmp_path, capsys,
-                                                                      monkeypatch):
+def test_a_replay_beyond_the_work_budget_is_refused_before_it_starts(tmp_path, capsys, monkeypatch):
     path, arrays = _good_file(tmp_path)
     monkeypatch.setenv("REFIMPL_WORK_BUDGET", "1e6")
     start = time.monotonic()
@@ -204,13 +226,30 @@ def test_a_replay_beyond_the_work_budget_is_refused_before_it_starts(tmp_path, c
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.dictionaries(
-    st.sampled_from(["format_version", "config_json", "provenance_json", "up/X", "up/y",
-                     "up/W0", "up/steps", "up/loss", "up/W", "junk"]),
-    st.tuples(st.sampled_from(["<f8", "<i8", "|b1", "<u8", "<f4", "<U3"]),
-              st.lists(st.integers(0, 5), max_size=3),
-              st.integers(0, 64)),
-    max_size=6))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "format_version",
+                "config_json",
+                "provenance_json",
+                "up/X",
+                "up/y",
+                "up/W0",
+                "up/steps",
+                "up/loss",
+                "up/W",
+                "junk",
+            ]
+        ),
+        st.tuples(
+            st.sampled_from(["<f8", "<i8", "|b1", "<u8", "<f4", "<U3"]),
+            st.lists(st.integers(0, 5), max_size=3),
+            st.integers(0, 64),
+        ),
+        max_size=6,
+    )
+)
 def test_random_crafted_files_give_one_clear_error(tmp_path_factory, members):
     path = tmp_path_factory.mktemp("crafted") / "f.npz"
     files = {}
@@ -229,16 +268,28 @@ def test_ctrl_c_while_workers_start_is_one_line_and_leaves_no_worker(tmp_path):
     # 0.5 s: still importing; 1.2 s: string execs of numba and dataclasses; 2 s and
     # 3 s: the workers are importing. Full size, so the run cannot end before.
     for delay in (0.5, 1.2, 2.0, 3.0):
-        p = subprocess.Popen([sys.executable, "-m", "refimpl", "validate", "gain_shared",
-                              "--jobs", "2", "--out", str(tmp_path / "v")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "refimpl",
+                "validate",
+                "gain_shared",
+                "--jobs",
+                "2",
+                "--out",
+                str(tmp_path / "v"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             time.sleep(delay)
             os.killpg(p.pid, signal.SIGINT)
             _, err = p.communicate(timeout=120)
-        finally:                            # a lost interrupt must not leave a full-size run
+        finally:  # a lost interrupt must not leave a full-size run
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
         err = err.decode()
@@ -246,8 +297,9 @@ def test_ctrl_c_while_workers_start_is_one_line_and_leaves_no_worker(tmp_path):
         assert err.strip().splitlines()[-1] == "refimpl: interrupted"
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True,
-                                  text=True).stdout.split()
+            left = subprocess.run(
+                ["pgrep", "-g", str(p.pid)], capture_output=True, text=True
+            ).stdout.split()
             if not left:
                 break
             time.sleep(0.5)
@@ -277,10 +329,15 @@ def test_workers_started_while_sweeping_never_see_ctrl_c_but_this_process_does()
             print("interrupted after", round(time.monotonic() - start, 1))
         print("after", SIGNAL_IN_MASK)
     """.replace("SIGNAL_IN_MASK", "signal.SIGINT in signal.pthread_sigmask(0, [])")
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env, timeout=60).stdout.split("\n")
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    ).stdout.split("\n")
     assert out[0] == "before False" and out[1] == "inside True", out
     assert out[2].startswith("interrupted after") and float(out[2].split()[-1]) < 5, out
     assert out[3] == "after False", out
@@ -293,28 +350,40 @@ def run_dash_m_refimpl_with_main(tmp_path, main_source):
         "import os, runpy, signal, threading, time, refimpl.cli\n"
         + main_source
         + "refimpl.cli.main = main\n"
-          "runpy.run_module('refimpl', run_name='__main__')\n")
+        "runpy.run_module('refimpl', run_name='__main__')\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    return subprocess.run([sys.executable, "-m", "patched_refimpl"], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, check=False, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "patched_refimpl"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=60,
+    )
 
 
 def test_ctrl_c_inside_string_exec_still_exits_130_under_dash_m(tmp_path):
     # CPython marks a KeyboardInterrupt that ends a string exec as unhandled even
     # when caught, and `python -m` then exits by SIGINT (-2) instead of 130
-    p = run_dash_m_refimpl_with_main(tmp_path, "def main(argv=None):\n"
-                                               "    exec('raise KeyboardInterrupt')\n")
+    p = run_dash_m_refimpl_with_main(
+        tmp_path, "def main(argv=None):\n    exec('raise KeyboardInterrupt')\n"
+    )
     assert p.returncode == 130 and p.stderr.strip() == "refimpl: interrupted", p
 
 
 def test_ctrl_c_while_the_interpreter_shuts_down_is_ignored(tmp_path):
     # the command has finished (status 0) and a thread is still being joined at
     # exit, as joblib's are, when SIGINT arrives: no traceback, status kept
-    p = run_dash_m_refimpl_with_main(tmp_path, "def late():\n"
-                                               "    time.sleep(0.5)\n"
-                                               "    os.kill(os.getpid(), signal.SIGINT)\n"
-                                               "    time.sleep(0.5)\n"
-                                               "def main(argv=None):\n"
-                                               "    threading.Thread(target=late).start()\n"
-                                               "    return 0\n")
+    p = run_dash_m_refimpl_with_main(
+        tmp_path,
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "def main(argv=None):\n"
+        "    threading.Thread(target=late).start()\n"
+        "    return 0\n",
+    )
     assert p.returncode == 0 and p.stderr == "", p

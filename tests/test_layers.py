@@ -8,6 +8,7 @@ level and inside functions): the model <- lab and crosscheck <- claims <- cli.
 - nothing in the package imports ``refimpl.naive``, the numpy twin that the
   tests use as an oracle.
 """
+
 import ast
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def room(module):
     """The room of a dotted module name inside refimpl."""
     parts = module.split(".")
     if len(parts) == 1:
-        return "top"                       # refimpl/__init__.py re-exports the public API
+        return "top"  # refimpl/__init__.py re-exports the public API
     if parts[1] in ("lab", "crosscheck", "claims", "cli"):
         return parts[1]
     if parts[1] == "__main__":
@@ -60,10 +61,11 @@ def imports_of(source, name, is_package=False):
                 continue
             if node.module:
                 found.add(target)
-            for a in node.names:                   # `from . import files` imports a module
+            for a in node.names:  # `from . import files` imports a module
                 candidate = f"{target}.{a.name}"
-                if (PACKAGE.parent / Path(*candidate.split("."))).with_suffix(".py").exists() or \
-                        (PACKAGE.parent / Path(*candidate.split(".")) / "__init__.py").exists():
+                if (PACKAGE.parent / Path(*candidate.split("."))).with_suffix(".py").exists() or (
+                    PACKAGE.parent / Path(*candidate.split(".")) / "__init__.py"
+                ).exists():
                     found.add(candidate)
     return found
 
@@ -77,30 +79,44 @@ def test_layer_rule(path):
     mine = room(me)
     for target in imports(path):
         theirs = room(target)
-        assert target != "refimpl.naive" or me == "refimpl.naive", \
+        assert target != "refimpl.naive" or me == "refimpl.naive", (
             f"{me} imports the numpy twin refimpl.naive (a test oracle)"
+        )
         if mine == "top":
             continue
-        assert RANK[theirs] <= RANK[mine] and theirs != "top", \
+        assert RANK[theirs] <= RANK[mine] and theirs != "top", (
             f"{me} ({mine}) imports {target} ({theirs}): against the layer rule"
-        assert {mine, theirs} != {"lab", "crosscheck"}, \
+        )
+        assert {mine, theirs} != {"lab", "crosscheck"}, (
             f"{me} ({mine}) imports {target} ({theirs}): lab and crosscheck are peers"
+        )
 
 
 def violations(source, name):
     mine = room(name)
-    return [t for t in imports_of(source, name)
-            if t == "refimpl.naive" or RANK[room(t)] > RANK[mine]
-            or {mine, room(t)} == {"lab", "crosscheck"}]
+    return [
+        t
+        for t in imports_of(source, name)
+        if t == "refimpl.naive"
+        or RANK[room(t)] > RANK[mine]
+        or {mine, room(t)} == {"lab", "crosscheck"}
+    ]
 
 
 def test_the_checker_sees_violations():
     """The checker itself, on made-up sources: lazy, relative and absolute imports."""
     assert violations("def f():\n    from ..cli import main\n", "refimpl.lab.x") == ["refimpl.cli"]
     assert violations("from . import naive\n", "refimpl.evaluation") == ["refimpl.naive"]
-    assert violations("import refimpl.claims.gain_alpha\n", "refimpl.train") == \
-        ["refimpl.claims.gain_alpha"]
-    assert sorted(violations("from ..lab import stats\n", "refimpl.crosscheck.explain")) == \
-        ["refimpl.lab", "refimpl.lab.stats"]
-    assert violations("from ..lab.sweep import run_sweep\nfrom ..data import Task\n",
-                      "refimpl.claims.x") == []
+    assert violations("import refimpl.claims.gain_alpha\n", "refimpl.train") == [
+        "refimpl.claims.gain_alpha"
+    ]
+    assert sorted(violations("from ..lab import stats\n", "refimpl.crosscheck.explain")) == [
+        "refimpl.lab",
+        "refimpl.lab.stats",
+    ]
+    assert (
+        violations(
+            "from ..lab.sweep import run_sweep\nfrom ..data import Task\n", "refimpl.claims.x"
+        )
+        == []
+    )

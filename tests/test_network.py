@@ -1,6 +1,7 @@
 """The network, its loss and hand-written gradient (docs/model.md §3):
 finite differences, the ReLU'(0) = 0 convention, numba kernels against their
 numpy twins, and the stability of the logistic loss for huge margins."""
+
 import math
 import warnings
 from decimal import Decimal, localcontext
@@ -39,17 +40,18 @@ def assert_close(actual, expected, rtol, scale=None):
 def test_gradient_matches_central_differences(problem, weight_decay, seed):
     W, X, y = problem.W, problem.X, problem.y
     pre = np.einsum("jrd,ipd->jrip", W, X)
-    assert np.abs(pre).min() >= problem.delta * (1 - 1e-9)       # the construction holds
+    assert np.abs(pre).min() >= problem.delta * (1 - 1e-9)  # the construction holds
     G = network.gradient(W, X, y, weight_decay)
     rng = np.random.default_rng(seed)
     x_norm = np.linalg.norm(X, axis=-1).max()
     h = 1e-5
     for _ in range(3):
         V = rng.standard_normal(W.shape)
-        V /= np.linalg.norm(V) * x_norm      # |<v_k, x>| <= 1: a step h moves no pre-activation by > h
-        assert h * np.linalg.norm(V) * x_norm < problem.delta / 4   # so no kink is crossed
-        fd = (full_loss(W + h * V, X, y, weight_decay)
-              - full_loss(W - h * V, X, y, weight_decay)) / (2 * h)
+        V /= np.linalg.norm(V) * x_norm  # |<v_k, x>| <= 1: a step h moves no pre-activation by > h
+        assert h * np.linalg.norm(V) * x_norm < problem.delta / 4  # so no kink is crossed
+        fd = (
+            full_loss(W + h * V, X, y, weight_decay) - full_loss(W - h * V, X, y, weight_decay)
+        ) / (2 * h)
         analytic = float(np.sum(G * V))
         assert abs(fd - analytic) <= 1e-8 + 1e-6 * abs(analytic), (fd, analytic)
 
@@ -99,17 +101,22 @@ def test_relu_prime_at_zero_contributes_nothing_hand_example():
 def test_relu_prime_at_zero_orthogonal_patch_changes_nothing():
     """A patch orthogonal to every filter (exact integer arithmetic) changes
     neither f nor the gradient."""
-    W = np.array([[[1.0, 2.0, 0.0, 0.0], [0.0, 1.0, -1.0, 0.0]],
-                  [[3.0, 0.0, 1.0, 0.0], [-1.0, 1.0, 1.0, 0.0]]])
+    W = np.array(
+        [
+            [[1.0, 2.0, 0.0, 0.0], [0.0, 1.0, -1.0, 0.0]],
+            [[3.0, 0.0, 1.0, 0.0], [-1.0, 1.0, 1.0, 0.0]],
+        ]
+    )
     X = np.array([[[1.0, 1.0, 1.0, 0.0]], [[-2.0, 1.0, 0.0, 0.0]], [[0.0, 1.0, 2.0, 0.0]]])
     y = np.array([1.0, -1.0, -1.0])
-    z = np.array([0.0, 0.0, 0.0, 7.0])    # <w, z> = 0 for every filter
+    z = np.array([0.0, 0.0, 0.0, 7.0])  # <w, z> = 0 for every filter
     assert np.all(W @ z == 0)
     X_more = np.concatenate([X, np.broadcast_to(z, (3, 1, 4))], axis=1)
     assert np.array_equal(network.forward(W, X_more), network.forward(W, X))
-    np.testing.assert_allclose(network.gradient(W, X_more, y), network.gradient(W, X, y),
-                               rtol=1e-15, atol=1e-300)
-    assert np.all(network.gradient(W, X_more, y)[..., 3] == 0)   # z never enters
+    np.testing.assert_allclose(
+        network.gradient(W, X_more, y), network.gradient(W, X, y), rtol=1e-15, atol=1e-300
+    )
+    assert np.all(network.gradient(W, X_more, y)[..., 3] == 0)  # z never enters
 
 
 def gradient_scale(W, X, weight_decay):
@@ -124,10 +131,15 @@ def reference_gradient(W, X, y, weight_decay):
     _, m, _ = W.shape
     n, P, _ = X.shape
     J = (1.0, -1.0)
-    pre = [[[[float(np.dot(W[j, r], X[i, p])) for p in range(P)] for i in range(n)]
-            for r in range(m)] for j in range(2)]
-    f = [sum(J[j] * max(pre[j][r][i][p], 0.0) for j in range(2) for r in range(m)
-             for p in range(P)) / m for i in range(n)]
+    pre = [
+        [[[float(np.dot(W[j, r], X[i, p])) for p in range(P)] for i in range(n)] for r in range(m)]
+        for j in range(2)
+    ]
+    f = [
+        sum(J[j] * max(pre[j][r][i][p], 0.0) for j in range(2) for r in range(m) for p in range(P))
+        / m
+        for i in range(n)
+    ]
     dl = [-1.0 / (1.0 + math.exp(y[i] * f[i])) for i in range(n)]
     G = weight_decay * W.copy()
     for j in range(2):
@@ -144,8 +156,9 @@ def test_gradient_with_exact_zero_preactivations(problem, weight_decay):
     """Dyadic inputs: every pre-activation is exact, many are exactly 0."""
     W, X, y = problem
     expected = reference_gradient(W, X, y, weight_decay)
-    assert_close(network.gradient(W, X, y, weight_decay), expected, 1e-13,
-                 gradient_scale(W, X, weight_decay))
+    assert_close(
+        network.gradient(W, X, y, weight_decay), expected, 1e-13, gradient_scale(W, X, weight_decay)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -183,14 +196,17 @@ def test_loss_matches_twin(problem):
     assert math.isclose(value, naive.loss(W, X, y), rel_tol=1e-13, abs_tol=1e-300)
 
 
-@given(problem=st.one_of(dyadic_problems(), gaussian_problems()),
-       weight_decay=st.sampled_from((0.0, 0.01, 0.5)))
+@given(
+    problem=st.one_of(dyadic_problems(), gaussian_problems()),
+    weight_decay=st.sampled_from((0.0, 0.01, 0.5)),
+)
 def test_gradient_matches_twin(problem, weight_decay):
     W, X, y = problem
     value, G = network.loss_and_gradient(W, X, y, weight_decay)
     assert G.shape == W.shape
-    assert_close(G, naive.gradient(W, X, y, weight_decay), 1e-13,
-                 gradient_scale(W, X, weight_decay))
+    assert_close(
+        G, naive.gradient(W, X, y, weight_decay), 1e-13, gradient_scale(W, X, weight_decay)
+    )
     # the reported loss is the data loss, without the weight-decay term
     assert math.isclose(value, naive.loss(W, X, y), rel_tol=1e-13, abs_tol=1e-300)
     assert_close(network.gradient(W, X, y, weight_decay), G, 0.0)
@@ -202,10 +218,10 @@ finite_floats = st.floats(allow_nan=False, allow_infinity=False)
 @given(z=st.lists(finite_floats, min_size=1, max_size=20))
 def test_logistic_kernels_match_twins(z):
     z = np.array(z)
-    np.testing.assert_allclose(network.logistic_loss(z), naive.logistic_loss(z),
-                               rtol=1e-14, atol=0)
-    np.testing.assert_allclose(network.logistic_dloss(z), naive.logistic_dloss(z),
-                               rtol=1e-14, atol=0)
+    np.testing.assert_allclose(network.logistic_loss(z), naive.logistic_loss(z), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(
+        network.logistic_dloss(z), naive.logistic_dloss(z), rtol=1e-14, atol=0
+    )
 
 
 def test_logistic_keeps_shape():
@@ -250,10 +266,38 @@ def exact_dloss(z):
         return float(-1 / (1 + Z.exp()))
 
 
-EDGE = [0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300, 1e-8, -1e-8, 1.0, -1.0, 36.0, -36.0,
-        40.0, -40.0, 709.0, -709.0, 710.0, -710.0, 745.0, -745.0, 800.0, -800.0,
-        1e20, -1e20, 1e200, -1e200, 1e300, -1e300, 1.7976931348623157e308,
-        -1.7976931348623157e308]
+EDGE = [
+    0.0,
+    -0.0,
+    5e-324,
+    -5e-324,
+    1e-300,
+    -1e-300,
+    1e-8,
+    -1e-8,
+    1.0,
+    -1.0,
+    36.0,
+    -36.0,
+    40.0,
+    -40.0,
+    709.0,
+    -709.0,
+    710.0,
+    -710.0,
+    745.0,
+    -745.0,
+    800.0,
+    -800.0,
+    1e20,
+    -1e20,
+    1e200,
+    -1e200,
+    1e300,
+    -1e300,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+]
 
 
 def test_logistic_edge_values_exact_and_silent():
@@ -277,14 +321,17 @@ def test_logistic_analytic_limits():
         d_big, d_neg = network.logistic_dloss(np.array([1e300, -1e300]))
         l50, lm50 = network.logistic_loss(np.array([50.0, -50.0]))
         d50 = network.logistic_dloss(np.array([50.0]))[0]
-        l0, d0 = network.logistic_loss(np.array([0.0]))[0], network.logistic_dloss(np.array([0.0]))[0]
-    assert l_big == 0.0                       # l(z) ~ exp(-z) underflows to 0
-    assert l_neg == 1e300                     # l(z) ~ -z
-    assert d_neg == -1.0                      # l'(-inf) = -1
+        l0, d0 = (
+            network.logistic_loss(np.array([0.0]))[0],
+            network.logistic_dloss(np.array([0.0]))[0],
+        )
+    assert l_big == 0.0  # l(z) ~ exp(-z) underflows to 0
+    assert l_neg == 1e300  # l(z) ~ -z
+    assert d_neg == -1.0  # l'(-inf) = -1
     assert d_big == 0.0 and np.signbit(d_big)  # l'(+inf) = -0
     assert math.isclose(l50, math.exp(-50.0), rel_tol=1e-15)
     assert math.isclose(d50, -math.exp(-50.0), rel_tol=1e-15)
-    assert lm50 == 50.0                       # log1p(e^-50) is below half an ulp of 50
+    assert lm50 == 50.0  # log1p(e^-50) is below half an ulp of 50
     assert math.isclose(l0, math.log(2.0), rel_tol=1e-16)
     assert d0 == -0.5
 
@@ -308,8 +355,10 @@ def test_twin_logistic_silent_for_huge_margins():
     the underflow of exp(-|z|) to 0, which is the correctly rounded value, is
     left at numpy's default 'ignore'.)"""
     z = np.array(EDGE)
-    with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"), \
-            warnings.catch_warnings():
+    with (
+        np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("error")
         loss = naive.logistic_loss(z)
         dloss = naive.logistic_dloss(z)

@@ -2,6 +2,7 @@
 roles derived or given per input, the tracked coefficients of permuted data
 (reconstruction, equality with the unpermuted data, the numpy twin), and the
 refusal of inputs whose roles cannot be determined or do not fit."""
+
 import dataclasses
 
 import numpy as np
@@ -11,8 +12,13 @@ from hypothesis import strategies as st
 
 from refimpl import naive
 from refimpl.data import NOISE, Task, patch_roles, role_positions, sample_task, signal_vectors
-from refimpl.decomposition import (DependentBasisError, project, project_stage,
-                                   projection_error, reconstruction_error)
+from refimpl.decomposition import (
+    DependentBasisError,
+    project,
+    project_stage,
+    projection_error,
+    reconstruction_error,
+)
 from refimpl.errors import PatchRoleError, RefimplError
 from refimpl.train import train_stage
 from strategies import permute_patches, permuted_problems, seeds, structured_task
@@ -29,8 +35,16 @@ def rel_err(a, b):
 
 
 def fit(p, task, engine, **kw):
-    return train_stage(p.W0, task, p.eta, p.steps, weight_decay=p.weight_decay,
-                       trainable=p.trainable, engine=engine, **kw)
+    return train_stage(
+        p.W0,
+        task,
+        p.eta,
+        p.steps,
+        weight_decay=p.weight_decay,
+        trainable=p.trainable,
+        engine=engine,
+        **kw,
+    )
 
 
 def joint_task(seed=0, n=6, d=12, flip=0.0):
@@ -81,12 +95,27 @@ def test_permuted_patches_match_the_twin_step_by_step(engine, p):
     rho_bar, rho_under = np.zeros((2, m, n)), np.zeros((2, m, n))
     for t in range(p.steps):
         value, W, gamma, rho_bar, rho_under = naive.gd_step(
-            W, p.permuted.X, p.permuted.y, p.permuted.y_clean, p.permuted.signals,
-            p.permuted.xi, p.roles, p.trainable, p.eta, p.weight_decay, gamma, rho_bar,
-            rho_under)
+            W,
+            p.permuted.X,
+            p.permuted.y,
+            p.permuted.y_clean,
+            p.permuted.signals,
+            p.permuted.xi,
+            p.roles,
+            p.trainable,
+            p.eta,
+            p.weight_decay,
+            gamma,
+            rho_bar,
+            rho_under,
+        )
         assert value == pytest.approx(stage.loss[t], rel=1e-12)
-        for got, want in ((stage.W[t + 1], W), (stage.gamma[t + 1], gamma),
-                          (stage.rho_bar[t + 1], rho_bar), (stage.rho_under[t + 1], rho_under)):
+        for got, want in (
+            (stage.W[t + 1], W),
+            (stage.gamma[t + 1], gamma),
+            (stage.rho_bar[t + 1], rho_bar),
+            (stage.rho_under[t + 1], rho_under),
+        ):
             assert rel_err(got, want) <= 1e-11
 
 
@@ -101,7 +130,7 @@ def test_given_roles_are_used_and_checked(p, engine):
         assert np.array_equal(getattr(a, name), getattr(b, name))
     bad = p.roles.copy()
     i = p.task.n - 1
-    bad[i] = bad[i][::-1]                      # the first and last roles swap
+    bad[i] = bad[i][::-1]  # the first and last roles swap
     with pytest.raises(PatchRoleError, match=f"input {i}:"):
         fit(p, dataclasses.replace(p.permuted, patch_role=bad), engine)
 
@@ -138,8 +167,11 @@ def test_an_undeterminable_input_is_refused_by_name(p, data):
     if how == "ambiguous" and "differ" in expected:
         assert np.array_equal(given_roles.roles(), p.roles)
     else:
-        with pytest.raises(PatchRoleError, match=f"patch_role does not fit the data for 1 of "
-                                                 f"{n} inputs: input {i}: patch {p_s} does not"):
+        with pytest.raises(
+            PatchRoleError,
+            match=f"patch_role does not fit the data for 1 of "
+            f"{n} inputs: input {i}: patch {p_s} does not",
+        ):
             given_roles.roles()
 
 
@@ -170,7 +202,9 @@ def test_roles_to_rounding_and_the_noise_check():
         with_X(task, X).roles()
     xi = task.xi.copy()
     xi[2, 4] += 1e-3
-    with pytest.raises(PatchRoleError, match=r"input 2: its noise patch 1 .* does not equal xi\[2\]"):
+    with pytest.raises(
+        PatchRoleError, match=r"input 2: its noise patch 1 .* does not equal xi\[2\]"
+    ):
         dataclasses.replace(task, xi=xi).roles()
 
 
@@ -184,8 +218,11 @@ def test_ambiguous_inputs_are_refused_and_named():
         X[i, 1] = X[i, 0] * (1 + 1e-14)
         xi[i] = X[i, 1]
     bad = with_X(task, X, xi=xi)
-    with pytest.raises(PatchRoleError, match=r"for 2 of 6 inputs: input 2: patches 0 and 1 "
-                                             r"differ but both equal .*; input 4: "):
+    with pytest.raises(
+        PatchRoleError,
+        match=r"for 2 of 6 inputs: input 2: patches 0 and 1 "
+        r"differ but both equal .*; input 4: ",
+    ):
         bad.roles()
     with pytest.raises(PatchRoleError, match="input 2"):
         train_stage(0.1 * np.ones((2, 1, 12)), bad, 0.5, 3)
@@ -199,7 +236,7 @@ def test_identical_patches_are_interchangeable():
     """A noise patch equal bit for bit to the signal patch (and two equal
     signals in the split layout) can take either role: nothing changes."""
     task = split_task(n=4, d=10)
-    signals = np.stack([task.signals[0], task.signals[0]])             # u twice
+    signals = np.stack([task.signals[0], task.signals[0]])  # u twice
     X = task.X.copy()
     X[:, 1] = X[:, 0]
     xi = task.xi.copy()
@@ -215,7 +252,7 @@ def test_identical_patches_are_interchangeable():
 def test_many_bad_inputs_are_listed_ten_then_counted():
     task = joint_task(n=15)
     X = task.X.copy()
-    X[:, 0] *= 1.5                                 # no input holds yhat * mu any more
+    X[:, 0] *= 1.5  # no input holds yhat * mu any more
     with pytest.raises(PatchRoleError) as info:
         with_X(task, X).roles()
     msg = str(info.value)
@@ -232,13 +269,18 @@ def test_a_wrong_clean_label_is_pointed_at():
         dataclasses.replace(task, y_clean=y_clean, y=y_clean).roles()
 
 
-@pytest.mark.parametrize("roles, match", [
-    (np.tile([0, NOISE], (4, 1)).astype(float), "integer array"),
-    (np.tile([0, NOISE, 0], (4, 1)), "shape"),
-    (np.array([[0, NOISE], [0, 0], [NOISE, 0], [0, NOISE]]),
-     r"for 1 of 4 inputs: input 1: roles \[0, 0\] are not one noise patch"),
-    (np.array([[0, NOISE], [0, NOISE], [0, NOISE], [0, 5]]), "input 3: roles"),
-])
+@pytest.mark.parametrize(
+    "roles, match",
+    [
+        (np.tile([0, NOISE], (4, 1)).astype(float), "integer array"),
+        (np.tile([0, NOISE, 0], (4, 1)), "shape"),
+        (
+            np.array([[0, NOISE], [0, 0], [NOISE, 0], [0, NOISE]]),
+            r"for 1 of 4 inputs: input 1: roles \[0, 0\] are not one noise patch",
+        ),
+        (np.array([[0, NOISE], [0, NOISE], [0, NOISE], [0, 5]]), "input 3: roles"),
+    ],
+)
 def test_malformed_given_roles_are_refused(roles, match):
     task = joint_task(n=4)
     permuted, _ = permute_patches(task, [[0, 1], [0, 1], [1, 0], [0, 1]])
@@ -248,7 +290,7 @@ def test_malformed_given_roles_are_refused(roles, match):
 
 def test_layout_without_one_noise_patch_is_refused():
     task = joint_task(n=3)
-    X = np.concatenate([task.X, task.X[:, 1:]], axis=1)              # P = 3, S = 1
+    X = np.concatenate([task.X, task.X[:, 1:]], axis=1)  # P = 3, S = 1
     with pytest.raises(PatchRoleError, match=r"P = S \+ 1"):
         patch_roles(X, task.y_clean, task.signals, xi=task.xi)
     assert issubclass(PatchRoleError, RefimplError) and issubclass(PatchRoleError, ValueError)
@@ -289,9 +331,9 @@ def test_nonorthogonal_noise_coefficients_mean_the_expansion(engine, seed, layou
 
 def test_projection_refuses_a_dependent_basis():
     rng = np.random.default_rng(0)
-    task = structured_task(rng, 6, 1, 5)                  # n + S = 7 > d = 5
+    task = structured_task(rng, 6, 1, 5)  # n + S = 7 > d = 5
     stage = train_stage(0.1 * rng.standard_normal((2, 1, 5)), task, 0.5, 10)
-    assert reconstruction_error(stage) < 1e-12            # the bookkeeping holds anyway
+    assert reconstruction_error(stage) < 1e-12  # the bookkeeping holds anyway
     with pytest.raises(DependentBasisError, match="not independent"):
         project_stage(stage)
     # independent in count, dependent in fact: xi_5 = xi_0 + xi_1
@@ -301,8 +343,9 @@ def test_projection_refuses_a_dependent_basis():
     X = task.X.copy()
     X[5, 1] = xi[5]
     with pytest.raises(DependentBasisError, match="condition number"):
-        project(np.zeros((2, 1, 12)), np.zeros((2, 1, 12)), np.ones((2, 1)), task.signals, xi,
-                task.y)
+        project(
+            np.zeros((2, 1, 12)), np.zeros((2, 1, 12)), np.ones((2, 1)), task.signals, xi, task.y
+        )
     assert issubclass(DependentBasisError, RefimplError)
 
 
@@ -318,12 +361,18 @@ def test_kou_style_random_swaps():
     swap = rng.random(n) < 0.5
     first = np.where(swap[:, None], xi, y_clean[:, None] * mu)
     second = np.where(swap[:, None], y_clean[:, None] * mu, xi)
-    task = Task(X=np.stack([first, second], axis=1), y=y_clean, y_clean=y_clean, xi=xi,
-                signals=mu[None])
+    task = Task(
+        X=np.stack([first, second], axis=1), y=y_clean, y_clean=y_clean, xi=xi, signals=mu[None]
+    )
     assert np.array_equal(task.roles()[:, 0], np.where(swap, NOISE, 0))
     W0 = 0.01 * rng.standard_normal((2, 3, d))
-    ordered = Task(X=np.stack([y_clean[:, None] * mu, xi], axis=1), y=y_clean, y_clean=y_clean,
-                   xi=xi, signals=mu[None])
+    ordered = Task(
+        X=np.stack([y_clean[:, None] * mu, xi], axis=1),
+        y=y_clean,
+        y_clean=y_clean,
+        xi=xi,
+        signals=mu[None],
+    )
     for engine in ENGINES:
         a = train_stage(W0, task, 1.0, 200, engine=engine)
         b = train_stage(W0, ordered, 1.0, 200, engine=engine)

@@ -2,6 +2,7 @@
 preset, the boundary fit, the numbers against the 'single' sweep, batching,
 workers and dask independence, resuming, the files, and bad input (one line,
 exit status 2, before any work)."""
+
 import json
 import os
 import signal
@@ -20,9 +21,22 @@ from refimpl.lab import phase as PH
 from refimpl.lab.seeds import stream_salt
 from refimpl.lab.sweep import run_sweep
 
-BASE = Config(d=40, m=3, n_up=8, n_down=1, u_norm=1.0, v_up_norm=0.0, v_down_norm=0.0,
-              flip_up=0.1, eta=0.2, sigma_0=0.05, steps_up=30, steps_down=0, n_test=400,
-              snapshots=2)
+BASE = Config(
+    d=40,
+    m=3,
+    n_up=8,
+    n_down=1,
+    u_norm=1.0,
+    v_up_norm=0.0,
+    v_down_norm=0.0,
+    flip_up=0.1,
+    eta=0.2,
+    sigma_0=0.05,
+    steps_up=30,
+    steps_down=0,
+    n_test=400,
+    snapshots=2,
+)
 SETS = [a for k, v in BASE.to_dict().items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
@@ -36,6 +50,7 @@ def refimpl(capsys):
             code = exc.code
         out, err = capsys.readouterr()
         return code, out, err
+
     return call
 
 
@@ -54,10 +69,26 @@ def test_ranges_are_decimal_and_include_the_stop():
     assert PH.parse_axis(" n_up = 10, 20 ").values == (10, 20)
 
 
-@pytest.mark.parametrize("text", [
-    "u_norm", "foo=1,2", "layout=1,2", "seed=", "u_norm=1:0:0.1", "u_norm=0:1:0",
-    "u_norm=0:1", "u_norm=1,1", "u_norm=2,1", "u_norm=a,b", "u_norm=nan", "u_norm=inf,1",
-    "d=1.5,2", "u_norm=0:1e9:1e-9", "u_norm=1,,2"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "u_norm",
+        "foo=1,2",
+        "layout=1,2",
+        "seed=",
+        "u_norm=1:0:0.1",
+        "u_norm=0:1:0",
+        "u_norm=0:1",
+        "u_norm=1,1",
+        "u_norm=2,1",
+        "u_norm=a,b",
+        "u_norm=nan",
+        "u_norm=inf,1",
+        "d=1.5,2",
+        "u_norm=0:1e9:1e-9",
+        "u_norm=1,,2",
+    ],
+)
 def test_bad_axes_are_usage_errors(text):
     with pytest.raises(UsageError):
         PH.parse_axis(text)
@@ -69,9 +100,19 @@ def test_kou2023_preset():
     assert (x.field, len(x), x.values[-1]) == ("u_norm", 100, 9.9)
     assert (y.field, len(y), y.values[0], y.values[-1]) == ("d", 100, 100, 1090)
     c = Config.from_dict({**Config().to_dict(), **p["base"]})
-    assert (c.n_up, c.m, c.steps_up, c.eta, c.n_test, c.sigma_p_up, c.flip_up, c.v_up_norm,
-            c.sigma_0, c.estimator, p["reps"]) == (20, 10, 100, 0.1, 1000, 1.0, 0.1, 0.0, 0.01,
-                                                  "reduced", 10)
+    assert (
+        c.n_up,
+        c.m,
+        c.steps_up,
+        c.eta,
+        c.n_test,
+        c.sigma_p_up,
+        c.flip_up,
+        c.v_up_norm,
+        c.sigma_0,
+        c.estimator,
+        p["reps"],
+    ) == (20, 10, 100, 0.1, 1000, 1.0, 0.1, 0.0, 0.01, "reduced", 10)
 
 
 # ----------------------------------------------------------------------
@@ -81,7 +122,7 @@ def test_kou2023_preset():
 def test_fit_recovers_a_known_boundary():
     mus, ds, n = np.linspace(0.2, 4.0, 40), np.arange(100, 1001, 50), 20
     K = n * mus[None, :] ** 4 / ds[:, None]
-    clean = 0.45 / (1.0 + (K / 2.0) ** 2)           # crosses 0.2 at K = 2 * sqrt(1.25)
+    clean = 0.45 / (1.0 + (K / 2.0) ** 2)  # crosses 0.2 at K = 2 * sqrt(1.25)
     fit = PH.fit_boundary(K, clean, 0.2)
     assert fit["C"] == pytest.approx(2.0 * np.sqrt(1.25), rel=0.05)
     assert fit["crossings"] >= len(ds) and fit["misclassified"] < 0.02
@@ -100,22 +141,32 @@ def test_cells_are_the_single_sweep_and_do_not_depend_on_batching():
     xs, reps = [0.5, 1.5, 3.0], 3
     salt = stream_salt("t")
     row = PH.measure_phase_row(BASE, "u_norm", xs, reps, salt)
-    sweep = run_sweep([BASE.replace(u_norm=u) for u in xs], measure="single", replicates=reps,
-                      salt="t", progress=False)
+    sweep = run_sweep(
+        [BASE.replace(u_norm=u) for u in xs],
+        measure="single",
+        replicates=reps,
+        salt="t",
+        progress=False,
+    )
     ref = sweep.values("err").ravel()
     assert np.sum(np.array(row["err"]) == ref) >= len(ref) - 1
     assert np.allclose(row["err"], ref, atol=0.02)
     assert row["seed"] == sweep.seeds.ravel().tolist()
     alone = PH.measure_phase_row(BASE.replace(u_norm=1.5), "u_norm", [1.5], reps, salt)
     for key in ("err", "noisy", "loss", "steps", "seed"):
-        assert list(alone[key]) == list(row[key][reps:2 * reps])
+        assert list(alone[key]) == list(row[key][reps : 2 * reps])
 
 
 def test_sample_estimator_goes_through_measure_single():
     c = BASE.replace(estimator="sample", n_test=200)
     row = PH.measure_phase_row(c, "u_norm", [1.0, 2.0], 2, "s")
-    sweep = run_sweep([c.replace(u_norm=u) for u in (1.0, 2.0)], measure="single",
-                      replicates=2, salt="s", progress=False)
+    sweep = run_sweep(
+        [c.replace(u_norm=u) for u in (1.0, 2.0)],
+        measure="single",
+        replicates=2,
+        salt="s",
+        progress=False,
+    )
     assert list(row["err"]) == sweep.values("err").ravel().tolist()
 
 
@@ -127,7 +178,7 @@ def test_command_writes_the_diagram_and_resumes(refimpl, tmp_path):
     out = tmp_path / "ph"
     code, stdout, err = refimpl(*_grid_args(out, y="d=30"))
     assert code == 0, err
-    code, stdout, err = refimpl(*_grid_args(out))              # the row d=30 is reused
+    code, stdout, err = refimpl(*_grid_args(out))  # the row d=30 is reused
     assert code == 0, err
     assert "rows computed 1, cached 1" in stdout
     a = np.load(out / "phase.npz")
@@ -165,10 +216,19 @@ def test_a_dask_cluster_gives_the_same_numbers(tmp_path):
     distributed = pytest.importorskip("distributed")
     x, y = PH.parse_axis("u_norm=0.5,2"), PH.parse_axis("d=30,40")
     local = PH.run_phase(BASE, x, y, 2, tmp_path / "a", progress=False, plot=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        remote = PH.run_phase(BASE, x, y, 2, tmp_path / "b", progress=False, plot=False,
-                              scheduler=cluster.scheduler_address)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        remote = PH.run_phase(
+            BASE,
+            x,
+            y,
+            2,
+            tmp_path / "b",
+            progress=False,
+            plot=False,
+            scheduler=cluster.scheduler_address,
+        )
     assert remote["items_computed"] == 2 and local["boundary"] == remote["boundary"]
     a, b = np.load(tmp_path / "a" / "phase.npz"), np.load(tmp_path / "b" / "phase.npz")
     assert np.array_equal(a["clean"], b["clean"])
@@ -178,11 +238,16 @@ def test_a_dask_cluster_gives_the_same_numbers(tmp_path):
 def test_a_killed_run_resumes_with_its_finished_rows(tmp_path):
     out = tmp_path / "ph"
     args = _grid_args(out, y="d=30:200:10", x="u_norm=0.5:4:0.5", reps="10")
-    proc = subprocess.Popen([sys.executable, "-m", "refimpl", *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "refimpl", *args],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
     def files():
         return list(Path(out / ".sweep-cache").glob("*/*.json"))
+
     deadline = time.monotonic() + 120
     try:
         while len(files()) < 2:
@@ -203,17 +268,20 @@ def test_a_killed_run_resumes_with_its_finished_rows(tmp_path):
 # bad input: one line, exit status 2, nothing computed
 
 
-@pytest.mark.parametrize("args,what", [
-    (["--x", "u_norm=0.5,1"], "needs --x"),
-    (["--x", "foo=1", "--y", "d=30"], "not a config field"),
-    (["--x", "u_norm=1,2", "--y", "u_norm=3,4"], "different fields"),
-    (["--x", "n=10,20", "--y", "n_up=10"], "different fields"),
-    (["--x", "u_norm=1,2", "--y", "d=30,20"], "increasing"),
-    (["--x", "u_norm=1,2", "--y", "d=30", "--set", "n_up=40"], "cell u_norm=1.0, d=30"),
-    (["--x", "u_norm=1,2", "--y", "d=30", "--level", "1.5"], "(0, 1)"),
-    (["--x", "u_norm=1,2", "--y", "d=30", "--reps", "0"], "positive integer"),
-    (["--preset", "nope"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,what",
+    [
+        (["--x", "u_norm=0.5,1"], "needs --x"),
+        (["--x", "foo=1", "--y", "d=30"], "not a config field"),
+        (["--x", "u_norm=1,2", "--y", "u_norm=3,4"], "different fields"),
+        (["--x", "n=10,20", "--y", "n_up=10"], "different fields"),
+        (["--x", "u_norm=1,2", "--y", "d=30,20"], "increasing"),
+        (["--x", "u_norm=1,2", "--y", "d=30", "--set", "n_up=40"], "cell u_norm=1.0, d=30"),
+        (["--x", "u_norm=1,2", "--y", "d=30", "--level", "1.5"], "(0, 1)"),
+        (["--x", "u_norm=1,2", "--y", "d=30", "--reps", "0"], "positive integer"),
+        (["--preset", "nope"], "invalid choice"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(refimpl, tmp_path, args, what):
     code, _, err = refimpl("phase", *args, "--out", str(tmp_path / "o"), "--quiet")
     assert code == 2 and what in err and len(err.strip().splitlines()) == 1, err

@@ -2,6 +2,7 @@
 verdict rule on hand-made inputs, the tests behind it, an end-to-end run,
 resuming after an interruption through the sweep cache, outputs that are
 never a mix of two runs, and one-line errors for user mistakes."""
+
 import csv
 import json
 import sys
@@ -30,15 +31,18 @@ def test_decide_a_claim_holds_with_the_predicted_sign_below_the_level():
     assert d["verdict"] == "PASS" and d["held"] == 2 and d["paper"] == 2 and d["failed"] == []
 
 
-@pytest.mark.parametrize("test", [
-    _t("k", +1, -0.4, 0.001),                # wrong sign, however small p
-    _t("k", -1, 0.2, 1e-9),
-    _t("k", +1, 0.4, SIGNIFICANCE),          # p must be strictly below the level
-    _t("k", +1, 0.4, 0.02),
-    _t("k", +1, 0.0, 0.0),                   # no effect
-    _t("k", +1, 0.4, float("nan")),          # missing values make p NaN
-    _t("k", +1, float("nan"), 0.001),
-])
+@pytest.mark.parametrize(
+    "test",
+    [
+        _t("k", +1, -0.4, 0.001),  # wrong sign, however small p
+        _t("k", -1, 0.2, 1e-9),
+        _t("k", +1, 0.4, SIGNIFICANCE),  # p must be strictly below the level
+        _t("k", +1, 0.4, 0.02),
+        _t("k", +1, 0.0, 0.0),  # no effect
+        _t("k", +1, 0.4, float("nan")),  # missing values make p NaN
+        _t("k", +1, float("nan"), 0.001),
+    ],
+)
 def test_decide_fails_a_claim(test):
     d = C.decide([test])
     assert d["claims"][0]["verdict"] == "FAIL"
@@ -48,10 +52,12 @@ def test_decide_fails_a_claim(test):
 def test_decide_only_paper_claims_set_the_verdict():
     d = C.decide([_t("a", +1, 0.3, 0.001), _t("extra", -1, 0.3, 0.5, paper=False)])
     assert d["verdict"] == "PASS" and d["paper"] == 1
-    assert d["claims"][1]["verdict"] == "FAIL"               # reported, not decisive
+    assert d["claims"][1]["verdict"] == "FAIL"  # reported, not decisive
     d = C.decide([_t("a", +1, 0.3, 0.001), _t("b", +1, 0.3, 0.2)])
     assert d["verdict"] == "FAIL" and d["failed"] == ["b"] and d["held"] == 1
-    assert C.decide([_t("extra", +1, 0.3, 0.001, paper=False)])["verdict"] == "FAIL"  # nothing tested
+    assert (
+        C.decide([_t("extra", +1, 0.3, 0.001, paper=False)])["verdict"] == "FAIL"
+    )  # nothing tested
     assert C.decide([_t("a", +1, 0.3, 0.03)], significance=0.05)["verdict"] == "PASS"
 
 
@@ -64,9 +70,20 @@ def _rows(sweep, xs, gain_of_x, seeds=12, noise=0.01, level="half", key=None):
     for s in range(seeds):
         for x in xs:
             g = gain_of_x(x) + noise * rng.standard_normal()
-            row = {"sweep": sweep, "level": level, "alpha": 1.0, "n_up": 160, "n_down": 16,
-                   "flip_up": 0.0, "replicate": s, "seed": 100 + s, "acc_scratch": 0.8,
-                   "acc_transfer": 0.8 + g, "gain": g, "loss_up": 0.1}
+            row = {
+                "sweep": sweep,
+                "level": level,
+                "alpha": 1.0,
+                "n_up": 160,
+                "n_down": 16,
+                "flip_up": 0.0,
+                "replicate": s,
+                "seed": 100 + s,
+                "acc_scratch": 0.8,
+                "acc_transfer": 0.8 + g,
+                "gain": g,
+                "loss_up": 0.1,
+            }
             row[key] = x
             rows.append(row)
     return rows
@@ -97,7 +114,7 @@ def test_trend_with_two_points_is_their_paired_difference():
 
 def test_a_missing_value_fails_the_claim():
     rows = _rows("alpha", (0.0, 0.5, 1.0), lambda a: 0.05 * a)
-    rows[4]["gain"] = None                                   # a diverged run
+    rows[4]["gain"] = None  # a diverged run
     res = C.trend_test(rows, "alpha", +1, level="half")
     assert res["n_missing"] == 1 and np.isnan(res["p"])
     assert C.decide([{"key": "k", "paper": True, **res}])["verdict"] == "FAIL"
@@ -108,7 +125,7 @@ def test_point_test():
     res = C.point_test(rows, "alpha", "none", 1.0, -1)
     assert res["p"] < SIGNIFICANCE and res["effect"] == pytest.approx(-0.03, abs=0.01)
     assert C.point_test(rows, "alpha", "none", 1.0, +1)["p"] > 0.5
-    const = [dict(r, acc_transfer=0.8, gain=0.0) for r in rows]   # no spread, no difference
+    const = [dict(r, acc_transfer=0.8, gain=0.0) for r in rows]  # no spread, no difference
     assert C.point_test(const, "alpha", "none", 1.0, -1)["p"] == 1.0
 
 
@@ -131,10 +148,16 @@ def test_plan_items_and_make_plan():
     plan = C.full_plan()
     items = C.plan_items(plan)
     assert len(items) == 3 * 5 + 5 + 5 + 5
-    assert len(set(cfg for _, _, cfg in items)) == 27      # the default point is in four sweeps
+    assert len(set(cfg for _, _, cfg in items)) == 27  # the default point is in four sweeps
     assert {s for s, _, _ in items} == set(C.SWEEPS)
-    quick = C.make_plan(quick=True, split="1,4/0,6:1,7/0,9", split_none="2,5/3,8:1,7/0,9",
-                        seeds=2, patch=2, standardize=True)
+    quick = C.make_plan(
+        quick=True,
+        split="1,4/0,6:1,7/0,9",
+        split_none="2,5/3,8:1,7/0,9",
+        seeds=2,
+        patch=2,
+        standardize=True,
+    )
     assert quick.seeds == 2 and quick.base.k == 2 and quick.base.standardize
     assert list(quick.levels) == ["none", "half", "same"]
     assert quick.levels["same"] == I.Split.parse("1,7/0,9:1,7/0,9")
@@ -148,8 +171,14 @@ def test_plan_items_and_make_plan():
 # end to end (tiny plan)
 def _tiny_plan(seeds=2):
     base = E.ImageConfig(steps_up=60, steps_down=60, n_up=40, n_down=16, n_test_per_class=20)
-    return C.Plan(base=base, seeds=seeds, alphas=(0.0, 0.5, 1.0), n_down=(8, 16), n_up=(20, 40),
-                  flip_up=(0.0, 0.3))
+    return C.Plan(
+        base=base,
+        seeds=seeds,
+        alphas=(0.0, 0.5, 1.0),
+        n_down=(8, 16),
+        n_up=(20, 40),
+        flip_up=(0.0, 0.3),
+    )
 
 
 def _read_csv(path):
@@ -167,7 +196,9 @@ def test_end_to_end(tmp_path):
     data = json.loads((folder / "results.json").read_text())
     assert data["status"] == "ok" and data["verdict"] == result["verdict"]
     assert data["plan"]["seeds"] == 2
-    assert {"alpha_half", "n_up", "flip_up", "shared", "negative"} <= {c["key"] for c in data["claims"]}
+    assert {"alpha_half", "n_up", "flip_up", "shared", "negative"} <= {
+        c["key"] for c in data["claims"]
+    }
     assert (folder / "README.md").read_text() == result["markdown"]
     points = _read_csv(folder / "points.csv")
     # 3 levels x 3 alphas + 2 + 2 + 2 points, every one with 2 seeds
@@ -201,29 +232,31 @@ def test_resume_after_an_interruption_recomputes_nothing_cached(tmp_path, monkey
     with pytest.raises(RuntimeError, match="killed"):
         C.run_realdata(tmp_path, plan=plan, progress=False)
     cached = [p for p in (tmp_path / ".sweep-cache").rglob("*.json")]
-    assert len(cached) == 4                                  # persisted as they finished
-    assert not (tmp_path / "realdata").exists()              # no outputs of a partial run
+    assert len(cached) == 4  # persisted as they finished
+    assert not (tmp_path / "realdata").exists()  # no outputs of a partial run
     assert not list(tmp_path.glob(".realdata-*"))
 
     calls.clear()
     monkeypatch.setattr(E, "transfer_vs_scratch", lambda *a: calls.append(1) or real(*a))
     C.run_realdata(tmp_path, plan=plan, progress=False)
-    assert len(calls) == 12 * 2 - 4                          # 12 distinct configs x 2 seeds
+    assert len(calls) == 12 * 2 - 4  # 12 distinct configs x 2 seeds
     monkeypatch.setattr(E, "transfer_vs_scratch", real)
     fresh = tmp_path / "fresh"
     C.run_realdata(fresh, plan=plan, progress=False)
-    assert _read_csv(tmp_path / "realdata" / "runs.csv") == _read_csv(fresh / "realdata" / "runs.csv")
+    assert _read_csv(tmp_path / "realdata" / "runs.csv") == _read_csv(
+        fresh / "realdata" / "runs.csv"
+    )
 
 
 def test_outputs_are_swapped_in_whole(tmp_path):
     final = tmp_path / "realdata"
     final.mkdir()
     (final / "old.txt").write_text("earlier run")
-    (tmp_path / ".realdata-killed.tmp").mkdir()             # left by a killed run
+    (tmp_path / ".realdata-killed.tmp").mkdir()  # left by a killed run
     with pytest.raises(RuntimeError), C.staged_folder(final) as tmp:
         (tmp / "README.md").write_text("half written")
         raise RuntimeError("interrupted while writing")
-    assert sorted(p.name for p in final.iterdir()) == ["old.txt"]    # the old set, intact
+    assert sorted(p.name for p in final.iterdir()) == ["old.txt"]  # the old set, intact
     assert not list(tmp_path.glob(".realdata-*"))
     with C.staged_folder(final) as tmp:
         (tmp / "README.md").write_text("new")
@@ -239,12 +272,17 @@ def test_a_changed_npz_changes_the_cache_key(tmp_path):
     cfg = E.ImageConfig(steps_up=20, steps_down=20, n_up=8, n_down=4, n_test_per_class=2)
     points = [("alpha", "half", cfg), ("alpha", "half", cfg.replace(alpha=0.0))]
     cache = tmp_path / "cache"
-    run = lambda: E.sweep_images(points, 2, I.source_options(path), cache=cache,  # noqa: E731
-                                 progress=False)[1]
+    run = lambda: E.sweep_images(
+        points,
+        2,
+        I.source_options(path),
+        cache=cache,  # noqa: E731
+        progress=False,
+    )[1]
     assert run().computed == 4
     assert run().cached == 4
     np.savez(path, images=rng.integers(0, 256, (120, 8, 8), dtype=np.uint8), labels=labels)
-    assert run().computed == 4                               # new content: nothing reused
+    assert run().computed == 4  # new content: nothing reused
 
 
 @pytest.mark.slow
@@ -277,10 +315,10 @@ def _one_line_error(capsys):
 def test_missing_extra_cli_one_line_exit_2(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    I._digits.cache_clear()                                  # loaded by earlier tests
+    I._digits.cache_clear()  # loaded by earlier tests
     assert main(["realdata", "--quick", "--quiet", "--out", str(tmp_path)]) == 2
     assert "refimpl[realdata]" in _one_line_error(capsys)
-    assert not list(tmp_path.iterdir())                      # nothing written, no cache
+    assert not list(tmp_path.iterdir())  # nothing written, no cache
 
 
 def test_npz_malformed_cli_one_line_exit_2(tmp_path, capsys):
@@ -305,15 +343,18 @@ def test_npz_patch_size_not_dividing_cli(tmp_path, capsys):
     assert "cannot be cut into 4x4 blocks" in _one_line_error(capsys)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--split", "1,2/3"], "UP_POS/UP_NEG"),
-    (["--split-none", "0,5/6,9:3,2/8,7"], "split_none needs split"),
-    (["--seeds", "0"], "expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--split", "1,2/3"], "UP_POS/UP_NEG"),
+        (["--split-none", "0,5/6,9:3,2/8,7"], "split_none needs split"),
+        (["--seeds", "0"], "expected a positive integer"),
+    ],
+)
 def test_cli_bad_options(tmp_path, capsys, argv, message):
     try:
         status = main(["realdata", "--quick", "--out", str(tmp_path), *argv])
-    except SystemExit as exc:                                # argparse's own errors
+    except SystemExit as exc:  # argparse's own errors
         status = exc.code
     assert status == 2 and message in _one_line_error(capsys)
 

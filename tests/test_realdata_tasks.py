@@ -1,6 +1,7 @@
 """The real-image experiment (refimpl.lab.image_experiment): class splits,
 the validated ImageConfig, disjoint and nested image draws from the one
 seeding scheme, label noise, tasks, accuracy, and one seeded run."""
+
 import json
 
 import numpy as np
@@ -34,19 +35,22 @@ def test_split_parse_and_errors():
         Split.parse("3,3/8:2/7")
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"n_down": 10}, r"n_down=10 must be a positive multiple of the 4 classes"),
-    ({"n_up": 7, "split": "1/2,3:4/5"}, r"n_up=7 must be a positive multiple of the 3 classes"),
-    ({"k": 0}, r"^k must be an integer in \[1, inf\)"),
-    ({"alpha": 1.5}, r"^alpha must be in \[0.0, 1.0\]"),
-    ({"flip_up": 0.5}, r"^flip_up must be in \[0.0, 0.5\)"),
-    ({"granularity": "row"}, r"^granularity must be 'filter' or 'entry'"),
-    ({"standardize": 1}, r"^standardize must be true or false"),
-    ({"freeze_inherited": True, "granularity": "entry"}, r"needs granularity='filter'"),
-    ({"weight_decay": 2.0}, r"eta\*weight_decay must be < 1"),
-    ({"split": "3/8"}, r"expected UP_POS/UP_NEG"),
-    ({"bogus": 1}, r"unknown config key 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"n_down": 10}, r"n_down=10 must be a positive multiple of the 4 classes"),
+        ({"n_up": 7, "split": "1/2,3:4/5"}, r"n_up=7 must be a positive multiple of the 3 classes"),
+        ({"k": 0}, r"^k must be an integer in \[1, inf\)"),
+        ({"alpha": 1.5}, r"^alpha must be in \[0.0, 1.0\]"),
+        ({"flip_up": 0.5}, r"^flip_up must be in \[0.0, 0.5\)"),
+        ({"granularity": "row"}, r"^granularity must be 'filter' or 'entry'"),
+        ({"standardize": 1}, r"^standardize must be true or false"),
+        ({"freeze_inherited": True, "granularity": "entry"}, r"needs granularity='filter'"),
+        ({"weight_decay": 2.0}, r"eta\*weight_decay must be < 1"),
+        ({"split": "3/8"}, r"expected UP_POS/UP_NEG"),
+        ({"bogus": 1}, r"unknown config key 'bogus'"),
+    ],
+)
 def test_config_validation_names_the_field(values, message):
     with pytest.raises(ConfigError, match=message):
         E.ImageConfig.from_dict(values)
@@ -70,7 +74,7 @@ def test_indices_disjoint_balanced(digits, level):
     c = E.ImageConfig(split=SPLITS[level], n_up=320, n_down=128, n_test_per_class=60, seed=7)
     idx = E.draw_indices(digits.labels, c)
     up, down, test = (set(idx[k].tolist()) for k in ("up", "down", "test"))
-    assert len(up) == 320 and len(down) == 128 and len(test) == 240    # no repeats
+    assert len(up) == 320 and len(down) == 128 and len(test) == 240  # no repeats
     assert not (test & up) and not (test & down) and not (up & down)
     sp = SPLITS[level]
     for task, n in (("up", 320), ("down", 128), ("test", 240)):
@@ -90,12 +94,13 @@ def test_indices_nested_and_shared_across_levels(digits):
     assert set(small["up"]) <= set(big["up"]) and set(small["down"]) <= set(big["down"])
     np.testing.assert_array_equal(small["test"], big["test"])
     other = E.draw_indices(digits.labels, base.replace(split=SPLITS["none"], alpha=0.5))
-    np.testing.assert_array_equal(small["down"], other["down"])     # same downstream data
+    np.testing.assert_array_equal(small["down"], other["down"])  # same downstream data
     np.testing.assert_array_equal(small["test"], other["test"])
     again = E.draw_indices(digits.labels, E.ImageConfig.from_dict(base.to_dict()))
-    np.testing.assert_array_equal(small["up"], again["up"])         # the seed fixes the draws
-    assert not np.array_equal(small["test"],
-                              E.draw_indices(digits.labels, base.replace(seed=4))["test"])
+    np.testing.assert_array_equal(small["up"], again["up"])  # the seed fixes the draws
+    assert not np.array_equal(
+        small["test"], E.draw_indices(digits.labels, base.replace(seed=4))["test"]
+    )
 
 
 def test_too_many_images_requested(digits):
@@ -112,8 +117,8 @@ def test_upstream_label_noise(digits):
     more = E.build_tasks(X_all, digits.labels, c.replace(flip_up=0.45))
     np.testing.assert_array_equal(noisy["up"].y_clean, clean["up"].y)
     flipped = noisy["up"].y != noisy["up"].y_clean
-    assert 0.2 < flipped.mean() < 0.4                        # Binomial(320, 0.3)
-    assert np.all(flipped <= (more["up"].y != more["up"].y_clean))   # nested flips
+    assert 0.2 < flipped.mean() < 0.4  # Binomial(320, 0.3)
+    assert np.all(flipped <= (more["up"].y != more["up"].y_clean))  # nested flips
     np.testing.assert_array_equal(noisy["down"].y, clean["down"].y)  # downstream untouched
     np.testing.assert_array_equal(noisy["y_test"], clean["y_test"])
 
@@ -136,8 +141,8 @@ def test_task_fields_and_training(digits):
 def test_accuracy_counts_ties_as_errors():
     W = np.zeros((2, 1, 2))
     X = np.ones((3, 1, 2))
-    assert E.accuracy(W, X, np.array([1.0, -1.0, 1.0])) == 0.0   # f = 0 everywhere
-    W[0, 0] = [1.0, 0.0]                                         # f = x_0 > 0: predicts +1
+    assert E.accuracy(W, X, np.array([1.0, -1.0, 1.0])) == 0.0  # f = 0 everywhere
+    W[0, 0] = [1.0, 0.0]  # f = x_0 > 0: predicts +1
     assert E.accuracy(W, X, np.array([1.0, -1.0, 1.0])) == pytest.approx(2 / 3)
 
 
@@ -148,8 +153,8 @@ def test_alpha_zero_is_scratch_and_test_images_are_held_out(digits):
     c = E.ImageConfig(steps_up=100, steps_down=100, n_up=40, seed=1)
     zero = E.transfer_vs_scratch(X_all, digits.labels, c.replace(alpha=0.0))
     one = E.transfer_vs_scratch(X_all, digits.labels, c)
-    assert zero["acc_transfer"] == zero["acc_scratch"] and zero["gain"] == 0.0   # inherits nothing
-    assert one["acc_scratch"] == zero["acc_scratch"]          # the scratch run ignores alpha
+    assert zero["acc_transfer"] == zero["acc_scratch"] and zero["gain"] == 0.0  # inherits nothing
+    assert one["acc_scratch"] == zero["acc_scratch"]  # the scratch run ignores alpha
     assert one["loss_up"] == zero["loss_up"]
     assert 0.5 < one["acc_scratch"] <= 1.0
     tested = set(one["indices"]["test"])

@@ -1,5 +1,6 @@
 """The shared statistics (refimpl.lab.stats) against hand values, and a
 diverged seed failing a verdict end to end through the sweep."""
+
 import numpy as np
 import pytest
 
@@ -35,15 +36,15 @@ def test_paired_t_against_hand_values():
     assert r["t"] == pytest.approx(np.sqrt(18))
     s = np.sqrt(18 / 22)
     assert r["p"] == pytest.approx(0.5 - 0.75 * s * (1 - s**2 / 3)) and r["p"] < 0.01
-    assert V.paired_t([1.0, 1.0], [0.0, 0.0])["p"] == 0.0          # no variance, right sign
+    assert V.paired_t([1.0, 1.0], [0.0, 0.0])["p"] == 0.0  # no variance, right sign
     assert V.paired_t([0.0, 0.0], [1.0, 1.0])["p"] == 1.0
 
 
 def test_a_missing_value_makes_p_nan_and_is_counted():
     r = V.paired_t([1.0, 2.0, np.nan, 4.0, 5.0, 6.0], [0.0] * 6)
     assert r["n"] == 5 and r["n_missing"] == 1
-    assert np.isnan(r["p"]) and not r["p"] < 0.01              # the verdict cannot pass
-    assert r["mean"] == pytest.approx(18 / 5)                   # shown over the complete pairs
+    assert np.isnan(r["p"]) and not r["p"] < 0.01  # the verdict cannot pass
+    assert r["mean"] == pytest.approx(18 / 5)  # shown over the complete pairs
     assert V.n_missing([1.0, None, np.inf], [[np.nan, 2.0]]) == 3
     v = np.array([[1.0, 1, 1, 1], [2, 2, np.inf, 2], [3, 3, 3, 3]])
     t = V.trend([1, 2, 3], v)
@@ -55,7 +56,10 @@ def increasing_unless_diverged(config):
     """g grows with u_norm in every run; g_diverged is the same except one
     run at u_norm = 3 that diverged (inf, stored as null)."""
     g = config.u_norm
-    return {"g": g, "g_diverged": float("inf") if (config.u_norm == 3.0 and config.n_up == 11) else g}
+    return {
+        "g": g,
+        "g_diverged": float("inf") if (config.u_norm == 3.0 and config.n_up == 11) else g,
+    }
 
 
 def test_a_diverged_seed_fails_the_verdict(tmp_path):
@@ -65,21 +69,33 @@ def test_a_diverged_seed_fails_the_verdict(tmp_path):
     from refimpl.lab.sweep import run_sweep
 
     def grid(n_up):
-        return [Config(d=40, m=2, n_up=n_up, n_down=6, steps_up=5, steps_down=5, u_norm=u)
-                for u in (1.0, 2.0, 3.0)]
+        return [
+            Config(d=40, m=2, n_up=n_up, n_down=6, steps_up=5, steps_down=5, u_norm=u)
+            for u in (1.0, 2.0, 3.0)
+        ]
+
     # blocks: 5 seeds of n_up = 10 and 1 seed of n_up = 11 (the diverging one)
-    a = run_sweep(grid(10), measure=increasing_unless_diverged, replicates=5, cache=tmp_path,
-                  progress=False)
-    b = run_sweep(grid(11), measure=increasing_unless_diverged, replicates=1, cache=tmp_path,
-                  progress=False)
+    a = run_sweep(
+        grid(10), measure=increasing_unless_diverged, replicates=5, cache=tmp_path, progress=False
+    )
+    b = run_sweep(
+        grid(11), measure=increasing_unless_diverged, replicates=1, cache=tmp_path, progress=False
+    )
     values = {k: np.concatenate([a.values(k), b.values(k)], axis=1) for k in ("g", "g_diverged")}
     clean = V.trend([1, 2, 3], values["g"])
-    assert clean["p"] == pytest.approx(6.0**-6) and clean["n_missing"] == 0     # PASS
+    assert clean["p"] == pytest.approx(6.0**-6) and clean["n_missing"] == 0  # PASS
     t = V.trend([1, 2, 3], values["g_diverged"])
     missing = V.n_missing(values["g_diverged"])
     assert missing == 1 and t["n"] == 5
-    res = R.result("x", "c", "PASS" if t["p"] < 0.01 else "FAIL", R.fmt_trend(t), "b",
-                   missing=missing, source="paper")
+    res = R.result(
+        "x",
+        "c",
+        "PASS" if t["p"] < 0.01 else "FAIL",
+        R.fmt_trend(t),
+        "b",
+        missing=missing,
+        source="paper",
+    )
     assert res["verdict"] == "FAIL" and "1 value(s)" in res["statistic"]
     # the five complete seeds alone would pass (6^-5 < 0.01): the missing one must not be dropped
     assert V.trend([1, 2, 3], values["g"][:, :5])["p"] < 0.01
@@ -88,10 +104,10 @@ def test_a_diverged_seed_fails_the_verdict(tmp_path):
 def test_trend_against_hand_values():
     # 3 points, every block perfectly increasing: rank sums R = (b, 2b, 3b),
     # L = sum_j j R_j = 14 b; exact p = P(every block in the predicted order) = (1/3!)^b
-    up = np.array([[1.0, 5.0, 9.0]] * 4).T                        # (points, blocks)
+    up = np.array([[1.0, 5.0, 9.0]] * 4).T  # (points, blocks)
     t = V.trend([0.1, 0.2, 0.3], up, "greater")
     assert t["L"] == 56 and t["rho"] == 1.0
-    assert t["p"] == pytest.approx(1 / 1296) and t["p"] < 0.01    # PASS
+    assert t["p"] == pytest.approx(1 / 1296) and t["p"] < 0.01  # PASS
     t2 = V.trend([0.1, 0.2, 0.3], up[:, :2], "greater")
     assert t2["p"] == pytest.approx(1 / 36) and not t2["p"] < 0.01  # two blocks only: FAIL
     down = V.trend([0.1, 0.2, 0.3], up[::-1], "less")
@@ -119,19 +135,19 @@ def test_holm_over_one_family():
     assert V.holm([0.004, 0.5])[0] < 0.01
     assert not V.holm([0.004] + [0.5] * 7)[0] < 0.01
     adj = V.holm(np.array([[0.001, np.nan], [0.2, 0.3]]))
-    assert np.isnan(adj[0, 1]) and adj[0, 0] == pytest.approx(0.004)   # NaN counts as 1
+    assert np.isnan(adj[0, 1]) and adj[0, 0] == pytest.approx(0.004)  # NaN counts as 1
 
 
 def test_bonferroni_min_over_alternative_levers():
-    assert V.bonferroni_min([0.004, 0.2]) == pytest.approx(0.008)        # either holds: PASS
-    assert not V.bonferroni_min([0.006, 0.2]) < 0.01                     # 0.012: FAIL
+    assert V.bonferroni_min([0.004, 0.2]) == pytest.approx(0.008)  # either holds: PASS
+    assert not V.bonferroni_min([0.006, 0.2]) < 0.01  # 0.012: FAIL
     assert V.bonferroni_min([0.6, 0.9]) == 1.0
     assert np.isnan(V.bonferroni_min([0.001, np.nan]))
 
 
 def test_equivalence_rule():
-    assert V.equivalent((0.22, 0.28), 0.25, 0.05)                        # PASS
-    assert not V.equivalent((0.17, 0.33), 0.25, 0.05)    # contains 0.25 but too wide: FAIL
+    assert V.equivalent((0.22, 0.28), 0.25, 0.05)  # PASS
+    assert not V.equivalent((0.17, 0.33), 0.25, 0.05)  # contains 0.25 but too wide: FAIL
     assert not V.equivalent((0.26, 0.31), 0.25, 0.05)
     assert V.equivalent((-0.29, -0.21), -0.25, 0.05)
     assert not V.equivalent((float("nan"), 0.3), 0.25, 0.05)
@@ -174,9 +190,9 @@ def test_outcome_summary_shows_the_tail():
 def test_auc_by_hand():
     assert V.auc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0
     assert V.auc([4, 3, 2, 1], [0, 0, 1, 1]) == 0.0
-    assert V.auc([1, 1, 1, 1], [0, 1, 0, 1]) == 0.5          # ties count one half
-    assert V.auc([1, 3, 2, 4], [0, 0, 1, 1]) == 0.75         # pairs (2>1, 2<3, 4>1, 4>3)
-    assert np.isnan(V.auc([1, 2], [1, 1]))                   # one class empty
+    assert V.auc([1, 1, 1, 1], [0, 1, 0, 1]) == 0.5  # ties count one half
+    assert V.auc([1, 3, 2, 4], [0, 0, 1, 1]) == 0.75  # pairs (2>1, 2<3, 4>1, 4>3)
+    assert np.isnan(V.auc([1, 2], [1, 1]))  # one class empty
     assert np.isnan(V.auc([1, np.nan], [0, 1]))
 
 
@@ -186,7 +202,7 @@ def test_fisher_greater_by_hand():
     assert r["p"] == pytest.approx(0.2)
     assert r["rate_exposed"] == pytest.approx(2 / 3) and r["rate_unexposed"] == 0.0
     assert V.fisher_greater([0, 0, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0])["p"] == pytest.approx(1.0)
-    assert V.fisher_greater([0, 0, 0], [1, 0, 1])["p"] == 1.0   # nobody exposed
+    assert V.fisher_greater([0, 0, 0], [1, 0, 1])["p"] == 1.0  # nobody exposed
 
 
 def test_logistic_fit_recovers_coefficients_and_stays_finite_when_separable():

@@ -1,5 +1,6 @@
 """The sweep runner: resume after a kill, worker-count independence, corrupt
 results recomputed, seeds derived from the config."""
+
 import json
 import os
 import signal
@@ -16,19 +17,30 @@ from refimpl.lab.seeds import derive_seed
 from refimpl.lab.seeds import sha256 as _sha
 from refimpl.lab.sweep import clean_stale_parts, item_key, read_result, run_sweep
 
-TINY = Config(d=40, m=2, n_up=10, n_down=6, steps_up=20, steps_down=20, snapshots=2,
-              n_test=200, u_norm=2.0, sigma_p_up=1.0, sigma_p_down=1.0)
+TINY = Config(
+    d=40,
+    m=2,
+    n_up=10,
+    n_down=6,
+    steps_up=20,
+    steps_down=20,
+    snapshots=2,
+    n_test=200,
+    u_norm=2.0,
+    sigma_p_up=1.0,
+    sigma_p_down=1.0,
+)
 
-SLOW_MODULE = '''
+SLOW_MODULE = """
 import time
 from refimpl.lab.measures import measure_single
 
 def slow(config, delay=0.0):
     time.sleep(delay)
     return measure_single(config)
-'''
+"""
 
-RUNNER = '''
+RUNNER = """
 import sys
 from refimpl.config import Config
 from refimpl.lab.sweep import run_sweep
@@ -37,7 +49,7 @@ cfg = Config.from_dict({cfg!r})
 grid = [cfg.replace(u_norm=float(u)) for u in (0.5, 1.0, 2.0, 4.0)]
 run_sweep(grid, measure=slowmeasure.slow, replicates=3, jobs={jobs}, cache={cache!r},
           options={{"delay": {delay}}}, progress=False)
-'''
+"""
 
 
 def _grid():
@@ -56,6 +68,7 @@ def slowmeasure(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(mod_dir))
     import importlib
     import slowmeasure as mod
+
     importlib.reload(mod)
     return mod_dir, mod
 
@@ -65,9 +78,17 @@ def test_resume_after_kill_gives_the_same_table(tmp_path, slowmeasure):
     mod_dir, mod = slowmeasure
     cache = tmp_path / "cache"
     script = RUNNER.format(cfg=TINY.to_dict(), jobs=2, cache=str(cache), delay=0.4)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(mod_dir), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(mod_dir), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 90
     try:
         while len(_files(cache)) < 2:
@@ -83,21 +104,42 @@ def test_resume_after_kill_gives_the_same_table(tmp_path, slowmeasure):
         proc.wait()
     n_before = len(_files(cache))
     assert 2 <= n_before < 12, "the kill must interrupt the sweep mid-way"
-    for f in _files(cache):          # what survived the kill is complete
+    for f in _files(cache):  # what survived the kill is complete
         rec = json.loads(f.read_text())
         assert read_result(f, rec["key"]) is not None
 
     # the delay is a measure option, part of the key: resume with the same one
-    resumed = run_sweep(_grid(), measure=mod.slow, replicates=3, jobs=1, cache=cache,
-                        options={"delay": 0.4}, progress=False)
+    resumed = run_sweep(
+        _grid(),
+        measure=mod.slow,
+        replicates=3,
+        jobs=1,
+        cache=cache,
+        options={"delay": 0.4},
+        progress=False,
+    )
     assert resumed.cached == n_before
     assert resumed.computed == 12 - n_before
-    fresh = run_sweep(_grid(), measure=mod.slow, replicates=3, jobs=1,
-                      cache=tmp_path / "other", options={"delay": 0.4}, progress=False)
+    fresh = run_sweep(
+        _grid(),
+        measure=mod.slow,
+        replicates=3,
+        jobs=1,
+        cache=tmp_path / "other",
+        options={"delay": 0.4},
+        progress=False,
+    )
     assert fresh.cached == 0
     assert resumed.rows() == fresh.rows()
-    again = run_sweep(_grid(), measure=mod.slow, replicates=3, jobs=1, cache=cache,
-                      options={"delay": 0.4}, progress=False)
+    again = run_sweep(
+        _grid(),
+        measure=mod.slow,
+        replicates=3,
+        jobs=1,
+        cache=cache,
+        options={"delay": 0.4},
+        progress=False,
+    )
     assert again.cached == 12 and again.computed == 0
 
 
@@ -109,8 +151,9 @@ def test_same_results_with_one_and_two_workers(tmp_path):
     assert one.rows() == two.rows()
     # and with no cache at all, in reverse order of the grid
     rev = run_sweep(grid[::-1], replicates=2, jobs=2, progress=False)
-    assert rev.rows() != [] and [r["gain"] for r in rev.rows()] == \
-        [r["gain"] for p in (2, 1, 0) for r in one.rows() if r["point"] == p]
+    assert rev.rows() != [] and [r["gain"] for r in rev.rows()] == [
+        r["gain"] for p in (2, 1, 0) for r in one.rows() if r["point"] == p
+    ]
 
 
 def test_corrupt_result_is_detected_and_recomputed(tmp_path, capsys):
@@ -130,13 +173,13 @@ def test_corrupt_result_is_detected_and_recomputed(tmp_path, capsys):
     assert second.recomputed == 2 and second.computed == 2 and second.cached == 2
     assert "corrupt cached result" in err and "checksum mismatch" in err and "not valid JSON" in err
     assert second.rows() == first.rows()
-    for f in files:                   # rewritten correctly
+    for f in files:  # rewritten correctly
         assert read_result(f, json.loads(f.read_text())["key"]) is not None
 
 
 def test_seeds_derive_from_the_config():
     a, b = TINY.replace(alpha=0.2), TINY.replace(alpha=0.8)
-    assert derive_seed(a, 0) == derive_seed(a.replace(seed=99), 0)   # own seed ignored
+    assert derive_seed(a, 0) == derive_seed(a.replace(seed=99), 0)  # own seed ignored
     assert derive_seed(a, 0) != derive_seed(a, 1)
     assert derive_seed(a, 0) != derive_seed(b, 0)
     assert derive_seed(a, 0, common=("alpha",)) == derive_seed(b, 0, common=("alpha",))
@@ -174,6 +217,7 @@ def test_code_change_or_version_change_is_a_cache_miss(tmp_path, monkeypatch):
     assert changed.cached == 0 and changed.computed == 2
     monkeypatch.setattr(S, "code_hash", lambda extra=(): real)
     import refimpl
+
     monkeypatch.setattr(refimpl, "__version__", "999.0")
     bumped = run_sweep(grid, measure="single", replicates=1, cache=cache, progress=False)
     assert bumped.cached == 0 and bumped.computed == 2
@@ -187,10 +231,10 @@ def test_code_hash_reads_the_bytes_of_the_files(tmp_path):
     b.parent.mkdir()
     a.write_text("x = 1\n")
     b.write_text("x = 2\n")
-    assert S._file_hashes([("m.py", a)]) != S._file_hashes([("m.py", b)])   # same name, other bytes
+    assert S._file_hashes([("m.py", a)]) != S._file_hashes([("m.py", b)])  # same name, other bytes
     assert len(S.code_hash()) == 64
     assert S.code_hash() == S.code_hash()
-    assert S.code_hash((str(a),)) != S.code_hash()     # a custom measure's file counts
+    assert S.code_hash((str(a),)) != S.code_hash()  # a custom measure's file counts
 
 
 def test_cached_result_lacking_a_metric_is_recomputed(tmp_path):
@@ -199,14 +243,15 @@ def test_cached_result_lacking_a_metric_is_recomputed(tmp_path):
     first = run_sweep(grid, measure="single", replicates=2, cache=cache, progress=False)
     f = _files(cache)[0]
     rec = json.loads(f.read_text())
-    del rec["result"]["ratio"]                      # an older measure without "ratio"
-    rec["sha256"] = _sha(rec["result"])             # consistent, not corrupt
+    del rec["result"]["ratio"]  # an older measure without "ratio"
+    rec["sha256"] = _sha(rec["result"])  # consistent, not corrupt
     f.write_text(json.dumps(rec))
     old = run_sweep(grid, measure="single", replicates=2, cache=cache, progress=False)
     with pytest.raises(KeyError, match="metrics="):
         old.values("ratio")
-    again = run_sweep(grid, measure="single", replicates=2, cache=cache, progress=False,
-                      metrics=("err", "ratio"))
+    again = run_sweep(
+        grid, measure="single", replicates=2, cache=cache, progress=False, metrics=("err", "ratio")
+    )
     assert again.recomputed == 0 and again.cached == 1 and again.computed == 1
     assert again.rows() == first.rows()
     with pytest.raises(KeyError, match="returned no 'nonsense'"):
@@ -217,7 +262,7 @@ def test_stale_part_files_are_removed_at_sweep_start(tmp_path):
     cache = tmp_path / "cache"
     (cache / "ab").mkdir(parents=True)
     old_top, old_sub = cache / ".x1.part", cache / "ab" / ".x2.part"
-    new_sub = cache / "ab" / ".x3.part"             # a concurrent writer's, newer than the start
+    new_sub = cache / "ab" / ".x3.part"  # a concurrent writer's, newer than the start
     keep = cache / "ab" / "keep.json"
     for f in (old_top, old_sub, new_sub, keep):
         f.write_text("{")
@@ -229,7 +274,7 @@ def test_stale_part_files_are_removed_at_sweep_start(tmp_path):
     run_sweep([TINY], measure="single", replicates=1, cache=cache, progress=False)
     assert not old_top.exists() and not old_sub.exists()
     assert new_sub.exists() and keep.exists()
-    assert clean_stale_parts(cache, time.time() + 7200) == 1   # now older than that time
+    assert clean_stale_parts(cache, time.time() + 7200) == 1  # now older than that time
 
 
 def diverging(config):
@@ -239,7 +284,9 @@ def diverging(config):
 
 def test_non_finite_values_are_stored_as_none_and_read_as_nan(tmp_path):
     sw = run_sweep(_grid(), measure=diverging, replicates=2, cache=tmp_path / "c", progress=False)
-    again = run_sweep(_grid(), measure=diverging, replicates=2, cache=tmp_path / "c", progress=False)
+    again = run_sweep(
+        _grid(), measure=diverging, replicates=2, cache=tmp_path / "c", progress=False
+    )
     assert again.cached == 8
     for s in (sw, again):
         assert s.results[3][0]["x"] is None
@@ -251,8 +298,10 @@ def test_every_item_runs_with_the_same_blas_threads(tmp_path):
     """Items run with BLAS pinned to BLAS_THREADS in this process (jobs=1),
     whatever the caller's setting, and the setting is part of the cache key."""
     from threadpoolctl import threadpool_info
+
     seen = []
     import refimpl.lab.measures as M
+
     real = M.MEASURES["single"]
 
     def spy(config, **kw):
@@ -278,8 +327,17 @@ def test_jobs_do_not_change_the_numbers_at_a_size_where_blas_threads_matter(tmp_
     """Without BLAS threads pinned in the environment (this process keeps its
     default), --jobs 1 and --jobs 2 give the same bits: every item runs with
     BLAS_THREADS threads in the main process and in the workers."""
-    big = Config(d=600, m=10, n_up=200, n_down=10, steps_up=30, steps_down=30, snapshots=2,
-                 n_test=500, u_norm=2.0)
+    big = Config(
+        d=600,
+        m=10,
+        n_up=200,
+        n_down=10,
+        steps_up=30,
+        steps_down=30,
+        snapshots=2,
+        n_test=500,
+        u_norm=2.0,
+    )
     grid = [big.replace(alpha=a) for a in (0.5, 1.0)]
     one = run_sweep(grid, replicates=2, jobs=1, progress=False)
     two = run_sweep(grid, replicates=2, jobs=2, progress=False)

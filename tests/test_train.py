@@ -2,6 +2,7 @@
 repeated steps of the numpy twin ``naive.gd_step`` (weights, gamma, rho_bar,
 rho_under, loss), frozen filters, weight decay, chunking, snapshots and the
 epsilon stopping rule."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -30,8 +31,20 @@ def naive_run(p):
     roles = p.task.roles()
     for _ in range(p.steps):
         value, W, gamma, rho_bar, rho_under = naive.gd_step(
-            W, p.task.X, p.task.y, p.task.y_clean, p.task.signals, p.task.xi, roles,
-            p.trainable, p.eta, p.weight_decay, gamma, rho_bar, rho_under)
+            W,
+            p.task.X,
+            p.task.y,
+            p.task.y_clean,
+            p.task.signals,
+            p.task.xi,
+            roles,
+            p.trainable,
+            p.eta,
+            p.weight_decay,
+            gamma,
+            rho_bar,
+            rho_under,
+        )
         states.append((W, gamma, rho_bar, rho_under))
         losses.append(value)
     losses.append(naive.loss(W, p.task.X, p.task.y))
@@ -46,8 +59,16 @@ ENGINES = ("weight", "gram")
 def test_train_stage_matches_naive_gd_steps(engine, p):
     """Every step of the compiled loop equals the twin's step: weights,
     coefficients and loss; any P >= 1, frozen filters and weight decay drawn."""
-    stage = train_stage(p.W0, p.task, p.eta, p.steps, weight_decay=p.weight_decay,
-                        trainable=p.trainable, snapshots=np.arange(p.steps + 1), engine=engine)
+    stage = train_stage(
+        p.W0,
+        p.task,
+        p.eta,
+        p.steps,
+        weight_decay=p.weight_decay,
+        trainable=p.trainable,
+        snapshots=np.arange(p.steps + 1),
+        engine=engine,
+    )
     states, losses = naive_run(p)
     assert list(stage.steps) == list(range(p.steps + 1))
     assert stage.T == p.steps and not stage.stopped
@@ -64,12 +85,15 @@ def test_train_stage_matches_naive_gd_steps(engine, p):
     np.testing.assert_allclose(stage.loss, losses, rtol=1e-12, atol=0)
     # frozen filters do not move at all and keep zero coefficients
     frozen = ~p.trainable
-    assert np.array_equal(stage.W[:, frozen], np.broadcast_to(p.W0[frozen], stage.W[:, frozen].shape))
+    assert np.array_equal(
+        stage.W[:, frozen], np.broadcast_to(p.W0[frozen], stage.W[:, frozen].shape)
+    )
     for name in ("gamma", "rho_bar", "rho_under"):
         assert np.all(getattr(stage, name)[:, frozen] == 0)
     # rho_bar only for y_i = j, rho_under only for y_i = -j
-    same = np.broadcast_to(p.task.y[None, None, :] == np.array([1.0, -1.0])[:, None, None],
-                           (2, m, n))
+    same = np.broadcast_to(
+        p.task.y[None, None, :] == np.array([1.0, -1.0])[:, None, None], (2, m, n)
+    )
     assert np.all(stage.rho_bar[:, ~same] == 0) and np.all(stage.rho_under[:, same] == 0)
     # the input is not modified
     assert stage.W0 is not p.W0 and np.array_equal(stage.W0, p.W0)
@@ -80,20 +104,28 @@ def test_train_stage_matches_naive_gd_steps(engine, p):
 def test_one_step_matches_naive_with_exact_zero_preactivations(engine, p):
     """Dyadic inputs: the kernel and the twin see the same exact
     pre-activations, many of them exactly 0 (sigma'(0) = 0 in both)."""
-    stage = train_stage(p.W0, p.task, p.eta, 1, weight_decay=p.weight_decay,
-                        trainable=p.trainable, engine=engine)
+    stage = train_stage(
+        p.W0, p.task, p.eta, 1, weight_decay=p.weight_decay, trainable=p.trainable, engine=engine
+    )
     states, losses = naive_run(p)
     W, gamma, rho_bar, rho_under = states[1]
     # entries are at most 2 in size and d <= 6: every term is O(1) to O(100)
-    for got, want in ((stage.W[1], W), (stage.gamma[1], gamma), (stage.rho_bar[1], rho_bar),
-                      (stage.rho_under[1], rho_under)):
-        assert np.abs(got - want).max(initial=0.0) <= 1e-13 * max(1.0, np.abs(want).max(initial=0.0))
+    for got, want in (
+        (stage.W[1], W),
+        (stage.gamma[1], gamma),
+        (stage.rho_bar[1], rho_bar),
+        (stage.rho_under[1], rho_under),
+    ):
+        assert np.abs(got - want).max(initial=0.0) <= 1e-13 * max(
+            1.0, np.abs(want).max(initial=0.0)
+        )
     np.testing.assert_allclose(stage.loss[0], losses[0], rtol=1e-14)
 
 
 def small_task(seed=0, n=6, S=1, d=12, flip=0.0, signal_scale=1.0):
-    return structured_task(np.random.default_rng(seed), n, S, d, flip=flip,
-                           signal_scale=signal_scale)
+    return structured_task(
+        np.random.default_rng(seed), n, S, d, flip=flip, signal_scale=signal_scale
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -110,13 +142,14 @@ def test_weights_untouched_by_tracking_and_recorded_loss_is_data_loss(engine):
     assert tracked.tracked and not untracked.tracked
     # loss[t] is the data loss of W_t, without (lambda/2)|W|^2
     for t in range(8):
-        assert tracked.loss[t] == pytest.approx(network.loss(tracked.W[t], task.X, task.y),
-                                                rel=1e-13)
+        assert tracked.loss[t] == pytest.approx(
+            network.loss(tracked.W[t], task.X, task.y), rel=1e-13
+        )
 
 
 def test_track_false_accepts_any_patch_layout():
     task = small_task(1)
-    X = np.random.default_rng(0).standard_normal((6, 4, 12))   # P = 4, S = 1: no tracking
+    X = np.random.default_rng(0).standard_normal((6, 4, 12))  # P = 4, S = 1: no tracking
     other = type(task)(X=X, y=task.y, y_clean=task.y_clean, xi=task.xi, signals=task.signals)
     W0 = 0.1 * np.ones((2, 2, 12))
     with pytest.raises(PatchRoleError, match="P = S \\+ 1"):
@@ -139,7 +172,7 @@ def test_chunking_does_not_change_a_bit(monkeypatch, engine):
     every = train_stage(W0, task, 0.8, 10, snapshots=np.arange(11), **kw)
     monkeypatch.setattr(train, "CHUNK", 3)
     chunked = train_stage(W0, task, 0.8, 10, snapshots=4, **kw)
-    assert list(chunked.steps) == [0, 3, 7, 10]            # rint(linspace(0, 10, 4))
+    assert list(chunked.steps) == [0, 3, 7, 10]  # rint(linspace(0, 10, 4))
     for name in ("W", "gamma", "rho_bar", "rho_under"):
         assert np.array_equal(getattr(chunked, name), getattr(every, name)[chunked.steps]), name
     assert np.array_equal(chunked.loss, every.loss)
@@ -149,15 +182,22 @@ def test_chunking_does_not_change_a_bit(monkeypatch, engine):
 def test_progress_is_reported(engine):
     calls = []
     task = small_task(5)
-    train_stage(0.1 * np.ones((2, 1, 12)), task, 0.5, 4, snapshots=3,
-                progress=lambda t, cap, loss: calls.append((t, cap, loss)), engine=engine)
+    train_stage(
+        0.1 * np.ones((2, 1, 12)),
+        task,
+        0.5,
+        4,
+        snapshots=3,
+        progress=lambda t, cap, loss: calls.append((t, cap, loss)),
+        engine=engine,
+    )
     assert calls and calls[-1][:2] == (4, 4)
     assert all(np.isfinite(c[2]) for c in calls)
 
 
 def test_snapshot_schedule():
     assert list(snapshot_schedule(10, 4)) == [0, 3, 7, 10]
-    assert list(snapshot_schedule(3, 21)) == [0, 1, 2, 3]     # fewer steps than snapshots
+    assert list(snapshot_schedule(3, 21)) == [0, 1, 2, 3]  # fewer steps than snapshots
     assert list(snapshot_schedule(0, 5)) == [0]
     assert list(snapshot_schedule(100, 2)) == [0, 100]
 
@@ -184,8 +224,16 @@ def test_explicit_snapshots_include_0_and_the_last(engine):
 def test_scale_per_filter(engine):
     task = small_task(7)
     trainable = np.array([[True, False], [False, True]])
-    stage = train_stage(0.1 * np.ones((2, 2, 12)), task, 0.5, 6, weight_decay=0.1,
-                        trainable=trainable, snapshots=[3], engine=engine)
+    stage = train_stage(
+        0.1 * np.ones((2, 2, 12)),
+        task,
+        0.5,
+        6,
+        weight_decay=0.1,
+        trainable=trainable,
+        snapshots=[3],
+        engine=engine,
+    )
     assert list(stage.steps) == [0, 3, 6]
     np.testing.assert_allclose(stage.scale(1), [[0.95**3, 1.0], [1.0, 0.95**3]], rtol=1e-15)
     np.testing.assert_allclose(stage.scale(), [[0.95**6, 1.0], [1.0, 0.95**6]], rtol=1e-15)
@@ -232,7 +280,7 @@ def test_epsilon_met_exactly_at_the_cap_counts_as_stopped(engine):
     task = small_task(8, n=8, d=16, signal_scale=3.0)
     W0 = 0.05 * np.ones((2, 2, 16))
     free = train_stage(W0, task, 0.5, 10, engine=engine)
-    eps = free.loss[10]                       # decreasing loss: first reached at 10
+    eps = free.loss[10]  # decreasing loss: first reached at 10
     assert np.all(free.loss[:10] > eps)
     at_cap = train_stage(W0, task, 0.5, 10, epsilon=eps, engine=engine)
     assert at_cap.stopped and at_cap.T == 10
@@ -274,16 +322,19 @@ def test_training_step_relu_prime_zero_convention(engine):
     w_{-1} <- w_{-1} - eta l' y j (mu + xi) / (n m) = (1 + eta l')(e_0 + e_1);
     gamma_{-1} = -eta l' |mu|^2, rho_under_{-1} = +eta l' |xi|^2 (y = -j)."""
     from refimpl.data import Task
+
     mu, xi = np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]])
-    task = Task(X=np.stack([mu, xi], axis=1), y=np.array([1.0]), y_clean=np.array([1.0]),
-                xi=xi, signals=mu)
+    task = Task(
+        X=np.stack([mu, xi], axis=1), y=np.array([1.0]), y_clean=np.array([1.0]), xi=xi, signals=mu
+    )
     W0 = np.array([[[0.0, 0.0, 1.0]], [[1.0, 1.0, 0.0]]])
     eta = 0.5
     stage = train_stage(W0, task, eta, 1, engine=engine)
     dl = -1.0 / (1.0 + np.exp(-2.0))
     assert np.array_equal(stage.W[1][0], W0[0])
-    np.testing.assert_allclose(stage.W[1][1, 0], (1 + eta * dl) * np.array([1.0, 1.0, 0.0]),
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        stage.W[1][1, 0], (1 + eta * dl) * np.array([1.0, 1.0, 0.0]), rtol=1e-15
+    )
     assert stage.gamma[1][0, 0, 0] == 0.0 and stage.rho_bar[1][0, 0, 0] == 0.0
     assert stage.rho_under[1][0, 0, 0] == 0.0
     assert stage.gamma[1][1, 0, 0] == pytest.approx(-eta * dl, rel=1e-15)
@@ -313,19 +364,21 @@ def test_auto_runs_the_engine_choose_engine_names(monkeypatch):
     """engine="auto" gives bit for bit the stage of the engine that
     choose_engine returns, and falls back to weight space over the budget."""
     from refimpl import gram
+
     task = small_task(4, flip=0.2)
     W0 = 0.1 * np.random.default_rng(5).standard_normal((2, 2, 12))
     runs = {e: train_stage(W0, task, 0.5, 9, engine=e) for e in ENGINES}
-    assert not np.array_equal(runs["weight"].W[-1], runs["gram"].W[-1])   # rounding differs
+    assert not np.array_equal(runs["weight"].W[-1], runs["gram"].W[-1])  # rounding differs
     for choice in ENGINES:
         monkeypatch.setattr(gram, "choose_engine", lambda *a, c=choice, **k: c)
         monkeypatch.setattr(train, "choose_engine", gram.choose_engine)
         auto = train_stage(W0, task, 0.5, 9, engine="auto")
-        assert np.array_equal(auto.W, runs[choice].W) and np.array_equal(auto.loss,
-                                                                          runs[choice].loss)
+        assert np.array_equal(auto.W, runs[choice].W) and np.array_equal(
+            auto.loss, runs[choice].loss
+        )
     monkeypatch.undo()
     # the default is the reference, weight space, whatever the cost model says
     assert np.array_equal(train_stage(W0, task, 0.5, 9).W, runs["weight"].W)
     nP = task.n * task.X.shape[1]
     assert gram.choose_engine(task.n, 2, 2, 12, 100, 21, budget=8 * nP**2 - 1) == "weight"
-    assert gram.choose_engine(task.n, 2, 2, 12, 0) == "weight"         # no steps: no set-up
+    assert gram.choose_engine(task.n, 2, 2, 12, 0) == "weight"  # no steps: no set-up

@@ -2,6 +2,7 @@
 experiment, every documented key with its shape, and corrupt files (missing
 key, wrong version, wrong shape, truncated bytes) raising TrajectoryError
 that names what is wrong."""
+
 import json
 import os
 
@@ -13,17 +14,42 @@ from refimpl.decomposition import reconstruction_error
 from refimpl.errors import PatchRoleError
 from refimpl.files import atomic_write
 from refimpl.train import train_stage
-from refimpl.trajectory import (OPTIONAL_KEYS, StageView, TrajectoryError, experiment_arrays,
-                                load, save, stage_arrays)
+from refimpl.trajectory import (
+    OPTIONAL_KEYS,
+    StageView,
+    TrajectoryError,
+    experiment_arrays,
+    load,
+    save,
+    stage_arrays,
+)
 from refimpl.transfer import run_experiment
 from strategies import tiny_config
 
 STAGES = ("up", "down", "scratch")
 # the per-stage keys as issue 2 item 8 documents them
-DOC_STAGE_KEYS = ("X", "y", "y_clean", "xi", "signals", "W0", "eta", "weight_decay",
-                  "trainable", "steps", "W", "gamma", "rho_bar", "rho_under", "loss")
-DOC_KEYS = (["format_version", "config_json", "provenance_json"]
-            + [f"{s}/{k}" for s in STAGES for k in DOC_STAGE_KEYS] + ["down/inherited"])
+DOC_STAGE_KEYS = (
+    "X",
+    "y",
+    "y_clean",
+    "xi",
+    "signals",
+    "W0",
+    "eta",
+    "weight_decay",
+    "trainable",
+    "steps",
+    "W",
+    "gamma",
+    "rho_bar",
+    "rho_under",
+    "loss",
+)
+DOC_KEYS = (
+    ["format_version", "config_json", "provenance_json"]
+    + [f"{s}/{k}" for s in STAGES for k in DOC_STAGE_KEYS]
+    + ["down/inherited"]
+)
 
 CONFIGS = {
     "joint_frozen_wider": dict(alpha=0.4, m_down=5, freeze_inherited=True, weight_decay=0.01),
@@ -62,6 +88,7 @@ def test_documented_keys_and_shapes(saved):
     assert json.loads(str(a["config_json"])) == c.to_dict()
     prov = json.loads(str(a["provenance_json"]))
     import numba
+
     assert prov["package"] == "refimpl" and prov["seed"] == c.seed
     assert prov["numpy"] == np.__version__ and prov["numba"] == numba.__version__
     d, S = c.d, c.n_signals
@@ -75,10 +102,22 @@ def test_documented_keys_and_shapes(saved):
         assert steps.ndim == 1 and steps[0] == 0 and steps[-1] == T
         assert np.issubdtype(steps.dtype, np.integer) and np.all(np.diff(steps) > 0)
         assert K == min(c.snapshots, T + 1)
-        expected = {"X": (n, P, d), "y": (n,), "y_clean": (n,), "xi": (n, d), "signals": (S, d),
-                    "W0": (2, m, d), "eta": (), "weight_decay": (), "trainable": (2, m),
-                    "W": (K, 2, m, d), "gamma": (K, 2, m, S), "rho_bar": (K, 2, m, n),
-                    "rho_under": (K, 2, m, n), "loss": (T + 1,)}
+        expected = {
+            "X": (n, P, d),
+            "y": (n,),
+            "y_clean": (n,),
+            "xi": (n, d),
+            "signals": (S, d),
+            "W0": (2, m, d),
+            "eta": (),
+            "weight_decay": (),
+            "trainable": (2, m),
+            "W": (K, 2, m, d),
+            "gamma": (K, 2, m, S),
+            "rho_bar": (K, 2, m, n),
+            "rho_under": (K, 2, m, n),
+            "loss": (T + 1,),
+        }
         for key, shape in expected.items():
             assert a[f"{s}/{key}"].shape == shape, (s, key)
             if key != "trainable":
@@ -164,11 +203,11 @@ def _drop_first(a, axis=0):
 
 
 WRONG_SHAPES = {
-    "up/W": lambda a: _drop_first(a, 0),                  # K - 1 snapshots
-    "down/W": lambda a: _drop_first(a, 3),               # d - 1
-    "scratch/W0": lambda a: _drop_first(a, 2),           # d - 1
-    "up/gamma": lambda a: np.concatenate([a, a], -1),    # S = 2 in the joint layout
-    "down/rho_bar": lambda a: _drop_first(a, 3),         # n - 1
+    "up/W": lambda a: _drop_first(a, 0),  # K - 1 snapshots
+    "down/W": lambda a: _drop_first(a, 3),  # d - 1
+    "scratch/W0": lambda a: _drop_first(a, 2),  # d - 1
+    "up/gamma": lambda a: np.concatenate([a, a], -1),  # S = 2 in the joint layout
+    "down/rho_bar": lambda a: _drop_first(a, 3),  # n - 1
     "scratch/rho_under": lambda a: a[..., None],
     "up/loss": lambda a: a[:-1],
     "down/xi": lambda a: _drop_first(a, 1),
@@ -179,7 +218,7 @@ WRONG_SHAPES = {
     "down/inherited": lambda a: np.ones((3, a.shape[1]), bool),
     "down/X": lambda a: a[0],
     "up/eta": lambda a: np.array([a, a]),
-    "scratch/steps": lambda a: a[::-1],                  # not increasing
+    "scratch/steps": lambda a: a[::-1],  # not increasing
 }
 
 
@@ -191,13 +230,16 @@ def test_wrong_shape_named(tmp_path, good, key):
         load(path)
 
 
-@pytest.mark.parametrize("key,value", [
-    ("up/trainable", lambda a: a.astype(float)),
-    ("down/y", lambda a: np.where(np.arange(a.size) == 0, 0.0, a)),
-    ("scratch/W", lambda a: np.where(np.arange(a.shape[-1]) == 0, np.nan, a)),
-    ("config_json", lambda a: np.str_("{not json")),
-    ("up/X", lambda a: a.astype(np.int64)),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("up/trainable", lambda a: a.astype(float)),
+        ("down/y", lambda a: np.where(np.arange(a.size) == 0, 0.0, a)),
+        ("scratch/W", lambda a: np.where(np.arange(a.shape[-1]) == 0, np.nan, a)),
+        ("config_json", lambda a: np.str_("{not json")),
+        ("up/X", lambda a: a.astype(np.int64)),
+    ],
+)
 def test_wrong_dtype_or_value_named(tmp_path, good, key, value):
     _, arrays = good
     with pytest.raises(TrajectoryError, match=key):
@@ -248,8 +290,11 @@ def test_weights_only_files(tmp_path, good):
     """A framework run that stored weights only loads with
     require_coefficients=False; the coefficients are then reported missing."""
     _, arrays = good
-    no_coef = {k: v for k, v in arrays.items()
-               if not (k.startswith("down/") and k.split("/")[1] in ("gamma", "rho_bar", "rho_under"))}
+    no_coef = {
+        k: v
+        for k, v in arrays.items()
+        if not (k.startswith("down/") and k.split("/")[1] in ("gamma", "rho_bar", "rho_under"))
+    }
     path = write(tmp_path, no_coef)
     with pytest.raises(TrajectoryError, match="down/gamma"):
         load(path)
@@ -324,10 +369,14 @@ def _permuted_arrays(rng, with_track=True):
     roles = np.tile([0, -1], (n, 1))
     roles[::2] = [-1, 0]
     task = Task(X=X, y=y_clean, y_clean=y_clean, xi=xi, signals=mu[None], patch_role=roles)
-    stage = train_stage(0.1 * rng.standard_normal((2, m, d)), task, 0.5, 5, snapshots=3,
-                        track=with_track)
-    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
-              "provenance_json": np.str_("{}")}
+    stage = train_stage(
+        0.1 * rng.standard_normal((2, m, d)), task, 0.5, 5, snapshots=3, track=with_track
+    )
+    arrays = {
+        "format_version": np.int64(1),
+        "config_json": np.str_("{}"),
+        "provenance_json": np.str_("{}"),
+    }
     arrays.update(stage_arrays("up", stage))
     return arrays, roles
 

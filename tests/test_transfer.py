@@ -2,6 +2,7 @@
 inherited counts, class identity, alpha = 0 equal to scratch bit for bit,
 freezing, entry granularity, a different downstream width, common random
 numbers and reproducibility from one seed."""
+
 import math
 
 import numpy as np
@@ -31,8 +32,9 @@ def assert_same_stage(a, b):
 def test_filter_inheritance_count_and_class_identity(problem, rescale):
     W_up, W_fresh, alpha, k, seed = problem
     m1, m2 = W_up.shape[1], W_fresh.shape[1]
-    W0, inherited, source = inherit(W_up, W_fresh, alpha, np.random.default_rng(seed),
-                                    "filter", rescale)
+    W0, inherited, source = inherit(
+        W_up, W_fresh, alpha, np.random.default_rng(seed), "filter", rescale
+    )
     assert W0.shape == W_fresh.shape and inherited.shape == (2, m2) and source.shape == (2, m2)
     assert inherited.dtype == bool
     # exactly round(alpha m_2) = k inherited filters in each class
@@ -40,12 +42,16 @@ def test_filter_inheritance_count_and_class_identity(problem, rescale):
     assert np.array_equal(source >= 0, inherited)
     for jx in range(2):
         src = source[jx, inherited[jx]]
-        assert len(set(src)) == k and np.all((0 <= src) & (src < m1))   # distinct upstream filters
+        assert len(set(src)) == k and np.all((0 <= src) & (src < m1))  # distinct upstream filters
         for r in np.nonzero(inherited[jx])[0]:
             # the inherited filter is an upstream filter of the same class, times rescale;
             # entry 0 (+-(100 + index)) identifies class and index among all 2 m_1 filters
-            matches = [(jj, q) for jj in range(2) for q in range(m1)
-                       if np.array_equal(W0[jx, r], rescale * W_up[jj, q])]
+            matches = [
+                (jj, q)
+                for jj in range(2)
+                for q in range(m1)
+                if np.array_equal(W0[jx, r], rescale * W_up[jj, q])
+            ]
             assert matches == [(jx, source[jx, r])]
     # the other filters keep their fresh values exactly
     assert np.array_equal(W0[~inherited], W_fresh[~inherited])
@@ -60,8 +66,9 @@ def test_inherited_count_is_alpha_m2_rounded(m1, m2, seed, data):
     hi = min(1.0, (m1 + 0.25) / m2)
     alpha = data.draw(st.floats(0.0, hi))
     rng = np.random.default_rng(seed)
-    _, inherited, _ = inherit(rng.standard_normal((2, m1, 3)), np.zeros((2, m2, 3)), alpha,
-                              rng, "filter")
+    _, inherited, _ = inherit(
+        rng.standard_normal((2, m1, 3)), np.zeros((2, m2, 3)), alpha, rng, "filter"
+    )
     for count in inherited.sum(axis=1):
         assert abs(count - alpha * m2) <= 0.5
         # halves round up (docs/model.md §5.2: round(alpha m_2))
@@ -88,14 +95,13 @@ def test_choice_of_filters_is_uniform():
     expected = trials * k / m
     for counts in (src_counts, dst_counts):
         chi2 = np.sum((counts - expected) ** 2 / expected)
-        assert chi2 < 16.3            # chi-square(3) 0.999 quantile
+        assert chi2 < 16.3  # chi-square(3) 0.999 quantile
 
 
-@given(seed=seeds, alpha=st.sampled_from((0.0, 0.3, 0.7, 1.0)),
-       rescale=st.sampled_from((1.0, 2.0)))
+@given(seed=seeds, alpha=st.sampled_from((0.0, 0.3, 0.7, 1.0)), rescale=st.sampled_from((1.0, 2.0)))
 def test_entry_granularity_mask(seed, alpha, rescale):
     rng = np.random.default_rng(seed)
-    W_up = rng.standard_normal((2, 5, 40)) + 10.0       # never equal to a fresh entry
+    W_up = rng.standard_normal((2, 5, 40)) + 10.0  # never equal to a fresh entry
     W_fresh = rng.standard_normal((2, 5, 40))
     W0, inherited, source = inherit(W_up, W_fresh, alpha, rng, "entry", rescale)
     assert inherited.shape == (2, 5, 40) and inherited.dtype == bool
@@ -104,7 +110,7 @@ def test_entry_granularity_mask(seed, alpha, rescale):
     frac = inherited.mean()
     if alpha in (0.0, 1.0):
         assert frac == alpha
-    else:       # Bernoulli(alpha) over 400 entries: 5 standard deviations
+    else:  # Bernoulli(alpha) over 400 entries: 5 standard deviations
         assert abs(frac - alpha) < 5 * math.sqrt(alpha * (1 - alpha) / 400)
 
 
@@ -117,9 +123,15 @@ def test_entry_granularity_needs_equal_widths():
 # the three-stage experiment
 
 
-@pytest.mark.parametrize("changes", [dict(), dict(weight_decay=0.05, layout="split"),
-                                     dict(freeze_inherited=True, m_down=5),
-                                     dict(granularity="entry")])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(),
+        dict(weight_decay=0.05, layout="split"),
+        dict(freeze_inherited=True, m_down=5),
+        dict(granularity="entry"),
+    ],
+)
 def test_alpha_zero_is_scratch_bit_for_bit(changes):
     exp = run_experiment(tiny_config(alpha=0.0, **changes))
     assert not exp.inherited.any() and np.all(exp.source == -1)
@@ -143,8 +155,9 @@ def test_alpha_one_frozen_keeps_upstream_weights():
 
 
 def test_partial_freeze_with_wider_downstream():
-    exp = run_experiment(tiny_config(alpha=0.4, m_down=5, freeze_inherited=True,
-                                     rescale_inherited=0.5))
+    exp = run_experiment(
+        tiny_config(alpha=0.4, m_down=5, freeze_inherited=True, rescale_inherited=0.5)
+    )
     up, down, scratch = (exp.stages[s] for s in ("up", "down", "scratch"))
     assert up.W.shape[2] == 3 and down.W.shape[2] == 5 and scratch.W.shape[2] == 5
     inh = exp.inherited
@@ -176,14 +189,16 @@ def test_common_random_numbers_and_independent_streams():
     a = run_experiment(tiny_config(alpha=1 / 3, weight_decay=0.02))
     b = run_experiment(tiny_config(alpha=1.0, freeze_inherited=True))
     assert_same_stage(a.stages["up"], b.stages["up"])
-    assert_same_stage(a.stages["scratch"], run_experiment(tiny_config(alpha=1 / 3, weight_decay=0.02)).stages["scratch"])
+    assert_same_stage(
+        a.stages["scratch"],
+        run_experiment(tiny_config(alpha=1 / 3, weight_decay=0.02)).stages["scratch"],
+    )
     assert np.array_equal(a.stages["down"].task.X, b.stages["down"].task.X)
     assert np.array_equal(a.stages["scratch"].W0, b.stages["scratch"].W0)
     # and the inherited filters carry the upstream weights
     inh = a.inherited
     j_idx, _ = np.nonzero(inh)
-    assert np.array_equal(a.stages["down"].W0[inh],
-                          a.stages["up"].W_final[j_idx, a.source[inh]])
+    assert np.array_equal(a.stages["down"].W0[inh], a.stages["up"].W_final[j_idx, a.source[inh]])
 
 
 def test_same_seed_bit_identical_different_seed_not():

@@ -1,4 +1,5 @@
 """Claim `bayes` (refimpl/claims/bayes.py): `python validation/bayes.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

@@ -19,6 +19,7 @@ weight engine.
 
     python validation/bench_step.py [--repeats 5] [--sizes small,...] [--blas-threads N] [--no-twin]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ SIZES = {  # name: (d, m, n); P = 2 (joint layout)
     "small-wide": (1000, 10, 20),
     "medium": (1000, 20, 200),
     "large": (4000, 50, 1000),
-    "many-patches": (200, 10, 500),     # nP > 2d: weight space is the cheaper engine
+    "many-patches": (200, 10, 500),  # nP > 2d: weight space is the cheaper engine
 }
 # targets, as per-step ratios to the floor
 WEIGHT_TARGETS = {"small": 3.0, "large": 1.3}
@@ -86,15 +87,26 @@ def bench(name, repeats, budget=0.5, min_steps=10, twin=True):
     def numpy_twin(k):
         state = (W0, np.zeros((2, m, S)), np.zeros((2, m, n)), np.zeros((2, m, n)))
         for _ in range(k):
-            state = naive.gd_step(state[0], task.X, task.y, task.y_clean, task.signals,
-                                  task.xi, roles, trainable, eta, 0.0, *state[1:])[1:]
+            state = naive.gd_step(
+                state[0],
+                task.X,
+                task.y,
+                task.y_clean,
+                task.signals,
+                task.xi,
+                roles,
+                trainable,
+                eta,
+                0.0,
+                *state[1:],
+            )[1:]
 
     marginal = {"weight": engine("weight"), "gram": engine("gram")}
     plain = {"floor": floor}
     if twin:
         plain["numpy twin"] = numpy_twin
     for fn in marginal.values():
-        fn(2)                       # compile / load the cached kernels
+        fn(2)  # compile / load the cached kernels
     # steps per measurement: enough for the steps alone (beyond the fixed
     # costs of a stage, which can be large: the Gram set-up) to fill
     # ``budget`` seconds, doubling from ``min_steps``; the twin: 1 step
@@ -136,24 +148,35 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", default=",".join(SIZES))
-    parser.add_argument("--blas-threads", type=int, default=None,
-                        help="limit every BLAS (numpy's and numba's) to N threads")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="limit every BLAS (numpy's and numba's) to N threads",
+    )
     parser.add_argument("--no-twin", action="store_true", help="skip the slow numpy twin")
     args = parser.parse_args(argv)
     if args.blas_threads is not None:
         from threadpoolctl import threadpool_limits
         import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls scipy's BLAS)
+
         threadpool_limits(args.blas_threads, user_api="blas")
     try:
         from threadpoolctl import threadpool_info
-        blas = "; ".join(f"{i['internal_api']} {i.get('version')} threads={i['num_threads']}"
-                         for i in threadpool_info() if i["user_api"] == "blas")
+
+        blas = "; ".join(
+            f"{i['internal_api']} {i.get('version')} threads={i['num_threads']}"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        )
     except ImportError:
         blas = "threadpoolctl not installed"
     print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}; BLAS: {blas}")
-    print("| size (d, m, n), P=2 | floor ms/step | weight ms/step | gram ms/step "
-          "| weight / floor | gram / floor | twin / floor | set-up ms weight, gram "
-          f"| auto ({AUTO_STEPS} steps) |")
+    print(
+        "| size (d, m, n), P=2 | floor ms/step | weight ms/step | gram ms/step "
+        "| weight / floor | gram / floor | twin / floor | set-up ms weight, gram "
+        f"| auto ({AUTO_STEPS} steps) |"
+    )
     print("|" + "---|" * 9)
     for name in args.sizes.split(","):
         best = bench(name, args.repeats, twin=not args.no_twin)
@@ -162,11 +185,14 @@ def main(argv=None):
         twin = f"{best['numpy twin'] / f:.1f}" if "numpy twin" in best else "-"
         auto = best["auto"]
         ok = "ok" if auto == "weight" or best["gram"] <= best["weight"] else "SLOWER than weight"
-        print(f"| {name} {SIZES[name]} | {1e3 * f:.3f} | {1e3 * best['weight']:.3f} "
-              f"| {1e3 * best['gram']:.3f} | {w:.2f}{_target(w, WEIGHT_TARGETS.get(name))} "
-              f"| {g:.3f}{_target(g, GRAM_TARGETS.get(name))} | {twin} "
-              f"| {1e3 * best['weight set-up']:.1f}, {1e3 * best['gram set-up']:.1f} "
-              f"| {auto}: {ok} |", flush=True)
+        print(
+            f"| {name} {SIZES[name]} | {1e3 * f:.3f} | {1e3 * best['weight']:.3f} "
+            f"| {1e3 * best['gram']:.3f} | {w:.2f}{_target(w, WEIGHT_TARGETS.get(name))} "
+            f"| {g:.3f}{_target(g, GRAM_TARGETS.get(name))} | {twin} "
+            f"| {1e3 * best['weight set-up']:.1f}, {1e3 * best['gram set-up']:.1f} "
+            f"| {auto}: {ok} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

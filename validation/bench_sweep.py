@@ -23,6 +23,7 @@ clock, on a machine that may be shared: the load average is printed beside.
 
     python validation/bench_sweep.py [--quick] [--no-dask | --dask-only] [--rows N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,11 @@ def load():
 
 
 def report(label, runs, seconds, floor):
-    print(f"| {label} | {runs} | {seconds:.2f} | {runs / seconds:,.0f} | {floor:.3f} "
-          f"| {seconds / floor:.2f} |", flush=True)
+    print(
+        f"| {label} | {runs} | {seconds:.2f} | {runs / seconds:,.0f} | {floor:.3f} "
+        f"| {seconds / floor:.2f} |",
+        flush=True,
+    )
 
 
 def bench_local(ds, mus, reps, rows_mus):
@@ -76,29 +80,42 @@ def bench_local(ds, mus, reps, rows_mus):
     print("|---|---|---|---|---|---|")
     cells = [KOU.replace(d=d, u_norm=u) for d in ds for u in mus]
     floor = summed_floor(cells, reps, floors)
-    run_sweep(cells[:1], measure="single", replicates=1, progress=False)       # warm up
+    run_sweep(cells[:1], measure="single", replicates=1, progress=False)  # warm up
     start = time.perf_counter()
     run_sweep(cells, measure="single", replicates=reps, progress=False, salt="bench")
-    report("(a) run_sweep, measure 'single' (one run per item)", len(cells) * reps,
-           time.perf_counter() - start, floor)
+    report(
+        "(a) run_sweep, measure 'single' (one run per item)",
+        len(cells) * reps,
+        time.perf_counter() - start,
+        floor,
+    )
     salt = stream_salt("bench")
-    measure_phase_row(KOU.replace(d=ds[0]), "u_norm", mus[:1], 1, salt)        # warm up
+    measure_phase_row(KOU.replace(d=ds[0]), "u_norm", mus[:1], 1, salt)  # warm up
     with threadpool_limits(1, user_api="blas"):
         start = time.perf_counter()
         for d in ds:
             measure_phase_row(KOU.replace(d=d), "u_norm", mus, reps, salt)
-        report("(b) batched phase rows, the same runs", len(cells) * reps,
-               time.perf_counter() - start, floor)
+        report(
+            "(b) batched phase rows, the same runs",
+            len(cells) * reps,
+            time.perf_counter() - start,
+            floor,
+        )
         rows = [KOU.replace(d=d, u_norm=u) for d in ds for u in rows_mus]
         start = time.perf_counter()
         for d in ds:
             measure_phase_row(KOU.replace(d=d), "u_norm", rows_mus, 10, salt)
-        report(f"(b) batched phase rows, {len(rows_mus)} |mu| x 10 reps a row",
-               len(rows) * 10, time.perf_counter() - start, summed_floor(rows, 10, floors))
+        report(
+            f"(b) batched phase rows, {len(rows_mus)} |mu| x 10 reps a row",
+            len(rows) * 10,
+            time.perf_counter() - start,
+            summed_floor(rows, 10, floors),
+        )
 
 
 def _warm():
     from refimpl.lab.phase import measure_phase_row as measure
+
     measure(KOU.replace(d=100, n_test=10), "u_norm", [1.0], 1, "warm")
     return True
 
@@ -109,29 +126,43 @@ def bench_dask(ds, mus):
     except ImportError:
         print("\n(c) skipped: dask.distributed is not installed (pip install 'refimpl[cluster]')")
         return
-    configs = [KOU.replace(d=d) for d in sorted(ds, reverse=True)]     # largest rows first
+    configs = [KOU.replace(d=d) for d in sorted(ds, reverse=True)]  # largest rows first
     options = {"x_field": "u_norm", "x_values": list(mus), "reps": 10, "salt": "bench-dask"}
     seconds = {}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             client.wait_for_workers(workers)
             client.run(_warm)
             start = time.perf_counter()
-            sweep = run_sweep(configs, measure=measure_phase_row, replicates=1, options=options,
-                              scheduler=cluster.scheduler_address, progress=False)
+            sweep = run_sweep(
+                configs,
+                measure=measure_phase_row,
+                replicates=1,
+                options=options,
+                scheduler=cluster.scheduler_address,
+                progress=False,
+            )
             seconds[workers] = time.perf_counter() - start
             values = np.array(sweep.results[0][0]["err"])
             if workers == 1:
                 first = values
             else:
                 same = "identical" if np.array_equal(first, values) else "DIFFERENT"
-        print(f"(c) dask LocalCluster, {workers} worker(s) x 1 thread: {len(configs)} phase rows "
-              f"({len(configs) * len(mus) * 10} runs) in {seconds[workers]:.2f} s ({load()})",
-              flush=True)
+        print(
+            f"(c) dask LocalCluster, {workers} worker(s) x 1 thread: {len(configs)} phase rows "
+            f"({len(configs) * len(mus) * 10} runs) in {seconds[workers]:.2f} s ({load()})",
+            flush=True,
+        )
     ratio = seconds[2] / seconds[1]
-    print(f"(c) two workers / one worker: {ratio:.2f} (target <= 0.65: "
-          f"{'met' if ratio <= 0.65 else 'NOT met'}); numbers {same}")
+    print(
+        f"(c) two workers / one worker: {ratio:.2f} (target <= 0.65: "
+        f"{'met' if ratio <= 0.65 else 'NOT met'}); numbers {same}"
+    )
 
 
 def main(argv=None):
@@ -145,8 +176,10 @@ def main(argv=None):
     mus = [0.5, 1.5, 2.5, 5.0] if args.quick else [0.5, 1.0, 1.5, 2.0, 3.0, 5.0]
     reps = 3 if args.quick else 10
     rows_mus = [round(0.1 * k, 1) for k in range(0, 100, 4 if args.quick else 1)]
-    print(f"# Kou et al.'s sizes: n = {KOU.n_up}, m = {KOU.m}, P = 2, {KOU.steps_up} steps, "
-          f"{KOU.n_test} test draws; d in {ds}; {load()}")
+    print(
+        f"# Kou et al.'s sizes: n = {KOU.n_up}, m = {KOU.m}, P = 2, {KOU.steps_up} steps, "
+        f"{KOU.n_test} test draws; d in {ds}; {load()}"
+    )
     if not args.dask_only:
         bench_local(ds, mus, reps, rows_mus)
     if not args.no_dask:

@@ -1,4 +1,5 @@
 """Claim `coefficients` (refimpl/claims/coefficients.py): `python validation/coefficients.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

@@ -1,4 +1,5 @@
 """Claim `crosscheck` (refimpl/claims/crosscheck.py): `python validation/crosscheck.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

@@ -1,4 +1,5 @@
 """Claim `failure_mode` (refimpl/claims/failure_mode.py): `python validation/failure_mode.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

@@ -1,4 +1,5 @@
 """Claim `gain_alpha` (refimpl/claims/gain_alpha.py): `python validation/gain_alpha.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

@@ -1,4 +1,5 @@
 """Claim `gain_noise_dim` (refimpl/claims/gain_noise_dim.py): `python validation/gain_noise_dim.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

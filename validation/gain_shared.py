@@ -1,4 +1,5 @@
 """Claim `gain_shared` (refimpl/claims/gain_shared.py): `python validation/gain_shared.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

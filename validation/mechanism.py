@@ -1,4 +1,5 @@
 """Claim `mechanism` (refimpl/claims/mechanism.py): `python validation/mechanism.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

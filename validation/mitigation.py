@@ -1,4 +1,5 @@
 """Claim `mitigation` (refimpl/claims/mitigation.py): `python validation/mitigation.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

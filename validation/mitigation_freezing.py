@@ -1,4 +1,5 @@
 """Claim `mitigation_freezing` (refimpl/claims/mitigation_freezing.py): `python validation/mitigation_freezing.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

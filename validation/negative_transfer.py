@@ -1,4 +1,5 @@
 """Claim `negative_transfer` (refimpl/claims/negative_transfer.py): `python validation/negative_transfer.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

@@ -8,6 +8,7 @@ boundary n|mu|^4 = C sigma_p^4 d fitted and drawn.
 
 Any option of ``python -m refimpl phase`` may follow (``--out`` defaults to
 out/phase_kou2023)."""
+
 import sys
 
 from refimpl.cli import main

@@ -1,4 +1,5 @@
 """Claim `phase_single` (refimpl/claims/phase_single.py): `python validation/phase_single.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

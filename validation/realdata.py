@@ -1,4 +1,5 @@
 """Claim `realdata` (refimpl/claims/realdata.py): `python validation/realdata.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

@@ -1,4 +1,5 @@
 """Claim `robustness` (refimpl/claims/robustness.py): `python validation/robustness.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

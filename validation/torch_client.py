@@ -4,6 +4,7 @@
     python validation/torch_client.py REF.npz OUT.npz [--float32] [--coefficients]
                                       [--stage up --stage down ...]
 """
+
 import sys
 
 from refimpl.crosscheck.torch_client import main

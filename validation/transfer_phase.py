@@ -1,4 +1,5 @@
 """Claim `transfer_phase` (refimpl/claims/transfer_phase.py): `python validation/transfer_phase.py [--quick] [--jobs N] [--out DIR]`."""
+
 import sys
 
 from refimpl.cli.validate import claim_main

@@ -16,6 +16,7 @@ A claim module defines
 :func:`run_claims` runs several and writes the suite's ``REPORT.md`` and
 ``validate.json``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,10 +34,24 @@ from ..lab.seeds import REPLICATE_ENV
 
 __all__ = ["ORDER", "names", "load", "run_claims", "DEFAULT_OUT"]
 
-ORDER = ("coefficients", "phase_single", "gain_shared", "gain_upstream_n", "gain_alpha",
-         "gain_noise_dim", "negative_transfer", "transfer_phase", "bayes", "failure_mode",
-         "mechanism", "mitigation", "mitigation_freezing", "robustness",
-         "crosscheck", "realdata")
+ORDER = (
+    "coefficients",
+    "phase_single",
+    "gain_shared",
+    "gain_upstream_n",
+    "gain_alpha",
+    "gain_noise_dim",
+    "negative_transfer",
+    "transfer_phase",
+    "bayes",
+    "failure_mode",
+    "mechanism",
+    "mitigation",
+    "mitigation_freezing",
+    "robustness",
+    "crosscheck",
+    "realdata",
+)
 """Report order; claims not listed here follow in alphabetical order."""
 
 DEFAULT_OUT = "out/validation"
@@ -56,8 +71,9 @@ def load(name):
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def run_claims(selected=None, out=DEFAULT_OUT, quick=False, jobs=1, stream=None, command=None,
-               replicate=None):
+def run_claims(
+    selected=None, out=DEFAULT_OUT, quick=False, jobs=1, stream=None, command=None, replicate=None
+):
     """Run claims and write ``out/REPORT.md`` and ``out/validate.json``.
 
     Parameters
@@ -89,31 +105,47 @@ def run_claims(selected=None, out=DEFAULT_OUT, quick=False, jobs=1, stream=None,
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs!r}")
     if replicate is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", str(replicate)):
-        raise UsageError(f"--replicate takes a salt of letters, digits, '.', '_' or '-' "
-                         f"(at most 64), got {replicate!r}")
+        raise UsageError(
+            f"--replicate takes a salt of letters, digits, '.', '_' or '-' "
+            f"(at most 64), got {replicate!r}"
+        )
     order = names()
     chosen = list(dict.fromkeys(selected or order))
-    modules = {n: load(n) for n in chosen}                     # usage errors before any work
+    modules = {n: load(n) for n in chosen}  # usage errors before any work
     out = Path(out)
     R.check_out(out)
     run_out = out if replicate is None else out / f"replicate-{replicate}"
     start = time.monotonic()
     with _replication(replicate):
-        entries = {n: R.run_entry(modules[n], n, run_out, quick, jobs, stream)
-                   for n in order if n in modules}
+        entries = {
+            n: R.run_entry(modules[n], n, run_out, quick, jobs, stream)
+            for n in order
+            if n in modules
+        }
     wall = time.monotonic() - start
     try:
         if replicate is not None:
-            R.write_report(run_out, R.merge_state(run_out, entries, order, quick, wall, jobs,
-                                                  command))
-        state = R.merge_state(out, entries, order, quick, wall, jobs, command,
-                              None if replicate is None else (replicate, entries))
+            R.write_report(
+                run_out, R.merge_state(run_out, entries, order, quick, wall, jobs, command)
+            )
+        state = R.merge_state(
+            out,
+            entries,
+            order,
+            quick,
+            wall,
+            jobs,
+            command,
+            None if replicate is None else (replicate, entries),
+        )
         R.write_report(out, state)
     except OSError as exc:
-        raise UsageError(f"cannot write the report into --out {out}: "
-                         f"{exc.strerror or exc}") from None
-    print(f"[refimpl] validate: wrote {out / R.REPORT_NAME} ({wall:.1f} s)", file=stream,
-          flush=True)
+        raise UsageError(
+            f"cannot write the report into --out {out}: {exc.strerror or exc}"
+        ) from None
+    print(
+        f"[refimpl] validate: wrote {out / R.REPORT_NAME} ({wall:.1f} s)", file=stream, flush=True
+    )
     return state
 
 

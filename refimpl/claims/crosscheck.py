@@ -28,6 +28,7 @@ stage, and explain names exactly filter_sum, patch_mean, bias and float32 for
 the Conv1d model. Without torch the claim is SKIPPED (its JSON says why);
 without jax the JAX client is reported as not run.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,10 +41,12 @@ from ..lab import figures as F
 from ..lab import report as R
 
 NAME = "crosscheck"
-CLAIM = ("plain PyTorch and JAX implementations (autograd, SGD, float64) reproduce refimpl's "
-         "exact GD dynamics within 1e-10 relative over >= 1000 steps, with weight decay and "
-         "frozen inherited filters; explain mode names every departure of a default float32 "
-         "nn.Conv1d model")
+CLAIM = (
+    "plain PyTorch and JAX implementations (autograd, SGD, float64) reproduce refimpl's "
+    "exact GD dynamics within 1e-10 relative over >= 1000 steps, with weight decay and "
+    "frozen inherited filters; explain mode names every departure of a default float32 "
+    "nn.Conv1d model"
+)
 SOURCE = "implementation"
 TOLERANCE = 1e-10
 MIN_STEPS = 1000
@@ -52,17 +55,35 @@ CONV1D_DEPARTURES = ["filter_sum", "patch_mean", "bias", "float32"]
 
 def config(quick):
     """The run checked: weight decay in every stage, inherited filters frozen."""
-    size = (dict(d=120, m=4, n_up=30, n_down=12, steps_up=1000, steps_down=1000)
-            if quick else
-            dict(d=400, m=8, n_up=80, n_down=20, steps_up=2000, steps_down=2000))
-    return Config(**size, u_norm=4.0, v_up_norm=1.0, v_down_norm=1.0, sigma_p_up=1.0,
-                  sigma_p_down=1.0, flip_up=0.0, flip_down=0.1, eta=1.0, sigma_0=0.01,
-                  weight_decay_up=0.001, weight_decay=0.005, alpha=0.5, freeze_inherited=True,
-                  granularity="filter", snapshots=21, epsilon=0.0, n_test=2000, seed=20240)
+    size = (
+        dict(d=120, m=4, n_up=30, n_down=12, steps_up=1000, steps_down=1000)
+        if quick
+        else dict(d=400, m=8, n_up=80, n_down=20, steps_up=2000, steps_down=2000)
+    )
+    return Config(
+        **size,
+        u_norm=4.0,
+        v_up_norm=1.0,
+        v_down_norm=1.0,
+        sigma_p_up=1.0,
+        sigma_p_down=1.0,
+        flip_up=0.0,
+        flip_down=0.1,
+        eta=1.0,
+        sigma_0=0.01,
+        weight_decay_up=0.001,
+        weight_decay=0.005,
+        alpha=0.5,
+        freeze_inherited=True,
+        granularity="filter",
+        snapshots=21,
+        epsilon=0.0,
+        n_test=2000,
+        seed=20240,
+    )
 
 
-def decide(max_rel, all_compared, steps, frozen, decays, conv1d_named,
-           tolerance=TOLERANCE):
+def decide(max_rel, all_compared, steps, frozen, decays, conv1d_named, tolerance=TOLERANCE):
     """The verdict from the measured numbers (pure: no files, no runs).
 
     Parameters
@@ -108,8 +129,9 @@ def decide(max_rel, all_compared, steps, frozen, decays, conv1d_named,
     if not decays or min(decays) <= 0:
         reasons.append("a stage without weight decay")
     if conv1d_named != CONV1D_DEPARTURES:
-        reasons.append(f"explain named {conv1d_named} for the Conv1d model, not "
-                       f"{CONV1D_DEPARTURES}")
+        reasons.append(
+            f"explain named {conv1d_named} for the Conv1d model, not {CONV1D_DEPARTURES}"
+        )
     return ("FAIL" if reasons else "PASS"), reasons, missing
 
 
@@ -147,11 +169,20 @@ def _figure(path, drift):
 
 
 def _table(report):
-    rows = [(r.stage, r.quantity, r.max_abs, r.max_rel,
-             "—" if r.first_step is None else str(r.first_step),
-             r.note or "client vs refimpl replay") for r in report.rows]
-    return R.markdown_table(["stage", "quantity", "max abs", "max rel", "first step > tol",
-                             "source"], rows)
+    rows = [
+        (
+            r.stage,
+            r.quantity,
+            r.max_abs,
+            r.max_rel,
+            "—" if r.first_step is None else str(r.first_step),
+            r.note or "client vs refimpl replay",
+        )
+        for r in report.rows
+    ]
+    return R.markdown_table(
+        ["stage", "quantity", "max abs", "max rel", "first step > tol", "source"], rows
+    )
 
 
 def _conv1d(folder, quick):
@@ -163,8 +194,12 @@ def _conv1d(folder, quick):
     steps = 100 if quick else 500
     data = torch_client.kou_data(np.random.default_rng(20230226), 20, 100)
     path = folder / "conv1d.npz"
-    save(path, torch_client.conv1d_arrays(data, m=10, eta=0.1, steps=steps,
-                                          snapshots=np.arange(0, steps + 1, steps // 10)))
+    save(
+        path,
+        torch_client.conv1d_arrays(
+            data, m=10, eta=0.1, steps=steps, snapshots=np.arange(0, steps + 1, steps // 10)
+        ),
+    )
     t0 = time.monotonic()
     report = cc.crosscheck(path)
     seconds = time.monotonic() - t0
@@ -183,12 +218,14 @@ def run(out, quick=False, jobs=1):
     folder = R.claim_folder(out, NAME)
     if not torch_client.available():
         reason = "torch not installed: pip install torch==2.13.0 (the torch extra)"
-        files.write_json(folder / "crosscheck.json", {
-            "claim": CLAIM, "verdict": "SKIPPED", "status": "skipped", "skip_reason": reason})
+        files.write_json(
+            folder / "crosscheck.json",
+            {"claim": CLAIM, "verdict": "SKIPPED", "status": "skipped", "skip_reason": reason},
+        )
         return R.skipped(NAME, CLAIM, SOURCE, reason)
     try:
         from threadpoolctl import threadpool_limits
-    except ImportError:           # pragma: no cover - only slower
+    except ImportError:  # pragma: no cover - only slower
         return _run(folder, quick)
     with threadpool_limits(1):
         return _run(folder, quick)
@@ -242,46 +279,101 @@ def _run(folder, quick):
     named32 = {s: ex.get("explanation") for s, ex in rep32.explanations.items()}
     drift32 = {q: max(r.max_rel for r in rep32.rows if r.quantity == q) for q in ("W", "loss")}
     ran = [c for c in ("torch", "jax") if max_rel.get(c) is not None]
-    statistic = (", ".join(f"{c} float64 client within {max_rel[c]:.2g}" for c in ran)
-                 + f" relative over W, loss, gamma, rho_bar, rho_under of 3 stages x {steps} "
-                 f"steps (tolerance 1e-10)"
-                 + ("" if "jax" in ran else "; JAX not installed (pip install jax jaxlib): "
-                    "its client not run")
-                 + f"; Conv1d model: explain names {' + '.join(named or []) or 'nothing'}"
-                 + (f"; {'; '.join(reasons)}" if reasons else ""))
-    csv_rows = [(key, r.stage, r.quantity, r.max_abs, r.max_rel,
-                 "" if r.first_step is None else r.first_step, r.compared, r.note)
-                for key, rep in list(reports.items()) + [("torch float32", rep32),
-                                                          ("conv1d", conv_report)]
-                for r in rep.rows]
-    files.write_csv(folder / "crosscheck.csv",
-                    ["client", "stage", "quantity", "max_abs", "max_rel",
-                     "first_step_exceeding_tolerance", "compared", "note"], csv_rows)
+    statistic = (
+        ", ".join(f"{c} float64 client within {max_rel[c]:.2g}" for c in ran)
+        + f" relative over W, loss, gamma, rho_bar, rho_under of 3 stages x {steps} "
+        f"steps (tolerance 1e-10)"
+        + (
+            ""
+            if "jax" in ran
+            else "; JAX not installed (pip install jax jaxlib): its client not run"
+        )
+        + f"; Conv1d model: explain names {' + '.join(named or []) or 'nothing'}"
+        + (f"; {'; '.join(reasons)}" if reasons else "")
+    )
+    csv_rows = [
+        (
+            key,
+            r.stage,
+            r.quantity,
+            r.max_abs,
+            r.max_rel,
+            "" if r.first_step is None else r.first_step,
+            r.compared,
+            r.note,
+        )
+        for key, rep in list(reports.items()) + [("torch float32", rep32), ("conv1d", conv_report)]
+        for r in rep.rows
+    ]
+    files.write_csv(
+        folder / "crosscheck.csv",
+        [
+            "client",
+            "stage",
+            "quantity",
+            "max_abs",
+            "max_rel",
+            "first_step_exceeding_tolerance",
+            "compared",
+            "note",
+        ],
+        csv_rows,
+    )
     drift = {f"{c} float64": _snapshot_drift(paths[c], ref) for c in ran}
     drift["torch float32"] = _snapshot_drift(paths["torch32"], ref)
-    files.write_csv(folder / "drift.csv", ["client", "stage", "step", "W_max_rel"],
-                    [(k, *row) for k, rows in drift.items() for row in rows])
+    files.write_csv(
+        folder / "drift.csv",
+        ["client", "stage", "step", "W_max_rel"],
+        [(k, *row) for k, rows in drift.items() for row in rows],
+    )
     import torch
+
     versions = {"torch": torch.__version__}
     if "jax" in clients:
         import jax
+
         versions["jax"] = jax.__version__
-    files.write_json(folder / "crosscheck.json", {
-        "claim": CLAIM, "verdict": verdict, "status": "ran", "statistic": statistic,
-        "reasons": reasons, "config": cfg.to_dict(), "versions": versions,
-        "tolerance": TOLERANCE, "max_rel_float64": max_rel,
-        "steps_per_stage": {s: st.T for s, st in exp.stages.items()},
-        "weight_decay": {s: st.weight_decay for s, st in exp.stages.items()},
-        "frozen_filters_down": frozen, "float32_named": named32, "float32_drift": drift32,
-        "conv1d_explanation": conv_ex, "seconds": timings,
-        "reports": {k: r.to_dict() for k, r in reports.items()},
-        "float32_replay": rep32.to_dict(), "conv1d": conv_report.to_dict()})
+    files.write_json(
+        folder / "crosscheck.json",
+        {
+            "claim": CLAIM,
+            "verdict": verdict,
+            "status": "ran",
+            "statistic": statistic,
+            "reasons": reasons,
+            "config": cfg.to_dict(),
+            "versions": versions,
+            "tolerance": TOLERANCE,
+            "max_rel_float64": max_rel,
+            "steps_per_stage": {s: st.T for s, st in exp.stages.items()},
+            "weight_decay": {s: st.weight_decay for s, st in exp.stages.items()},
+            "frozen_filters_down": frozen,
+            "float32_named": named32,
+            "float32_drift": drift32,
+            "conv1d_explanation": conv_ex,
+            "seconds": timings,
+            "reports": {k: r.to_dict() for k, r in reports.items()},
+            "float32_replay": rep32.to_dict(),
+            "conv1d": conv_report.to_dict(),
+        },
+    )
     figs = _figure(folder / "crosscheck_drift.png", drift)
-    body = _body(cfg, frozen, versions, reports, rep32, conv_report, named32, drift32, timings,
-                 figs)
-    return R.result(NAME, CLAIM, verdict, statistic, body, missing=missing, source=SOURCE,
-                    max_rel_float64=max_rel, float32_W_drift=drift32["W"],
-                    float32_loss_drift=drift32["loss"], conv1d_named=named)
+    body = _body(
+        cfg, frozen, versions, reports, rep32, conv_report, named32, drift32, timings, figs
+    )
+    return R.result(
+        NAME,
+        CLAIM,
+        verdict,
+        statistic,
+        body,
+        missing=missing,
+        source=SOURCE,
+        max_rel_float64=max_rel,
+        float32_W_drift=drift32["W"],
+        float32_loss_drift=drift32["loss"],
+        conv1d_named=named,
+    )
 
 
 def _body(cfg, frozen, versions, reports, rep32, conv_report, named32, drift32, timings, figs):
@@ -290,31 +382,52 @@ def _body(cfg, frozen, versions, reports, rep32, conv_report, named32, drift32, 
 
     c = cfg
     conv_lines = format_explanation("up", conv_report.explanations.get("up", {"skipped": "-"}))
-    md = [f"Run: d={c.d}, m={c.m}, n_up={c.n_up}, n_down={c.n_down}, eta={c.eta}, "
-          f"{c.steps_up} upstream and {c.steps_down} downstream steps, weight decay "
-          f"{c.weight_decay_up} (up) and {c.weight_decay} (down, scratch), alpha={c.alpha} "
-          f"with the {frozen} inherited filters frozen, seed {c.seed}. The clients "
-          f"({', '.join(f'{k} {v}' for k, v in versions.items())}) train from the refimpl "
-          "file's inputs and store weights and loss only; their coefficients are recovered "
-          "by projection. `python -m refimpl crosscheck torch_float64.npz` (replay of the "
-          "inputs) gives:", "", _table(reports["torch"]), ""]
+    md = [
+        f"Run: d={c.d}, m={c.m}, n_up={c.n_up}, n_down={c.n_down}, eta={c.eta}, "
+        f"{c.steps_up} upstream and {c.steps_down} downstream steps, weight decay "
+        f"{c.weight_decay_up} (up) and {c.weight_decay} (down, scratch), alpha={c.alpha} "
+        f"with the {frozen} inherited filters frozen, seed {c.seed}. The clients "
+        f"({', '.join(f'{k} {v}' for k, v in versions.items())}) train from the refimpl "
+        "file's inputs and store weights and loss only; their coefficients are recovered "
+        "by projection. `python -m refimpl crosscheck torch_float64.npz` (replay of the "
+        "inputs) gives:",
+        "",
+        _table(reports["torch"]),
+        "",
+    ]
     if "jax" in reports:
         md += ["The JAX client (`jax_float64.npz`):", "", _table(reports["jax"]), ""]
-    md += [f"Compared with the refimpl file directly (two-file mode) the torch client's "
-           f"largest relative difference is "
-           f"{max(r.max_rel for r in reports['torch vs file'].rows):.2g}.", "",
-           f"The torch client in float32 drifts from the exact float64 dynamics by up to "
-           f"{drift32['W']:.2g} (W) and {drift32['loss']:.2g} (loss) relative; explain mode "
-           "(float32 candidates judged against the drift of their own float32 replay) names: "
-           + "; ".join(f"`{s}`: {' + '.join(v or []) or 'nothing'}" for s, v in named32.items())
-           + ".", "",
-           "A default `nn.Conv1d` model as people write it (Kou et al.'s `syntheticrelu.py`, "
-           "their data generator: patches in random order, noise not orthogonal to the "
-           "signal), trained with `CrossEntropyLoss` and plain SGD in float32, its initial "
-           "bias stored as `up/b0`:", "", "```python", CONV1D_MODEL.rstrip(), "```", "",
-           "`python -m refimpl crosscheck conv1d.npz` explains:", "", "```", *conv_lines, "```",
-           "", R.figure_note(figs), "",
-           "Files: `crosscheck.json`, `crosscheck.csv`, `drift.csv`, the trajectory files and "
-           "the text reports `report_*.txt`. Timing: "
-           + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + "."]
+    md += [
+        f"Compared with the refimpl file directly (two-file mode) the torch client's "
+        f"largest relative difference is "
+        f"{max(r.max_rel for r in reports['torch vs file'].rows):.2g}.",
+        "",
+        f"The torch client in float32 drifts from the exact float64 dynamics by up to "
+        f"{drift32['W']:.2g} (W) and {drift32['loss']:.2g} (loss) relative; explain mode "
+        "(float32 candidates judged against the drift of their own float32 replay) names: "
+        + "; ".join(f"`{s}`: {' + '.join(v or []) or 'nothing'}" for s, v in named32.items())
+        + ".",
+        "",
+        "A default `nn.Conv1d` model as people write it (Kou et al.'s `syntheticrelu.py`, "
+        "their data generator: patches in random order, noise not orthogonal to the "
+        "signal), trained with `CrossEntropyLoss` and plain SGD in float32, its initial "
+        "bias stored as `up/b0`:",
+        "",
+        "```python",
+        CONV1D_MODEL.rstrip(),
+        "```",
+        "",
+        "`python -m refimpl crosscheck conv1d.npz` explains:",
+        "",
+        "```",
+        *conv_lines,
+        "```",
+        "",
+        R.figure_note(figs),
+        "",
+        "Files: `crosscheck.json`, `crosscheck.csv`, `drift.csv`, the trajectory files and "
+        "the text reports `report_*.txt`. Timing: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+        + ".",
+    ]
     return "\n".join(md)

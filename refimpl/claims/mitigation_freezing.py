@@ -34,11 +34,12 @@ DISCLOSURES = [
     Disclosure(
         date="2026-11-29 (after the committed full report)",
         change="freezing split out of `mitigation` into this claim (source: our hypothesis), "
-               "with its own verdict; the same runs and seeds",
+        "with its own verdict; the same runs and seeds",
         reason="docs/model.md §8: a FAIL of our hypothesis must not read as a FAIL of the paper",
         earlier=M.EARLIER_V1 + "; freezing per region: hard -0.0040 (p = 0.83), benign -0.0673 "
-                               "(p = 1): freezing more than doubled the harm in the benign "
-                               "region"),
+        "(p = 1): freezing more than doubled the harm in the benign "
+        "region",
+    ),
 ]
 """Protocol changes made after the claim's script had been run (audit P2)."""
 
@@ -51,5 +52,16 @@ def decide(neg):
 
 
 def run(out, quick=False, jobs=1):
-    return M.run_levers(out, quick, jobs, NAME, CLAIM, SOURCE, LEVERS, CLAIMED,
-                        QUICK_PROTOCOL if quick else PROTOCOL, DISCLOSURES, hypothesis=True)
+    return M.run_levers(
+        out,
+        quick,
+        jobs,
+        NAME,
+        CLAIM,
+        SOURCE,
+        LEVERS,
+        CLAIMED,
+        QUICK_PROTOCOL if quick else PROTOCOL,
+        DISCLOSURES,
+        hypothesis=True,
+    )

@@ -52,10 +52,12 @@ from ..lab.stats import SIGNIFICANCE
 from ..lab.sweep import run_sweep
 
 NAME = "phase_single"
-CLAIM = ("training loss reaches epsilon; the test error approaches p where n|mu|^4/(sigma_p^4 d) "
-         "is large and stays a constant above p where it is small; the boundary follows "
-         "|mu|^4 ~ sigma_p^4 d / n (fitted exponents of |mu|* in d and n within +-0.05 of +-1/4, "
-         "whole 95% CI)")
+CLAIM = (
+    "training loss reaches epsilon; the test error approaches p where n|mu|^4/(sigma_p^4 d) "
+    "is large and stays a constant above p where it is small; the boundary follows "
+    "|mu|^4 ~ sigma_p^4 d / n (fitted exponents of |mu|* in d and n within +-0.05 of +-1/4, "
+    "whole 95% CI)"
+)
 SOURCE = "framework"
 FLIP = 0.1
 BOUNDARY_ERROR = 0.2
@@ -80,14 +82,32 @@ QUICK_D, QUICK_N, QUICK_MU = [100, 200, 400], [10, 20, 40], [0.7, 1.4, 2.8, 5.6]
 REPS, QUICK_REPS = 10, 3
 
 
-
 def _single(quick, eta_d=ETA_D, **kw):
     """One single-task config; ``eta_d``: the constant c of eta = c/(sigma_p^2 d)
     (None: eta = 1, the original rule)."""
-    values = dict(d=800, m=10, n_up=50, n_down=1, u_norm=1.0, v_up_norm=0.0, v_down_norm=0.0,
-                  sigma_p_up=1.0, sigma_p_down=1.0, flip_up=FLIP, flip_down=0.0, eta=1.0,
-                  sigma_0=0.01, steps_up=CAP, steps_down=0, epsilon=0.05, snapshots=2,
-                  n_test=10000, weight_decay_up=0.0, layout="joint", estimator="reduced")
+    values = dict(
+        d=800,
+        m=10,
+        n_up=50,
+        n_down=1,
+        u_norm=1.0,
+        v_up_norm=0.0,
+        v_down_norm=0.0,
+        sigma_p_up=1.0,
+        sigma_p_down=1.0,
+        flip_up=FLIP,
+        flip_down=0.0,
+        eta=1.0,
+        sigma_0=0.01,
+        steps_up=CAP,
+        steps_down=0,
+        epsilon=0.05,
+        snapshots=2,
+        n_test=10000,
+        weight_decay_up=0.0,
+        layout="joint",
+        estimator="reduced",
+    )
     if quick:
         values.update(m=4, steps_up=400, n_test=2000, d=200, n_up=20)
     values.update(kw)
@@ -103,39 +123,53 @@ def _single(quick, eta_d=ETA_D, **kw):
 def _protocol(quick):
     return Protocol(
         claim=NAME,
-        grid={"panel_d": {"d": QUICK_D if quick else D_GRID, "n": 20 if quick else 50},
-              "panel_n": {"n": QUICK_N if quick else N_GRID, "d": 200 if quick else 800},
-              "mu": QUICK_MU if quick else MU_GRID,
-              "eta": f"{ETA_D:g}/(sigma_p^2 d)", "cap": CAP, "epsilon": 0.05,
-              "base": _single(quick).seed_fields()},
+        grid={
+            "panel_d": {"d": QUICK_D if quick else D_GRID, "n": 20 if quick else 50},
+            "panel_n": {"n": QUICK_N if quick else N_GRID, "d": 200 if quick else 800},
+            "mu": QUICK_MU if quick else MU_GRID,
+            "eta": f"{ETA_D:g}/(sigma_p^2 d)",
+            "cap": CAP,
+            "epsilon": 0.05,
+            "base": _single(quick).seed_fields(),
+        },
         seeds=QUICK_REPS if quick else REPS,
-        statistic=("share of runs reaching epsilon; one-sided t over seeds of the mean noisy "
-                   f"error of the cells with indicator >= {HIGH:g} (below p + 0.02) and <= "
-                   f"{LOW:g} (above p + 0.1); slopes of log|mu|* (clean error "
-                   f"{BOUNDARY_ERROR} crossing) on log d and log n with {BOOTSTRAP_RESAMPLES}-"
-                   "resample seed bootstrap 95% CIs"),
-        pass_rule=(f">= 95% reach epsilon; both t-tests p < {SIGNIFICANCE}; each whole CI "
-                   f"within +-1/4 +- {MARGIN:g}; no missing value, no row without a boundary"),
+        statistic=(
+            "share of runs reaching epsilon; one-sided t over seeds of the mean noisy "
+            f"error of the cells with indicator >= {HIGH:g} (below p + 0.02) and <= "
+            f"{LOW:g} (above p + 0.1); slopes of log|mu|* (clean error "
+            f"{BOUNDARY_ERROR} crossing) on log d and log n with {BOOTSTRAP_RESAMPLES}-"
+            "resample seed bootstrap 95% CIs"
+        ),
+        pass_rule=(
+            f">= 95% reach epsilon; both t-tests p < {SIGNIFICANCE}; each whole CI "
+            f"within +-1/4 +- {MARGIN:g}; no missing value, no row without a boundary"
+        ),
         fixed="2026-11-28 (eta rule, commit 3137473, before the first full report); "
-              "eta sweep added 2026-11-29, reported only",
-        extra={"salt": NAME, "pairing": "none: every cell and eta has its own seeds",
-               "eta_sweep_not_in_verdict": [("eta = 1" if c is None else c)
-                                            for c in (QUICK_ETA_SWEEP if quick else ETA_SWEEP)],
-               "eta_sweep_cap": f"{CAP} * max(1, {ETA_D:g}/c); eta = 1: {CAP}"})
+        "eta sweep added 2026-11-29, reported only",
+        extra={
+            "salt": NAME,
+            "pairing": "none: every cell and eta has its own seeds",
+            "eta_sweep_not_in_verdict": [
+                ("eta = 1" if c is None else c) for c in (QUICK_ETA_SWEEP if quick else ETA_SWEEP)
+            ],
+            "eta_sweep_cap": f"{CAP} * max(1, {ETA_D:g}/c); eta = 1: {CAP}",
+        },
+    )
 
 
 DISCLOSURES = [
     Disclosure(
         date="2026-11-28 (commit 3137473, 12 min after the claim was first written; before "
-             "the first full report)",
+        "the first full report)",
         change="step size eta = 1 -> eta = 200/(sigma_p^2 d); |mu| grid 11 -> 9 points",
         reason="the framework's step-size condition eta <= O(1/(sigma_p^2 d)) (Kou et al. "
-               "2023): eta ~ 1/d keeps the per-step noise memorisation the same at every d",
+        "2023): eta ~ 1/d keeps the per-step noise memorisation the same at every d",
         earlier="no full run under eta = 1 was committed. Rerun with eta = 1 on the current "
-                "grid and seeds: see the eta = 1 row of the eta sweep below (the audit's rerun "
-                "gave d +0.299 [0.271, 0.327], n -0.293 [-0.319, -0.274]: FAIL under the "
-                "equivalence rule). The n exponent depends on the step size; the 1/4 law is a "
-                "small-step statement"),
+        "grid and seeds: see the eta = 1 row of the eta sweep below (the audit's rerun "
+        "gave d +0.299 [0.271, 0.327], n -0.293 [-0.319, -0.274]: FAIL under the "
+        "equivalence rule). The n exponent depends on the step size; the 1/4 law is a "
+        "small-step statement",
+    ),
 ]
 """Protocol changes made after the claim's script had been run (audit P2)."""
 
@@ -178,8 +212,11 @@ def _fit(P, rng, resamples):
         s, _ = _slope(P["xs"], P["mus"], e)
         if np.isfinite(s):
             boots.append(s)
-    ci = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))) if len(boots) > 20 \
+    ci = (
+        (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
+        if len(boots) > 20
         else (float("nan"), float("nan"))
+    )
     return {"slope": slope, "ci": ci, "bounds": bounds, "n_boot": len(boots)}
 
 
@@ -223,36 +260,70 @@ def decide(panel_d, panel_n, seed=BOOTSTRAP_SEED, resamples=BOOTSTRAP_RESAMPLES)
     frac_stopped = float(np.mean(stopped))
     inds = np.concatenate([P["indicator"].ravel() for P in panels])
     allnoisy = np.concatenate([P["noisy"].reshape(-1, P["noisy"].shape[-1]) for P in panels])
-    hi, lo = inds >= HIGH, inds <= LOW                  # cells above / below the boundary
+    hi, lo = inds >= HIGH, inds <= LOW  # cells above / below the boundary
     hi_seed = allnoisy[hi].mean(axis=0) if hi.any() else np.array([np.nan])
     lo_seed = allnoisy[lo].mean(axis=0) if lo.any() else np.array([np.nan])
     t_hi = S.paired_t(np.full_like(hi_seed, FLIP + 0.02), hi_seed, "greater")
     t_lo = S.paired_t(lo_seed, np.full_like(lo_seed, FLIP + 0.1), "greater")
-    ok = {"ok_loss": frac_stopped >= 0.95,
-          "ok_hi": t_hi["p"] < SIGNIFICANCE,
-          "ok_lo": t_lo["p"] < SIGNIFICANCE,
-          "ok_d": S.equivalent(fits["d"]["ci"], 0.25, MARGIN),     # whole CI within 1/4 +- MARGIN
-          "ok_n": S.equivalent(fits["n"]["ci"], -0.25, MARGIN)}
+    ok = {
+        "ok_loss": frac_stopped >= 0.95,
+        "ok_hi": t_hi["p"] < SIGNIFICANCE,
+        "ok_lo": t_lo["p"] < SIGNIFICANCE,
+        "ok_d": S.equivalent(fits["d"]["ci"], 0.25, MARGIN),  # whole CI within 1/4 +- MARGIN
+        "ok_n": S.equivalent(fits["n"]["ci"], -0.25, MARGIN),
+    }
     no_boundary = int(sum(np.sum(~np.isfinite(f["bounds"])) for f in fits.values()))
-    missing = S.n_missing(*[P[k] for P in panels for k in ("err", "noisy", "stopped")]) \
-        + no_boundary
+    missing = (
+        S.n_missing(*[P[k] for P in panels for k in ("err", "noisy", "stopped")]) + no_boundary
+    )
     tests = "PASS" if all(ok.values()) else "FAIL"
-    return {"verdict": "FAIL" if missing else tests, "verdict_tests": tests, "missing": missing,
-            "no_boundary": no_boundary, "frac_stopped": frac_stopped, "n_runs": stopped.size,
-            "hi_seed": hi_seed, "lo_seed": lo_seed, "n_hi": int(hi.sum()), "n_lo": int(lo.sum()),
-            "t_hi": t_hi, "t_lo": t_lo, **ok, "fits": fits}
+    return {
+        "verdict": "FAIL" if missing else tests,
+        "verdict_tests": tests,
+        "missing": missing,
+        "no_boundary": no_boundary,
+        "frac_stopped": frac_stopped,
+        "n_runs": stopped.size,
+        "hi_seed": hi_seed,
+        "lo_seed": lo_seed,
+        "n_hi": int(hi.sum()),
+        "n_lo": int(lo.sum()),
+        "t_hi": t_hi,
+        "t_lo": t_lo,
+        **ok,
+        "fits": fits,
+    }
 
 
 def _panel(out, name, field, xs, mus, reps, jobs, quick, eta_d=ETA_D):
     grid = [_single(quick, eta_d, **{field: x, "u_norm": mu}) for x in xs for mu in mus]
-    sw = run_sweep(grid, measure="single", replicates=reps, jobs=jobs, cache=R.cache_dir(out),
-                   label=f"{NAME} {name}", salt=NAME,
-                   metrics=("err", "noisy", "stopped", "steps"))
+    sw = run_sweep(
+        grid,
+        measure="single",
+        replicates=reps,
+        jobs=jobs,
+        cache=R.cache_dir(out),
+        label=f"{NAME} {name}",
+        salt=NAME,
+        metrics=("err", "noisy", "stopped", "steps"),
+    )
     shape = (len(xs), len(mus), reps)
-    ind = np.array([[c.n_up * c.u_norm**4 / (c.sigma_p_up**4 * c.d) for c in grid[i * len(mus):(i + 1) * len(mus)]]
-                    for i in range(len(xs))])      # Kou et al.'s indicator (docs/model.md § 7)
-    return {"field": field, "xs": xs, "mus": mus, "indicator": ind,
-            **{k: sw.values(k).reshape(shape) for k in ("err", "noisy", "stopped", "steps")}}
+    ind = np.array(
+        [
+            [
+                c.n_up * c.u_norm**4 / (c.sigma_p_up**4 * c.d)
+                for c in grid[i * len(mus) : (i + 1) * len(mus)]
+            ]
+            for i in range(len(xs))
+        ]
+    )  # Kou et al.'s indicator (docs/model.md § 7)
+    return {
+        "field": field,
+        "xs": xs,
+        "mus": mus,
+        "indicator": ind,
+        **{k: sw.values(k).reshape(shape) for k in ("err", "noisy", "stopped", "steps")},
+    }
 
 
 def _heatmap(path, P, title, xlabel):
@@ -267,19 +338,36 @@ def _heatmap(path, P, title, xlabel):
     ax.set_ylabel(xlabel)
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
-            ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="k" if mean[i, j] > 0.33 else "w")
+            ax.text(
+                j,
+                i,
+                f"{mean[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="k" if mean[i, j] > 0.33 else "w",
+            )
     lm = np.log(P["mus"])
     xb = np.interp(np.log(P["bounds"]), lm, np.arange(len(lm)), left=np.nan, right=np.nan)
-    ax.plot(xb, range(len(P["xs"])), "r-o", ms=3, label=f"fitted boundary (clean err = {BOUNDARY_ERROR})")
+    ax.plot(
+        xb,
+        range(len(P["xs"])),
+        "r-o",
+        ms=3,
+        label=f"fitted boundary (clean err = {BOUNDARY_ERROR})",
+    )
     # theory: |mu|^4 = C d / n through the boundary of the middle row
     k = len(P["xs"]) // 2
     if np.isfinite(P["bounds"][k]):
         x = np.asarray(P["xs"], float)
         expo = 0.25 if P["field"] == "d" else -0.25
         theory = P["bounds"][k] * (x / x[k]) ** expo
-        ax.plot(np.interp(np.log(theory), lm, np.arange(len(lm)), left=np.nan, right=np.nan),
-                range(len(x)), "w--", label=f"theory |mu|* ~ {P['field']}^{expo:+g}")
+        ax.plot(
+            np.interp(np.log(theory), lm, np.arange(len(lm)), left=np.nan, right=np.nan),
+            range(len(x)),
+            "w--",
+            label=f"theory |mu|* ~ {P['field']}^{expo:+g}",
+        )
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, label="noisy test error")
@@ -288,12 +376,14 @@ def _heatmap(path, P, title, xlabel):
 
 def _statistic(dec, pd, pn):
     nb = dec["no_boundary"]
-    return (f"{100 * dec['frac_stopped']:.0f}% of runs reached epsilon; noisy error "
-            f"{dec['hi_seed'].mean():.3f} (indicator >= {HIGH:g}, p = {FLIP}) and "
-            f"{dec['lo_seed'].mean():.3f} (indicator <= {LOW:g}); boundary slopes "
-            f"d: {pd['slope']:+.3f} [{pd['ci'][0]:+.3f}, {pd['ci'][1]:+.3f}] (theory +0.25 ± {MARGIN:g}), "
-            f"n: {pn['slope']:+.3f} [{pn['ci'][0]:+.3f}, {pn['ci'][1]:+.3f}] (theory -0.25 ± {MARGIN:g})"
-            + (f"; {nb} row(s) without a boundary in the |mu| grid" if nb else ""))
+    return (
+        f"{100 * dec['frac_stopped']:.0f}% of runs reached epsilon; noisy error "
+        f"{dec['hi_seed'].mean():.3f} (indicator >= {HIGH:g}, p = {FLIP}) and "
+        f"{dec['lo_seed'].mean():.3f} (indicator <= {LOW:g}); boundary slopes "
+        f"d: {pd['slope']:+.3f} [{pd['ci'][0]:+.3f}, {pd['ci'][1]:+.3f}] (theory +0.25 ± {MARGIN:g}), "
+        f"n: {pn['slope']:+.3f} [{pn['ci'][0]:+.3f}, {pn['ci'][1]:+.3f}] (theory -0.25 ± {MARGIN:g})"
+        + (f"; {nb} row(s) without a boundary in the |mu| grid" if nb else "")
+    )
 
 
 def _rows(pd, pn, reps):
@@ -302,37 +392,54 @@ def _rows(pd, pn, reps):
         for i, x in enumerate(P["xs"]):
             for j, mu in enumerate(P["mus"]):
                 e, nz = P["err"][i, j], P["noisy"][i, j]
-                rows.append([P["field"], x, mu, P["indicator"][i, j], e.mean(),
-                             e.std(ddof=1) / np.sqrt(reps), nz.mean(), nz.std(ddof=1) / np.sqrt(reps),
-                             P["stopped"][i, j].mean(), P["steps"][i, j].mean()])
+                rows.append(
+                    [
+                        P["field"],
+                        x,
+                        mu,
+                        P["indicator"][i, j],
+                        e.mean(),
+                        e.std(ddof=1) / np.sqrt(reps),
+                        nz.mean(),
+                        nz.std(ddof=1) / np.sqrt(reps),
+                        P["stopped"][i, j].mean(),
+                        P["steps"][i, j].mean(),
+                    ]
+                )
     return rows
 
 
 def _body(quick, dec, pd, pn, reps, figs):
-    bt = R.markdown_table(["panel", "value", "boundary |mu|*"],
-                          [[P["field"], str(x), b] for P in (pd, pn) for x, b in zip(P["xs"], P["bounds"])])
+    bt = R.markdown_table(
+        ["panel", "value", "boundary |mu|*"],
+        [[P["field"], str(x), b] for P in (pd, pn) for x, b in zip(P["xs"], P["bounds"])],
+    )
     c = _single(quick)
     ok = lambda k: "ok" if dec[k] else "NOT ok"
     hi_seed, lo_seed, t_hi, t_lo = dec["hi_seed"], dec["lo_seed"], dec["t_hi"], dec["t_lo"]
-    return "\n\n".join([
-        f"Single task: m = {c.m}, sigma_p = 1, p = {FLIP}, eta = {ETA_D:g}/(sigma_p^2 d), sigma_0 = {c.sigma_0:g}, "
-        f"GD until the training loss is <= {c.epsilon:g} (cap {c.steps_up} steps); "
-        f"{reps} seeds per cell; (|mu|, d) at n = {c.n_up}, (|mu|, n) at d = {c.d}.",
-        f"- loss reaches epsilon: {100 * dec['frac_stopped']:.1f}% of {dec['n_runs']} runs "
-        f"({ok('ok_loss')}, needs >= 95%)",
-        f"- above the boundary (indicator >= {HIGH:g}, {dec['n_hi']} cells): noisy error "
-        f"{hi_seed.mean():.4f} ± {hi_seed.std(ddof=1) / np.sqrt(reps):.4f}; below p + 0.02: "
-        f"{R.fmt_p(t_hi['p'])} ({ok('ok_hi')})",
-        f"- below it (indicator <= {LOW:g}, {dec['n_lo']} cells): noisy error "
-        f"{lo_seed.mean():.4f} ± {lo_seed.std(ddof=1) / np.sqrt(reps):.4f}; above p + 0.1: "
-        f"{R.fmt_p(t_lo['p'])} ({ok('ok_lo')})",
-        f"- boundary exponent (clean error = {BOUNDARY_ERROR}): log|mu|* vs log d slope {pd['slope']:+.3f}, "
-        f"95% bootstrap CI [{pd['ci'][0]:+.3f}, {pd['ci'][1]:+.3f}] (theory +0.25; the whole CI "
-        f"{'lies' if dec['ok_d'] else 'does NOT lie'} within ±{MARGIN:g} of it); vs log n slope "
-        f"{pn['slope']:+.3f}, CI [{pn['ci'][0]:+.3f}, {pn['ci'][1]:+.3f}] (theory -0.25; "
-        f"{'within' if dec['ok_n'] else 'NOT within'} ±{MARGIN:g}). Equivalence rule: a wide interval "
-        f"(too little data) fails rather than passes.",
-        bt, R.figure_note(figs)])
+    return "\n\n".join(
+        [
+            f"Single task: m = {c.m}, sigma_p = 1, p = {FLIP}, eta = {ETA_D:g}/(sigma_p^2 d), sigma_0 = {c.sigma_0:g}, "
+            f"GD until the training loss is <= {c.epsilon:g} (cap {c.steps_up} steps); "
+            f"{reps} seeds per cell; (|mu|, d) at n = {c.n_up}, (|mu|, n) at d = {c.d}.",
+            f"- loss reaches epsilon: {100 * dec['frac_stopped']:.1f}% of {dec['n_runs']} runs "
+            f"({ok('ok_loss')}, needs >= 95%)",
+            f"- above the boundary (indicator >= {HIGH:g}, {dec['n_hi']} cells): noisy error "
+            f"{hi_seed.mean():.4f} ± {hi_seed.std(ddof=1) / np.sqrt(reps):.4f}; below p + 0.02: "
+            f"{R.fmt_p(t_hi['p'])} ({ok('ok_hi')})",
+            f"- below it (indicator <= {LOW:g}, {dec['n_lo']} cells): noisy error "
+            f"{lo_seed.mean():.4f} ± {lo_seed.std(ddof=1) / np.sqrt(reps):.4f}; above p + 0.1: "
+            f"{R.fmt_p(t_lo['p'])} ({ok('ok_lo')})",
+            f"- boundary exponent (clean error = {BOUNDARY_ERROR}): log|mu|* vs log d slope {pd['slope']:+.3f}, "
+            f"95% bootstrap CI [{pd['ci'][0]:+.3f}, {pd['ci'][1]:+.3f}] (theory +0.25; the whole CI "
+            f"{'lies' if dec['ok_d'] else 'does NOT lie'} within ±{MARGIN:g} of it); vs log n slope "
+            f"{pn['slope']:+.3f}, CI [{pn['ci'][0]:+.3f}, {pn['ci'][1]:+.3f}] (theory -0.25; "
+            f"{'within' if dec['ok_n'] else 'NOT within'} ±{MARGIN:g}). Equivalence rule: a wide interval "
+            f"(too little data) fails rather than passes.",
+            bt,
+            R.figure_note(figs),
+        ]
+    )
 
 
 def _eta_label(c):
@@ -344,18 +451,28 @@ def _eta_sweep(out, quick, reps, jobs):
     the decision (the same rule as the verdict, applied at that step size)."""
     sweep = []
     xs_d, xs_n, mus = (QUICK_D, QUICK_N, QUICK_MU) if quick else (D_GRID, N_GRID, MU_GRID)
-    for c in (QUICK_ETA_SWEEP if quick else ETA_SWEEP):
+    for c in QUICK_ETA_SWEEP if quick else ETA_SWEEP:
         tag = "eta=1" if c is None else f"c={c:g}"
         pd = _panel(out, f"d, {tag}", "d", xs_d, mus, reps, jobs, quick, eta_d=c)
         pn = _panel(out, f"n, {tag}", "n_up", xs_n, mus, reps, jobs, quick, eta_d=c)
         dec = decide(pd, pn)
         d800 = _single(quick, c)
-        sweep.append({"c": c, "label": _eta_label(c), "eta_at_panel_n": d800.eta,
-                      "cap_steps": d800.steps_up, "d": dec["fits"]["d"], "n": dec["fits"]["n"],
-                      "frac_stopped": dec["frac_stopped"], "no_boundary": dec["no_boundary"],
-                      "mean_steps": float(np.nanmean(np.concatenate(
-                          [pd["steps"].ravel(), pn["steps"].ravel()]))),
-                      "verdict_under_rule": dec["verdict"]})
+        sweep.append(
+            {
+                "c": c,
+                "label": _eta_label(c),
+                "eta_at_panel_n": d800.eta,
+                "cap_steps": d800.steps_up,
+                "d": dec["fits"]["d"],
+                "n": dec["fits"]["n"],
+                "frac_stopped": dec["frac_stopped"],
+                "no_boundary": dec["no_boundary"],
+                "mean_steps": float(
+                    np.nanmean(np.concatenate([pd["steps"].ravel(), pn["steps"].ravel()]))
+                ),
+                "verdict_under_rule": dec["verdict"],
+            }
+        )
     return sweep
 
 
@@ -365,21 +482,45 @@ def _fmt_slope(f):
 
 def _eta_table(sweep, d_fixed):
     return R.markdown_table(
-        ["step size", f"eta at d = {d_fixed}", "cap (steps)", "mean steps",
-         "reached epsilon", "exponent in d [95% CI]", "exponent in n [95% CI]",
-         "rows without boundary", "verdict under the rule"],
-        [[e["label"], f"{e['eta_at_panel_n']:.4g}", str(e["cap_steps"]), f"{e['mean_steps']:.0f}",
-          f"{100 * e['frac_stopped']:.1f}%", _fmt_slope(e["d"]), _fmt_slope(e["n"]),
-          str(e["no_boundary"]), e["verdict_under_rule"]] for e in sweep])
+        [
+            "step size",
+            f"eta at d = {d_fixed}",
+            "cap (steps)",
+            "mean steps",
+            "reached epsilon",
+            "exponent in d [95% CI]",
+            "exponent in n [95% CI]",
+            "rows without boundary",
+            "verdict under the rule",
+        ],
+        [
+            [
+                e["label"],
+                f"{e['eta_at_panel_n']:.4g}",
+                str(e["cap_steps"]),
+                f"{e['mean_steps']:.0f}",
+                f"{100 * e['frac_stopped']:.1f}%",
+                _fmt_slope(e["d"]),
+                _fmt_slope(e["n"]),
+                str(e["no_boundary"]),
+                e["verdict_under_rule"],
+            ]
+            for e in sweep
+        ],
+    )
 
 
 def _eta_reading(sweep):
     """Where the exponents are within the margin of +-1/4 (whole CI), from the numbers."""
+
     def where(panel, theory):
         ok = [e["label"] for e in sweep if S.equivalent(e[panel]["ci"], theory, MARGIN)]
         return ", ".join(ok) if ok else "none"
-    return (f"Whole 95% CI within +-{MARGIN:g} of the theory: exponent in d (+1/4) at "
-            f"{where('d', 0.25)}; exponent in n (-1/4) at {where('n', -0.25)}.")
+
+    return (
+        f"Whole 95% CI within +-{MARGIN:g} of the theory: exponent in d (+1/4) at "
+        f"{where('d', 0.25)}; exponent in n (-1/4) at {where('n', -0.25)}."
+    )
 
 
 def _eta_figure(path, sweep):
@@ -391,15 +532,23 @@ def _eta_figure(path, sweep):
         slope = np.array([e[panel]["slope"] for e in sweep])
         lo = np.array([e[panel]["ci"][0] for e in sweep])
         hi = np.array([e[panel]["ci"][1] for e in sweep])
-        ax.errorbar(x + (k - 0.5) * 0.12, slope, yerr=[slope - lo, hi - slope], fmt="o",
-                    color=color, capsize=3, label=f"exponent in {panel} (95% bootstrap CI)")
+        ax.errorbar(
+            x + (k - 0.5) * 0.12,
+            slope,
+            yerr=[slope - lo, hi - slope],
+            fmt="o",
+            color=color,
+            capsize=3,
+            label=f"exponent in {panel} (95% bootstrap CI)",
+        )
         ax.axhline(theory, color=color, ls="--", lw=0.8)
         ax.axhspan(theory - MARGIN, theory + MARGIN, color=color, alpha=0.12)
     ax.set_xticks(x, [("eta = 1" if e["c"] is None else f"c = {e['c']:g}") for e in sweep])
     ax.set_xlabel("step size eta = c/(sigma_p^2 d) (smaller step to the left), and eta = 1")
     ax.set_ylabel("fitted boundary exponent")
-    ax.set_title("boundary exponents against the step size (theory +-1/4, band +-margin)",
-                 fontsize=9)
+    ax.set_title(
+        "boundary exponents against the step size (theory +-1/4, band +-margin)", fontsize=9
+    )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return [F.save(fig, path, dpi=100)]
@@ -418,47 +567,135 @@ def run(out, quick=False, jobs=1):
     statistic = _statistic(dec, pd, pn)
     sweep = _eta_sweep(out, quick, reps, jobs)
     one = next(e for e in sweep if e["c"] is None)
-    disclosures = [replace(DISCLOSURES[0], earlier=DISCLOSURES[0].earlier
-                           + f". This run's eta = 1 rerun: d {_fmt_slope(one['d'])}, n "
-                           f"{_fmt_slope(one['n'])}: {one['verdict_under_rule']} under the rule")]
-    statistic += (f"; eta sweep (not in the verdict): at eta = 1 d {_fmt_slope(one['d'])}, "
-                  f"n {_fmt_slope(one['n'])}")
-    figs = _heatmap(folder / "phase_mu_d.png", pd, f"noisy test error over (|mu|, d), n = "
-                    f"{_single(quick).n_up}, p = {FLIP}", "d")
-    figs += _heatmap(folder / "phase_mu_n.png", pn, f"noisy test error over (|mu|, n), d = "
-                     f"{_single(quick).d}, p = {FLIP}", "n")
+    disclosures = [
+        replace(
+            DISCLOSURES[0],
+            earlier=DISCLOSURES[0].earlier
+            + f". This run's eta = 1 rerun: d {_fmt_slope(one['d'])}, n "
+            f"{_fmt_slope(one['n'])}: {one['verdict_under_rule']} under the rule",
+        )
+    ]
+    statistic += (
+        f"; eta sweep (not in the verdict): at eta = 1 d {_fmt_slope(one['d'])}, "
+        f"n {_fmt_slope(one['n'])}"
+    )
+    figs = _heatmap(
+        folder / "phase_mu_d.png",
+        pd,
+        f"noisy test error over (|mu|, d), n = {_single(quick).n_up}, p = {FLIP}",
+        "d",
+    )
+    figs += _heatmap(
+        folder / "phase_mu_n.png",
+        pn,
+        f"noisy test error over (|mu|, n), d = {_single(quick).d}, p = {FLIP}",
+        "n",
+    )
     eta_figs = _eta_figure(folder / "phase_eta_sweep.png", sweep)
     rows = _rows(pd, pn, reps)
-    header = ["panel", "x", "mu_norm", "kou_indicator", "clean_error", "clean_error_se",
-              "noisy_error", "noisy_error_se", "frac_reached_epsilon", "mean_steps"]
+    header = [
+        "panel",
+        "x",
+        "mu_norm",
+        "kou_indicator",
+        "clean_error",
+        "clean_error_se",
+        "noisy_error",
+        "noisy_error_se",
+        "frac_reached_epsilon",
+        "mean_steps",
+    ]
     files.write_csv(folder / "phase_single.csv", header, rows)
-    files.write_csv(folder / "phase_eta_sweep.csv",
-                    ["rule", "c", "eta_at_panel_n", "cap_steps", "mean_steps", "frac_reached_epsilon",
-                     "slope_d", "slope_d_lo", "slope_d_hi", "slope_n", "slope_n_lo", "slope_n_hi",
-                     "rows_without_boundary", "verdict_under_rule"],
-                    [[e["label"], "" if e["c"] is None else e["c"], e["eta_at_panel_n"],
-                      e["cap_steps"], e["mean_steps"], e["frac_stopped"], e["d"]["slope"],
-                      *e["d"]["ci"], e["n"]["slope"], *e["n"]["ci"], e["no_boundary"],
-                      e["verdict_under_rule"]] for e in sweep])
+    files.write_csv(
+        folder / "phase_eta_sweep.csv",
+        [
+            "rule",
+            "c",
+            "eta_at_panel_n",
+            "cap_steps",
+            "mean_steps",
+            "frac_reached_epsilon",
+            "slope_d",
+            "slope_d_lo",
+            "slope_d_hi",
+            "slope_n",
+            "slope_n_lo",
+            "slope_n_hi",
+            "rows_without_boundary",
+            "verdict_under_rule",
+        ],
+        [
+            [
+                e["label"],
+                "" if e["c"] is None else e["c"],
+                e["eta_at_panel_n"],
+                e["cap_steps"],
+                e["mean_steps"],
+                e["frac_stopped"],
+                e["d"]["slope"],
+                *e["d"]["ci"],
+                e["n"]["slope"],
+                *e["n"]["ci"],
+                e["no_boundary"],
+                e["verdict_under_rule"],
+            ]
+            for e in sweep
+        ],
+    )
     body = _body(quick, dec, pd, pn, reps, figs)
-    body += ("\n\n**Eta sweep** (reported, not in the verdict; the rule of the verdict applied "
-             f"at each step size, {reps} seeds per cell, own seeds per step size; c = "
-             f"{ETA_D:g} is the protocol's own run):\n\n" + _eta_table(sweep, _single(quick).d)
-             + "\n\n" + _eta_reading(sweep) + "\n\n"
-             + R.figure_note(eta_figs))
-    res = R.result(NAME, CLAIM, dec["verdict"], statistic, body, source=SOURCE,
-                   missing=dec["missing"], protocol=protocol, disclosures=disclosures)
-    files.write_json(folder / "phase_single.json", {
-        "claim": CLAIM, "verdict": res["verdict"], "verdict_tests": dec["verdict_tests"],
-        "statistic": res["statistic"], "replicates": reps,
-        "protocol": protocol.to_dict(), "protocol_hash": protocol.hash,
-        "disclosures": [x.to_dict() for x in disclosures],
-        "frac_reached_epsilon": dec["frac_stopped"], "t_above": dec["t_hi"], "t_below": dec["t_lo"],
-        "exponent_margin": MARGIN, "rows_without_boundary": dec["no_boundary"],
-        "n_missing": dec["missing"], "boundary_level_clean_error": BOUNDARY_ERROR,
-        "panels": {P["field"]: {"xs": P["xs"], "mus": P["mus"], "slope": P["slope"],
-                                "ci95": P["ci"], "boundary_mu": P["bounds"],
-                                "bootstrap_resamples": P["n_boot"]} for P in (pd, pn)},
-        "eta_sweep": [{k: v for k, v in e.items()} for e in sweep],
-        "base_config": _single(quick).to_dict(), "table": [dict(zip(header, r)) for r in rows]})
+    body += (
+        "\n\n**Eta sweep** (reported, not in the verdict; the rule of the verdict applied "
+        f"at each step size, {reps} seeds per cell, own seeds per step size; c = "
+        f"{ETA_D:g} is the protocol's own run):\n\n"
+        + _eta_table(sweep, _single(quick).d)
+        + "\n\n"
+        + _eta_reading(sweep)
+        + "\n\n"
+        + R.figure_note(eta_figs)
+    )
+    res = R.result(
+        NAME,
+        CLAIM,
+        dec["verdict"],
+        statistic,
+        body,
+        source=SOURCE,
+        missing=dec["missing"],
+        protocol=protocol,
+        disclosures=disclosures,
+    )
+    files.write_json(
+        folder / "phase_single.json",
+        {
+            "claim": CLAIM,
+            "verdict": res["verdict"],
+            "verdict_tests": dec["verdict_tests"],
+            "statistic": res["statistic"],
+            "replicates": reps,
+            "protocol": protocol.to_dict(),
+            "protocol_hash": protocol.hash,
+            "disclosures": [x.to_dict() for x in disclosures],
+            "frac_reached_epsilon": dec["frac_stopped"],
+            "t_above": dec["t_hi"],
+            "t_below": dec["t_lo"],
+            "exponent_margin": MARGIN,
+            "rows_without_boundary": dec["no_boundary"],
+            "n_missing": dec["missing"],
+            "boundary_level_clean_error": BOUNDARY_ERROR,
+            "panels": {
+                P["field"]: {
+                    "xs": P["xs"],
+                    "mus": P["mus"],
+                    "slope": P["slope"],
+                    "ci95": P["ci"],
+                    "boundary_mu": P["bounds"],
+                    "bootstrap_resamples": P["n_boot"],
+                }
+                for P in (pd, pn)
+            },
+            "eta_sweep": [{k: v for k, v in e.items()} for e in sweep],
+            "base_config": _single(quick).to_dict(),
+            "table": [dict(zip(header, r)) for r in rows],
+        },
+    )
     return res

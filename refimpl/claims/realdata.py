@@ -25,6 +25,7 @@ one deleted), so a killed run leaves the previous complete outputs or the new
 complete ones, never a mix of two runs (killed between the two renames: the
 previous outputs intact under the ``.old`` name). The next run deletes leftovers.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,16 +43,49 @@ from .. import files
 from ..errors import ConfigError
 from ..lab import figures as F
 from ..lab import report as R
-from ..lab.image_experiment import (METRICS, PAIRED, SHARE_LEVELS, SPLITS, ImageConfig, Split,
-                                    sweep_images)
-from ..lab.images import (DIGITS, DIGITS_NAME, INSTALL_HINT, digits_available, load_source,
-                          source_options)
+from ..lab.image_experiment import (
+    METRICS,
+    PAIRED,
+    SHARE_LEVELS,
+    SPLITS,
+    ImageConfig,
+    Split,
+    sweep_images,
+)
+from ..lab.images import (
+    DIGITS,
+    DIGITS_NAME,
+    INSTALL_HINT,
+    digits_available,
+    load_source,
+    source_options,
+)
 from ..lab.stats import SIGNIFICANCE, paired_t, sem, trend
 
-__all__ = ["NAME", "CLAIM", "SOURCE", "COMMON", "Plan", "full_plan", "quick_plan", "make_plan",
-           "plan_items", "run_plan", "summarize_points", "trend_test", "point_test",
-           "claim_tests", "decide", "negative_regimes", "write_outputs", "run_realdata", "run",
-           "claim_text", "staged_folder", "draw_sweep"]
+__all__ = [
+    "NAME",
+    "CLAIM",
+    "SOURCE",
+    "COMMON",
+    "Plan",
+    "full_plan",
+    "quick_plan",
+    "make_plan",
+    "plan_items",
+    "run_plan",
+    "summarize_points",
+    "trend_test",
+    "point_test",
+    "claim_tests",
+    "decide",
+    "negative_regimes",
+    "write_outputs",
+    "run_realdata",
+    "run",
+    "claim_text",
+    "staged_folder",
+    "draw_sweep",
+]
 
 NAME = "realdata"
 SOURCE = "paper"
@@ -63,9 +97,11 @@ _SIDE = {+1: "greater", -1: "less"}
 
 def claim_text(data_name=DIGITS_NAME, k=4):
     """The one-line claim of a run on ``data_name`` with k x k patches."""
-    return (f"On real images ({data_name}, {k}x{k} patches, the same CNN and GD) transfer "
-            "vs scratch follows the paper: the gain grows with alpha, N_1 and shared structure, "
-            "upstream label noise shrinks it, and transfer hurts without shared structure")
+    return (
+        f"On real images ({data_name}, {k}x{k} patches, the same CNN and GD) transfer "
+        "vs scratch follows the paper: the gain grows with alpha, N_1 and shared structure, "
+        "upstream label noise shrinks it, and transfer hurts without shared structure"
+    )
 
 
 CLAIM = claim_text()
@@ -89,10 +125,15 @@ class Plan:
     levels: dict = field(default_factory=lambda: dict(SPLITS))
 
     def to_dict(self):
-        return {"base": self.base.to_dict(), "seeds": self.seeds, "alphas": list(self.alphas),
-                "n_down": list(self.n_down), "n_up": list(self.n_up),
-                "flip_up": list(self.flip_up),
-                "levels": {k: v.spec() for k, v in self.levels.items()}}
+        return {
+            "base": self.base.to_dict(),
+            "seeds": self.seeds,
+            "alphas": list(self.alphas),
+            "n_down": list(self.n_down),
+            "n_up": list(self.n_up),
+            "flip_up": list(self.flip_up),
+            "levels": {k: v.spec() for k, v in self.levels.items()},
+        }
 
 
 def full_plan(base=None, seeds=20, levels=None):
@@ -101,10 +142,15 @@ def full_plan(base=None, seeds=20, levels=None):
     {0, .1, .2, .3, .4}; the last three at alpha = 1 on the default split
     (N_1 = 160, N_2 = 16)."""
     base = ImageConfig() if base is None else base
-    return Plan(base=base, seeds=seeds, alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                n_down=(8, 16, 32, 64, 128), n_up=(20, 40, 80, 160, 320),
-                flip_up=(0.0, 0.1, 0.2, 0.3, 0.4),
-                levels=dict(SPLITS) if levels is None else dict(levels))
+    return Plan(
+        base=base,
+        seeds=seeds,
+        alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
+        n_down=(8, 16, 32, 64, 128),
+        n_up=(20, 40, 80, 160, 320),
+        flip_up=(0.0, 0.1, 0.2, 0.3, 0.4),
+        levels=dict(SPLITS) if levels is None else dict(levels),
+    )
 
 
 def quick_plan(base=None, levels=None):
@@ -112,8 +158,15 @@ def quick_plan(base=None, levels=None):
     two values per sweep. Its verdicts have little power."""
     base = ImageConfig() if base is None else base
     base = base.replace(steps_up=200, steps_down=200, n_test_per_class=30, n_up=80)
-    return Plan(base=base, seeds=3, alphas=(0.0, 1.0), n_down=(8, 32), n_up=(20, 80),
-                flip_up=(0.0, 0.4), levels=dict(SPLITS) if levels is None else dict(levels))
+    return Plan(
+        base=base,
+        seeds=3,
+        alphas=(0.0, 1.0),
+        n_down=(8, 32),
+        n_up=(20, 80),
+        flip_up=(0.0, 0.4),
+        levels=dict(SPLITS) if levels is None else dict(levels),
+    )
 
 
 def make_plan(quick=False, patch=4, standardize=False, split=None, split_none=None, seeds=None):
@@ -128,8 +181,9 @@ def make_plan(quick=False, patch=4, standardize=False, split=None, split_none=No
         if split_none is not None:
             none = Split.parse(split_none)
             if none.classes("down") != main.classes("down"):
-                raise ConfigError(f"split_none {split_none!r} must have the downstream task of "
-                                  f"split {split!r}")
+                raise ConfigError(
+                    f"split_none {split_none!r} must have the downstream task of split {split!r}"
+                )
             levels = {"none": none, **levels}
         base = base.replace(split=main)
     elif split_none is not None:
@@ -141,11 +195,13 @@ def make_plan(quick=False, patch=4, standardize=False, split=None, split_none=No
 def plan_items(plan: Plan):
     """The sweep points ``(sweep, level, config)`` of a plan ('default' is the
     level of the N_2, N_1 and noise sweeps)."""
-    items = [("alpha", level, plan.base.replace(split=s, alpha=a))
-             for level, s in plan.levels.items() for a in plan.alphas]
+    items = [
+        ("alpha", level, plan.base.replace(split=s, alpha=a))
+        for level, s in plan.levels.items()
+        for a in plan.alphas
+    ]
     for sweep in SWEEPS[1:]:
-        items += [(sweep, "default", plan.base.replace(**{sweep: v}))
-                  for v in getattr(plan, sweep)]
+        items += [(sweep, "default", plan.base.replace(**{sweep: v})) for v in getattr(plan, sweep)]
     return items
 
 
@@ -153,8 +209,16 @@ def run_plan(plan: Plan, options=None, jobs=1, cache=None, progress=True):
     """Rows (one per point and seed) and the Sweep of a plan
     (:func:`refimpl.lab.image_experiment.sweep_images`; the points of one
     replicate share its seed)."""
-    return sweep_images(plan_items(plan), plan.seeds, options, jobs=jobs, cache=cache,
-                        progress=progress, salt=NAME, common=COMMON)
+    return sweep_images(
+        plan_items(plan),
+        plan.seeds,
+        options,
+        jobs=jobs,
+        cache=cache,
+        progress=progress,
+        salt=NAME,
+        common=COMMON,
+    )
 
 
 # ----------------------------------------------------------------------
@@ -202,18 +266,29 @@ def trend_test(rows, x_name, sign, sweep=None, level=None):
     grid = sorted({x for xs in by_seed.values() for x in xs})
     values = np.array([[by_seed[s].get(x, np.nan) for s in sorted(by_seed)] for x in grid])
     ends = paired_t(values[-1], values[0], _SIDE[sign])
-    head = (f"gain at {x_name}={grid[-1]:g} minus at {x_name}={grid[0]:g}: "
-            f"{ends['mean']:+.4f} ± {ends['se']:.4f}")
+    head = (
+        f"gain at {x_name}={grid[-1]:g} minus at {x_name}={grid[0]:g}: "
+        f"{ends['mean']:+.4f} ± {ends['se']:.4f}"
+    )
     if len(grid) < 3:
         effect, p, n, missing = ends["mean"], ends["p"], ends["n"], ends["n_missing"]
         text = f"{head} (one-sided paired t, {R.fmt_p(p)}, {n} seeds; 2 points only)"
     else:
         res = trend(grid, values, _SIDE[sign])
         effect, p, n, missing = res["rho"], res["p"], res["n"], res["n_missing"]
-        text = (f"Page's L test, one-sided: mean per-seed Spearman rho = {res['rho']:+.3f} ± "
-                f"{res['rho_se']:.3f} ({R.fmt_p(p)}, {n} seeds x {res['points']} points); {head}")
-    return {"sign": sign, "effect": effect, "p": p, "diff_mean": ends["mean"], "n": n,
-            "n_missing": missing, "statistic": text}
+        text = (
+            f"Page's L test, one-sided: mean per-seed Spearman rho = {res['rho']:+.3f} ± "
+            f"{res['rho_se']:.3f} ({R.fmt_p(p)}, {n} seeds x {res['points']} points); {head}"
+        )
+    return {
+        "sign": sign,
+        "effect": effect,
+        "p": p,
+        "diff_mean": ends["mean"],
+        "n": n,
+        "n_missing": missing,
+        "statistic": text,
+    }
 
 
 def point_test(rows, sweep, level, alpha, sign):
@@ -224,11 +299,21 @@ def point_test(rows, sweep, level, alpha, sign):
     a = np.array([_num(r["acc_transfer"]) for r in sel])
     b = np.array([_num(r["acc_scratch"]) for r in sel])
     res = paired_t(a, b, _SIDE[sign])
-    text = (f"transfer {np.mean(a):.4f} vs scratch {np.mean(b):.4f}: gain {res['mean']:+.4f} ± "
-            f"{res['se']:.4f} (one-sided paired t = {res['t']:+.2f}, {R.fmt_p(res['p'])}, "
-            f"{res['n']} seeds)")
-    return {"sign": sign, "effect": res["mean"], "p": res["p"], "diff_mean": res["mean"],
-            "t": res["t"], "n": res["n"], "n_missing": res["n_missing"], "statistic": text}
+    text = (
+        f"transfer {np.mean(a):.4f} vs scratch {np.mean(b):.4f}: gain {res['mean']:+.4f} ± "
+        f"{res['se']:.4f} (one-sided paired t = {res['t']:+.2f}, {R.fmt_p(res['p'])}, "
+        f"{res['n']} seeds)"
+    )
+    return {
+        "sign": sign,
+        "effect": res["mean"],
+        "p": res["p"],
+        "diff_mean": res["mean"],
+        "t": res["t"],
+        "n": res["n"],
+        "n_missing": res["n_missing"],
+        "statistic": text,
+    }
 
 
 def claim_tests(rows, plan: Plan):
@@ -244,33 +329,73 @@ def claim_tests(rows, plan: Plan):
         out.append({"key": key, "claim": claim, "paper": paper, **res})
 
     if "half" in levels:
-        add("transfer_helps", f"transfer beats scratch on the default split (alpha = {a_max:g}, "
-            f"N_1 = {base.n_up}, N_2 = {base.n_down})", True,
-            point_test(rows, "alpha", "half", a_max, +1))
-        add("alpha_half", "the gain grows with alpha (default split, shared in part)", True,
-            trend_test(rows, "alpha", +1, level="half"))
+        add(
+            "transfer_helps",
+            f"transfer beats scratch on the default split (alpha = {a_max:g}, "
+            f"N_1 = {base.n_up}, N_2 = {base.n_down})",
+            True,
+            point_test(rows, "alpha", "half", a_max, +1),
+        )
+        add(
+            "alpha_half",
+            "the gain grows with alpha (default split, shared in part)",
+            True,
+            trend_test(rows, "alpha", +1, level="half"),
+        )
     if "same" in levels:
-        add("alpha_same", "the gain grows with alpha (fully shared split: upstream = "
-            "downstream classes)", True, trend_test(rows, "alpha", +1, level="same"))
-    add("n_up", f"the gain grows with the upstream sample size N_1 (alpha = {base.alpha:g})",
-        True, trend_test(rows, "n_up", +1))
-    add("flip_up", f"upstream label noise shrinks the gain (alpha = {base.alpha:g})", True,
-        trend_test(rows, "flip_up", -1))
+        add(
+            "alpha_same",
+            "the gain grows with alpha (fully shared split: upstream = downstream classes)",
+            True,
+            trend_test(rows, "alpha", +1, level="same"),
+        )
+    add(
+        "n_up",
+        f"the gain grows with the upstream sample size N_1 (alpha = {base.alpha:g})",
+        True,
+        trend_test(rows, "n_up", +1),
+    )
+    add(
+        "flip_up",
+        f"upstream label noise shrinks the gain (alpha = {base.alpha:g})",
+        True,
+        trend_test(rows, "flip_up", -1),
+    )
     if len(levels) >= 2 and all(lv in SHARE_LEVELS for lv in levels):
-        sel = [dict(r, share=SHARE_LEVELS.index(r["level"])) for r in _select(rows, "alpha")
-               if r["alpha"] == a_max]
-        add("shared", f"the gain grows with the shared structure (|u| analogue: none < half < "
-            f"same shared classes; alpha = {a_max:g})", True,
-            trend_test(sel, "share", +1, sweep="alpha"))
+        sel = [
+            dict(r, share=SHARE_LEVELS.index(r["level"]))
+            for r in _select(rows, "alpha")
+            if r["alpha"] == a_max
+        ]
+        add(
+            "shared",
+            f"the gain grows with the shared structure (|u| analogue: none < half < "
+            f"same shared classes; alpha = {a_max:g})",
+            True,
+            trend_test(sel, "share", +1, sweep="alpha"),
+        )
     if "none" in levels:
-        add("negative", f"negative transfer without shared structure (split 'none', alpha = "
-            f"{a_max:g}): transfer worse than scratch", True,
-            point_test(rows, "alpha", "none", a_max, -1))
-        add("negative_alpha", "without shared structure a smaller alpha shrinks the harm "
-            "(the gain falls as alpha grows)", True, trend_test(rows, "alpha", -1, level="none"))
-    add("n_down", "the gain shrinks as the downstream sample size N_2 grows (a common "
-        "expectation; not among the paper's claims, docs/model.md §8.1)", False,
-        trend_test(rows, "n_down", -1))
+        add(
+            "negative",
+            f"negative transfer without shared structure (split 'none', alpha = "
+            f"{a_max:g}): transfer worse than scratch",
+            True,
+            point_test(rows, "alpha", "none", a_max, -1),
+        )
+        add(
+            "negative_alpha",
+            "without shared structure a smaller alpha shrinks the harm "
+            "(the gain falls as alpha grows)",
+            True,
+            trend_test(rows, "alpha", -1, level="none"),
+        )
+    add(
+        "n_down",
+        "the gain shrinks as the downstream sample size N_2 grows (a common "
+        "expectation; not among the paper's claims, docs/model.md §8.1)",
+        False,
+        trend_test(rows, "n_down", -1),
+    )
     return out
 
 
@@ -287,13 +412,22 @@ def decide(tests, significance=SIGNIFICANCE):
     claims = []
     for t in tests:
         effect, p = float(t["effect"]), float(t["p"])
-        ok = bool(np.isfinite(effect) and np.sign(effect) == t["sign"]
-                  and np.isfinite(p) and p < significance)
+        ok = bool(
+            np.isfinite(effect)
+            and np.sign(effect) == t["sign"]
+            and np.isfinite(p)
+            and p < significance
+        )
         claims.append({**t, "verdict": "PASS" if ok else "FAIL"})
     paper = [c for c in claims if c["paper"]]
     failed = [c["key"] for c in paper if c["verdict"] != "PASS"]
-    return {"claims": claims, "verdict": "PASS" if paper and not failed else "FAIL",
-            "held": len(paper) - len(failed), "paper": len(paper), "failed": failed}
+    return {
+        "claims": claims,
+        "verdict": "PASS" if paper and not failed else "FAIL",
+        "held": len(paper) - len(failed),
+        "paper": len(paper),
+        "failed": failed,
+    }
 
 
 def negative_regimes(points, rows):
@@ -307,20 +441,53 @@ def negative_regimes(points, rows):
         d = np.array([_num(r["gain"]) for r in rows if all(str(r[k]) == str(p[k]) for k in keys)])
         res = paired_t(d, np.zeros_like(d), "less")
         if res["mean"] < 0 and res["p"] < SIGNIFICANCE:
-            found.append({**{k: p[k] for k in keys}, "gain": p["gain"], "gain_se": p["gain_se"],
-                          "t": res["t"], "p": res["p"]})
+            found.append(
+                {
+                    **{k: p[k] for k in keys},
+                    "gain": p["gain"],
+                    "gain_se": p["gain_se"],
+                    "t": res["t"],
+                    "p": res["p"],
+                }
+            )
     return found
 
 
 # ----------------------------------------------------------------------
 # outputs
-POINT_COLUMNS = ("sweep", "level", "alpha", "n_up", "n_down", "flip_up", "seeds",
-                 "acc_transfer", "acc_transfer_se", "acc_scratch", "acc_scratch_se",
-                 "gain", "gain_se", "loss_up")
-RUN_COLUMNS = ("sweep", "level", "split", "alpha", "n_up", "n_down", "flip_up", "replicate",
-               "seed") + METRICS
-_XLABEL = {"alpha": "inherited fraction alpha", "n_down": "downstream sample size N_2",
-           "n_up": "upstream sample size N_1", "flip_up": "upstream label-flip probability"}
+POINT_COLUMNS = (
+    "sweep",
+    "level",
+    "alpha",
+    "n_up",
+    "n_down",
+    "flip_up",
+    "seeds",
+    "acc_transfer",
+    "acc_transfer_se",
+    "acc_scratch",
+    "acc_scratch_se",
+    "gain",
+    "gain_se",
+    "loss_up",
+)
+RUN_COLUMNS = (
+    "sweep",
+    "level",
+    "split",
+    "alpha",
+    "n_up",
+    "n_down",
+    "flip_up",
+    "replicate",
+    "seed",
+) + METRICS
+_XLABEL = {
+    "alpha": "inherited fraction alpha",
+    "n_down": "downstream sample size N_2",
+    "n_up": "upstream sample size N_1",
+    "flip_up": "upstream label-flip probability",
+}
 
 
 def draw_sweep(axes, points, sweep):
@@ -329,22 +496,41 @@ def draw_sweep(axes, points, sweep):
     groups = {}
     for p in points:
         groups.setdefault(p["level"], []).append(p)
-    drawn = []          # scratch curves already drawn (the splits share downstream data)
+    drawn = []  # scratch curves already drawn (the splits share downstream data)
     for level, ps in groups.items():
         ps = sorted(ps, key=lambda p: p[sweep])
         x = [p[sweep] for p in ps]
         name = f" ({level})" if sweep == "alpha" else ""
-        line = axes[0].errorbar(x, [p["acc_transfer"] for p in ps],
-                                yerr=[p["acc_transfer_se"] for p in ps], marker="o", capsize=3,
-                                label=f"transfer{name}")
+        line = axes[0].errorbar(
+            x,
+            [p["acc_transfer"] for p in ps],
+            yerr=[p["acc_transfer_se"] for p in ps],
+            marker="o",
+            capsize=3,
+            label=f"transfer{name}",
+        )
         scratch = [p["acc_scratch"] for p in ps]
         if scratch not in drawn:
             drawn.append(scratch)
-            axes[0].errorbar(x, scratch, yerr=[p["acc_scratch_se"] for p in ps], marker="x",
-                             ls="--", capsize=3, alpha=0.6, label="scratch",
-                             color="k" if sweep == "alpha" else line[0].get_color())
-        axes[1].errorbar(x, [p["gain"] for p in ps], yerr=[p["gain_se"] for p in ps],
-                         marker="o", capsize=3, label=f"transfer - scratch{name}")
+            axes[0].errorbar(
+                x,
+                scratch,
+                yerr=[p["acc_scratch_se"] for p in ps],
+                marker="x",
+                ls="--",
+                capsize=3,
+                alpha=0.6,
+                label="scratch",
+                color="k" if sweep == "alpha" else line[0].get_color(),
+            )
+        axes[1].errorbar(
+            x,
+            [p["gain"] for p in ps],
+            yerr=[p["gain_se"] for p in ps],
+            marker="o",
+            capsize=3,
+            label=f"transfer - scratch{name}",
+        )
     axes[1].axhline(0.0, color="k", lw=0.8)
     for ax in axes:
         ax.set_xlabel(_XLABEL[sweep])
@@ -364,8 +550,10 @@ def _figures(points, folder, plan, data_name):
             continue
         fig, axes = F.subplots(1, 2, figsize=(10, 3.8))
         draw_sweep(axes, pts, sweep)
-        fig.suptitle(f"{data_name}, {plan.base.k}x{plan.base.k} patches, {plan.seeds} seeds per "
-                     "point", fontsize=9)
+        fig.suptitle(
+            f"{data_name}, {plan.base.k}x{plan.base.k} patches, {plan.seeds} seeds per point",
+            fontsize=9,
+        )
         F.save(fig, Path(folder) / f"accuracy_vs_{sweep}.png")
         names.append(f"accuracy_vs_{sweep}.png")
     return names
@@ -374,36 +562,68 @@ def _figures(points, folder, plan, data_name):
 def _body(data_name, plan, points, decision, negatives, figs, wall, cached, quick):
     b = plan.base
     splits = ", ".join(f"{k} = {v.spec()}" for k, v in plan.levels.items())
-    intro = (f"Partial parameter transfer on real images, transfer vs scratch. Data: {data_name}, "
-             f"{b.k}x{b.k} blocks ({'standardised' if b.standardize else 'not standardised'}); "
-             f"downstream task {b.split.spec().split(':')[1]} (+1/-1); splits {splits}; "
-             f"m = {b.m}, eta = {b.eta:g}, sigma_0 = {b.sigma_0:g}, epsilon = {b.epsilon:g}, "
-             f"step caps {b.steps_up}/{b.steps_down}; {plan.seeds} seeds per point, shared by "
-             f"all points (common random numbers); accuracy on {b.n_test_per_class} held-out "
-             f"images per downstream class. {'QUICK run (little power). ' if quick else ''}"
-             f"Wall time {wall:.0f} s ({cached} items from the sweep cache).")
-    tests = (f"Tests: a trend claim is Page's L test of the per-seed gains along x (seeds are "
-             f"the blocks), one-sided at level {SIGNIFICANCE}; a point claim is a one-sided "
-             f"paired t-test at {SIGNIFICANCE}. These tests replaced the first run's pooled "
-             "Spearman test; the project README ('Real images') says when and why.")
-    claims = R.markdown_table(["claim", "paper", "verdict", "statistic"],
-                              [[c["claim"], "yes" if c["paper"] else "no", c["verdict"],
-                                c["statistic"]] for c in decision["claims"]])
+    intro = (
+        f"Partial parameter transfer on real images, transfer vs scratch. Data: {data_name}, "
+        f"{b.k}x{b.k} blocks ({'standardised' if b.standardize else 'not standardised'}); "
+        f"downstream task {b.split.spec().split(':')[1]} (+1/-1); splits {splits}; "
+        f"m = {b.m}, eta = {b.eta:g}, sigma_0 = {b.sigma_0:g}, epsilon = {b.epsilon:g}, "
+        f"step caps {b.steps_up}/{b.steps_down}; {plan.seeds} seeds per point, shared by "
+        f"all points (common random numbers); accuracy on {b.n_test_per_class} held-out "
+        f"images per downstream class. {'QUICK run (little power). ' if quick else ''}"
+        f"Wall time {wall:.0f} s ({cached} items from the sweep cache)."
+    )
+    tests = (
+        f"Tests: a trend claim is Page's L test of the per-seed gains along x (seeds are "
+        f"the blocks), one-sided at level {SIGNIFICANCE}; a point claim is a one-sided "
+        f"paired t-test at {SIGNIFICANCE}. These tests replaced the first run's pooled "
+        "Spearman test; the project README ('Real images') says when and why."
+    )
+    claims = R.markdown_table(
+        ["claim", "paper", "verdict", "statistic"],
+        [
+            [c["claim"], "yes" if c["paper"] else "no", c["verdict"], c["statistic"]]
+            for c in decision["claims"]
+        ],
+    )
     pts = R.markdown_table(
         ["sweep", "split", "alpha", "N_1", "N_2", "flip_up", "transfer", "scratch", "gain"],
-        [[p["sweep"], p["level"], f"{p['alpha']:g}", p["n_up"], p["n_down"], f"{p['flip_up']:g}",
-          R.fmt_mean_se(p["acc_transfer"], p["acc_transfer_se"], 3),
-          R.fmt_mean_se(p["acc_scratch"], p["acc_scratch_se"], 3),
-          R.fmt_mean_se(p["gain"], p["gain_se"], 3)] for p in points])
-    neg = "; ".join(f"{n['sweep']} {n['level']} alpha={n['alpha']:g} N_1={n['n_up']} "
-                    f"N_2={n['n_down']} flip_up={n['flip_up']:g}: {n['gain']:+.3f} ± "
-                    f"{n['gain_se']:.3f}" for n in negatives) or "none found."
+        [
+            [
+                p["sweep"],
+                p["level"],
+                f"{p['alpha']:g}",
+                p["n_up"],
+                p["n_down"],
+                f"{p['flip_up']:g}",
+                R.fmt_mean_se(p["acc_transfer"], p["acc_transfer_se"], 3),
+                R.fmt_mean_se(p["acc_scratch"], p["acc_scratch_se"], 3),
+                R.fmt_mean_se(p["gain"], p["gain_se"], 3),
+            ]
+            for p in points
+        ],
+    )
+    neg = (
+        "; ".join(
+            f"{n['sweep']} {n['level']} alpha={n['alpha']:g} N_1={n['n_up']} "
+            f"N_2={n['n_down']} flip_up={n['flip_up']:g}: {n['gain']:+.3f} ± "
+            f"{n['gain_se']:.3f}"
+            for n in negatives
+        )
+        or "none found."
+    )
     neg = f"Negative transfer (gain < 0, one-sided paired t p < {SIGNIFICANCE}, per point): {neg}"
-    return "\n\n".join([
-        intro, tests, claims, "Points (mean ± SE over seeds; gain = paired transfer - scratch):",
-        pts, neg,
-        f"'default' marks the N_1, N_2 and noise sweeps (default split, alpha = {b.alpha:g}).",
-        R.figure_note(figs)])
+    return "\n\n".join(
+        [
+            intro,
+            tests,
+            claims,
+            "Points (mean ± SE over seeds; gain = paired transfer - scratch):",
+            pts,
+            neg,
+            f"'default' marks the N_1, N_2 and noise sweeps (default split, alpha = {b.alpha:g}).",
+            R.figure_note(figs),
+        ]
+    )
 
 
 @contextmanager
@@ -419,7 +639,7 @@ def staged_folder(final):
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}-", suffix=".tmp"))
     mask = os.umask(0)
     os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)                  # as a plain mkdir would (not 0700)
+    os.chmod(tmp, 0o777 & ~mask)  # as a plain mkdir would (not 0700)
     try:
         yield tmp
     except BaseException:
@@ -428,7 +648,7 @@ def staged_folder(final):
     old = None
     if final.exists():
         old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}-", suffix=".old"))
-        os.rename(final, old)                     # onto the empty folder just made
+        os.rename(final, old)  # onto the empty folder just made
     os.rename(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -442,27 +662,55 @@ def write_outputs(folder, data_name, plan, rows, wall, quick=False, cached=0):
     decision = decide(claim_tests(rows, plan))
     negatives = negative_regimes(points, rows)
     failed = decision["failed"]
-    statistic = (f"{decision['held']}/{decision['paper']} paper claims hold on {data_name} "
-                 f"({plan.seeds} seeds per point)"
-                 + (f"; not reproduced: {', '.join(failed)}" if failed else ""))
+    statistic = (
+        f"{decision['held']}/{decision['paper']} paper claims hold on {data_name} "
+        f"({plan.seeds} seeds per point)"
+        + (f"; not reproduced: {', '.join(failed)}" if failed else "")
+    )
     claim = claim_text(data_name, plan.base.k)
     missing = sum(c["n_missing"] for c in decision["claims"] if c["paper"])
     folder = Path(folder)
     with staged_folder(folder) as tmp:
         figs = [folder / n for n in _figures(points, tmp, plan, data_name)] if F.available() else []
         body = _body(data_name, plan, points, decision, negatives, figs, wall, cached, quick)
-        res = R.result(NAME, claim, decision["verdict"], statistic, body, missing=missing,
-                       source=SOURCE, claims=decision["claims"], points=points,
-                       figures=[str(p) for p in figs], negative_regimes=negatives)
+        res = R.result(
+            NAME,
+            claim,
+            decision["verdict"],
+            statistic,
+            body,
+            missing=missing,
+            source=SOURCE,
+            claims=decision["claims"],
+            points=points,
+            figures=[str(p) for p in figs],
+            negative_regimes=negatives,
+        )
         sklearn = getattr(sys.modules.get("sklearn"), "__version__", None)
-        prov = {**files.provenance(), "scikit-learn": sklearn, "data": data_name, "quick": quick,
-                "wall_seconds": wall, "cached_items": cached}
-        files.write_json(tmp / "results.json", {
-            "status": "ok", "plan": plan.to_dict(), "provenance": prov,
-            "claims": decision["claims"], "negative_regimes": negatives, "points": points,
-            "verdict": res["verdict"], "statistic": res["statistic"]})
-        files.write_csv(tmp / "points.csv", POINT_COLUMNS,
-                        [[p[c] for c in POINT_COLUMNS] for p in points])
+        prov = {
+            **files.provenance(),
+            "scikit-learn": sklearn,
+            "data": data_name,
+            "quick": quick,
+            "wall_seconds": wall,
+            "cached_items": cached,
+        }
+        files.write_json(
+            tmp / "results.json",
+            {
+                "status": "ok",
+                "plan": plan.to_dict(),
+                "provenance": prov,
+                "claims": decision["claims"],
+                "negative_regimes": negatives,
+                "points": points,
+                "verdict": res["verdict"],
+                "statistic": res["statistic"],
+            },
+        )
+        files.write_csv(
+            tmp / "points.csv", POINT_COLUMNS, [[p[c] for c in POINT_COLUMNS] for p in points]
+        )
         files.write_csv(tmp / "runs.csv", RUN_COLUMNS, [[r[c] for c in RUN_COLUMNS] for r in rows])
         files.write_text(tmp / "README.md", res["markdown"])
     return res
@@ -478,12 +726,13 @@ def run_realdata(out, quick=False, jobs=1, source=DIGITS, plan=None, progress=Tr
     negative_regimes)."""
     plan = make_plan(quick, **choices) if plan is None else plan
     options = source_options(source)
-    data_name = load_source(**options).name       # data errors before any folder is made
+    data_name = load_source(**options).name  # data errors before any folder is made
     start = time.monotonic()
     rows, sw = run_plan(plan, options, jobs=jobs, cache=R.cache_dir(out), progress=progress)
     wall = time.monotonic() - start
-    return write_outputs(Path(out) / NAME, data_name, plan, rows, wall, quick=quick,
-                         cached=sw.cached)
+    return write_outputs(
+        Path(out) / NAME, data_name, plan, rows, wall, quick=quick, cached=sw.cached
+    )
 
 
 def run(out, quick=False, jobs=1):
@@ -492,8 +741,10 @@ def run(out, quick=False, jobs=1):
     if not digits_available():
         res = R.skipped(NAME, CLAIM, SOURCE, INSTALL_HINT)
         with staged_folder(Path(out) / NAME) as tmp:
-            files.write_json(tmp / "results.json", {"status": "skipped", "verdict": "SKIPPED",
-                                                    "statistic": INSTALL_HINT})
+            files.write_json(
+                tmp / "results.json",
+                {"status": "skipped", "verdict": "SKIPPED", "statistic": INSTALL_HINT},
+            )
             files.write_text(tmp / "README.md", res["markdown"])
         return res
     return run_realdata(out, quick=quick, jobs=jobs)

@@ -5,6 +5,7 @@ Every error a user can cause (:class:`refimpl.errors.RefimplError`, a file
 that cannot be read or written) is one line on stderr and exit status 2,
 never a traceback; Ctrl-C is one line and exit status 130.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,11 @@ SUBCOMMANDS = (run, plot, validate, crosscheck, realdata, phase)
 
 
 def build_parser():
-    parser = Parser(prog="python -m refimpl",
-                    description="Reference implementation of partial parameter transfer "
-                                "between two-layer ReLU CNNs (see docs/model.md).")
+    parser = Parser(
+        prog="python -m refimpl",
+        description="Reference implementation of partial parameter transfer "
+        "between two-layer ReLU CNNs (see docs/model.md).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in SUBCOMMANDS:
         module.register(sub)
@@ -42,7 +45,7 @@ def _apply_environment(args):
     if getattr(args, "scheduler", None):
         os.environ[SCHEDULER_ENV] = args.scheduler
     if getattr(args, "memory_budget", None) is not None:
-        parse_size(args.memory_budget)                      # refuse a bad value at once
+        parse_size(args.memory_budget)  # refuse a bad value at once
         os.environ[MEMORY_ENV] = args.memory_budget
     if getattr(args, "work_budget", None) is not None:
         os.environ[WORK_ENV] = args.work_budget
@@ -57,17 +60,17 @@ def main(argv=None):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             status, error = _dispatch(args)
-    finally:                               # the options hold for this call only
+    finally:  # the options hold for this call only
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
     warned = list(dict.fromkeys(str(w.message) for w in caught))
-    if error is not None:                  # one line; warnings folded into it
+    if error is not None:  # one line; warnings folded into it
         note = f" (warned: {'; '.join(warned[:2])})" if warned else ""
         print(f"refimpl: error: {error}{note}", file=sys.stderr)
-    else:                                  # a run that went through shows them once each
+    else:  # a run that went through shows them once each
         seen = set()
         for w in caught:
             if (str(w.message), w.filename, w.lineno) not in seen:
@@ -83,15 +86,16 @@ def _dispatch(args):
         return int(args.func(args) or 0), None
     except RefimplError as exc:
         return 2, str(exc)
-    except BrokenPipeError:                # output piped into e.g. `head`: stop quietly
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141, None
     except OSError as exc:
         where = f" {exc.filename}:" if exc.filename else ""
         return 2, f"{where.strip()} {exc.strerror or exc}".strip()
     except MemoryError:
-        return 2, ("out of memory (lower the sizes, or set --memory-budget to what this "
-                   "machine can give)")
+        return 2, (
+            "out of memory (lower the sizes, or set --memory-budget to what this machine can give)"
+        )
     except (OverflowError, RecursionError) as exc:
         return 2, f"{type(exc).__name__}: {exc}"
     except KeyboardInterrupt:

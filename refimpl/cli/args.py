@@ -1,14 +1,21 @@
 """Argument helpers shared by the subcommands: a parser whose errors are one
 line and exit status 2, option types, and config assembly from the command line."""
+
 from __future__ import annotations
 
 import argparse
 
 from ..config import DEFAULT, Config, expand_shorthands, parse_assignment, read_json_object
 
-__all__ = ["Parser", "positive_int", "build_config", "add_config_arguments",
-           "add_claim_arguments", "add_budget_arguments",
-           "add_scheduler_argument"]
+__all__ = [
+    "Parser",
+    "positive_int",
+    "build_config",
+    "add_config_arguments",
+    "add_claim_arguments",
+    "add_budget_arguments",
+    "add_scheduler_argument",
+]
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,39 +50,60 @@ def build_config(config_file=None, assignments=(), base=DEFAULT, cls=Config):
 def add_config_arguments(p):
     """``--config FILE.json`` and repeatable ``--set KEY=VALUE``."""
     p.add_argument("--config", metavar="FILE.json", help="JSON object of config fields")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override one config field (repeatable), e.g. --set alpha=0.25")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one config field (repeatable), e.g. --set alpha=0.25",
+    )
 
 
 def add_budget_arguments(p):
     """``--memory-budget SIZE`` and ``--work-budget N`` (docs: refimpl.budget)."""
-    p.add_argument("--memory-budget", metavar="SIZE",
-                   help="memory a run may use, e.g. 16G (default: half the physical memory; "
-                        "env REFIMPL_MEMORY_BUDGET)")
-    p.add_argument("--work-budget", metavar="N",
-                   help="multiply-adds a run may do, e.g. 1e14 (default 1e13; "
-                        "env REFIMPL_WORK_BUDGET)")
+    p.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="memory a run may use, e.g. 16G (default: half the physical memory; "
+        "env REFIMPL_MEMORY_BUDGET)",
+    )
+    p.add_argument(
+        "--work-budget",
+        metavar="N",
+        help="multiply-adds a run may do, e.g. 1e14 (default 1e13; env REFIMPL_WORK_BUDGET)",
+    )
 
 
 def add_claim_arguments(p, default_out):
     """The options of every claim run: ``--quick``, ``--jobs``, ``--out``, ``--strict``."""
-    p.add_argument("--quick", action="store_true",
-                   help="small CI-size version (seconds per claim)")
-    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                   help="parallel workers for the sweeps (default 1)")
-    p.add_argument("--out", metavar="DIR", default=default_out,
-                   help=f"output folder (default: {default_out})")
-    p.add_argument("--strict", action="store_true",
-                   help="exit status 1 when a claim does not reproduce (FAIL)")
-    p.add_argument("--replicate", metavar="SALT",
-                   help="run the same protocols on an independent seed stream derived from "
-                        "SALT; outputs in DIR/replicate-SALT/, a replication column in "
-                        "DIR/REPORT.md")
+    p.add_argument("--quick", action="store_true", help="small CI-size version (seconds per claim)")
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="parallel workers for the sweeps (default 1)",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", default=default_out, help=f"output folder (default: {default_out})"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="exit status 1 when a claim does not reproduce (FAIL)"
+    )
+    p.add_argument(
+        "--replicate",
+        metavar="SALT",
+        help="run the same protocols on an independent seed stream derived from "
+        "SALT; outputs in DIR/replicate-SALT/, a replication column in "
+        "DIR/REPORT.md",
+    )
     add_scheduler_argument(p)
 
 
 def add_scheduler_argument(p):
     """``--scheduler ADDRESS``: run the sweeps on a dask.distributed cluster."""
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run the sweeps on an existing dask.distributed cluster, e.g. "
-                        "tcp://10.0.0.1:8786 (the cluster extra; env REFIMPL_SCHEDULER)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the sweeps on an existing dask.distributed cluster, e.g. "
+        "tcp://10.0.0.1:8786 (the cluster extra; env REFIMPL_SCHEDULER)",
+    )

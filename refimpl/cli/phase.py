@@ -1,5 +1,6 @@
 """``python -m refimpl phase``: the single-task phase diagram
 (:func:`refimpl.lab.phase.run_phase`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,20 +37,37 @@ def _phase_command(args):
     base = build_config(args.config, args.set or (), base=base)
     if not args.quiet and not available():
         print(f"refimpl: note: no figure: {INSTALL_HINT}", file=sys.stderr)
-    command = "python -m refimpl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
-        if sys.argv[1:2] == ["phase"] else "python -m refimpl phase"
-    summary = run_phase(base, x, y, reps, args.out, jobs=args.jobs, scheduler=args.scheduler,
-                        level=args.level, progress=not args.quiet, command=command)
+    command = (
+        "python -m refimpl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if sys.argv[1:2] == ["phase"]
+        else "python -m refimpl phase"
+    )
+    summary = run_phase(
+        base,
+        x,
+        y,
+        reps,
+        args.out,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        level=args.level,
+        progress=not args.quiet,
+        command=command,
+    )
     fit = summary["boundary"]
-    print(f"phase diagram: {len(x)} {x.field} x {len(y)} {y.field} cells, {reps} repetitions "
-          f"({summary['runs']} runs; rows computed {summary['items_computed']}, cached "
-          f"{summary['items_cached']}; {summary['wall_seconds']:.1f} s)")
+    print(
+        f"phase diagram: {len(x)} {x.field} x {len(y)} {y.field} cells, {reps} repetitions "
+        f"({summary['runs']} runs; rows computed {summary['items_computed']}, cached "
+        f"{summary['items_cached']}; {summary['wall_seconds']:.1f} s)"
+    )
     if summary["diverged"]:
         print(f"  {summary['diverged']} runs diverged (missing values)")
     if fit["crossings"]:
-        print(f"  boundary n|mu|^4 = C sigma_p^4 d: C = {fit['C']:.4g} (log C = {fit['log_C']:.3f}"
-              f" +- {fit['log_C_se']:.3f}, {fit['crossings']} crossings of clean error "
-              f"{fit['level']:g}; {100 * fit['misclassified']:.1f}% of cells on the wrong side)")
+        print(
+            f"  boundary n|mu|^4 = C sigma_p^4 d: C = {fit['C']:.4g} (log C = {fit['log_C']:.3f}"
+            f" +- {fit['log_C_se']:.3f}, {fit['crossings']} crossings of clean error "
+            f"{fit['level']:g}; {100 * fit['misclassified']:.1f}% of cells on the wrong side)"
+        )
     else:
         print(f"  boundary: the mean clean error never crosses {fit['level']:g} on this grid")
     print("wrote " + ", ".join(summary["files"]))
@@ -59,31 +77,51 @@ def _phase_command(args):
 def register(subparsers):
     lines = "\n".join(f"  {name}: {p['description']}" for name, p in PRESETS.items())
     p = subparsers.add_parser(
-        "phase", help="single-task phase diagram: test error over two config fields",
+        "phase",
+        help="single-task phase diagram: test error over two config fields",
         description="Train the single task (the upstream task of the config, as the 'single' "
-                    "measure) on every cell of a grid of two config fields, with repetitions; "
-                    "the clean and noisy test error (mean and standard error), the boundary "
-                    "n|mu|^4 = C sigma_p^4 d fitted (where the mean clean error crosses "
-                    "--level) and drawn. Writes DIR/phase.npz, phase.csv, phase.png and "
-                    "phase.json; finished grid rows are cached in DIR/.sweep-cache, so an "
-                    "interrupted run resumes. Axes: FIELD=START:STOP:STEP (STOP included) or "
-                    "FIELD=V1,V2,...",
+        "measure) on every cell of a grid of two config fields, with repetitions; "
+        "the clean and noisy test error (mean and standard error), the boundary "
+        "n|mu|^4 = C sigma_p^4 d fitted (where the mean clean error crosses "
+        "--level) and drawn. Writes DIR/phase.npz, phase.csv, phase.png and "
+        "phase.json; finished grid rows are cached in DIR/.sweep-cache, so an "
+        "interrupted run resumes. Axes: FIELD=START:STOP:STEP (STOP included) or "
+        "FIELD=V1,V2,...",
         epilog="presets:\n" + lines + "\n\nexample: python -m refimpl phase --preset kou2023 "
-               "--jobs 2",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), help="a named diagram (axes, "
-                   "repetitions and base config; options given here override it)")
+        "--jobs 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="a named diagram (axes, repetitions and base config; options given here override it)",
+    )
     p.add_argument("--x", metavar="FIELD=SPEC", help="the columns, e.g. u_norm=0:9.9:0.1")
     p.add_argument("--y", metavar="FIELD=SPEC", help="the rows, e.g. d=100:1090:10")
-    p.add_argument("--reps", type=positive_int, metavar="N",
-                   help="repetitions per cell (default: the preset's, else 10)")
+    p.add_argument(
+        "--reps",
+        type=positive_int,
+        metavar="N",
+        help="repetitions per cell (default: the preset's, else 10)",
+    )
     add_config_arguments(p)
-    p.add_argument("--level", type=_level, default=LEVEL, metavar="E",
-                   help=f"clean test error whose crossing locates the boundary (default {LEVEL})")
-    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                   help="worker processes (joblib; default 1)")
+    p.add_argument(
+        "--level",
+        type=_level,
+        default=LEVEL,
+        metavar="E",
+        help=f"clean test error whose crossing locates the boundary (default {LEVEL})",
+    )
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes (joblib; default 1)",
+    )
     add_scheduler_argument(p)
-    p.add_argument("--out", metavar="DIR", default="out/phase",
-                   help="output folder (default: out/phase)")
+    p.add_argument(
+        "--out", metavar="DIR", default="out/phase", help="output folder (default: out/phase)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_phase_command)

@@ -1,5 +1,6 @@
 """``python -m refimpl plot RUN.npz``: the loss and the coefficients of a run
 over the steps, one column per stage."""
+
 from __future__ import annotations
 
 from ..errors import UsageError
@@ -19,14 +20,20 @@ def _plot_command(args):
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "plot", help="draw a run: loss and coefficients over the steps",
+        "plot",
+        help="draw a run: loss and coefficients over the steps",
         description="Draw a trajectory file (format 1, e.g. out/trajectory.npz): for each "
-                    "stage the data loss (log scale) at every step, and gamma, rho_bar and "
-                    "rho_under at the snapshots (mean and extreme over the filters; "
-                    "inherited and fresh filters of the fine-tuning stage in two colours).")
+        "stage the data loss (log scale) at every step, and gamma, rho_bar and "
+        "rho_under at the snapshots (mean and extreme over the filters; "
+        "inherited and fresh filters of the fine-tuning stage in two colours).",
+    )
     p.add_argument("run", metavar="RUN.npz", help="trajectory file")
     p.add_argument("--out", metavar="FIG.png", help="output PNG (default: RUN.png)")
-    p.add_argument("--stage", action="append", metavar="S",
-                   help="stage(s) to draw: up, down, scratch (repeatable or comma-separated; "
-                        "default: all in the file)")
+    p.add_argument(
+        "--stage",
+        action="append",
+        metavar="S",
+        help="stage(s) to draw: up, down, scratch (repeatable or comma-separated; "
+        "default: all in the file)",
+    )
     p.set_defaults(func=_plot_command)

@@ -1,5 +1,6 @@
 """``python -m refimpl run``: the main job (upstream, transfer, fine-tuning,
 scratch baseline), its summary and its trajectory file."""
+
 from __future__ import annotations
 
 
@@ -20,17 +21,20 @@ def _run_command(args):
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "run", help="the main job: upstream, transfer, fine-tuning and scratch baseline",
+        "run",
+        help="the main job: upstream, transfer, fine-tuning and scratch baseline",
         description="Train the upstream model, transfer a fraction alpha of its filters, "
-                    "fine-tune downstream and train the scratch baseline; print a summary "
-                    "and write DIR/trajectory.npz and DIR/summary.json (and DIR/run.png "
-                    "with --plot).")
+        "fine-tune downstream and train the scratch baseline; print a summary "
+        "and write DIR/trajectory.npz and DIR/summary.json (and DIR/run.png "
+        "with --plot).",
+    )
     add_config_arguments(p)
     p.add_argument("--out", metavar="DIR", default="out", help="output folder (default: out)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    p.add_argument("--plot", action="store_true",
-                   help="also draw DIR/run.png (the loss and coefficients over the steps; "
-                        "see the plot subcommand)")
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help="also draw DIR/run.png (the loss and coefficients over the steps; "
+        "see the plot subcommand)",
+    )
     p.set_defaults(func=_run_command)
-
-

@@ -1,5 +1,6 @@
 """``python -m refimpl validate [NAME ...]``: run claims and write the report;
 :func:`claim_main` is the command line of the thin scripts in ``validation/``."""
+
 from __future__ import annotations
 
 import sys
@@ -13,13 +14,23 @@ __all__ = ["register", "claim_main"]
 
 
 def _command_line(prefix, args):
-    return (prefix + (" --quick" if args.quick else "") + f" --jobs {args.jobs} --out {args.out}"
-            + (f" --replicate {args.replicate}" if args.replicate else ""))
+    return (
+        prefix
+        + (" --quick" if args.quick else "")
+        + f" --jobs {args.jobs} --out {args.out}"
+        + (f" --replicate {args.replicate}" if args.replicate else "")
+    )
 
 
 def _validate(names, args, command):
-    state = claims.run_claims(names, out=args.out, quick=args.quick, jobs=args.jobs,
-                              command=command, replicate=args.replicate)
+    state = claims.run_claims(
+        names,
+        out=args.out,
+        quick=args.quick,
+        jobs=args.jobs,
+        command=command,
+        replicate=args.replicate,
+    )
     return exit_status(state, args.strict), state
 
 
@@ -31,12 +42,15 @@ def _validate_command(args):
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "validate", help="run the claims and write REPORT.md",
+        "validate",
+        help="run the claims and write REPORT.md",
         description="Run the validation claims (all when no NAME is given, in the order "
-                    + ", ".join(claims.names()) + ") and write DIR/REPORT.md and "
-                    "DIR/validate.json with each claim's source, verdict, statistic and "
-                    "figures. Exit status 0 when every claim ran (PASS, FAIL or SKIPPED), "
-                    "1 when one broke, 2 for a usage mistake.")
+        + ", ".join(claims.names())
+        + ") and write DIR/REPORT.md and "
+        "DIR/validate.json with each claim's source, verdict, statistic and "
+        "figures. Exit status 0 when every claim ran (PASS, FAIL or SKIPPED), "
+        "1 when one broke, 2 for a usage mistake.",
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help="claims to run (default: all)")
     add_claim_arguments(p, claims.DEFAULT_OUT)
     p.set_defaults(func=_validate_command)
@@ -50,14 +64,15 @@ def claim_main(name, argv=None):
     add_claim_arguments(p, claims.DEFAULT_OUT)
     args = p.parse_args(argv)
     try:
-        status, state = _validate([name], args,
-                                  _command_line(f"python validation/{name}.py", args))
+        status, state = _validate([name], args, _command_line(f"python validation/{name}.py", args))
     except RefimplError as exc:
         print(f"refimpl: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"refimpl: error: cannot write into --out {args.out}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"refimpl: error: cannot write into --out {args.out}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("refimpl: interrupted", file=sys.stderr)

@@ -27,6 +27,7 @@ Exit status of ``crosscheck`` (command line, :mod:`refimpl.cli.crosscheck`):
 0 when every quantity agrees, 1 when any differs, 2 for unusable input (one
 line naming the reason).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,18 +41,61 @@ from ..budget import check, stage_work
 from ..train import train_stage
 from ..trajectory import COEFFICIENT_KEYS, STAGES, load, save
 from .coefficients import basis_note, file_run, project_view, recover_coefficients
-from .compare import (DEFAULT_RTOL, EPS32, INPUT_KEYS, QUANTITIES, Row, check_same_problem,
-                      compare_arrays, compare_runs, float32_valued)
-from .explain import (FLOAT32_FACTOR, estimate_lr_scale, explain_stage, float32_file,
-                      format_explanation, judge_float32)
-from .variants import (VARIANTS, Convention, VariantRun, parse_convention, variant_arrays,
-                       variant_train)
+from .compare import (
+    DEFAULT_RTOL,
+    EPS32,
+    INPUT_KEYS,
+    QUANTITIES,
+    Row,
+    check_same_problem,
+    compare_arrays,
+    compare_runs,
+    float32_valued,
+)
+from .explain import (
+    FLOAT32_FACTOR,
+    estimate_lr_scale,
+    explain_stage,
+    float32_file,
+    format_explanation,
+    judge_float32,
+)
+from .variants import (
+    VARIANTS,
+    Convention,
+    VariantRun,
+    parse_convention,
+    variant_arrays,
+    variant_train,
+)
 
-__all__ = ["QUANTITIES", "DEFAULT_RTOL", "FLOAT32_FACTOR", "INPUT_KEYS", "EPS32", "Row",
-           "Report", "compare_arrays", "compare_runs", "check_same_problem", "float32_valued",
-           "recover_coefficients", "decompose", "replay", "convention_replay", "crosscheck",
-           "Convention", "VARIANTS", "VariantRun", "parse_convention", "variant_train",
-           "variant_arrays", "estimate_lr_scale", "explain_stage", "format_explanation"]
+__all__ = [
+    "QUANTITIES",
+    "DEFAULT_RTOL",
+    "FLOAT32_FACTOR",
+    "INPUT_KEYS",
+    "EPS32",
+    "Row",
+    "Report",
+    "compare_arrays",
+    "compare_runs",
+    "check_same_problem",
+    "float32_valued",
+    "recover_coefficients",
+    "decompose",
+    "replay",
+    "convention_replay",
+    "crosscheck",
+    "Convention",
+    "VARIANTS",
+    "VariantRun",
+    "parse_convention",
+    "variant_train",
+    "variant_arrays",
+    "estimate_lr_scale",
+    "explain_stage",
+    "format_explanation",
+]
 
 
 def replay(view):
@@ -69,9 +113,17 @@ def replay(view):
     -------
     refimpl.train.Stage
     """
-    return train_stage(view.f64("W0"), view.task(), float(view.eta), view.T,
-                       weight_decay=float(view.weight_decay), trainable=view.trainable,
-                       epsilon=0.0, snapshots=view.steps, track=True)
+    return train_stage(
+        view.f64("W0"),
+        view.task(),
+        float(view.eta),
+        view.T,
+        weight_decay=float(view.weight_decay),
+        trainable=view.trainable,
+        epsilon=0.0,
+        snapshots=view.steps,
+        track=True,
+    )
 
 
 def _stage_run(stage):
@@ -98,16 +150,32 @@ def convention_replay(view, conv, rtol=DEFAULT_RTOL):
     judged : str
         How the quantities were judged, in words.
     """
-    args = (view.W0, view.X, view.y, float(view.eta), float(view.weight_decay), view.trainable,
-            view.T, view.steps)
+    args = (
+        view.W0,
+        view.X,
+        view.y,
+        float(view.eta),
+        float(view.weight_decay),
+        view.trainable,
+        view.T,
+        view.steps,
+    )
     r64 = variant_train(*args, replace(conv, dtype="float64"), b0=view.b0)
     run = {"steps": view.steps, "W": r64.W, "loss": r64.loss}
     if r64.b is not None:
         run["b"] = r64.b
     try:
-        coef = recover_coefficients(r64.W, view.W0, view.steps, view.trainable,
-                                    conv.lr_scale * float(view.eta), float(view.weight_decay),
-                                    view.signals, view.xi, view.y)
+        coef = recover_coefficients(
+            r64.W,
+            view.W0,
+            view.steps,
+            view.trainable,
+            conv.lr_scale * float(view.eta),
+            float(view.weight_decay),
+            view.signals,
+            view.xi,
+            view.y,
+        )
         run.update(zip(COEFFICIENT_KEYS, coef))
         note = "reference coefficients by projection of the convention replay"
     except ValueError as exc:
@@ -115,13 +183,16 @@ def convention_replay(view, conv, rtol=DEFAULT_RTOL):
     judged = f"replay under {conv.label()} ({conv.describe(view.b0 is not None)})"
     if conv.dtype != "float32":
         return run, note, {}, {}, judged + f", judged at rtol {rtol:g}"
-    tol_W, tol_L, floor = judge_float32(variant_train(*args, conv, b0=view.b0), r64,
-                                        view.steps, rtol)
+    tol_W, tol_L, floor = judge_float32(
+        variant_train(*args, conv, b0=view.b0), r64, view.steps, rtol
+    )
     tolerances = {q: tol_W for q in ("W", "b") + COEFFICIENT_KEYS}
     tolerances["loss"] = tol_L
-    judged += (f"; float32: W, b and coefficients within {FLOAT32_FACTOR:g} x the drift of a "
-               f"float32 replay (rtol {tol_W:.2g}), the loss at rtol {tol_L:.2g} where float32 "
-               "resolves it and within its resolution elsewhere")
+    judged += (
+        f"; float32: W, b and coefficients within {FLOAT32_FACTOR:g} x the drift of a "
+        f"float32 replay (rtol {tol_W:.2g}), the loss at rtol {tol_L:.2g} where float32 "
+        "resolves it and within its resolution elsewhere"
+    )
     return run, note, tolerances, {"loss": floor}, judged
 
 
@@ -159,32 +230,50 @@ class Report:
         return 0 if self.agree else 1
 
     def failed_stages(self):
-        return [s for s in dict.fromkeys(r.stage for r in self.rows)
-                if any(not r.ok for r in self.rows if r.stage == s)]
+        return [
+            s
+            for s in dict.fromkeys(r.stage for r in self.rows)
+            if any(not r.ok for r in self.rows if r.stage == s)
+        ]
 
     def to_dict(self):
         """A JSON-ready dict (pass it through :func:`refimpl.files.jsonable`)."""
-        return {"theirs": self.theirs, "reference": self.reference, "rtol": self.rtol,
-                "atol": self.atol, "agree": self.agree, "status": self.status,
-                "rows": [dict(asdict(r), ok=r.ok) for r in self.rows], "notes": self.notes,
-                "explanations": self.explanations}
+        return {
+            "theirs": self.theirs,
+            "reference": self.reference,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "agree": self.agree,
+            "status": self.status,
+            "rows": [dict(asdict(r), ok=r.ok) for r in self.rows],
+            "notes": self.notes,
+            "explanations": self.explanations,
+        }
 
     def format(self) -> str:
         """The human-readable report."""
         atol = "rtol x max|ref| per snapshot" if self.atol is None else f"{self.atol:g}"
-        lines = [f"crosscheck {self.theirs} against {self.reference}",
-                 f"tolerance: |a - b| > atol + rtol*|b| with rtol={self.rtol:g}, atol={atol}", ""]
-        lines.append(f"{'stage':8} {'quantity':10} {'max abs':>10} {'max rel':>10} "
-                     f"{'compared':>8}  verdict")
+        lines = [
+            f"crosscheck {self.theirs} against {self.reference}",
+            f"tolerance: |a - b| > atol + rtol*|b| with rtol={self.rtol:g}, atol={atol}",
+            "",
+        ]
+        lines.append(
+            f"{'stage':8} {'quantity':10} {'max abs':>10} {'max rel':>10} {'compared':>8}  verdict"
+        )
         for r in self.rows:
             if r.skipped:
-                lines.append(f"{r.stage:8} {r.quantity:10} {'-':>10} {'-':>10} {'-':>8}  "
-                             f"not compared: {r.note}")
+                lines.append(
+                    f"{r.stage:8} {r.quantity:10} {'-':>10} {'-':>10} {'-':>8}  "
+                    f"not compared: {r.note}"
+                )
                 continue
             verdict = "agree" if r.first_step is None else f"DIFFERS from step {r.first_step}"
             extra = f"  ({r.note})" if r.note else ""
-            lines.append(f"{r.stage:8} {r.quantity:10} {r.max_abs:10.3g} {r.max_rel:10.3g} "
-                         f"{r.compared:8d}  {verdict}{extra}")
+            lines.append(
+                f"{r.stage:8} {r.quantity:10} {r.max_abs:10.3g} {r.max_rel:10.3g} "
+                f"{r.compared:8d}  {verdict}{extra}"
+            )
         for note in self.notes:
             lines.append(f"note: {note}")
         for stage, ex in self.explanations.items():
@@ -195,15 +284,18 @@ class Report:
         if not self.agree:
             lines.append("RESULT: differences found in " + ", ".join(self.failed_stages()))
         elif skipped:
-            lines.append("RESULT: all compared quantities agree; not compared: " + ", ".join(skipped))
+            lines.append(
+                "RESULT: all compared quantities agree; not compared: " + ", ".join(skipped)
+            )
         else:
             lines.append("RESULT: all quantities agree")
         return "\n".join(lines)
 
 
 def _check_tolerances(rtol, atol, explain_steps):
-    if not (rtol >= 0 and math.isfinite(rtol)) or (atol is not None and not
-                                                   (atol >= 0 and math.isfinite(atol))):
+    if not (rtol >= 0 and math.isfinite(rtol)) or (
+        atol is not None and not (atol >= 0 and math.isfinite(atol))
+    ):
         raise TrajectoryError(f"tolerances must be finite and >= 0 (rtol={rtol}, atol={atol})")
     if explain_steps is not None and explain_steps < 1:
         raise TrajectoryError(f"--explain-steps must be >= 1, got {explain_steps}")
@@ -215,13 +307,23 @@ def _coefficient_notes(their_run, their_note, ref_run, ref_note):
         if c not in their_run or c not in ref_run:
             notes[c] = their_note if c not in their_run else ref_note
         elif their_note != "coefficients from the file" or ref_note not in (
-                "tracked", "coefficients from the file"):
+            "tracked",
+            "coefficients from the file",
+        ):
             notes[c] = f"theirs: {their_note}; reference: {ref_note}"
     return notes
 
 
-def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain=True,
-               stages=None, explain_steps=None, convention=None):
+def crosscheck(
+    theirs_path,
+    ref_path=None,
+    rtol=DEFAULT_RTOL,
+    atol=None,
+    explain=True,
+    stages=None,
+    explain_steps=None,
+    convention=None,
+):
     """Compare a trajectory file with refimpl: with a replay of its own inputs
     (``ref_path`` None) or with a second file.
 
@@ -263,8 +365,10 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
     if conv == Convention():
         conv = None
     if conv is not None and ref_path is not None:
-        raise UsageError("--convention replays THEIRS under conventions; it cannot be "
-                         "combined with a reference file")
+        raise UsageError(
+            "--convention replays THEIRS under conventions; it cannot be "
+            "combined with a reference file"
+        )
     theirs = load(theirs_path, require_coefficients=False)
     ref = None if ref_path is None else load(ref_path, require_coefficients=False)
     names = [s for s in theirs.stages if ref is None or s in ref.stages]
@@ -278,15 +382,23 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
         if ref is not None:
             where += f", {ref.path} has {', '.join(ref.stages)}"
         raise TrajectoryError(f"no stage to compare: {where}")
-    reference = ("replay (refimpl.train from the file's inputs)" if ref is None and conv is None
-                 else f"replay under {conv.label()}" if ref is None else str(ref_path))
-    if ref is None:                          # replays: bounded before they start
+    reference = (
+        "replay (refimpl.train from the file's inputs)"
+        if ref is None and conv is None
+        else f"replay under {conv.label()}"
+        if ref is None
+        else str(ref_path)
+    )
+    if ref is None:  # replays: bounded before they start
         for s in names:
             check_replay(theirs.stage(s), "replaying")
     if explain:
         for s in names:
-            T = theirs.stage(s).T if explain_steps is None else min(explain_steps,
-                                                                     theirs.stage(s).T)
+            T = (
+                theirs.stage(s).T
+                if explain_steps is None
+                else min(explain_steps, theirs.stage(s).T)
+            )
             check_replay(theirs.stage(s), "explaining", steps=T, runs=EXPLAIN_RUNS)
     report = Report(str(theirs_path), reference, rtol, atol)
     if ref is not None:
@@ -295,8 +407,9 @@ def crosscheck(theirs_path, ref_path=None, rtol=DEFAULT_RTOL, atol=None, explain
                 where = theirs.path if s in theirs.stages else ref.path
                 report.notes.append(f"stage {s} is only in {where}: not compared")
     for s in names:
-        _compare_stage(report, theirs.stage(s), None if ref is None else ref.stage(s), conv,
-                       theirs, ref)
+        _compare_stage(
+            report, theirs.stage(s), None if ref is None else ref.stage(s), conv, theirs, ref
+        )
     if explain and not report.agree:
         for s in report.failed_stages():
             report.explanations[s] = _explain(report, theirs, s, explain_steps)
@@ -316,16 +429,20 @@ def check_replay(view, doing, steps=None, runs=1):
     n, P, d = view.X.shape
     m = view.W0.shape[1]
     K = len(view.steps)
-    memory = 8 * (n * P * d + (K + 3) * 2 * m * d + 3 * K * 2 * m * n + 3 * n * P * 2 * m
-                  + (T + 1))
+    memory = 8 * (n * P * d + (K + 3) * 2 * m * d + 3 * K * 2 * m * n + 3 * n * P * 2 * m + (T + 1))
     work = runs * stage_work(n, P, d, m, T)
-    check(f"{doing} stage {view.name} of {view.path}", memory, work, ("T", "n", "m", "d"),
-          {"T": T, "n": n, "m": m, "d": d})
+    check(
+        f"{doing} stage {view.name} of {view.path}",
+        memory,
+        work,
+        ("T", "n", "m", "d"),
+        {"T": T, "n": n, "m": m, "d": d},
+    )
 
 
 def _compare_stage(report, view, ref_view, conv, theirs, ref):
     s = view.name
-    roles = view.roles()                    # refuses undeterminable inputs, naming them
+    roles = view.roles()  # refuses undeterminable inputs, naming them
     f32 = float32_file(view)
     their_run, their_note = file_run(view)
     tolerances, floors = {}, {}
@@ -338,28 +455,44 @@ def _compare_stage(report, view, ref_view, conv, theirs, ref):
         ref_view.roles()
         differ = check_same_problem(theirs, ref, s)
         if differ:
-            report.notes.append(f"{s}: the inputs differ ({', '.join(differ)}); the runs "
-                                "cannot agree except by accident")
+            report.notes.append(
+                f"{s}: the inputs differ ({', '.join(differ)}); the runs "
+                "cannot agree except by accident"
+            )
             report.rows.append(Row(s, "inputs", first_step=0, note="differ: " + ", ".join(differ)))
         ref_run, ref_note = file_run(ref_view)
     basis = basis_note(view, roles)
     if basis:
         report.notes.append(f"{s}: {basis}")
     if f32:
-        report.notes.append(f"{s}: the file's weights are float32 numbers: snapshot 0 is "
-                            "compared with float32(W0) and the step-0 loss at float32 "
-                            "resolution (storage, not dynamics)")
+        report.notes.append(
+            f"{s}: the file's weights are float32 numbers: snapshot 0 is "
+            "compared with float32(W0) and the step-0 loss at float32 "
+            "resolution (storage, not dynamics)"
+        )
     if view.b0 is not None and "b" not in ref_run and view.b is None:
-        report.notes.append(f"{s}: the file's model has a bias (s/b0) but stores no s/b; the "
-                            "reference has none")
+        report.notes.append(
+            f"{s}: the file's model has a bias (s/b0) but stores no s/b; the reference has none"
+        )
     notes = _coefficient_notes(their_run, their_note, ref_run, ref_note)
     if not np.array_equal(their_run["steps"], ref_run["steps"]):
         common = np.intersect1d(their_run["steps"], ref_run["steps"])
-        report.notes.append(f"{s}: the snapshot steps differ; compared at the {common.size} "
-                            "common ones")
-    report.rows.extend(compare_runs(s, their_run, ref_run, report.rtol, report.atol,
-                                    notes=notes, float32=f32, tolerances=tolerances,
-                                    floors=floors))
+        report.notes.append(
+            f"{s}: the snapshot steps differ; compared at the {common.size} common ones"
+        )
+    report.rows.extend(
+        compare_runs(
+            s,
+            their_run,
+            ref_run,
+            report.rtol,
+            report.atol,
+            notes=notes,
+            float32=f32,
+            tolerances=tolerances,
+            floors=floors,
+        )
+    )
 
 
 def _explain(report, theirs, s, explain_steps):
@@ -367,9 +500,11 @@ def _explain(report, theirs, s, explain_steps):
     if not rows.get("inputs", Row(s, "inputs")).ok:
         return {"skipped": "the two files' inputs differ"}
     if all(rows[q].ok for q in ("W", "loss", "b", "length") if q in rows):
-        return {"skipped": "weights and loss agree; only the coefficients differ, so the "
-                           "difference is in how the coefficients were computed, not in the "
-                           "dynamics"}
+        return {
+            "skipped": "weights and loss agree; only the coefficients differ, so the "
+            "difference is in how the coefficients were computed, not in the "
+            "dynamics"
+        }
     return explain_stage(theirs, s, report.rtol, report.atol, explain_steps)
 
 
@@ -413,7 +548,8 @@ def decompose(path, out=None):
     if added:
         prov = dict(traj.provenance) if isinstance(traj.provenance, dict) else {}
         prov["coefficients_by_projection"] = sorted(
-            set(prov.get("coefficients_by_projection", [])) | set(added))
+            set(prov.get("coefficients_by_projection", [])) | set(added)
+        )
         arrays["provenance_json"] = np.str_(json.dumps(prov))
     if added or out is not None:
         save(path if out is None else out, arrays)

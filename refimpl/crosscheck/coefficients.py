@@ -16,6 +16,7 @@ combinations of the patches, so the coefficients are the coordinates in the
 What no longer holds is their reading as inner products (gamma = j <R, mu>,
 universal knowledge j <w, u>): :func:`basis_note` says so in the report.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,23 +61,34 @@ def recover_coefficients(W, W0, steps, trainable, eta, weight_decay, signals, xi
     n, d = xi.shape
     S = int(np.sum(np.sum(signals**2, axis=1) > 0))
     if n + S > d:
-        raise ValueError(f"coefficients cannot be recovered by projection: n + S = {n + S} "
-                         f"basis vectors in d = {d} dimensions are not independent")
+        raise ValueError(
+            f"coefficients cannot be recovered by projection: n + S = {n + S} "
+            f"basis vectors in d = {d} dimensions are not independent"
+        )
     scale = scales(steps, trainable, eta, weight_decay)
     try:
         return project(W, W0, scale, signals, xi, y)
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError) as exc:
-        raise ValueError("coefficients cannot be recovered by projection: the Gram matrix "
-                         f"of the signal and noise vectors is singular ({exc})") from None
+        raise ValueError(
+            "coefficients cannot be recovered by projection: the Gram matrix "
+            f"of the signal and noise vectors is singular ({exc})"
+        ) from None
 
 
 def project_view(view, W=None, origin=None):
     """:func:`recover_coefficients` for a stage view (its own W by default;
     ``origin`` replaces W0 as the start w^[0])."""
-    return recover_coefficients(view.W if W is None else W,
-                                view.W0 if origin is None else origin, view.steps,
-                                view.trainable, float(view.eta), float(view.weight_decay),
-                                view.signals, view.xi, view.y)
+    return recover_coefficients(
+        view.W if W is None else W,
+        view.W0 if origin is None else origin,
+        view.steps,
+        view.trainable,
+        float(view.eta),
+        float(view.weight_decay),
+        view.signals,
+        view.xi,
+        view.y,
+    )
 
 
 def file_run(view):
@@ -99,16 +111,20 @@ def file_run(view):
         run.update({c: getattr(view, c) for c in COEFFICIENT_KEYS})
         return run, "coefficients from the file"
     origin = None
-    if (not np.array_equal(view.W[0], view.W0)
-            and np.array_equal(view.W[0], np.asarray(view.W0).astype(np.float32))):
-        origin = view.W[0]     # a float32 run starts from float32(W0), its snapshot 0
+    if not np.array_equal(view.W[0], view.W0) and np.array_equal(
+        view.W[0], np.asarray(view.W0).astype(np.float32)
+    ):
+        origin = view.W[0]  # a float32 run starts from float32(W0), its snapshot 0
     try:
         coef = project_view(view, origin=origin)
     except ValueError as exc:
         return run, str(exc)
     run.update(zip(COEFFICIENT_KEYS, coef))
-    return run, ("coefficients by projection" if origin is None else
-                 "coefficients by projection from the file's start float32(W0)")
+    return run, (
+        "coefficients by projection"
+        if origin is None
+        else "coefficients by projection from the file's start float32(W0)"
+    )
 
 
 def basis_note(view, roles):
@@ -127,8 +143,10 @@ def basis_note(view, roles):
     if S and not np.array_equal(roles, np.broadcast_to(np.r_[np.arange(S), -1], roles.shape)):
         moved = int(np.sum(np.any(roles != np.r_[np.arange(S), -1], axis=1)))
         source = "s/patch_role" if view.patch_role is not None else "derived from the data"
-        parts.append(f"{moved} of {roles.shape[0]} inputs have their patches in another order "
-                     f"than signals first (roles {source}); coefficients are tracked per input")
+        parts.append(
+            f"{moved} of {roles.shape[0]} inputs have their patches in another order "
+            f"than signals first (roles {source}); coefficients are tracked per input"
+        )
     sig_norm = np.linalg.norm(signals, axis=1)
     xi_norm = np.linalg.norm(xi, axis=1)
     ok = sig_norm > 0
@@ -136,8 +154,10 @@ def basis_note(view, roles):
         cos = np.abs(xi @ signals[ok].T) / np.outer(xi_norm, sig_norm[ok])
         worst = float(cos.max())
         if worst > ORTHOGONAL_COS:
-            parts.append(f"the noise is not orthogonal to the signals (largest |cos(xi_i, sig_s)| "
-                         f"= {worst:.2g}): gamma and rho are the coordinates of W - s_t W0 in the "
-                         "non-orthogonal basis {signals, xi_i} (exact, docs/model.md §4.2), not "
-                         "the inner products j<W - s_t W0, sig_s> of §4.4 (those are not tracked)")
+            parts.append(
+                f"the noise is not orthogonal to the signals (largest |cos(xi_i, sig_s)| "
+                f"= {worst:.2g}): gamma and rho are the coordinates of W - s_t W0 in the "
+                "non-orthogonal basis {signals, xi_i} (exact, docs/model.md §4.2), not "
+                "the inner products j<W - s_t W0, sig_s> of §4.4 (those are not tracked)"
+            )
     return "; ".join(parts) or None

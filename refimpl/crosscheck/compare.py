@@ -14,6 +14,7 @@ that rounding is storage, not dynamics, so snapshot 0 of such a file is
 compared with the reference's W0 rounded to float32, and its step-0 loss at
 float32's resolution (:func:`float32_valued`, :data:`EPS32`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,13 +23,22 @@ import numpy as np
 
 from ..errors import TrajectoryError
 
-__all__ = ["QUANTITIES", "DEFAULT_RTOL", "INPUT_KEYS", "EPS32", "Row", "compare_arrays",
-           "compare_runs", "check_same_problem", "float32_valued"]
+__all__ = [
+    "QUANTITIES",
+    "DEFAULT_RTOL",
+    "INPUT_KEYS",
+    "EPS32",
+    "Row",
+    "compare_arrays",
+    "compare_runs",
+    "check_same_problem",
+    "float32_valued",
+]
 
 QUANTITIES = ("W", "loss", "gamma", "rho_bar", "rho_under")
 INPUT_KEYS = ("X", "y", "y_clean", "xi", "signals", "W0", "eta", "weight_decay", "trainable")
 DEFAULT_RTOL = 1e-10
-EPS32 = float(np.finfo(np.float32).eps)    # 2^-23: float32's relative spacing
+EPS32 = float(np.finfo(np.float32).eps)  # 2^-23: float32's relative spacing
 
 
 @dataclass
@@ -108,13 +118,16 @@ def compare_arrays(a, b, steps, rtol=DEFAULT_RTOL, atol=None, floor=None):
         return 0.0, 0.0, None
     diff = np.abs(a - b)
     diff = np.where(np.isfinite(diff), diff, np.inf)
-    scale = np.abs(b).max(axis=1)                                   # (K,)
+    scale = np.abs(b).max(axis=1)  # (K,)
     worst = diff.max(axis=1)
     # snapshots where the reference is all zero (coefficients at step 0) have no
     # relative scale: they count in max_abs and first_step only
     rel = np.divide(worst, scale, out=np.zeros_like(worst), where=scale > 0)
-    tol_abs = (rtol * scale[:, None] if atol is None else
-               np.broadcast_to(np.asarray(atol, dtype=np.float64).reshape(-1, 1), (len(steps), 1)))
+    tol_abs = (
+        rtol * scale[:, None]
+        if atol is None
+        else np.broadcast_to(np.asarray(atol, dtype=np.float64).reshape(-1, 1), (len(steps), 1))
+    )
     tol = tol_abs + rtol * np.abs(b)
     if floor is not None:
         tol = np.maximum(tol, np.asarray(floor, dtype=np.float64).reshape(-1, 1))
@@ -123,8 +136,18 @@ def compare_arrays(a, b, steps, rtol=DEFAULT_RTOL, atol=None, floor=None):
     return float(worst.max()), float(rel.max()), first
 
 
-def compare_runs(name, theirs, ref, rtol=DEFAULT_RTOL, atol=None, quantities=QUANTITIES,
-                 notes=None, float32=False, tolerances=None, floors=None):
+def compare_runs(
+    name,
+    theirs,
+    ref,
+    rtol=DEFAULT_RTOL,
+    atol=None,
+    quantities=QUANTITIES,
+    notes=None,
+    float32=False,
+    tolerances=None,
+    floors=None,
+):
     """Compare two runs of one stage (dicts with ``steps`` and the quantities).
 
     Snapshot series are compared at the snapshot steps both runs hold, the
@@ -147,16 +170,28 @@ def compare_runs(name, theirs, ref, rtol=DEFAULT_RTOL, atol=None, quantities=QUA
     if T_a != T_b or theirs["steps"][-1] != ref["steps"][-1]:
         # runs of different length differ from the first step only one of them has
         last = min(T_a, T_b, int(theirs["steps"][-1]), int(ref["steps"][-1]))
-        rows.append(Row(name, "length", first_step=last + 1, compared=1,
-                        note=f"the runs end at different steps: T = {T_a} vs {T_b} "
-                             f"(last snapshots {int(theirs['steps'][-1])} vs {int(ref['steps'][-1])})"))
+        rows.append(
+            Row(
+                name,
+                "length",
+                first_step=last + 1,
+                compared=1,
+                note=f"the runs end at different steps: T = {T_a} vs {T_b} "
+                f"(last snapshots {int(theirs['steps'][-1])} vs {int(ref['steps'][-1])})",
+            )
+        )
     # a coefficient that is 0 at a snapshot (no increment yet, e.g. rho_under
     # of a filter that never fired) is judged at the scale of all coefficients
     # there: projection gives rounding-sized values, not exact zeros
     coef_scale = None
     if atol is None and all(c in ref for c in ("gamma", "rho_bar", "rho_under")):
-        coef_scale = rtol * np.max([np.abs(ref[c][ib]).reshape(len(ib), -1).max(axis=1, initial=0.0)
-                                    for c in ("gamma", "rho_bar", "rho_under")], axis=0)
+        coef_scale = rtol * np.max(
+            [
+                np.abs(ref[c][ib]).reshape(len(ib), -1).max(axis=1, initial=0.0)
+                for c in ("gamma", "rho_bar", "rho_under")
+            ],
+            axis=0,
+        )
     quantities = list(quantities)
     if ("b" in theirs or "b" in ref) and "b" not in quantities:
         quantities.append("b")
@@ -164,10 +199,15 @@ def compare_runs(name, theirs, ref, rtol=DEFAULT_RTOL, atol=None, quantities=QUA
         if q == "b" and ("b" in theirs) != ("b" in ref):
             # a run without a bias is a run whose bias is 0 throughout
             shape = (theirs["b"] if "b" in theirs else ref["b"]).shape[1:]
-            a, b = (run["b"][idx] if "b" in run else np.zeros((len(idx),) + shape)
-                    for run, idx in ((theirs, ia), (ref, ib)))
-            notes.setdefault("b", ("the reference" if "b" in theirs else "the other run")
-                             + " has no bias: compared with b = 0")
+            a, b = (
+                run["b"][idx] if "b" in run else np.zeros((len(idx),) + shape)
+                for run, idx in ((theirs, ia), (ref, ib))
+            )
+            notes.setdefault(
+                "b",
+                ("the reference" if "b" in theirs else "the other run")
+                + " has no bias: compared with b = 0",
+            )
         elif q not in theirs or q not in ref:
             rows.append(Row(name, q, skipped=True, note=notes.get(q, "not available")))
             continue
@@ -178,8 +218,9 @@ def compare_runs(name, theirs, ref, rtol=DEFAULT_RTOL, atol=None, quantities=QUA
             a, b = theirs[q][ia], ref[q][ib]
         at = np.arange(len(a)) if q == "loss" else common
         if a.shape != b.shape:
-            rows.append(Row(name, q, skipped=True,
-                            note=f"shapes differ: {a.shape[1:]} vs {b.shape[1:]}"))
+            rows.append(
+                Row(name, q, skipped=True, note=f"shapes differ: {a.shape[1:]} vs {b.shape[1:]}")
+            )
             continue
         note = notes.get(q, "")
         floor = (floors or {}).get(q)
@@ -206,16 +247,19 @@ def check_same_problem(theirs, ref, stage):
     shapes; return the input keys whose values differ (the bias's initial value
     ``b0`` included when either file has it)."""
     differ = []
-    keys = INPUT_KEYS + tuple(k for k in ("b0",) if f"{stage}/{k}" in theirs.arrays
-                              or f"{stage}/{k}" in ref.arrays)
+    keys = INPUT_KEYS + tuple(
+        k for k in ("b0",) if f"{stage}/{k}" in theirs.arrays or f"{stage}/{k}" in ref.arrays
+    )
     for key in keys:
         a, b = (t.arrays.get(f"{stage}/{key}") for t in (theirs, ref))
         if a is None or b is None:
             differ.append(f"{key} (only in one file)")
             continue
         if a.shape != b.shape:
-            raise TrajectoryError(f"{theirs.path} and {ref.path} describe different problems: "
-                                  f"{stage}/{key} has shape {a.shape} vs {b.shape}")
+            raise TrajectoryError(
+                f"{theirs.path} and {ref.path} describe different problems: "
+                f"{stage}/{key} has shape {a.shape} vs {b.shape}"
+            )
         if not np.array_equal(a, b):
             differ.append(key)
     return differ

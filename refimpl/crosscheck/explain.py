@@ -42,6 +42,7 @@ user's rtol. In a file whose weights are float32 numbers:
 Snapshot 0 of a float32 file is compared with float32(W0) (storage rounding,
 not dynamics).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -53,16 +54,32 @@ import numpy as np
 
 from ..errors import TrajectoryError
 from .compare import DEFAULT_RTOL, EPS32, compare_arrays, float32_valued
-from .variants import (VARIANTS, Convention, VariantRun, parse_convention,  # noqa: F401
-                       variant_loss_gradient, variant_train)
+from .variants import (
+    VARIANTS,
+    Convention,
+    VariantRun,
+    parse_convention,  # noqa: F401
+    variant_loss_gradient,
+    variant_train,
+)
 
-__all__ = ["FLOAT32_FACTOR", "SCREEN_STEPS", "SHOW", "Convention", "VARIANTS", "variant_train",
-           "estimate_lr_scale", "explain_stage", "format_explanation", "judge_float32",
-           "float32_file"]
+__all__ = [
+    "FLOAT32_FACTOR",
+    "SCREEN_STEPS",
+    "SHOW",
+    "Convention",
+    "VARIANTS",
+    "variant_train",
+    "estimate_lr_scale",
+    "explain_stage",
+    "format_explanation",
+    "judge_float32",
+    "float32_file",
+]
 
 FLOAT32_FACTOR = 10.0  # float32 agreement within this many times float32's own drift
-SCREEN_STEPS = 50      # the prefix every candidate is replayed on (or T/20 when longer)
-SHOW = 5               # candidates shown
+SCREEN_STEPS = 50  # the prefix every candidate is replayed on (or T/20 when longer)
+SHOW = 5  # candidates shown
 
 
 def float32_file(view) -> bool:
@@ -138,8 +155,11 @@ def estimate_lr_scale(view, conv=Convention(), tol=1e-9):
 
         def h(cc):
             bb = None if b0 is None else b0 + cc * Db
-            return variant_loss_gradient(W0.reshape(2 * m, d) + cc * D, bb, Xf, y, n, P,
-                                         conv)[0] - target
+            return (
+                variant_loss_gradient(W0.reshape(2 * m, d) + cc * D, bb, Xf, y, n, P, conv)[0]
+                - target
+            )
+
         grid = np.geomspace(1e-3, 1e3, 601)
         with np.errstate(over="ignore", invalid="ignore"):
             vals = np.array([h(cc) for cc in grid])
@@ -150,13 +170,14 @@ def estimate_lr_scale(view, conv=Convention(), tol=1e-9):
             elif fa * fb < 0:
                 roots.append(scipy.optimize.brentq(h, a, b, xtol=1e-300, rtol=1e-15))
         if not roots:
-            return None, ("no step size in [1e-3, 1e3] x eta gives the file's loss after "
-                          "one step")
+            return None, ("no step size in [1e-3, 1e3] x eta gives the file's loss after one step")
 
         def mismatch(cc):
-            run = variant_train(W0, X, y, eta, lam, trainable, k, [k],
-                                replace(conv, lr_scale=cc), b0=view.b0)
+            run = variant_train(
+                W0, X, y, eta, lam, trainable, k, [k], replace(conv, lr_scale=cc), b0=view.b0
+            )
             return float(np.abs(run.W[0] - W[1]).max())
+
         c = float(min(roots, key=mismatch))
     return _nice(c, tol), None
 
@@ -197,8 +218,18 @@ class _Search:
         key = (replace(conv, loss_with_decay=False), T)
         if key not in self.cache:
             v = self.view
-            self.cache[key] = variant_train(v.W0, v.X, v.y, float(v.eta), self.lam, v.trainable,
-                                            T, self.steps[self.steps <= T], key[0], b0=v.b0)
+            self.cache[key] = variant_train(
+                v.W0,
+                v.X,
+                v.y,
+                float(v.eta),
+                self.lam,
+                v.trainable,
+                T,
+                self.steps[self.steps <= T],
+                key[0],
+                b0=v.b0,
+            )
         r = self.cache[key]
         return r._replace(loss=r.loss + r.penalty) if conv.loss_with_decay else r
 
@@ -217,22 +248,32 @@ class _Search:
             W_ref[0] = W_ref[0].astype(np.float32)
             floor = np.zeros(T + 1) if floor is None else np.array(floor)
             floor[0] = max(floor[0], 64 * EPS32 * max(abs(r64.loss[0]), 1.0))
-        out = {"name": conv.label(), "names": conv.names(), "size": len(conv.names()),
-               "description": conv.describe(b0_from_file=v.b0 is not None),
-               "convention": conv, "steps": T, "rtol_W": tol_W, "rtol_loss": tol_L,
-               "note": note}
+        out = {
+            "name": conv.label(),
+            "names": conv.names(),
+            "size": len(conv.names()),
+            "description": conv.describe(b0_from_file=v.b0 is not None),
+            "convention": conv,
+            "steps": T,
+            "rtol_W": tol_W,
+            "rtol_loss": tol_L,
+            "note": note,
+        }
         _, out["W_max_rel"], out["W_first_step"] = compare_arrays(
-            v.W[:K], W_ref, steps, tol_W, self.atol)
+            v.W[:K], W_ref, steps, tol_W, self.atol
+        )
         _, out["loss_max_rel"], out["loss_first_step"] = compare_arrays(
-            v.loss[: T + 1, None], r64.loss[:, None], np.arange(T + 1), tol_L, self.atol, floor)
+            v.loss[: T + 1, None], r64.loss[:, None], np.arange(T + 1), tol_L, self.atol, floor
+        )
         rels = [out["W_max_rel"] / tol_W, out["loss_max_rel"] / tol_L]
         firsts = [out["W_first_step"], out["loss_first_step"]]
         if v.b is not None:
             b_ref = np.zeros(v.b[:K].shape) if r64.b is None else np.array(r64.b)
             if self.f32:
                 b_ref[0] = b_ref[0].astype(np.float32)
-            _, out["b_max_rel"], out["b_first_step"] = compare_arrays(v.b[:K], b_ref, steps,
-                                                                      tol_W, self.atol)
+            _, out["b_max_rel"], out["b_first_step"] = compare_arrays(
+                v.b[:K], b_ref, steps, tol_W, self.atol
+            )
             rels.append(out["b_max_rel"] / tol_W)
             firsts.append(out["b_first_step"])
         if floor is not None:
@@ -252,15 +293,20 @@ def _bases(view):
         if free:
             axes.append(name)
         else:
-            pruned[name] = ("m = 1: the sum over filters is the mean" if name == "filter_sum"
-                            else "P = 1: the sum over patches is the mean")
+            pruned[name] = (
+                "m = 1: the sum over filters is the mean"
+                if name == "filter_sum"
+                else "P = 1: the sum over patches is the mean"
+            )
     bases, seen = [], {}
     for flags in itertools.product((False, True), repeat=len(axes)):
         conv = Convention(**dict(zip(axes, flags)))
         # the variants only rescale the outputs by c_F = (1/m or 1) (1 or 1/P):
         # two bases with the same c_F and bias are the same dynamics
-        key = ((1.0 if conv.filter_sum else 1.0 / m) * (1.0 / P if conv.patch_mean else 1.0),
-               conv.bias)
+        key = (
+            (1.0 if conv.filter_sum else 1.0 / m) * (1.0 / P if conv.patch_mean else 1.0),
+            conv.bias,
+        )
         if key in seen:
             pruned[conv.label()] = f"the same dynamics as {seen[key].label()} here (m = P = {m})"
             continue
@@ -270,12 +316,12 @@ def _bases(view):
 
 
 def _order(rows):
-    return sorted(rows, key=lambda r: (not r["agrees"], r["size"] if r["agrees"] else 0,
-                                       r["score"]))
+    return sorted(
+        rows, key=lambda r: (not r["agrees"], r["size"] if r["agrees"] else 0, r["score"])
+    )
 
 
-def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None,
-                  screen_steps=None):
+def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None, screen_steps=None):
     """Replay a stage of a file under combinations of convention variants and
     name the smallest one that agrees with the file (module docstring).
 
@@ -323,57 +369,80 @@ def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None,
     decays = (False, True) if search.lam else (False,)
     lr_notes, any_zeros, candidates = [], False, []
     for base in bases:
-        c, why = (estimate_lr_scale(view, base, 1e-4 if search.f32 else 1e-9)
-                  if view.steps[1:2].size and view.steps[1] <= T
-                  else (None, "no snapshot after step 0 within the steps replayed"))
+        c, why = (
+            estimate_lr_scale(view, base, 1e-4 if search.f32 else 1e-9)
+            if view.steps[1:2].size and view.steps[1] <= T
+            else (None, "no snapshot after step 0 within the steps replayed")
+        )
         lr_notes.append((base.label(), c, why))
         lrs = [1.0] + ([c] if c is not None and c != 1.0 else [])
         zeros = search.run(base, first_T).zeros > 0
         any_zeros |= zeros
         relus = (0.0, 1.0, 0.5) if zeros else (0.0,)
         for lr, rp, dt, lwd in itertools.product(lrs, relus, dtypes, decays):
-            candidates.append(replace(base, lr_scale=lr, relu_prime_zero=rp, dtype=dt,
-                                      loss_with_decay=lwd))
-    note_of = {label: f"c estimated from the first step: {c:.12g}"
-               for label, c, _ in lr_notes if c is not None and c != 1.0}
+            candidates.append(
+                replace(base, lr_scale=lr, relu_prime_zero=rp, dtype=dt, loss_with_decay=lwd)
+            )
+    note_of = {
+        label: f"c estimated from the first step: {c:.12g}"
+        for label, c, _ in lr_notes
+        if c is not None and c != 1.0
+    }
     judged = [search.judge(c, first_T, _lr_note(c, note_of)) for c in candidates]
     tried = len(judged)
     if screen is not None:
         keep = [r for r in judged if r["agrees"]] + _order(judged)[:SHOW]
         chosen = list({r["name"]: r["convention"] for r in keep}.values())
         screened = set(candidates)
-        for conv in list(chosen):       # ReLU'(0) may matter after the prefix
-            if (conv.relu_prime_zero == 0.0 and replace(conv, relu_prime_zero=1.0) not in screened
-                    and search.run(replace(conv, dtype="float64"), T).zeros):
+        for conv in list(chosen):  # ReLU'(0) may matter after the prefix
+            if (
+                conv.relu_prime_zero == 0.0
+                and replace(conv, relu_prime_zero=1.0) not in screened
+                and search.run(replace(conv, dtype="float64"), T).zeros
+            ):
                 chosen += [replace(conv, relu_prime_zero=rp) for rp in (1.0, 0.5)]
                 any_zeros = True
         judged = [search.judge(c, T, _lr_note(c, note_of)) for c in chosen]
     if not any_zeros:
         for name in ("relu_prime_1", "relu_prime_half"):
-            pruned[name] = ("no pre-activation is exactly 0 along the runs tried: ReLU'(0) "
-                            "cannot matter here")
+            pruned[name] = (
+                "no pre-activation is exactly 0 along the runs tried: ReLU'(0) cannot matter here"
+            )
     if not note_of:
         _, c, why = lr_notes[0]
-        pruned["lr_scale"] = ("the first step gives c = 1" if c is not None else why)
+        pruned["lr_scale"] = "the first step gives c = 1" if c is not None else why
     baseline = search.judge(Convention(), T, "no variant (docs/model.md §3), for comparison")
     rows = _order(judged)
     agreeing = [r for r in rows if r["agrees"]]
     best = agreeing[0] if agreeing else None
     for r in rows + [baseline]:
         r.pop("convention")
-    return {"explanation": best["names"] if best else [],
-            "description": best["description"] if best else "",
-            "matches": [r["name"] for r in agreeing], "candidates": rows[:SHOW],
-            "baseline": baseline, "pruned": pruned, "judged": _judged_lines(search, T),
-            "steps": T, "screen_steps": screen, "tried": tried, "replayed": len(judged),
-            "float32_file": search.f32, "seconds": time.monotonic() - start}
+    return {
+        "explanation": best["names"] if best else [],
+        "description": best["description"] if best else "",
+        "matches": [r["name"] for r in agreeing],
+        "candidates": rows[:SHOW],
+        "baseline": baseline,
+        "pruned": pruned,
+        "judged": _judged_lines(search, T),
+        "steps": T,
+        "screen_steps": screen,
+        "tried": tried,
+        "replayed": len(judged),
+        "float32_file": search.f32,
+        "seconds": time.monotonic() - start,
+    }
 
 
 def _lr_note(conv, note_of):
     if conv.lr_scale == 1.0:
         return ""
-    return note_of.get(replace(conv, lr_scale=1.0, relu_prime_zero=0.0, dtype="float64",
-                               loss_with_decay=False).label(), "")
+    return note_of.get(
+        replace(
+            conv, lr_scale=1.0, relu_prime_zero=0.0, dtype="float64", loss_with_decay=False
+        ).label(),
+        "",
+    )
 
 
 def _judged_lines(search, T):
@@ -382,15 +451,17 @@ def _judged_lines(search, T):
     what = f"W at the snapshots{b} and the loss at every step 0..{T}"
     if not search.f32:
         return [f"{what}, at rtol {search.rtol:g} (a file of float64 numbers)"]
-    return [f"{what}; the file's weights are float32 numbers, so snapshot 0 is compared with "
-            "float32(W0) and the step-0 loss at float32 resolution",
-            f"candidates with float32 arithmetic: W{' and b' if b else ''} within "
-            f"{FLOAT32_FACTOR:g} x the normwise drift of the candidate's float32 replay from its "
-            f"float64 replay (at least {FLOAT32_FACTOR:g} eps32); the loss likewise at the steps "
-            f"where float32 resolves it (resolution {FLOAT32_FACTOR:g} eps32 mean_i(F_+1 + F_-1) "
-            "within the tolerance), elsewhere within that resolution",
-            f"candidates in float64 arithmetic: every quantity at float32 storage precision "
-            f"(rtol {EPS32:.2g})"]
+    return [
+        f"{what}; the file's weights are float32 numbers, so snapshot 0 is compared with "
+        "float32(W0) and the step-0 loss at float32 resolution",
+        f"candidates with float32 arithmetic: W{' and b' if b else ''} within "
+        f"{FLOAT32_FACTOR:g} x the normwise drift of the candidate's float32 replay from its "
+        f"float64 replay (at least {FLOAT32_FACTOR:g} eps32); the loss likewise at the steps "
+        f"where float32 resolves it (resolution {FLOAT32_FACTOR:g} eps32 mean_i(F_+1 + F_-1) "
+        "within the tolerance), elsewhere within that resolution",
+        f"candidates in float64 arithmetic: every quantity at float32 storage precision "
+        f"(rtol {EPS32:.2g})",
+    ]
 
 
 def _verdict(r):
@@ -404,41 +475,64 @@ def format_explanation(stage, ex):
     """Text lines of one stage's explain-mode result."""
     if "skipped" in ex:
         return [f"explain {stage}: {ex['skipped']}"]
-    screened = (f"; screened on steps 0..{ex['screen_steps']}: {ex['tried']} candidates, "
-                f"{ex['replayed']} replayed in full" if ex["screen_steps"] else
-                f"; {ex['tried']} candidates")
-    lines = [f"explain {stage}: combinations of convention variants replayed from the file's "
-             f"inputs over steps 0..{ex['steps']}{screened} ({ex['seconds']:.1f} s)"]
+    screened = (
+        f"; screened on steps 0..{ex['screen_steps']}: {ex['tried']} candidates, "
+        f"{ex['replayed']} replayed in full"
+        if ex["screen_steps"]
+        else f"; {ex['tried']} candidates"
+    )
+    lines = [
+        f"explain {stage}: combinations of convention variants replayed from the file's "
+        f"inputs over steps 0..{ex['steps']}{screened} ({ex['seconds']:.1f} s)"
+    ]
     lines += [f"  judged: {j}" for j in ex["judged"]]
     for name, why in ex["pruned"].items():
         lines.append(f"  not tried: {name}: {why}")
     has_b = "b_max_rel" in ex["baseline"]
-    lines.append(f"  {'candidate':40} {'W max rel':>10} {'loss max rel':>12}"
-                 + (f" {'b max rel':>10}" if has_b else "")
-                 + f" {'rtol W/loss':>17}  verdict")
+    lines.append(
+        f"  {'candidate':40} {'W max rel':>10} {'loss max rel':>12}"
+        + (f" {'b max rel':>10}" if has_b else "")
+        + f" {'rtol W/loss':>17}  verdict"
+    )
     shown = [r for r in ex["candidates"] if r["name"] != "reference"]
     for r in [ex["baseline"]] + shown:
         verdict = f"baseline, {_verdict(r).lower()}" if r is ex["baseline"] else _verdict(r)
         extra = f"{r['b_max_rel']:10.3g} " if has_b else ""
         unres = r.get("loss_unresolved")
-        note = "; ".join(filter(None, [r["note"] if r is not ex["baseline"] else "",
-                                       f"loss judged by float32 resolution at {unres} steps"
-                                       if unres else ""]))
-        lines.append(f"  {r['name']:40} {r['W_max_rel']:10.3g} {r['loss_max_rel']:12.3g} "
-                     f"{extra}{r['rtol_W']:8.2g}/{r['rtol_loss']:<8.2g}  {verdict}"
-                     + (f" ({note})" if note else ""))
+        note = "; ".join(
+            filter(
+                None,
+                [
+                    r["note"] if r is not ex["baseline"] else "",
+                    f"loss judged by float32 resolution at {unres} steps" if unres else "",
+                ],
+            )
+        )
+        lines.append(
+            f"  {r['name']:40} {r['W_max_rel']:10.3g} {r['loss_max_rel']:12.3g} "
+            f"{extra}{r['rtol_W']:8.2g}/{r['rtol_loss']:<8.2g}  {verdict}"
+            + (f" ({note})" if note else "")
+        )
     if ex["explanation"]:
         best = ex["candidates"][0]
-        lines.append(f"  => {stage} matches the reference with: "
-                     f"{' + '.join(ex['explanation'])} ({ex['description']}; W max rel "
-                     f"{best['W_max_rel']:.3g}, loss max rel {best['loss_max_rel']:.3g})")
+        lines.append(
+            f"  => {stage} matches the reference with: "
+            f"{' + '.join(ex['explanation'])} ({ex['description']}; W max rel "
+            f"{best['W_max_rel']:.3g}, loss max rel {best['loss_max_rel']:.3g})"
+        )
     elif "reference" in ex["matches"] and ex["float32_file"]:
-        lines.append(f"  => {stage}: refimpl's own dynamics, rounded to float32 on output "
-                     "(no convention departs)")
+        lines.append(
+            f"  => {stage}: refimpl's own dynamics, rounded to float32 on output "
+            "(no convention departs)"
+        )
     elif "reference" in ex["matches"]:
-        lines.append(f"  => {stage}: explain's own replay of the reference conventions agrees "
-                     "(no convention departs; the difference is at the tolerance's edge)")
+        lines.append(
+            f"  => {stage}: explain's own replay of the reference conventions agrees "
+            "(no convention departs; the difference is at the tolerance's edge)"
+        )
     else:
-        lines.append(f"  => no combination of the convention variants tried explains the "
-                     f"difference in {stage}")
+        lines.append(
+            f"  => no combination of the convention variants tried explains the "
+            f"difference in {stage}"
+        )
     return lines

@@ -15,6 +15,7 @@ Command line::
     python -m refimpl.crosscheck.jax_client REF.npz OUT.npz [--float32]
                                             [--coefficients] [--stage up ...]
 """
+
 from __future__ import annotations
 
 import sys
@@ -32,9 +33,10 @@ INSTALL_HINT = "JAX is not installed: pip install jax jaxlib (CPU; the jax extra
 def available() -> bool:
     """True when jax can be imported."""
     import importlib.util
+
     try:
         return importlib.util.find_spec("jax") is not None
-    except (ImportError, ValueError):      # e.g. sys.modules["jax"] = None
+    except (ImportError, ValueError):  # e.g. sys.modules["jax"] = None
         return False
 
 
@@ -55,7 +57,7 @@ def data_loss(W, X, y):
 
     m = W.shape[1]
     pre = jnp.einsum("jrd,ipd->jrip", W, X)
-    F = jax.nn.relu(pre).sum(axis=(1, 3)) / m            # (2, n)
+    F = jax.nn.relu(pre).sum(axis=(1, 3)) / m  # (2, n)
     return jnp.mean(jax.nn.softplus(-y * (F[0] - F[1])))
 
 
@@ -99,8 +101,15 @@ def client_arrays(ref_path, dtype="float64", coefficients=False, stages=None):
     """Train the stages of a refimpl trajectory file with the JAX client
     (:func:`refimpl.crosscheck.clients.client_arrays`)."""
     jax = _jax()
-    return clients.client_arrays(ref_path, train, dtype, coefficients, stages,
-                                 package=__name__, versions={"jax": jax.__version__})
+    return clients.client_arrays(
+        ref_path,
+        train,
+        dtype,
+        coefficients,
+        stages,
+        package=__name__,
+        versions={"jax": jax.__version__},
+    )
 
 
 def main(argv=None):

@@ -17,6 +17,7 @@ Command line (``validation/torch_client.py`` calls :func:`main`)::
     python -m refimpl.crosscheck.torch_client REF.npz OUT.npz [--float32]
                                               [--coefficients] [--stage up ...]
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,17 @@ import numpy as np
 from ..errors import UsageError
 from . import clients
 
-__all__ = ["INSTALL_HINT", "available", "two_layer_cnn_class", "train", "client_arrays", "main",
-           "kou_data", "CONV1D_MODEL", "conv1d_arrays"]
+__all__ = [
+    "INSTALL_HINT",
+    "available",
+    "two_layer_cnn_class",
+    "train",
+    "client_arrays",
+    "main",
+    "kou_data",
+    "CONV1D_MODEL",
+    "conv1d_arrays",
+]
 
 INSTALL_HINT = "PyTorch is not installed: pip install torch==2.13.0 (CPU build; the torch extra)"
 
@@ -37,9 +47,10 @@ INSTALL_HINT = "PyTorch is not installed: pip install torch==2.13.0 (CPU build; 
 def available() -> bool:
     """True when torch can be imported."""
     import importlib.util
+
     try:
         return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):      # e.g. sys.modules["torch"] = None
+    except (ImportError, ValueError):  # e.g. sys.modules["torch"] = None
         return False
 
 
@@ -104,7 +115,7 @@ def two_layer_cnn_class():
         def forward(self, X):
             """Network outputs f (n,) for X of shape (n, P, d)."""
             pre = torch.einsum("jrd,ipd->jrip", self.filters(), X)
-            F = torch.relu(pre).sum(dim=(1, 3)) / self.m      # (2, n); ReLU'(0) = 0 in autograd
+            F = torch.relu(pre).sum(dim=(1, 3)) / self.m  # (2, n); ReLU'(0) = 0 in autograd
             return F[0] - F[1]
 
         def data_loss(self, X, y):
@@ -122,8 +133,9 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, dtype="float64",
-          model_class=None):
+def train(
+    W0, X, y, eta, weight_decay, trainable, steps, snapshots, dtype="float64", model_class=None
+):
     """Full-batch GD with torch.optim.SGD (lr = eta, weight_decay = lambda:
     w <- w - eta (grad + lambda w), docs/model.md §3.4).
 
@@ -165,7 +177,7 @@ def train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, dtype="float
             loss[t] = value.item()
             if t == steps:
                 break
-            if opt is None:      # every filter frozen: nothing moves
+            if opt is None:  # every filter frozen: nothing moves
                 continue
             opt.zero_grad()
             value.backward()
@@ -198,7 +210,7 @@ def kou_data(rng, n, d, mu_norm=5.0, sigma_p=1.0, flip=0.1):
     return {"X": f32(X), "y": y, "y_clean": y_clean, "xi": xi, "signals": f32(mu[None])}
 
 
-CONV1D_MODEL = '''\
+CONV1D_MODEL = """\
 class LinearCNN(nn.Module):          # Kou et al., syntheticrelu.py, verbatim
     def __init__(self, input_dim, out_channel, patch_num):
         super(LinearCNN, self).__init__()
@@ -214,7 +226,7 @@ class LinearCNN(nn.Module):          # Kou et al., syntheticrelu.py, verbatim
         output = torch.stack([torch.sum(x[:, :self.out_channel], 1),
                               torch.sum(x[:, self.out_channel:], 1)]).transpose(1, 0)
         return output
-'''
+"""
 """The model as framework users write it: a default ``nn.Conv1d`` (bias on,
 PyTorch's default init), ReLU, the mean over patches, the sum over the m
 filters of each class, two logits; trained with ``CrossEntropyLoss`` and
@@ -249,7 +261,7 @@ def conv1d_arrays(data, m, eta, steps, snapshots, seed=0):
     with one_thread() as torch:
         nn = torch.nn
         namespace = {"nn": nn, "torch": torch}
-        exec(CONV1D_MODEL, namespace)       # noqa: S102 - the verbatim model text above
+        exec(CONV1D_MODEL, namespace)  # noqa: S102 - the verbatim model text above
         n, P, d = np.shape(data["X"])
         torch.manual_seed(seed)
         model = namespace["LinearCNN"](P * d, m, P)
@@ -278,15 +290,34 @@ def conv1d_arrays(data, m, eta, steps, snapshots, seed=0):
                 break
             value.backward()
             optimizer.step()
-    arrays = {"format_version": np.int64(1), "config_json": np.str_("{}"),
-              "provenance_json": np.str_(json.dumps({
-                  "package": "torch nn.Conv1d (Kou et al.'s LinearCNN)",
-                  "torch": torch.__version__, "seed": seed}))}
-    stage = {key: np.asarray(data[key], dtype=np.float64)
-             for key in ("X", "y", "y_clean", "xi", "signals")}
-    stage.update(W0=W0, b0=b0, eta=np.float64(eta), weight_decay=np.float64(0.0),
-                 trainable=np.ones((2, m), bool), steps=np.array(sorted(wanted), np.int64),
-                 W=np.stack(Ws), b=np.stack(bs), loss=loss)
+    arrays = {
+        "format_version": np.int64(1),
+        "config_json": np.str_("{}"),
+        "provenance_json": np.str_(
+            json.dumps(
+                {
+                    "package": "torch nn.Conv1d (Kou et al.'s LinearCNN)",
+                    "torch": torch.__version__,
+                    "seed": seed,
+                }
+            )
+        ),
+    }
+    stage = {
+        key: np.asarray(data[key], dtype=np.float64)
+        for key in ("X", "y", "y_clean", "xi", "signals")
+    }
+    stage.update(
+        W0=W0,
+        b0=b0,
+        eta=np.float64(eta),
+        weight_decay=np.float64(0.0),
+        trainable=np.ones((2, m), bool),
+        steps=np.array(sorted(wanted), np.int64),
+        W=np.stack(Ws),
+        b=np.stack(bs),
+        loss=loss,
+    )
     arrays.update({f"up/{k}": v for k, v in stage.items()})
     return arrays
 
@@ -302,8 +333,15 @@ def client_arrays(ref_path, dtype="float64", coefficients=False, stages=None):
         coefficients by projection when ``coefficients``.
     """
     torch = _torch()
-    return clients.client_arrays(ref_path, train, dtype, coefficients, stages,
-                                 package=__name__, versions={"torch": torch.__version__})
+    return clients.client_arrays(
+        ref_path,
+        train,
+        dtype,
+        coefficients,
+        stages,
+        package=__name__,
+        versions={"torch": torch.__version__},
+    )
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@ fields may be set at once. Only weights, the bias and the data loss are
 produced: the variants change the dynamics, and the dynamics are what is
 tested.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,15 @@ import numpy as np
 from ..errors import UsageError
 from .compare import INPUT_KEYS
 
-__all__ = ["Convention", "VARIANTS", "VariantRun", "variant_train", "variant_arrays",
-           "variant_loss_gradient", "parse_convention"]
+__all__ = [
+    "Convention",
+    "VARIANTS",
+    "VariantRun",
+    "variant_train",
+    "variant_arrays",
+    "variant_loss_gradient",
+    "parse_convention",
+]
 
 J = np.array([1.0, -1.0])  # the class j of axis 0 of W
 
@@ -66,8 +74,13 @@ class Convention:
         if self.lr_scale != 1.0:
             out.append("lr_scale")
         if self.relu_prime_zero != 0.0:
-            out.append("relu_prime_1" if self.relu_prime_zero == 1.0 else
-                       "relu_prime_half" if self.relu_prime_zero == 0.5 else "relu_prime")
+            out.append(
+                "relu_prime_1"
+                if self.relu_prime_zero == 1.0
+                else "relu_prime_half"
+                if self.relu_prime_zero == 0.5
+                else "relu_prime"
+            )
         if self.dtype != "float64":
             out.append(self.dtype)
         if self.loss_with_decay:
@@ -85,9 +98,11 @@ class Convention:
         if self.patch_mean:
             parts.append("mean instead of sum over patches")
         if self.bias:
-            parts.append("a trainable bias per filter ("
-                         + ("from the file's b0" if b0_from_file else "zero init")
-                         + ", same step and decay)")
+            parts.append(
+                "a trainable bias per filter ("
+                + ("from the file's b0" if b0_from_file else "zero init")
+                + ", same step and decay)"
+            )
         if self.lr_scale != 1.0:
             parts.append(f"learning rate x {self.lr_scale:.12g}")
         if self.relu_prime_zero != 0.0:
@@ -143,15 +158,20 @@ def parse_convention(spec):
                 number = float(value)
                 if not np.isfinite(number) or (name == "lr_scale" and number <= 0):
                     raise ValueError
-                conv = replace(conv, **{"lr_scale" if name == "lr_scale" else
-                                        "relu_prime_zero": number})
+                conv = replace(
+                    conv, **{"lr_scale" if name == "lr_scale" else "relu_prime_zero": number}
+                )
                 continue
         except ValueError:
-            raise UsageError(f"convention {item!r}: {name} needs a finite number"
-                             + (" > 0" if name == "lr_scale" else "")) from None
+            raise UsageError(
+                f"convention {item!r}: {name} needs a finite number"
+                + (" > 0" if name == "lr_scale" else "")
+            ) from None
         if name not in VARIANTS or VARIANTS[name] is None or value:
-            known = [k for k, v in VARIANTS.items() if v is not None] + ["lr_scale=C",
-                                                                         "relu_prime=V"]
+            known = [k for k, v in VARIANTS.items() if v is not None] + [
+                "lr_scale=C",
+                "relu_prime=V",
+            ]
             raise UsageError(f"unknown convention {item!r}; known: {', '.join(known)}")
         conv = conv | VARIANTS[name]
     return conv
@@ -223,26 +243,35 @@ def variant_loss_gradient(Wf, b, Xf, y, n, P, conv: Convention, XfT=None):
     m = two_m // 2
     dt = Wf.dtype.type
     norm = (1.0 if conv.filter_sum else 1.0 / m) * (1.0 / P if conv.patch_mean else 1.0)
-    pre = Wf @ (Xf.T if XfT is None else XfT)                         # (2m, nP)
+    pre = Wf @ (Xf.T if XfT is None else XfT)  # (2m, nP)
     if b is not None:
         pre += b[:, None]
-    F = np.maximum(pre, 0).reshape(2, m, n, P).sum(axis=(1, 3)) * dt(norm)   # (2, n)
+    F = np.maximum(pre, 0).reshape(2, m, n, P).sum(axis=(1, 3)) * dt(norm)  # (2, n)
     loss, dloss = _logistic(y * (F[0] - F[1]))
     zero = pre == 0
     active = (pre > 0).astype(Wf.dtype)
     if conv.relu_prime_zero != 0.0:
         active += dt(conv.relu_prime_zero) * zero
-    sign = np.repeat(J.astype(Wf.dtype), m)[:, None]                  # j of each row
+    sign = np.repeat(J.astype(Wf.dtype), m)[:, None]  # j of each row
     coef = active * (np.repeat(dloss * y, P) * dt(norm / n))[None, :] * sign
-    coef[np.abs(coef) < np.finfo(Wf.dtype).tiny] = 0      # no subnormal products (slow)
-    gW = coef @ Xf                                                     # sum_{i,p} coef x_i^(p)
+    coef[np.abs(coef) < np.finfo(Wf.dtype).tiny] = 0  # no subnormal products (slow)
+    gW = coef @ Xf  # sum_{i,p} coef x_i^(p)
     gb = coef.sum(axis=1) if b is not None else None
-    return (float(np.mean(loss)), gW, gb, int(np.count_nonzero(zero)),
-            float(np.mean(F[0] + F[1])))
+    return (float(np.mean(loss)), gW, gb, int(np.count_nonzero(zero)), float(np.mean(F[0] + F[1])))
 
 
-def variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots,
-                  conv: Convention = Convention(), b0=None) -> VariantRun:
+def variant_train(
+    W0,
+    X,
+    y,
+    eta,
+    weight_decay,
+    trainable,
+    steps,
+    snapshots,
+    conv: Convention = Convention(),
+    b0=None,
+) -> VariantRun:
     """Full-batch GD under a convention variant (plain numpy).
 
     w <- (1 - c eta lambda) w - c eta grad w for trainable filters
@@ -269,9 +298,8 @@ def variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots,
     -------
     VariantRun
     """
-    with np.errstate(over="ignore", invalid="ignore"):   # a variant may diverge
-        return _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, conv,
-                              b0)
+    with np.errstate(over="ignore", invalid="ignore"):  # a variant may diverge
+        return _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, conv, b0)
 
 
 def _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, conv, b0):
@@ -306,10 +334,11 @@ def _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, con
         W = np.where(keep[:, None], W, decay * W - step * gW)
         if b is not None:
             b = np.where(keep, b, decay * b - step * gb)
-    if conv.loss_with_decay:     # L_S of docs/model.md §3.2, penalty included
+    if conv.loss_with_decay:  # L_S of docs/model.md §3.2, penalty included
         loss = loss + penalty
-    return VariantRun(np.stack(snaps), loss, zeros, np.stack(bs) if b is not None else None,
-                      penalty, logits)
+    return VariantRun(
+        np.stack(snaps), loss, zeros, np.stack(bs) if b is not None else None, penalty, logits
+    )
 
 
 def variant_arrays(traj, conv, stages=None, b0=None):
@@ -332,22 +361,38 @@ def variant_arrays(traj, conv, stages=None, b0=None):
     """
     conv = parse_convention(conv)
     stages = list(stages or traj.stages)
-    arrays = {k: v for k, v in traj.arrays.items()
-              if k in ("format_version", "config_json")
-              or (k == "down/inherited" and "down" in stages)}
-    arrays["provenance_json"] = np.str_(json.dumps(
-        {"package": "refimpl.crosscheck.variant_train", "convention": asdict(conv)}))
+    arrays = {
+        k: v
+        for k, v in traj.arrays.items()
+        if k in ("format_version", "config_json") or (k == "down/inherited" and "down" in stages)
+    }
+    arrays["provenance_json"] = np.str_(
+        json.dumps({"package": "refimpl.crosscheck.variant_train", "convention": asdict(conv)})
+    )
     for s in stages:
         v = traj.stage(s)
         start = (b0 or {}).get(s, v.b0)
-        run = variant_train(v.W0, v.X, v.y, float(v.eta), float(v.weight_decay), v.trainable,
-                            v.T, v.steps, conv, b0=start)
+        run = variant_train(
+            v.W0,
+            v.X,
+            v.y,
+            float(v.eta),
+            float(v.weight_decay),
+            v.trainable,
+            v.T,
+            v.steps,
+            conv,
+            b0=start,
+        )
         for key in INPUT_KEYS + ("steps", "patch_role"):
             if key in v:
                 arrays[f"{s}/{key}"] = getattr(v, key)
         arrays[f"{s}/W"], arrays[f"{s}/loss"] = run.W, run.loss
         if conv.bias:
-            arrays[f"{s}/b0"] = (np.zeros((2, v.W0.shape[1])) if start is None
-                                 else np.asarray(start, dtype=np.float64))
+            arrays[f"{s}/b0"] = (
+                np.zeros((2, v.W0.shape[1]))
+                if start is None
+                else np.asarray(start, dtype=np.float64)
+            )
             arrays[f"{s}/b"] = run.b
     return arrays

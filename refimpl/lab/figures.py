@@ -6,6 +6,7 @@ state. Drawing functions take an ``ax`` and return it; :func:`save` writes a
 PNG. Without matplotlib, :func:`available` is False and :data:`INSTALL_HINT`
 says what to install.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,20 @@ from ..errors import TrajectoryError
 from ..trajectory import load
 from ..transfer import inherited_filters
 
-__all__ = ["available", "INSTALL_HINT", "subplots", "save", "errorbar_lines", "line_figure",
-           "draw_stage", "plot_trajectory"]
+__all__ = [
+    "available",
+    "INSTALL_HINT",
+    "subplots",
+    "save",
+    "errorbar_lines",
+    "line_figure",
+    "draw_stage",
+    "plot_trajectory",
+]
 
-INSTALL_HINT = ("figures need matplotlib: pip install 'refimpl[plot]' "
-                "(or .venv/bin/pip install matplotlib)")
+INSTALL_HINT = (
+    "figures need matplotlib: pip install 'refimpl[plot]' (or .venv/bin/pip install matplotlib)"
+)
 
 
 def available() -> bool:
@@ -55,13 +65,23 @@ def save(fig, path, dpi=120):
 def errorbar_lines(ax, x, series, marker="o", ls="-", first_color=0):
     """One error-bar line per ``series`` entry ``label -> (mean, se)``; returns ``ax``."""
     for i, (label, (mean, se)) in enumerate(series.items()):
-        ax.errorbar(x, mean, yerr=se, marker=marker, ms=4, capsize=3, ls=ls, label=label,
-                    color=f"C{first_color + i}")
+        ax.errorbar(
+            x,
+            mean,
+            yerr=se,
+            marker=marker,
+            ms=4,
+            capsize=3,
+            ls=ls,
+            label=label,
+            color=f"C{first_color + i}",
+        )
     return ax
 
 
-def line_figure(path, x, series, xlabel, ylabel, title, hline=None, xlog=False, ax_extra=None,
-                twin=None):
+def line_figure(
+    path, x, series, xlabel, ylabel, title, hline=None, xlog=False, ax_extra=None, twin=None
+):
     """Error-bar lines (:func:`errorbar_lines`) saved as a PNG. Returns
     ``[path]``, or ``[]`` without matplotlib.
 
@@ -95,9 +115,11 @@ def line_figure(path, x, series, xlabel, ylabel, title, hline=None, xlog=False, 
 
 # ----------------------------------------------------------------------
 # one run over the steps (the `plot` subcommand, `run --plot`)
-_COEFFICIENTS = (("gamma", "gamma: signal learning", "max"),
-                 ("rho_bar", "rho_bar: noise, y_i = j", "max"),
-                 ("rho_under", "rho_under: noise, y_i = -j", "min"))
+_COEFFICIENTS = (
+    ("gamma", "gamma: signal learning", "max"),
+    ("rho_bar", "rho_bar: noise, y_i = j", "max"),
+    ("rho_under", "rho_under: noise, y_i = -j", "min"),
+)
 
 
 def _group_curves(values, mask, extreme):
@@ -123,17 +145,22 @@ def draw_stage(axes, stage, name, inherited=None):
     axes[0].semilogy(np.arange(loss.size), np.maximum(loss, np.finfo(float).tiny), color="k")
     axes[0].set_title(f"stage {name}", fontsize=10)
     axes[0].set_ylabel("data loss (log)")
-    m_shape = stage.trainable.shape                               # (2, m)
-    groups = ([("inherited", np.asarray(inherited, bool), "C1"),
-               ("fresh", ~np.asarray(inherited, bool), "C0")] if inherited is not None
-              else [("all filters", np.ones(m_shape, bool), "C0")])
-    own = own_entries(stage.task.y)                               # (2, 1, n): y_i = j
+    m_shape = stage.trainable.shape  # (2, m)
+    groups = (
+        [
+            ("inherited", np.asarray(inherited, bool), "C1"),
+            ("fresh", ~np.asarray(inherited, bool), "C0"),
+        ]
+        if inherited is not None
+        else [("all filters", np.ones(m_shape, bool), "C0")]
+    )
+    own = own_entries(stage.task.y)  # (2, 1, n): y_i = j
     for ax, (key, label, extreme) in zip(axes[1:], _COEFFICIENTS):
         values = np.asarray(getattr(stage, key), float)
         if key == "gamma":
-            values, entries = values.sum(axis=-1), None            # (K, 2, m)
+            values, entries = values.sum(axis=-1), None  # (K, 2, m)
         else:
-            entries = own if key == "rho_bar" else ~own            # where the coefficient lives
+            entries = own if key == "rho_bar" else ~own  # where the coefficient lives
         for gname, gmask, color in groups:
             mask = gmask if entries is None else gmask[:, :, None] & entries
             mask = np.broadcast_to(mask, values.shape[1:])
@@ -160,17 +187,22 @@ def plot_trajectory(path, out=None, stages=None):
     stages = list(traj.stages) if not stages else list(stages)
     for s in stages:
         if s not in traj.stages:
-            raise TrajectoryError(f"{path}: no stage {s!r} (the file holds "
-                                  f"{', '.join(traj.stages)})")
-    fig, axes = subplots(4, len(stages), figsize=(4.2 * len(stages), 9.5), squeeze=False,
-                         sharex="col")
+            raise TrajectoryError(
+                f"{path}: no stage {s!r} (the file holds {', '.join(traj.stages)})"
+            )
+    fig, axes = subplots(
+        4, len(stages), figsize=(4.2 * len(stages), 9.5), squeeze=False, sharex="col"
+    )
     for k, s in enumerate(stages):
         inherited = None
         if s == "down" and "down/inherited" in traj.arrays:
             inherited = inherited_filters(traj["down/inherited"])
         draw_stage(axes[:, k], traj.to_stage(s), s, inherited)
-    fig.suptitle(f"{os.path.basename(os.fspath(path))}: data loss and the coefficients of "
-                 "docs/model.md §4 over the GD steps\n(over the filters: mean solid, extreme "
-                 "dashed; fine-tuning: inherited filters orange, fresh blue)", fontsize=10)
+    fig.suptitle(
+        f"{os.path.basename(os.fspath(path))}: data loss and the coefficients of "
+        "docs/model.md §4 over the GD steps\n(over the filters: mean solid, extreme "
+        "dashed; fine-tuning: inherited filters orange, fresh blue)",
+        fontsize=10,
+    )
     out = os.fspath(out) if out is not None else os.path.splitext(os.fspath(path))[0] + ".png"
     return save(fig, out, dpi=100)

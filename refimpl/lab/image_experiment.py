@@ -53,33 +53,64 @@ points by seed (common random numbers). Upstream label noise flips each
 upstream training label with probability ``flip_up`` (docs/model.md §2.2);
 the test labels are always the true ones.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..config import (BOOL_FIELD, ValidatedConfig, choice_field, int_field, parsed_field,
-                      real_field)
+from ..config import BOOL_FIELD, ValidatedConfig, choice_field, int_field, parsed_field, real_field
 from ..data import Task
 from ..errors import ConfigError, ImageDataError
 from ..network import forward
 from ..train import train_stage
 from ..transfer import inherit
-from .images import (DIGITS, SHARE_LEVELS, SPLITS, Split, apply_standardizer, fit_standardizer,
-                     load_patches, load_source)
+from .images import (
+    DIGITS,
+    SHARE_LEVELS,
+    SPLITS,
+    Split,
+    apply_standardizer,
+    fit_standardizer,
+    load_patches,
+    load_source,
+)
 from .seeds import streams
 from .sweep import run_sweep
 
-__all__ = ["Split", "SPLITS", "SHARE_LEVELS", "ImageConfig", "STREAMS", "METRICS",
-           "draw_indices", "flip_mask", "make_task", "build_tasks", "accuracy",
-           "transfer_vs_scratch", "measure_images", "PAIRED", "sweep_images"]
+__all__ = [
+    "Split",
+    "SPLITS",
+    "SHARE_LEVELS",
+    "ImageConfig",
+    "STREAMS",
+    "METRICS",
+    "draw_indices",
+    "flip_mask",
+    "make_task",
+    "build_tasks",
+    "accuracy",
+    "transfer_vs_scratch",
+    "measure_images",
+    "PAIRED",
+    "sweep_images",
+]
 
 STREAMS = ("images", "flips", "init_up", "init_down", "transfer")
 """The named random streams of one run, all from ``config.seed``."""
 
-METRICS = ("acc_transfer", "acc_scratch", "gain", "loss_up", "loss_transfer", "loss_scratch",
-           "steps_up", "steps_transfer", "steps_scratch")
+METRICS = (
+    "acc_transfer",
+    "acc_scratch",
+    "gain",
+    "loss_up",
+    "loss_transfer",
+    "loss_scratch",
+    "steps_up",
+    "steps_transfer",
+    "steps_scratch",
+)
 """What :func:`measure_images` returns."""
 
 
@@ -161,19 +192,27 @@ class ImageConfig(ValidatedConfig):
         for name, task in (("n_up", "up"), ("n_down", "down")):
             n, count = getattr(self, name), len(self.split.classes(task)[0])
             if n % count:
-                raise ConfigError(f"{name}={n} must be a positive multiple of the {count} classes "
-                                  f"of the {task} task (each class gives {name}/{count} images)")
+                raise ConfigError(
+                    f"{name}={n} must be a positive multiple of the {count} classes "
+                    f"of the {task} task (each class gives {name}/{count} images)"
+                )
         if self.freeze_inherited and self.granularity == "entry":
-            raise ConfigError("freeze_inherited=true needs granularity='filter' (a filter with "
-                              "some frozen entries cannot be frozen as a whole)")
+            raise ConfigError(
+                "freeze_inherited=true needs granularity='filter' (a filter with "
+                "some frozen entries cannot be frozen as a whole)"
+            )
         for name in ("weight_decay_up", "weight_decay"):
             if self.eta * getattr(self, name) >= 1.0:
-                raise ConfigError(f"{name}={getattr(self, name)} with eta={self.eta}: "
-                                  f"eta*{name} must be < 1 (docs/model.md §3.4)")
+                raise ConfigError(
+                    f"{name}={getattr(self, name)} with eta={self.eta}: "
+                    f"eta*{name} must be < 1 (docs/model.md §3.4)"
+                )
 
     def to_dict(self) -> dict:
-        return {f.name: (self.split.spec() if f.name == "split" else getattr(self, f.name))
-                for f in fields(self)}
+        return {
+            f.name: (self.split.spec() if f.name == "split" else getattr(self, f.name))
+            for f in fields(self)
+        }
 
 
 def _stream(config, name):
@@ -213,13 +252,14 @@ def draw_indices(labels, config: ImageConfig):
             raise ImageDataError(
                 f"class {c} has {have} images; the run needs {need} "
                 f"(test {tc if c in dn_cls else 0} + downstream {n2c if c in dn_cls else 0} + "
-                f"upstream {n1c if c in up_cls else 0}): lower n_up, n_down or n_test_per_class")
+                f"upstream {n1c if c in up_cls else 0}): lower n_up, n_down or n_test_per_class"
+            )
     perm = _stream(config, "images").permutation(labels.size)
     order = {c: perm[labels[perm] == c] for c in set(up_cls) | set(dn_cls)}
     out = {key: [] for key in ("up", "down", "test", "up_y", "down_y", "test_y")}
     for c, sign in zip(dn_cls, dn_sign):
         out["test"].append(order[c][:tc])
-        out["down"].append(order[c][tc:tc + n2c])
+        out["down"].append(order[c][tc : tc + n2c])
         out["test_y"].append(np.full(tc, sign))
         out["down_y"].append(np.full(n2c, sign))
     for c, sign in zip(up_cls, up_sign):
@@ -252,8 +292,13 @@ def make_task(X, y_clean, y=None):
     X = np.ascontiguousarray(X, dtype=np.float64)
     y_clean = np.asarray(y_clean, dtype=np.float64)
     y = y_clean if y is None else np.asarray(y, dtype=np.float64)
-    return Task(X=X, y=y, y_clean=y_clean, xi=X[:, -1].copy(),
-                signals=np.zeros((X.shape[1] - 1, X.shape[2])))
+    return Task(
+        X=X,
+        y=y,
+        y_clean=y_clean,
+        xi=X[:, -1].copy(),
+        signals=np.zeros((X.shape[1] - 1, X.shape[2])),
+    )
 
 
 def build_tasks(X_all, labels, config: ImageConfig):
@@ -276,15 +321,20 @@ def build_tasks(X_all, labels, config: ImageConfig):
     idx = draw_indices(labels, config)
     X_up, X_down, X_test = X_all[idx["up"]], X_all[idx["down"]], X_all[idx["test"]]
     if config.standardize:
-        stats = fit_standardizer(X_down)     # downstream training images only
+        stats = fit_standardizer(X_down)  # downstream training images only
         X_up, X_down, X_test = (apply_standardizer(Z, stats) for Z in (X_up, X_down, X_test))
     n = len(labels)
     flip_up = flip_mask(n, idx["up"], config.flip_up, config)
     flip_down = flip_mask(n, idx["down"], config.flip_down, config)
     up = make_task(X_up, idx["up_y"], np.where(flip_up, -idx["up_y"], idx["up_y"]))
     down = make_task(X_down, idx["down_y"], np.where(flip_down, -idx["down_y"], idx["down_y"]))
-    return {"up": up, "down": down, "X_test": np.ascontiguousarray(X_test),
-            "y_test": idx["test_y"], "indices": idx}
+    return {
+        "up": up,
+        "down": down,
+        "X_test": np.ascontiguousarray(X_test),
+        "y_test": idx["test_y"],
+        "indices": idx,
+    }
 
 
 def accuracy(W, X, y):
@@ -296,8 +346,17 @@ def accuracy(W, X, y):
 # ----------------------------------------------------------------------
 # one run
 def _fit(W0, task, config, steps, weight_decay, trainable=None):
-    return train_stage(W0, task, config.eta, steps, weight_decay=weight_decay,
-                       trainable=trainable, epsilon=config.epsilon, snapshots=2, track=False)
+    return train_stage(
+        W0,
+        task,
+        config.eta,
+        steps,
+        weight_decay=weight_decay,
+        trainable=trainable,
+        epsilon=config.epsilon,
+        snapshots=2,
+        track=False,
+    )
 
 
 def transfer_vs_scratch(X_all, labels, config: ImageConfig):
@@ -324,17 +383,30 @@ def transfer_vs_scratch(X_all, labels, config: ImageConfig):
     W_fresh = config.sigma_0 * _stream(config, "init_down").standard_normal((2, m, d))
     up = _fit(W_up0, t["up"], config, config.steps_up, config.weight_decay_up)
     scratch = _fit(W_fresh, t["down"], config, config.steps_down, config.weight_decay)
-    W0, inherited, _ = inherit(up.W_final, W_fresh, config.alpha, _stream(config, "transfer"),
-                               config.granularity, config.rescale_inherited)
+    W0, inherited, _ = inherit(
+        up.W_final,
+        W_fresh,
+        config.alpha,
+        _stream(config, "transfer"),
+        config.granularity,
+        config.rescale_inherited,
+    )
     trainable = ~inherited if config.freeze_inherited else None
     down = _fit(W0, t["down"], config, config.steps_down, config.weight_decay, trainable)
     acc_t = accuracy(down.W_final, t["X_test"], t["y_test"])
     acc_s = accuracy(scratch.W_final, t["X_test"], t["y_test"])
-    return {"acc_transfer": acc_t, "acc_scratch": acc_s, "gain": acc_t - acc_s,
-            "loss_up": float(up.loss[-1]), "loss_transfer": float(down.loss[-1]),
-            "loss_scratch": float(scratch.loss[-1]), "steps_up": int(up.T),
-            "steps_transfer": int(down.T), "steps_scratch": int(scratch.T),
-            "indices": t["indices"]}
+    return {
+        "acc_transfer": acc_t,
+        "acc_scratch": acc_s,
+        "gain": acc_t - acc_s,
+        "loss_up": float(up.loss[-1]),
+        "loss_transfer": float(down.loss[-1]),
+        "loss_scratch": float(scratch.loss[-1]),
+        "steps_up": int(up.T),
+        "steps_transfer": int(down.T),
+        "steps_scratch": int(scratch.T),
+        "indices": t["indices"],
+    }
 
 
 def measure_images(config: ImageConfig, source=DIGITS, sha256=None):
@@ -357,8 +429,16 @@ PAIRED = ("split", "alpha", "n_up", "n_down", "flip_up")
 docstring: with one seed the draws do not depend on them)."""
 
 
-def sweep_images(points, replicates, options=None, jobs=1, cache=None, progress=True,
-                 salt="images", common=PAIRED):
+def sweep_images(
+    points,
+    replicates,
+    options=None,
+    jobs=1,
+    cache=None,
+    progress=True,
+    salt="images",
+    common=PAIRED,
+):
     """Run labelled sweep points through :func:`refimpl.lab.sweep.run_sweep`
     with :func:`measure_images` (a config shared by several points runs once).
 
@@ -394,15 +474,36 @@ def sweep_images(points, replicates, options=None, jobs=1, cache=None, progress=
     for cfg in unique:
         load_patches(cfg.k, **options)
         draw_indices(labels, cfg)
-    sw = run_sweep(unique, measure=measure_images, replicates=replicates, jobs=jobs, cache=cache,
-                   common=common, salt=salt, options=options, label=salt, progress=progress,
-                   metrics=METRICS)
+    sw = run_sweep(
+        unique,
+        measure=measure_images,
+        replicates=replicates,
+        jobs=jobs,
+        cache=cache,
+        common=common,
+        salt=salt,
+        options=options,
+        label=salt,
+        progress=progress,
+        metrics=METRICS,
+    )
     where = {cfg: i for i, cfg in enumerate(unique)}
     rows = []
     for sweep, level, cfg in points:
         i = where[cfg]
-        rows += [{"sweep": sweep, "level": level, "split": cfg.split.spec(), "alpha": cfg.alpha,
-                  "n_up": cfg.n_up, "n_down": cfg.n_down, "flip_up": cfg.flip_up,
-                  "replicate": r, "seed": int(sw.seeds[i, r]), **sw.results[i][r]}
-                 for r in range(replicates)]
+        rows += [
+            {
+                "sweep": sweep,
+                "level": level,
+                "split": cfg.split.spec(),
+                "alpha": cfg.alpha,
+                "n_up": cfg.n_up,
+                "n_down": cfg.n_down,
+                "flip_up": cfg.flip_up,
+                "replicate": r,
+                "seed": int(sw.seeds[i, r]),
+                **sw.results[i][r],
+            }
+            for r in range(replicates)
+        ]
     return rows, sw

@@ -32,6 +32,7 @@ across patches (docs/model.md §3.1). Optional standardisation
 (:func:`fit_standardizer`, :func:`apply_standardizer`): per coordinate of d,
 centred and divided by the standard deviation.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,17 +45,37 @@ import numpy as np
 from ..errors import ConfigError, ImageDataError
 from ..files import read_npz
 
-__all__ = ["Images", "Split", "SPLITS", "SHARE_LEVELS", "NPZ_FORMAT", "INSTALL_HINT", "DIGITS",
-           "DIGITS_NAME", "digits_available", "load_digits_images", "load_npz_images",
-           "file_sha256", "source_options", "load_source", "load_patches", "check_patch_size",
-           "patchify", "unpatchify", "fit_standardizer", "apply_standardizer"]
+__all__ = [
+    "Images",
+    "Split",
+    "SPLITS",
+    "SHARE_LEVELS",
+    "NPZ_FORMAT",
+    "INSTALL_HINT",
+    "DIGITS",
+    "DIGITS_NAME",
+    "digits_available",
+    "load_digits_images",
+    "load_npz_images",
+    "file_sha256",
+    "source_options",
+    "load_source",
+    "load_patches",
+    "check_patch_size",
+    "patchify",
+    "unpatchify",
+    "fit_standardizer",
+    "apply_standardizer",
+]
 
-INSTALL_HINT = ("the digits need scikit-learn (it ships them, no download): "
-                "pip install 'refimpl[realdata]' (or .venv/bin/pip install scikit-learn)")
+INSTALL_HINT = (
+    "the digits need scikit-learn (it ships them, no download): "
+    "pip install 'refimpl[realdata]' (or .venv/bin/pip install scikit-learn)"
+)
 
 DIGITS = "digits"
 """The source name of scikit-learn's bundled digits (:func:`load_source`)."""
-DIGITS_MAX = 16.0   # load_digits pixel values are integers 0..16
+DIGITS_MAX = 16.0  # load_digits pixel values are integers 0..16
 DIGITS_NAME = "sklearn digits (8x8, 0-9)"
 
 NPZ_FORMAT = """\
@@ -137,14 +158,18 @@ class Split:
             (a, b), (c, d) = (side.split("/") for side in (up, down))
             parts = [tuple(int(x) for x in s.split(",") if x.strip()) for s in (a, b, c, d)]
         except ValueError:
-            raise ConfigError(f"split {text!r}: expected UP_POS/UP_NEG:DOWN_POS/DOWN_NEG with "
-                              f"comma-separated integer labels, e.g. 3,5/8,9:3,2/8,7") from None
+            raise ConfigError(
+                f"split {text!r}: expected UP_POS/UP_NEG:DOWN_POS/DOWN_NEG with "
+                f"comma-separated integer labels, e.g. 3,5/8,9:3,2/8,7"
+            ) from None
         return cls(*parts)
 
     def spec(self):
         """The text form that :meth:`parse` reads."""
-        up, down = (f"{','.join(map(str, pos))}/{','.join(map(str, neg))}"
-                    for pos, neg in ((self.up_pos, self.up_neg), (self.down_pos, self.down_neg)))
+        up, down = (
+            f"{','.join(map(str, pos))}/{','.join(map(str, neg))}"
+            for pos, neg in ((self.up_pos, self.up_neg), (self.down_pos, self.down_neg))
+        )
         return f"{up}:{down}"
 
     def classes(self, task):
@@ -154,8 +179,9 @@ class Split:
 
     def shared(self):
         """Classes present in both tasks with the same sign."""
-        return sorted((set(self.up_pos) & set(self.down_pos))
-                      | (set(self.up_neg) & set(self.down_neg)))
+        return sorted(
+            (set(self.up_pos) & set(self.down_pos)) | (set(self.up_neg) & set(self.down_neg))
+        )
 
     def same(self):
         """The split whose upstream task is the downstream task."""
@@ -172,6 +198,7 @@ SPLITS = {
 
 SHARE_LEVELS = ("none", "half", "same")
 """The split levels in increasing order of shared structure."""
+
 
 # ----------------------------------------------------------------------
 # loaders
@@ -217,16 +244,18 @@ def _read_npz(path):
     try:
         arrays = read_npz(path, wanted=lambda k: k in ("images", "labels"), what="the image file")
     except ValueError as exc:
-        raise ImageDataError(f"{path}: not a readable .npz file of plain numeric arrays "
-                             f"({exc}); write it with numpy.savez or numpy.savez_compressed") \
-            from None
+        raise ImageDataError(
+            f"{path}: not a readable .npz file of plain numeric arrays "
+            f"({exc}); write it with numpy.savez or numpy.savez_compressed"
+        ) from None
     except OSError as exc:
         raise ImageDataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     missing = [k for k in ("images", "labels") if k not in arrays]
     if missing:
         raise ImageDataError(
             f"{path}: missing array {', '.join(repr(k) for k in missing)}; the file needs "
-            f"'images' (n, H, W[, C]) and 'labels' (n,)")
+            f"'images' (n, H, W[, C]) and 'labels' (n,)"
+        )
     return arrays["images"], arrays["labels"]
 
 
@@ -254,17 +283,21 @@ def load_npz_images(path) -> Images:
         if a.dtype.kind not in "uif":
             raise ImageDataError(f"{path}: '{key}' must be numeric, got dtype {a.dtype}")
     if images.ndim not in (3, 4):
-        raise ImageDataError(f"{path}: 'images' must have shape (n, H, W) or (n, H, W, C), "
-                             f"got {images.shape}")
+        raise ImageDataError(
+            f"{path}: 'images' must have shape (n, H, W) or (n, H, W, C), got {images.shape}"
+        )
     if labels.ndim != 1:
         raise ImageDataError(f"{path}: 'labels' must have shape (n,), got {labels.shape}")
     if images.shape[0] != labels.shape[0]:
-        raise ImageDataError(f"{path}: 'labels' has {labels.shape[0]} entries for "
-                             f"{images.shape[0]} images; they must match one to one")
+        raise ImageDataError(
+            f"{path}: 'labels' has {labels.shape[0]} entries for "
+            f"{images.shape[0]} images; they must match one to one"
+        )
     if images.shape[0] == 0 or min(images.shape[1:]) == 0:
         raise ImageDataError(f"{path}: 'images' is empty (shape {images.shape})")
-    if labels.dtype.kind == "f" and (not np.all(np.isfinite(labels))
-                                     or np.any(labels != np.round(labels))):
+    if labels.dtype.kind == "f" and (
+        not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels))
+    ):
         raise ImageDataError(f"{path}: 'labels' must be integer class labels")
     if images.dtype.kind == "f" and not np.all(np.isfinite(images)):
         raise ImageDataError(f"{path}: 'images' contains NaN or infinite values")
@@ -273,8 +306,11 @@ def load_npz_images(path) -> Images:
     if images.ndim == 3:
         images = images[..., None]
     H, W, C = images.shape[1:]
-    return Images(images=np.ascontiguousarray(images), labels=labels.astype(np.int64),
-                  name=f"{os.path.basename(path)} ({H}x{W}x{C})")
+    return Images(
+        images=np.ascontiguousarray(images),
+        labels=labels.astype(np.int64),
+        name=f"{os.path.basename(path)} ({H}x{W}x{C})",
+    )
 
 
 # ----------------------------------------------------------------------
@@ -322,7 +358,7 @@ def _digits():
 @functools.lru_cache(maxsize=4)
 def _npz(path, mtime_ns, size):
     """(Images, sha256) of a .npz; cached per process by path, mtime and size."""
-    del mtime_ns, size              # cache key only: a rewritten file is read again
+    del mtime_ns, size  # cache key only: a rewritten file is read again
     return _frozen(load_npz_images(path)), file_sha256(path)
 
 
@@ -340,8 +376,10 @@ def load_source(source=DIGITS, sha256=None) -> Images:
         raise ImageDataError(f"{path}: no such file") from None
     images, digest = _npz(path, st.st_mtime_ns, st.st_size)
     if sha256 is not None and digest != sha256:
-        raise ImageDataError(f"{path}: the file changed since the run started (its SHA-256 "
-                             f"no longer matches); run again")
+        raise ImageDataError(
+            f"{path}: the file changed since the run started (its SHA-256 "
+            f"no longer matches); run again"
+        )
     return images
 
 
@@ -366,8 +404,10 @@ def check_patch_size(shape, k):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ImageDataError(f"patch size k must be a positive integer, got {k!r}")
     if H % k or W % k:
-        raise ImageDataError(f"images of {H}x{W} pixels cannot be cut into {k}x{k} blocks "
-                             f"(H and W must be multiples of k)")
+        raise ImageDataError(
+            f"images of {H}x{W} pixels cannot be cut into {k}x{k} blocks "
+            f"(H and W must be multiples of k)"
+        )
 
 
 def patchify(images, k):

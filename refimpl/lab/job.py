@@ -1,5 +1,6 @@
 """The main job of ``python -m refimpl run`` as a library function: the
 three-stage experiment, its summary and its files."""
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ def run_job(config, out="out", quiet=False, plot=False, stream=None):
     summarising never loses the run. Returns the summary dict.
     """
     stream = sys.stdout if stream is None else stream
-    check_out(Path(out))                     # a bad --out is found before the work
+    check_out(Path(out))  # a bad --out is found before the work
     progress = Progress(enabled=not quiet)
     exp = run_experiment(config, progress=progress.stage)
     traj_path = os.path.join(out, "trajectory.npz")

@@ -8,17 +8,30 @@ persist it (:mod:`refimpl.lab.sweep`).
   diagram, docs/model.md §7-8);
 - :func:`measure_checks`: exactness of the decomposition (docs/model.md §4).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from ..decomposition import (invariants, own_entries, projection_error, reconstruction_error,
-                             universal_knowledge)
+from ..decomposition import (
+    invariants,
+    own_entries,
+    projection_error,
+    reconstruction_error,
+    universal_knowledge,
+)
 from ..network import forward
 from ..transfer import STAGES, inherited_noise_energy, run_experiment
 
-__all__ = ["MEASURES", "measure_transfer", "measure_outcomes", "measure_single", "measure_checks",
-           "dead_points"]
+__all__ = [
+    "MEASURES",
+    "measure_transfer",
+    "measure_outcomes",
+    "measure_single",
+    "measure_checks",
+    "dead_points",
+]
+
 
 def _group_stats(a, mask):
     a = np.asarray(a, float)[mask]
@@ -60,22 +73,34 @@ def measure_transfer(config, n_test=None, curves=False):
     et = exp.test_error("down", n_test=n_test)
     es = exp.test_error("scratch", n_test=n_test)
     eu = exp.test_error("up", n_test=n_test)
-    out.update(err_transfer=et["clean_error"], err_transfer_se=et["clean_error_se"],
-               err_scratch=es["clean_error"], err_scratch_se=es["clean_error_se"],
-               err_up=eu["clean_error"], err_up_se=eu["clean_error_se"],
-               noisy_transfer=et["noisy_error"], noisy_scratch=es["noisy_error"],
-               gain=es["clean_error"] - et["clean_error"])
-    out.update(loss_up=float(up.loss[-1]), loss_down=float(down.loss[-1]),
-               loss_scratch=float(scratch.loss[-1]), steps_up=up.T, steps_down=down.T,
-               steps_scratch=scratch.T)
+    out.update(
+        err_transfer=et["clean_error"],
+        err_transfer_se=et["clean_error_se"],
+        err_scratch=es["clean_error"],
+        err_scratch_se=es["clean_error_se"],
+        err_up=eu["clean_error"],
+        err_up_se=eu["clean_error_se"],
+        noisy_transfer=et["noisy_error"],
+        noisy_scratch=es["noisy_error"],
+        gain=es["clean_error"] - et["clean_error"],
+    )
+    out.update(
+        loss_up=float(up.loss[-1]),
+        loss_down=float(down.loss[-1]),
+        loss_scratch=float(scratch.loss[-1]),
+        steps_up=up.T,
+        steps_down=down.T,
+        steps_scratch=scratch.T,
+    )
     # filter granularity: the inherited filters; entry granularity: filters
     # most of whose entries are inherited (Experiment.inherited_filters)
-    inh = exp.inherited_filters                                   # (2, m_2)
+    inh = exp.inherited_filters  # (2, m_2)
     W = down.W_final
     for name, mask in (("inherited", inh), ("fresh", ~inh)):
         if mask.any():
             out[f"err_{name}_part"] = exp.test_error(
-                "down", W=np.where(mask[..., None], W, 0.0), n_test=n_test)["clean_error"]
+                "down", W=np.where(mask[..., None], W, 0.0), n_test=n_test
+            )["clean_error"]
         else:
             out[f"err_{name}_part"] = None
     task = down.task
@@ -89,7 +114,7 @@ def measure_transfer(config, n_test=None, curves=False):
     out["K_scratch_end"] = float(Ks.mean())
     out["inh_noise_energy"] = float(inherited_noise_energy(exp)[inh].mean()) if inh.any() else 0.0
     # rho-bar_{j,r,i} lives where y_i = j (docs/model.md §4)
-    own = own_entries(task.y)                                           # (2, 1, n)
+    own = own_entries(task.y)  # (2, 1, n)
     flipped = (task.y != task.y_clean)[None, None, :]
 
     def rho(stage, fmask, k=-1, sample_mask=own):
@@ -110,7 +135,7 @@ def measure_transfer(config, n_test=None, curves=False):
         out["curve_rho_inh"] = [rho(down, inh, k)[0] for k in range(len(down.steps))]
         out["curve_rho_fresh"] = [rho(down, ~inh, k)[0] for k in range(len(down.steps))]
         out["curve_rho_scratch"] = [rho(scratch, allf, k)[0] for k in range(len(scratch.steps))]
-        Kd = universal_knowledge(down.W, exp.u)                            # (K, 2, m)
+        Kd = universal_knowledge(down.W, exp.u)  # (K, 2, m)
         out["curve_K_inh"] = [float(k[inh].mean()) if inh.any() else None for k in Kd]
         out["curve_K_fresh"] = [float(k[~inh].mean()) if (~inh).any() else None for k in Kd]
         out["curve_K_scratch"] = [float(k.mean()) for k in universal_knowledge(scratch.W, exp.u)]
@@ -142,13 +167,13 @@ def dead_points(W0, task, inherited=None):
     -------
     int
     """
-    pre = np.einsum("jrd,npd->jrnp", W0, task.X)                     # (2, m, n, P)
-    silent = (pre <= 0).all(axis=3)                                  # (2, m, n)
+    pre = np.einsum("jrd,npd->jrnp", W0, task.X)  # (2, m, n, P)
+    silent = (pre <= 0).all(axis=3)  # (2, m, n)
     if inherited is not None:
         silent = silent | ~inherited[:, :, None]
     flipped = task.y != task.y_clean
     dead = 0
-    for j, label in enumerate((1.0, -1.0)):                           # axis 0 of W: j = +1, -1
+    for j, label in enumerate((1.0, -1.0)):  # axis 0 of W: j = +1, -1
         if inherited is not None and not inherited[j].any():
             continue
         dead += int(np.sum(flipped & (task.y == label) & silent[j].all(axis=0)))
@@ -172,14 +197,22 @@ def measure_outcomes(config, n_test=None):
     et = exp.test_error("down", n_test=n_test)
     es = exp.test_error("scratch", n_test=n_test)
     task = down.task
-    return {"err_transfer": et["clean_error"], "err_scratch": es["clean_error"],
-            "noisy_transfer": et["noisy_error"], "noisy_scratch": es["noisy_error"],
-            "gain": es["clean_error"] - et["clean_error"],
-            "loss_up": float(up.loss[-1]), "loss_down": float(down.loss[-1]),
-            "loss_scratch": float(scratch.loss[-1]), "steps_up": up.T, "steps_down": down.T,
-            "steps_scratch": scratch.T, "n_flipped": int(np.sum(task.y != task.y_clean)),
-            "dead_points": dead_points(down.W0, task),
-            "dead_inherited": dead_points(down.W0, task, exp.inherited_filters)}
+    return {
+        "err_transfer": et["clean_error"],
+        "err_scratch": es["clean_error"],
+        "noisy_transfer": et["noisy_error"],
+        "noisy_scratch": es["noisy_error"],
+        "gain": es["clean_error"] - et["clean_error"],
+        "loss_up": float(up.loss[-1]),
+        "loss_down": float(down.loss[-1]),
+        "loss_scratch": float(scratch.loss[-1]),
+        "steps_up": up.T,
+        "steps_down": down.T,
+        "steps_scratch": scratch.T,
+        "n_flipped": int(np.sum(task.y != task.y_clean)),
+        "dead_points": dead_points(down.W0, task),
+        "dead_inherited": dead_points(down.W0, task, exp.inherited_filters),
+    }
 
 
 def measure_single(config, n_test=None):
@@ -201,13 +234,20 @@ def measure_single(config, n_test=None):
     exp = run_experiment(config.replace(steps_down=0))
     st = exp.stages["up"]
     e = exp.test_error("up", n_test=n_test)
-    own = np.broadcast_to(own_entries(st.task.y), st.rho_bar[-1].shape)   # y_i = j, section 4
+    own = np.broadcast_to(own_entries(st.task.y), st.rho_bar[-1].shape)  # y_i = j, section 4
     rb = st.rho_bar[-1][own]
-    g = st.gamma[-1].sum(axis=-1)                                          # (2, m)
-    return {"err": e["clean_error"], "err_se": e["clean_error_se"], "noisy": e["noisy_error"],
-            "loss": float(st.loss[-1]), "steps": st.T, "stopped": bool(st.stopped),
-            "gamma_mean": float(g.mean()), "rho_mean": float(rb.mean()),
-            "ratio": float(g.max() / max(rb.max(), 1e-300))}
+    g = st.gamma[-1].sum(axis=-1)  # (2, m)
+    return {
+        "err": e["clean_error"],
+        "err_se": e["clean_error_se"],
+        "noisy": e["noisy_error"],
+        "loss": float(st.loss[-1]),
+        "steps": st.T,
+        "stopped": bool(st.stopped),
+        "gamma_mean": float(g.mean()),
+        "rho_mean": float(rb.mean()),
+        "ratio": float(g.max() / max(rb.max(), 1e-300)),
+    }
 
 
 def measure_checks(config):
@@ -231,5 +271,10 @@ def measure_checks(config):
     return out
 
 
-MEASURES = {"transfer": measure_transfer, "outcomes": measure_outcomes, "single": measure_single, "checks": measure_checks}
+MEASURES = {
+    "transfer": measure_transfer,
+    "outcomes": measure_outcomes,
+    "single": measure_single,
+    "checks": measure_checks,
+}
 """Built-in measures by name."""

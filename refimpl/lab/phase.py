@@ -15,6 +15,7 @@ each item trains all of its runs with :func:`refimpl.batch.run_single_batch`
 and is persisted as it finishes, so a killed run resumes with every finished
 row; ``jobs`` and ``scheduler`` (dask.distributed) give the same numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,17 @@ from .report import cache_dir, check_out
 from .seeds import derive_seed, stream_salt
 from .sweep import run_sweep
 
-__all__ = ["Axis", "parse_axis", "PRESETS", "measure_phase_row", "run_phase", "fit_boundary",
-           "LEVEL", "MAX_VALUES", "SALT"]
+__all__ = [
+    "Axis",
+    "parse_axis",
+    "PRESETS",
+    "measure_phase_row",
+    "run_phase",
+    "fit_boundary",
+    "LEVEL",
+    "MAX_VALUES",
+    "SALT",
+]
 
 LEVEL = 0.2
 """Default clean test error whose crossing locates the boundary."""
@@ -64,14 +74,36 @@ _FIELD_KINDS = {f.name: f.metadata.get("kind") for f in fields(Config)}
 PRESETS = {
     "kou2023": {
         "description": "Kou et al. (ICML 2023), the test-error heatmap of their syntheticrelu.py "
-                       "in the theory's exact model: |mu| = 0..9.9 step 0.1, d = 100..1090 step "
-                       "10, 10 repetitions, n = 20, m = 10, 100 GD steps of size 0.1, 1000 test "
-                       "draws, sigma_p = 1, label flips p = 0.1, sigma_0 = 0.01",
-        "base": dict(d=100, m=10, n_up=20, n_down=1, u_norm=0.0, v_up_norm=0.0, v_down_norm=0.0,
-                     sigma_p_up=1.0, sigma_p_down=1.0, flip_up=0.1, flip_down=0.0, eta=0.1,
-                     sigma_0=0.01, steps_up=100, steps_down=0, epsilon=0.0, weight_decay_up=0.0,
-                     snapshots=2, n_test=1000, estimator="reduced", layout="joint"),
-        "x": "u_norm=0:9.9:0.1", "y": "d=100:1090:10", "reps": 10},
+        "in the theory's exact model: |mu| = 0..9.9 step 0.1, d = 100..1090 step "
+        "10, 10 repetitions, n = 20, m = 10, 100 GD steps of size 0.1, 1000 test "
+        "draws, sigma_p = 1, label flips p = 0.1, sigma_0 = 0.01",
+        "base": dict(
+            d=100,
+            m=10,
+            n_up=20,
+            n_down=1,
+            u_norm=0.0,
+            v_up_norm=0.0,
+            v_down_norm=0.0,
+            sigma_p_up=1.0,
+            sigma_p_down=1.0,
+            flip_up=0.1,
+            flip_down=0.0,
+            eta=0.1,
+            sigma_0=0.01,
+            steps_up=100,
+            steps_down=0,
+            epsilon=0.0,
+            weight_decay_up=0.0,
+            snapshots=2,
+            n_test=1000,
+            estimator="reduced",
+            layout="joint",
+        ),
+        "x": "u_norm=0:9.9:0.1",
+        "y": "d=100:1090:10",
+        "reps": 10,
+    },
 }
 """Named phase diagrams: a base config (fields over the defaults), the axes and the repetitions."""
 
@@ -113,16 +145,19 @@ def parse_axis(text, option="--x"):
     if kind not in ("int", "real"):
         numeric = sorted(k for k, v in _FIELD_KINDS.items() if v in ("int", "real"))
         what = "not a config field" if kind is None else "not a numeric field"
-        raise UsageError(f"{option}: {field!r} is {what}; numeric fields: "
-                         f"{', '.join(numeric + sorted(SHORTHANDS))}")
+        raise UsageError(
+            f"{option}: {field!r} is {what}; numeric fields: "
+            f"{', '.join(numeric + sorted(SHORTHANDS))}"
+        )
     if ":" in spec:
         parts = spec.split(":")
         if len(parts) != 3:
             raise UsageError(f"{option} {field}: a range is START:STOP:STEP, got {spec!r}")
         start, stop, step = (_number(p, field, kind) for p in parts)
         if step <= 0 or stop < start:
-            raise UsageError(f"{option} {field}: a range needs STEP > 0 and STOP >= START, "
-                             f"got {spec!r}")
+            raise UsageError(
+                f"{option} {field}: a range needs STEP > 0 and STOP >= START, got {spec!r}"
+            )
         count = int((stop - start) // step) + 1
         if count > MAX_VALUES:
             raise UsageError(f"{option} {field}: {count} values, more than {MAX_VALUES}")
@@ -175,13 +210,20 @@ def measure_phase_row(config, x_field, x_values, reps, salt):
     seeds = [derive_seed(f, k, (), salt) for f in map(_SeedFields, cells) for k in range(reps)]
     if config.estimator == "reduced":
         res = run_single_batch(runs, seeds)
-    else:                                  # the sample estimator: one run at a time
+    else:  # the sample estimator: one run at a time
         each = [measure_single(c.replace(seed=s)) for c, s in zip(runs, seeds)]
-        res = {k: np.array([e[k] for e in each], dtype=float)
-               for k in ("err", "noisy", "loss", "steps", "stopped")}
-    return {"err": res["err"], "noisy": res["noisy"], "loss": res["loss"],
-            "steps": np.asarray(res["steps"], np.int64), "stopped": np.asarray(res["stopped"], bool),
-            "seed": seeds}
+        res = {
+            k: np.array([e[k] for e in each], dtype=float)
+            for k in ("err", "noisy", "loss", "steps", "stopped")
+        }
+    return {
+        "err": res["err"],
+        "noisy": res["noisy"],
+        "loss": res["loss"],
+        "steps": np.asarray(res["steps"], np.int64),
+        "stopped": np.asarray(res["stopped"], bool),
+        "seed": seeds,
+    }
 
 
 # ----------------------------------------------------------------------
@@ -218,18 +260,34 @@ def fit_boundary(indicator, clean, level=LEVEL):
         k1, k2 = np.moveaxis(K, axis, 0)[:-1], np.moveaxis(K, axis, 0)[1:]
         e1, e2 = np.moveaxis(err, axis, 0)[:-1], np.moveaxis(err, axis, 0)[1:]
         with np.errstate(invalid="ignore", divide="ignore"):
-            ok = ((e1 >= level) != (e2 >= level)) & np.isfinite(e1) & np.isfinite(e2) \
-                & (k1 > 0) & (k2 > 0) & np.isfinite(k1) & np.isfinite(k2)
+            ok = (
+                ((e1 >= level) != (e2 >= level))
+                & np.isfinite(e1)
+                & np.isfinite(e2)
+                & (k1 > 0)
+                & (k2 > 0)
+                & np.isfinite(k1)
+                & np.isfinite(k2)
+            )
             w = (e1 - level) / (e1 - e2)
             found.append((np.log(k1) + w * (np.log(k2) - np.log(k1)))[ok])
     logs = np.concatenate(found)
-    out = {"level": float(level), "crossings": int(logs.size), "C": math.nan, "log_C": math.nan,
-           "log_C_se": math.nan, "misclassified": math.nan}
+    out = {
+        "level": float(level),
+        "crossings": int(logs.size),
+        "C": math.nan,
+        "log_C": math.nan,
+        "log_C_se": math.nan,
+        "misclassified": math.nan,
+    }
     if logs.size == 0:
         return out
     log_c = float(logs.mean())
-    out.update(log_C=log_c, C=math.exp(log_c),
-               log_C_se=float(logs.std(ddof=1) / math.sqrt(logs.size)) if logs.size > 1 else math.nan)
+    out.update(
+        log_C=log_c,
+        C=math.exp(log_c),
+        log_C_se=float(logs.std(ddof=1) / math.sqrt(logs.size)) if logs.size > 1 else math.nan,
+    )
     cells = (K > 0) & np.isfinite(err)
     if cells.any():
         wrong = (err[cells] >= level) != (np.log(K[cells]) < log_c)
@@ -273,8 +331,20 @@ def _stats(values):
     return mean, se
 
 
-def run_phase(base, x, y, reps, out, jobs=1, scheduler=None, level=LEVEL, progress=True,
-              salt=SALT, plot=True, command=""):
+def run_phase(
+    base,
+    x,
+    y,
+    reps,
+    out,
+    jobs=1,
+    scheduler=None,
+    level=LEVEL,
+    progress=True,
+    salt=SALT,
+    plot=True,
+    command="",
+):
     """Compute, save and draw a phase diagram.
 
     Parameters
@@ -300,7 +370,7 @@ def run_phase(base, x, y, reps, out, jobs=1, scheduler=None, level=LEVEL, progre
     """
     started = time.time()
     out = Path(out)
-    check_out(out)                                   # before any work
+    check_out(out)  # before any work
     if set(_assign(x.field, 0)) & set(_assign(y.field, 0)):
         raise UsageError(f"--x and --y must be different fields, got {x.field} and {y.field}")
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
@@ -308,50 +378,86 @@ def run_phase(base, x, y, reps, out, jobs=1, scheduler=None, level=LEVEL, progre
     if not 0.0 < level < 1.0:
         raise UsageError(f"--level must be in (0, 1), got {level}")
     cells = _grid(base, x, y)
-    for corner in {(0, 0), (0, -1), (-1, 0), (-1, -1)}:      # the sizes peak at a corner
+    for corner in {(0, 0), (0, -1), (-1, 0), (-1, -1)}:  # the sizes peak at a corner
         check_run(cells[corner[0]][corner[1]].replace(steps_down=0))
     salt = stream_salt(salt)
     options = {"x_field": x.field, "x_values": list(x.values), "reps": int(reps), "salt": salt}
-    order = sorted(range(len(y)), key=lambda i: -_cost(cells[i][0]))   # largest rows first
+    order = sorted(range(len(y)), key=lambda i: -_cost(cells[i][0]))  # largest rows first
     if progress:
-        print(f"[refimpl] phase: {len(x)} x {len(y)} cells x {reps} repetitions = "
-              f"{len(x) * len(y) * reps} runs in {len(y)} items", file=sys.stderr, flush=True)
-    sweep = run_sweep([cells[i][0] for i in order], measure=measure_phase_row, replicates=1,
-                      jobs=jobs, cache=cache_dir(out), options=options, label="phase",
-                      progress=progress, scheduler=scheduler,
-                      metrics=("err", "noisy", "loss", "steps", "stopped", "seed"))
+        print(
+            f"[refimpl] phase: {len(x)} x {len(y)} cells x {reps} repetitions = "
+            f"{len(x) * len(y) * reps} runs in {len(y)} items",
+            file=sys.stderr,
+            flush=True,
+        )
+    sweep = run_sweep(
+        [cells[i][0] for i in order],
+        measure=measure_phase_row,
+        replicates=1,
+        jobs=jobs,
+        cache=cache_dir(out),
+        options=options,
+        label="phase",
+        progress=progress,
+        scheduler=scheduler,
+        metrics=("err", "noisy", "loss", "steps", "stopped", "seed"),
+    )
     shape = (len(y), len(x), reps)
     data = {k: np.empty(shape) for k in ("err", "noisy", "loss", "steps", "stopped")}
     seeds = np.empty(shape, np.int64)
     for item, i in enumerate(order):
         res = sweep.results[item][0]
         for k in data:
-            data[k][i] = np.array([np.nan if v is None else v for v in res[k]],
-                                  float).reshape(len(x), reps)
+            data[k][i] = np.array([np.nan if v is None else v for v in res[k]], float).reshape(
+                len(x), reps
+            )
         seeds[i] = np.array(res["seed"], np.int64).reshape(len(x), reps)
     clean_mean, clean_se = _stats(data["err"])
     noisy_mean, noisy_se = _stats(data["noisy"])
     K = np.array([[_indicator(c) for c in row] for row in cells])
     fit = fit_boundary(K, clean_mean, level)
-    arrays = {"x_field": np.str_(x.field), "y_field": np.str_(y.field),
-              "x": np.asarray(x.values), "y": np.asarray(y.values), "reps": np.int64(reps),
-              "clean_mean": clean_mean, "clean_se": clean_se, "noisy_mean": noisy_mean,
-              "noisy_se": noisy_se, "clean": data["err"], "noisy": data["noisy"],
-              "final_loss": data["loss"], "steps": data["steps"].astype(np.int64),
-              "stopped": data["stopped"] > 0, "seeds": seeds, "indicator": K,
-              "boundary_C": np.float64(fit["C"]), "boundary_log_C_se": np.float64(fit["log_C_se"]),
-              "boundary_level": np.float64(level), "boundary_crossings": np.int64(fit["crossings"]),
-              "config_json": np.str_(base.to_json())}
+    arrays = {
+        "x_field": np.str_(x.field),
+        "y_field": np.str_(y.field),
+        "x": np.asarray(x.values),
+        "y": np.asarray(y.values),
+        "reps": np.int64(reps),
+        "clean_mean": clean_mean,
+        "clean_se": clean_se,
+        "noisy_mean": noisy_mean,
+        "noisy_se": noisy_se,
+        "clean": data["err"],
+        "noisy": data["noisy"],
+        "final_loss": data["loss"],
+        "steps": data["steps"].astype(np.int64),
+        "stopped": data["stopped"] > 0,
+        "seeds": seeds,
+        "indicator": K,
+        "boundary_C": np.float64(fit["C"]),
+        "boundary_log_C_se": np.float64(fit["log_C_se"]),
+        "boundary_level": np.float64(level),
+        "boundary_crossings": np.int64(fit["crossings"]),
+        "config_json": np.str_(base.to_json()),
+    }
     written = [_save_npz(out / "phase.npz", arrays), _save_csv(out / "phase.csv", x, y, arrays)]
     if plot and F.available():
         written.append(draw_phase(out / "phase.png", arrays, fit))
-    summary = {"command": command, "base_config": base.to_dict(), "salt": salt,
-               "x": {"field": x.field, "values": list(x.values)},
-               "y": {"field": y.field, "values": list(y.values)}, "reps": int(reps),
-               "runs": int(np.prod(shape)), "diverged": int(np.sum(~np.isfinite(data["err"]))),
-               "items_computed": sweep.computed, "items_cached": sweep.cached,
-               "boundary": fit, "wall_seconds": time.time() - started, "jobs": jobs,
-               "scheduler": scheduler}
+    summary = {
+        "command": command,
+        "base_config": base.to_dict(),
+        "salt": salt,
+        "x": {"field": x.field, "values": list(x.values)},
+        "y": {"field": y.field, "values": list(y.values)},
+        "reps": int(reps),
+        "runs": int(np.prod(shape)),
+        "diverged": int(np.sum(~np.isfinite(data["err"]))),
+        "items_computed": sweep.computed,
+        "items_cached": sweep.cached,
+        "boundary": fit,
+        "wall_seconds": time.time() - started,
+        "jobs": jobs,
+        "scheduler": scheduler,
+    }
     written.append(write_json(out / "phase.json", summary))
     summary["files"] = [str(p) for p in written]
     return summary
@@ -368,18 +474,39 @@ def _save_npz(path, arrays):
 
 
 def _save_csv(path, x, y, a):
-    header = [x.field, y.field, "kou_indicator", "clean_error", "clean_error_se", "noisy_error",
-              "noisy_error_se", "reps_finite", "mean_steps", "mean_final_loss", "frac_stopped"]
+    header = [
+        x.field,
+        y.field,
+        "kou_indicator",
+        "clean_error",
+        "clean_error_se",
+        "noisy_error",
+        "noisy_error_se",
+        "reps_finite",
+        "mean_steps",
+        "mean_final_loss",
+        "frac_stopped",
+    ]
     rows = []
     for i, yv in enumerate(y.values):
         for j, xv in enumerate(x.values):
             finite = int(np.isfinite(a["clean"][i, j]).sum())
             loss = a["final_loss"][i, j][np.isfinite(a["final_loss"][i, j])]
-            rows.append([xv, yv, a["indicator"][i, j], a["clean_mean"][i, j], a["clean_se"][i, j],
-                         a["noisy_mean"][i, j], a["noisy_se"][i, j], finite,
-                         float(np.mean(a["steps"][i, j])),
-                         float(loss.mean()) if loss.size else None,
-                         float(np.mean(a["stopped"][i, j]))])
+            rows.append(
+                [
+                    xv,
+                    yv,
+                    a["indicator"][i, j],
+                    a["clean_mean"][i, j],
+                    a["clean_se"][i, j],
+                    a["noisy_mean"][i, j],
+                    a["noisy_se"][i, j],
+                    finite,
+                    float(np.mean(a["steps"][i, j])),
+                    float(loss.mean()) if loss.size else None,
+                    float(np.mean(a["stopped"][i, j])),
+                ]
+            )
     return write_csv(path, header, rows)
 
 
@@ -397,18 +524,38 @@ def draw_phase(path, a, fit):
     K = a["indicator"]
     with np.errstate(divide="ignore"):
         logK = np.log(np.where(K > 0, K, np.nan))
-    for ax, key, label in ((axes[0], "clean_mean", "clean test error"),
-                           (axes[1], "noisy_mean", "noisy test error")):
-        im = ax.imshow(a[key], origin="lower", aspect="auto", cmap="YlGnBu", vmin=0.0,
-                       vmax=max(0.5, float(np.nanmax(a[key])) if np.isfinite(a[key]).any()
-                                else 0.5), interpolation="nearest")
+    for ax, key, label in (
+        (axes[0], "clean_mean", "clean test error"),
+        (axes[1], "noisy_mean", "noisy test error"),
+    ):
+        im = ax.imshow(
+            a[key],
+            origin="lower",
+            aspect="auto",
+            cmap="YlGnBu",
+            vmin=0.0,
+            vmax=max(0.5, float(np.nanmax(a[key])) if np.isfinite(a[key]).any() else 0.5),
+            interpolation="nearest",
+        )
         fig.colorbar(im, ax=ax, label=f"{label} (mean over {int(a['reps'])})")
         if np.isfinite(fit["C"]) and np.isfinite(logK).sum() > 3 and min(K.shape) > 1:
             filled = np.where(np.isfinite(logK), logK, np.nanmin(logK) - 10.0)
-            ax.contour(np.arange(len(x)), np.arange(len(y)), filled, levels=[fit["log_C"]],
-                       colors="r", linestyles="--", linewidths=1.5)
-            ax.plot([], [], "r--", label=f"fitted n|mu|^4 = C sigma_p^4 d, C = {fit['C']:.3g} "
-                                         f"({fit['crossings']} crossings of {fit['level']:g})")
+            ax.contour(
+                np.arange(len(x)),
+                np.arange(len(y)),
+                filled,
+                levels=[fit["log_C"]],
+                colors="r",
+                linestyles="--",
+                linewidths=1.5,
+            )
+            ax.plot(
+                [],
+                [],
+                "r--",
+                label=f"fitted n|mu|^4 = C sigma_p^4 d, C = {fit['C']:.3g} "
+                f"({fit['crossings']} crossings of {fit['level']:g})",
+            )
             ax.legend(fontsize=7, loc="upper right")
         ax.set_xticks(*_ticks(x))
         ax.set_yticks(*_ticks(y))

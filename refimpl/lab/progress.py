@@ -1,5 +1,6 @@
 """Progress lines on stderr for long work: quiet for the first ``after``
 seconds, then at most one line every ``every`` seconds."""
+
 from __future__ import annotations
 
 import sys

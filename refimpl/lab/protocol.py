@@ -3,6 +3,7 @@ declared object, fixed before its first full run and printed in the report
 with a short hash; a change made after a full run has been seen is a
 :class:`Disclosure`, shown in the report with the earlier result beside the
 new one (docs/model.md §8)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -80,9 +81,13 @@ def protocol_markdown(protocol, disclosures=()):
     """The report's protocol block: the declared object with its hash, then
     every disclosed change with the earlier result."""
     p = protocol
-    lines = [f"**Protocol** `{p.hash}` (fixed {p.fixed}): {p.statistic}. Pass rule: "
-             f"{p.pass_rule}. Seeds: {p.seeds}."]
+    lines = [
+        f"**Protocol** `{p.hash}` (fixed {p.fixed}): {p.statistic}. Pass rule: "
+        f"{p.pass_rule}. Seeds: {p.seeds}."
+    ]
     for d in disclosures:
-        lines.append(f"**Disclosed change** ({d.date}): {d.change}. Why: {d.reason}. "
-                     f"Earlier result: {d.earlier}.")
+        lines.append(
+            f"**Disclosed change** ({d.date}): {d.change}. Why: {d.reason}. "
+            f"Earlier result: {d.earlier}."
+        )
     return "\n\n".join(lines)

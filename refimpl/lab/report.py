@@ -10,6 +10,7 @@ tested: a finding, shown with its numbers); ``SKIPPED`` (the claim could not
 run here, e.g. an optional extra is missing; the statistic says why). The
 runner adds ``ERROR`` for a claim that raised or returned a malformed result.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -26,10 +27,31 @@ from ..files import jsonable, write_json, write_text
 from .figures import INSTALL_HINT, available
 from .protocol import protocol_markdown
 
-__all__ = ["VERDICTS", "SOURCES", "REPORT_NAME", "STATE_NAME", "verdict_line", "claim_folder",
-           "figure_note", "fmt_mean_se", "fmt_p", "fmt_trend", "markdown_table", "section",
-           "missing_note", "result", "skipped", "check_result", "run_entry", "check_out",
-           "merge_state", "write_report", "exit_status", "cache_dir", "confirmed"]
+__all__ = [
+    "VERDICTS",
+    "SOURCES",
+    "REPORT_NAME",
+    "STATE_NAME",
+    "verdict_line",
+    "claim_folder",
+    "figure_note",
+    "fmt_mean_se",
+    "fmt_p",
+    "fmt_trend",
+    "markdown_table",
+    "section",
+    "missing_note",
+    "result",
+    "skipped",
+    "check_result",
+    "run_entry",
+    "check_out",
+    "merge_state",
+    "write_report",
+    "exit_status",
+    "cache_dir",
+    "confirmed",
+]
 
 VERDICTS = ("PASS", "FAIL", "SKIPPED")
 SOURCES = ("paper", "framework", "hypothesis", "implementation")
@@ -84,11 +106,16 @@ def fmt_p(p):
 
 def markdown_table(header, rows):
     """A markdown table from a header and rows of cells (floats: 4 significant digits)."""
+
     def cell(v):
         if isinstance(v, float):
             return "n/a" if not math.isfinite(v) else f"{v:.4g}"
         return str(v).replace("|", "\\|")
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+
+    lines = [
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -101,12 +128,24 @@ def section(name, claim, verdict, statistic, body, source=None):
 
 def missing_note(missing):
     """The text added to a statistic when values the verdict relies on are missing."""
-    return (f"{missing} value(s) the verdict relies on are missing (non-finite or undefined: "
-            f"a diverged run?), so the claim was not measured in full: FAIL")
+    return (
+        f"{missing} value(s) the verdict relies on are missing (non-finite or undefined: "
+        f"a diverged run?), so the claim was not measured in full: FAIL"
+    )
 
 
-def result(name, claim, verdict, statistic, body, missing=0, source=None, protocol=None,
-           disclosures=(), **extra):
+def result(
+    name,
+    claim,
+    verdict,
+    statistic,
+    body,
+    missing=0,
+    source=None,
+    protocol=None,
+    disclosures=(),
+    **extra,
+):
     """The dict a claim's ``run`` returns (protocol keys plus extras).
 
     ``missing``: how many values the verdict relies on are missing
@@ -123,19 +162,36 @@ def result(name, claim, verdict, statistic, body, missing=0, source=None, protoc
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     if protocol is not None:
         body = protocol_markdown(protocol, disclosures) + "\n\n" + body.strip()
-        extra.update(protocol=protocol.to_dict(), protocol_hash=protocol.hash,
-                     disclosures=[d.to_dict() for d in disclosures])
-    return {"name": name, "claim": claim, "source": source, "verdict": verdict,
-            "statistic": statistic, "n_missing": missing,
-            "markdown": section(name, claim, verdict, statistic, body, source), **extra}
+        extra.update(
+            protocol=protocol.to_dict(),
+            protocol_hash=protocol.hash,
+            disclosures=[d.to_dict() for d in disclosures],
+        )
+    return {
+        "name": name,
+        "claim": claim,
+        "source": source,
+        "verdict": verdict,
+        "statistic": statistic,
+        "n_missing": missing,
+        "markdown": section(name, claim, verdict, statistic, body, source),
+        **extra,
+    }
 
 
 def skipped(name, claim, source, reason):
     """The result of a claim that cannot run here (``reason``: one line, e.g.
     which optional extra to install)."""
-    return {"name": name, "claim": claim, "source": source, "verdict": "SKIPPED",
-            "statistic": reason, "n_missing": 0, "skip_reason": reason,
-            "markdown": section(name, claim, "SKIPPED", reason, f"Not run: {reason}.", source)}
+    return {
+        "name": name,
+        "claim": claim,
+        "source": source,
+        "verdict": "SKIPPED",
+        "statistic": reason,
+        "n_missing": 0,
+        "skip_reason": reason,
+        "markdown": section(name, claim, "SKIPPED", reason, f"Not run: {reason}.", source),
+    }
 
 
 def fmt_trend(t):
@@ -168,11 +224,19 @@ def run_entry(module, name, out, quick, jobs, stream):
     """Run one claim module; returns its report entry (never raises for a
     claim's own failure: the entry then has status 'error')."""
     start = time.monotonic()
-    print(f"[refimpl] validate {name}: running ({'quick' if quick else 'full size'}, "
-          f"jobs={jobs})", file=stream, flush=True)
-    entry = {"name": name, "claim": getattr(module, "CLAIM", ""),
-             "source": getattr(module, "SOURCE", None), "quick": bool(quick),
-             "jobs": jobs, "finished_utc": None}
+    print(
+        f"[refimpl] validate {name}: running ({'quick' if quick else 'full size'}, jobs={jobs})",
+        file=stream,
+        flush=True,
+    )
+    entry = {
+        "name": name,
+        "claim": getattr(module, "CLAIM", ""),
+        "source": getattr(module, "SOURCE", None),
+        "quick": bool(quick),
+        "jobs": jobs,
+        "finished_utc": None,
+    }
     try:
         result = module.run(Path(out), quick=quick, jobs=jobs)
         problems = check_result(result, name)
@@ -180,22 +244,34 @@ def run_entry(module, name, out, quick, jobs, stream):
         raise
     except Exception:
         result, problems = None, None
-        entry.update(status="error", verdict="ERROR", statistic="the claim raised",
-                     markdown=f"## {name}\n\n**Verdict: ERROR** — the claim raised:\n\n"
-                              f"```\n{traceback.format_exc()}```\n")
+        entry.update(
+            status="error",
+            verdict="ERROR",
+            statistic="the claim raised",
+            markdown=f"## {name}\n\n**Verdict: ERROR** — the claim raised:\n\n"
+            f"```\n{traceback.format_exc()}```\n",
+        )
     if result is not None:
         if problems:
-            entry.update(status="error", verdict="ERROR",
-                         statistic="malformed result: " + "; ".join(problems),
-                         markdown=f"## {name}\n\n**Verdict: ERROR** — malformed result: "
-                                  + "; ".join(problems) + "\n")
+            entry.update(
+                status="error",
+                verdict="ERROR",
+                statistic="malformed result: " + "; ".join(problems),
+                markdown=f"## {name}\n\n**Verdict: ERROR** — malformed result: "
+                + "; ".join(problems)
+                + "\n",
+            )
         else:
             entry.update({k: v for k, v in result.items() if k != "markdown"})
             entry.update(status="ok", markdown=result["markdown"])
     entry["seconds"] = time.monotonic() - start
     entry["finished_utc"] = _now()
-    print(f"[refimpl] validate {name}: {entry['verdict']} in {entry['seconds']:.1f} s — "
-          f"{entry['statistic']}", file=stream, flush=True)
+    print(
+        f"[refimpl] validate {name}: {entry['verdict']} in {entry['seconds']:.1f} s — "
+        f"{entry['statistic']}",
+        file=stream,
+        flush=True,
+    )
     return jsonable(entry)
 
 
@@ -210,7 +286,7 @@ def check_out(out):
     out = Path(out)
     probe = out
     while not probe.exists() and probe != probe.parent:
-        if probe.is_symlink():                      # a dangling link: cannot be created
+        if probe.is_symlink():  # a dangling link: cannot be created
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
@@ -256,27 +332,47 @@ def merge_state(out, entries, order, quick, wall, jobs, command, replication=Non
     if replication is not None:
         salt, rep_entries = replication
         kept = rep["entries"] if rep and rep.get("salt") == salt else {}
-        rep = {"salt": salt, "entries": {**kept, **{n: {k: e.get(k) for k in
-                                                        ("verdict", "statistic", "status",
-                                                         "finished_utc", "seconds")}
-                                                    for n, e in rep_entries.items()}}}
-    state = {"quick": bool(quick), "jobs": jobs, "command": command, "finished_utc": _now(),
-             "wall_seconds": wall, "entries": merged,
-             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                         "platform": platform.platform()}}
+        rep = {
+            "salt": salt,
+            "entries": {
+                **kept,
+                **{
+                    n: {
+                        k: e.get(k)
+                        for k in ("verdict", "statistic", "status", "finished_utc", "seconds")
+                    }
+                    for n, e in rep_entries.items()
+                },
+            },
+        }
+    state = {
+        "quick": bool(quick),
+        "jobs": jobs,
+        "command": command,
+        "finished_utc": _now(),
+        "wall_seconds": wall,
+        "entries": merged,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
     if rep:
         state["replication"] = rep
     return state
 
 
 def confirmed(entry, replication):
-    """"confirmed" when the claim passed on its own seeds and on the
+    """ "confirmed" when the claim passed on its own seeds and on the
     replication's; "not confirmed" when either did not; "not replicated" when
     there is no replication of it."""
     other = (replication or {}).get("entries", {}).get(entry["name"])
     if other is None:
         return "not replicated"
-    return "confirmed" if entry.get("verdict") == other.get("verdict") == "PASS" else "not confirmed"
+    return (
+        "confirmed" if entry.get("verdict") == other.get("verdict") == "PASS" else "not confirmed"
+    )
 
 
 def write_report(out, state):
@@ -285,36 +381,50 @@ def write_report(out, state):
 
     entries = state["entries"]
     size = "quick (CI size)" if state["quick"] else "full size"
-    lines = ["# Validation report", "",
-             f"Generated by refimpl {__version__} on {state['finished_utc']}, {size}, "
-             f"`--jobs {state['jobs']}`, on a {state['machine']['cpus']}-CPU machine "
-             f"(Python {state['machine']['python']}).", ""]
+    lines = [
+        "# Validation report",
+        "",
+        f"Generated by refimpl {__version__} on {state['finished_utc']}, {size}, "
+        f"`--jobs {state['jobs']}`, on a {state['machine']['cpus']}-CPU machine "
+        f"(Python {state['machine']['python']}).",
+        "",
+    ]
     if state.get("command"):
         lines += [f"Command: `{state['command']}`", ""]
-    lines += [f"**Measured wall time of this run: {state['wall_seconds']:.1f} s "
-              f"({state['wall_seconds'] / 60:.1f} min)** for the claims it ran "
-              f"(marked * below).", "",
-              "The claims are those of docs/model.md §8, each with its source: the paper's "
-              "own claims, the framework's theorems, our own hypotheses (a FAIL refutes our "
-              "hypothesis, not the paper) and checks of this implementation. FAIL means the "
-              "claim did not reproduce in the regime tested (a finding, shown with its "
-              "numbers); ERROR means the claim's code broke; SKIPPED means it could not run "
-              "here. A value a verdict relies on that is missing (non-finite: a diverged run) "
-              "makes that verdict FAIL. Trends use Page's L test with the seeds as blocks "
-              "(seeds are shared across the points of a sweep only where a claim says so); "
-              "families of tests are Holm- or Bonferroni-corrected where a verdict takes "
-              "'any of' them.", "",
-              ]
+    lines += [
+        f"**Measured wall time of this run: {state['wall_seconds']:.1f} s "
+        f"({state['wall_seconds'] / 60:.1f} min)** for the claims it ran "
+        f"(marked * below).",
+        "",
+        "The claims are those of docs/model.md §8, each with its source: the paper's "
+        "own claims, the framework's theorems, our own hypotheses (a FAIL refutes our "
+        "hypothesis, not the paper) and checks of this implementation. FAIL means the "
+        "claim did not reproduce in the regime tested (a finding, shown with its "
+        "numbers); ERROR means the claim's code broke; SKIPPED means it could not run "
+        "here. A value a verdict relies on that is missing (non-finite: a diverged run) "
+        "makes that verdict FAIL. Trends use Page's L test with the seeds as blocks "
+        "(seeds are shared across the points of a sweep only where a claim says so); "
+        "families of tests are Holm- or Bonferroni-corrected where a verdict takes "
+        "'any of' them.",
+        "",
+    ]
     rep = state.get("replication")
     if rep:
-        lines += [f"Replication: every claim's protocol again on an independent seed stream "
-                  f"(salt `{rep['salt']}`, outputs in `replicate-{rep['salt']}/`); a claim is "
-                  "confirmed when it passes on both.", ""]
-        lines += ["| claim | source | verdict | replication | confirmed | statistic | wall time |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"Replication: every claim's protocol again on an independent seed stream "
+            f"(salt `{rep['salt']}`, outputs in `replicate-{rep['salt']}/`); a claim is "
+            "confirmed when it passes on both.",
+            "",
+        ]
+        lines += [
+            "| claim | source | verdict | replication | confirmed | statistic | wall time |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
     else:
-        lines += ["| claim | source | verdict | statistic | wall time |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "| claim | source | verdict | statistic | wall time |",
+            "| --- | --- | --- | --- | --- |",
+        ]
     for e in entries:
         mark = "*" if e.get("this_run") else f" (earlier run, {e.get('finished_utc')})"
         stat = str(e.get("statistic", "")).replace("|", "\\|").replace("\n", " ")
@@ -322,15 +432,21 @@ def write_report(out, state):
         if rep:
             other = rep["entries"].get(e["name"], {})
             cols = f"{other.get('verdict', '—')} | {confirmed(e, rep)} | "
-        lines.append(f"| [{e['name']}](#{e['name']}) | {e.get('source')} | {e['verdict']} | {cols}{stat} | "
-                     f"{e.get('seconds', float('nan')):.1f} s{mark} |")
+        lines.append(
+            f"| [{e['name']}](#{e['name']}) | {e.get('source')} | {e['verdict']} | {cols}{stat} | "
+            f"{e.get('seconds', float('nan')):.1f} s{mark} |"
+        )
     lines.append("")
     for e in entries:
         section = str(e.get("markdown", "")).rstrip()
-        lines += ["", section, "",
-                  f"_Wall time of `{e['name']}`: {e.get('seconds', float('nan')):.1f} s"
-                  + ("" if e.get("this_run") else f" (earlier run, {e.get('finished_utc')})")
-                  + "._"]
+        lines += [
+            "",
+            section,
+            "",
+            f"_Wall time of `{e['name']}`: {e.get('seconds', float('nan')):.1f} s"
+            + ("" if e.get("this_run") else f" (earlier run, {e.get('finished_utc')})")
+            + "._",
+        ]
     text = "\n".join(lines) + "\n"
     out = Path(out)
     write_text(out / REPORT_NAME, text)

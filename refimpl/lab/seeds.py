@@ -8,6 +8,7 @@ and fields named in ``common`` share seeds (common random numbers). Inside
 one run the seed is split into named, independent streams
 (:func:`refimpl.transfer.streams`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,15 @@ import os
 from ..config import Config
 from ..transfer import streams
 
-__all__ = ["derive_seed", "canonical", "sha256", "streams", "MAX_SEED", "REPLICATE_ENV",
-           "stream_salt"]
+__all__ = [
+    "derive_seed",
+    "canonical",
+    "sha256",
+    "streams",
+    "MAX_SEED",
+    "REPLICATE_ENV",
+    "stream_salt",
+]
 
 MAX_SEED = 2**63 - 1
 
@@ -62,7 +70,7 @@ def derive_seed(config, replicate, common=(), salt=""):
     salt : str
         Separates seed streams of different sweeps with equal configs.
     """
-    if isinstance(config, dict):                  # the fields of a refimpl.Config
+    if isinstance(config, dict):  # the fields of a refimpl.Config
         config = Config.from_dict(config)
     if callable(getattr(config, "seed_fields", None)):
         values = config.seed_fields()
@@ -72,6 +80,7 @@ def derive_seed(config, replicate, common=(), salt=""):
         if name not in values:
             raise ValueError(f"common field {name!r} is not a config field")
         values.pop(name)
-    digest = hashlib.sha256(canonical({"config": values, "replicate": int(replicate),
-                                       "salt": str(salt)}).encode()).digest()
+    digest = hashlib.sha256(
+        canonical({"config": values, "replicate": int(replicate), "salt": str(salt)}).encode()
+    ).digest()
     return int.from_bytes(digest[:8], "little") >> 1

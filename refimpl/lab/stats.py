@@ -21,6 +21,7 @@ Missing values (None, NaN or inf: a diverged run) are counted
 - :func:`logistic_fit`: logistic regression by maximum likelihood (with a
   small declared ridge), for separation curves and likelihood-ratio tests.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,9 +31,22 @@ import scipy.optimize
 import scipy.special
 import scipy.stats
 
-__all__ = ["SIGNIFICANCE", "n_missing", "paired_t", "trend", "holm", "bonferroni_min",
-           "equivalent", "sem", "wilcoxon", "paired_failures", "outcome_summary", "auc",
-           "fisher_greater", "logistic_fit"]
+__all__ = [
+    "SIGNIFICANCE",
+    "n_missing",
+    "paired_t",
+    "trend",
+    "holm",
+    "bonferroni_min",
+    "equivalent",
+    "sem",
+    "wilcoxon",
+    "paired_failures",
+    "outcome_summary",
+    "auc",
+    "fisher_greater",
+    "logistic_fit",
+]
 
 SIGNIFICANCE = 0.01
 """The significance level of every test a verdict rests on (one-sided where
@@ -58,8 +72,9 @@ def n_missing(*arrays):
     diverged run, or a quantity undefined for that run)."""
     total = 0
     for a in arrays:
-        a = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(a, dtype=object))],
-                       dtype=float)
+        a = np.asarray(
+            [np.nan if v is None else v for v in np.ravel(np.asarray(a, dtype=object))], dtype=float
+        )
         total += int(np.sum(~np.isfinite(a)))
     return total
 
@@ -122,16 +137,23 @@ def trend(x, values, alternative="greater"):
     x = np.asarray(x, float)
     v = np.asarray(values, float)
     if v.ndim != 2 or v.shape[0] != x.size:
-        raise ValueError(f"values must have shape (len(x), replicates) = ({x.size}, b), "
-                         f"got {v.shape}")
+        raise ValueError(
+            f"values must have shape (len(x), replicates) = ({x.size}, b), got {v.shape}"
+        )
     if x.size < 3 or np.unique(x).size != x.size:
         raise ValueError("a trend test needs at least 3 distinct x values")
     missing = int(np.sum(~np.isfinite(v)))
-    blocks = v[:, np.all(np.isfinite(v), axis=0)].T                 # (b, k)
+    blocks = v[:, np.all(np.isfinite(v), axis=0)].T  # (b, k)
     out = {"points": int(x.size), "n": int(blocks.shape[0]), "n_missing": missing}
     if blocks.shape[0] < 2:
-        return {**out, "rho": float("nan"), "rho_se": float("nan"), "L": float("nan"),
-                "p": float("nan") if missing else 1.0, "method": "none"}
+        return {
+            **out,
+            "rho": float("nan"),
+            "rho_se": float("nan"),
+            "L": float("nan"),
+            "p": float("nan") if missing else 1.0,
+            "method": "none",
+        }
     rx = scipy.stats.rankdata(x)
     ry = scipy.stats.rankdata(blocks, axis=1)
     cx = rx - rx.mean()
@@ -156,10 +178,18 @@ def trend(x, values, alternative="greater"):
     elif alternative in ("greater", "less"):
         L, pv, meth = page(alternative == "greater")
     else:
-        raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}")
+        raise ValueError(
+            f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}"
+        )
     se = float(rho.std(ddof=1) / np.sqrt(len(rho)))
-    return {**out, "rho": float(rho.mean()), "rho_se": se, "L": L,
-            "p": float("nan") if missing else pv, "method": meth}
+    return {
+        **out,
+        "rho": float(rho.mean()),
+        "rho_se": se,
+        "L": L,
+        "p": float("nan") if missing else pv,
+        "method": meth,
+    }
 
 
 def holm(pvalues):
@@ -193,8 +223,9 @@ def equivalent(ci, target, margin):
     within [target - margin, target + margin] (a wide interval from too little
     data fails, unlike the rule "the interval contains the target")."""
     lo, hi = float(ci[0]), float(ci[1])
-    return bool(math.isfinite(lo) and math.isfinite(hi)
-                and target - margin <= lo and hi <= target + margin)
+    return bool(
+        math.isfinite(lo) and math.isfinite(hi) and target - margin <= lo and hi <= target + margin
+    )
 
 
 def wilcoxon(a, b, alternative="greater"):
@@ -208,8 +239,11 @@ def wilcoxon(a, b, alternative="greater"):
     ok = np.isfinite(diff)
     missing = int(diff.size - ok.sum())
     diff = diff[ok]
-    out = {"median": float(np.median(diff)) if diff.size else float("nan"),
-           "n": int(diff.size), "n_missing": missing}
+    out = {
+        "median": float(np.median(diff)) if diff.size else float("nan"),
+        "n": int(diff.size),
+        "n_missing": missing,
+    }
     if missing:
         return {**out, "p": float("nan")}
     if diff.size == 0 or np.all(diff == 0):
@@ -234,17 +268,21 @@ def paired_failures(fail_a, fail_b, alternative="greater"):
     missing = int(fa.size - ok.sum())
     fa, fb = fa[ok].astype(bool), fb[ok].astype(bool)
     k, l = int(np.sum(fa & ~fb)), int(np.sum(fb & ~fa))
-    out = {"rate_a": float(fa.mean()) if fa.size else float("nan"),
-           "rate_b": float(fb.mean()) if fb.size else float("nan"),
-           "a_only": k, "b_only": l, "n": int(fa.size), "n_missing": missing}
+    out = {
+        "rate_a": float(fa.mean()) if fa.size else float("nan"),
+        "rate_b": float(fb.mean()) if fb.size else float("nan"),
+        "a_only": k,
+        "b_only": l,
+        "n": int(fa.size),
+        "n_missing": missing,
+    }
     if missing:
         return {**out, "p": float("nan")}
     if k + l == 0:
         return {**out, "p": 1.0}
     binom = scipy.stats.binom(k + l, 0.5)
     p_up, p_down = float(binom.sf(k - 1)), float(binom.cdf(k))
-    p = {"greater": p_up, "less": p_down,
-         "two-sided": min(1.0, 2 * min(p_up, p_down))}[alternative]
+    p = {"greater": p_up, "less": p_down, "two-sided": min(1.0, 2 * min(p_up, p_down))}[alternative]
     return {**out, "p": p}
 
 
@@ -259,10 +297,20 @@ def outcome_summary(values, threshold):
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(ok, v, 0.0).sum(axis=-1) / n
         fail = np.where(ok, v > threshold, False).sum(axis=-1) / n
-    median = np.array([np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.nan
-                       for row in np.atleast_2d(v)])
-    return {"mean": mean, "median": median.reshape(mean.shape), "failure_rate": fail,
-            "threshold": float(threshold), "n": n, "n_missing": v.shape[-1] - n}
+    median = np.array(
+        [
+            np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.nan
+            for row in np.atleast_2d(v)
+        ]
+    )
+    return {
+        "mean": mean,
+        "median": median.reshape(mean.shape),
+        "failure_rate": fail,
+        "threshold": float(threshold),
+        "n": n,
+        "n_missing": v.shape[-1] - n,
+    }
 
 
 def auc(score, label):
@@ -279,8 +327,8 @@ def auc(score, label):
     pos, neg = score[label == 1], score[label == 0]
     if pos.size == 0 or neg.size == 0:
         return float("nan")
-    ranks = scipy.stats.rankdata(np.concatenate([pos, neg]))          # ties: mean rank
-    u = ranks[:pos.size].sum() - pos.size * (pos.size + 1) / 2
+    ranks = scipy.stats.rankdata(np.concatenate([pos, neg]))  # ties: mean rank
+    u = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2
     return float(u / (pos.size * neg.size))
 
 
@@ -297,9 +345,13 @@ def fisher_greater(exposed, event):
         raise ValueError(f"exposed and event differ in shape: {x.shape} vs {e.shape}")
     table = [[int(np.sum(x & e)), int(np.sum(x & ~e))], [int(np.sum(~x & e)), int(np.sum(~x & ~e))]]
     nx, nu = int(x.sum()), int((~x).sum())
-    out = {"rate_exposed": table[0][0] / nx if nx else float("nan"),
-           "rate_unexposed": table[1][0] / nu if nu else float("nan"),
-           "n_exposed": nx, "n_unexposed": nu, "table": table}
+    out = {
+        "rate_exposed": table[0][0] / nx if nx else float("nan"),
+        "rate_unexposed": table[1][0] / nu if nu else float("nan"),
+        "n_exposed": nx,
+        "n_unexposed": nu,
+        "table": table,
+    }
     if nx == 0 or nu == 0:
         return {**out, "odds": float("nan"), "p": 1.0}
     r = scipy.stats.fisher_exact(table, alternative="greater")
@@ -340,8 +392,13 @@ def logistic_fit(X, y, ridge=1e-3):
         p = scipy.special.expit(Z @ b)
         return Z.T @ (p - y) + pen * b
 
-    r = scipy.optimize.minimize(nll, np.zeros(Z.shape[1]), jac=grad, method="BFGS",
-                                options={"gtol": 1e-8, "maxiter": 10000})
+    r = scipy.optimize.minimize(
+        nll, np.zeros(Z.shape[1]), jac=grad, method="BFGS", options={"gtol": 1e-8, "maxiter": 10000}
+    )
     t = Z @ r.x
-    return {"coef": r.x, "loglik": float(-np.sum(np.logaddexp(0.0, t) - y * t)), "n": int(len(y)),
-            "converged": bool(r.success)}
+    return {
+        "coef": r.x,
+        "loglik": float(-np.sum(np.logaddexp(0.0, t) - y * t)),
+        "n": int(len(y)),
+        "converged": bool(r.success),
+    }

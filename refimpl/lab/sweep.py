@@ -31,6 +31,7 @@ a flat dict of numbers or lists of numbers: a name of
 :data:`refimpl.lab.measures.MEASURES` or any importable top-level function
 ``f(config, **options) -> dict``.
 """
+
 from __future__ import annotations
 
 import _thread
@@ -58,8 +59,17 @@ from .measures import MEASURES
 from .progress import Progress
 from .seeds import canonical, derive_seed, sha256, stream_salt
 
-__all__ = ["Sweep", "run_sweep", "item_key", "read_result", "CACHE_VERSION", "code_hash",
-           "clean_stale_parts", "SCHEDULER_ENV", "BLAS_THREADS"]
+__all__ = [
+    "Sweep",
+    "run_sweep",
+    "item_key",
+    "read_result",
+    "CACHE_VERSION",
+    "code_hash",
+    "clean_stale_parts",
+    "SCHEDULER_ENV",
+    "BLAS_THREADS",
+]
 
 CACHE_VERSION = 2
 """Format version of the cache records (the code itself enters the key
@@ -77,8 +87,9 @@ machine's BLAS defaults; part of the cache key."""
 def _config_class(config):
     for name in ("to_dict", "from_dict", "replace"):
         if not callable(getattr(config, name, None)):
-            raise TypeError(f"a sweep item must be a config dataclass or a dict, "
-                            f"not {type(config).__name__}")
+            raise TypeError(
+                f"a sweep item must be a config dataclass or a dict, not {type(config).__name__}"
+            )
     return type(config)
 
 
@@ -133,9 +144,17 @@ def item_key(measure_id, seeded_config, options, code=None):
     the code hash (``code``; default :func:`code_hash` of the package)."""
     from .. import __version__
 
-    return sha256({"version": CACHE_VERSION, "package": __version__, "blas_threads": BLAS_THREADS,
-                   "code": code_hash() if code is None else code, "measure": measure_id,
-                   "options": options, "config": seeded_config.to_dict()})
+    return sha256(
+        {
+            "version": CACHE_VERSION,
+            "package": __version__,
+            "blas_threads": BLAS_THREADS,
+            "code": code_hash() if code is None else code,
+            "measure": measure_id,
+            "options": options,
+            "config": seeded_config.to_dict(),
+        }
+    )
 
 
 # ----------------------------------------------------------------------
@@ -148,7 +167,7 @@ def read_result(path, key):
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         return None
-    except OSError as exc:                 # e.g. a folder where a record should be
+    except OSError as exc:  # e.g. a folder where a record should be
         raise ValueError(f"unreadable ({exc.strerror or exc})") from None
     try:
         rec = json.loads(raw.decode())
@@ -169,9 +188,15 @@ def read_result(path, key):
 
 def _write_result(path, key, measure_id, config, options, result):
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)                # a wrong-kind entry in the cache: replaced
-    rec = {"key": key, "measure": measure_id, "options": options, "config": config.to_dict(),
-           "result": result, "sha256": sha256(result)}
+        shutil.rmtree(path)  # a wrong-kind entry in the cache: replaced
+    rec = {
+        "key": key,
+        "measure": measure_id,
+        "options": options,
+        "config": config.to_dict(),
+        "result": result,
+        "sha256": sha256(result),
+    }
     text = canonical(rec) + "\n"
     atomic_write(path, lambda fh: fh.write(text.encode()))
 
@@ -218,11 +243,15 @@ class Sweep:
         """ndarray of shape (points, replicates) of a scalar metric (NaN for
         None, i.e. a non-finite or undefined value)."""
         if any(metric not in r for row in self.results for r in row):
-            raise KeyError(f"metric {metric!r} is not in every result of this sweep; "
-                           "name it in run_sweep(metrics=...) so that older cached results "
-                           "lacking it are recomputed")
-        return np.array([[np.nan if r[metric] is None else r[metric] for r in row]
-                         for row in self.results], dtype=float)
+            raise KeyError(
+                f"metric {metric!r} is not in every result of this sweep; "
+                "name it in run_sweep(metrics=...) so that older cached results "
+                "lacking it are recomputed"
+            )
+        return np.array(
+            [[np.nan if r[metric] is None else r[metric] for r in row] for row in self.results],
+            dtype=float,
+        )
 
     def n_missing(self, metric):
         """How many of the metric's values are missing (None or non-finite)."""
@@ -253,14 +282,25 @@ class Sweep:
             for r, res in enumerate(row):
                 rec = {"point": p, "replicate": r, "seed": int(self.seeds[p, r])}
                 rec.update({f: cd[f] for f in fields})
-                rec.update({k: v for k, v in res.items()
-                            if metrics is None or k in metrics})
+                rec.update({k: v for k, v in res.items() if metrics is None or k in metrics})
                 out.append(rec)
         return out
 
 
-def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, common=(),
-              salt="", options=None, label="sweep", progress=True, metrics=(), scheduler=None):
+def run_sweep(
+    configs,
+    measure="transfer",
+    replicates=10,
+    jobs=1,
+    cache=None,
+    common=(),
+    salt="",
+    options=None,
+    label="sweep",
+    progress=True,
+    metrics=(),
+    scheduler=None,
+):
     """Run every config of a grid for ``replicates`` derived seeds.
 
     Parameters
@@ -325,8 +365,12 @@ def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, co
             ignore.write_text("# sweep cache: results of the validation sweeps, not committed\n*\n")
         removed = clean_stale_parts(folder, started)
         if removed:
-            print(f"[refimpl] {label}: removed {removed} stale temporary file(s) of an "
-                  "interrupted run", file=warn, flush=True)
+            print(
+                f"[refimpl] {label}: removed {removed} stale temporary file(s) of an "
+                "interrupted run",
+                file=warn,
+                flush=True,
+            )
     seeds = np.zeros((len(configs), replicates), dtype=np.int64)
     results = [[None] * replicates for _ in configs]
     todo = []
@@ -343,11 +387,15 @@ def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, co
                     res = read_result(path, key)
                 except ValueError as exc:
                     n_corrupt += 1
-                    print(f"[refimpl] {label}: corrupt cached result {path.name} ({exc}); "
-                          "recomputing", file=warn, flush=True)
+                    print(
+                        f"[refimpl] {label}: corrupt cached result {path.name} ({exc}); "
+                        "recomputing",
+                        file=warn,
+                        flush=True,
+                    )
                     res = None
                 if res is not None and any(k not in res for k in metrics):
-                    res = None                    # an older result without a metric asked for
+                    res = None  # an older result without a metric asked for
                 if res is not None:
                     results[p][r] = res
                     n_cached += 1
@@ -357,8 +405,10 @@ def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, co
     bar = Progress(enabled=progress, after=1.0, every=2.0)
     done = n_cached
     scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
-    calls = [(measure, measure_id, config_class, cd, options, key, path)
-             for (_, _, cd, key, path) in todo]
+    calls = [
+        (measure, measure_id, config_class, cd, options, key, path)
+        for (_, _, cd, key, path) in todo
+    ]
     runs = _execute(calls, jobs) if scheduler is None else _execute_on_cluster(calls, scheduler)
     for i, res in runs:
         p, r = todo[i][0], todo[i][1]
@@ -369,8 +419,15 @@ def run_sweep(configs, measure="transfer", replicates=10, jobs=1, cache=None, co
         lacking = [k for k in metrics if k not in results[p][r]]
         if lacking:
             raise KeyError(f"measure {measure_id} returned no {', '.join(map(repr, lacking))}")
-    return Sweep(configs=configs, replicates=replicates, seeds=seeds, results=results,
-                 computed=len(todo), cached=n_cached, recomputed=n_corrupt)
+    return Sweep(
+        configs=configs,
+        replicates=replicates,
+        seeds=seeds,
+        results=results,
+        computed=len(todo),
+        cached=n_cached,
+        recomputed=n_corrupt,
+    )
 
 
 def clean_stale_parts(folder, before):
@@ -385,7 +442,7 @@ def clean_stale_parts(folder, before):
                 if f.is_file() and f.stat().st_mtime < before:
                     f.unlink()
                     removed += 1
-            except FileNotFoundError:            # finished or removed meanwhile
+            except FileNotFoundError:  # finished or removed meanwhile
                 pass
     return removed
 
@@ -411,14 +468,14 @@ def _execute(calls, jobs):
             for i, args in enumerate(calls):
                 yield i, _work(*args)
         return
-    from joblib import Parallel, delayed      # needed only for parallel sweeps
+    from joblib import Parallel, delayed  # needed only for parallel sweeps
 
     # idle workers exit after 10 s, so none outlives a killed parent for long
     par = Parallel(n_jobs=jobs, return_as="generator_unordered", idle_worker_timeout=10)
     try:
         with _interrupts_for_this_process_only():
             yield from par(delayed(_indexed)(i, *args) for i, args in enumerate(calls))
-    except BaseException:                      # Ctrl-C or an error: stop the workers now
+    except BaseException:  # Ctrl-C or an error: stop the workers now
         _stop_workers()
         raise
 
@@ -435,14 +492,17 @@ def _interrupts_for_this_process_only():
     and raises KeyboardInterrupt in the main thread (``interrupt_main``), so
     this process handles Ctrl-C as before and then stops the workers
     (:func:`_stop_workers`). A no-op where signal masks do not exist."""
-    if not hasattr(signal, "pthread_sigmask") or \
-            threading.current_thread() is not threading.main_thread():
+    if (
+        not hasattr(signal, "pthread_sigmask")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         yield
         return
     # multiprocessing's resource tracker (loky's semaphores need it) unblocks
     # SIGINT in the thread that launches it (CPython 3.11, resource_tracker.
     # ensure_running), which would undo the block below: launch it first
     from multiprocessing import resource_tracker
+
     resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     stop = threading.Event()
@@ -459,7 +519,7 @@ def _interrupts_for_this_process_only():
     finally:
         stop.set()
         relay_thread.join()
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)   # a pending SIGINT lands here
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending SIGINT lands here
 
 
 def _stop_workers():
@@ -467,8 +527,9 @@ def _stop_workers():
     persisted; the unfinished ones are recomputed by the next run)."""
     try:
         from joblib.externals.loky import get_reusable_executor
+
         get_reusable_executor().shutdown(wait=False, kill_workers=True)
-    except Exception:                          # nothing to stop
+    except Exception:  # nothing to stop
         pass
 
 
@@ -480,15 +541,18 @@ def _execute_on_cluster(calls, address):
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise UsageError("--scheduler needs dask.distributed: pip install 'refimpl[cluster]'") \
-            from None
+        raise UsageError(
+            "--scheduler needs dask.distributed: pip install 'refimpl[cluster]'"
+        ) from None
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"cannot reach the dask scheduler at {address}: {exc}") from None
     with client:
-        futures = {client.submit(_indexed, i, *args[:-1], None, key=f"refimpl-{args[5]}",
-                                 pure=False): i for i, args in enumerate(calls)}
+        futures = {
+            client.submit(_indexed, i, *args[:-1], None, key=f"refimpl-{args[5]}", pure=False): i
+            for i, args in enumerate(calls)
+        }
         for future in as_completed(futures):
             i, result = future.result()
             measure, measure_id, config_class, cd, options, key, path = calls[i]

@@ -1,8 +1,12 @@
 import os
+import sys
 
 import numpy as np
 import pytest
 from hypothesis import settings
+
+# the shared strategies (tests/strategies.py) import as `strategies` from every test folder
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # the first call of a kernel compiles it: no deadlines
 settings.register_profile("refimpl", deadline=None, max_examples=40, derandomize=True)

@@ -16,7 +16,7 @@ from refimpl.cli import main
 from refimpl.lab import report as R
 from refimpl.lab.figures import available
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NAMES = claims.names()
 
 

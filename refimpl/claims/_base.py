@@ -11,8 +11,11 @@ import math
 import numpy as np
 
 from ..config import Config
+from ..lab import figures as F
 from ..lab import report as R
 from ..lab import stats as S
+from ..lab.claim import Figure, Table
+from ..lab.measures import measure_transfer
 from ..lab.sweep import run_sweep
 
 __all__ = [
@@ -242,6 +245,240 @@ def summary_rows(s, keys=None):
     keys = list(s) if keys is None else keys
     n = len(s["gain_mean"])
     return [{k: s[k][i] for k in keys} for i in range(n)]
+
+
+# ----------------------------------------------------------------------
+# one equal-loss mechanism, for every claim
+
+
+def measure_at_loss(config, epsilon=EPSILON, cap=LOSS_CAP, **options):
+    """:func:`refimpl.lab.measures.measure_transfer` of ``config`` with
+    fine-tuning and scratch trained to the training loss ``epsilon`` (cap
+    ``cap`` steps; the upstream stage keeps its own cap and stops earlier
+    only if its loss reaches ``epsilon``): the equal-loss variant of a
+    fixed-step sweep item. The seed is that of ``config``, so a sweep over
+    the same configs pairs the two stopping rules seed by seed. Adds
+    ``stalled_transfer`` / ``stalled_scratch`` (1 when the final training loss
+    is above epsilon: not reached at the cap) and ``up_stopped_early`` (1 when
+    the upstream stage stopped before its own cap)."""
+    c = config.replace(epsilon=float(epsilon), steps_down=int(cap))
+    out = measure_transfer(c, **options)
+    out["stalled_transfer"] = float(out["loss_down"] > epsilon)
+    out["stalled_scratch"] = float(out["loss_scratch"] > epsilon)
+    out["up_stopped_early"] = float(out["steps_up"] < c.steps_up)
+    return out
+
+
+def sweep_stopping(sweep, grid, epsilon, cap, metrics=RUN_METRICS, label="", **kwargs):
+    """``grid`` under both stopping rules of :data:`RULES`, the same seeds
+    for both: ``{rule: {metric: array (points, seeds)}}``. ``steps``: the
+    fixed step count of each config; ``loss``: :func:`measure_at_loss` with
+    ``epsilon`` and ``cap``. ``sweep``: the claim's
+    :class:`~refimpl.lab.claim.ClaimSweep` (further keywords go to it)."""
+    fixed = sweep(grid, label=label, metrics=metrics, **kwargs)
+    options = {**kwargs.pop("options", {}), "epsilon": epsilon, "cap": cap}
+    loss = sweep(
+        grid,
+        label=f"{label} (equal loss)".strip(),
+        measure=measure_at_loss,
+        options=options,
+        metrics=metrics,
+        **kwargs,
+    )
+    return {"steps": _values(fixed, metrics), "loss": _values(loss, metrics)}
+
+
+def _values(sw, metrics):
+    return {m: sw.values(m) for m in metrics}
+
+
+def stop_label(rule, epsilon, cap, steps):
+    """The stopping rule in words (``steps``: the regime's T)."""
+    if rule == "steps":
+        return f"fixed T = {steps} steps"
+    return f"equal loss (training loss <= {epsilon:g}, cap {cap} steps)"
+
+
+def as_float(values):
+    """A float array of ``values`` (nested sequences; None: NaN)."""
+    if isinstance(values, np.ndarray):
+        return values.astype(float)
+    return np.array(
+        [
+            as_float(v) if isinstance(v, (list, tuple)) else (np.nan if v is None else v)
+            for v in values
+        ],
+        float,
+    )
+
+
+# ----------------------------------------------------------------------
+# one procedure for the trend claims: the gain along one or more panels of
+# configs, a one-sided Page trend test under both stopping rules
+
+
+def trend_measure(size, sweep, common, metrics=RUN_METRICS):
+    """Every panel of ``size.configs`` under both stopping rules (equal-loss
+    target :data:`EPSILON`, cap ``size.loss_cap``): ``{panel: {rule: {metric:
+    (points, seeds)}}}``. ``common``: panel -> its fields with common random
+    numbers (the stopping-rule fields are always common)."""
+    return {
+        panel: sweep_stopping(
+            sweep, grid, EPSILON, size.loss_cap, metrics, panel, common=common[panel] + STOP_FIELDS
+        )
+        for panel, grid in size.configs.items()
+    }
+
+
+def trend_decision(x, gains, alternative):
+    """The verdict "the gain moves with x in the predicted direction" (pure).
+
+    Parameters
+    ----------
+    x : mapping panel -> sequence of float, shape (k,)
+        The swept values of each panel (k >= 3 distinct).
+    gains : mapping panel -> mapping rule -> array of shape (k, seeds)
+        err_scratch - err_transfer per point and seed under each stopping
+        rule (NaN or None: missing).
+    alternative : {"greater", "less"}
+        The predicted direction: the gain increases or decreases with x.
+
+    Returns
+    -------
+    dict
+        ``verdict`` ("PASS" when in every panel under every rule the
+        one-sided Page trend test has rho of the predicted sign and p <
+        SIGNIFICANCE, and no value is missing; else "FAIL"), ``verdict_tests``
+        (the same without the missing-value rule), ``trend`` (panel -> rule ->
+        :func:`refimpl.lab.stats.trend`), ``holds`` (panel -> rule -> bool)
+        and ``missing`` (missing gain values, all panels and rules).
+    """
+    sign = 1.0 if alternative == "greater" else -1.0
+    trend, holds, missing = {}, {}, 0
+    for panel, by_rule in gains.items():
+        trend[panel], holds[panel] = {}, {}
+        for rule, g in by_rule.items():
+            g = as_float(g)
+            tr = S.trend(x[panel], g, alternative)
+            trend[panel][rule] = tr
+            holds[panel][rule] = bool(sign * tr["rho"] > 0 and tr["p"] < S.SIGNIFICANCE)
+            missing += S.n_missing(g)
+    ok = [h for by_rule in holds.values() for h in by_rule.values()]
+    tests = "PASS" if ok and all(ok) else "FAIL"
+    verdict = "FAIL" if missing else tests
+    return {
+        "verdict": verdict,
+        "verdict_tests": tests,
+        "trend": trend,
+        "holds": holds,
+        "missing": missing,
+    }
+
+
+def trend_summaries(vals):
+    """:func:`point_summary` of every panel and rule of :func:`trend_measure`'s values."""
+    return {
+        panel: {
+            r: point_summary(
+                v[r]["err_transfer"],
+                v[r]["err_scratch"],
+                v[r]["loss_down"],
+                v[r]["loss_scratch"],
+                EPSILON if r == "loss" else None,
+            )
+            for r in RULES
+        }
+        for panel, v in vals.items()
+    }
+
+
+def trend_statistic(x, symbol, summ, dec, labels, tail):
+    """The statistic line of a trend claim: per panel and rule the trend and
+    the median gain at both ends (and the stalled runs at equal loss)."""
+
+    def one(panel, r):
+        s, xs = summ[panel][r], x[panel]
+        text = (
+            f"{labels[r]}: {R.fmt_trend(dec['trend'][panel][r])} (median gain "
+            f"{s['gain_median'][0]:+.3f} at {symbol[panel]} = {xs[0]:g} to "
+            f"{s['gain_median'][-1]:+.3f} at {symbol[panel]} = {xs[-1]:g}"
+        )
+        if r == "loss":
+            text += (
+                f"; stalled {int(s['stalled_transfer'].sum())} transfer / "
+                f"{int(s['stalled_scratch'].sum())} scratch runs"
+            )
+        return text + ")"
+
+    lead = len(summ) > 1
+    sep = ", " if lead else "; "
+    parts = [
+        (f"against {symbol[p]}: " if lead else "") + sep.join(one(p, r) for r in RULES)
+        for p in summ
+    ]
+    return "; ".join(parts) + f"; {tail}"
+
+
+def trend_tables(x, names, summ, dec, labels, reps, columns):
+    """The report's tables of a trend claim, one per panel and rule: the
+    outcome cells of every point, after the claim's own ``columns`` (panel ->
+    (header, cells per point))."""
+    tables = []
+    for panel in summ:
+        head, cells = columns[panel]
+        for r in RULES:
+            stall = [STALL_HEADER] if r == "loss" else []
+            rows = [cells[i] + outcome_cells(summ[panel][r], i, reps) for i in range(len(x[panel]))]
+            title = (
+                f"**Gain against {names[panel]}, {labels[r]}**: "
+                f"{R.fmt_trend(dec['trend'][panel][r])}"
+            )
+            tables.append(Table(head + OUTCOME_HEADER + stall, rows, title=title))
+    return tables
+
+
+def trend_csv(name, x, summ, point_columns):
+    """The CSV of a trend claim: per panel, rule and point the summary of
+    :func:`point_summary` after the claim's ``point_columns`` (panel ->
+    {column: value per point})."""
+    keys = list(next(iter(summ.values()))["loss"])
+    extra = list(next(iter(point_columns.values())))
+    header = ["panel", "rule", "value", *extra, *keys]
+    rows = [
+        [
+            panel,
+            r,
+            v,
+            *(point_columns[panel][c][i] for c in extra),
+            *(summ[panel][r].get(k, [None] * len(x[panel]))[i] for k in keys),
+        ]
+        for panel in summ
+        for r in RULES
+        for i, v in enumerate(x[panel])
+    ]
+    return Table(header, rows, name=name, show=False)
+
+
+def line_figure(name, *args, **kwargs):
+    """A :class:`~refimpl.lab.claim.Figure` of :func:`refimpl.lab.figures.line_figure`."""
+    return Figure(name, lambda path: F.line_figure(path, *args, **kwargs))
+
+
+def trend_figure(name, xs, names, summ, vals, title, extra=None, xlog=False):
+    """The figure of one panel: the gain's mean and median under both rules
+    and the scratch error (and ``extra`` series: label -> (mean, se))."""
+    series = {f"gain, {r} rule (mean)": (summ[r]["gain_mean"], summ[r]["gain_se"]) for r in RULES}
+    series.update(
+        {f"gain, {r} rule (median)": (summ[r]["gain_median"], np.zeros(len(xs))) for r in RULES}
+    )
+    series["err_scratch (mean)"] = (
+        summ["steps"]["err_scratch_mean"],
+        S.sem(vals["steps"]["err_scratch"], axis=1),
+    )
+    series.update(extra or {})
+    return line_figure(
+        name, xs, series, names, "clean test error / gain", title, hline=0.0, xlog=xlog
+    )
 
 
 def gain_rises(x, gain):

@@ -372,8 +372,11 @@ def claim_result(protocol, quick, decision, outcome, folder):
     tests = decision["verdict"]
     verdict = "FAIL" if missing else tests
     statistic = outcome.statistic + (f"; {missing_note(missing)}" if missing else "")
-    tables = {t.name: [dict(zip(t.header, r, strict=True)) for r in t.rows]
-              for t in outcome.sections if isinstance(t, Table) and t.name}
+    tables = {
+        t.name: [dict(zip(t.header, r, strict=True)) for r in t.rows]
+        for t in outcome.sections
+        if isinstance(t, Table) and t.name
+    }
     figures = [f"{f.name}.png" for f in outcome.sections if isinstance(f, Figure)]
     body = protocol_markdown(p, quick) + "\n\n" + render(outcome.sections, folder)
     doc = {

@@ -1,7 +1,8 @@
-"""The realdata claim (refimpl.claims.realdata) and its command line: the pure
-verdict rule on hand-made inputs, the tests behind it, an end-to-end run,
-resuming after an interruption through the sweep cache, outputs that are
-never a mix of two runs, and one-line errors for user mistakes."""
+"""The realdata claim (refimpl/claims/realdata.py) and its command line
+(refimpl/cli/realdata.py): the pure verdict rule on hand-made inputs, the
+tests behind it, an end-to-end run, resuming after an interruption through the
+sweep cache, outputs that are never a mix of two runs, and one-line errors for
+user mistakes."""
 
 import csv
 import json
@@ -12,21 +13,23 @@ import pytest
 
 from refimpl.claims import realdata as C
 from refimpl.cli import main
+from refimpl.cli import realdata as CLI
 from refimpl.errors import ConfigError
 from refimpl.lab import image_experiment as E
 from refimpl.lab import images as I
+from refimpl.lab.claim import SOURCES, run_claim
 from refimpl.lab.figures import available
 from refimpl.lab.stats import SIGNIFICANCE
 
 
 # ----------------------------------------------------------------------
-# decide(): the verdict rule, on hand-made test numbers
+# judge(): the verdict rule, on hand-made test numbers
 def _t(key, sign, effect, p, paper=True):
     return {"key": key, "paper": paper, "sign": sign, "effect": effect, "p": p}
 
 
-def test_decide_a_claim_holds_with_the_predicted_sign_below_the_level():
-    d = C.decide([_t("up", +1, 0.4, 0.001), _t("down", -1, -0.2, 0.009)])
+def test_judge_a_claim_holds_with_the_predicted_sign_below_the_level():
+    d = C.judge([_t("up", +1, 0.4, 0.001), _t("down", -1, -0.2, 0.009)])
     assert [c["verdict"] for c in d["claims"]] == ["PASS", "PASS"]
     assert d["verdict"] == "PASS" and d["held"] == 2 and d["paper"] == 2 and d["failed"] == []
 
@@ -43,22 +46,84 @@ def test_decide_a_claim_holds_with_the_predicted_sign_below_the_level():
         _t("k", +1, float("nan"), 0.001),
     ],
 )
-def test_decide_fails_a_claim(test):
-    d = C.decide([test])
+def test_judge_fails_a_claim(test):
+    d = C.judge([test])
     assert d["claims"][0]["verdict"] == "FAIL"
     assert d["verdict"] == "FAIL" and d["failed"] == ["k"] and d["held"] == 0
 
 
-def test_decide_only_paper_claims_set_the_verdict():
-    d = C.decide([_t("a", +1, 0.3, 0.001), _t("extra", -1, 0.3, 0.5, paper=False)])
+def test_judge_only_paper_claims_set_the_verdict():
+    d = C.judge([_t("a", +1, 0.3, 0.001), _t("extra", -1, 0.3, 0.5, paper=False)])
     assert d["verdict"] == "PASS" and d["paper"] == 1
     assert d["claims"][1]["verdict"] == "FAIL"  # reported, not decisive
-    d = C.decide([_t("a", +1, 0.3, 0.001), _t("b", +1, 0.3, 0.2)])
+    d = C.judge([_t("a", +1, 0.3, 0.001), _t("b", +1, 0.3, 0.2)])
     assert d["verdict"] == "FAIL" and d["failed"] == ["b"] and d["held"] == 1
-    assert (
-        C.decide([_t("extra", +1, 0.3, 0.001, paper=False)])["verdict"] == "FAIL"
-    )  # nothing tested
-    assert C.decide([_t("a", +1, 0.3, 0.03)], significance=0.05)["verdict"] == "PASS"
+    nothing = C.judge([_t("extra", +1, 0.3, 0.001, paper=False)])
+    assert nothing["verdict"] == "FAIL"  # nothing tested
+    assert C.judge([_t("a", +1, 0.3, 0.03)], significance=0.05)["verdict"] == "PASS"
+
+
+def test_judge_counts_missing_values_of_paper_claims():
+    d = C.judge([dict(_t("a", +1, 0.3, 0.001), n_missing=2), dict(_t("x", +1, 0.3, 0.001, False))])
+    assert d["missing"] == 2 and d["verdict"] == "FAIL" and d["verdict_tests"] == "PASS"
+
+
+# ----------------------------------------------------------------------
+# decide(): every test of a size on hand-made rows
+X = dict(alpha=[0.0, 0.5, 1.0], n_down=[8, 16, 32], n_up=[20, 40, 80], flip_up=[0.0, 0.2, 0.4])
+SIZE = C.image_size(E.ImageConfig(), 12, X)
+SLOPE = {"none": -0.05, "half": 0.05, "same": 0.1}
+
+
+def _gain(sweep, level, x, flip_sign=-1):
+    if sweep == "alpha":
+        return SLOPE[level] * x
+    return {"n_up": 0.0005 * x, "flip_up": 0.05 + flip_sign * 0.1 * x, "n_down": 0.05 - 0.001 * x}[
+        sweep
+    ]
+
+
+def _size_rows(size, gain=_gain, seeds=12, noise=0.005):
+    rng = np.random.default_rng(0)
+    cfgs = [("alpha", lv, c) for lv, grid in size.configs["alpha"].items() for c in grid]
+    cfgs += [(s, "default", c) for s in ("n_down", "n_up", "flip_up") for c in size.configs[s]]
+    rows = []
+    for s in range(seeds):
+        for sweep, level, c in cfgs:
+            g = gain(sweep, level, getattr(c, sweep)) + noise * rng.standard_normal()
+            row = {k: getattr(c, k) for k in ("alpha", "n_up", "n_down", "flip_up")}
+            row.update(sweep=sweep, level=level, replicate=s, seed=s, gain=g, loss_up=0.1)
+            rows.append(dict(row, acc_scratch=0.8, acc_transfer=0.8 + g))
+    return rows
+
+
+def test_decide_pass_on_rows_that_follow_the_paper():
+    d = C.decide(SIZE, {"rows": _size_rows(SIZE)})
+    assert d["verdict"] == d["verdict_tests"] == "PASS" and d["missing"] == 0
+    assert [c["key"] for c in d["claims"]] == list(C.TESTS)
+    assert d["held"] == d["paper"] == 8 and d["failed"] == []
+    assert d["claims"][0]["claim"] == (
+        "transfer beats scratch on the default split (alpha = 1, N_1 = 160, N_2 = 16)"
+    )
+
+
+def test_decide_fail_when_label_noise_helps():
+    rows = _size_rows(SIZE, lambda s, lv, x: _gain(s, lv, x, flip_sign=+1))
+    d = C.decide(SIZE, {"rows": rows})
+    assert d["verdict"] == "FAIL" and d["failed"] == ["flip_up"] and d["held"] == 7
+
+
+def test_decide_a_missing_value_fails_the_claim():
+    rows = _size_rows(SIZE)
+    next(r for r in rows if r["sweep"] == "alpha" and r["level"] == "half")["gain"] = None
+    d = C.decide(SIZE, {"rows": rows})
+    assert d["verdict"] == "FAIL" and d["missing"] == 1 and "alpha_half" in d["failed"]
+
+
+def test_the_levels_decide_which_claims_are_tested():
+    size = C.image_size(E.ImageConfig(), 12, X, levels={"half": I.SPLITS["half"]})
+    keys = [c["key"] for c in C.claim_tests(_size_rows(size), size)]
+    assert keys == ["transfer_helps", "alpha_half", "n_up", "flip_up", "n_down"]
 
 
 # ----------------------------------------------------------------------
@@ -100,8 +165,8 @@ def test_trend_test_detects_and_rejects():
     assert wrong["p"] > 0.5
     flat = C.trend_test(_rows("alpha", xs, lambda a: 0.0), "alpha", +1, level="half")
     assert flat["p"] > SIGNIFICANCE and abs(flat["diff_mean"]) < 0.02
-    assert C.decide([{"key": "k", "paper": True, **up}])["verdict"] == "PASS"
-    assert C.decide([{"key": "k", "paper": True, **wrong}])["verdict"] == "FAIL"
+    assert C.judge([{"key": "k", "paper": True, **up}])["verdict"] == "PASS"
+    assert C.judge([{"key": "k", "paper": True, **wrong}])["verdict"] == "FAIL"
 
 
 def test_trend_with_two_points_is_their_paired_difference():
@@ -112,21 +177,21 @@ def test_trend_with_two_points_is_their_paired_difference():
     assert C.trend_test(rows, "n_up", -1)["p"] > 0.5
 
 
-def test_a_missing_value_fails_the_claim():
+def test_a_missing_value_fails_the_trend():
     rows = _rows("alpha", (0.0, 0.5, 1.0), lambda a: 0.05 * a)
     rows[4]["gain"] = None  # a diverged run
     res = C.trend_test(rows, "alpha", +1, level="half")
     assert res["n_missing"] == 1 and np.isnan(res["p"])
-    assert C.decide([{"key": "k", "paper": True, **res}])["verdict"] == "FAIL"
+    assert C.judge([{"key": "k", "paper": True, **res}])["verdict"] == "FAIL"
 
 
 def test_point_test():
     rows = _rows("alpha", (1.0,), lambda a: -0.03, level="none")
-    res = C.point_test(rows, "alpha", "none", 1.0, -1)
+    res = C.point_test(rows, "none", 1.0, -1)
     assert res["p"] < SIGNIFICANCE and res["effect"] == pytest.approx(-0.03, abs=0.01)
-    assert C.point_test(rows, "alpha", "none", 1.0, +1)["p"] > 0.5
+    assert C.point_test(rows, "none", 1.0, +1)["p"] > 0.5
     const = [dict(r, acc_transfer=0.8, gain=0.0) for r in rows]  # no spread, no difference
-    assert C.point_test(const, "alpha", "none", 1.0, -1)["p"] == 1.0
+    assert C.point_test(const, "none", 1.0, -1)["p"] == 1.0
 
 
 def test_summarize_points_and_negative_regimes():
@@ -134,23 +199,31 @@ def test_summarize_points_and_negative_regimes():
     for r in rows:
         r["gain"] = -1.0 + 0.01 * r["replicate"] if r["n_up"] == 40 else 0.0
         r["acc_transfer"] = 0.8 + r["gain"]
-    pts = C.summarize_points(rows)
+    pts, neg = C.summarize_points(rows)
     assert [p["n_up"] for p in pts] == [20, 40] and pts[0]["seeds"] == 4
     assert pts[0]["gain"] == 0.0 and pts[1]["gain"] == pytest.approx(-0.985)
     assert pts[0]["acc_scratch"] == pytest.approx(0.8) and pts[0]["acc_scratch_se"] == 0.0
-    neg = C.negative_regimes(pts, rows)
     assert [n["n_up"] for n in neg] == [40] and neg[0]["p"] < SIGNIFICANCE
 
 
 # ----------------------------------------------------------------------
-# the plan
-def test_plan_items_and_make_plan():
-    plan = C.full_plan()
-    items = C.plan_items(plan)
-    assert len(items) == 3 * 5 + 5 + 5 + 5
-    assert len(set(cfg for _, _, cfg in items)) == 27  # the default point is in four sweeps
-    assert {s for s, _, _ in items} == set(C.SWEEPS)
-    quick = C.make_plan(
+# the protocol and the command line's sizes
+def test_protocol():
+    p = C.PROTOCOL
+    assert p.name == "realdata" and p.source == "paper" and p.source in SOURCES
+    assert p.salt == "realdata" and p.common == E.PAIRED and not p.hash_scheme1
+    assert set(p.rules) == set(C.TESTS) - {"n_down"} and len(p.rules) == 8
+    assert p.full.seeds == 20 and p.quick.seeds == 3 and p.full.source == {"source": "digits"}
+    full = p.full.configs
+    assert len(full["alpha"]) == 3 and all(len(g) == 5 for g in full["alpha"].values())
+    assert [c.n_up for c in full["n_up"]] == [20, 40, 80, 160, 320]
+    assert full["base"] == E.ImageConfig() and p.quick.configs["base"].steps_up == 200
+
+
+def test_make_size():
+    assert CLI.make_size().to_dict() == C.PROTOCOL.full.to_dict()
+    assert CLI.make_size(quick=True).to_dict() == C.PROTOCOL.quick.to_dict()
+    quick = CLI.make_size(
         quick=True,
         split="1,4/0,6:1,7/0,9",
         split_none="2,5/3,8:1,7/0,9",
@@ -158,27 +231,22 @@ def test_plan_items_and_make_plan():
         patch=2,
         standardize=True,
     )
-    assert quick.seeds == 2 and quick.base.k == 2 and quick.base.standardize
-    assert list(quick.levels) == ["none", "half", "same"]
-    assert quick.levels["same"] == I.Split.parse("1,7/0,9:1,7/0,9")
+    base = quick.configs["base"]
+    assert quick.seeds == 2 and base.k == 2 and base.standardize
+    assert list(quick.configs["alpha"]) == ["none", "half", "same"]
+    assert quick.configs["alpha"]["same"][0].split == I.Split.parse("1,7/0,9:1,7/0,9")
     with pytest.raises(ConfigError, match="split_none needs split"):
-        C.make_plan(split_none="2,5/3,8:1,7/0,9")
+        CLI.make_size(split_none="2,5/3,8:1,7/0,9")
     with pytest.raises(ConfigError, match="downstream task"):
-        C.make_plan(split="1,4/0,6:1,7/0,9", split_none="2,5/3,8:1,2/0,9")
+        CLI.make_size(split="1,4/0,6:1,7/0,9", split_none="2,5/3,8:1,2/0,9")
 
 
 # ----------------------------------------------------------------------
-# end to end (tiny plan)
-def _tiny_plan(seeds=2):
+# end to end (tiny size)
+def _tiny_size(seeds=2):
     base = E.ImageConfig(steps_up=60, steps_down=60, n_up=40, n_down=16, n_test_per_class=20)
-    return C.Plan(
-        base=base,
-        seeds=seeds,
-        alphas=(0.0, 0.5, 1.0),
-        n_down=(8, 16),
-        n_up=(20, 40),
-        flip_up=(0.0, 0.3),
-    )
+    x = dict(alpha=[0.0, 0.5, 1.0], n_down=[8, 16], n_up=[20, 40], flip_up=[0.0, 0.3])
+    return C.image_size(base, seeds, x)
 
 
 def _read_csv(path):
@@ -187,17 +255,15 @@ def _read_csv(path):
 
 
 def test_end_to_end(tmp_path):
-    result = C.run_realdata(tmp_path, plan=_tiny_plan(), progress=False)
+    result = CLI.run_realdata(tmp_path, size=_tiny_size(), progress=False)
     assert result["name"] == "realdata" and result["verdict"] in ("PASS", "FAIL")
     assert result["source"] == "paper"
     assert f"**Verdict: {result['verdict']}**" in result["markdown"]
-    assert "first full run" not in result["markdown"] and "common.md" not in result["markdown"]
     folder = tmp_path / "realdata"
-    data = json.loads((folder / "results.json").read_text())
-    assert data["status"] == "ok" and data["verdict"] == result["verdict"]
-    assert data["plan"]["seeds"] == 2
+    data = json.loads((folder / "realdata.json").read_text())
+    assert data["verdict"] == result["verdict"] and data["protocol"]["seeds"] == 2
     assert {"alpha_half", "n_up", "flip_up", "shared", "negative"} <= {
-        c["key"] for c in data["claims"]
+        c["key"] for c in data["decision"]["claims"]
     }
     assert (folder / "README.md").read_text() == result["markdown"]
     points = _read_csv(folder / "points.csv")
@@ -218,7 +284,7 @@ def test_end_to_end(tmp_path):
 
 
 def test_resume_after_an_interruption_recomputes_nothing_cached(tmp_path, monkeypatch):
-    plan = _tiny_plan()
+    size = _tiny_size()
     real = E.transfer_vs_scratch
     calls = []
 
@@ -230,7 +296,7 @@ def test_resume_after_an_interruption_recomputes_nothing_cached(tmp_path, monkey
 
     monkeypatch.setattr(E, "transfer_vs_scratch", crash_on_fifth)
     with pytest.raises(RuntimeError, match="killed"):
-        C.run_realdata(tmp_path, plan=plan, progress=False)
+        CLI.run_realdata(tmp_path, size=size, progress=False)
     cached = [p for p in (tmp_path / ".sweep-cache").rglob("*.json")]
     assert len(cached) == 4  # persisted as they finished
     assert not (tmp_path / "realdata").exists()  # no outputs of a partial run
@@ -238,11 +304,11 @@ def test_resume_after_an_interruption_recomputes_nothing_cached(tmp_path, monkey
 
     calls.clear()
     monkeypatch.setattr(E, "transfer_vs_scratch", lambda *a: calls.append(1) or real(*a))
-    C.run_realdata(tmp_path, plan=plan, progress=False)
+    CLI.run_realdata(tmp_path, size=size, progress=False)
     assert len(calls) == 12 * 2 - 4  # 12 distinct configs x 2 seeds
     monkeypatch.setattr(E, "transfer_vs_scratch", real)
     fresh = tmp_path / "fresh"
-    C.run_realdata(fresh, plan=plan, progress=False)
+    CLI.run_realdata(fresh, size=size, progress=False)
     assert _read_csv(tmp_path / "realdata" / "runs.csv") == _read_csv(
         fresh / "realdata" / "runs.csv"
     )
@@ -253,13 +319,15 @@ def test_outputs_are_swapped_in_whole(tmp_path):
     final.mkdir()
     (final / "old.txt").write_text("earlier run")
     (tmp_path / ".realdata-killed.tmp").mkdir()  # left by a killed run
-    with pytest.raises(RuntimeError), C.staged_folder(final) as tmp:
-        (tmp / "README.md").write_text("half written")
+    with pytest.raises(RuntimeError), CLI.staged_folder(final) as tmp:
+        (tmp / "realdata").mkdir()
+        (tmp / "realdata" / "README.md").write_text("half written")
         raise RuntimeError("interrupted while writing")
     assert sorted(p.name for p in final.iterdir()) == ["old.txt"]  # the old set, intact
     assert not list(tmp_path.glob(".realdata-*"))
-    with C.staged_folder(final) as tmp:
-        (tmp / "README.md").write_text("new")
+    with CLI.staged_folder(final) as tmp:
+        (tmp / "realdata").mkdir()
+        (tmp / "realdata" / "README.md").write_text("new")
     assert sorted(p.name for p in final.iterdir()) == ["README.md"]  # the new set only
     assert not list(tmp_path.glob(".realdata-*"))
 
@@ -272,13 +340,10 @@ def test_a_changed_npz_changes_the_cache_key(tmp_path):
     cfg = E.ImageConfig(steps_up=20, steps_down=20, n_up=8, n_down=4, n_test_per_class=2)
     points = [("alpha", "half", cfg), ("alpha", "half", cfg.replace(alpha=0.0))]
     cache = tmp_path / "cache"
-    run = lambda: E.sweep_images(
-        points,
-        2,
-        I.source_options(path),
-        cache=cache,  # noqa: E731
-        progress=False,
-    )[1]
+
+    def run():
+        return E.sweep_images(points, 2, I.source_options(path), cache=cache, progress=False)[1]
+
     assert run().computed == 4
     assert run().cached == 4
     np.savez(path, images=rng.integers(0, 256, (120, 8, 8), dtype=np.uint8), labels=labels)
@@ -287,7 +352,7 @@ def test_a_changed_npz_changes_the_cache_key(tmp_path):
 
 @pytest.mark.slow
 def test_jobs_do_not_change_results():
-    base = _tiny_plan().base
+    base = _tiny_size().configs["base"]
     points = [("alpha", "half", base.replace(alpha=a)) for a in (0.0, 1.0)]
     points.append(("flip_up", "default", base.replace(flip_up=0.3)))
     one, _ = E.sweep_images(points, 2, jobs=1, progress=False)
@@ -298,10 +363,9 @@ def test_jobs_do_not_change_results():
 def test_claim_is_skipped_without_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    res = C.run(tmp_path)
+    res = run_claim(C, tmp_path, quick=True)
     assert res["verdict"] == "SKIPPED" and "refimpl[realdata]" in res["statistic"]
-    data = json.loads((tmp_path / "realdata" / "results.json").read_text())
-    assert data["status"] == "skipped" and "scikit-learn" in data["statistic"]
+    assert "scikit-learn" in res["skip_reason"]
 
 
 # ----------------------------------------------------------------------
@@ -362,5 +426,10 @@ def test_cli_bad_options(tmp_path, capsys, argv, message):
 def test_cli_quick(tmp_path, capsys):
     assert main(["realdata", "--quick", "--quiet", "--seeds", "2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "**Verdict:" in out and "wrote" in out
-    assert json.loads((tmp_path / "realdata" / "results.json").read_text())["plan"]["seeds"] == 2
+    assert "**Verdict:" in out and "wrote" in out and "Points" not in out
+    data = json.loads((tmp_path / "realdata" / "realdata.json").read_text())
+    assert data["protocol"]["seeds"] == 2 and data["quick"]
+    assert sorted(p.name for p in (tmp_path / "realdata").glob("*.csv")) == [
+        "points.csv",
+        "runs.csv",
+    ]

@@ -2,12 +2,19 @@
 roles of their patches: which patch of each input holds which signal and
 which holds the noise (§2.4), for data in any patch order.
 
+A :class:`Task` is the data (patches X, labels y and yhat) and, for the
+synthetic tasks of §2 only, their signal/noise structure
+(:class:`SignalNoise`: the signal rows built from u and v_k, the noise
+patches xi, the patch roles). Real data have no such structure
+(``Task.structure`` is None).
+
 All randomness comes from a ``numpy.random.Generator`` passed in; nothing here
 seeds anything globally.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +23,7 @@ from .errors import PatchRoleError
 
 __all__ = [
     "Task",
+    "SignalNoise",
     "signal_vectors",
     "task_signals",
     "noise_basis",
@@ -32,40 +40,110 @@ _LISTED = 10  # inputs named in a PatchRoleError before "and k more"
 
 
 @dataclass(frozen=True)
-class Task:
-    """Training (or test) data of one task.
+class SignalNoise:
+    """The signal/noise structure of a synthetic task (docs/model.md §2.3,
+    §2.4): what the patches are made of, which the coefficient tracking of §4
+    needs and real data do not have.
 
     Attributes
     ----------
-    X : ndarray of shape (n, P, d)
-        Patches. Input i holds the S signal patches ``y_clean[i] * signals[s]``
-        and the noise patch ``xi[i]`` in any order (docs/model.md §2.4);
-        :func:`sample_task` puts the signal patches first, in the order of
-        ``signals``, and the noise patch last.
-    y : ndarray of shape (n,)
-        Observed labels (+-1, float64), possibly flipped.
-    y_clean : ndarray of shape (n,)
-        True labels yhat (+-1, float64).
-    xi : ndarray of shape (n, d)
-        Noise patches.
     signals : ndarray of shape (S, d)
-        mu (joint layout) or u and v (split layout).
+        The signal rows mu_s built from the signal vectors u and v_k
+        (:func:`task_signals`): ``[u + v_k]`` (joint layout) or ``[u, v_k]``
+        (split layout).
+    xi : ndarray of shape (n, d)
+        Noise patches xi_i.
     patch_role : ndarray of shape (n, P), int, optional
         The role of every patch: s for the patch ``y_clean[i] * signals[s]``,
         :data:`NOISE` (-1) for the noise patch. None (the default) means
         "derive it from the data" (:func:`patch_roles`).
     """
 
+    signals: np.ndarray
+    xi: np.ndarray
+    patch_role: np.ndarray | None = None
+
+
+_KEEP = object()  # Task(..., xi=_KEEP): keep the structure's own value
+
+
+@dataclass(frozen=True, init=False)
+class Task:
+    """Training (or test) data of one task (docs/model.md §2): the data, and
+    for synthetic tasks the signal/noise structure they are made of.
+
+    ``Task(X, y, y_clean, xi=..., signals=..., patch_role=...)`` is shorthand
+    for ``structure=SignalNoise(signals, xi, patch_role)``; with a
+    ``structure`` given as well, the keywords replace its fields (so
+    ``dataclasses.replace(task, xi=...)`` works).
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, P, d)
+        Patches. In a synthetic task input i holds the S signal patches
+        ``y_clean[i] * signals[s]`` and the noise patch ``xi[i]`` in any order
+        (docs/model.md §2.4); :func:`sample_task` puts the signal patches
+        first, in the order of ``signals``, and the noise patch last.
+    y : ndarray of shape (n,)
+        Observed labels (+-1, float64), possibly flipped.
+    y_clean : ndarray of shape (n,)
+        True labels yhat (+-1, float64).
+    structure : SignalNoise or None
+        The signals, noise patches and patch roles of a synthetic task; None
+        for data without that structure (real images,
+        :mod:`refimpl.lab.image_experiment`), which can only be trained with
+        ``track=False``.
+    """
+
     X: np.ndarray
     y: np.ndarray
     y_clean: np.ndarray
-    xi: np.ndarray
-    signals: np.ndarray
-    patch_role: np.ndarray | None = None
+    structure: SignalNoise | None = None
+
+    def __init__(self, X, y, y_clean, structure=None, *, xi=_KEEP, signals=_KEEP, patch_role=_KEEP):
+        given = {
+            k: v
+            for k, v in (("signals", signals), ("xi", xi), ("patch_role", patch_role))
+            if v is not _KEEP
+        }
+        if structure is not None and given:
+            structure = dataclasses.replace(structure, **given)
+        elif given:
+            if not {"signals", "xi"} <= given.keys():
+                raise TypeError("a Task with a signal/noise structure needs both xi and signals")
+            structure = SignalNoise(**given)
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "y", y)
+        object.__setattr__(self, "y_clean", y_clean)
+        object.__setattr__(self, "structure", structure)
 
     @property
     def n(self) -> int:
         return self.X.shape[0]
+
+    def _structure(self, name):
+        if self.structure is None:
+            raise AttributeError(
+                f"this Task has no {name}: it has no signal/noise structure "
+                "(Task.structure is None, as for real images; docs/model.md §2.4)"
+            )
+        return getattr(self.structure, name)
+
+    @property
+    def signals(self) -> np.ndarray:
+        """(S, d): ``structure.signals``; AttributeError without a structure."""
+        return self._structure("signals")
+
+    @property
+    def xi(self) -> np.ndarray:
+        """(n, d): ``structure.xi``; AttributeError without a structure."""
+        return self._structure("xi")
+
+    @property
+    def patch_role(self) -> np.ndarray | None:
+        """(n, P) int: ``structure.patch_role``; None when the roles are to be
+        derived, or without a structure."""
+        return None if self.structure is None else self.structure.patch_role
 
     def roles(self):
         """The checked patch roles, given or derived (:func:`patch_roles`).
@@ -77,10 +155,17 @@ class Task:
         Raises
         ------
         PatchRoleError
-            When the roles of some inputs cannot be determined, or the given
-            ``patch_role`` does not fit the data.
+            When the task has no signal/noise structure, when the roles of
+            some inputs cannot be determined, or the given ``patch_role`` does
+            not fit the data.
         """
-        return patch_roles(self.X, self.y_clean, self.signals, self.patch_role, xi=self.xi)
+        if self.structure is None:
+            raise PatchRoleError(
+                "the task has no signal/noise structure (Task.structure is None, as for "
+                "real images), so its patches have no roles: train it with track=False"
+            )
+        s = self.structure
+        return patch_roles(self.X, self.y_clean, s.signals, s.patch_role, xi=s.xi)
 
 
 def signal_vectors(d, u_norm, v_up_norm, v_down_norm, v_cos=0.0):
@@ -157,6 +242,7 @@ def sample_task(rng, n, u, v, sigma_p, flip, layout):
     Returns
     -------
     Task
+        With its :class:`SignalNoise` structure (``signals``, ``xi``).
     """
     y_clean = rng.choice(np.array([1.0, -1.0]), size=n)
     flipped = rng.random(n) < flip
@@ -164,7 +250,12 @@ def sample_task(rng, n, u, v, sigma_p, flip, layout):
     xi = sample_noise(rng, n, sigma_p, noise_basis(u, v))
     signals = task_signals(u, v, layout)
     X = np.concatenate([y_clean[:, None, None] * signals[None, :, :], xi[:, None, :]], axis=1)
-    return Task(X=np.ascontiguousarray(X), y=y, y_clean=y_clean, xi=xi, signals=signals)
+    return Task(
+        X=np.ascontiguousarray(X),
+        y=y,
+        y_clean=y_clean,
+        structure=SignalNoise(signals=signals, xi=xi),
+    )
 
 
 # ----------------------------------------------------------------------

@@ -1,11 +1,16 @@
 """The transfer operator and the three-stage experiment (docs/model.md §5):
 ``up`` (upstream training), ``down`` (fine-tuning from inherited weights) and
 ``scratch`` (the baseline with the same downstream data and fresh filters).
+
+:func:`run_stages` runs the three stages on any data; :func:`run_experiment`
+runs them on the synthetic tasks of docs/model.md §2, and
+:func:`refimpl.lab.image_experiment.transfer_vs_scratch` on real images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +25,9 @@ __all__ = [
     "inherit",
     "inherited_filters",
     "Experiment",
+    "StageRun",
+    "stage_schedule",
+    "run_stages",
     "run_experiment",
     "STAGES",
     "streams",
@@ -145,9 +153,81 @@ def inherited_filters(inherited):
     return inherited.copy()
 
 
+class StageRun(NamedTuple):
+    """What :func:`run_stages` returns."""
+
+    stages: dict
+    """``{"up", "down", "scratch"}``: :class:`~refimpl.train.Stage`."""
+    inherited: np.ndarray
+    """The transfer mask of :func:`inherit`, (2, m_2) or (2, m_2, d) bool."""
+    source: np.ndarray
+    """The upstream filter of each downstream filter (:func:`inherit`), (2, m_2) int."""
+
+
+def stage_schedule(config, stage):
+    """(step cap, weight decay) of a stage: ``steps_up`` and
+    ``weight_decay_up`` upstream (docs/model.md §5.1), ``steps_down`` and
+    ``weight_decay`` for fine-tuning and the scratch baseline (§5.3, §5.4).
+    ``config`` is any config with those fields (a :class:`Config`, an
+    :class:`~refimpl.lab.image_experiment.ImageConfig`)."""
+    if stage == "up":
+        return config.steps_up, config.weight_decay_up
+    return config.steps_down, config.weight_decay
+
+
+def run_stages(
+    fit,
+    up_task,
+    down_task,
+    W_up0,
+    W_fresh,
+    rng,
+    *,
+    alpha,
+    granularity="filter",
+    rescale=1.0,
+    freeze_inherited=False,
+) -> StageRun:
+    """The three stages of docs/model.md §5 on given data and initial weights:
+    ``up`` from W_up0 on ``up_task`` (§5.1); the transfer of ``alpha`` of its
+    filters into W_fresh (§5.2, :func:`inherit` with ``rng``); ``down``, the
+    fine-tuning from the inherited weights on ``down_task`` (§5.3, inherited
+    filters frozen with ``freeze_inherited``); and ``scratch``, from W_fresh
+    itself on the same ``down_task``, every filter trainable (§5.4).
+
+    Parameters
+    ----------
+    fit : callable(stage, W0, task, trainable) -> Stage
+        Trains one stage (``stage`` in :data:`STAGES`; ``trainable`` is None
+        or a (2, m_2) bool mask), e.g. with :func:`refimpl.train.train_stage`;
+        the step size, step cap and weight decay of each stage
+        (:func:`stage_schedule`) and its stopping rule are its business.
+    up_task, down_task : Task
+    W_up0 : ndarray of shape (2, m_1, d)
+    W_fresh : ndarray of shape (2, m_2, d)
+        The fresh downstream filters (not modified).
+    rng : numpy.random.Generator
+        The ``transfer`` stream.
+    alpha, granularity, rescale
+        Of :func:`inherit`.
+    freeze_inherited : bool
+
+    Returns
+    -------
+    StageRun
+    """
+    up = fit("up", W_up0, up_task, None)
+    W_down0, inherited, source = inherit(up.W_final, W_fresh, alpha, rng, granularity, rescale)
+    trainable = ~inherited if freeze_inherited else None
+    down = fit("down", W_down0, down_task, trainable)
+    scratch = fit("scratch", W_fresh, down_task, None)
+    return StageRun({"up": up, "down": down, "scratch": scratch}, inherited, source)
+
+
 def run_experiment(config: Config, progress=None) -> Experiment:
     """Train ``up``, transfer, fine-tune ``down`` and train ``scratch``
-    (docs/model.md §5), all randomness from ``config.seed``.
+    (docs/model.md §5, :func:`run_stages`) on the synthetic tasks of §2, all
+    randomness from ``config.seed``.
 
     Parameters
     ----------
@@ -178,7 +258,8 @@ def run_experiment(config: Config, progress=None) -> Experiment:
     def report(name):
         return None if progress is None else (lambda t, cap, loss: progress(name, t, cap, loss))
 
-    def fit(name, W0, task, steps, weight_decay, trainable=None):
+    def fit(name, W0, task, trainable):
+        steps, weight_decay = stage_schedule(c, name)
         return train_stage(
             W0,
             task,
@@ -192,21 +273,26 @@ def run_experiment(config: Config, progress=None) -> Experiment:
             engine=c.engine,
         )
 
-    up = fit("up", W_up0, up_task, c.steps_up, c.weight_decay_up)
-    W_down0, inherited, source = inherit(
-        up.W_final, W_fresh, c.alpha, rng["transfer"], c.granularity, c.rescale_inherited
+    run = run_stages(
+        fit,
+        up_task,
+        down_task,
+        W_up0,
+        W_fresh,
+        rng["transfer"],
+        alpha=c.alpha,
+        granularity=c.granularity,
+        rescale=c.rescale_inherited,
+        freeze_inherited=c.freeze_inherited,
     )
-    trainable = ~inherited if c.freeze_inherited else None
-    down = fit("down", W_down0, down_task, c.steps_down, c.weight_decay, trainable)
-    scratch = fit("scratch", W_fresh, down_task, c.steps_down, c.weight_decay)
     return Experiment(
         config=c,
         u=u,
         v_up=v_up,
         v_down=v_down,
-        stages={"up": up, "down": down, "scratch": scratch},
-        inherited=inherited,
-        source=source,
+        stages=run.stages,
+        inherited=run.inherited,
+        source=run.source,
     )
 
 

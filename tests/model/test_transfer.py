@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refimpl.transfer import inherit, inherited_noise_energy, run_experiment, streams
+from refimpl.train import train_stage
+from refimpl.transfer import (
+    STAGES,
+    inherit,
+    inherited_noise_energy,
+    run_experiment,
+    run_stages,
+    stage_schedule,
+    streams,
+)
 from strategies import inherit_problems, seeds, tiny_config
 
 ARRAYS = ("W0", "W", "gamma", "rho_bar", "rho_under", "loss", "steps", "trainable")
@@ -137,6 +146,61 @@ def test_alpha_zero_is_scratch_bit_for_bit(changes):
     assert not exp.inherited.any() and np.all(exp.source == -1)
     assert_same_stage(exp.stages["down"], exp.stages["scratch"])
     assert exp.test_error("down") == exp.test_error("scratch")
+
+
+@pytest.mark.parametrize(
+    "changes", [dict(), dict(freeze_inherited=True, alpha=1 / 3), dict(granularity="entry")]
+)
+def test_run_stages_is_the_three_stage_experiment(changes):
+    """run_stages with a recording fit: the stages in order, down from the
+    inherited weights (frozen filters not trainable), scratch from W_fresh
+    itself, every filter trainable; run_experiment is run_stages on the
+    synthetic tasks (bit for bit)."""
+    c = tiny_config(weight_decay=0.01, weight_decay_up=0.02, steps_up=12, steps_down=9, **changes)
+    exp = run_experiment(c)
+    calls = []
+
+    def fit(stage, W0, task, trainable):
+        calls.append((stage, W0, task, trainable))
+        steps, weight_decay = stage_schedule(c, stage)
+        return train_stage(
+            W0,
+            task,
+            c.eta_of(stage),
+            steps,
+            weight_decay=weight_decay,
+            trainable=trainable,
+            snapshots=c.snapshots,
+        )
+
+    up, down = exp.stages["up"], exp.stages["down"]
+    W_fresh = exp.stages["scratch"].W0
+    kept = W_fresh.copy()
+    run = run_stages(
+        fit,
+        up.task,
+        down.task,
+        up.W0,
+        W_fresh,
+        streams(c.seed)["transfer"],
+        alpha=c.alpha,
+        granularity=c.granularity,
+        rescale=c.rescale_inherited,
+        freeze_inherited=c.freeze_inherited,
+    )
+    assert [call[0] for call in calls] == list(STAGES) == list(run.stages)
+    assert calls[0][2] is up.task and calls[1][2] is calls[2][2] is down.task
+    assert calls[2][1] is W_fresh and np.array_equal(W_fresh, kept)  # not modified
+    assert calls[0][3] is None and calls[2][3] is None
+    if c.freeze_inherited:
+        assert np.array_equal(calls[1][3], ~run.inherited)
+    else:
+        assert calls[1][3] is None
+    assert np.array_equal(run.inherited, exp.inherited)
+    assert np.array_equal(run.source, exp.source)
+    for s in STAGES:
+        assert_same_stage(run.stages[s], exp.stages[s])
+    assert [stage_schedule(c, s) for s in STAGES] == [(12, 0.02), (9, 0.01), (9, 0.01)]
 
 
 def test_alpha_one_frozen_keeps_upstream_weights():

@@ -3,9 +3,11 @@ validated config, and one seeded run as a sweep measure.
 
 The same two-layer ReLU CNN and the same full-batch GD as the synthetic
 experiments (docs/model.md §3, :func:`refimpl.train.train_stage` with
-``track=False``), the same transfer operator (docs/model.md §5,
-:func:`refimpl.transfer.inherit`), fed with real images cut into patches
-(:mod:`refimpl.lab.images`).
+``track=False``), the same three-stage experiment (docs/model.md §5,
+:func:`refimpl.transfer.run_stages`: upstream training, the transfer
+operator, fine-tuning and the scratch baseline), fed with real images cut
+into patches (:mod:`refimpl.lab.images`). The image tasks are data only: they
+have no signal/noise structure (``Task.structure`` is None).
 
 Tasks (the class-split design)
 ------------------------------
@@ -65,7 +67,7 @@ from ..data import Task
 from ..errors import ConfigError, ImageDataError
 from ..network import forward
 from ..train import train_stage
-from ..transfer import inherit
+from ..transfer import run_stages, stage_schedule
 from .images import (
     DIGITS,
     SHARE_LEVELS,
@@ -105,13 +107,16 @@ METRICS = (
     "acc_scratch",
     "gain",
     "loss_up",
-    "loss_transfer",
+    "loss_down",
     "loss_scratch",
     "steps_up",
-    "steps_transfer",
+    "steps_down",
     "steps_scratch",
 )
-"""What :func:`measure_images` returns."""
+"""What :func:`measure_images` returns: the accuracies of the fine-tuned
+(``transfer``) and the scratch networks and their difference; the final
+training loss and the steps run of each stage, named by the stages of
+:data:`refimpl.transfer.STAGES` as in the synthetic measures."""
 
 
 # ----------------------------------------------------------------------
@@ -278,10 +283,9 @@ def flip_mask(n_images, idx, flip, config: ImageConfig):
 
 
 def make_task(X, y_clean, y=None):
-    """A :class:`refimpl.data.Task` for real patches (to be trained with
-    ``track=False``): the patches do not have the signal/noise layout, so
-    ``xi`` is the last patch and ``signals`` are P - 1 zero rows, which only
-    fill the fields.
+    """A :class:`refimpl.data.Task` of real patches: the data only, without a
+    signal/noise structure (``structure`` None: the patches are not signals
+    and noise), so it is trained with ``track=False``.
 
     Parameters
     ----------
@@ -292,13 +296,7 @@ def make_task(X, y_clean, y=None):
     X = np.ascontiguousarray(X, dtype=np.float64)
     y_clean = np.asarray(y_clean, dtype=np.float64)
     y = y_clean if y is None else np.asarray(y, dtype=np.float64)
-    return Task(
-        X=X,
-        y=y,
-        y_clean=y_clean,
-        xi=X[:, -1].copy(),
-        signals=np.zeros((X.shape[1] - 1, X.shape[2])),
-    )
+    return Task(X=X, y=y, y_clean=y_clean)
 
 
 def build_tasks(X_all, labels, config: ImageConfig):
@@ -345,25 +343,33 @@ def accuracy(W, X, y):
 
 # ----------------------------------------------------------------------
 # one run
-def _fit(W0, task, config, steps, weight_decay, trainable=None):
-    return train_stage(
-        W0,
-        task,
-        config.eta,
-        steps,
-        weight_decay=weight_decay,
-        trainable=trainable,
-        epsilon=config.epsilon,
-        snapshots=2,
-        track=False,
-    )
+def _fitter(config):
+    """The ``fit`` of :func:`refimpl.transfer.run_stages` for images: one
+    step size, two snapshots, no tracking."""
+
+    def fit(stage, W0, task, trainable):
+        steps, weight_decay = stage_schedule(config, stage)
+        return train_stage(
+            W0,
+            task,
+            config.eta,
+            steps,
+            weight_decay=weight_decay,
+            trainable=trainable,
+            epsilon=config.epsilon,
+            snapshots=2,
+            track=False,
+        )
+
+    return fit
 
 
 def transfer_vs_scratch(X_all, labels, config: ImageConfig):
     """Train upstream, transfer (alpha = ``config.alpha``), fine-tune, and the
     scratch baseline (same downstream data, same fresh filters, same step size
-    and stopping rule, docs/model.md §5.4); score both on the held-out
-    downstream images.
+    and stopping rule, docs/model.md §5.4) with
+    :func:`refimpl.transfer.run_stages`; score the fine-tuned and the scratch
+    network on the held-out downstream images.
 
     Parameters
     ----------
@@ -375,24 +381,26 @@ def transfer_vs_scratch(X_all, labels, config: ImageConfig):
     -------
     dict
         :data:`METRICS` (``gain`` = acc_transfer - acc_scratch; final training
-        losses; steps run) and ``indices`` (:func:`draw_indices`).
+        losses and steps run of ``up``, ``down`` and ``scratch``) and
+        ``indices`` (:func:`draw_indices`).
     """
     t = build_tasks(X_all, labels, config)
     d, m = X_all.shape[2], config.m
     W_up0 = config.sigma_0 * _stream(config, "init_up").standard_normal((2, m, d))
     W_fresh = config.sigma_0 * _stream(config, "init_down").standard_normal((2, m, d))
-    up = _fit(W_up0, t["up"], config, config.steps_up, config.weight_decay_up)
-    scratch = _fit(W_fresh, t["down"], config, config.steps_down, config.weight_decay)
-    W0, inherited, _ = inherit(
-        up.W_final,
+    run = run_stages(
+        _fitter(config),
+        t["up"],
+        t["down"],
+        W_up0,
         W_fresh,
-        config.alpha,
         _stream(config, "transfer"),
-        config.granularity,
-        config.rescale_inherited,
+        alpha=config.alpha,
+        granularity=config.granularity,
+        rescale=config.rescale_inherited,
+        freeze_inherited=config.freeze_inherited,
     )
-    trainable = ~inherited if config.freeze_inherited else None
-    down = _fit(W0, t["down"], config, config.steps_down, config.weight_decay, trainable)
+    up, down, scratch = (run.stages[s] for s in ("up", "down", "scratch"))
     acc_t = accuracy(down.W_final, t["X_test"], t["y_test"])
     acc_s = accuracy(scratch.W_final, t["X_test"], t["y_test"])
     return {
@@ -400,10 +408,10 @@ def transfer_vs_scratch(X_all, labels, config: ImageConfig):
         "acc_scratch": acc_s,
         "gain": acc_t - acc_s,
         "loss_up": float(up.loss[-1]),
-        "loss_transfer": float(down.loss[-1]),
+        "loss_down": float(down.loss[-1]),
         "loss_scratch": float(scratch.loss[-1]),
         "steps_up": int(up.T),
-        "steps_transfer": int(down.T),
+        "steps_down": int(down.T),
         "steps_scratch": int(scratch.T),
         "indices": t["indices"],
     }

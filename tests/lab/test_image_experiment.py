@@ -129,7 +129,8 @@ def test_task_fields_and_training(digits):
     t = E.build_tasks(X_all, digits.labels, c)
     down = t["down"]
     assert isinstance(down, Task) and down.X.shape == (16, 4, 16)
-    assert down.signals.shape == (3, 16) and down.xi.shape == (16, 16)
+    assert down.structure is None and down.patch_role is None  # data only: no xi, no signals
+    assert not hasattr(down, "xi") and not hasattr(down, "signals")
     assert down.X.dtype == np.float64 and set(np.unique(down.y)) == {-1.0, 1.0}
     # standardised with the downstream training images' statistics
     np.testing.assert_allclose(down.X.reshape(-1, 16).mean(axis=0), 0.0, atol=1e-12)
@@ -165,6 +166,11 @@ def test_measure_is_flat_and_deterministic():
     c = E.ImageConfig(steps_up=40, steps_down=40, n_up=40, n_test_per_class=20, seed=11)
     res = E.measure_images(c, source="digits")
     assert tuple(res) == E.METRICS
+    # the downstream stage has the names of the synthetic measures
+    assert {"loss_down", "steps_down"} <= set(res) and not {
+        "loss_transfer",
+        "steps_transfer",
+    } & set(res)
     assert all(isinstance(v, (int, float)) for v in res.values())
     assert res["gain"] == pytest.approx(res["acc_transfer"] - res["acc_scratch"])
     assert E.measure_images(E.ImageConfig.from_dict(c.to_dict())) == res

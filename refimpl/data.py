@@ -322,7 +322,7 @@ def patch_roles(X, y_clean, signals, patch_role=None, *, xi=None, rtol=ROLE_RTOL
         rows = np.array([i for i in range(n) if i not in problems], dtype=np.int64)
         q = role_positions(roles[rows], S)[1]
         bad = ~_equal_to_rounding(X[rows, q], xi[rows], rtol)
-        for i, p in zip(rows[bad], q[bad]):
+        for i, p in zip(rows[bad], q[bad], strict=True):
             left = " (the patch left over)" if patch_role is None else ""
             problems[int(i)] = f"its noise patch {p}{left} does not equal xi[{i}]"
     if problems:
@@ -480,7 +480,7 @@ def _check_given_roles(X, y_clean, signals, patch_role, rtol):
         return roles, problems
     target = y_clean[:, None, None] * signals[np.clip(roles, 0, S - 1)]  # (n, P, d)
     fits = _equal_to_rounding(X, target, rtol) | (roles == NOISE)
-    for i, p in zip(*np.nonzero(~fits & well_formed[:, None])):
+    for i, p in zip(*np.nonzero(~fits & well_formed[:, None]), strict=True):
         problems.setdefault(int(i), f"patch {p} does not equal yhat*signals[{roles[i, p]}]")
     return roles, problems
 

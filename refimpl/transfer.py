@@ -42,7 +42,7 @@ def streams(seed, names=_STREAMS):
     (a SeedSequence spawned once per use, in the order of ``names``): the
     same seed gives the same draws for each use whatever the others do."""
     children = np.random.SeedSequence(seed).spawn(len(names))
-    return {name: np.random.default_rng(c) for name, c in zip(names, children)}
+    return {name: np.random.default_rng(c) for name, c in zip(names, children, strict=True)}
 
 
 def inherit(W_up, W_fresh, alpha, rng, granularity="filter", rescale=1.0):

@@ -262,12 +262,12 @@ def draw_indices(labels, config: ImageConfig):
     perm = _stream(config, "images").permutation(labels.size)
     order = {c: perm[labels[perm] == c] for c in set(up_cls) | set(dn_cls)}
     out = {key: [] for key in ("up", "down", "test", "up_y", "down_y", "test_y")}
-    for c, sign in zip(dn_cls, dn_sign):
+    for c, sign in zip(dn_cls, dn_sign, strict=True):
         out["test"].append(order[c][:tc])
         out["down"].append(order[c][tc : tc + n2c])
         out["test_y"].append(np.full(tc, sign))
         out["down_y"].append(np.full(n2c, sign))
-    for c, sign in zip(up_cls, up_sign):
+    for c, sign in zip(up_cls, up_sign, strict=True):
         out["up"].append(order[c][::-1][:n1c])
         out["up_y"].append(np.full(n1c, sign))
     return {k: np.concatenate(v) for k, v in out.items()}

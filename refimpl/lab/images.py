@@ -119,7 +119,7 @@ class Images:
     def class_counts(self):
         """{label: number of images}, labels in increasing order."""
         values, counts = np.unique(self.labels, return_counts=True)
-        return {int(v): int(c) for v, c in zip(values, counts)}
+        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 # ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import inherit_problems, seeds, tiny_config
 
 from refimpl.train import train_stage
 from refimpl.transfer import (
@@ -20,7 +21,6 @@ from refimpl.transfer import (
     stage_schedule,
     streams,
 )
-from strategies import inherit_problems, seeds, tiny_config
 
 ARRAYS = ("W0", "W", "gamma", "rho_bar", "rho_under", "loss", "steps", "trainable")
 

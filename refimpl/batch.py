@@ -477,7 +477,7 @@ def _run_group(configs, seeds, n_test, geometry, keep_weights, out, rows):
     sign, y = np.ones((R, n, P)), np.empty((R, n))
     Z = np.empty((q, d))
     kept = []
-    for b, (c, seed) in enumerate(zip(configs, seeds)):
+    for b, (c, seed) in enumerate(zip(configs, seeds, strict=True)):
         signals, basis = _task_geometry(c, geometry)
         y[b], y_clean = _draw(c, seed, signals, basis, Z)
         sign[b, :, :S] = y_clean[:, None]  # signal patches: yhat_i sig_s

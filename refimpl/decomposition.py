@@ -104,7 +104,8 @@ def basis_vectors(task):
 def reconstruct(W0, scale, signals, xi, gamma, rho_bar, rho_under):
     """Weights from the decomposition (docs/model.md §4.1, §4.3):
 
-        w = s_t w^[0] + j sum_s gamma_s sig_s/|sig_s|^2 + sum_i (rho_bar + rho_under)_i xi_i/|xi_i|^2
+        w = s_t w^[0] + j sum_s gamma_s sig_s/|sig_s|^2
+              + sum_i (rho_bar + rho_under)_i xi_i/|xi_i|^2
 
     No orthogonality is assumed (see the module docstring).
 
@@ -283,7 +284,7 @@ def projection_error(stage):
     signals, noise = basis_vectors(stage.task)
     weight_size = np.abs(stage.W).max(initial=0.0)
     worst = 0.0
-    for name, rec in zip(("gamma", "rho_bar", "rho_under"), project_stage(stage)):
+    for name, rec in zip(("gamma", "rho_bar", "rho_under"), project_stage(stage), strict=True):
         tracked = getattr(stage, name)
         size = np.abs(tracked).max(initial=0.0)
         if size == 0.0:

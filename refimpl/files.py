@@ -189,7 +189,7 @@ def read_npz(path, wanted=None, limit=None, what="file"):
             memory_limit=memory_budget() if limit is None else limit,
         )
         arrays = {}
-        for key, (info, (shape, dtype)) in headers.items():
+        for key, (info, (_shape, _dtype)) in headers.items():
             try:
                 with archive.open(info) as fh:
                     arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)

@@ -128,7 +128,8 @@ def gd_step(
         -(eta / (n * m)) * np.einsum("i,jris,i,i->jrs", dloss, active_signal, y_clean, y) * sig_sq
     )
     gamma_new = decay * gamma + g_inc
-    # rho_{j,r,i} -= (eta/(nm)) l'_i sigma'(<w, xi_i>) |xi_i|^2 (bar: y_i = j; under: y_i = -j, + sign)
+    # rho_{j,r,i} -= (eta/(nm)) l'_i sigma'(<w, xi_i>) |xi_i|^2
+    # (bar: y_i = j; under: y_i = -j, + sign)
     xi_sq = np.sum(xi**2, axis=1)
     r_inc = -(eta / (n * m)) * dloss * active_noise * xi_sq  # (2, m, n)
     same = y[None, None, :] == J[:, None, None]
@@ -152,8 +153,10 @@ def gd_step(
 def gram_gd_step(B, s, W0, X, y, trainable, eta, weight_decay):
     """One GD step in coefficient space, literally as docs/model.md §9 writes it:
 
-        <w_{j,r}, x_i^(p)> = s_{j,r} <w^[0]_{j,r}, x_i^(p)> + sum_{i',p'} B[j,r,i',p'] <x_i'^(p'), x_i^(p)>
-        B <- (1 - eta*lambda) B - eta C^T,   C^T[j,r,i,p] = l'_i sigma'(<w_{j,r}, x_i^(p)>) j y_i / (n m)
+        <w_{j,r}, x_i^(p)> = s_{j,r} <w^[0]_{j,r}, x_i^(p)>
+                             + sum_{i',p'} B[j,r,i',p'] <x_i'^(p'), x_i^(p)>
+        B <- (1 - eta*lambda) B - eta C^T,
+            C^T[j,r,i,p] = l'_i sigma'(<w_{j,r}, x_i^(p)>) j y_i / (n m)
         s <- (1 - eta*lambda) s
 
     for trainable filters; frozen ones keep B and s.

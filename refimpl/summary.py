@@ -108,6 +108,13 @@ def _num(x):
     return "n/a" if x is None else f"{x:.4g}"
 
 
+def _gain_word(gain):
+    """What the sign of the gain says about transfer."""
+    if gain > 0:
+        return "transfer helps"
+    return "no gain" if gain == 0 else "negative transfer"
+
+
 def format_summary(s: dict) -> str:
     """The summary as lines of text."""
     lines = [
@@ -115,8 +122,7 @@ def format_summary(s: dict) -> str:
         f"  transfer (down)  {_err(s['transfer'])}",
         f"  scratch          {_err(s['scratch'])}",
         f"  upstream (up)    {_err(s['upstream'])}",
-        f"  gain = scratch - transfer (clean): {s['gain']:+.4f}"
-        f"  ({'transfer helps' if s['gain'] > 0 else 'no gain' if s['gain'] == 0 else 'negative transfer'})",
+        f"  gain = scratch - transfer (clean): {s['gain']:+.4f}  ({_gain_word(s['gain'])})",
         "",
         "coefficients at the last step (trainable filters; rho_bar over y_i = j, "
         "rho_under over y_i = -j)",

@@ -328,7 +328,9 @@ def train_stage(
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
             values = {"W": state.weights()}
             if track:
-                values.update(zip(("gamma", "rho_bar", "rho_under"), state.coefficients()))
+                values.update(
+                    zip(("gamma", "rho_bar", "rho_under"), state.coefficients(), strict=True)
+                )
         if not all(np.all(np.isfinite(v)) for v in values.values()):
             _diverged(t, eta)
         for name, value in values.items():

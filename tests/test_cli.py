@@ -9,13 +9,13 @@ import sys
 
 import numpy as np
 import pytest
+from strategies import tiny_config
 
 from refimpl.cli import main
 from refimpl.cli.args import build_config
 from refimpl.config import ConfigError
 from refimpl.lab.figures import available
 from refimpl.trajectory import load
-from strategies import tiny_config
 
 TINY = tiny_config(
     steps_up=25, steps_down=20, snapshots=3, n_test=400, alpha=1 / 3, flip_down=0.2, seed=3

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import tiny_config
 
 from refimpl.cli import main
 from refimpl.config import Config, parse_assignment
 from refimpl.errors import ConfigError, RefimplError, ResourceError, TrajectoryError
 from refimpl.trajectory import load
-from strategies import tiny_config
 
 FIELDS = [f for f in Config.__dataclass_fields__]
 
@@ -128,7 +128,7 @@ def test_tiny_noise_scale_finishes_and_reads_undefined(tmp_path, capsys):
     cfg.update(sigma_p_up=1e-300, sigma_p_down=1e-300)
     argv += [f"--set={k}={json.dumps(v)}" for k, v in cfg.items()]
     code, err = exit_and_err(argv, capsys)
-    out = capsys.readouterr().out
+    capsys.readouterr()
     assert (tmp_path / "o" / "trajectory.npz").is_file()
     assert code == 0 and "Traceback" not in err, err
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())

@@ -157,8 +157,8 @@ def main(argv=None):
     parser.add_argument("--no-twin", action="store_true", help="skip the slow numpy twin")
     args = parser.parse_args(argv)
     if args.blas_threads is not None:
-        from threadpoolctl import threadpool_limits
         import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls scipy's BLAS)
+        from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.blas_threads, user_api="blas")
     try:

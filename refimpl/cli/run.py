@@ -3,7 +3,6 @@ scratch baseline), its summary and its trajectory file."""
 
 from __future__ import annotations
 
-
 from ..lab.figures import INSTALL_HINT, available
 from ..lab.job import run_job
 from .args import add_config_arguments, build_config

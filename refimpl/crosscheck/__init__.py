@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from ..errors import TrajectoryError, UsageError
 from ..budget import check, stage_work
+from ..errors import TrajectoryError, UsageError
 from ..train import train_stage
 from ..trajectory import COEFFICIENT_KEYS, STAGES, load, save
 from .coefficients import basis_note, file_run, project_view, recover_coefficients
@@ -176,7 +176,7 @@ def convention_replay(view, conv, rtol=DEFAULT_RTOL):
             view.xi,
             view.y,
         )
-        run.update(zip(COEFFICIENT_KEYS, coef))
+        run.update(zip(COEFFICIENT_KEYS, coef, strict=True))
         note = "reference coefficients by projection of the convention replay"
     except ValueError as exc:
         note = str(exc)
@@ -542,7 +542,7 @@ def decompose(path, out=None):
             coef = project_view(view)
         except ValueError as exc:
             raise TrajectoryError(f"{traj.path}: stage {s!r}: {exc}") from None
-        for key, value in zip(COEFFICIENT_KEYS, coef):
+        for key, value in zip(COEFFICIENT_KEYS, coef, strict=True):
             arrays[f"{s}/{key}"] = value
         added.append(s)
     if added:

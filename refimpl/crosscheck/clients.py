@@ -82,7 +82,9 @@ def client_arrays(
                 v.xi,
                 v.y,
             )
-            out.update({f"{s}/{key}": value for key, value in zip(COEFFICIENT_KEYS, coef)})
+            out.update(
+                {f"{s}/{key}": value for key, value in zip(COEFFICIENT_KEYS, coef, strict=True)}
+            )
     return out
 
 

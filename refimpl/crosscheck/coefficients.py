@@ -119,7 +119,7 @@ def file_run(view):
         coef = project_view(view, origin=origin)
     except ValueError as exc:
         return run, str(exc)
-    run.update(zip(COEFFICIENT_KEYS, coef))
+    run.update(zip(COEFFICIENT_KEYS, coef, strict=True))
     return run, (
         "coefficients by projection"
         if origin is None

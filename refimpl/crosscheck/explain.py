@@ -80,6 +80,7 @@ __all__ = [
 FLOAT32_FACTOR = 10.0  # float32 agreement within this many times float32's own drift
 SCREEN_STEPS = 50  # the prefix every candidate is replayed on (or T/20 when longer)
 SHOW = 5  # candidates shown
+NO_VARIANT = Convention()  # the GD of docs/model.md §3.4 (frozen: safe as a shared default)
 
 
 def float32_file(view) -> bool:
@@ -99,7 +100,7 @@ def _nice(c, tol):
     return c
 
 
-def estimate_lr_scale(view, conv=Convention(), tol=1e-9):
+def estimate_lr_scale(view, conv=NO_VARIANT, tol=1e-9):
     """Estimate the constant c of a learning rate c*eta from the first step,
     under the other departures of ``conv``.
 
@@ -164,7 +165,7 @@ def estimate_lr_scale(view, conv=Convention(), tol=1e-9):
         with np.errstate(over="ignore", invalid="ignore"):
             vals = np.array([h(cc) for cc in grid])
         roots = []
-        for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:]):
+        for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
             if fa == 0:
                 roots.append(a)
             elif fa * fb < 0:
@@ -300,7 +301,7 @@ def _bases(view):
             )
     bases, seen = [], {}
     for flags in itertools.product((False, True), repeat=len(axes)):
-        conv = Convention(**dict(zip(axes, flags)))
+        conv = Convention(**dict(zip(axes, flags, strict=True)))
         # the variants only rescale the outputs by c_F = (1/m or 1) (1 or 1/P):
         # two bases with the same c_F and bias are the same dynamics
         key = (

@@ -155,7 +155,7 @@ def draw_stage(axes, stage, name, inherited=None):
         else [("all filters", np.ones(m_shape, bool), "C0")]
     )
     own = own_entries(stage.task.y)  # (2, 1, n): y_i = j
-    for ax, (key, label, extreme) in zip(axes[1:], _COEFFICIENTS):
+    for ax, (key, label, extreme) in zip(axes[1:], _COEFFICIENTS, strict=True):
         values = np.asarray(getattr(stage, key), float)
         if key == "gamma":
             values, entries = values.sum(axis=-1), None  # (K, 2, m)

@@ -169,7 +169,7 @@ def parse_axis(text, option="--x"):
         if not all(p.strip() for p in parts):
             raise UsageError(f"{option} {field}: an empty value in {spec!r}")
         values = [_number(p, field, kind) for p in parts]
-        if any(b <= a for a, b in zip(values, values[1:])):
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
             raise UsageError(f"{option} {field}: the values must be increasing, got {spec!r}")
     cast = int if kind == "int" else float
     return Axis(field, tuple(cast(v) for v in values))
@@ -211,7 +211,7 @@ def measure_phase_row(config, x_field, x_values, reps, salt):
     if config.estimator == "reduced":
         res = run_single_batch(runs, seeds)
     else:  # the sample estimator: one run at a time
-        each = [measure_single(c.replace(seed=s)) for c, s in zip(runs, seeds)]
+        each = [measure_single(c.replace(seed=s)) for c, s in zip(runs, seeds, strict=True)]
         res = {
             k: np.array([e[k] for e in each], dtype=float)
             for k in ("err", "noisy", "loss", "steps", "stopped")

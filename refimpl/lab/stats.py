@@ -254,10 +254,10 @@ def wilcoxon(a, b, alternative="greater"):
 
 def paired_failures(fail_a, fail_b, alternative="greater"):
     """Exact McNemar test on paired failure indicators: do runs fail more
-    often under a than under b? Only the discordant pairs count: k runs that
-    fail under a only, l under b only; p = P(Binomial(k + l, 1/2) >= k)
-    (one-sided "greater"), its mirror for "less", twice the smaller for
-    "two-sided".
+    often under a than under b? Only the discordant pairs count: a_only runs
+    that fail under a only, b_only under b only;
+    p = P(Binomial(a_only + b_only, 1/2) >= a_only) (one-sided "greater"), its
+    mirror for "less", twice the smaller for "two-sided".
 
     Returns dict rate_a, rate_b, a_only, b_only, n, n_missing, p (NaN when
     an indicator is missing).
@@ -267,21 +267,21 @@ def paired_failures(fail_a, fail_b, alternative="greater"):
     ok = np.isfinite(fa) & np.isfinite(fb)
     missing = int(fa.size - ok.sum())
     fa, fb = fa[ok].astype(bool), fb[ok].astype(bool)
-    k, l = int(np.sum(fa & ~fb)), int(np.sum(fb & ~fa))
+    a_only, b_only = int(np.sum(fa & ~fb)), int(np.sum(fb & ~fa))
     out = {
         "rate_a": float(fa.mean()) if fa.size else float("nan"),
         "rate_b": float(fb.mean()) if fb.size else float("nan"),
-        "a_only": k,
-        "b_only": l,
+        "a_only": a_only,
+        "b_only": b_only,
         "n": int(fa.size),
         "n_missing": missing,
     }
     if missing:
         return {**out, "p": float("nan")}
-    if k + l == 0:
+    if a_only + b_only == 0:
         return {**out, "p": 1.0}
-    binom = scipy.stats.binom(k + l, 0.5)
-    p_up, p_down = float(binom.sf(k - 1)), float(binom.cdf(k))
+    binom = scipy.stats.binom(a_only + b_only, 0.5)
+    p_up, p_down = float(binom.sf(a_only - 1)), float(binom.cdf(a_only))
     p = {"greater": p_up, "less": p_down, "two-sided": min(1.0, 2 * min(p_up, p_down))}[alternative]
     return {**out, "p": p}
 

@@ -277,7 +277,7 @@ class Sweep:
         """Flat table: one dict per item with ``point``, ``replicate``,
         ``seed``, the given config fields and the metrics (all by default)."""
         out = []
-        for p, (cfg, row) in enumerate(zip(self.configs, self.results)):
+        for p, (cfg, row) in enumerate(zip(self.configs, self.results, strict=True)):
             cd = cfg.to_dict()
             for r, res in enumerate(row):
                 rec = {"point": p, "replicate": r, "seed": int(self.seeds[p, r])}

@@ -129,7 +129,7 @@ def test_patches_in_random_order_agree_with_coefficients(client, tmp_path):
         steps=steps,
         W=W,
         loss=loss,
-        **dict(zip(COEFFICIENT_KEYS, coef)),
+        **dict(zip(COEFFICIENT_KEYS, coef, strict=True)),
     )
     arrays = {
         "format_version": np.int64(1),

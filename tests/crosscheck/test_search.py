@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import permuted_problems
 
 from refimpl import crosscheck as cc
 from refimpl.cli import main
@@ -14,7 +15,6 @@ from refimpl.config import Config
 from refimpl.errors import PatchRoleError, TrajectoryError, UsageError
 from refimpl.trajectory import COEFFICIENT_KEYS, load, save
 from refimpl.transfer import run_experiment
-from strategies import permuted_problems
 
 CONFIG = Config(
     d=30,
@@ -295,7 +295,7 @@ def _permuted_file(prob, path, with_key):
     coef = cc.recover_coefficients(
         run.W, prob.W0, steps, prob.trainable, prob.eta, prob.weight_decay, t.signals, t.xi, t.y
     )
-    stage.update(zip(COEFFICIENT_KEYS, coef))
+    stage.update(zip(COEFFICIENT_KEYS, coef, strict=True))
     if with_key:
         stage["patch_role"] = prob.roles
     arrays = {

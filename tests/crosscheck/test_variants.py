@@ -203,9 +203,12 @@ def test_variant_gradient_against_central_differences(spec):
     for _ in range(5):
         DW = rng.standard_normal(Wf.shape)
         Db = None if b is None else rng.standard_normal(b.shape)
-        shift = lambda s: variant_loss_gradient(  # noqa: E731
-            Wf + s * DW, None if b is None else b + s * Db, Xf, y, n, P, conv
-        )[0]
+
+        def shift(s, DW=DW, Db=Db):
+            """The loss at the point s along the direction (DW, Db)."""
+            b_s = None if b is None else b + s * Db
+            return variant_loss_gradient(Wf + s * DW, b_s, Xf, y, n, P, conv)[0]
+
         numeric = (shift(h) - shift(-h)) / (2 * h)
         exact = np.vdot(gW, DW) + (0.0 if b is None else np.vdot(gb, Db))
         assert numeric == pytest.approx(exact, rel=1e-6, abs=1e-9)

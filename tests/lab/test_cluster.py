@@ -101,7 +101,7 @@ def test_results_that_arrived_are_kept_when_the_client_stops(cluster, tmp_path):
     grid = [TINY.replace(u_norm=u) for u in (0.5, 1.0, 2.0, 4.0)]
     cache = tmp_path / "c"
     calls = []
-    for p, cfg in enumerate(grid):
+    for cfg in grid:
         seeded = cfg.replace(seed=S.derive_seed(cfg, 0))
         key = S.item_key("transfer", seeded, {})
         calls.append(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from refimpl.lab import sweep as S
 from refimpl.config import Config
+from refimpl.lab import sweep as S
 from refimpl.lab.seeds import derive_seed
 from refimpl.lab.seeds import sha256 as _sha
 from refimpl.lab.sweep import clean_stale_parts, item_key, read_result, run_sweep
@@ -67,6 +67,7 @@ def slowmeasure(tmp_path, monkeypatch):
     (mod_dir / "slowmeasure.py").write_text(SLOW_MODULE)
     monkeypatch.syspath_prepend(str(mod_dir))
     import importlib
+
     import slowmeasure as mod
 
     importlib.reload(mod)

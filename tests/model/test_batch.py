@@ -126,7 +126,7 @@ def batches(draw):
 def draw_runs(n, m, layout, d, u_norm, v_norm, seeds, params):
     u, v, _ = signal_vectors(d, u_norm, v_norm, 0.0)
     out = []
-    for seed, (eta, steps, wd, eps, sigma_p, flip) in zip(seeds, params):
+    for seed, (eta, steps, wd, eps, sigma_p, flip) in zip(seeds, params, strict=True):
         rng = np.random.default_rng(seed)
         task = sample_task(rng, n, u, v, sigma_p, flip, layout)
         W0 = 0.3 * rng.standard_normal((2, m, d))
@@ -139,7 +139,7 @@ def test_batch_matches_train_stage_on_every_run(b):
     """Final W, the loss at every step, last step, stopping and the
     coefficients of every run of a batch equal the weight engine's to 1e-12."""
     runs = draw_runs(*b)
-    Zs, index, signs = zip(*(gram_inputs(task, W0) for task, W0, _ in runs))
+    Zs, index, signs = zip(*(gram_inputs(task, W0) for task, W0, _ in runs), strict=True)
     G = np.stack([Z @ Z.T for Z in Zs])
     p = {k: [kw[k] for _, _, kw in runs] for k in ("eta", "steps", "weight_decay", "epsilon")}
     res = batch.train_batch(
@@ -180,7 +180,7 @@ def test_batch_matches_the_numpy_twin_with_patches_in_any_order(b, data):
     runs = draw_runs(*b)
     n, P = runs[0][0].n, runs[0][0].signals.shape[0] + 1
     perm = np.array(data.draw(st.lists(st.permutations(range(P)), min_size=n, max_size=n)))
-    Zs, index, signs = zip(*(gram_inputs(task, W0, perm) for task, W0, _ in runs))
+    Zs, index, signs = zip(*(gram_inputs(task, W0, perm) for task, W0, _ in runs), strict=True)
     G = np.stack([Z @ Z.T for Z in Zs])
     p = {k: [kw[k] for _, _, kw in runs] for k in ("eta", "steps", "weight_decay", "epsilon")}
     res = batch.train_batch(
@@ -274,7 +274,7 @@ def test_run_single_batch_is_the_upstream_stage_of_run_experiment(layout):
     seeds = list(range(100, 100 + len(configs)))
     out = batch.run_single_batch(configs, seeds, keep_weights=True)
     equal = 0
-    for k, (c, seed) in enumerate(zip(configs, seeds)):
+    for k, (c, seed) in enumerate(zip(configs, seeds, strict=True)):
         exp = run_experiment(c.replace(seed=seed, engine="weight"))
         up = exp.stages["up"]
         assert_close(out["W"][k], up.W_final, 1e-12)
@@ -293,7 +293,7 @@ def test_run_single_batch_gives_measure_single():
     configs = [small(u_norm=u, d=d) for u in (0.5, 1.0, 3.0) for d in (40, 60)]
     seeds = [7 * k + 1 for k in range(len(configs))]
     out = batch.run_single_batch(configs, seeds)
-    ref = [measure_single(c.replace(seed=s)) for c, s in zip(configs, seeds)]
+    ref = [measure_single(c.replace(seed=s)) for c, s in zip(configs, seeds, strict=True)]
     assert sum(out["err"][k] == r["err"] for k, r in enumerate(ref)) >= len(ref) - 1
     for k, r in enumerate(ref):
         assert out["loss"][k] == pytest.approx(r["loss"], rel=1e-12)

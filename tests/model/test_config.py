@@ -5,11 +5,11 @@ import dataclasses
 import json
 import math
 
-import pytest
 import numpy as np
+import pytest
+from strategies import tiny_config
 
 from refimpl.config import Config, ConfigError, parse_assignment
-from strategies import tiny_config
 
 NAN, INF = math.nan, math.inf
 INT_TYPES = ["5", 5.0, 2.5, True, [3], NAN]

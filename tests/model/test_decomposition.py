@@ -8,6 +8,7 @@ import functools
 
 import numpy as np
 import pytest
+from strategies import tiny_config
 
 from refimpl.decomposition import (
     invariants,
@@ -20,7 +21,6 @@ from refimpl.decomposition import (
     universal_knowledge,
 )
 from refimpl.transfer import run_experiment
-from strategies import tiny_config
 
 VARIANTS = {
     "plain": dict(flip_down=0.4),
@@ -280,7 +280,9 @@ def test_untracked_stage_is_refused_by_every_coefficient_function():
     )
     # projection needs only the weights: it works, and agrees with a tracked run
     tracked = train_stage(stage.W0, stage.task, stage.eta, 5)
-    for got, want in zip(project_stage(bare), (tracked.gamma, tracked.rho_bar, tracked.rho_under)):
+    for got, want in zip(
+        project_stage(bare), (tracked.gamma, tracked.rho_bar, tracked.rho_under), strict=True
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import permute_patches, permuted_problems, train_problems
 
 from refimpl import gram, naive
 from refimpl.data import role_positions, sample_task, signal_vectors
 from refimpl.decomposition import projection_error, reconstruction_error
 from refimpl.gram import GramEngine, choose_engine, engine_costs, read_coefficients
 from refimpl.train import train_stage
-from strategies import permute_patches, permuted_problems, train_problems
 
 QUANTITIES = ("W", "loss", "gamma", "rho_bar", "rho_under")
 
@@ -110,7 +110,7 @@ def test_read_off_matches_twin_and_the_recursions(p):
     fast = read_coefficients(
         B, task.y, task.y_clean, task.signals, task.xi, *role_positions(roles, S)
     )
-    for a, b, c in zip(fast, twin, (gamma, rho_bar, rho_under)):
+    for a, b, c in zip(fast, twin, (gamma, rho_bar, rho_under), strict=True):
         assert rel_err(a, b) <= 1e-13
         assert rel_err(b, c) <= 1e-11
     assert rel_err(naive.gram_weights(B, s, p.W0, task.X), W) <= 1e-12

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import dyadic_problems, gaussian_problems, margin_problems, seeds
 
 from refimpl import naive, network
-from strategies import dyadic_problems, gaussian_problems, margin_problems, seeds
 
 
 def full_loss(W, X, y, weight_decay):

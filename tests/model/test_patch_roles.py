@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import permute_patches, permuted_problems, seeds, structured_task
 
 from refimpl import naive
 from refimpl.data import NOISE, Task, patch_roles, role_positions, sample_task, signal_vectors
@@ -21,7 +22,6 @@ from refimpl.decomposition import (
 )
 from refimpl.errors import PatchRoleError, RefimplError
 from refimpl.train import train_stage
-from strategies import permute_patches, permuted_problems, seeds, structured_task
 
 ENGINES = ("weight", "gram")
 COEFFICIENTS = ("gamma", "rho_bar", "rho_under")

@@ -6,11 +6,11 @@ epsilon stopping rule."""
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import dyadic_train_problems, structured_task, train_problems
 
 from refimpl import naive, network, train
 from refimpl.errors import ConfigError, PatchRoleError, RefimplError
 from refimpl.train import snapshot_schedule, train_stage
-from strategies import dyadic_train_problems, structured_task, train_problems
 
 
 def assert_close(actual, expected, rtol):

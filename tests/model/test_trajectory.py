@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from strategies import tiny_config
 
 from refimpl.data import Task
 from refimpl.decomposition import reconstruction_error
@@ -24,7 +25,6 @@ from refimpl.trajectory import (
     stage_arrays,
 )
 from refimpl.transfer import run_experiment
-from strategies import tiny_config
 
 STAGES = ("up", "down", "scratch")
 # the per-stage keys as issue 2 item 8 documents them
@@ -349,7 +349,7 @@ def test_stage_view(good):
         assert getattr(v, key) is None and key not in v
     assert "W" in v
     with pytest.raises(AttributeError, match="no key 'Wx'"):
-        v.Wx
+        _ = v.Wx
     with pytest.raises(TrajectoryError, match="no stage 'sideways'"):
         t.stage("sideways")
     task = v.task()

@@ -53,7 +53,10 @@ from ..lab.protocol import Disclosure, Protocol
 from ..lab.stats import SIGNIFICANCE
 from ..lab.sweep import run_sweep
 from ._base import transfer_base
-from .gain_alpha import CAP, EPSILON, FAIL_ERROR, measure_at_loss
+from ._base import FAILURE_ERROR as FAIL_ERROR
+from ._base import measure_at_loss
+
+EPSILON, CAP = 0.005, 2000
 
 NAME = "mechanism"
 CLAIM = (

@@ -1,0 +1,183 @@
+"""gain_alpha (protocol v2): its declared protocol and disclosures, and the pure
+``decide(size, measurements)`` on hand-made per-seed errors with known answers.
+
+Expected p-values come from closed forms, not from running the code:
+
+- Wilcoxon signed-rank, exact, n positive differences of distinct sizes:
+  the largest statistic, reached only so: p = 1/2^n;
+- exact McNemar with k discordant pairs all failing under a: p = 1/2^k;
+- Page's L test with b perfectly ordered blocks over k > 8 points uses the
+  normal approximation; there L - E0 = b k (k+1)(k-1)/12 and
+  sqrt(V0) = k (k+1) sqrt(b (k-1)) / 12, so z = sqrt(b (k-1)).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from refimpl.claims import _base as B
+from refimpl.claims import gain_alpha as G
+from refimpl.lab import stats as S
+from refimpl.lab.claim import Disclosure, Protocol
+
+NAN = float("nan")
+SIZE = G.PROTOCOL.full
+A = SIZE.alphas  # 0, 0.1, ..., 1
+
+
+def approx(x, rel=1e-6, abs=1e-12):
+    return pytest.approx(x, rel=rel, abs=abs)
+
+
+def clean_falling(seeds):
+    """Every seed strictly decreasing over the 11 alphas; err(0.8) - err(1)
+    = 0.04 + 2r/1000 > 0, distinct over the seeds r."""
+    return np.array([[0.3 - 0.02 * k - k * r / 1000 for r in range(seeds)] for k in range(11)])
+
+
+def noisy_failing(seeds, failing):
+    """0.05 everywhere, except 0.3 at alpha = 1 on the first ``failing`` seeds."""
+    err = np.full((11, seeds), 0.05)
+    err[10, :failing] = 0.3
+    return err
+
+
+def meas(clean, noisy, stalled_noisy=None):
+    """Measurements with the same errors under both stopping rules (no stall
+    unless ``stalled_noisy``, the noisy regime's stalls at equal loss)."""
+    stalled = {"clean": np.zeros_like(clean), "noisy": np.zeros_like(noisy)}
+    if stalled_noisy is not None:
+        stalled["noisy"] = stalled_noisy
+    return {
+        r: {
+            "steps": {"err_transfer": err},
+            "loss": {"err_transfer": err, "stalled_transfer": stalled[r]},
+        }
+        for r, err in (("clean", clean), ("noisy", noisy))
+    }
+
+
+def decide(clean, noisy, stalled_noisy=None):
+    return G.decide(SIZE, meas(clean, noisy, stalled_noisy))
+
+
+def page_perfect_asymptotic(points, blocks):
+    return scipy.stats.norm.sf(math.sqrt(blocks * (points - 1)))
+
+
+# ----------------------------------------------------------------------
+# the protocol and its disclosures, declared as data
+def test_protocol_and_disclosures_are_declared():
+    p = G.PROTOCOL
+    assert isinstance(p, Protocol) and p.name == "gain_alpha" and p.source == "paper"
+    assert p.hash(quick=True) != p.hash() and len(p.hash()) == 12 and p.fixed
+    assert p.hash_scheme1 == "751c107a9d2d"  # the committed full-size hash
+    assert all(isinstance(d, Disclosure) and d.earlier for d in p.disclosures)
+    json.dumps(p.to_dict(), allow_nan=False)
+    assert not hasattr(G, "SIGNIFICANCE") or G.SIGNIFICANCE == S.SIGNIFICANCE == 0.01
+
+
+def test_the_disclosed_earlier_results_are_there():
+    ga = " ".join(d.change + d.earlier for d in G.PROTOCOL.disclosures)
+    assert "|u| = 0.5" in ga and "alpha <= 0.7" in ga and "16 -> 20" in ga
+    assert "+0.0441" in ga  # the committed v1 statistic
+    assert "audit" not in json.dumps([d.to_dict() for d in G.PROTOCOL.disclosures])
+
+
+def test_protocol_declares_the_new_rule_and_seed_stream():
+    p = G.PROTOCOL
+    assert p.full.seeds == {"clean": 40, "noisy": 120} and p.quick.seeds == {"clean": 3, "noisy": 6}
+    assert all(c.flip_down == 0.0 for c in p.full.configs["clean"])  # clean means p_2 = 0
+    assert [c.alpha for c in p.full.configs["noisy"]] == A == [k / 10 for k in range(11)]
+    assert p.salt == "gain_alpha/v2" != p.name  # a fresh seed stream
+    assert p.common == ("alpha",)  # common random numbers across alpha
+    assert B.FAILURE_ERROR == 0.2 and (p.full.epsilon, p.full.cap) == (0.005, 2000)
+    assert "McNemar" in p.statistic and "Wilcoxon" in p.statistic and "Page" in p.statistic
+
+
+# ----------------------------------------------------------------------
+# decide
+def test_pass():
+    d = decide(clean_falling(8), noisy_failing(10, 7))
+    assert d["trend_clean"]["p"] == approx(page_perfect_asymptotic(11, 8))
+    assert d["end_clean"]["p"] == approx(1 / 2**8)  # 0.0039 < 0.01
+    assert d["tail_noisy"]["a_only"] == 7 and d["tail_noisy"]["b_only"] == 0
+    assert d["tail_noisy"]["p"] == approx(1 / 2**7)  # 0.0078 < 0.01
+    assert d["ok"] == {"a": True, "b": True, "c": True}
+    assert d["verdict"] == d["verdict_tests"] == "PASS" and d["missing"] == 0
+    assert d["equal_loss"]["verdict"] == "PASS"  # the same errors, no stall
+
+
+def test_fail_on_each_test():
+    d = decide(clean_falling(6), noisy_failing(10, 7))
+    assert d["end_clean"]["p"] == approx(1 / 2**6)  # 0.0156: six seeds too few
+    assert d["ok"]["b"] is False and d["verdict"] == "FAIL"
+    d = decide(clean_falling(8), noisy_failing(10, 6))
+    assert d["tail_noisy"]["p"] == approx(1 / 2**6)  # six failures: 0.0156
+    assert d["ok"] == {"a": True, "b": True, "c": False} and d["verdict"] == "FAIL"
+    rising = clean_falling(8)[::-1]  # error rises with alpha
+    d = decide(rising, noisy_failing(10, 7))
+    assert d["ok"]["a"] is False and d["ok"]["b"] is False and d["verdict"] == "FAIL"
+
+
+def test_failures_are_errors_above_the_threshold_or_stalls():
+    err = np.array([[0.1, 0.25, 0.2, NAN]])
+    assert np.array_equal(G.failures(err), [[0.0, 1.0, 0.0, NAN]], equal_nan=True)
+    stalled = np.array([[1.0, 0.0, 0.0, 1.0]])
+    assert np.array_equal(G.failures(err, stalled), [[1.0, 1.0, 0.0, NAN]], equal_nan=True)
+    # at equal loss a stalled run is a failure even with a small error
+    noisy = np.full((11, 10), 0.05)
+    stall = np.zeros((11, 10))
+    stall[10, :7] = 1
+    d = decide(clean_falling(8), noisy, stall)
+    assert d["verdict"] == "FAIL" and d["tail_noisy"]["p"] == 1.0  # fixed steps: no failure
+    eq = d["equal_loss"]
+    assert eq["tail_noisy"]["p"] == approx(1 / 2**7) and eq["verdict"] == "PASS"
+    assert eq["summary"]["noisy"]["failure_rate"][10] == approx(0.7)
+    assert eq["summary"]["noisy"]["median"][10] == approx(0.05)
+
+
+def test_reports_mean_median_and_failure_rate_side_by_side():
+    noisy = noisy_failing(10, 3)  # alpha = 1: 3 of 10 at 0.3, 7 at 0.05
+    d = decide(clean_falling(8), noisy)
+    s = d["summary"]["noisy"]
+    assert s["mean"][10] == approx(0.125) and s["median"][10] == approx(0.05)
+    assert s["failure_rate"][10] == approx(0.3) and s["failure_rate"][5] == 0.0
+    # the best alpha by mean is one without failures; by median every alpha ties
+    assert d["best"]["noisy"]["mean"] == 0.0 and d["best"]["noisy"]["median"] == 0.0
+    # clean: the first alpha whose eight errors are all <= 0.2 is 0.5 (0.3 - 5 x 0.02 - 5r/1000)
+    assert d["best"]["clean"] == {"mean": 1.0, "median": 1.0, "failure": 0.5}
+
+
+def test_never_picks_a_missing_alpha_as_the_best_and_missing_fails():
+    noisy = np.full((11, 10), 0.2)
+    noisy[3] = 0.01  # alpha 0.3 lowest ...
+    noisy[3, 4] = NAN  # ... but with a missing value
+    noisy[6] = 0.1
+    d = decide(clean_falling(8), noisy)
+    assert d["best"]["noisy"]["mean"] == 0.6 and d["best"]["noisy"]["median"] == 0.6
+    assert d["missing"] == 1 and d["verdict"] == "FAIL"
+    assert G.best_alpha([0, 1], [[NAN], [NAN]], "mean") is None
+    clean = clean_falling(8)
+    clean[0, 0] = NAN  # the tests would hold: the rule fails it
+    d = decide(clean, noisy_failing(10, 7))
+    assert d["missing"] == 1 and d["verdict"] == "FAIL" and math.isnan(d["trend_clean"]["p"])
+    as_lists = meas(clean_falling(8).tolist(), noisy_failing(10, 7).tolist())
+    as_lists["noisy"]["steps"]["err_transfer"][2][3] = None  # None: missing too
+    d = G.decide(SIZE, as_lists)
+    assert d["missing"] == 1 and d["verdict"] == "FAIL" and d["verdict_tests"] == "PASS"
+
+
+def test_equal_loss_measure_pairs_the_seed_and_flags_stalls():
+    cfg = B.transfer_base(True, d=60, m=2, n_up=10, n_down=6, steps_up=20, n_test=200, seed=7)
+    r = B.measure_at_loss(cfg, epsilon=1e-9, cap=5)  # unreachable: stalls
+    assert r["stalled_transfer"] == 1.0 and r["stalled_scratch"] == 1.0
+    assert r["steps_down"] == 5 and r["up_stopped_early"] == 0.0
+    r2 = B.measure_at_loss(cfg, epsilon=10.0, cap=5)  # reached at step 0
+    assert r2["stalled_transfer"] == 0.0 and r2["steps_down"] == 0
+    assert r2["up_stopped_early"] == 1.0  # upstream stops too

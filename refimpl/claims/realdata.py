@@ -24,7 +24,7 @@ SWEEPS = {  # the swept values, with their axis labels
 }
 KEYS = ("sweep", "level", "alpha", "n_up", "n_down", "flip_up")  # level 'default': not alpha's
 _SIDE = {+1: "greater", -1: "less"}
-CLAIM = (  # on images {data} cut into k x k patches
+CLAIM_TEMPLATE = (  # on images {data} cut into k x k patches
     "On real images ({data}, {k}x{k} patches, the same CNN and GD) transfer vs scratch follows "
     "the paper: the gain grows with alpha, N_1 and shared structure, upstream label noise "
     "shrinks it, and transfer hurts without shared structure"
@@ -86,7 +86,7 @@ FULL_X.update(n_up=[20, 40, 80, 160, 320], flip_up=[0.0, 0.1, 0.2, 0.3, 0.4])
 QUICK_BASE = ImageConfig(steps_up=200, steps_down=200, n_test_per_class=30, n_up=80)
 PROTOCOL = Protocol(
     name="realdata",
-    claim=CLAIM.format(data=DIGITS_NAME, k=4),
+    claim=CLAIM_TEMPLATE.format(data=DIGITS_NAME, k=4),
     source="paper",
     full=image_size(ImageConfig(), 20, FULL_X),
     quick=image_size(

@@ -93,7 +93,7 @@ def run_realdata(out, quick=False, jobs=1, source=DIGITS, size=None, progress=Tr
     options = source_options(source)
     name = load_source(**options).name
     size = Size(size.configs, size.seeds, **{**size.values, "source": options})
-    claim = C.CLAIM.format(data=name, k=size.configs["base"].k)
+    claim = C.CLAIM_TEMPLATE.format(data=name, k=size.configs["base"].k)
     protocol = replace(C.PROTOCOL, claim=claim, full=size, quick=size)
     sweep = ClaimSweep(protocol, size, out, jobs)
     sweep.progress = progress

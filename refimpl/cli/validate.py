@@ -60,7 +60,7 @@ def claim_main(name, argv=None):
     """Command line of one claim's script, ``python validation/<name>.py
     [--quick] [--jobs N] [--out DIR] [--strict]``; returns the exit status."""
     module = claims.load(name)
-    p = Parser(prog=f"python validation/{name}.py", description=module.CLAIM)
+    p = Parser(prog=f"python validation/{name}.py", description=module.PROTOCOL.claim)
     add_claim_arguments(p, claims.DEFAULT_OUT)
     args = p.parse_args(argv)
     try:

@@ -231,19 +231,16 @@ def run_entry(module, name, out, quick, jobs, stream):
     )
     entry = {
         "name": name,
-        "claim": getattr(module, "CLAIM", ""),
-        "source": getattr(module, "SOURCE", None),
+        "claim": module.PROTOCOL.claim,
+        "source": module.PROTOCOL.source,
         "quick": bool(quick),
         "jobs": jobs,
         "finished_utc": None,
     }
     try:
-        if hasattr(module, "measure"):  # a declared claim (lab/claim.py)
-            from .claim import run_claim
+        from .claim import run_claim
 
-            result = run_claim(module, Path(out), quick=quick, jobs=jobs)
-        else:
-            result = module.run(Path(out), quick=quick, jobs=jobs)
+        result = run_claim(module, Path(out), quick=quick, jobs=jobs)
         problems = check_result(result, name)
     except KeyboardInterrupt:
         raise

@@ -98,3 +98,28 @@ def test_quick_run(tmp_path):
         assert (folder / name).exists(), name
     assert str(tmp_path) not in (folder / "report_torch_vs_file.txt").read_text()
     assert not list(folder.glob("*.npz"))  # the trajectory files were temporary
+
+
+# ----------------------------------------------------------------------
+# registry examples (tests/claims/test_declarations.py)
+def _report(max_rel, explanation=None):
+    """A crosscheck report's dict as present() reads it: one row per quantity
+    of one stage, and the explain mode's names."""
+    rows = [
+        dict(stage="up", quantity=q, max_abs=max_rel, max_rel=max_rel, first_step=None)
+        | dict(note="", compared=True)
+        for q in ("W", "loss", "gamma", "rho_bar", "rho_under")
+    ]
+    return {"rows": rows, "explanations": {"up": {"explanation": explanation}}}
+
+
+def examples(size):
+    """PASS: GOOD with reports that agree; FAIL: the torch client 1e-6 off."""
+    reports = {k: _report(3e-15) for k in ("torch", "jax", "torch vs file")}
+    reports["float32"] = _report(1e-7, ["float32"])
+    reports["conv1d"] = {"rows": [], "explanations": {}}
+    m = dict(GOOD, reports=reports, texts={k: "text\n" for k in reports})
+    m.update(versions={"torch": "2", "jax": "0.4"}, seconds={"refimpl run": 1.0})
+    m["drift"] = {"torch float64": [("up", 0, 0.0), ("up", 10, 1e-15)]}
+    bad = dict(m, max_rel=dict(m["max_rel"], torch=1e-6))
+    return {"PASS": m, "FAIL": bad}

@@ -183,154 +183,27 @@ def test_equal_loss_measure_pairs_the_seed_and_flags_stalls():
     assert r2["up_stopped_early"] == 1.0  # upstream stops too
 
 
-# --- moved from test_disclosed.py
+# ----------------------------------------------------------------------
+# registry examples (tests/claims/test_declarations.py)
+def _measurements(clean, noisy):
+    """Every metric measure() returns: the given transfer errors, scratch
+    0.3, no stall, both rules alike."""
+    out = {}
+    for r, err in (("clean", clean), ("noisy", noisy)):
+        ones = np.ones_like(err)
+        both = {"err_transfer": err, "err_scratch": 0.3 * ones}
+        steps = {**both, "loss_down": 1e-4 * ones}
+        loss = {**both, "stalled_transfer": 0 * ones, "stalled_scratch": 0 * ones}
+        loss.update(steps_down=100 * ones, steps_scratch=100 * ones, up_stopped_early=0 * ones)
+        out[r] = {"steps": steps, "loss": loss}
+    return out
 
 
-from refimpl.claims import (
-    coefficients,
-    gain_alpha,
-    mechanism,
-    mitigation,
-    mitigation_freezing,
-    phase_single,
-)
-from refimpl.lab.protocol import Disclosure, Protocol
-
-NAN = float("nan")
-
-
-MINE = (coefficients, phase_single, gain_alpha, mechanism, mitigation, mitigation_freezing)
-
-
-A = gain_alpha.ALPHAS  # 0, 0.1, ..., 1
-
-
-def approx(x, rel=1e-6, abs=1e-12):
-    return pytest.approx(x, rel=rel, abs=abs)
-
-
-def p_df2(t):
-    return 0.5 - t / (2 * math.sqrt(t * t + 2))
-
-
-def clean_falling(seeds):
-    """Every seed strictly decreasing over the 11 alphas; err(0.8) - err(1)
-    = 0.04 + 2r/1000 > 0, distinct over the seeds r."""
-    return np.array([[0.3 - 0.02 * k - k * r / 1000 for r in range(seeds)] for k in range(11)])
-
-
-def noisy_failing(seeds, failing):
-    """0.05 everywhere, except 0.3 at alpha = 1 on the first ``failing`` seeds."""
-    err = np.full((11, seeds), 0.05)
-    err[10, :failing] = 0.3
-    return err
-
-
-def page_perfect_asymptotic(points, blocks):
-    return scipy.stats.norm.sf(math.sqrt(blocks * (points - 1)))
-
-
-def mech(err_diff, rho_diff):
-    base = np.array([0.25, 0.375, 0.5])
-    return dict(
-        err_transfer=base + np.asarray(err_diff, float),
-        err_scratch=base,
-        rho_transfer=1.0 + base + np.asarray(rho_diff, float),
-        rho_scratch=1.0 + base,
-        rho_flip_transfer=2.5 + base,
-        rho_flip_scratch=2.0 + base,
-    )
-
-
-BASE_NEG = np.array([8, 9, 10]) / 64
-
-
-def lever_neg(reductions):
-    return np.array([[BASE_NEG]] + [[BASE_NEG - np.asarray(r, float)] for r in reductions])
-
-
-def test_gain_alpha_protocol_declares_the_new_rule_and_seed_stream():
-    p = gain_alpha.PROTOCOL
-    assert p.seeds == {"clean": 40, "noisy": 120}
-    assert p.grid["regimes"]["clean"]["flip_down"] == 0.0  # clean means p_2 = 0
-    assert p.extra["salt"] == gain_alpha.SALT != gain_alpha.NAME  # a fresh seed stream
-    assert p.extra["failure_threshold"] == gain_alpha.FAIL_ERROR == 0.2
-    assert "McNemar" in p.statistic and "Wilcoxon" in p.statistic and "Page" in p.statistic
-
-
-def test_gain_alpha_pass():
-    d = gain_alpha.decide(A, clean_falling(8), noisy_failing(10, 7))
-    assert d["trend_clean"]["p"] == approx(page_perfect_asymptotic(11, 8))
-    assert d["end_clean"]["p"] == approx(1 / 2**8)  # 0.0039 < 0.01
-    assert d["tail_noisy"]["a_only"] == 7 and d["tail_noisy"]["b_only"] == 0
-    assert d["tail_noisy"]["p"] == approx(1 / 2**7)  # 0.0078 < 0.01
-    assert d["ok"] == {"a": True, "b": True, "c": True}
-    assert d["verdict"] == d["verdict_tests"] == "PASS" and d["missing"] == 0
-
-
-def test_gain_alpha_fail_on_each_test():
-    d = gain_alpha.decide(A, clean_falling(6), noisy_failing(10, 7))
-    assert d["end_clean"]["p"] == approx(1 / 2**6)  # 0.0156: six seeds too few
-    assert d["ok"]["b"] is False and d["verdict"] == "FAIL"
-    d = gain_alpha.decide(A, clean_falling(8), noisy_failing(10, 6))
-    assert d["tail_noisy"]["p"] == approx(1 / 2**6)  # six failures: 0.0156
-    assert d["ok"] == {"a": True, "b": True, "c": False} and d["verdict"] == "FAIL"
-    rising = clean_falling(8)[::-1]  # error rises with alpha
-    d = gain_alpha.decide(A, rising, noisy_failing(10, 7))
-    assert d["ok"]["a"] is False and d["ok"]["b"] is False and d["verdict"] == "FAIL"
-
-
-def test_gain_alpha_failures_are_errors_above_the_threshold_or_stalls():
-    err = np.array([[0.1, 0.25, 0.2, NAN]])
-    assert np.array_equal(gain_alpha.failures(err), [[0.0, 1.0, 0.0, NAN]], equal_nan=True)
-    stalled = np.array([[1.0, 0.0, 0.0, 1.0]])
-    assert np.array_equal(gain_alpha.failures(err, stalled), [[1.0, 1.0, 0.0, NAN]], equal_nan=True)
-    # at equal loss a stalled run is a failure even with a small error
-    noisy = np.full((11, 10), 0.05)
-    stall = np.zeros((11, 10))
-    stall[10, :7] = 1
-    d = gain_alpha.decide(A, clean_falling(8), noisy, None, stall)
-    assert d["tail_noisy"]["p"] == approx(1 / 2**7) and d["verdict"] == "PASS"
-    assert d["summary"]["noisy"]["failure_rate"][10] == approx(0.7)
-    assert d["summary"]["noisy"]["median"][10] == approx(0.05)
-
-
-def test_gain_alpha_reports_mean_median_and_failure_rate_side_by_side():
-    noisy = noisy_failing(10, 3)  # alpha = 1: 3 of 10 at 0.3, 7 at 0.05
-    d = gain_alpha.decide(A, clean_falling(8), noisy)
-    s = d["summary"]["noisy"]
-    assert s["mean"][10] == approx(0.125) and s["median"][10] == approx(0.05)
-    assert s["failure_rate"][10] == approx(0.3) and s["failure_rate"][5] == 0.0
-    # the best alpha by mean is one without failures; by median every alpha ties
-    assert d["best"]["noisy"]["mean"] == 0.0 and d["best"]["noisy"]["median"] == 0.0
-    # clean: the first alpha whose eight errors are all <= 0.2 is 0.5 (0.3 - 5 x 0.02 - 5r/1000)
-    assert d["best"]["clean"] == {"mean": 1.0, "median": 1.0, "failure": 0.5}
-
-
-def test_gain_alpha_never_picks_a_missing_alpha_as_the_best_and_missing_fails():
-    noisy = np.full((11, 10), 0.2)
-    noisy[3] = 0.01  # alpha 0.3 lowest ...
-    noisy[3, 4] = NAN  # ... but with a missing value
-    noisy[6] = 0.1
-    d = gain_alpha.decide(A, clean_falling(8), noisy)
-    assert d["best"]["noisy"]["mean"] == 0.6 and d["best"]["noisy"]["median"] == 0.6
-    assert d["missing"] == 1 and d["verdict"] == "FAIL"
-    assert gain_alpha.best_alpha([0, 1], [[NAN], [NAN]], "mean") is None
-    d = gain_alpha.decide(A, clean_falling(8), noisy_failing(10, 7))
-    assert d["verdict"] == "PASS"
-    clean = clean_falling(8)
-    clean[0, 0] = NAN  # the tests would hold: the rule fails it
-    d = gain_alpha.decide(A, clean, noisy_failing(10, 7))
-    assert d["missing"] == 1 and d["verdict"] == "FAIL" and math.isnan(d["trend_clean"]["p"])
-
-
-def test_gain_alpha_equal_loss_measure_pairs_the_seed_and_flags_stalls():
-    from refimpl.claims._base import transfer_base
-
-    cfg = transfer_base(True, d=60, m=2, n_up=10, n_down=6, steps_up=20, n_test=200, seed=7)
-    r = gain_alpha.measure_at_loss(cfg, epsilon=1e-9, cap=5)  # unreachable: stalls
-    assert r["stalled_transfer"] == 1.0 and r["stalled_scratch"] == 1.0
-    assert r["steps_down"] == 5 and r["up_stopped_early"] == 0.0
-    r2 = gain_alpha.measure_at_loss(cfg, epsilon=10.0, cap=5)  # reached at step 0
-    assert r2["stalled_transfer"] == 0.0 and r2["steps_down"] == 0
-    assert r2["up_stopped_early"] == 1.0  # upstream stops too
+def examples(size):
+    """FAIL: the error rises with alpha; PASS (where the size has the seeds:
+    >= 7 seeds per regime, 1/2^7 < 0.01) as test_pass."""
+    clean, noisy = size.seeds["clean"], size.seeds["noisy"]
+    out = {"FAIL": _measurements(clean_falling(clean)[::-1], noisy_failing(noisy, 0))}
+    if min(clean, noisy) >= 7:
+        out["PASS"] = _measurements(clean_falling(clean), noisy_failing(noisy, 7))
+    return out

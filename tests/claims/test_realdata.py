@@ -433,3 +433,18 @@ def test_cli_quick(tmp_path, capsys):
         "points.csv",
         "runs.csv",
     ]
+
+
+# ----------------------------------------------------------------------
+# registry examples (tests/claims/test_declarations.py)
+def examples(size):
+    """PASS: rows that follow the paper (with the 12 seeds test_decide_pass
+    uses, where the size has them); FAIL: label noise helps."""
+    m = {"data": "synthetic rows", "scikit-learn": None, "cached": 0}
+    extra = dict.fromkeys(E.METRICS, 0.0)  # the metrics present() lists but does not judge
+    extra.update(split="s")
+    flip = _size_rows(size, lambda s, lv, x: _gain(s, lv, x, flip_sign=+1), seeds=size.seeds)
+    out = {"FAIL": dict(m, rows=[{**extra, **r} for r in flip])}
+    if size.seeds >= 12:
+        out["PASS"] = dict(m, rows=[{**extra, **r} for r in _size_rows(size, seeds=size.seeds)])
+    return out

@@ -13,21 +13,13 @@ import pytest
 
 from refimpl import claims
 from refimpl.cli import main
+from refimpl.config import Config
 from refimpl.lab import report as R
+from refimpl.lab.claim import Outcome, Protocol, Size, Skip, missing_note
 from refimpl.lab.figures import available
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = claims.names()
-
-
-def test_every_claim_is_discovered_and_declares_the_protocol():
-    assert set(claims.ORDER) <= set(NAMES)
-    for name in NAMES:
-        module = claims.load(name)
-        assert module.NAME == name
-        assert isinstance(module.CLAIM, str) and module.CLAIM
-        assert module.SOURCE in R.SOURCES, (name, module.SOURCE)
-        assert callable(module.run)
 
 
 def test_every_claim_has_its_thin_script():
@@ -37,26 +29,28 @@ def test_every_claim_has_its_thin_script():
         assert f'claim_main("{name}")' in script.read_text(), script
 
 
-def _fake(name, run, source="paper"):
-    return types.SimpleNamespace(NAME=name, CLAIM="a claim", SOURCE=source, run=run)
+def _fake(name, measure, source="paper", decide=None, statistic="a statistic"):
+    """A declared claim (refimpl/lab/claim.py) named ``name``: ``measure(size,
+    sweep)`` is given; ``decide`` returns the measurement as the verdict
+    unless given; ``present`` writes one line."""
+    size = Size({"base": Config()}, 1)
+    protocol = Protocol(name, "a claim", source, size, size, "s", "r", "2026-12-06")
+    return types.SimpleNamespace(
+        PROTOCOL=protocol,
+        measure=measure,
+        decide=decide or (lambda size, m: {"verdict": m, "missing": 0}),
+        present=lambda size, m, dec: Outcome(statistic, ["body"]),
+    )
 
 
 def test_a_broken_claim_is_reported_and_exits_1(tmp_path, monkeypatch):
-    def boom(out, quick=False, jobs=1):
+    def boom(size, sweep):
         raise RuntimeError("kaput")
 
-    def malformed(out, quick=False, jobs=1):
-        return {
-            "name": "gain_shared",
-            "claim": "c",
-            "source": "paper",
-            "statistic": "s",
-            "verdict": "MAYBE",
-            "markdown": "no line",
-        }
-
-    for fn, expect in ((boom, "kaput"), (malformed, "verdict is 'MAYBE'")):
-        monkeypatch.setattr(claims, "load", lambda n, fn=fn: _fake(n, fn))
+    cases = ((_fake("gain_shared", boom), "kaput"),)
+    cases += ((_fake("gain_shared", lambda size, sweep: "MAYBE"), "verdict is 'MAYBE'"),)
+    for fake, expect in cases:
+        monkeypatch.setattr(claims, "load", lambda n, fake=fake: fake)
         state = claims.run_claims(["gain_shared"], out=tmp_path, quick=True)
         entry = state["entries"][0]
         assert entry["verdict"] == "ERROR" and entry["status"] == "error"
@@ -66,13 +60,11 @@ def test_a_broken_claim_is_reported_and_exits_1(tmp_path, monkeypatch):
 
 
 def test_strict_turns_a_fail_into_exit_1_but_not_a_skip(tmp_path, monkeypatch):
-    def fails(out, quick=False, jobs=1):
-        return R.result("gain_shared", "c", "FAIL", "rho = -1", "body", source="paper")
+    def skips(size, sweep):
+        raise Skip("an extra is missing")
 
-    def skips(out, quick=False, jobs=1):
-        return R.skipped("gain_shared", "c", "paper", "an extra is missing")
-
-    monkeypatch.setattr(claims, "load", lambda n: _fake(n, fails))
+    fails = _fake("gain_shared", lambda size, sweep: "FAIL")
+    monkeypatch.setattr(claims, "load", lambda n: fails)
     state = claims.run_claims(["gain_shared"], out=tmp_path, quick=True)
     assert R.exit_status(state, strict=False) == 0
     assert R.exit_status(state, strict=True) == 1
@@ -83,12 +75,10 @@ def test_strict_turns_a_fail_into_exit_1_but_not_a_skip(tmp_path, monkeypatch):
 
 
 def test_report_keeps_earlier_sections_in_report_order(tmp_path, monkeypatch):
-    def ok(out, quick=False, jobs=1, name="x"):
-        return R.result(name, "c", "PASS", f"{name} holds", "body", source="framework")
+    def ok(n):
+        return _fake(n, lambda size, sweep: "PASS", "framework", statistic=f"{n} holds")
 
-    monkeypatch.setattr(
-        claims, "load", lambda n: _fake(n, lambda out, quick=False, jobs=1: ok(out, name=n))
-    )
+    monkeypatch.setattr(claims, "load", ok)
     claims.run_claims(["gain_alpha"], out=tmp_path, quick=True)
     state = claims.run_claims(["gain_shared"], out=tmp_path, quick=True)
     assert [e["name"] for e in state["entries"]] == ["gain_shared", "gain_alpha"]
@@ -168,7 +158,7 @@ def test_claim_outputs_are_well_formed(quick_suite, name):
     assert jsons, f"{name} wrote no JSON"
     for path in jsons:
         text = path.read_text()
-        json.loads(text, parse_constant=lambda c: pytest.fail(f"{path.name}: {c} in JSON"))
+        json.loads(text, parse_constant=lambda c, p=path: pytest.fail(f"{p.name}: {c} in JSON"))
     for path in folder.glob("*.csv"):
         with open(path, newline="") as fh:
             rows = list(csv.reader(fh))
@@ -228,14 +218,14 @@ def test_replication_draws_other_seeds_and_adds_a_column(tmp_path, monkeypatch):
 
     seen = []
 
-    def claim(out, quick=False, jobs=1, name="x"):
-        seen.append((name, stream_salt(name), str(out)))
-        verdict = "PASS" if name == "gain_shared" or "replicate" not in str(out) else "FAIL"
-        return R.result(name, "c", verdict, "s", "body", source="paper")
+    def fake(n):
+        def measure(size, sweep):
+            seen.append((n, stream_salt(n), str(sweep.out)))
+            return "PASS" if n == "gain_shared" or "replicate" not in str(sweep.out) else "FAIL"
 
-    monkeypatch.setattr(
-        claims, "load", lambda n: _fake(n, lambda out, quick=False, jobs=1: claim(out, name=n))
-    )
+        return _fake(n, measure)
+
+    monkeypatch.setattr(claims, "load", fake)
     claims.run_claims(["gain_shared", "gain_alpha"], out=tmp_path, quick=True)
     state = claims.run_claims(
         ["gain_shared", "gain_alpha"], out=tmp_path, quick=True, replicate="r1"
@@ -253,3 +243,16 @@ def test_replication_draws_other_seeds_and_adds_a_column(tmp_path, monkeypatch):
     assert stream_salt("gain_shared") == "gain_shared"  # the original stream afterwards
     with pytest.raises(Exception, match="--replicate"):
         claims.run_claims(["gain_shared"], out=tmp_path, replicate="../x")
+
+
+def test_a_missing_value_turns_the_verdict_into_fail_in_the_json(tmp_path, monkeypatch):
+    """decide's tests say PASS but one value is missing: the reported verdict,
+    the JSON's and the statistic all say FAIL and why."""
+    fake = _fake("gain_shared", lambda size, sweep: "PASS")
+    fake.decide = lambda size, m: {"verdict": "PASS", "missing": 1}
+    monkeypatch.setattr(claims, "load", lambda n: fake)
+    entry = claims.run_claims(["gain_shared"], out=tmp_path, quick=True)["entries"][0]
+    saved = json.loads((tmp_path / "gain_shared" / "gain_shared.json").read_text())
+    assert entry["verdict"] == saved["verdict"] == "FAIL" and saved["verdict_tests"] == "PASS"
+    assert saved["n_missing"] == 1 and missing_note(1) in saved["statistic"]
+    assert saved["protocol_hash"] == fake.PROTOCOL.hash(True)

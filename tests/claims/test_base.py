@@ -1,0 +1,39 @@
+"""The shared procedures of the claims (refimpl/claims/_base.py) on hand-made
+values with known answers (the trend procedure: test_trend_claims.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from refimpl.claims import _base as B
+
+NAN = float("nan")
+
+
+def test_stalled_runs_are_those_above_the_loss_target():
+    got = B.stalled([[1e-3, 2e-3, 5e-4], [NAN, 0.07, 1e-3]], 1e-3)
+    assert np.array_equal(got[0], [0, 1, 0]) and math.isnan(got[1, 0])
+    assert np.array_equal(got[1, 1:], [1, 0])  # met at the cap: reached
+
+
+def test_point_summary_puts_mean_median_and_failure_rate_side_by_side():
+    # err_transfer: two good runs and one failure (0.26 > 0.2); err_scratch 0.25 each
+    et = np.array([[0.01, 0.03, 0.26]])
+    es = np.full((1, 3), 0.25)
+    s = B.point_summary(et, es, [[5e-4, 5e-4, 0.07]], [[5e-4] * 3], 1e-3)
+    assert s["err_transfer_mean"][0] == pytest.approx(0.1, rel=1e-12)
+    assert s["err_transfer_median"][0] == pytest.approx(0.03)
+    assert s["fail_transfer"][0] == pytest.approx(1 / 3) and s["fail_scratch"][0] == 1.0
+    assert s["gain_median"][0] == pytest.approx(0.22) and s["gain_mean"][0] == pytest.approx(0.15)
+    assert s["stalled_transfer"][0] == 1 and s["stalled_scratch"][0] == 0
+    # gains 0.24, 0.22, -0.01: the negative one has the smallest magnitude: p = 2/2^3
+    assert s["p_gain_wilcoxon"][0] == pytest.approx(2 / 8)
+
+
+def test_as_float_reads_none_as_nan_at_any_depth():
+    got = B.as_float([[1, None], (2.5, 3)])
+    assert got.dtype == float and got.shape == (2, 2) and math.isnan(got[0, 1])
+    assert got[1].tolist() == [2.5, 3.0]

@@ -1,478 +1,349 @@
-"""coefficients: the signal-learning and noise-memorisation coefficients step
-by step, the exactness of the decomposition, and the stage-1 ratio
-(docs/model.md §s 4 and 7).
+"""coefficients: the signal-learning and noise-memorisation coefficients step by step, the
+exactness of the decomposition, and the stage-1 ratio (docs/model.md §4 and §7). The design is
+:data:`PROTOCOL`; its three parts:
 
-1. One small run, every GD step kept (d = 150, m = 3, N_1 = 30, N_2 = 8, |u| = 2,
-   |v_1| = |v_2| = 1, sigma_p = 1, p_1 = 0, p_2 = 0.1, alpha = 0.5, 80 steps
-   per stage): ``coefficients_<stage>.csv`` with columns step, j (+1/-1), r,
-   i, coefficient (gamma: i is the signal index s; rho_bar, rho_under: i is
-   the training sample), value — the reference for a framework-based
-   implementation (issue 4's cross-check).
-2. The decomposition checks on 10 seeds at the full transfer size of
-   :data:`refimpl.validate.TRANSFER_BASE` (21 snapshots per stage): the
-   reconstruction of W from the coefficients and the independent projection
-   must agree with GD to 1e-8 (relative), and every invariant that applies
-   (lambda = 0: rho-bar >= 0 nondecreasing, rho-underline <= 0
-   nonincreasing; with clean labels, gamma nondecreasing) must hold.
-3. Stage-1 ratio: one task, eta = 0.1, 5 GD steps (the loss derivative is
-   still about -1/2), over N in {20, 40, 80, 160} and |mu| in {0.5, 1, 2, 4}
-   at d = 800, 10 seeds each: the ratio mean gamma / mean rho-bar against
-   n|mu|^2/(sigma_p^2 d). Test: least-squares slope of log(ratio) on
-   log(n|mu|^2/(sigma_p^2 d)) over all seeds, with its 95% t confidence
-   interval; the theory predicts slope 1. Equivalence rule: the whole
-   interval must lie within 1 +- 0.05 (RATIO_MARGIN). Note: over these first
-   steps the loss derivative is about -1/2 for every sample, so the
-   recursions of docs/model.md § 4 give gamma ~ t eta |mu|^2 / (2m) and
-   rho-bar ~ t eta sigma_p^2 d / (2 n m) (times the fraction of active
-   ReLUs) almost algebraically: the ratio is a check that the implemented
-   recursions have the right scaling, not an independent test of the
-   theory's long-run dynamics.
-
-Verdict: PASS when the checks of 2 hold on every seed and stage (every
-value measured: a missing one fails) and the interval of 3 lies within
-1 +- 0.05.
+1. one small run, every GD step kept: the coefficients of every stage as
+   ``coefficients_<stage>.csv``, a reference for other implementations of the framework;
+2. the decomposition checks (reconstruction, projection, invariants) on every seed at the base
+   transfer size, the verdict's first half;
+3. the stage-1 ratio mean gamma / mean rho-bar against n|mu|^2/(sigma_p^2 d) over a grid of N
+   and |mu|: the log-log slope's 95% t interval within 1 +- 0.05, the verdict's second half.
 """
+
+import csv
+import io
+import json
 
 import numpy as np
 import scipy.stats
 
-from .. import files
 from ..config import Config
 from ..decomposition import J, own_entries
+from ..files import jsonable
 from ..lab import figures as F
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.protocol import Protocol
-from ..lab.sweep import run_sweep
+from ..lab.claim import Figure, Outcome, Protocol, Size, Table
 from ..transfer import STAGES, run_experiment
-from ._base import TRANSFER_BASE, transfer_base
+from . import _base as B
 
-NAME = "coefficients"
-CLAIM = (
-    "the tracked coefficients reproduce GD exactly, obey the section-4 invariants, and "
-    "gamma / rho-bar in stage 1 scales as n|mu|^2/(sigma_p^2 d) (log-log slope within "
-    "1 +- 0.05, whole 95% CI)"
-)
-SOURCE = "framework"
 TOL = 1e-8
+"""Largest relative discrepancy of the reconstruction and the projection against GD."""
 RATIO_MARGIN = 0.05
 """Equivalence margin of the stage-1 slope (theory 1)."""
 CHECKS = ("reconstruction", "projection", "invariants_applicable", "invariants_broken")
 """The per-seed numbers of the decomposition checks, per stage."""
+STEP_FIELDS = ("steps", "gamma", "rho_bar", "rho_under")
+STEP_HEADER = ["step", "j", "r", "i", "coefficient", "value"]
+RATIO_HEADER = ["n", "mu_norm", "d", "theory_ratio", "measured_ratio", "measured_ratio_se"]
+
+STEPS_RUN = dict(B.TRANSFER_BASE, d=150, m=3, n_up=30, n_down=8, u_norm=2.0, alpha=0.5)
+STEPS_RUN.update(steps_up=80, steps_down=80, snapshots=81, flip_up=0.0, flip_down=0.1)
+STEPS_RUN.update(n_test=5000, seed=20250926)
+"""The step-by-step run (full size): every GD step a snapshot."""
+RATIO_BASE = dict(d=800, m=10, n_down=1, v_up_norm=0.0, v_down_norm=0.0, sigma_p=1.0, flip=0.0)
+RATIO_BASE.update(eta=0.1, sigma_0=0.01, steps_up=5, steps_down=0, snapshots=2, n_test=100)
+RATIO_BASE.update(epsilon=0.0, weight_decay_up=0.0, layout="joint")
+"""The stage-1 ratio's task (full size): one task, eta = 0.1, 5 GD steps."""
 
 
-REPS, QUICK_REPS = 10, 2
+def _size(quick, seeds, ns, mus, steps_run=None, ratio=None):
+    """A size: the step-by-step run, the checks' base regime and the stage-1 grid."""
+    base, cells = {**RATIO_BASE, **(ratio or {})}, [(n, mu) for n in ns for mu in mus]
+    grid = [Config.from_dict({**base, "n_up": n, "u_norm": mu}) for n, mu in cells]
+    configs = {
+        "steps_run": Config.from_dict({**STEPS_RUN, **(steps_run or {})}),
+        "checks": B.transfer_base(quick, snapshots=21),
+        "ratio": grid,
+    }
+    return Size(configs, seeds)
 
 
-def _protocol(quick):
-    return Protocol(
-        claim=NAME,
-        grid={
-            "steps_run": _steps_config(quick).seed_fields(),
-            "checks": transfer_base(quick, snapshots=21).seed_fields(),
-            "stage1_ratio": {
-                "base": _ratio_grid(quick)[0].seed_fields(),
-                "n": sorted({c.n_up for c in _ratio_grid(quick)}),
-                "mu": sorted({c.u_norm for c in _ratio_grid(quick)}),
-            },
-        },
-        seeds=QUICK_REPS if quick else REPS,
-        statistic=(
-            "largest relative discrepancy of the reconstruction and of the projection "
-            "against GD, invariant counts, per stage and seed; least-squares slope of "
-            "log(mean gamma / mean rho-bar) on log(n|mu|^2/(sigma_p^2 d)) over every "
-            "seed, with its 95% t interval"
-        ),
-        pass_rule=(
-            f"every discrepancy <= {TOL:g} and no invariant broken on every seed and "
-            f"stage; the whole slope interval within 1 +- {RATIO_MARGIN:g}; no missing "
-            "value"
-        ),
-        fixed="2026-11-28 (before the first full report; unchanged since)",
-        extra={"salt": NAME, "pairing": "none"},
-    )
+def _quick():
+    """The CI size: fewer seeds, a smaller step-by-step run, a 2 x 2 grid at d = 200."""
+    run = dict(d=60, n_up=12, n_down=6, steps_up=20, steps_down=20, snapshots=21, n_test=1000)
+    return _size(True, 2, [10, 20], [1.0, 2.0], run, ratio=dict(d=200, m=4))
 
 
-DISCLOSURES = []
-"""No protocol change after a full run (the audit found none, §3.1)."""
+NOTE = (
+    "over these 5 steps the loss derivative is still about -1/2 for every sample, so the "
+    "recursions of docs/model.md § 4 make gamma grow by about eta |mu|^2/(2m) and rho-bar by "
+    "about eta sigma_p^2 d/(2 n m) per step (times the fraction of active ReLUs): the ratio "
+    "n|mu|^2/(sigma_p^2 d) follows almost algebraically. This part checks that the implemented "
+    "recursions scale right; it is not independent evidence for the theory's long-run dynamics."
+)
+"""Why the stage-1 ratio is near-algebraic (docs/model.md §4)."""
 
 
-def _steps_config(quick):
-    c = dict(
-        TRANSFER_BASE,
-        d=150,
-        m=3,
-        n_up=30,
-        n_down=8,
-        u_norm=2.0,
-        steps_up=80,
-        steps_down=80,
-        snapshots=81,
-        alpha=0.5,
-        flip_up=0.0,
-        flip_down=0.1,
-        n_test=5000,
-        seed=20250926,
-    )
-    if quick:
-        c.update(d=60, n_up=12, n_down=6, steps_up=20, steps_down=20, snapshots=21, n_test=1000)
-    return Config.from_dict(c)
+PROTOCOL = Protocol(
+    name="coefficients",
+    claim=(
+        "the tracked coefficients reproduce GD exactly, obey the section-4 invariants, and "
+        "gamma / rho-bar in stage 1 scales as n|mu|^2/(sigma_p^2 d) (log-log slope within "
+        "1 +- 0.05, whole 95% CI)"
+    ),
+    source="framework",
+    full=_size(False, 10, [20, 40, 80, 160], [0.5, 1.0, 2.0, 4.0]),
+    quick=_quick(),
+    statistic=(
+        "largest relative discrepancy of the reconstruction and of the projection "
+        "against GD, invariant counts, per stage and seed; least-squares slope of "
+        "log(mean gamma / mean rho-bar) on log(n|mu|^2/(sigma_p^2 d)) over every "
+        "seed, with its 95% t interval"
+    ),
+    pass_rule=(
+        f"every discrepancy <= {TOL:g} and no invariant broken on every seed and "
+        f"stage; the whole slope interval within 1 +- {RATIO_MARGIN:g}; no missing value"
+    ),
+    fixed="2026-11-28 (before the first full report; unchanged since)",
+    salt="coefficients",
+    pairing="none: the three parts have their own configs and seeds",
+    rules={
+        "tolerance": f"relative discrepancy <= {TOL:g} (reconstruction and projection)",
+        "invariants": "lambda = 0: rho-bar >= 0 nondecreasing, rho-underline <= 0 "
+        "nonincreasing; with clean labels, gamma nondecreasing (docs/model.md §4)",
+        "equivalence": f"the whole 95% t interval of the slope within 1 +- {RATIO_MARGIN:g}",
+    },
+    notes={
+        "step-by-step run": "not in the verdict: every GD step of one run, written as "
+        "coefficients_<stage>.csv, a reference for other implementations",
+        "near-algebraic ratio": NOTE,
+        "disclosures": "none: the protocol has not changed since it was fixed",
+    },
+    hash_scheme1="83bc7f45597d",
+)
 
 
-def _write_steps(folder, quick):
-    cfg = _steps_config(quick)
-    exp = run_experiment(cfg)
-    step_files = {}
+def _step_run(config):
+    """The step-by-step run: per stage the snapshot steps, the coefficients, the
+    training labels and the test error."""
+    exp = run_experiment(config)
+    out = {s: {k: getattr(exp.stages[s], k) for k in STEP_FIELDS} for s in STAGES}
     for s in STAGES:
-        st = exp.stages[s]
-        rows = []
-        K, _, m, n_signals = st.gamma.shape
-        n = st.rho_bar.shape[-1]
-        for k in range(K):
-            step = int(st.steps[k])
-            for jj, j in enumerate(J.astype(int)):  # j = +1, -1: axis 0 of W
-                for r in range(m):
-                    for si in range(n_signals):
-                        rows.append([step, int(j), r, si, "gamma", float(st.gamma[k, jj, r, si])])
-                    for i in range(n):
-                        rows.append([step, int(j), r, i, "rho_bar", float(st.rho_bar[k, jj, r, i])])
-                    for i in range(n):
-                        rows.append(
-                            [step, int(j), r, i, "rho_under", float(st.rho_under[k, jj, r, i])]
-                        )
-        step_files[s] = files.write_csv(
-            folder / f"coefficients_{s}.csv", ["step", "j", "r", "i", "coefficient", "value"], rows
-        )
-    files.write_json(
-        folder / "coefficients_config.json",
-        {
-            "config": cfg.to_dict(),
-            "note": "the run behind coefficients_<stage>.csv; "
-            "every GD step is a row group; j = +1/-1 is axis 0 of W (docs/model.md § 1)",
-            "test_error": {s: exp.test_error(s) for s in STAGES},
-        },
-    )
-    return exp, step_files
+        out[s].update(y=np.asarray(exp.stages[s].task.y), test_error=exp.test_error(s))
+    return out
 
 
-def _figure_steps(path, exp):
-    if not F.available():
-        return []
-    fig, axes = F.subplots(1, 3, figsize=(12, 3.6))
-    for ax, s in zip(axes, STAGES):
-        st = exp.stages[s]
-        t = st.steps
-        g = st.gamma.sum(axis=-1)  # (K, 2, m)
-        rb = np.where(own_entries(st.task.y), st.rho_bar, np.nan)  # y_i = j, docs/model.md §4
-        ax.plot(t, g.reshape(len(t), -1).mean(axis=1), "C0-", label="mean gamma")
-        ax.plot(t, g.reshape(len(t), -1).max(axis=1), "C0:", label="max gamma")
-        ax.plot(
-            t, np.nanmean(rb.reshape(len(t), -1), axis=1), "C1-", label="mean rho-bar (y_i = j)"
-        )
-        ax.plot(t, np.nanmax(rb.reshape(len(t), -1), axis=1), "C1:", label="max rho-bar")
-        ax.plot(t, st.rho_under.reshape(len(t), -1).min(axis=1), "C2:", label="min rho-under")
-        ax.set_title(f"stage {s}", fontsize=10)
-        ax.set_xlabel("GD step")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("coefficient")
-    axes[0].legend(fontsize=7)
-    return [F.save(fig, path, dpi=90)]
+def measure(size, sweep):
+    """``{"steps": {stage: arrays}, "checks": {stage: {check: (seeds,), "broken":
+    [names per seed]}}, "ratio": {"gamma", "rho": (cells, seeds)}}``."""
+    metrics = [f"{s}_{k}" for s in STAGES for k in CHECKS] + [f"{s}_broken" for s in STAGES]
+    chk = sweep([size.configs["checks"]], label="checks", measure="checks", metrics=metrics)
+    checks = {s: {k: chk.values(f"{s}_{k}") for k in CHECKS} for s in STAGES}
+    for s in STAGES:
+        checks[s]["broken"] = [r[f"{s}_broken"] for r in chk.results[0]]
+    single = dict(measure="single", metrics=("gamma_mean", "rho_mean"))
+    rs = sweep(size.configs["ratio"], label="stage-1 ratio", **single)
+    ratio = {"gamma": rs.values("gamma_mean"), "rho": rs.values("rho_mean")}
+    return {"steps": _step_run(size.configs["steps_run"]), "checks": checks, "ratio": ratio}
 
 
-def _ratio_grid(quick):
-    ns = [10, 20] if quick else [20, 40, 80, 160]
-    mus = [1.0, 2.0] if quick else [0.5, 1.0, 2.0, 4.0]
-    base = dict(
-        d=800,
-        m=10,
-        n_down=1,
-        v_up_norm=0.0,
-        v_down_norm=0.0,
-        sigma_p=1.0,
-        flip=0.0,
-        eta=0.1,
-        sigma_0=0.01,
-        steps_up=5,
-        steps_down=0,
-        snapshots=2,
-        n_test=100,
-        epsilon=0.0,
-        weight_decay_up=0.0,
-        layout="joint",
-    )
-    if quick:
-        base.update(d=200, m=4)
-    return [Config.from_dict({**base, "n_up": n, "u_norm": mu}) for n in ns for mu in mus]
+def theory_ratio(grid):
+    """n|mu|^2/(sigma_p^2 d) per config (docs/model.md §7)."""
+    return np.array([c.n_up * c.u_norm**2 / (c.sigma_p_up**2 * c.d) for c in grid])
 
 
-PROTOCOL = _protocol(False)
-"""The full-size protocol, declared before the run."""
-QUICK_PROTOCOL = _protocol(True)
-
-
-def decide(checks, theory, gamma, rho):
-    """The verdict from the measured checks and stage-1 coefficients (pure:
-    no files, no sweeps).
-
-    Parameters
-    ----------
-    checks : dict
-        stage -> {name -> array of shape (seeds,)} for every name of
-        :data:`CHECKS`: the largest relative discrepancies of the
-        reconstruction and of the projection, and the counts of invariant
-        checks that applied and that broke (NaN: missing).
-    theory : array of shape (cells,)
-        n|mu|^2/(sigma_p^2 d) per cell of the stage-1 grid.
-    gamma, rho : arrays of shape (cells, seeds)
-        Mean gamma and mean rho-bar after stage 1, per cell and seed.
-
-    Returns
-    -------
-    dict
-        ``verdict`` ("PASS" when every check holds on every seed and stage,
-        every check value measured, and the whole 95% t interval of the
-        least-squares slope of log(gamma/rho) on log(theory), over every
-        seed, lies within 1 +- RATIO_MARGIN, and no value is missing; else
-        "FAIL"), ``verdict_tests`` (without the missing-value rule for the
-        ratio, what ``coefficients.json`` records; a missing check value
-        fails the checks themselves), ``missing`` (missing check values plus
-        missing or non-positive ratios, left out of the fit),
-        ``missing_checks``, ``missing_ratio``, ``worst`` (stage -> the
-        largest discrepancies and the summed invariant counts),
-        ``ok_exact``, ``ratio`` (gamma / rho), ``fit`` (``slope``,
-        ``intercept``, ``stderr``, ``r``, ``n_points``), ``ci`` and
-        ``ok_ratio``.
-    """
-    # every value counts: a missing (non-finite) discrepancy is not a pass
-    missing_checks = S.n_missing(*[np.asarray(checks[s][k]) for s in checks for k in CHECKS])
-    worst = {
+def _worst(checks):
+    """Per stage: the largest discrepancies, the summed invariant counts and the
+    names of the invariants that broke on some seed."""
+    return {
         s: {
             "reconstruction": float(np.max(c["reconstruction"])),
             "projection": float(np.max(c["projection"])),
             "invariants_applicable": int(np.nan_to_num(c["invariants_applicable"]).sum()),
             "invariants_broken": int(np.nan_to_num(c["invariants_broken"]).sum()),
+            "broken": sorted({b for b in c["broken"] if b}),
         }
         for s, c in checks.items()
     }
-    ok_exact = missing_checks == 0 and all(
-        w["reconstruction"] <= TOL and w["projection"] <= TOL and w["invariants_broken"] == 0
-        for w in worst.values()
-    )
+
+
+def _slope(theory, gamma, rho):
+    """Least-squares slope of log(gamma / rho) on log(theory) over every seed
+    (non-finite or non-positive ratios left out and counted), its 95% t interval."""
     reps = np.shape(gamma)[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         measured = np.asarray(gamma) / np.asarray(rho)  # (cells, reps)
         y_all = np.log(measured.ravel())
     x_all = np.log(np.repeat(theory, reps))
     finite = np.isfinite(y_all)
-    missing_ratio = int(np.sum(~finite))  # a missing or non-positive ratio is not measured
     x, y = x_all[finite], y_all[finite]
     fit = scipy.stats.linregress(x, y)
     tq = scipy.stats.t.ppf(0.975, len(x) - 2)
     ci = (fit.slope - tq * fit.stderr, fit.slope + tq * fit.stderr)
+    summary = {"slope": fit.slope, "intercept": fit.intercept, "stderr": fit.stderr}
+    summary.update(r=fit.rvalue, n_points=len(x))
+    return measured, int(np.sum(~finite)), summary, ci
+
+
+def decide(size, m):
+    """The verdict (pure): PASS when every check holds on every seed and stage
+    (a missing check value fails them) and the whole 95% t interval of the
+    stage-1 slope lies within 1 +- RATIO_MARGIN; a missing or non-positive ratio
+    is left out of the fit and counted in ``missing``. Also ``worst`` (per
+    stage), ``ratio`` (gamma / rho), ``fit``, ``ci``, ``ok_exact``, ``ok_ratio``."""
+    checks = m["checks"]
+    missing_checks = S.n_missing(*[np.asarray(checks[s][k]) for s in checks for k in CHECKS])
+    worst = _worst(checks)
+    ok_exact = missing_checks == 0 and all(
+        w["reconstruction"] <= TOL and w["projection"] <= TOL and w["invariants_broken"] == 0
+        for w in worst.values()
+    )
+    theory = theory_ratio(size.configs["ratio"])
+    measured, missing_ratio, fit, ci = _slope(theory, m["ratio"]["gamma"], m["ratio"]["rho"])
     ok_ratio = S.equivalent(ci, 1.0, RATIO_MARGIN)  # whole CI within 1 +- margin
     missing = missing_checks + missing_ratio
     tests = "PASS" if ok_exact and ok_ratio else "FAIL"
-    return {
-        "verdict": "FAIL" if missing else tests,
-        "verdict_tests": tests,
-        "missing": missing,
-        "missing_checks": missing_checks,
-        "missing_ratio": missing_ratio,
-        "worst": worst,
-        "ok_exact": ok_exact,
-        "ratio": measured,
-        "ci": ci,
-        "ok_ratio": ok_ratio,
-        "fit": {
-            "slope": fit.slope,
-            "intercept": fit.intercept,
-            "stderr": fit.stderr,
-            "r": fit.rvalue,
-            "n_points": len(x),
-        },
+    dec = dict(verdict="FAIL" if missing else tests, verdict_tests=tests, missing=missing)
+    dec.update(missing_checks=missing_checks, missing_ratio=missing_ratio, worst=worst)
+    dec.update(ok_exact=ok_exact, ratio=measured, fit=fit, ci=ci, ok_ratio=ok_ratio)
+    return dec
+
+
+def _step_csv(st):
+    """``coefficients_<stage>.csv`` of one stage, a row per snapshot, class j, filter r and
+    coefficient entry, as text written as the lab writes CSVs (floats by repr, non-finite ones
+    empty): an attachment, too large for the JSON's tables."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(STEP_HEADER)
+    for k, step in enumerate(st["steps"]):
+        for jj, j in enumerate(J.astype(int)):  # j = +1, -1: axis 0 of W
+            for r in range(st["gamma"].shape[2]):
+                for name in STEP_FIELDS[1:]:  # gamma per signal s, rho per sample i
+                    values = [float(v) if np.isfinite(v) else "" for v in st[name][k, jj, r]]
+                    w.writerows([int(step), int(j), r, i, name, v] for i, v in enumerate(values))
+    return buf.getvalue()
+
+
+def _attachments(size, steps):
+    """``coefficients_<stage>.csv`` per stage and ``coefficients_config.json``."""
+    out = {f"coefficients_{s}.csv": _step_csv(steps[s]) for s in STAGES}
+    config = {
+        "config": size.configs["steps_run"].to_dict(),
+        "note": "the run behind coefficients_<stage>.csv; "
+        "every GD step is a row group; j = +1/-1 is axis 0 of W (docs/model.md § 1)",
+        "test_error": {s: steps[s]["test_error"] for s in STAGES},
     }
+    text = json.dumps(jsonable(config), indent=2, sort_keys=True, allow_nan=False)
+    return {**out, "coefficients_config.json": text + "\n"}
 
 
-def _figure_ratio(path, theory, measured, fit, ci, reps):
-    if not F.available():
-        return []
+def _draw_steps(path, steps):
+    """Mean and max gamma, mean and max rho-bar (entries y_i = j) and min
+    rho-underline over the GD steps, one panel per stage."""
+    fig, axes = F.subplots(1, 3, figsize=(12, 3.6))
+    for ax, s in zip(axes, STAGES, strict=True):
+        st = steps[s]
+        t = st["steps"]
+        g = st["gamma"].sum(axis=-1).reshape(len(t), -1)  # (K, 2 m)
+        rb = np.where(own_entries(st["y"]), st["rho_bar"], np.nan).reshape(len(t), -1)
+        ax.plot(t, g.mean(axis=1), "C0-", label="mean gamma")
+        ax.plot(t, g.max(axis=1), "C0:", label="max gamma")
+        ax.plot(t, np.nanmean(rb, axis=1), "C1-", label="mean rho-bar (y_i = j)")
+        ax.plot(t, np.nanmax(rb, axis=1), "C1:", label="max rho-bar")
+        ax.plot(t, st["rho_under"].reshape(len(t), -1).min(axis=1), "C2:", label="min rho-under")
+        ax.set_title(f"stage {s}", fontsize=10)
+        ax.set_xlabel("GD step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("coefficient")
+    axes[0].legend(fontsize=7)
+    F.save(fig, path, dpi=90)
+
+
+def _draw_ratio(path, theory, dec, reps):
+    """The measured stage-1 ratio against the theory's, with the fitted line."""
+    measured, fit, ci = dec["ratio"], dec["fit"], dec["ci"]
     fig, ax = F.subplots(figsize=(5.6, 4.4))
-    ax.errorbar(
-        theory,
-        measured.mean(axis=1),
-        yerr=measured.std(axis=1, ddof=1) / np.sqrt(reps),
-        fmt="o",
-        ms=4,
-        capsize=3,
-        label=f"measured ({reps} seeds)",
-    )
+    style = dict(fmt="o", ms=4, capsize=3, label=f"measured ({reps} seeds)")
+    ax.errorbar(theory, measured.mean(axis=1), yerr=S.sem(measured, axis=1), **style)
     tt = np.geomspace(theory.min(), theory.max(), 50)
-    ax.plot(
-        tt,
-        np.exp(fit["intercept"]) * tt ** fit["slope"],
-        "C1-",
-        label=f"fit: slope {fit['slope']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]",
-    )
+    label = f"fit: slope {fit['slope']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    ax.plot(tt, np.exp(fit["intercept"]) * tt ** fit["slope"], "C1-", label=label)
     ax.plot(tt, tt, "k--", lw=0.8, label="ratio = n|mu|^2/(sigma_p^2 d)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("n |mu|^2 / (sigma_p^2 d)")
-    ax.set_ylabel("mean gamma / mean rho-bar (stage 1)")
+    ylabel = "mean gamma / mean rho-bar (stage 1)"
+    ax.set(xscale="log", yscale="log", xlabel="n |mu|^2 / (sigma_p^2 d)", ylabel=ylabel)
     ax.set_title("stage-1 ratio of signal learning to noise memorisation", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    return [F.save(fig, path, dpi=100)]
+    F.save(fig, path, dpi=100)
 
 
 def _statistic(dec):
-    worst, fit, ci = dec["worst"], dec["fit"], dec["ci"]
-    rec = max(w["reconstruction"] for w in worst.values())
-    proj = max(w["projection"] for w in worst.values())
+    worst, fit, ci = dec["worst"].values(), dec["fit"], dec["ci"]
+    rec = max(w["reconstruction"] for w in worst)
+    proj = max(w["projection"] for w in worst)
     return (
         f"max relative discrepancy: reconstruction {rec:.1e}, projection {proj:.1e} "
         f"(tolerance {TOL:g}); invariants broken: "
-        f"{sum(w['invariants_broken'] for w in worst.values())}; stage-1 slope of "
+        f"{sum(w['invariants_broken'] for w in worst)}; stage-1 slope of "
         f"log(gamma/rho-bar) on log(n|mu|^2/(sigma_p^2 d)) = {fit['slope']:.3f}, 95% CI "
         f"[{ci[0]:.3f}, {ci[1]:.3f}] (theory 1 ± {RATIO_MARGIN:g}; near-algebraic over 5 steps)"
     )
 
 
-def _body(quick, dec, step_files, chk_base, grid, rows, reps, figs):
-    c = _steps_config(quick)
-    fit = dec["fit"]
-    checks = R.markdown_table(
-        ["stage", "max reconstruction", "max projection", "invariant checks", "broken"],
-        [
-            [
-                s,
-                f"{w['reconstruction']:.1e}",
-                f"{w['projection']:.1e}",
-                str(w["invariants_applicable"]),
-                str(w["invariants_broken"])
-                + (f" ({', '.join(w['broken'])})" if w["broken"] else ""),
-            ]
-            for s, w in dec["worst"].items()
-        ],
+def _checks_table(size, dec):
+    c = size.configs["checks"]
+    title = (
+        f"Decomposition checks over {size.seeds} seeds at d = {c.d}, m = {c.m}, "
+        f"N_1 = {c.n_up}, N_2 = {c.n_down}, {c.snapshots} snapshots per stage "
+        f"({'all hold' if dec['ok_exact'] else 'NOT all hold'}):"
     )
-    ratio = R.markdown_table(
-        ["n", "|mu|", "n|mu|^2/(sigma_p^2 d)", "measured gamma/rho-bar"],
-        [[str(r[0]), f"{r[1]:g}", r[3], R.fmt_mean_se(r[4], r[5], 3)] for r in rows],
-    )
-    return "\n\n".join(
-        [
-            f"Step-by-step coefficients (every GD step; d = {c.d}, m = {c.m}, N_1 = {c.n_up}, "
-            f"N_2 = {c.n_down}, {c.steps_up} steps per stage, seed {c.seed}): "
-            + ", ".join(f"`{NAME}/{p.name}`" for p in step_files.values())
-            + " (columns step, j, r, i, "
-            "coefficient, value).",
-            f"Decomposition checks over {reps} seeds at d = {chk_base.d}, m = {chk_base.m}, "
-            f"N_1 = {chk_base.n_up}, N_2 = {chk_base.n_down}, 21 snapshots per stage "
-            f"({'all hold' if dec['ok_exact'] else 'NOT all hold'}):",
-            checks,
-            f"Stage-1 ratio (eta = {grid[0].eta:g}, {grid[0].steps_up} steps, d = {grid[0].d}, "
-            f"m = {grid[0].m}; {reps} seeds per cell; intercept exp({fit['intercept']:.3f}) = "
-            f"{np.exp(fit['intercept']):.3f}; the whole slope CI {'lies' if dec['ok_ratio'] else 'does NOT lie'} "
-            f"within 1 ± {RATIO_MARGIN:g}, the equivalence rule):",
-            ratio,
-            "Note: over these 5 steps the loss derivative is still about -1/2 for every sample, so "
-            "the recursions of docs/model.md § 4 make gamma grow by about eta |mu|^2/(2m) and "
-            "rho-bar by about eta sigma_p^2 d/(2 n m) per step (times the fraction of active ReLUs): "
-            "the ratio n|mu|^2/(sigma_p^2 d) follows almost algebraically. This part checks that the "
-            "implemented recursions scale right; it is not independent evidence for the theory's "
-            "long-run dynamics.",
-            R.figure_note(figs),
-        ]
-    )
-
-
-def run(out, quick=False, jobs=1):
-    folder = R.claim_folder(out, NAME)
-    reps = QUICK_REPS if quick else REPS
-    exp, step_files = _write_steps(folder, quick)
-    figs = _figure_steps(folder / "coefficients_steps.png", exp)
-    # 2. exactness on many seeds
-    chk_base = transfer_base(quick, snapshots=21)
-    chk = run_sweep(
-        [chk_base],
-        measure="checks",
-        replicates=reps,
-        jobs=jobs,
-        cache=R.cache_dir(out),
-        label=f"{NAME} checks",
-        salt=NAME,
-        metrics=[f"{s}_{k}" for s in STAGES for k in CHECKS] + [f"{s}_broken" for s in STAGES],
-    )
-    # 3. stage-1 ratio
-    grid = _ratio_grid(quick)
-    rs = run_sweep(
-        grid,
-        measure="single",
-        replicates=reps,
-        jobs=jobs,
-        cache=R.cache_dir(out),
-        label=f"{NAME} stage-1 ratio",
-        salt=NAME,
-        metrics=("gamma_mean", "rho_mean"),
-    )
-    theory = np.array(
-        [c.n_up * c.u_norm**2 / (c.sigma_p_up**2 * c.d) for c in grid]
-    )  # docs/model.md §7
-    dec = decide(
-        {s: {k: chk.values(f"{s}_{k}") for k in CHECKS} for s in STAGES},
-        theory,
-        rs.values("gamma_mean"),
-        rs.values("rho_mean"),
-    )
-    worst, measured, fit, ci = dec["worst"], dec["ratio"], dec["fit"], dec["ci"]
-    for s in STAGES:  # which invariants broke, by name
-        worst[s]["broken"] = sorted({r[f"{s}_broken"] for r in chk.results[0] if r[f"{s}_broken"]})
-    statistic = _statistic(dec)
+    header = ["stage", "max reconstruction", "max projection", "invariant checks", "broken"]
     rows = [
-        [c.n_up, c.u_norm, c.d, th, measured[i].mean(), measured[i].std(ddof=1) / np.sqrt(reps)]
-        for i, (c, th) in enumerate(zip(grid, theory))
+        [s, f"{w['reconstruction']:.1e}", f"{w['projection']:.1e}"]
+        + [str(w["invariants_applicable"])]
+        + [str(w["invariants_broken"]) + (f" ({', '.join(w['broken'])})" if w["broken"] else "")]
+        for s, w in dec["worst"].items()
     ]
-    header = ["n", "mu_norm", "d", "theory_ratio", "measured_ratio", "measured_ratio_se"]
-    files.write_csv(folder / "stage1_ratio.csv", header, rows)
-    figs += _figure_ratio(folder / "stage1_ratio.png", theory, measured, fit, ci, reps)
-    body = _body(quick, dec, step_files, chk_base, grid, rows, reps, figs)
-    protocol = QUICK_PROTOCOL if quick else PROTOCOL
-    res = R.result(
-        NAME,
-        CLAIM,
-        dec["verdict"],
-        statistic,
-        body,
-        source=SOURCE,
-        missing=dec["missing"],
-        protocol=protocol,
-        disclosures=DISCLOSURES,
+    return Table(header, rows, title=title)
+
+
+def _ratio_rows(size, dec):
+    """Per cell of the stage-1 grid: n, |mu|, d, the theory's ratio, the
+    measured mean and its standard error."""
+    grid, measured = size.configs["ratio"], dec["ratio"]
+    theory = theory_ratio(grid)
+    return [
+        [c.n_up, c.u_norm, c.d, th, measured[i].mean(), S.sem(measured[i])]
+        for i, (c, th) in enumerate(zip(grid, theory, strict=True))
+    ]
+
+
+def _ratio_tables(size, dec, rows):
+    c, fit = size.configs["ratio"][0], dec["fit"]
+    lies = "lies" if dec["ok_ratio"] else "does NOT lie"
+    title = (
+        f"Stage-1 ratio (eta = {c.eta:g}, {c.steps_up} steps, d = {c.d}, m = {c.m}; "
+        f"{size.seeds} seeds per cell; intercept exp({fit['intercept']:.3f}) = "
+        f"{np.exp(fit['intercept']):.3f}; the whole slope CI {lies} within 1 ± "
+        f"{RATIO_MARGIN:g}, the equivalence rule):"
     )
-    files.write_json(
-        folder / "coefficients.json",
-        {
-            "claim": CLAIM,
-            "verdict": res["verdict"],
-            "verdict_tests": dec["verdict_tests"],
-            "statistic": res["statistic"],
-            "replicates": reps,
-            "protocol": protocol.to_dict(),
-            "protocol_hash": protocol.hash,
-            "disclosures": [],
-            "checks": worst,
-            "checks_config": chk_base.to_dict(),
-            "tolerance": TOL,
-            "n_missing": dec["missing"],
-            "ratio_margin": RATIO_MARGIN,
-            "stage1_fit": {
-                "slope": fit["slope"],
-                "intercept": fit["intercept"],
-                "ci95": ci,
-                "r": fit["r"],
-                "n_points": fit["n_points"],
-            },
-            "stage1_table": [dict(zip(header, r)) for r in rows],
-            "stage1_config": grid[0].to_dict(),
-            "step_files": {s: str(p.name) for s, p in step_files.items()},
-        },
+    header = ["n", "|mu|", "n|mu|^2/(sigma_p^2 d)", "measured gamma/rho-bar"]
+    shown = [[str(r[0]), f"{r[1]:g}", r[3], R.fmt_mean_se(r[4], r[5], 3)] for r in rows]
+    csv_table = Table(RATIO_HEADER, rows, "stage1_ratio", show=False)
+    return [Table(header, shown, title=title), csv_table]
+
+
+def present(size, m, dec):
+    c, rows = size.configs["steps_run"], _ratio_rows(size, dec)
+    files = ", ".join(f"`{PROTOCOL.name}/coefficients_{s}.csv`" for s in STAGES)
+    steps = (
+        f"Step-by-step coefficients (every GD step; d = {c.d}, m = {c.m}, N_1 = {c.n_up}, "
+        f"N_2 = {c.n_down}, {c.steps_up} steps per stage, seed {c.seed}): {files} (columns "
+        "step, j, r, i, coefficient, value)."
     )
-    return res
+    theory = theory_ratio(size.configs["ratio"])
+    sections = [
+        steps,
+        _checks_table(size, dec),
+        *_ratio_tables(size, dec, rows),
+        "Note: " + NOTE,
+        Figure("coefficients_steps", lambda path: _draw_steps(path, m["steps"])),
+        Figure("stage1_ratio", lambda path: _draw_ratio(path, theory, dec, size.seeds)),
+    ]
+    data = dict(replicates=size.seeds, tolerance=TOL, ratio_margin=RATIO_MARGIN)
+    data.update(checks_config=size.configs["checks"].to_dict())
+    data.update(stage1_config=size.configs["ratio"][0].to_dict())
+    data.update(step_files={s: f"coefficients_{s}.csv" for s in STAGES})
+    return Outcome(_statistic(dec), sections, data, _attachments(size, m["steps"]))

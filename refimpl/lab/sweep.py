@@ -355,22 +355,8 @@ def run_sweep(
     common = tuple(common)
     metrics = tuple(metrics)
     salt = stream_salt(salt)
-    folder = None
     warn = Progress(enabled=progress).stream
-    if cache is not None:
-        folder = Path(cache)
-        folder.mkdir(parents=True, exist_ok=True)
-        ignore = folder / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# sweep cache: results of the validation sweeps, not committed\n*\n")
-        removed = clean_stale_parts(folder, started)
-        if removed:
-            print(
-                f"[refimpl] {label}: removed {removed} stale temporary file(s) of an "
-                "interrupted run",
-                file=warn,
-                flush=True,
-            )
+    folder = None if cache is None else _open_cache(cache, started, label, warn)
     seeds = np.zeros((len(configs), replicates), dtype=np.int64)
     results = [[None] * replicates for _ in configs]
     todo = []
@@ -383,19 +369,8 @@ def run_sweep(
             key = item_key(measure_id, seeded, options, code)
             path = None if folder is None else folder / key[:2] / f"{key}.json"
             if path is not None:
-                try:
-                    res = read_result(path, key)
-                except ValueError as exc:
-                    n_corrupt += 1
-                    print(
-                        f"[refimpl] {label}: corrupt cached result {path.name} ({exc}); "
-                        "recomputing",
-                        file=warn,
-                        flush=True,
-                    )
-                    res = None
-                if res is not None and any(k not in res for k in metrics):
-                    res = None  # an older result without a metric asked for
+                res, corrupt = _cached(path, key, metrics, label, warn)
+                n_corrupt += corrupt
                 if res is not None:
                     results[p][r] = res
                     n_cached += 1
@@ -428,6 +403,42 @@ def run_sweep(
         cached=n_cached,
         recomputed=n_corrupt,
     )
+
+
+def _open_cache(cache, started, label, warn):
+    """The cache folder, created with a ``.gitignore`` that ignores it; the
+    temporary files an interrupted run left there are removed (and said)."""
+    folder = Path(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# sweep cache: results of the validation sweeps, not committed\n*\n")
+    removed = clean_stale_parts(folder, started)
+    if removed:
+        print(
+            f"[refimpl] {label}: removed {removed} stale temporary file(s) of an interrupted run",
+            file=warn,
+            flush=True,
+        )
+    return folder
+
+
+def _cached(path, key, metrics, label, warn):
+    """``(result, corrupt)``: the cached result at ``path`` (None when there is
+    none, when it is corrupt, or when it lacks a metric asked for: an older
+    result), and 1 when it was corrupt (said on ``warn``), else 0."""
+    try:
+        res = read_result(path, key)
+    except ValueError as exc:
+        print(
+            f"[refimpl] {label}: corrupt cached result {path.name} ({exc}); recomputing",
+            file=warn,
+            flush=True,
+        )
+        return None, 1
+    if res is not None and any(k not in res for k in metrics):
+        return None, 0
+    return res, 0
 
 
 def clean_stale_parts(folder, before):

@@ -516,3 +516,23 @@ def gain_rises(x, gain):
         "holds": holds,
         "missing": missing,
     }
+
+
+# ----------------------------------------------------------------------
+# both stopping rules in one sweep (the claims whose item measure is not
+# measure_transfer: measure="outcomes" and the like)
+
+
+def sweep_rules_once(sweep, grid, cap, metrics=RUN_METRICS, label="", **kwargs):
+    """``grid`` under both stopping rules of :data:`RULES` in ONE sweep of
+    the claim's :class:`~refimpl.lab.claim.ClaimSweep` (further keywords,
+    e.g. ``measure`` or ``common``, go to it): every config as it is
+    (``steps``) and with the loss target :data:`EPSILON` and the step cap
+    ``cap`` (``loss``). Returns ``{rule: {metric: array (points, seeds)}}``.
+    With :data:`STOP_FIELDS` among the common fields the loss-target run is
+    the fixed-step run stopped by the other rule (as in :func:`sweep_rules`)."""
+    change = {"steps": {}, "loss": {"epsilon": EPSILON, "steps_down": int(cap)}}
+    configs = [c.replace(**change[r]) for r in RULES for c in grid]
+    sw = sweep(configs, label=label, metrics=metrics, **kwargs)
+    k = len(grid)
+    return {r: {m: sw.values(m)[i * k : (i + 1) * k] for m in metrics} for i, r in enumerate(RULES)}

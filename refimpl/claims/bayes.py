@@ -1,114 +1,72 @@
 """bayes: Bayes-optimal versus sub-Bayes-optimal downstream test error across
 the Gamma boundary (the paper's Theorems 4.2 and 4.3 as the public reviews
-state them; docs/model.md §s 6-8).
+state them; docs/model.md §8.1, §8.5). The design is :data:`PROTOCOL`.
 
-Design (protocol :data:`PROTOCOL`, fixed 2026-11-29 before its first full
-run): the base transfer regime (d = 600, m = 10, |u| = 2, |v_1| = |v_2| = 1,
-sigma_p = 1, N_2 = 10, alpha = 0.5, p_1 = 0, p_2 = 0.1, eta = 1, T = 200).
-The quantity is the *excess noisy test error*, noisy error - p_2, of
-fine-tuning (transfer) and of training from scratch, per run (the noisy error
-is p + (1 - 2p) x the clean error, so the Bayes level p is excess 0).
+The quantity is the excess noisy test error, noisy - p_2 = (1 - 2 p_2) x the
+clean error (docs/model.md §6.2), 0 at the Bayes level. N_1 moves Gamma_inh
+(docs/model.md §7) and leaves the downstream task and scratch untouched."""
 
-Verdict panel: the upstream sample size N_1 from 10 to 590 (it moves the
-inherited filters' quality, Gamma_inh, and leaves the downstream task and
-scratch untouched). Common random numbers across N_1 (scratch is the same run
-at every N_1) and across the stopping rule. Under each stopping rule (fixed
-T = 200; training loss <= 1e-3, cap 2000 steps) all of:
-
-(i) above the boundary: at the largest N_1 the median transfer excess is
-    <= DELTA = 0.01 (the Bayes level is reached);
-(ii) scratch is sub-Bayes there: its median excess is >= GAP = 0.05 and the
-     one-sided Wilcoxon signed-rank test of scratch excess > transfer excess
-     has p < 0.01;
-(iii) the boundary lies inside the grid: at the smallest N_1 the median
-      transfer excess is >= GAP.
-
-PASS iff (i)-(iii) hold under both rules and no value is missing. Reported
-beside it: per point medians, means and the share of runs at the Bayes level,
-Gamma_inh and Gamma_scr, Page's trend test of the transfer excess over N_1,
-and the same conditions on a shared-fraction panel (|mu_1|^2 = |mu_2|^2 = 5,
-|u| from 0 to sqrt 5 at N_1 = 200; gain_shared's design) as its own finding.
-"""
-
+import dataclasses
 import math
+from functools import partial
 
 import numpy as np
 
-from .. import files
 from ..lab import figures as F
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.protocol import Protocol
+from ..lab.claim import ClaimSweep, Figure, Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
-from ._base import (
-    ENGINE,
-    EPSILON,
-    LOSS_CAP,
-    QUICK_LOSS_CAP,
-    RULES,
-    rule_label,
-    stalled,
-    sweep_rules,
-    transfer_base,
-)
+from . import _base as B
 
-NAME = "bayes"
-CLAIM = (
-    "across the Gamma boundary: with transfer the downstream noisy test error reaches the "
-    "Bayes level p, where training from scratch stays a constant above p"
-)
-SOURCE = "paper"
-
-# ----------------------------------------------------------------------
-# the protocol
 FLIP_DOWN = 0.1
-NS = [10, 20, 50, 100, 200, 400, 590]
-QUICK_NS = [10, 40, 100]
 MU2 = 5.0
 """|mu_1|^2 = |mu_2|^2 on the shared-fraction panel (the base |u| = 2, |v| = 1)."""
-US = [0.0, 0.5, 1.0, 1.5, 2.0, math.sqrt(MU2)]
-QUICK_US = [0.0, 1.0, math.sqrt(MU2)]
-SEEDS = 40
-QUICK_SEEDS = 4
-SALT = "bayes-v1"
+ROOT = math.sqrt(MU2)  # the largest |u| of the shared-fraction panel (|v_1| = |v_2| = 0)
 DELTA = 0.01
 """The Bayes level is reached: excess noisy error <= DELTA."""
 GAP = 0.05
 """A constant above p: excess noisy error >= GAP."""
 PANELS = ("n_up", "share")
+"""The N_1 panel decides the verdict; the shared-fraction panel is reported."""
 COMMON = {"n_up": ("n_up",), "share": ("u_norm", "v_up_norm", "v_down_norm")}
-METRICS = (
-    "noisy_transfer",
-    "noisy_scratch",
-    "err_transfer",
-    "err_scratch",
-    "loss_down",
-    "loss_scratch",
-    "steps_down",
-    "steps_scratch",
-)
+OUTCOMES = ("noisy_transfer", "noisy_scratch", "err_transfer", "err_scratch")
+METRICS = OUTCOMES + ("loss_down", "loss_scratch", "steps_down", "steps_scratch")
 CONDITIONS = ("above", "scratch_sub_bayes", "crossed")
+XNAME = {"n_up": "N_1", "share": "|u|"}
+XLABEL = {"n_up": "N_1 (upstream samples)", "share": "|u| (shared signal)"}
+YES = {True: "yes", False: "no"}
+ARMS = ("transfer", "scratch")
+
+
+def v_norm(u):
+    """|v_k| at |u| on the share panel: |u|^2 + |v_k|^2 = MU2."""
+    return math.sqrt(max(0.0, MU2 - u * u))
+
+
+def _size(quick, ns, us, seeds, cap=B.LOSS_CAP):
+    """The two panels around the base regime (p_2 = FLIP_DOWN): N_1 over
+    ``ns``; |u| over ``us`` at |mu_1|^2 = |mu_2|^2 = MU2 and the base N_1."""
+    base = B.transfer_base(quick, flip_down=FLIP_DOWN, engine=B.ENGINE)
+    share = [base.replace(u_norm=u, v_up_norm=v_norm(u), v_down_norm=v_norm(u)) for u in us]
+    configs = {"n_up": [base.replace(n_up=n) for n in ns], "share": share}
+    return Size(configs, seeds, x={"n_up": ns, "share": us}, loss_cap=cap)
+
 
 PROTOCOL = Protocol(
-    claim=NAME,
-    grid={
-        "base": "TRANSFER_BASE (d = 600, m = 10, |u| = 2, |v_1| = |v_2| = 1, sigma_p = 1, "
-        "N_2 = 10, alpha = 0.5, p_1 = 0, p_2 = 0.1, eta = 1, T = 200, n_test = 10000, "
-        "reduced estimator)",
-        "n_up (verdict)": NS,
-        "share (reported)": {
-            "n_up": 200,
-            "mu_sq": MU2,
-            "u_norm": US,
-            "v_up_norm = v_down_norm": "sqrt(mu_sq - |u|^2)",
-        },
-    },
-    seeds=SEEDS,
+    name="bayes",
+    claim=(
+        "across the Gamma boundary: with transfer the downstream noisy test error reaches the "
+        "Bayes level p, where training from scratch stays a constant above p"
+    ),
+    source="paper",
+    full=_size(False, [10, 20, 50, 100, 200, 400, 590], [0.0, 0.5, 1.0, 1.5, 2.0, ROOT], 40),
+    quick=_size(True, [10, 40, 100], [0.0, 1.0, ROOT], 4, B.QUICK_LOSS_CAP),
     statistic=(
         "excess noisy test error (noisy error - p_2) of transfer and scratch per run; "
         "on the N_1 panel, under each stopping rule (fixed T = 200; training loss <= "
-        f"{EPSILON:g} with cap {LOSS_CAP}): medians at the largest and smallest N_1 and "
+        f"{B.EPSILON:g} with cap {B.LOSS_CAP}): medians at the largest and smallest N_1 and "
         "the one-sided Wilcoxon signed-rank test of scratch excess > transfer excess at "
         "the largest N_1"
     ),
@@ -118,76 +76,74 @@ PROTOCOL = Protocol(
         f"(iii) median transfer excess >= {GAP} at the smallest N_1; no missing value"
     ),
     fixed="2026-11-29",
-    extra={
-        "pairing": "common random numbers across N_1 (scratch is the same run at every N_1), "
-        "across |u| on the share panel (u_norm, v_up_norm, v_down_norm) and across "
-        "the stopping rule; independent streams between the panels",
-        "salt": {"n_up": f"{SALT}/n_up", "share": f"{SALT}/share"},
-        "delta": DELTA,
-        "gap": GAP,
-        "measure": "outcomes",
-        "stalled": f"training loss > {EPSILON:g} at the cap (loss-target runs)",
-        "reported, not in the verdict": "per point median / mean excess of transfer and "
-        "scratch, share of runs with excess <= DELTA, "
-        "Gamma_inh, Gamma_scr; Page's trend test (decrease) "
-        "of the transfer excess over N_1; the same table and "
-        "conditions on the share panel (largest |u| above, "
-        "|u| = 0 below)",
-        "quick": f"d = 120, m = 4, N_2 = 8, T = 60, N_1 in {QUICK_NS}, share panel at "
-        f"N_1 = 40 with |u| in {{0, 1, sqrt 5}}, {QUICK_SEEDS} seeds, "
-        f"cap {QUICK_LOSS_CAP}",
+    salt="bayes-v1",
+    pairing=(
+        "common random numbers across N_1 (scratch is the same run at every N_1), across |u| "
+        "on the share panel (u_norm, v_up_norm, v_down_norm) and across the stopping rule; "
+        "independent streams between the panels (salts bayes-v1/n_up and bayes-v1/share)"
+    ),
+    rules={
+        "Bayes level reached": f"excess noisy test error <= DELTA = {DELTA}",
+        "a constant above p": f"excess noisy test error >= GAP = {GAP}",
+        "above / below": "the largest swept value is above the boundary, the smallest below",
+        "stalled": f"training loss > {B.EPSILON:g} at the cap (loss-target runs)",
     },
+    notes={
+        "measure": "outcomes (noisy and clean test errors of transfer and scratch)",
+        "reported, not in the verdict": "per point median / mean excess of transfer and "
+        "scratch, share of runs with excess <= DELTA, Gamma_inh, Gamma_scr; Page's trend test "
+        "(decrease) of the transfer excess over N_1; the same table and conditions on the "
+        "share panel (largest |u| above, |u| = 0 below)",
+    },
+    hash_scheme1="db9e1b7914b8",
 )
 
 
-def _arr(a):
-    return np.array([[np.nan if v is None else v for v in row] for row in a], float)
+def measure(size, sweep):
+    """Both panels under both stopping rules, each panel on its own seed
+    stream: ``{panel: {rule: {metric: array (points, seeds)}}}``."""
+    out = {}
+    for panel, grid in size.configs.items():
+        kw = {"measure": "outcomes", "common": COMMON[panel] + B.STOP_FIELDS}
+        sw = _panel_sweep(sweep, panel)
+        out[panel] = B.sweep_rules_once(sw, grid, size.loss_cap, METRICS, panel, **kw)
+    return out
 
 
-def decide(x, transfer, scratch, delta=DELTA, gap=GAP):
-    """The verdict from the excess noisy errors (pure: no files, no sweeps).
+def _panel_sweep(sweep, panel):
+    """The claim's sweep with the panel's salt ``<salt>/<panel>``."""
+    salted = dataclasses.replace(sweep.protocol, salt=f"{sweep.protocol.salt}/{panel}")
+    return ClaimSweep(salted, sweep.size, sweep.out, sweep.jobs)
 
-    Parameters
-    ----------
-    x : sequence of float, shape (k,)
-        The swept values (N_1, or |u|): the largest is "above the boundary",
-        the smallest "below".
-    transfer, scratch : mapping rule -> array of shape (k, seeds)
-        Excess noisy test error (noisy error - p) of fine-tuning and of
-        scratch per point and seed under each stopping rule (NaN or None:
-        missing).
-    delta, gap : float
-        Bayes level reached (excess <= delta); a constant above p (>= gap).
 
-    Returns
-    -------
-    dict
-        ``verdict`` ("PASS" when under every rule (i) the median transfer
-        excess at the largest x is <= delta, (ii) the median scratch excess
-        there is >= gap and the one-sided Wilcoxon test of scratch >
-        transfer has p < SIGNIFICANCE, (iii) the median transfer excess at
-        the smallest x is >= gap; and no value is missing), ``verdict_tests``
-        (without the missing-value rule), ``missing`` and ``rules`` (rule ->
-        per point ``median_*``, ``mean_*``, ``bayes_*`` (share of runs with
-        excess <= delta) for transfer and scratch, ``wilcoxon`` at the top,
-        ``conditions``, ``holds``, ``trend`` (Page, decrease of the transfer
-        excess over x; None with fewer than 3 points)).
+def conditions(x, transfer, scratch, delta=DELTA, gap=GAP):
+    """The three conditions of one panel (pure). ``x`` (k,): the swept values
+    (the largest is "above the boundary", the smallest "below"); ``transfer``,
+    ``scratch``: rule -> excess noisy error per point and seed, (k, seeds)
+    (NaN or None: missing); ``delta``, ``gap``: the Bayes level is reached
+    (excess <= delta), a constant above p (excess >= gap).
+
+    Returns ``verdict`` ("PASS" when under every rule (i) the median transfer
+    excess at the largest x is <= delta, (ii) the median scratch excess there
+    is >= gap and the one-sided Wilcoxon test of scratch > transfer has p <
+    SIGNIFICANCE, (iii) the median transfer excess at the smallest x is >=
+    gap; and no value is missing), ``verdict_tests`` (without the
+    missing-value rule), ``missing``, and ``rules``: rule -> per point
+    ``median_*``, ``mean_*`` and ``bayes_*`` (share of runs with excess <=
+    delta) of transfer and scratch, ``wilcoxon`` at the top, ``conditions``,
+    ``holds``, ``trend`` (Page, decrease of the transfer excess over x; None
+    with fewer than 3 points), ``top`` and ``bottom`` (their row indices).
     """
     x = np.asarray(x, float)
     top, bottom = int(np.argmax(x)), int(np.argmin(x))
     rules, missing = {}, 0
     for rule in transfer:
-        t, s = _arr(transfer[rule]), _arr(scratch[rule])
+        t, s = B.as_float(transfer[rule]), B.as_float(scratch[rule])
         out = {}
-        for name, v in (("transfer", t), ("scratch", s)):
+        for name, v in zip(ARMS, (t, s), strict=True):
             o = S.outcome_summary(v, delta)
-            out.update(
-                {
-                    f"median_{name}": o["median"],
-                    f"mean_{name}": o["mean"],
-                    f"bayes_{name}": 1.0 - o["failure_rate"],
-                }
-            )
+            out[f"median_{name}"], out[f"mean_{name}"] = o["median"], o["mean"]
+            out[f"bayes_{name}"] = 1.0 - o["failure_rate"]
         w = S.wilcoxon(s[top], t[top], "greater")
         mt, ms = out["median_transfer"], out["median_scratch"]
         cond = {
@@ -197,48 +153,42 @@ def decide(x, transfer, scratch, delta=DELTA, gap=GAP):
         }
         trend = S.trend(x, t, "less") if x.size >= 3 else None
         missing += S.n_missing(t, s)
-        rules[rule] = {
-            **out,
-            "wilcoxon": w,
-            "conditions": cond,
-            "holds": all(cond.values()),
-            "trend": trend,
-            "top": top,
-            "bottom": bottom,
-        }
+        holds = all(cond.values())
+        rules[rule] = {**out, "wilcoxon": w, "conditions": cond, "holds": holds, "trend": trend}
+        rules[rule].update(top=top, bottom=bottom)
     tests = "PASS" if rules and all(r["holds"] for r in rules.values()) else "FAIL"
-    return {
-        "verdict": "FAIL" if missing else tests,
-        "verdict_tests": tests,
-        "missing": missing,
-        "rules": rules,
-    }
+    verdict = "FAIL" if missing else tests
+    return {"verdict": verdict, "verdict_tests": tests, "missing": missing, "rules": rules}
 
 
-def v_norm(u):
-    """|v_k| at |u| on the share panel: |u|^2 + |v_k|^2 = MU2."""
-    return math.sqrt(max(0.0, MU2 - u * u))
+def _panel(size, panel, vals):
+    """:func:`conditions` of one panel's measurements (excess = noisy error - p_2)."""
+    p = size.configs[panel][0].flip_down
+    t, s = ({r: B.as_float(vals[r][f"noisy_{k}"]) - p for r in B.RULES} for k in ARMS)
+    return conditions(size.x[panel], t, s)
 
 
-def panel_configs(quick):
-    """The base config and the two panels: ``{panel: (x, configs)}``."""
-    base = transfer_base(quick, flip_down=FLIP_DOWN, engine=ENGINE)
-    ns = QUICK_NS if quick else NS
-    us = QUICK_US if quick else US
-    return base, {
-        "n_up": (ns, [base.replace(n_up=n) for n in ns]),
-        "share": (
-            us,
-            [base.replace(u_norm=u, v_up_norm=v_norm(u), v_down_norm=v_norm(u)) for u in us],
-        ),
-    }
+def decide(size, m):
+    """The verdict (pure): :func:`conditions` of the N_1 panel under both
+    stopping rules; ``panels`` holds both panels' (the share panel's is
+    reported, not in the verdict)."""
+    panels = {panel: _panel(size, panel, vals) for panel, vals in m.items()}
+    main = panels["n_up"]
+    out = {k: main[k] for k in ("verdict", "verdict_tests", "missing")}
+    out["holds"] = {r: main["rules"][r]["holds"] for r in B.RULES}
+    return {**out, "share_panel": panels["share"]["verdict_tests"], "panels": panels}
 
 
-XNAME = {"n_up": "N_1", "share": "|u|"}
-YES = {True: "yes", False: "no"}
+# ----------------------------------------------------------------------
+# presenting it
 
 
-def _conditions(d, x, xname):
+def _base_config(size):
+    """The base regime: the N_1 panel's config at the share panel's N_1."""
+    return size.configs["n_up"][0].replace(n_up=size.configs["share"][0].n_up)
+
+
+def _conditions_text(d, x, xname):
     """One rule's three conditions in words."""
     c, top, bot = d["conditions"], d["top"], d["bottom"]
     return (
@@ -251,261 +201,150 @@ def _conditions(d, x, xname):
     )
 
 
-def _table(d, x, xname, gam, stall, reps):
-    head = [
-        xname,
-        "Gamma_inh",
-        "Gamma_scr",
-        "transfer excess (median / mean)",
-        f"transfer <= {DELTA:g}",
-        "scratch excess (median / mean)",
-        f"scratch <= {DELTA:g}",
-    ]
-    if stall is not None:
-        head.append("stalled (transfer / scratch)")
-    rows = []
-    for i, v in enumerate(x):
-        row = [
-            f"{v:g}" if isinstance(v, int) else f"{v:.3g}",
-            _g(gam[i]["gamma_inh"]),
-            _g(gam[i]["gamma_scr"]),
-            f"{d['median_transfer'][i]:+.4f} / {d['mean_transfer'][i]:+.4f}",
-            f"{100 * d['bayes_transfer'][i]:.0f}%",
-            f"{d['median_scratch'][i]:+.4f} / {d['mean_scratch'][i]:+.4f}",
-            f"{100 * d['bayes_scratch'][i]:.0f}%",
-        ]
-        if stall is not None:
-            row.append(f"{int(stall[0][i])} / {int(stall[1][i])} of {reps}")
-        rows.append(row)
-    return R.markdown_table(head, rows)
+def _stalled(vals):
+    """Stalled runs per point at equal loss: (transfer, scratch)."""
+    loss = vals["loss"]
+    return [np.nansum(B.stalled(loss[k], B.EPSILON), axis=1) for k in ("loss_down", "loss_scratch")]
 
 
-def _g(v):
-    return "n/a" if v is None else f"{v:.3g}"
+CSV_HEADER = ["panel", "rule", "x", "n_up", "u_norm", "v_norm", "gamma_inh", "gamma_scr"]
+CSV_HEADER += ["excess_transfer_median", "excess_transfer_mean", "bayes_share_transfer"]
+CSV_HEADER += ["excess_scratch_median", "excess_scratch_mean", "bayes_share_scratch"]
+CSV_HEADER += ["stalled_transfer", "stalled_scratch"]
+SUMMARY = ("median_transfer", "mean_transfer", "bayes_transfer")
+SUMMARY += ("median_scratch", "mean_scratch", "bayes_scratch")
 
 
-def _figure(path, x, dec, labels, xlabel, title, xlog):
-    """Median excess of transfer and scratch against x, one panel per rule."""
-    if not F.available():
-        return []
-    fig, axes = F.subplots(1, len(RULES), figsize=(10.0, 4.0), sharey=True)
-    for ax, r in zip(np.atleast_1d(axes), RULES):
-        d = dec["rules"][r]
+def _rows(size, m, dec, gam, panel, rule):
+    """The CSV rows of one panel and rule: per point its values, summaries
+    and (equal loss) stalled runs."""
+    d, stall, rows = dec["panels"][panel]["rules"][rule], _stalled(m[panel]), []
+    for i, c in enumerate(size.configs[panel]):
+        row = [panel, rule, size.x[panel][i], c.n_up, c.u_norm, c.v_down_norm]
+        row += [gam[panel][i]["gamma_inh"], gam[panel][i]["gamma_scr"]]
+        row += [d[k][i] for k in SUMMARY]
+        rows.append(row + ([stall[0][i], stall[1][i]] if rule == "loss" else [None, None]))
+    return rows
+
+
+def _cells(row, reps):
+    """One CSV row as the report table's cells."""
+    v = dict(zip(CSV_HEADER, row, strict=True))
+    x = v["x"]
+    cells = [f"{x:g}" if isinstance(x, int) else f"{x:.3g}"]
+    cells += ["n/a" if v[k] is None else f"{v[k]:.3g}" for k in ("gamma_inh", "gamma_scr")]
+    for k in ("transfer", "scratch"):
+        cells += [f"{v[f'excess_{k}_median']:+.4f} / {v[f'excess_{k}_mean']:+.4f}"]
+        cells += [f"{100 * v[f'bayes_share_{k}']:.0f}%"]
+    if v["rule"] == "loss":
+        cells += [f"{int(v['stalled_transfer'])} / {int(v['stalled_scratch'])} of {reps}"]
+    return cells
+
+
+def _table(size, m, dec, gam, panel, rule, title):
+    """The report's table of one panel and rule."""
+    head = [XNAME[panel], "Gamma_inh", "Gamma_scr", "transfer excess (median / mean)"]
+    head += [f"transfer <= {DELTA:g}", "scratch excess (median / mean)", f"scratch <= {DELTA:g}"]
+    head += ["stalled (transfer / scratch)"] if rule == "loss" else []
+    rows = [_cells(row, size.seeds) for row in _rows(size, m, dec, gam, panel, rule)]
+    return Table(head, rows, title=title)
+
+
+def _panel_tables(size, m, dec, gam, labels):
+    """The report's text and table of every panel and rule."""
+    out, n_up = [], _base_config(size).n_up
+    for panel in PANELS:
+        x, xn = size.x[panel], XNAME[panel]
+        role = "in the verdict"
+        if panel == "share":
+            role = f"reported, not in the verdict; N_1 = {n_up}, |mu_1|^2 = |mu_2|^2 = {MU2:g}"
+        for r in B.RULES:
+            d = dec["panels"][panel]["rules"][r]
+            tr = R.fmt_trend(d["trend"]) if d["trend"] else "n/a"
+            title = (
+                f"**{xn} panel ({role}), {labels[r]}**: {_conditions_text(d, x, xn)}; all three: "
+                f"{YES[d['holds']]}. Transfer excess against {xn} (decrease): {tr}."
+            )
+            out.append(_table(size, m, dec, gam, panel, r, title))
+    return out
+
+
+def _draw(path, size, dec, labels, panel):
+    """Median excess of transfer and scratch against the panel's x, one panel per rule."""
+    base, reps = _base_config(size), size.seeds
+    title = f"excess noisy error vs N_1 (|u| = {base.u_norm:g}; {reps} paired seeds)"
+    if panel == "share":
+        at = f"|mu|^2 = {MU2:g}, N_1 = {base.n_up}"
+        title = f"excess noisy error vs |u| at {at} ({reps} paired seeds)"
+    fig, axes = F.subplots(1, len(B.RULES), figsize=(10.0, 4.0), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, r in zip(axes, B.RULES, strict=True):
+        d, x = dec["panels"][panel]["rules"][r], size.x[panel]
         ax.plot(x, d["median_transfer"], marker="o", color="C0", label="transfer (median)")
         ax.plot(x, d["median_scratch"], marker="s", color="C3", label="scratch (median)")
         ax.axhline(0.0, color="k", lw=0.8, label="Bayes level (excess 0)")
         ax.axhline(DELTA, color="0.4", lw=0.8, ls="--", label=f"DELTA = {DELTA:g}")
         ax.axhline(GAP, color="0.4", lw=0.8, ls=":", label=f"GAP = {GAP:g}")
-        if xlog:
+        if panel == "n_up":
             ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(XLABEL[panel])
         ax.set_title(labels[r], fontsize=9)
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("excess noisy test error (noisy - p_2)")
-    np.atleast_1d(axes)[0].legend(fontsize=7)
+    axes[0].set_ylabel("excess noisy test error (noisy - p_2)")
+    axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    return [F.save(fig, path, dpi=100)]
+    F.save(fig, path, dpi=100)
 
 
-def run(out, quick=False, jobs=1):
-    folder = R.claim_folder(out, NAME)
-    reps = QUICK_SEEDS if quick else SEEDS
-    base, panels = panel_configs(quick)
-    p = base.flip_down
-    vals, dec, gam, stall = {}, {}, {}, {}
-    for panel in PANELS:
-        x, grid = panels[panel]
-        vals[panel] = sweep_rules(
-            out,
-            grid,
-            quick,
-            reps,
-            jobs,
-            f"{NAME}-{panel}",
-            f"{SALT}/{panel}",
-            common=COMMON[panel],
-            metrics=METRICS,
-            measure="outcomes",
-        )
-        v = vals[panel]
-        dec[panel] = decide(
-            x,
-            {r: v[r]["noisy_transfer"] - p for r in RULES},
-            {r: v[r]["noisy_scratch"] - p for r in RULES},
-        )
-        gam[panel] = [indicators(c) for c in grid]
-        stall[panel] = (
-            np.nansum(stalled(v["loss"]["loss_down"], EPSILON), axis=1),
-            np.nansum(stalled(v["loss"]["loss_scratch"], EPSILON), axis=1),
-        )
-    labels = {r: rule_label(r, quick, base.steps_down) for r in RULES}
-    main = dec["n_up"]
-    ns = panels["n_up"][0]
-    statistic = "; ".join(
-        f"{labels[r]}: {_conditions(main['rules'][r], ns, 'N_1')}" for r in RULES
-    ) + (
-        f"; excess = noisy error - p_2 (p_2 = {p:g}), DELTA = {DELTA:g}, GAP = {GAP:g}; "
-        f"{len(ns)} values of N_1 x {reps} paired seeds"
+def _regime(base, reps):
+    """The regime and the reading of the numbers."""
+    return (
+        f"Regime: d = {base.d}, m = {base.m}, N_2 = {base.n_down}, |u| = {base.u_norm:g}, "
+        f"|v_1| = |v_2| = {base.v_up_norm:g}, sigma_p = {base.sigma_p_up:g}, p_1 = "
+        f"{base.flip_up:g}, p_2 = {base.flip_down:g}, alpha = {base.alpha:g}, eta = "
+        f"{base.eta:g}, n_test = {base.n_test}. Excess = noisy test error - p_2 per run (the "
+        f"Bayes level is 0; the noisy error is p_2 + (1 - 2 p_2) x the clean error). Bayes "
+        f"level reached: excess <= {DELTA:g}; a constant above p: excess >= {GAP:g}. Gamma_inh "
+        f"is our heuristic indicator (docs/model.md §7), Gamma_scr the downstream task's Kou "
+        f"indicator. Common random numbers across the points of each panel: on the N_1 panel "
+        f"scratch is the same run at every N_1. With {reps} seeds the one-sided Wilcoxon p "
+        f"cannot fall below {0.5**reps:.3g}."
     )
-    header = [
-        "panel",
-        "rule",
-        "x",
-        "n_up",
-        "u_norm",
-        "v_norm",
-        "gamma_inh",
-        "gamma_scr",
-        "excess_transfer_median",
-        "excess_transfer_mean",
-        "bayes_share_transfer",
-        "excess_scratch_median",
-        "excess_scratch_mean",
-        "bayes_share_scratch",
-        "stalled_transfer",
-        "stalled_scratch",
-    ]
-    rows = []
-    for panel in PANELS:
-        x, grid = panels[panel]
-        for r in RULES:
-            d = dec[panel]["rules"][r]
-            for i, c in enumerate(grid):
-                rows.append(
-                    [
-                        panel,
-                        r,
-                        x[i],
-                        c.n_up,
-                        c.u_norm,
-                        c.v_down_norm,
-                        gam[panel][i]["gamma_inh"],
-                        gam[panel][i]["gamma_scr"],
-                        d["median_transfer"][i],
-                        d["mean_transfer"][i],
-                        d["bayes_transfer"][i],
-                        d["median_scratch"][i],
-                        d["mean_scratch"][i],
-                        d["bayes_scratch"][i],
-                        stall[panel][0][i] if r == "loss" else None,
-                        stall[panel][1][i] if r == "loss" else None,
-                    ]
-                )
-    files.write_csv(folder / "bayes.csv", header, rows)
-    sections = []
-    for panel in PANELS:
-        x = panels[panel][0]
-        xn = XNAME[panel]
-        role = (
-            "in the verdict"
-            if panel == "n_up"
-            else f"reported, not in the verdict; N_1 = {base.n_up}, |mu_1|^2 = |mu_2|^2 = {MU2:g}"
-        )
-        for r in RULES:
-            d = dec[panel]["rules"][r]
-            tr = d["trend"]
-            sections.append(
-                f"**{xn} panel ({role}), {labels[r]}**: {_conditions(d, x, xn)}; all three: "
-                f"{YES[d['holds']]}. Transfer excess against {xn} (decrease): "
-                f"{R.fmt_trend(tr) if tr else 'n/a'}.\n\n"
-                + _table(d, x, xn, gam[panel], stall[panel] if r == "loss" else None, reps)
-            )
-    share = dec["share"]
-    finding = (
+
+
+def _finding(size, share):
+    """The share panel's conditions in one sentence."""
+    held = "hold under both rules"
+    if share["verdict_tests"] != "PASS":
+        each = ", ".join(f"{r}: {YES[share['rules'][r]['holds']]}" for r in B.RULES)
+        held = f"do not hold under both rules ({each})"
+    missing = f"; {share['missing']} missing value(s)" if share["missing"] else ""
+    return (
         f"Shared-fraction panel (reported, not in the verdict): the three conditions "
-        f"(largest |u| = {panels['share'][0][-1]:.3g} as 'above', |u| = 0 as 'below') "
-        + (
-            "hold under both rules"
-            if share["verdict_tests"] == "PASS"
-            else "do not hold under both rules ("
-            + ", ".join(f"{r}: {YES[share['rules'][r]['holds']]}" for r in RULES)
-            + ")"
-        )
-        + (f"; {share['missing']} missing value(s)" if share["missing"] else "")
-        + "."
+        f"(largest |u| = {size.x['share'][-1]:.3g} as 'above', |u| = 0 as 'below') "
+        f"{held}{missing}."
     )
-    figs = _figure(
-        folder / "bayes_n_up.png",
-        ns,
-        main,
-        labels,
-        "N_1 (upstream samples)",
-        f"excess noisy error vs N_1 (|u| = {base.u_norm:g}; {reps} paired seeds)",
-        xlog=True,
+
+
+def present(size, m, dec):
+    base, ns = _base_config(size), size.x["n_up"]
+    labels = {r: B.stop_label(r, B.EPSILON, size.loss_cap, base.steps_down) for r in B.RULES}
+    main = dec["panels"]["n_up"]["rules"]
+    statistic = "; ".join(f"{labels[r]}: {_conditions_text(main[r], ns, 'N_1')}" for r in B.RULES)
+    statistic += (
+        f"; excess = noisy error - p_2 (p_2 = {base.flip_down:g}), DELTA = {DELTA:g}, GAP = "
+        f"{GAP:g}; {len(ns)} values of N_1 x {size.seeds} paired seeds"
     )
-    figs += _figure(
-        folder / "bayes_share.png",
-        panels["share"][0],
-        share,
-        labels,
-        "|u| (shared signal)",
-        f"excess noisy error vs |u| at |mu|^2 = {MU2:g}, N_1 = {base.n_up} ({reps} paired seeds)",
-        xlog=False,
-    )
-    body = "\n\n".join(
-        [
-            f"Regime: d = {base.d}, m = {base.m}, N_2 = {base.n_down}, |u| = {base.u_norm:g}, "
-            f"|v_1| = |v_2| = {base.v_up_norm:g}, sigma_p = {base.sigma_p_up:g}, p_1 = "
-            f"{base.flip_up:g}, p_2 = {p:g}, alpha = {base.alpha:g}, eta = {base.eta:g}, n_test = "
-            f"{base.n_test}. Excess = noisy test error - p_2 per run (the Bayes level is 0; the "
-            f"noisy error is p_2 + (1 - 2 p_2) x the clean error). Bayes level reached: excess <= "
-            f"{DELTA:g}; a constant above p: excess >= {GAP:g}. Gamma_inh is our heuristic "
-            f"indicator (docs/model.md §7), Gamma_scr the downstream task's Kou indicator. Common "
-            f"random numbers across the points of each panel: on the N_1 panel scratch is the same "
-            f"run at every N_1."
-            + (
-                " Quick (CI-size) run: not the protocol's sizes; with "
-                f"{reps} seeds the one-sided Wilcoxon p cannot fall below {0.5**reps:.3g}."
-                if quick
-                else ""
-            ),
-            *sections,
-            finding,
-            R.figure_note(figs),
-        ]
-    )
-    res = R.result(
-        NAME,
-        CLAIM,
-        main["verdict"],
-        statistic,
-        body,
-        source=SOURCE,
-        missing=main["missing"],
-        protocol=PROTOCOL,
-        holds={r: main["rules"][r]["holds"] for r in RULES},
-        share_panel=share["verdict_tests"],
-    )
-    files.write_json(
-        folder / "bayes.json",
-        {
-            "claim": CLAIM,
-            "verdict": res["verdict"],
-            "statistic": res["statistic"],
-            "verdict_without_missing_rule": main["verdict_tests"],
-            "n_missing": main["missing"],
-            "replicates": reps,
-            "quick": quick,
-            "delta": DELTA,
-            "gap": GAP,
-            "p_down": p,
-            "protocol": PROTOCOL.to_dict(),
-            "protocol_hash": PROTOCOL.hash,
-            "base_config": base.to_dict(),
-            "finding_share_panel": finding,
-            "panels": {
-                panel: {
-                    "x": panels[panel][0],
-                    "verdict_tests": dec[panel]["verdict_tests"],
-                    "n_missing": dec[panel]["missing"],
-                    "gamma_inh": [g["gamma_inh"] for g in gam[panel]],
-                    "gamma_scr": [g["gamma_scr"] for g in gam[panel]],
-                    "rules": dec[panel]["rules"],
-                    "per_seed": {r: {k: vals[panel][r][k] for k in METRICS} for r in RULES},
-                }
-                for panel in PANELS
-            },
-            "table": [dict(zip(header, row)) for row in rows],
-        },
-    )
-    return res
+    gam = {panel: [indicators(c) for c in size.configs[panel]] for panel in PANELS}
+    finding = _finding(size, dec["panels"]["share"])
+    rows = [row for p in PANELS for r in B.RULES for row in _rows(size, m, dec, gam, p, r)]
+    draw = partial(_draw, size=size, dec=dec, labels=labels)
+    figures = [Figure(f"bayes_{p}", partial(draw, panel=p)) for p in PANELS]
+    sections = [_regime(base, size.seeds), *_panel_tables(size, m, dec, gam, labels), finding]
+    sections += [Table(CSV_HEADER, rows, name="bayes", show=False), *figures]
+    panels = {p: {"x": size.x[p]} for p in PANELS}
+    for p, k in ((p, k) for p in PANELS for k in ("gamma_inh", "gamma_scr")):
+        panels[p][k] = [g[k] for g in gam[p]]
+    data = {"delta": DELTA, "gap": GAP, "p_down": base.flip_down, "replicates": size.seeds}
+    data.update(base_config=base.to_dict(), finding_share_panel=finding, panels=panels, per_seed=m)
+    return Outcome(statistic, sections, data)

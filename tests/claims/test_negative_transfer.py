@@ -1,26 +1,33 @@
-"""Tests of negative_transfer (moved from the history-named test files)."""
+"""negative_transfer: its declared protocol (the distinct cells of both sizes), measure's
+shape, the pure ``decide(size, measurements)`` on hand-made per-seed errors, ``present``,
+and the registry examples.
+
+Expected p-values come from closed forms, not from running the code:
+
+- Wilcoxon signed-rank, exact, n positive differences: the largest statistic, reached only
+  so: p = 1/2^n;
+- exact McNemar with k discordant pairs all failing under transfer: p = 1/2^k;
+- Page's L test, exact, b perfectly ordered blocks over k points: p = (1/k!)^b;
+- Holm over m tests: the smallest p times m.
+"""
 
 from __future__ import annotations
 
-# --- moved from test_redesign.py
+import json
 import math
 
 import numpy as np
 import pytest
 
-from refimpl.claims import (
-    _base,
-    gain_noise_dim,
-    gain_shared,
-    gain_upstream_n,
-    negative_transfer,
-    robustness,
-)
+from refimpl.claims import _base as B
+from refimpl.claims import negative_transfer as NT
+from refimpl.lab import stats as S
+from refimpl.lab.claim import Outcome, Size, Table
 
 NAN = float("nan")
-
-
-MODULES = (gain_shared, gain_upstream_n, gain_noise_dim, negative_transfer, robustness)
+N10 = 10
+ES = 0.125
+US3 = [0.0, 1.0, 2.0]
 
 
 def approx(x, rel=1e-9, abs=1e-15):
@@ -31,98 +38,105 @@ def page_perfect(k, b):
     return (1 / math.factorial(k)) ** b
 
 
-def distinct(n, scale=1 / 1024, offset=0.0):
-    """n values offset + scale * (1, 2, ..., n): distinct magnitudes."""
-    return offset + scale * np.arange(1, n + 1)
-
-
-def fake_measure(config):
-    """A sweep measure for the seed tests: the seed in every metric."""
-    s = float(config.seed % 100003)
-    return {m: s for m in _base.RUN_METRICS + gain_upstream_n.EXTRA_METRICS}
-
-
-X3 = [0.0, 0.5, 1.0]
-
-
-UP = np.array([[0.0, 0.01, 0.02], [0.1, 0.12, 0.11], [0.2, 0.25, 0.3]])  # every seed rising
-
-
-DOWN = UP[::-1]
-
-
-N10 = 10
-
-
-ES = 0.125
+def distinct(n, scale=1 / 1024):
+    """n values scale * (1, 2, ..., n): distinct magnitudes."""
+    return scale * np.arange(1, n + 1)
 
 
 def nt_hard_row(first):
-    """One hard row over |u| = (0, 1, 2), 10 seeds, err_scratch 1/8:
-    diff (transfer - scratch) = first(r) at |u| = 0, -1/16 - r/1024 at 1,
-    -3/32 - r/1024 at 2; every block strictly decreasing when first > 0 >
-    -1/16. No run fails (all errors < 0.2)."""
+    """One row over |u| = (0, 1, 2), 10 seeds, err_scratch 1/8: diff (transfer - scratch) =
+    first(r) at |u| = 0, -1/16 - r/1024 at 1, -3/32 - r/1024 at 2; every block strictly
+    decreasing when first > 0 > -1/16. No run fails (all errors < 0.2)."""
     r = np.arange(N10) / 1024
     diff = np.stack([first, -1 / 16 - r, -3 / 32 - r])
     return ES + diff, np.full((3, N10), ES)
 
 
-def rob(u0, u1, u2):
-    """One variant: err_scratch 1/4, err_transfer 1/4 - gain at each |u|
-    (gain arrays of 10 seeds)."""
-    es = np.full((3, N10), 0.25)
-    return 0.25 - np.stack([u0, u1, u2]), es
+def small(regimes, seeds=N10):
+    """A size with one row per regime over |u| = (0, 1, 2) (decide reads only ``us`` and
+    ``rows``)."""
+    rows = [{"regime": g, "field": "alpha", "value": 0.5} for g in regimes]
+    return Size({}, seeds, us=US3, rows=rows)
 
 
-def band(b, sign=1.0):
-    """Gains of band b: sign * (10 b + r) / 1024, r = 1..10 (magnitudes of
-    different bands never tie)."""
-    return sign * distinct(N10, offset=10 * b / 1024)
+def decide(regimes, t, s):
+    """``decide`` on rule -> (rows, 3, seeds) errors of transfer ``t`` and scratch ``s``."""
+    m = {r: {"err_transfer": t[r], "err_scratch": s[r]} for r in t}
+    return NT.decide(small(regimes), m)
 
 
-def rising(b, u0):
-    """A variant whose gain is u0 at |u| = 0, 1/8 + band b at 1, 1/4 + band b at 2:
-    every seed strictly rising (|u0| < 1/8)."""
-    return rob(u0, 1 / 8 + band(b), 1 / 4 + band(b))
+# ----------------------------------------------------------------------
+# the protocol, declared as data
+def test_protocol_is_declared_with_its_seed_stream_and_disclosure():
+    p = NT.PROTOCOL
+    assert p.name == "negative_transfer" and p.source == "paper" and p.fixed == "2026-11-29"
+    assert p.salt == "negative_transfer-v2"  # a fresh seed stream for the v2 design
+    assert p.common == ("epsilon", "steps_down")  # the stopping rules share seeds
+    assert p.hash_scheme1 == "4ffa7a15ef26"  # the committed full-size hash
+    assert "0.01" in p.pass_rule and "Wilcoxon" in p.statistic and "McNemar" in p.statistic
+    (d,) = p.disclosures
+    assert d.date == "2026-11-29" and "->" in d.change and d.earlier.startswith("PASS")
+    text = json.dumps(d.to_dict())
+    assert "audit" not in text and "issue" not in text and "9 distinct of 70" in text
+    json.dumps(p.to_dict(), allow_nan=False)
 
 
-def upper_tail(n, w):
-    """Exact P(W+ >= w) of the signed-rank statistic over n ranks: subsets of
-    {1..n} with sum >= w, counted by dynamic programming, over 2^n."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1
-    for k in range(1, n + 1):
-        counts[k:] = counts[k:] + counts[:-k].copy()
-    return counts[w:].sum() / 2.0**n
-
-
-def scipy_norm_sf(z):
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def test_negative_transfer_cells_are_distinct_and_the_shared_row_is_kept_once():
-    _, rows = negative_transfer.distinct_rows(False)
-    configs = [c.to_dict() for row in rows for c in row["configs"]]
-    keys = {tuple(sorted(c.items())) for c in configs}
-    assert len(keys) == len(configs) == 70
-    for regime in ("hard", "benign"):
-        mine = [r for r in rows if r["regime"] == regime]
-        assert [r["value"] for r in mine if r["field"] == "alpha"] == [0.2, 0.5, 0.8, 1.0]
-        assert [r["value"] for r in mine if r["field"] == "n_up"] == [20, 50, 100]
+def test_cells_are_distinct_and_the_shared_row_is_kept_once():
+    full = NT.PROTOCOL.full
+    configs = [c.to_dict() for row in full.configs["rows"] for c in row]
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == len(configs) == 70
+    assert full.seeds == 20 and full.us == [0.0, 0.5, 1.0, 1.5, 2.0]
+    pairs = list(zip(full.rows, full.configs["rows"], strict=True))
+    for regime, n_down, v in (("hard", 10, 1.0), ("benign", 40, 3.0)):
+        mine = [(r, g) for r, g in pairs if r["regime"] == regime]
+        assert [r["value"] for r, _ in mine if r["field"] == "alpha"] == [0.2, 0.5, 0.8, 1.0]
+        assert [r["value"] for r, _ in mine if r["field"] == "n_up"] == [20, 50, 100]
         # the (|u|, N_1) heatmap's N_1 = 200 row is the alpha = 0.5 row
-        shared = next(r for r in mine if r["field"] == "alpha" and r["value"] == 0.5)
-        assert {c.n_up for c in shared["configs"]} == {200}
-    q_us, q_rows = negative_transfer.distinct_rows(True)
-    assert len({tuple(sorted(c.to_dict().items())) for r in q_rows for c in r["configs"]}) == len(
-        q_rows
-    ) * len(q_us)
+        shared = next(g for r, g in mine if r["field"] == "alpha" and r["value"] == 0.5)
+        assert {c.n_up for c in shared} == {200}
+        assert {(c.n_down, c.v_down_norm) for _, g in mine for c in g} == {(n_down, v)}
+        for r, g in mine:
+            assert [c.u_norm for c in g] == full.us
+            assert all(getattr(c, r["field"]) == r["value"] for c in g)
+    assert (full.epsilon, full.loss_cap) == (1e-3, 2000)
+    quick = NT.PROTOCOL.quick
+    q = [c.to_dict() for row in quick.configs["rows"] for c in row]
+    assert len({json.dumps(c, sort_keys=True) for c in q}) == len(q) == 2 * 3 * 3
+    assert quick.regimes["benign"]["n_down"] == 20 and quick.loss_cap == 600
 
 
-def test_negative_transfer_pass_with_exact_p_values():
+def test_measure_runs_both_rules_on_the_same_seeds_and_shapes_rows_u_seeds():
+    size = NT.PROTOCOL.quick
+    calls = []
+
+    class Sweep:
+        def __init__(self, n, seeds):
+            self.n, self.seeds = n, seeds
+
+        def values(self, metric):  # item index * 10 + seed
+            return np.arange(self.n)[:, None] * 10.0 + np.arange(self.seeds)[None, :]
+
+    def sweep(configs, label="", **kwargs):
+        calls.append((configs, kwargs))
+        return Sweep(len(configs), size.seeds)
+
+    m = NT.measure(size, sweep)
+    (fixed, kw_fixed), (loss, kw_loss) = calls
+    flat = [c for row in size.configs["rows"] for c in row]
+    assert fixed == loss == flat  # the loss runs: the same configs, stopped by the loss
+    assert "measure" not in kw_fixed and kw_loss["measure"] is B.measure_at_loss
+    assert kw_loss["options"] == {"epsilon": 1e-3, "cap": 600}
+    assert set(m) == {"steps", "loss"} and set(m["loss"]) == set(NT.METRICS)
+    assert m["steps"]["err_transfer"].shape == (6, 3, 3)
+    assert m["loss"]["err_scratch"][4, 2, 1] == (4 * 3 + 2) * 10 + 1  # row-major: row, |u|, seed
+
+
+# ----------------------------------------------------------------------
+# decide
+def test_pass_with_exact_p_values():
     et, es = nt_hard_row(distinct(N10))  # +r/1024 at |u| = 0: all positive
-    rows = {"steps": et[None], "loss": et[None]}
-    d = negative_transfer.decide([0, 1, 2], ["hard"], rows, {k: es[None] for k in rows})
-    for rule in ("steps", "loss"):
+    d = decide(["hard"], {"steps": et[None], "loss": et[None]}, {r: es[None] for r in B.RULES})
+    for rule in B.RULES:
         x = d["rules"][rule]
         assert x["p_wilcoxon"][0, 0] == approx(2.0**-10)
         assert x["padj_wilcoxon"][0, 0] == approx(6 * 2.0**-10)  # Holm over 2 x 3 tests
@@ -133,20 +147,18 @@ def test_negative_transfer_pass_with_exact_p_values():
     assert d["verdict"] == "PASS" and d["missing"] == 0
 
 
-def test_negative_transfer_failures_alone_can_mark_a_cell():
-    """10 seeds where transfer fails just above 0.2 and scratch just below
-    (differences +0.0100 ... +0.0109), 10 where transfer is better by more
-    (-0.021 ... -0.030): W+ = 1 + ... + 10 = 55, below its null mean 105
-    (Wilcoxon p > 1/2), but the 10 discordant failures give the exact McNemar
-    p = 2^-10. Every block still falls over |u| (Page, 20 perfect blocks)."""
+def test_failures_alone_can_mark_a_cell():
+    """10 seeds where transfer fails just above 0.2 and scratch just below (differences
+    +0.0100 ... +0.0109), 10 where transfer is better by more (-0.021 ... -0.030): W+ = 1 +
+    ... + 10 = 55, below its null mean 105 (Wilcoxon p > 1/2), but the 10 discordant failures
+    give the exact McNemar p = 2^-10. Every block still falls over |u| (Page, 20 blocks)."""
     r = np.arange(N10) * 1e-4
     et0 = np.concatenate([0.205 + r, 0.13 + r])
     es0 = np.concatenate([0.195 + 0 * r, 0.15 + 0.001 * np.arange(1, N10 + 1) + r])
     et, es = nt_hard_row(distinct(N10))
-    et = np.concatenate([et, et], axis=1)
-    es = np.concatenate([es, es], axis=1)
+    et, es = np.concatenate([et, et], axis=1), np.concatenate([es, es], axis=1)
     et[0], es[0] = et0, es0
-    d = negative_transfer.decide([0, 1, 2], ["hard"], {"steps": et[None]}, {"steps": es[None]})
+    d = decide(["hard"], {"steps": et[None]}, {"steps": es[None]})
     x = d["rules"]["steps"]
     assert x["p_failures"][0, 0] == approx(2.0**-10)
     assert x["padj_failures"][0, 0] == approx(6 * 2.0**-10)
@@ -155,12 +167,11 @@ def test_negative_transfer_failures_alone_can_mark_a_cell():
     assert x["trend"]["n"] == 2 * N10 and x["trend"]["rho"] == approx(-1.0)
 
 
-def test_negative_transfer_holm_family_grows_with_the_distinct_cells():
+def test_holm_family_grows_with_the_distinct_cells():
     et, es = nt_hard_row(distinct(N10))
     et_b, es_b = nt_hard_row(-distinct(N10))  # benign: transfer better at |u| = 0
-    t = {"steps": np.stack([et, et_b])}
-    s = {"steps": np.stack([es, es_b])}
-    d = negative_transfer.decide([0, 1, 2], ["hard", "benign"], t, s)
+    t, s = {"steps": np.stack([et, et_b])}, {"steps": np.stack([es, es_b])}
+    d = decide(["hard", "benign"], t, s)
     x = d["rules"]["steps"]
     # 2 rows x 3 cells x 2 tests = 12: 12 / 1024 = 0.0117 >= 0.01
     assert x["padj_wilcoxon"][0, 0] == approx(12 * 2.0**-10)
@@ -168,11 +179,10 @@ def test_negative_transfer_holm_family_grows_with_the_distinct_cells():
     assert x["trend"]["n"] == N10 and x["trend_benign"]["n"] == N10  # hard blocks only
 
 
-def test_negative_transfer_needs_existence_and_location_under_both_rules():
+def test_needs_existence_and_location_under_both_rules():
     et, es = nt_hard_row(distinct(N10))
     flat_t, flat_s = nt_hard_row(-distinct(N10))  # no worse cell at equal loss
-    d = negative_transfer.decide(
-        [0, 1, 2],
+    d = decide(
         ["hard"],
         {"steps": et[None], "loss": flat_t[None]},
         {"steps": es[None], "loss": flat_s[None]},
@@ -180,27 +190,83 @@ def test_negative_transfer_needs_existence_and_location_under_both_rules():
     assert d["rules"]["steps"]["holds"] and not d["rules"]["loss"]["existence"]
     assert d["verdict"] == "FAIL"
     rising = 2 * ES - et  # the difference now rises with |u|
-    d = negative_transfer.decide(
-        [0, 1, 2],
-        ["hard"],
-        {"steps": et[None], "loss": rising[None]},
-        {"steps": es[None], "loss": es[None]},
-    )
+    d = decide(["hard"], {"steps": et[None], "loss": rising[None]}, {r: es[None] for r in B.RULES})
     assert d["rules"]["loss"]["trend"]["rho"] == approx(1.0) and not d["rules"]["loss"]["location"]
     assert d["verdict"] == "FAIL"
 
 
-def test_negative_transfer_missing_value_fails_and_is_counted():
+def test_missing_value_fails_and_is_counted():
     et, es = nt_hard_row(distinct(N10))
     loss_t = et.copy()
     loss_t[1, 3] = NAN
-    d = negative_transfer.decide(
-        [0, 1, 2],
-        ["hard"],
-        {"steps": et[None], "loss": loss_t[None]},
-        {"steps": es[None], "loss": es[None]},
-    )
+    d = decide(["hard"], {"steps": et[None], "loss": loss_t[None]}, {r: es[None] for r in B.RULES})
     assert math.isnan(d["rules"]["loss"]["p_wilcoxon"][0, 1])
     assert math.isnan(d["rules"]["loss"]["padj_wilcoxon"][0, 1])
     assert d["verdict_tests"] == "FAIL"  # the trend p is NaN too
     assert d["missing"] == 1 and d["verdict"] == "FAIL"
+    as_lists = {"steps": {"err_transfer": et[None].tolist(), "err_scratch": es[None].tolist()}}
+    as_lists["steps"]["err_transfer"][0][2][4] = None  # None: missing too
+    d = NT.decide(small(["hard"]), as_lists)
+    assert d["missing"] == 1 and d["verdict"] == "FAIL"
+    assert math.isnan(d["rules"]["steps"]["p_wilcoxon"][0, 2])
+
+
+# ----------------------------------------------------------------------
+# present
+def test_present_reports_every_cell_with_its_tests_and_stalls():
+    size = NT.PROTOCOL.full
+    m = examples(size)["PASS"]
+    m["loss"]["loss_down"][0, 0, :3] = 0.01  # three transfer runs above the loss target
+    d = NT.decide(size, m)
+    out = NT.present(size, m, d)
+    assert isinstance(out, Outcome)
+    # every cell positive in all 20 seeds: Wilcoxon 2^-20, Holm over 140 tests
+    assert "70 of 70 distinct cells significantly worse (Wilcoxon 70, failures 0" in out.statistic
+    assert "largest median +0.042 at |u| = 0 (hard, alpha = 0.2 (N_1 = 200))" in out.statistic
+    (csv,) = [t for t in out.sections if isinstance(t, Table) and t.name]
+    assert csv.name == "negative_transfer" and len(csv.rows) == 2 * 70
+    first = dict(zip(csv.header, csv.rows[0], strict=True))
+    assert (first["rule"], first["regime"], first["field"], first["value"]) == (
+        "steps",
+        "hard",
+        "alpha",
+        0.2,
+    )
+    assert first["diff_mean"] == approx(1 / 32 + 10.5 / 1024)  # (k - 1 - j)/32(k - 1) + mean r
+    assert first["diff_median"] == approx(1 / 32 + 10.5 / 1024)
+    assert first["p_wilcoxon"] == approx(2.0**-20) and first["padj_wilcoxon"] == approx(140 / 2**20)
+    assert first["stalled_transfer"] is None and first["fail_transfer"] == 0
+    loss = dict(zip(csv.header, csv.rows[70], strict=True))
+    assert loss["rule"] == "loss" and loss["stalled_transfer"] == 3 and loss["stalled_scratch"] == 0
+    shown = [t for t in out.sections if isinstance(t, Table) and t.show]
+    assert len(shown) == 4  # 2 rules x 2 regimes
+    assert shown[2].rows[0][-1] == "3 / 0 of 100"  # loss, hard, first row: 5 |u| x 20 seeds
+    figures = [f.name for f in out.sections if not isinstance(f, (str, Table))]
+    assert figures == [f"negative_{g}_{r}" for r in B.RULES for g in ("hard", "benign")]
+    assert out.data["distinct_cells"] == 70 and len(out.data["significant_cells"]["steps"]) == 70
+
+
+# ----------------------------------------------------------------------
+# registry examples (tests/claims/test_declarations.py)
+def _measurements(size, sign):
+    """Every metric measure() returns: err_scratch 1/8 and err_transfer - err_scratch =
+    sign x ((k - 1 - j) / (32 (k - 1)) + (r + 1) / 1024) at |u| index j and seed r (positive
+    and falling over |u| in every block for sign = +1; no run fails or stalls)."""
+    rows, k, n = len(size.rows), len(size.us), size.seeds
+    j = np.arange(k)[None, :, None]
+    diff = (k - 1 - j) / (32 * (k - 1)) + np.arange(1, n + 1)[None, None, :] / 1024
+    es = np.full((rows, k, n), ES)
+    v = {"err_transfer": es + sign * diff, "err_scratch": es}
+    v.update(loss_down=np.full_like(es, 1e-4), loss_scratch=np.full_like(es, 1e-4))
+    v.update(steps_down=np.full_like(es, 100), steps_scratch=np.full_like(es, 100))
+    return {r: {key: x.copy() for key, x in v.items()} for r in B.RULES}
+
+
+def examples(size):
+    """FAIL: transfer better in every cell, the difference rising over |u|; PASS where the
+    seeds allow a significant cell (2 x cells x 2^-seeds < 0.01): transfer worse in every
+    cell, falling over |u|."""
+    out = {"FAIL": _measurements(size, -1.0)}
+    if 2 * len(size.rows) * len(size.us) * 2.0**-size.seeds < S.SIGNIFICANCE:
+        out["PASS"] = _measurements(size, 1.0)
+    return out

@@ -70,7 +70,7 @@ _CHUNK = 256  # runs per compiled training call
 
 
 @njit(**_JIT)
-def _train(
+def _train(  # noqa: C901 (a numba kernel: one fused loop over runs and steps, as kernels.py)
     G, index, sign, y, eta, weight_decay, epsilon, steps, Bt, s, loss, last, stopped, finite
 ):
     """GD of every run b in the basis V (module docstring), in place: ``Bt[b]``
@@ -141,7 +141,7 @@ def _train(
 
 
 @njit(**_JIT)
-def _moments(G, E, Bt, s, n_signals, WWt, PW, sig_pre):
+def _moments(G, E, Bt, s, n_signals, WWt, PW, sig_pre):  # noqa: C901 (numba kernel: loops)
     """Per run, with H = Z W^T (q, 2m) read off G: ``WWt = W W^T``,
     ``PW = W N^T`` (N: the noise basis, ``E = Z N^T``) and ``sig_pre[k, s] =
     <w_k, sig_s>`` (the signals are the first rows of Z)."""

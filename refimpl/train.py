@@ -226,6 +226,23 @@ class _GramStage(GramEngine):
         )
 
 
+def _trainable_mask(trainable, m):
+    """The (2, m) bool mask of trainable filters (None: all)."""
+    mask = np.ones((2, m), bool) if trainable is None else np.asarray(trainable, bool)
+    if mask.shape != (2, m):
+        raise ValueError(f"trainable must have shape (2, {m}), got {mask.shape}")
+    return mask
+
+
+def _snapshot_steps(snapshots, steps):
+    """The snapshot steps: ``snapshots`` evenly spaced ones, or the given
+    steps within 0..steps, always with 0 and ``steps``."""
+    if np.ndim(snapshots) == 0:
+        return snapshot_schedule(steps, int(snapshots))
+    schedule = np.union1d(np.asarray(snapshots, np.int64), [0, steps])
+    return schedule[(schedule >= 0) & (schedule <= steps)]
+
+
 def train_stage(
     W0,
     task: Task,
@@ -302,16 +319,10 @@ def train_stage(
     _, m, d = W0.shape
     X, y = check_inputs(task.X, d, task.y)
     n, P, _ = X.shape
-    trainable = np.ones((2, m), bool) if trainable is None else np.asarray(trainable, bool)
-    if trainable.shape != (2, m):
-        raise ValueError(f"trainable must have shape (2, {m}), got {trainable.shape}")
+    trainable = _trainable_mask(trainable, m)
     tracking = _tracking(task) if track else None
     steps = int(steps)
-    if np.ndim(snapshots) == 0:
-        schedule = snapshot_schedule(steps, int(snapshots))
-    else:
-        schedule = np.union1d(np.asarray(snapshots, np.int64), [0, steps])
-        schedule = schedule[(schedule >= 0) & (schedule <= steps)]
+    schedule = _snapshot_steps(snapshots, steps)
     engine = _pick_engine(engine, n, P, m, d, steps, len(schedule), gram_budget)
 
     eps = float(epsilon) if epsilon > 0 else -1.0  # the loss is >= 0: -1 never stops

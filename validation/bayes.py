@@ -1,4 +1,7 @@
-"""Claim `bayes` (refimpl/claims/bayes.py): `python validation/bayes.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `bayes` (refimpl/claims/bayes.py):
+
+    python validation/bayes.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

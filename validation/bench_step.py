@@ -60,6 +60,16 @@ def _seconds(fn, k):
     return time.perf_counter() - start
 
 
+def _twin_steps(W0, task, roles, trainable, eta, k):
+    """``k`` steps of the numpy twin (refimpl.naive.gd_step) from W0."""
+    _, m, _ = W0.shape
+    n, S = task.X.shape[0], task.signals.shape[0]
+    state = (W0, np.zeros((2, m, S)), np.zeros((2, m, n)), np.zeros((2, m, n)))
+    for _ in range(k):
+        args = (task.X, task.y, task.y_clean, task.signals, task.xi, roles, trainable)
+        state = naive.gd_step(state[0], *args, eta, 0.0, *state[1:])[1:]
+
+
 def bench(name, repeats, budget=0.5, min_steps=10, twin=True):
     """Best-of-``repeats`` seconds per step of each method, and the fixed
     costs of the two engines (seconds for a stage of 0 steps)."""
@@ -80,26 +90,11 @@ def bench(name, repeats, budget=0.5, min_steps=10, twin=True):
     def engine(which):
         return lambda k: train_stage(W0, task, eta, k, snapshots=2, engine=which)
 
-    S = task.signals.shape[0]
     trainable = np.ones((2, m), bool)
     roles = task.roles()
 
     def numpy_twin(k):
-        state = (W0, np.zeros((2, m, S)), np.zeros((2, m, n)), np.zeros((2, m, n)))
-        for _ in range(k):
-            state = naive.gd_step(
-                state[0],
-                task.X,
-                task.y,
-                task.y_clean,
-                task.signals,
-                task.xi,
-                roles,
-                trainable,
-                eta,
-                0.0,
-                *state[1:],
-            )[1:]
+        _twin_steps(W0, task, roles, trainable, eta, k)
 
     marginal = {"weight": engine("weight"), "gram": engine("gram")}
     plain = {"floor": floor}

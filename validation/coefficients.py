@@ -1,4 +1,7 @@
-"""Claim `coefficients` (refimpl/claims/coefficients.py): `python validation/coefficients.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `coefficients` (refimpl/claims/coefficients.py):
+
+    python validation/coefficients.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

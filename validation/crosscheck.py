@@ -1,4 +1,7 @@
-"""Claim `crosscheck` (refimpl/claims/crosscheck.py): `python validation/crosscheck.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `crosscheck` (refimpl/claims/crosscheck.py):
+
+    python validation/crosscheck.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

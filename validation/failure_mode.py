@@ -1,4 +1,7 @@
-"""Claim `failure_mode` (refimpl/claims/failure_mode.py): `python validation/failure_mode.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `failure_mode` (refimpl/claims/failure_mode.py):
+
+    python validation/failure_mode.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""Claim `gain_alpha` (refimpl/claims/gain_alpha.py): `python validation/gain_alpha.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `gain_alpha` (refimpl/claims/gain_alpha.py):
+
+    python validation/gain_alpha.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

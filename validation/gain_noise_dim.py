@@ -1,4 +1,7 @@
-"""Claim `gain_noise_dim` (refimpl/claims/gain_noise_dim.py): `python validation/gain_noise_dim.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `gain_noise_dim` (refimpl/claims/gain_noise_dim.py):
+
+    python validation/gain_noise_dim.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""Claim `gain_shared` (refimpl/claims/gain_shared.py): `python validation/gain_shared.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `gain_shared` (refimpl/claims/gain_shared.py):
+
+    python validation/gain_shared.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""Claim `gain_upstream_n` (refimpl/claims/gain_upstream_n.py): `python validation/gain_upstream_n.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `gain_upstream_n` (refimpl/claims/gain_upstream_n.py):
+
+    python validation/gain_upstream_n.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""Claim `mechanism` (refimpl/claims/mechanism.py): `python validation/mechanism.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `mechanism` (refimpl/claims/mechanism.py):
+
+    python validation/mechanism.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

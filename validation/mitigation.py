@@ -1,4 +1,7 @@
-"""Claim `mitigation` (refimpl/claims/mitigation.py): `python validation/mitigation.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `mitigation` (refimpl/claims/mitigation.py):
+
+    python validation/mitigation.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

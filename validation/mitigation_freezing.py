@@ -1,4 +1,7 @@
-"""Claim `mitigation_freezing` (refimpl/claims/mitigation_freezing.py): `python validation/mitigation_freezing.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `mitigation_freezing` (refimpl/claims/mitigation_freezing.py):
+
+    python validation/mitigation_freezing.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""Claim `negative_transfer` (refimpl/claims/negative_transfer.py): `python validation/negative_transfer.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `negative_transfer` (refimpl/claims/negative_transfer.py):
+
+    python validation/negative_transfer.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""Claim `phase_single` (refimpl/claims/phase_single.py): `python validation/phase_single.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `phase_single` (refimpl/claims/phase_single.py):
+
+    python validation/phase_single.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

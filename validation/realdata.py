@@ -1,4 +1,7 @@
-"""Claim `realdata` (refimpl/claims/realdata.py): `python validation/realdata.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `realdata` (refimpl/claims/realdata.py):
+
+    python validation/realdata.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""Claim `robustness` (refimpl/claims/robustness.py): `python validation/robustness.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `robustness` (refimpl/claims/robustness.py):
+
+    python validation/robustness.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

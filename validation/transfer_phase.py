@@ -1,4 +1,7 @@
-"""Claim `transfer_phase` (refimpl/claims/transfer_phase.py): `python validation/transfer_phase.py [--quick] [--jobs N] [--out DIR]`."""
+"""Claim `transfer_phase` (refimpl/claims/transfer_phase.py):
+
+    python validation/transfer_phase.py [--quick] [--jobs N] [--out DIR]
+"""
 
 import sys
 

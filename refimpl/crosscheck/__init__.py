@@ -314,6 +314,32 @@ def _coefficient_notes(their_run, their_note, ref_run, ref_note):
     return notes
 
 
+def _stages_to_compare(theirs, ref, stages):
+    """The stages of THEIRS (and of the reference file, when given) to
+    compare, restricted to ``stages``; TrajectoryError when none is left."""
+    names = [s for s in theirs.stages if ref is None or s in ref.stages]
+    if stages:
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            raise TrajectoryError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
+        names = [s for s in names if s in stages]
+    if not names:
+        where = f"{theirs.path} has {', '.join(theirs.stages)}"
+        if ref is not None:
+            where += f", {ref.path} has {', '.join(ref.stages)}"
+        raise TrajectoryError(f"no stage to compare: {where}")
+    return names
+
+
+def _check_budgets(theirs, names, replay, explain, explain_steps):
+    """Replays and explain runs are bounded before any of them starts."""
+    for s in names if replay else ():
+        check_replay(theirs.stage(s), "replaying")
+    for s in names if explain else ():
+        T = theirs.stage(s).T if explain_steps is None else min(explain_steps, theirs.stage(s).T)
+        check_replay(theirs.stage(s), "explaining", steps=T, runs=EXPLAIN_RUNS)
+
+
 def crosscheck(
     theirs_path,
     ref_path=None,
@@ -371,17 +397,7 @@ def crosscheck(
         )
     theirs = load(theirs_path, require_coefficients=False)
     ref = None if ref_path is None else load(ref_path, require_coefficients=False)
-    names = [s for s in theirs.stages if ref is None or s in ref.stages]
-    if stages:
-        unknown = [s for s in stages if s not in STAGES]
-        if unknown:
-            raise TrajectoryError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
-        names = [s for s in names if s in stages]
-    if not names:
-        where = f"{theirs.path} has {', '.join(theirs.stages)}"
-        if ref is not None:
-            where += f", {ref.path} has {', '.join(ref.stages)}"
-        raise TrajectoryError(f"no stage to compare: {where}")
+    names = _stages_to_compare(theirs, ref, stages)
     reference = (
         "replay (refimpl.train from the file's inputs)"
         if ref is None and conv is None
@@ -389,17 +405,7 @@ def crosscheck(
         if ref is None
         else str(ref_path)
     )
-    if ref is None:  # replays: bounded before they start
-        for s in names:
-            check_replay(theirs.stage(s), "replaying")
-    if explain:
-        for s in names:
-            T = (
-                theirs.stage(s).T
-                if explain_steps is None
-                else min(explain_steps, theirs.stage(s).T)
-            )
-            check_replay(theirs.stage(s), "explaining", steps=T, runs=EXPLAIN_RUNS)
+    _check_budgets(theirs, names, replay=ref is None, explain=explain, explain_steps=explain_steps)
     report = Report(str(theirs_path), reference, rtol, atol)
     if ref is not None:
         for s in sorted(set(theirs.stages) ^ set(ref.stages), key=STAGES.index):

@@ -196,7 +196,8 @@ def skipped(name, claim, source, reason):
 
 def fmt_trend(t):
     """``mean per-seed rho = -0.812 ± 0.020, Page p < 1e-10``."""
-    return f"mean per-seed Spearman rho = {t['rho']:.3f} ± {t['rho_se']:.3f}, Page's test {fmt_p(t['p'])}"
+    rho = f"mean per-seed Spearman rho = {t['rho']:.3f} ± {t['rho_se']:.3f}"
+    return f"{rho}, Page's test {fmt_p(t['p'])}"
 
 
 def check_result(result, name):

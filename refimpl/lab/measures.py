@@ -144,7 +144,7 @@ def measure_transfer(config, n_test=None, curves=False):
 
 def dead_points(W0, task, inherited=None):
     """Flipped training points that no filter of their observed class can
-    start to memorise (the failure mode of the validation audit, P1;
+    start to memorise (the failure mode seen in gain_alpha's noisy regime;
     docs/model.md §8.3).
 
     A flipped point i (y_i != y_clean_i) is *dead* when every filter r of

@@ -1,17 +1,16 @@
 """The claims: one module per claim of docs/model.md §8, discovered as the
 public modules of this package (a module whose name starts with ``_`` is a
-helper, not a claim). The place to add work: one file, touching nothing else.
+helper, not a claim: ``_base`` holds the procedures several claims share).
 
-A claim module defines
-
-- ``NAME`` (its module name), ``CLAIM`` (one line: what is predicted) and
-  ``SOURCE`` (``"paper"``, ``"framework"``, ``"hypothesis"`` or
-  ``"implementation"``, docs/model.md §8);
-- ``run(out, quick=False, jobs=1) -> dict``: writes its numbers (JSON, CSV)
-  and figures into ``out/<NAME>/`` and returns
-  :func:`refimpl.lab.report.result` (or :func:`refimpl.lab.report.skipped`);
-- the decision logic of its verdict as a pure function, unit-tested on
-  hand-made inputs.
+A claim is a declaration (:mod:`refimpl.lab.claim`): its module defines
+``PROTOCOL`` (a :class:`~refimpl.lab.claim.Protocol` in both sizes),
+``measure(size, sweep)``, a pure ``decide(size, measurements)`` and
+``present(size, measurements, decision)``; the lab runs it and writes its
+JSON, CSVs, figures and report section. Adding a claim is one module here,
+its thin script ``validation/<name>.py``, its tests
+``tests/claims/test_<name>.py`` (with ``examples(size)`` for the registry
+test) and, to fix its place in the report, a line in :data:`ORDER`. No
+claim imports another.
 
 :func:`run_claims` runs several and writes the suite's ``REPORT.md`` and
 ``validate.json``.

@@ -1,67 +1,72 @@
-"""mitigation_freezing: freezing the inherited filters during fine-tuning
-shrinks negative transfer (docs/model.md §8.3: our hypothesis, not a claim
-of the paper; a FAIL refutes our hypothesis).
+"""mitigation_freezing: freezing the inherited filters during fine-tuning shrinks negative
+transfer (docs/model.md §5.2 and §8.3: our hypothesis, not a claim of the paper; a FAIL
+refutes our hypothesis). The design of ``mitigation`` on its seed stream (salt
+``mitigation``, common random numbers across the levers): its baseline runs are those of
+``mitigation``. The design is :data:`PROTOCOL`; the procedure, shared with ``mitigation``,
+is ``refimpl.claims._base.lever_*``."""
 
-The same design, regions, seeds and runs as ``mitigation`` (salt
-``mitigation``, common random numbers across the levers, so the baseline
-runs are those of ``mitigation``): the baseline and the lever "freeze
-inherited" (the inherited filters do not move during fine-tuning; alpha =
-0.8 leaves fresh filters to train). Verdict: PASS when the baseline shows
-negative transfer (one-sided paired t > 0, level 0.01) and freezing lowers
-it (one-sided paired t of the reduction, pooled over the cells of both
-regions and the seeds, level 0.01, positive mean); any missing value fails
-it. The hypothesis is kept as it was stated before the first run, although
-the committed run showed the opposite direction. Reported beside it: per
-region, medians and Wilcoxon tests, and the equal-loss variant
-(:mod:`refimpl.claims.mitigation`).
-"""
+from ..lab.claim import Disclosure, Protocol
+from . import _base as B
 
-from ..lab.protocol import Disclosure
-from . import mitigation as M
-
-NAME = "mitigation_freezing"
-CLAIM = "freezing the inherited filters during fine-tuning shrinks negative transfer"
-SOURCE = "hypothesis"
 LEVERS = {"baseline": {}, "freeze inherited": {"freeze_inherited": True}}
+"""The baseline and the lever: the inherited filters do not move during fine-tuning."""
 CLAIMED = {"freezing": ["freeze inherited"]}
 
-PROTOCOL = M._protocol(False, NAME, LEVERS, CLAIMED, "hypothesis (docs/model.md §8.3)")
-"""The full-size protocol (the lever and rule of the committed v1 run, alone)."""
-QUICK_PROTOCOL = M._protocol(True, NAME, LEVERS, CLAIMED, "hypothesis (docs/model.md §8.3)")
-
-DISCLOSURES = [
-    M.DISCLOSURES[0],
-    Disclosure(
-        date="2026-11-29 (after the committed full report)",
-        change="freezing split out of `mitigation` into this claim (source: our hypothesis), "
-        "with its own verdict; the same runs and seeds",
-        reason="docs/model.md §8: a FAIL of our hypothesis must not read as a FAIL of the paper",
-        earlier=M.EARLIER_V1 + "; freezing per region: hard -0.0040 (p = 0.83), benign -0.0673 "
-        "(p = 1): freezing more than doubled the harm in the benign "
-        "region",
+PROTOCOL = Protocol(
+    name="mitigation_freezing",
+    claim="freezing the inherited filters during fine-tuning shrinks negative transfer",
+    source="hypothesis",
+    full=B.lever_size(False, LEVERS, CLAIMED, seeds=24),
+    quick=B.lever_size(True, LEVERS, CLAIMED, seeds=3),
+    statistic=B.LEVER_STATISTIC,
+    pass_rule=B.lever_pass_rule(CLAIMED),
+    fixed="2026-11-28 (regions and levers, commit 0b2d229, before the first full report); "
+    "2026-11-29: split by source, equal-loss reporting added",
+    salt="mitigation",  # the seed stream of mitigation: the same baseline runs
+    common=B.LEVER_COMMON,
+    pairing=B.LEVER_PAIRING,
+    rules={
+        "negative transfer": "err_transfer - err_scratch of a run (the same test draws)",
+        "missing": "a diverged run of either lever in any cell fails the verdict",
+    },
+    notes={
+        "source": "our hypothesis (docs/model.md §8.3): a FAIL refutes our hypothesis, not the "
+        "paper; the hypothesis is kept as it was stated before the first run, although the "
+        "committed run showed the opposite direction",
+        "regions": "those of mitigation, at alpha = 0.8, which leaves fresh filters to train",
+        "reported, not in the verdict": B.LEVER_REPORTED,
+    },
+    disclosures=(
+        B.lever_design_change(),
+        Disclosure(
+            date="2026-11-29 (after the committed full report)",
+            change="freezing split out of `mitigation` into this claim (source: our "
+            "hypothesis), with its own verdict; the same runs and seeds",
+            reason="docs/model.md §8: a FAIL of our hypothesis must not read as a FAIL of the "
+            "paper",
+            earlier=B.LEVERS_V1 + "; freezing per region: hard -0.0040 (p = 0.83), benign "
+            "-0.0673 (p = 1): freezing more than doubled the harm in the benign region",
+        ),
     ),
-]
-"""Protocol changes made after the claim's script had been run (audit P2)."""
+    hash_scheme1="427b95125ded",
+)
 
 
-def decide(neg):
-    """The verdict from the negative-transfer amounts (pure): ``neg`` of
-    shape (2, cells, seeds), the baseline then the frozen runs (paired).
-    :func:`refimpl.claims.mitigation.decide` with the one claimed lever."""
-    return M.decide(list(LEVERS), neg, CLAIMED)
+def measure(size, sweep):
+    """The baseline and the frozen runs in both regions at fixed steps and at
+    equal loss (:func:`refimpl.claims._base.lever_measure`)."""
+    return B.lever_measure(size, sweep)
 
 
-def run(out, quick=False, jobs=1):
-    return M.run_levers(
-        out,
-        quick,
-        jobs,
-        NAME,
-        CLAIM,
-        SOURCE,
-        LEVERS,
-        CLAIMED,
-        QUICK_PROTOCOL if quick else PROTOCOL,
-        DISCLOSURES,
-        hypothesis=True,
-    )
+def decide(size, m):
+    """The verdict (pure, :func:`refimpl.claims._base.lever_decision`): the
+    baseline shows negative transfer and freezing lowers it, one-sided paired
+    t at level 0.01 pooled over cells and seeds, fixed steps; the same rule at
+    equal loss is reported as ``equal_loss``."""
+    return B.lever_decision(size, m)
+
+
+def present(size, m, dec):
+    """The statistic (a FAIL says whether our hypothesis was refuted or not
+    tested), tables, CSV and figures (:func:`refimpl.claims._base.lever_present`)."""
+    return B.lever_present(PROTOCOL.name, size, m, dec, hypothesis=True)

@@ -1,77 +1,23 @@
-"""robustness: the main gain and negative-transfer findings again under
-variants of the model (docs/model.md §s 2 and 5), each variant a finding of
-its own.
-
-Variants of the base transfer regime (joint layout, filter granularity,
-orthogonal v_1, v_2, p_2 = 0.1, eta = 1, T = 200): the split layout
-(x = [yhat u, yhat v, xi]); entry granularity (an i.i.d. Bernoulli(alpha)
-mask per weight entry); correlated task signals (cos(v_1, v_2) = 0.5); no
-downstream label noise (p_2 = 0); a ten times smaller step size with ten
-times the steps (eta = 0.1, 2000 steps per stage: the base's eta = 1 takes
-large fine-tuning steps, eta |xi|^2/(N_2 m) ~ 6); equal training loss
-(fine-tuning and scratch each until the loss is <= 1e-3, cap 2000 steps: the
-stopping-rule variant).
-
-Design (protocol :data:`PROTOCOL`, fixed 2026-11-29 before its first full
-run), |u| in {0, 1, 2}, 40 seeds per point, transfer and scratch paired
-within a run, independent seeds across points and variants. Predictions,
-per variant, each tested on its own (one-sided, level 0.01) and reported as
-"detected" or "not detected" (never "lost"; a significant effect against
-the prediction is reported as "opposite"):
-
-- gain at |u| = 2: err_scratch - err_transfer > 0 (Wilcoxon signed-rank);
-- growth: the gain increases with |u| (Page's L test, seeds as blocks);
-- at |u| = 0: negative transfer, err_transfer - err_scratch > 0 (Wilcoxon),
-  except with cos(v_1, v_2) = 0.5, where v_1 carries half of v_2's
-  direction, a shared signal of norm 0.5 of its own: there the prediction is
-  the reverse, a gain at |u| = 0.
-
-Verdict, with no AND across variants: each prediction is tested once on all
-the variants that make it together (pairs or blocks pooled over the
-variants, the variants as strata): the gain at |u| = 2 and its growth over
-all seven variants, negative transfer at |u| = 0 over the six variants that
-predict it, the gain at |u| = 0 over the one that predicts it. PASS when all
-four pooled tests are significant (one-sided, 0.01) and no value is missing;
-the per-variant results are separate findings beside it. Per point the
-mean, median and failure rate (error > 0.2) of both errors, and the stalled
-runs of the loss-target variant, are reported.
-"""
+"""robustness: the main gain and negative-transfer findings again under variants of the model
+(docs/model.md §2 and §5), each variant a finding of its own: our hypothesis that the findings
+survive the granularity and geometry variants (docs/model.md §8.3). Per variant the gain at
+|u| = 2, its growth over |u| and the predicted effect at |u| = 0 are tested on their own; the
+verdict pools each prediction over the variants that make it. The design is :data:`PROTOCOL`."""
 
 import numpy as np
 
-from .. import files
-from ..lab import figures as F
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.protocol import Disclosure, Protocol
+from ..lab.claim import Disclosure, Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
-from ..lab.sweep import run_sweep
-from ._base import ENGINE, EPSILON, FAILURE_ERROR, LOSS_CAP, QUICK_LOSS_CAP, stalled, transfer_base
+from . import _base as B
 
-NAME = "robustness"
-CLAIM = (
-    "the gain at |u| = 2, its growth with |u| and negative transfer at |u| = 0 hold across "
-    "the split layout, entry granularity, p_2 = 0, a smaller step size and equal loss, and "
-    "correlated v_1/v_2 turn |u| = 0 into a gain (each variant a finding of its own)"
-)
-SOURCE = "hypothesis"
+BASE = "base (joint, filter, p_2 = 0.1)"
 EQUAL_LOSS = "equal loss (loss <= 1e-3, cap 2000)"
-VARIANTS = {
-    "base (joint, filter, p_2 = 0.1)": {},
-    "split layout": {"layout": "split"},
-    "entry granularity": {"granularity": "entry"},
-    "cos(v_1, v_2) = 0.5": {"v_cos": 0.5},
-    "p_2 = 0": {"flip_down": 0.0},
-    "eta = 0.1, 10x steps": {"eta": 0.1, "steps_up": 2000, "steps_down": 2000},
-    EQUAL_LOSS: {"epsilon": EPSILON, "steps_down": LOSS_CAP},
-}
-QUICK_STEPS = {"steps_up": 600, "steps_down": 600}
+"""The stopping-rule variant (its name keeps the full size's cap at every size)."""
 REVERSED = {"cos(v_1, v_2) = 0.5": "gain"}
 """Variants whose prediction at |u| = 0 is a gain instead of negative transfer."""
 US = [0.0, 1.0, 2.0]
-SEEDS = 40
-QUICK_SEEDS = 3
-SALT = "robustness-v2"
 FINDINGS = ("gain at |u| = 2", "gain grows with |u|", "at |u| = 0")
 POOLED = (
     "gain at |u| = 2",
@@ -80,174 +26,185 @@ POOLED = (
     "gain at |u| = 0 (reversal)",
 )
 METRICS = ("err_transfer", "err_scratch", "loss_down", "loss_scratch")
+HEADER = "variant u_norm gain_mean gain_se gain_median err_transfer_mean".split()
+HEADER += "err_transfer_median fail_transfer err_scratch_mean err_scratch_median".split()
+HEADER += "fail_scratch stalled_transfer stalled_scratch".split()
+
+
+def _size(quick, seeds, small_step_steps, cap):
+    """Every variant of the base transfer regime at each |u| (``small_step_steps``: the steps
+    per stage of the small-step variant; ``cap``: the equal-loss variant's step cap)."""
+    steps = {"steps_up": small_step_steps, "steps_down": small_step_steps}
+    variants = {
+        BASE: {},
+        "split layout": {"layout": "split"},
+        "entry granularity": {"granularity": "entry"},
+        "cos(v_1, v_2) = 0.5": {"v_cos": 0.5},
+        "p_2 = 0": {"flip_down": 0.0},
+        "eta = 0.1, 10x steps": {"eta": 0.1, **steps},
+        EQUAL_LOSS: {"epsilon": B.EPSILON, "steps_down": cap},
+    }
+    configs = {
+        n: [B.transfer_base(quick, engine=B.ENGINE, u_norm=u, **o) for u in US]
+        for n, o in variants.items()
+    }
+    base = B.transfer_base(quick, engine=B.ENGINE).to_dict()
+    return Size(configs, seeds, us=US, variants=variants, reversed=REVERSED, base=base)
+
 
 PROTOCOL = Protocol(
-    claim=NAME,
-    grid={
-        "base": "TRANSFER_BASE (d = 600, m = 10, N_1 = 200, N_2 = 10, |v_1| = |v_2| = 1, "
-        "sigma_p = 1, p_2 = 0.1, alpha = 0.5, eta = 1, T = 200)",
-        "variants": VARIANTS,
-        "u_norm": US,
-    },
-    seeds=SEEDS,
+    name="robustness",
+    claim=(
+        "the gain at |u| = 2, its growth with |u| and negative transfer at |u| = 0 hold across "
+        "the split layout, entry granularity, p_2 = 0, a smaller step size and equal loss, and "
+        "correlated v_1/v_2 turn |u| = 0 into a gain (each variant a finding of its own)"
+    ),
+    source="hypothesis",
+    full=_size(False, 40, 2000, 2000),
+    quick=_size(True, 3, 600, 600),
     statistic=(
-        "per variant: one-sided Wilcoxon signed-rank of the gain at |u| = 2, Page's L "
-        "test of the gain's growth over |u|, one-sided Wilcoxon at |u| = 0 in the "
-        "predicted direction (negative transfer; a gain with cos(v_1, v_2) = 0.5); the "
-        "verdict on each prediction pooled over the variants that make it (pairs, or "
-        "blocks, of all those variants together)"
+        "per variant: one-sided Wilcoxon signed-rank of the gain at |u| = 2, Page's L test of the "
+        "gain's growth over |u|, one-sided Wilcoxon at |u| = 0 in the predicted direction "
+        "(negative transfer; a gain with cos(v_1, v_2) = 0.5); the verdict on each prediction "
+        "pooled over the variants that make it (pairs, or blocks, of all those variants together)"
     ),
     pass_rule=(
-        f"the four pooled tests (gain at |u| = 2 and growth over all 7 variants; negative "
-        f"transfer at |u| = 0 over the 6 that predict it; gain at |u| = 0 with cos = 0.5) "
-        f"each p < {SIGNIFICANCE} in the predicted direction; no missing value; per-variant "
-        f"results reported as detected / not detected, not in the verdict"
+        "the four pooled tests (gain at |u| = 2 and growth over all 7 variants; negative transfer "
+        "at |u| = 0 over the 6 that predict it; gain at |u| = 0 with cos = 0.5) each p < "
+        f"{SIGNIFICANCE} in the predicted direction; no missing value; per-variant results "
+        "reported as detected / not detected, not in the verdict"
     ),
     fixed="2026-11-29",
-    extra={
-        "pairing": "transfer and scratch paired within a run; independent seeds across |u| "
-        "and variants (none is paired: each changes the model)",
-        "salt": SALT,
-        "failure": f"clean test error > {FAILURE_ERROR}",
-        "stalled": f"training loss > {EPSILON:g} at the cap (the equal-loss variant)",
+    salt="robustness-v2",
+    pairing="transfer and scratch paired within a run; independent seeds across |u| and "
+    "variants (none is paired: each changes the model)",
+    rules={
+        "failure": f"clean test error > {B.FAILURE_ERROR}",
+        "stalled": f"training loss > {B.EPSILON:g} at the cap (the equal-loss variant)",
+        "findings": "a prediction of a variant is 'detected' (one-sided p < the level), 'not "
+        "detected', or 'opposite' (significant against it; never 'lost')",
+    },
+    notes={
+        "variants": "of the base transfer regime (joint layout, filter granularity, orthogonal "
+        "v_1, v_2, p_2 = 0.1, eta = 1): the split layout (x = [yhat u, yhat v, xi]); entry "
+        "granularity (an i.i.d. Bernoulli(alpha) mask per weight entry); correlated task signals "
+        "(cos(v_1, v_2) = 0.5: v_1 carries half of v_2's direction, a shared signal of norm 0.5 "
+        "of its own, hence the predicted gain at |u| = 0); no downstream label noise; a ten "
+        "times smaller step size with ten times the steps (the base's eta = 1 takes large "
+        "fine-tuning steps, eta |xi|^2/(N_2 m) ~ 6); equal training loss (fine-tuning and "
+        "scratch each until the loss is <= 1e-3 within the cap: the stopping-rule variant)",
         "seeds": "40: about 80% power at one-sided 0.01 per variant for the base's |u| = 0 "
         "effect (+0.02, sd 0.034); entry granularity (sd 0.067) would need ~110",
-        "quick": f"d = 120, m = 4, N_1 = 40, N_2 = 8, T = 60 (600 for the small-step "
-        f"variant), {QUICK_SEEDS} seeds, cap {QUICK_LOSS_CAP}",
+        "reported, not in the verdict": "per variant and finding the one-sided test and its "
+        "mirror; per point the mean, median and failure rate of both errors and the stalled "
+        "runs of the equal-loss variant",
     },
+    disclosures=(
+        Disclosure(
+            date="2026-11-29",
+            change=(
+                "verdict = AND of 18 (variant, finding) tests with paired t-tests, negative "
+                "transfer at |u| = 0 required in every variant (also with cos(v_1, v_2) = 0.5), "
+                "non-detections reported as 'lost', 20 seeds, 6 variants -> each variant a "
+                "finding of its own (detected / not detected), the reversal with cos = 0.5 "
+                "predicted as a gain at |u| = 0, the verdict on four pooled tests (variants as "
+                "strata; Wilcoxon and Page), an equal-loss variant, 40 seeds, fresh seed stream "
+                "(salt robustness-v2)"
+            ),
+            reason=(
+                "an AND of 18 tests has little power; with cos(v_1, v_2) = 0.5, v_1 carries half "
+                "of v_2's direction, so a gain at |u| = 0 (not negative transfer) is expected by "
+                "construction; 'lost' reported tests that did not reach the level as if the "
+                "finding had been refuted; and docs/model.md §8.4 asks for rank tests of "
+                "heavy-tailed outcomes and for transfer and scratch at equal training loss too"
+            ),
+            earlier=(
+                "FAIL: 16 of 18 (variant, finding) pairs hold; 'lost': entry granularity: "
+                "negative transfer at |u| = 0 (-0.0064 ± 0.0149); cos(v_1, v_2) = 0.5: negative "
+                "transfer at |u| = 0 (-0.0856 ± 0.0039, i.e. a gain) (20 seeds per point, "
+                "one-sided tests at 0.01)"
+            ),
+        ),
+    ),
+    hash_scheme1="eeed9e964800",
 )
 
-DISCLOSURES = [
-    Disclosure(
-        date="2026-11-29",
-        change=(
-            "verdict = AND of 18 (variant, finding) tests with paired t-tests, negative transfer "
-            "at |u| = 0 required in every variant (also with cos(v_1, v_2) = 0.5), "
-            "non-detections reported as 'lost', 20 seeds, 6 variants -> each variant a finding "
-            "of its own (detected / not detected), the reversal with cos = 0.5 predicted as a "
-            "gain at |u| = 0, the verdict on four pooled tests (variants as strata; Wilcoxon "
-            "and Page), an equal-loss variant, 40 seeds, fresh seed stream (salt robustness-v2)"
-        ),
-        reason=(
-            "the validation audit (3.10, P3): an 18-way AND has little power, the cos = 0.5 "
-            "reversal is expected by construction, and 'lost' reported non-detections; issue 9 "
-            "items 4-6"
-        ),
-        earlier=(
-            "FAIL: 16 of 18 (variant, finding) pairs hold; 'lost': entry granularity: "
-            "negative transfer at |u| = 0 (-0.0064 ± 0.0149); cos(v_1, v_2) = 0.5: negative "
-            "transfer at |u| = 0 (-0.0856 ± 0.0039, i.e. a gain) (20 seeds per point, "
-            "one-sided tests at 0.01)"
-        ),
-    )
-]
+
+def measure(size, sweep):
+    """Every variant at every |u|, one sweep: ``{metric: (variants, |u|, seeds)}``."""
+    sw = sweep([c for grid in size.configs.values() for c in grid], metrics=METRICS)
+    shape = (len(size.configs), len(size.us), size.seeds)
+    return {k: sw.values(k).reshape(shape) for k in METRICS}
 
 
-def _arr(a):
-    return np.array(
-        [[[np.nan if v is None else v for v in row] for row in var] for var in a], float
-    )
-
-
-def _finding(test, opposite):
-    """Status of a one-sided test and of its mirror."""
-    if np.isfinite(test["p"]) and test["p"] < SIGNIFICANCE:
+def _finding(test, *args):
+    """The one-sided test ``test(*args, "greater")`` with its mirror's p and the status:
+    "detected", "opposite" (the mirror significant) or "not detected"."""
+    one, mirror = test(*args, "greater"), test(*args, "less")
+    if np.isfinite(one["p"]) and one["p"] < SIGNIFICANCE:
         status = "detected"
-    elif np.isfinite(opposite["p"]) and opposite["p"] < SIGNIFICANCE:
+    elif np.isfinite(mirror["p"]) and mirror["p"] < SIGNIFICANCE:
         status = "opposite"
     else:
         status = "not detected"
-    return {**test, "p_opposite": opposite["p"], "status": status}
+    return {**one, "p_opposite": mirror["p"], "status": status}
 
 
-def decide(variants, us, err_transfer, err_scratch, reversed_=None):
-    """The verdict from the errors of every variant (pure: no files, no sweeps).
-
-    Parameters
-    ----------
-    variants : sequence of str, length V
-    us : sequence of float, shape (k,)
-        The values of |u| (k >= 3 distinct, increasing: the first is the
-        weak-signal point, the last the strong-signal point).
-    err_transfer, err_scratch : arrays of shape (V, k, seeds)
-        Test errors per variant, |u| and seed (paired; NaN or None: missing).
-    reversed_ : mapping variant -> "gain", optional
-        Variants predicting a gain at the first |u| instead of negative
-        transfer (default :data:`REVERSED`).
-
-    Returns
-    -------
-    dict
-        ``verdict`` ("PASS" when the four pooled tests of :data:`POOLED` all
-        have p < SIGNIFICANCE, and no value is missing), ``verdict_tests``
-        (without the missing-value rule), ``pooled`` (name -> test dict with
-        ``holds`` and ``variants``: the ones pooled), ``results`` (variant ->
-        finding -> the Wilcoxon or trend dict with ``p_opposite`` and
-        ``status``: "detected", "not detected" or "opposite", plus
-        ``prediction_u0``: "negative" or "gain") and ``missing``.
-    """
-    reversed_ = REVERSED if reversed_ is None else reversed_
-    et, es = _arr(err_transfer), _arr(err_scratch)
-    gain = es - et
-    results = {}
-    for k, n in enumerate(variants):
-        pred = reversed_.get(n, "negative")
-        g2 = _finding(
-            S.wilcoxon(es[k, -1], et[k, -1], "greater"), S.wilcoxon(es[k, -1], et[k, -1], "less")
-        )
-        tr = _finding(S.trend(us, gain[k], "greater"), S.trend(us, gain[k], "less"))
-        a, b = (et[k, 0], es[k, 0]) if pred == "negative" else (es[k, 0], et[k, 0])
-        u0 = _finding(S.wilcoxon(a, b, "greater"), S.wilcoxon(a, b, "less"))
-        results[n] = {"prediction_u0": pred, FINDINGS[0]: g2, FINDINGS[1]: tr, FINDINGS[2]: u0}
-    neg = [k for k, n in enumerate(variants) if reversed_.get(n, "negative") == "negative"]
-    rev = [k for k, n in enumerate(variants) if reversed_.get(n, "negative") == "gain"]
-    pooled = {
-        POOLED[0]: dict(
-            S.wilcoxon(es[:, -1].ravel(), et[:, -1].ravel(), "greater"), variants=list(variants)
-        ),
-        POOLED[1]: dict(
-            S.trend(us, np.concatenate(list(gain), axis=1), "greater"), variants=list(variants)
-        ),
+def _variant(us, et, es, pred):
+    """The three findings of one variant from its errors (|u|, seeds); at |u| = 0 in the
+    direction ``pred`` ("negative": transfer worse; "gain": transfer better)."""
+    u0 = (et[0], es[0]) if pred == "negative" else (es[0], et[0])
+    return {
+        "prediction_u0": pred,
+        FINDINGS[0]: _finding(S.wilcoxon, es[-1], et[-1]),
+        FINDINGS[1]: _finding(S.trend, us, es - et),
+        FINDINGS[2]: _finding(S.wilcoxon, *u0),
     }
-    for name, idx, (a, b) in ((POOLED[2], neg, (et, es)), (POOLED[3], rev, (es, et))):
+
+
+def _pooled(variants, us, et, es, predicts):
+    """The four pooled tests (each with ``variants``, the ones pooled, and ``holds``)."""
+    every = list(variants)
+    pooled = {
+        POOLED[0]: dict(S.wilcoxon(es[:, -1].ravel(), et[:, -1].ravel()), variants=every),
+        POOLED[1]: dict(S.trend(us, np.concatenate(list(es - et), axis=1)), variants=every),
+    }
+    for name, pred, (a, b) in ((POOLED[2], "negative", (et, es)), (POOLED[3], "gain", (es, et))):
+        idx = [k for k, p in enumerate(predicts) if p == pred]
         if idx:
-            pooled[name] = dict(
-                S.wilcoxon(a[idx, 0].ravel(), b[idx, 0].ravel(), "greater"),
-                variants=[variants[k] for k in idx],
-            )
+            test = S.wilcoxon(a[idx, 0].ravel(), b[idx, 0].ravel())
+            pooled[name] = dict(test, variants=[variants[k] for k in idx])
     for name, t in pooled.items():
         ok = np.isfinite(t["p"]) and t["p"] < SIGNIFICANCE
-        if name == POOLED[1]:
-            ok = ok and t["rho"] > 0
-        t["holds"] = bool(ok)
+        t["holds"] = bool(ok and (name != POOLED[1] or t["rho"] > 0))
+    return pooled
+
+
+def decide(size, m):
+    """The verdict (pure): the four pooled tests of :data:`POOLED` all hold (one-sided, in
+    the predicted direction) and no value is missing; ``results``: per variant its three
+    findings (separate, not in the verdict)."""
+    variants = list(size.configs)
+    et, es = B.as_float(m["err_transfer"]), B.as_float(m["err_scratch"])
+    predicts = [size.reversed.get(n, "negative") for n in variants]
+    results = {
+        n: _variant(size.us, et[k], es[k], p)
+        for k, (n, p) in enumerate(zip(variants, predicts, strict=True))
+    }
+    pooled = _pooled(variants, size.us, et, es, predicts)
     missing = S.n_missing(et, es)
     tests = "PASS" if all(t["holds"] for t in pooled.values()) else "FAIL"
-    return {
-        "verdict": "FAIL" if missing else tests,
-        "verdict_tests": tests,
-        "pooled": pooled,
-        "results": results,
-        "missing": missing,
-    }
-
-
-def variant_config(name, quick, u):
-    """The config of a variant at |u| (quick: the small-step variant at 600 steps)."""
-    over = dict(VARIANTS[name])
-    if quick and "eta" in over:
-        over.update(QUICK_STEPS)
-    if quick and "epsilon" in over:
-        over["steps_down"] = QUICK_LOSS_CAP
-    return transfer_base(quick, engine=ENGINE, u_norm=u, **over)
+    verdict = "FAIL" if missing else tests
+    out = {"verdict": verdict, "verdict_tests": tests, "pooled": pooled, "results": results}
+    return out | {"missing": missing}
 
 
 def _prediction(result, finding):
     """A finding of a variant in words (the |u| = 0 one with its predicted direction)."""
     if finding != FINDINGS[2]:
         return finding
-    return (
-        "negative transfer" if result["prediction_u0"] == "negative" else "gain"
-    ) + " at |u| = 0"
+    negative = result["prediction_u0"] == "negative"
+    return ("negative transfer" if negative else "gain") + " at |u| = 0"
 
 
 def _fmt_test(t, key="median"):
@@ -256,221 +213,118 @@ def _fmt_test(t, key="median"):
     return f"{t['median']:+.4f}, {R.fmt_p(t['p'])}"
 
 
-def run(out, quick=False, jobs=1):
-    folder = R.claim_folder(out, NAME)
-    reps = QUICK_SEEDS if quick else SEEDS
-    names = list(VARIANTS)
-    grid = [variant_config(n, quick, u) for n in names for u in US]
-    sw = run_sweep(
-        grid,
-        replicates=reps,
-        jobs=jobs,
-        cache=R.cache_dir(out),
-        label=NAME,
-        salt=SALT,
-        metrics=METRICS,
-    )
-    shape = (len(names), len(US), reps)
-    et, es = sw.values("err_transfer").reshape(shape), sw.values("err_scratch").reshape(shape)
-    dec = decide(names, US, et, es)
-    res_v, pooled = dec["results"], dec["pooled"]
+def _statistic(size, dec):
+    """The pooled tests, then how many per-variant predictions were detected (and which not)."""
+    pooled = [
+        f"{name}: {_fmt_test(t, 'rho' if name == POOLED[1] else 'median')} "
+        f"({len(t['variants'])} variant{'s' if len(t['variants']) > 1 else ''})"
+        for name, t in dec["pooled"].items()
+    ]
     missed = [
-        (n, _prediction(r, f), r[f]["status"])
-        for n, r in res_v.items()
+        f"{n}: {_prediction(r, f)} {r[f]['status']}"
+        for n, r in dec["results"].items()
         for f in FINDINGS
         if r[f]["status"] != "detected"
     ]
-    n_pred = len(names) * len(FINDINGS)
-    statistic = (
-        "pooled over the variants: "
-        + "; ".join(
-            f"{name}: "
-            + (_fmt_test(t, "rho") if name == POOLED[1] else _fmt_test(t))
-            + f" ({len(t['variants'])} variant{'s' if len(t['variants']) > 1 else ''})"
-            for name, t in pooled.items()
-        )
-        + f"; per variant: {n_pred - len(missed)} of {n_pred} predictions detected"
-        + ("" if not missed else " (" + "; ".join(f"{n}: {f} {s}" for n, f, s in missed) + ")")
-        + f"; {reps} seeds per point, one-sided at {SIGNIFICANCE}"
-    )
-    gain = es - et
-    loss_t = sw.values("loss_down").reshape(shape)
-    loss_s = sw.values("loss_scratch").reshape(shape)
-    header = [
-        "variant",
-        "u_norm",
-        "gain_mean",
-        "gain_se",
-        "gain_median",
-        "err_transfer_mean",
-        "err_transfer_median",
-        "fail_transfer",
-        "err_scratch_mean",
-        "err_scratch_median",
-        "fail_scratch",
-        "stalled_transfer",
-        "stalled_scratch",
+    n_pred = len(dec["results"]) * len(FINDINGS)
+    text = "pooled over the variants: " + "; ".join(pooled)
+    text += f"; per variant: {n_pred - len(missed)} of {n_pred} predictions detected"
+    text += f" ({'; '.join(missed)})" if missed else ""
+    return text + f"; {size.seeds} seeds per point, one-sided at {SIGNIFICANCE}"
+
+
+def _rows(size, m):
+    """Per variant and |u|: the gain's mean, se and median, both errors' mean, median and
+    failure rate, and the stalled runs where the variant has a loss target."""
+    et, es = B.as_float(m["err_transfer"]), B.as_float(m["err_scratch"])
+    loss = [B.as_float(m["loss_down"]), B.as_float(m["loss_scratch"])]
+    gain, rows = es - et, []
+    for k, (n, grid) in enumerate(size.configs.items()):
+        ot, os_ = (S.outcome_summary(x[k], B.FAILURE_ERROR) for x in (et, es))
+        og, eps = S.outcome_summary(gain[k], np.inf), grid[0].epsilon
+        for i, u in enumerate(size.us):
+            st = [np.nansum(B.stalled(x[k, i], eps)) if eps > 0 else None for x in loss]
+            row = [n, u, og["mean"][i], S.sem(gain[k, i]), og["median"][i]]
+            row += [ot["mean"][i], ot["median"][i], ot["failure_rate"][i]]
+            rows.append(row + [os_["mean"][i], os_["median"][i], os_["failure_rate"][i], *st])
+    return rows
+
+
+def _outcome_cells(r, reps):
+    """A CSV row of :func:`_rows` in words."""
+    stalled = "—" if r[11] is None else f"{int(r[11])} / {int(r[12])} of {reps}"
+    return [
+        r[0],
+        f"{r[1]:g}",
+        R.fmt_mean_se(r[2], r[3], 3),
+        f"{r[4]:+.3f}",
+        f"{r[5]:.3f} / {r[6]:.3f} / {100 * r[7]:.0f}%",
+        f"{r[8]:.3f} / {r[9]:.3f} / {100 * r[10]:.0f}%",
+        stalled,
     ]
-    rows = []
-    for k, n in enumerate(names):
-        ot = S.outcome_summary(et[k], FAILURE_ERROR)
-        os_ = S.outcome_summary(es[k], FAILURE_ERROR)
-        og = S.outcome_summary(gain[k], np.inf)
-        eps = grid[k * len(US)].epsilon
-        for i, u in enumerate(US):
-            st = (
-                (np.nansum(stalled(loss_t[k, i], eps)), np.nansum(stalled(loss_s[k, i], eps)))
-                if eps > 0
-                else (None, None)
-            )
-            rows.append(
-                [
-                    n,
-                    u,
-                    og["mean"][i],
-                    S.sem(gain[k, i]),
-                    og["median"][i],
-                    ot["mean"][i],
-                    ot["median"][i],
-                    ot["failure_rate"][i],
-                    os_["mean"][i],
-                    os_["median"][i],
-                    os_["failure_rate"][i],
-                    *st,
-                ]
-            )
-    files.write_csv(folder / "robustness.csv", header, rows)
-    findings_table = R.markdown_table(
-        [
-            "variant",
-            "gain at |u| = 2 (median, p)",
-            "growth with |u| (Page)",
-            "prediction at |u| = 0",
-            "at |u| = 0, predicted direction (median, p)",
-        ],
-        [
-            [
-                n,
-                f"{_fmt_test(r[FINDINGS[0]])}: {r[FINDINGS[0]]['status']}",
-                f"{_fmt_test(r[FINDINGS[1]], 'rho')}: {r[FINDINGS[1]]['status']}",
-                "negative transfer" if r["prediction_u0"] == "negative" else "gain (reversal)",
-                f"{_fmt_test(r[FINDINGS[2]])}: {r[FINDINGS[2]]['status']}",
-            ]
-            for n, r in res_v.items()
-        ],
-    )
-    pooled_table = R.markdown_table(
+
+
+def _tables(size, dec, rows):
+    """The pooled tests, the per-variant findings and the outcomes per point."""
+    pooled = Table(
         ["prediction (pooled)", "variants", "effect", "holds"],
         [
-            [
-                name,
-                len(t["variants"]),
-                _fmt_test(t, "rho" if name == POOLED[1] else "median"),
-                "yes" if t["holds"] else "NO",
-            ]
-            for name, t in pooled.items()
+            [name, len(t["variants"]), _fmt_test(t, "rho" if name == POOLED[1] else "median")]
+            + ["yes" if t["holds"] else "NO"]
+            for name, t in dec["pooled"].items()
         ],
+        title="**Pooled over the variants (the verdict)**",
     )
-    outcome_table = R.markdown_table(
-        [
-            "variant",
-            "|u|",
-            "gain (mean ± se)",
-            "gain (median)",
-            "err_transfer (mean / median / fail)",
-            "err_scratch (mean / median / fail)",
-            "stalled (transfer / scratch)",
-        ],
-        [
-            [
-                r[0],
-                f"{r[1]:g}",
-                R.fmt_mean_se(r[2], r[3], 3),
-                f"{r[4]:+.3f}",
-                f"{r[5]:.3f} / {r[6]:.3f} / {100 * r[7]:.0f}%",
-                f"{r[8]:.3f} / {r[9]:.3f} / {100 * r[10]:.0f}%",
-                "—" if r[11] is None else f"{int(r[11])} / {int(r[12])} of {reps}",
-            ]
-            for r in rows
-        ],
+    head = ["variant", "gain at |u| = 2 (median, p)", "growth with |u| (Page)"]
+    head += ["prediction at |u| = 0", "at |u| = 0, predicted direction (median, p)"]
+    findings = []
+    for n, r in dec["results"].items():
+        f0, f1, f2 = (r[f] for f in FINDINGS)
+        reversal = "negative transfer" if r["prediction_u0"] == "negative" else "gain (reversal)"
+        cells = [f"{_fmt_test(f0)}: {f0['status']}", f"{_fmt_test(f1, 'rho')}: {f1['status']}"]
+        findings.append([n, *cells, reversal, f"{_fmt_test(f2)}: {f2['status']}"])
+    title = (
+        f"**Outcomes per point** (clean test error; 'fail': error > {B.FAILURE_ERROR:g}; "
+        "stalled: loss above the target at the cap, equal-loss variant only)"
     )
-    b = transfer_base(quick, engine=ENGINE)
-    figs = F.line_figure(
-        folder / "robustness.png",
-        US,
-        {n: (gain[k].mean(axis=1), S.sem(gain[k], axis=1)) for k, n in enumerate(names)},
+    head_out = ["variant", "|u|", "gain (mean ± se)", "gain (median)"]
+    head_out += ["err_transfer (mean / median / fail)", "err_scratch (mean / median / fail)"]
+    outcomes = [_outcome_cells(r, size.seeds) for r in rows]
+    return [
+        pooled,
+        Table(head, findings, title="**Per variant (separate findings)**"),
+        Table(head_out + ["stalled (transfer / scratch)"], outcomes, title=title),
+    ]
+
+
+def present(size, m, dec):
+    b, reps = size.base, size.seeds
+    text = (
+        f"Base: d = {b['d']}, m = {b['m']}, N_1 = {b['n_up']}, N_2 = {b['n_down']}, |v_1| = "
+        f"|v_2| = {b['v_up_norm']:g}, sigma_p = {b['sigma_p_up']:g}, alpha = {b['alpha']:g}, "
+        f"eta = {b['eta']:g}, {b['steps_down']} steps. Each variant is a finding of its own: a "
+        f"prediction is 'detected' (one-sided p < {SIGNIFICANCE}), 'not detected', or "
+        "'opposite' (significant against it). The verdict rests on the pooled tests only."
+    )
+    rows = _rows(size, m)
+    gain = B.as_float(m["err_scratch"]) - B.as_float(m["err_transfer"])
+    series = {n: (gain[k].mean(axis=1), S.sem(gain[k], axis=1)) for k, n in enumerate(size.configs)}
+    figure = B.line_figure(
+        "robustness",
+        size.us,
+        series,
         "|u| (shared signal)",
         "gain = err_scratch - err_transfer",
         f"gain vs |u| under each variant (mean ± se, {reps} seeds)",
         hline=0.0,
     )
-    body = "\n\n".join(
-        [
-            f"Base: d = {b.d}, m = {b.m}, N_1 = {b.n_up}, N_2 = {b.n_down}, |v_1| = |v_2| = "
-            f"{b.v_up_norm:g}, sigma_p = {b.sigma_p_up:g}, alpha = {b.alpha:g}, eta = {b.eta:g}, "
-            f"{b.steps_down} steps. Each variant is a finding of its own: a prediction is "
-            f"'detected' (one-sided p < {SIGNIFICANCE}), 'not detected', or 'opposite' (significant "
-            f"against it). The verdict rests on the pooled tests only."
-            + (" Quick (CI-size) run: not the protocol's sizes." if quick else ""),
-            "**Pooled over the variants (the verdict)**",
-            pooled_table,
-            "**Per variant (separate findings)**",
-            findings_table,
-            (
-                f"**Outcomes per point** (clean test error; 'fail': error > {FAILURE_ERROR:g}; "
-                f"stalled: loss above the target at the cap, equal-loss variant only)"
-            ),
-            outcome_table,
-            R.figure_note(figs),
-        ]
-    )
-    res = R.result(
-        NAME,
-        CLAIM,
-        dec["verdict"],
-        statistic,
-        body,
-        source=SOURCE,
-        missing=dec["missing"],
-        protocol=PROTOCOL,
-        disclosures=DISCLOSURES,
-        findings=[
-            {
-                "variant": n,
-                "prediction": _prediction(r, f),
-                "status": r[f]["status"],
-                "p": r[f]["p"],
-            }
-            for n, r in res_v.items()
-            for f in FINDINGS
-        ],
-    )
-    files.write_json(
-        folder / "robustness.json",
-        {
-            "claim": CLAIM,
-            "verdict": res["verdict"],
-            "statistic": res["statistic"],
-            "verdict_without_missing_rule": dec["verdict_tests"],
-            "replicates": reps,
-            "quick": quick,
-            "protocol": PROTOCOL.to_dict(),
-            "protocol_hash": PROTOCOL.hash,
-            "disclosures": [d.to_dict() for d in DISCLOSURES],
-            "variants": VARIANTS,
-            "reversed": REVERSED,
-            "u_norm": US,
-            "pooled": pooled,
-            "results": res_v,
-            "n_missing": dec["missing"],
-            "base_config": b.to_dict(),
-            "table": [dict(zip(header, r)) for r in rows],
-            "per_seed": {
-                "err_transfer": et,
-                "err_scratch": es,
-                "loss_down": loss_t,
-                "loss_scratch": loss_s,
-            },
-        },
-    )
-    return res
+    csv = Table(HEADER, rows, name="robustness", show=False)
+    sections = [text, *_tables(size, dec, rows), csv, figure]
+    findings = [
+        {"variant": n, "prediction": _prediction(r, f), "status": r[f]["status"], "p": r[f]["p"]}
+        for n, r in dec["results"].items()
+        for f in FINDINGS
+    ]
+    design = {"base_config": b, "variants": size.variants, "reversed": size.reversed}
+    data = {**design, "u_norm": size.us, "replicates": reps, "findings": findings}
+    return Outcome(_statistic(size, dec), sections, data | {"per_seed": m})

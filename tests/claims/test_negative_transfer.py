@@ -105,7 +105,7 @@ def test_cells_are_distinct_and_the_shared_row_is_kept_once():
     assert quick.regimes["benign"]["n_down"] == 20 and quick.loss_cap == 600
 
 
-def test_measure_runs_both_rules_on_the_same_seeds_and_shapes_rows_u_seeds():
+def test_measure_runs_both_rules_in_one_sweep_and_shapes_rows_u_seeds():
     size = NT.PROTOCOL.quick
     calls = []
 
@@ -121,14 +121,16 @@ def test_measure_runs_both_rules_on_the_same_seeds_and_shapes_rows_u_seeds():
         return Sweep(len(configs), size.seeds)
 
     m = NT.measure(size, sweep)
-    (fixed, kw_fixed), (loss, kw_loss) = calls
+    ((configs, kwargs),) = calls
     flat = [c for row in size.configs["rows"] for c in row]
-    assert fixed == loss == flat  # the loss runs: the same configs, stopped by the loss
-    assert "measure" not in kw_fixed and kw_loss["measure"] is B.measure_at_loss
-    assert kw_loss["options"] == {"epsilon": 1e-3, "cap": 600}
+    assert configs[:18] == flat and "measure" not in kwargs and "common" not in kwargs
+    # the loss runs: the same configs with the loss target and the cap (the stopping-rule
+    # fields are the protocol's common fields, so they keep the fixed-step runs' seeds)
+    assert configs[18:] == [c.replace(epsilon=1e-3, steps_down=600) for c in flat]
     assert set(m) == {"steps", "loss"} and set(m["loss"]) == set(NT.METRICS)
     assert m["steps"]["err_transfer"].shape == (6, 3, 3)
-    assert m["loss"]["err_scratch"][4, 2, 1] == (4 * 3 + 2) * 10 + 1  # row-major: row, |u|, seed
+    assert m["steps"]["err_scratch"][4, 2, 1] == (4 * 3 + 2) * 10 + 1  # row-major: row, |u|, seed
+    assert m["loss"]["err_scratch"][4, 2, 1] == (18 + 4 * 3 + 2) * 10 + 1
 
 
 # ----------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The failure_mode claim (refimpl/claims/failure_mode.py): its pure decision
-on hand-made inputs, what it reports beside the verdict, its protocol, and a
-quick end-to-end run.
+"""The failure_mode claim: its declared protocol and points, the pure tests
+at alpha = 1 (:func:`dead_tests`) and ``decide(size, measurements)`` on
+hand-made inputs, what it reports beside the verdict, a quick end-to-end run,
+and the dead-point count itself on a hand-made task.
 
 Expected p-values come from closed forms, not from running the code:
 
@@ -21,10 +22,14 @@ import pytest
 
 from refimpl.claims import failure_mode as fm
 from refimpl.claims._base import EPSILON, FAILURE_ERROR
+from refimpl.data import Task
 from refimpl.lab import stats as S
+from refimpl.lab.claim import Protocol, run_claim
+from refimpl.lab.measures import dead_points
 
 NAN = float("nan")
 N, K = 20, 10  # 20 seeds, 10 of them with dead points
+RULES = ("steps", "loss")
 
 
 def approx(x, rel=1e-9, abs=1e-15):
@@ -39,9 +44,79 @@ def separated(n=N, k=K):
     return dead, err, loss
 
 
+def rule_values(dead, err, loss):
+    """One rule's measurements, every metric (points, seeds), from dead points,
+    err_transfer and loss_down (the other metrics constant)."""
+    dead, err = np.asarray(dead, float), np.asarray(err, float)
+    flat = np.ones_like(err)
+    return {
+        "err_transfer": err,
+        "err_scratch": 0.1 * flat,
+        "loss_down": np.asarray(loss, float),
+        "loss_scratch": 1e-4 * flat,
+        "steps_down": 150 * flat,
+        "n_flipped": 5 * flat,
+        "dead_points": dead,
+        "dead_inherited": dead,
+    }
+
+
+def at_every_point(dead, err, loss):
+    """Measurements of both rules with the per-seed values at every point."""
+    k = len(fm.POINTS)
+    v = rule_values(*(np.tile(np.asarray(a, float), (k, 1)) for a in (dead, err, loss)))
+    return {r: v for r in RULES}
+
+
+def examples(size):
+    """Synthetic measurements of ``size`` with a PASS and a FAIL verdict.
+
+    Seeds: ``size.seeds``, but at least 12: with n seeds, half of them dead,
+    the smallest one-sided Fisher p is 1 / C(n, n/2), above 0.01 for n <= 8
+    (1/70 at the quick size's 8 seeds), so no PASS exists there. PASS: the
+    first half of the seeds has a dead point, fails and stalls at every
+    point, the rest does not. FAIL: the same events, no dead point anywhere
+    (Fisher p = 1)."""
+    n = max(int(size.seeds), 12)
+    dead, err, loss = separated(n, n // 2)
+    err = err + 1e-4 * np.arange(n)  # distinct errors: no ties in the reported Wilcoxon tests
+    return {
+        "PASS": at_every_point(dead, err, loss),
+        "FAIL": at_every_point(np.zeros(n), err, loss),
+    }
+
+
+# ----------------------------------------------------------------------
+# the protocol and its points
+def test_protocol_and_points():
+    p = fm.PROTOCOL
+    assert isinstance(p, Protocol) and p.name == "failure_mode" and p.source == "hypothesis"
+    assert p.fixed == "2026-11-29" and p.full.seeds == 200 and p.quick.seeds == 8
+    assert p.hash_scheme1 == "6c62c8eda050"  # the committed full-size hash
+    assert p.salt == "failure_mode-v1" and str(S.SIGNIFICANCE) in p.pass_rule
+    assert p.common == ("alpha", "weight_decay", "rescale_inherited", "epsilon", "steps_down")
+    assert (p.full.loss_cap, p.quick.loss_cap) == (2000, 600)
+    json.dumps(p.to_dict(), allow_nan=False)
+    assert not any(hasattr(fm, k) for k in ("NAME", "CLAIM", "SOURCE", "run"))
+    assert [o["alpha"] for o in fm.POINTS.values()] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    names = list(fm.POINTS)
+    assert names[fm.ONE] == "alpha = 1" and names[fm.HALF] == "alpha = 0.5"
+    for size, n_down, d in ((p.full, 30, 600), (p.quick, 16, 120)):
+        grid = size.configs["points"]  # valid configs (eta * lambda < 1)
+        base = grid[fm.HALF]
+        assert (base.n_down, base.d, base.u_norm, base.flip_down) == (n_down, d, 2.0, 0.3)
+        assert base.alpha == 0.5 and base.engine == "auto" and base.eta == 1.0
+        assert grid[4].weight_decay == 0.01 and grid[4].alpha == 1.0
+        assert grid[5].rescale_inherited == 0.5 and grid[5].alpha == 1.0
+        changed = [c.replace(alpha=0.5, weight_decay=0.0, rescale_inherited=1.0) for c in grid]
+        assert all(c == base for c in changed)  # only the point's fields move
+
+
+# ----------------------------------------------------------------------
+# the tests at alpha = 1
 def test_dead_runs_that_fail_and_stall_pass_with_the_exact_fisher_p():
     dead, err, loss = separated()
-    d = fm.decide(dead, err, dead, loss)
+    d = fm.dead_tests(dead, err, dead, loss)
     assert d["verdict"] == d["verdict_tests"] == "PASS" and d["missing"] == 0
     assert d["ok"] == {"a": True, "b": True}
     for t in (d["failure"], d["stalled"]):
@@ -53,7 +128,7 @@ def test_dead_runs_that_fail_and_stall_pass_with_the_exact_fisher_p():
 def test_no_association_fails():
     dead, _, _ = separated()
     event = np.tile([1.0, 0.0], N // 2)  # half of either group fails and stalls
-    d = fm.decide(dead, np.where(event > 0, 0.3, 0.02), dead, np.where(event > 0, 0.05, 0.0))
+    d = fm.dead_tests(dead, np.where(event > 0, 0.3, 0.02), dead, np.where(event > 0, 0.05, 0.0))
     assert d["verdict"] == "FAIL" and d["ok"] == {"a": False, "b": False}
     assert d["failure"]["p"] > 0.5 and d["stalled"]["p"] > 0.5
 
@@ -61,18 +136,18 @@ def test_no_association_fails():
 def test_association_for_failure_only_fails():
     dead, err, _ = separated()
     loss = np.where(np.arange(N) % 2 == 0, 0.05, 1e-4)  # stalls unrelated to dead points
-    d = fm.decide(dead, err, dead, loss)
+    d = fm.dead_tests(dead, err, dead, loss)
     assert d["ok"] == {"a": True, "b": False}
     assert d["verdict"] == d["verdict_tests"] == "FAIL"
     # and the mirror: stalling only
-    d = fm.decide(dead, np.full(N, 0.03), dead, separated()[2])
+    d = fm.dead_tests(dead, np.full(N, 0.03), dead, separated()[2])
     assert d["ok"] == {"a": False, "b": True} and d["verdict"] == "FAIL"
 
 
 def test_the_loss_rule_uses_its_own_dead_count():
     dead, err, loss = separated()
-    assert fm.decide(dead, err, np.zeros(N), loss)["ok"] == {"a": True, "b": False}
-    assert fm.decide(np.zeros(N), err, dead, loss)["ok"] == {"a": False, "b": True}
+    assert fm.dead_tests(dead, err, np.zeros(N), loss)["ok"] == {"a": True, "b": False}
+    assert fm.dead_tests(np.zeros(N), err, dead, loss)["ok"] == {"a": False, "b": True}
 
 
 @pytest.mark.parametrize("where", ["err", "loss", "dead"])
@@ -81,7 +156,7 @@ def test_a_missing_value_fails_the_verdict(where, missing):
     dead, err, loss = separated()
     dead, err, loss = dead.astype(object), err.astype(object), loss.astype(object)
     {"err": err, "loss": loss, "dead": dead}[where][0] = missing
-    d = fm.decide(dead, err, dead if where == "dead" else separated()[0], loss)
+    d = fm.dead_tests(dead, err, dead if where == "dead" else separated()[0], loss)
     assert d["missing"] == (2 if where == "dead" else 1)
     assert d["verdict"] == "FAIL" and d["verdict_tests"] == "FAIL"  # its test has p NaN
     t = d["stalled"] if where == "loss" else d["failure"]
@@ -90,38 +165,53 @@ def test_a_missing_value_fails_the_verdict(where, missing):
 
 def test_no_dead_run_gives_p_one_and_fails():
     _, err, loss = separated()
-    d = fm.decide(np.zeros(N), err, np.zeros(N), loss)
+    d = fm.dead_tests(np.zeros(N), err, np.zeros(N), loss)
     assert d["failure"]["p"] == 1.0 and d["stalled"]["p"] == 1.0
     assert d["verdict"] == "FAIL"
-    d = fm.decide(np.ones(N), err, np.ones(N), loss)  # every run dead: no contrast
+    d = fm.dead_tests(np.ones(N), err, np.ones(N), loss)  # every run dead: no contrast
     assert d["failure"]["p"] == 1.0 and d["verdict"] == "FAIL"
 
 
 def test_the_thresholds_are_strict():
     dead, _, _ = separated()
-    at = fm.decide(dead, np.full(N, FAILURE_ERROR), dead, np.full(N, EPSILON))
+    at = fm.dead_tests(dead, np.full(N, FAILURE_ERROR), dead, np.full(N, EPSILON))
     assert at["failure"]["table"][0][0] == 0 and at["stalled"]["table"][0][0] == 0
-    above = fm.decide(
-        dead, np.full(N, np.nextafter(FAILURE_ERROR, 1)), dead, np.full(N, np.nextafter(EPSILON, 1))
-    )
+    err, loss = np.nextafter(FAILURE_ERROR, 1), np.nextafter(EPSILON, 1)
+    above = fm.dead_tests(dead, np.full(N, err), dead, np.full(N, loss))
     assert above["failure"]["table"][0][0] == K and above["stalled"]["table"][0][0] == K
 
 
+# ----------------------------------------------------------------------
+# decide(size, measurements): the tests at alpha = 1 and the findings
+def test_decide_tests_alpha_one_and_counts_missing_values():
+    size = fm.PROTOCOL.quick
+    dead, err, loss = separated()
+    m = at_every_point(np.zeros(N), np.full(N, 0.03), np.full(N, 1e-4))
+    m = {r: {k: v.copy() for k, v in vals.items()} for r, vals in m.items()}
+    m["steps"]["dead_points"][fm.ONE], m["steps"]["err_transfer"][fm.ONE] = dead, err
+    m["loss"]["dead_points"][fm.ONE], m["loss"]["loss_down"][fm.ONE] = dead, loss
+    d = fm.decide(size, m)
+    assert d["verdict"] == "PASS" and d["failure"]["p"] == approx(1 / math.comb(N, K), rel=1e-6)
+    assert d["missing_all_points"] == 0 and set(d["reported"]) == set(RULES)
+    m["steps"]["err_scratch"][0, 0] = NAN  # not in the verdict, counted over all points
+    d = fm.decide(size, m)
+    assert d["verdict"] == "PASS" and d["missing_all_points"] == 1 and d["missing"] == 0
+    m["loss"]["loss_down"][fm.ONE, 3] = NAN
+    d = fm.decide(size, m)
+    assert d["verdict"] == "FAIL" and d["missing"] == 1 and d["missing_all_points"] == 2
+
+
 def _grid(ev_one, ev_half, ev_remedy, dead_one):
-    """(points, seeds) arrays of both rules with the given event indicators."""
-    n = len(ev_one)
-    ev = np.zeros((len(fm.POINTS), n))
+    """Measurements of both rules with the given event indicators per point."""
+    ev = np.zeros((len(fm.POINTS), len(ev_one)))
     ev[fm.ONE], ev[fm.HALF] = ev_one, ev_half
     for k in fm.COMPARED.values():
         if k != fm.HALF:
             ev[k] = ev_remedy
     dead = np.zeros_like(ev)
     dead[fm.ONE] = dead_one
-    err = np.where(ev > 0, 0.3, 0.02)
-    es = np.full_like(ev, 0.1)
-    loss = np.where(ev > 0, 0.05, 1e-4)
-    both = lambda a: {"steps": a, "loss": a}
-    return both(dead), both(err), both(es), both(loss)
+    v = rule_values(dead, np.where(ev > 0, 0.3, 0.02), np.where(ev > 0, 0.05, 1e-4))
+    return {r: v for r in RULES}
 
 
 def test_findings_remedies_alpha_and_dead_count():
@@ -129,8 +219,8 @@ def test_findings_remedies_alpha_and_dead_count():
     ev_one = np.ones(n)
     dead_one = np.r_[np.full(8, 2.0), np.zeros(4)]
     ev_one[8:] = 0  # events exactly at dead >= 1
-    rep = fm.findings(*_grid(ev_one, ev_one, np.zeros(n), dead_one))
-    for rule in ("steps", "loss"):
+    rep = fm.findings(_grid(ev_one, ev_one, np.zeros(n), dead_one))
+    for rule in RULES:
         f = rep[rule]
         for name in fm.REMEDIES:  # 8 runs fail at alpha = 1 only
             t = f["remedies"][name]
@@ -144,52 +234,52 @@ def test_findings_remedies_alpha_and_dead_count():
         assert f["event_rate"][fm.ONE] == approx(8 / n)
         assert f["dead_rate"][fm.ONE] == approx(8 / n) and f["dead_mean"][fm.ONE] == approx(16 / n)
     # the reverse: alpha = 1 has more events than alpha = 0.5, a remedy makes it worse
-    rep = fm.findings(*_grid(ev_one, np.zeros(n), np.ones(n), dead_one))
+    rep = fm.findings(_grid(ev_one, np.zeros(n), np.ones(n), dead_one))
     assert rep["steps"]["vs_half"]["p"] == approx(2.0**-8)
     assert all(rep["steps"]["remedies"][r]["p"] == 1.0 for r in fm.REMEDIES)
 
 
 def test_findings_without_a_contrast_are_not_a_number():
     n = 6
-    rep = fm.findings(*_grid(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)))
+    rep = fm.findings(_grid(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)))
     assert math.isnan(rep["steps"]["auc"]["auc"]) and math.isnan(rep["steps"]["spearman"]["rho"])
 
 
-def test_protocol_and_points():
-    p = fm.PROTOCOL
-    assert p.claim == fm.NAME and p.fixed == "2026-11-29" and p.seeds == fm.SEEDS == 200
-    assert p.extra["salt"] == "failure_mode-v1" and str(S.SIGNIFICANCE) in p.pass_rule
-    assert fm.SOURCE == "hypothesis" and fm.QUICK_SEEDS == 8
-    assert [o["alpha"] for _, o in fm.POINTS] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    for quick, n_down, d in ((False, 30, 600), (True, 16, 120)):
-        base = fm.regime(quick)
-        assert (base.n_down, base.d, base.u_norm, base.flip_down) == (n_down, d, 2.0, 0.3)
-        grid = [base.replace(**o) for _, o in fm.POINTS]  # valid configs (eta * lambda < 1)
-        assert grid[4].weight_decay == 0.01 and grid[5].rescale_inherited == 0.5
-        assert grid[4].eta == 1.0
-    assert fm.POINTS[fm.ONE][1] == {"alpha": 1.0} and fm.POINTS[fm.HALF][1] == {"alpha": 0.5}
+@pytest.mark.parametrize("which", ["quick", "full"])
+def test_examples_give_their_verdicts_and_present(which):
+    size = fm.PROTOCOL.size(which == "quick")
+    for verdict, m in examples(size).items():
+        dec = fm.decide(size, m)
+        assert dec["verdict"] == verdict
+        out = fm.present(size, m, dec)
+        assert out.statistic.startswith(f"alpha = 1, {size.seeds} seeds: (a)")
+        csv = [t for t in out.sections if getattr(t, "name", "") == "failure_mode"]
+        assert len(csv) == 1 and len(csv[0].rows) == 2 * len(fm.POINTS)
 
 
 def test_quick_run_end_to_end(tmp_path):
-    res = fm.run(tmp_path, quick=True, jobs=1)
+    res = run_claim(fm, tmp_path, quick=True, jobs=1)
     assert res["name"] == "failure_mode" and res["source"] == "hypothesis"
     assert res["verdict"] in ("PASS", "FAIL")
     assert f"**Verdict: {res['verdict']}**" in res["markdown"]
     data = json.loads((tmp_path / "failure_mode" / "failure_mode.json").read_text())
-    assert set(data["points"]) == {p for p, _ in fm.POINTS}
-    for point in data["points"].values():
-        assert set(point) == {"steps", "loss"}
-        assert 0.0 <= point["steps"]["dead_rate"] <= 1.0
-    assert data["protocol_hash"] == fm.PROTOCOL.hash and data["quick"] is True
-    assert len(data["per_seed"]["steps"]["alpha = 1"]["dead_points"]) == fm.QUICK_SEEDS
-    rows = (tmp_path / "failure_mode" / "failure_mode.csv").read_text().splitlines()
-    assert len(rows) == 1 + 2 * len(fm.POINTS)
+    rows = data["tables"]["failure_mode"]
+    assert [(r["rule"], r["point"]) for r in rows] == [(r, p) for r in RULES for p in fm.POINTS]
+    assert all(0.0 <= r["dead_rate"] <= 1.0 for r in rows)
+    assert data["protocol_hash"] == fm.PROTOCOL.hash(quick=True) and data["quick"] is True
+    per_seed = data["data"]["per_seed"]
+    assert np.shape(per_seed["steps"]["dead_points"]) == (len(fm.POINTS), fm.PROTOCOL.quick.seeds)
+    # common random numbers: the same downstream data per seed at every point and rule
+    flipped = np.array([per_seed[r]["n_flipped"] for r in RULES], float)
+    assert flipped.shape == (2, len(fm.POINTS), fm.PROTOCOL.quick.seeds)
+    assert np.all(flipped == flipped[0, 0])  # every rule and point: the seeds' own counts
+    csv = (tmp_path / "failure_mode" / "failure_mode.csv").read_text().splitlines()
+    assert len(csv) == 1 + 2 * len(fm.POINTS)
 
 
+# ----------------------------------------------------------------------
+# the dead-point count (refimpl.lab.measures.dead_points)
 def test_dead_points_on_a_hand_made_task():
-    from refimpl.data import Task
-    from refimpl.lab.measures import dead_points
-
     e = np.eye(6)
     # point 0: flipped, observed -1 (axis 1 of W); point 1: flipped, observed +1
     # (axis 0); point 2: clean. Signal patch first, noise patch second.

@@ -98,8 +98,8 @@ def transfer_base(quick, **changes):
 
 FAILURE_ERROR = 0.2
 """A run *fails* when its clean test error exceeds this (the level between the
-typical error of a successful run and the catastrophic runs near 0.26 of the
-validation audit, P1)."""
+typical error of a successful run and the catastrophic runs near 0.26 seen in
+gain_alpha's noisy regime)."""
 EPSILON = 1e-3
 """The training-loss target of the equal-loss comparison."""
 LOSS_CAP = 2000

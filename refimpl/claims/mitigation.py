@@ -2,10 +2,10 @@
 smaller alpha and stronger regularisation (weight decay) during fine-tuning shrink it.
 Freezing the inherited filters is our own hypothesis (docs/model.md §8.3), the separate
 claim ``mitigation_freezing`` on the same runs. The design is :data:`PROTOCOL`; the
-procedure, shared with ``mitigation_freezing``, is ``refimpl.claims._base.lever_*``."""
+procedure, shared with ``mitigation_freezing``, is ``refimpl.claims._levers.lever_*``."""
 
 from ..lab.claim import Disclosure, Protocol
-from . import _base as B
+from . import _levers as L
 
 LEVERS = {
     "baseline": {},
@@ -28,15 +28,15 @@ PROTOCOL = Protocol(
         "fine-tuning"
     ),
     source="paper",
-    full=B.lever_size(False, LEVERS, CLAIMED, seeds=24),
-    quick=B.lever_size(True, LEVERS, CLAIMED, seeds=3),
-    statistic=B.LEVER_STATISTIC,
-    pass_rule=B.lever_pass_rule(CLAIMED),
+    full=L.lever_size(False, LEVERS, CLAIMED, seeds=24),
+    quick=L.lever_size(True, LEVERS, CLAIMED, seeds=3),
+    statistic=L.LEVER_STATISTIC,
+    pass_rule=L.lever_pass_rule(CLAIMED),
     fixed="2026-11-28 (regions and levers, commit 0b2d229, before the first full report); "
     "2026-11-29: split by source, equal-loss reporting added",
     salt="mitigation",
-    common=B.LEVER_COMMON,
-    pairing=B.LEVER_PAIRING,
+    common=L.LEVER_COMMON,
+    pairing=L.LEVER_PAIRING,
     rules={
         "negative transfer": "err_transfer - err_scratch of a run (the same test draws)",
         "weight decay": "tried at two levels, counts if either lowers the amount: its p-value "
@@ -50,13 +50,13 @@ PROTOCOL = Protocol(
         "levers": "a smaller alpha; weight decay lambda during fine-tuning (the scratch "
         "baseline uses the same lambda: compared runs share the training rule, docs/model.md "
         "§3); rescaling the inherited filters, a diagnostic, reported, not claimed",
-        "reported, not in the verdict": B.LEVER_REPORTED,
+        "reported, not in the verdict": L.LEVER_REPORTED,
         "equal loss": "the same seeds with fine-tuning and scratch trained to the training "
         "loss epsilon (cap steps); runs that stall (loss not reached at the cap: weight decay "
         "can hold the loss above it) are counted per lever",
     },
     disclosures=(
-        B.lever_design_change(),
+        L.lever_design_change(),
         Disclosure(
             date="2026-11-29 (after the committed full report)",
             change="the verdict split by source: freezing (our hypothesis) moved to the claim "
@@ -64,7 +64,7 @@ PROTOCOL = Protocol(
             "alpha, weight decay); the same runs and seeds",
             reason="docs/model.md §8: a FAIL of our hypothesis must not read as a FAIL of the "
             "paper",
-            earlier=B.LEVERS_V1,
+            earlier=L.LEVERS_V1,
         ),
     ),
     hash_scheme1="bf5bd550d74d",
@@ -73,18 +73,18 @@ PROTOCOL = Protocol(
 
 def measure(size, sweep):
     """Every lever in both regions at fixed steps and at equal loss
-    (:func:`refimpl.claims._base.lever_measure`)."""
-    return B.lever_measure(size, sweep)
+    (:func:`refimpl.claims._levers.lever_measure`)."""
+    return L.lever_measure(size, sweep)
 
 
 def decide(size, m):
-    """The verdict (pure, :func:`refimpl.claims._base.lever_decision`): the
+    """The verdict (pure, :func:`refimpl.claims._levers.lever_decision`): the
     baseline shows negative transfer and each claimed lever group lowers it,
     one-sided paired t at level 0.01 pooled over cells and seeds, fixed steps;
     the same rule at equal loss is reported as ``equal_loss``."""
-    return B.lever_decision(size, m)
+    return L.lever_decision(size, m)
 
 
 def present(size, m, dec):
-    """The statistic, tables, CSV and figures (:func:`refimpl.claims._base.lever_present`)."""
-    return B.lever_present(PROTOCOL.name, size, m, dec)
+    """The statistic, tables, CSV and figures (:func:`refimpl.claims._levers.lever_present`)."""
+    return L.lever_present(PROTOCOL.name, size, m, dec)

@@ -3,10 +3,10 @@ transfer (docs/model.md §5.2 and §8.3: our hypothesis, not a claim of the pape
 refutes our hypothesis). The design of ``mitigation`` on its seed stream (salt
 ``mitigation``, common random numbers across the levers): its baseline runs are those of
 ``mitigation``. The design is :data:`PROTOCOL`; the procedure, shared with ``mitigation``,
-is ``refimpl.claims._base.lever_*``."""
+is ``refimpl.claims._levers.lever_*``."""
 
 from ..lab.claim import Disclosure, Protocol
-from . import _base as B
+from . import _levers as L
 
 LEVERS = {"baseline": {}, "freeze inherited": {"freeze_inherited": True}}
 """The baseline and the lever: the inherited filters do not move during fine-tuning."""
@@ -16,15 +16,15 @@ PROTOCOL = Protocol(
     name="mitigation_freezing",
     claim="freezing the inherited filters during fine-tuning shrinks negative transfer",
     source="hypothesis",
-    full=B.lever_size(False, LEVERS, CLAIMED, seeds=24),
-    quick=B.lever_size(True, LEVERS, CLAIMED, seeds=3),
-    statistic=B.LEVER_STATISTIC,
-    pass_rule=B.lever_pass_rule(CLAIMED),
+    full=L.lever_size(False, LEVERS, CLAIMED, seeds=24),
+    quick=L.lever_size(True, LEVERS, CLAIMED, seeds=3),
+    statistic=L.LEVER_STATISTIC,
+    pass_rule=L.lever_pass_rule(CLAIMED),
     fixed="2026-11-28 (regions and levers, commit 0b2d229, before the first full report); "
     "2026-11-29: split by source, equal-loss reporting added",
     salt="mitigation",  # the seed stream of mitigation: the same baseline runs
-    common=B.LEVER_COMMON,
-    pairing=B.LEVER_PAIRING,
+    common=L.LEVER_COMMON,
+    pairing=L.LEVER_PAIRING,
     rules={
         "negative transfer": "err_transfer - err_scratch of a run (the same test draws)",
         "missing": "a diverged run of either lever in any cell fails the verdict",
@@ -34,17 +34,17 @@ PROTOCOL = Protocol(
         "paper; the hypothesis is kept as it was stated before the first run, although the "
         "committed run showed the opposite direction",
         "regions": "those of mitigation, at alpha = 0.8, which leaves fresh filters to train",
-        "reported, not in the verdict": B.LEVER_REPORTED,
+        "reported, not in the verdict": L.LEVER_REPORTED,
     },
     disclosures=(
-        B.lever_design_change(),
+        L.lever_design_change(),
         Disclosure(
             date="2026-11-29 (after the committed full report)",
             change="freezing split out of `mitigation` into this claim (source: our "
             "hypothesis), with its own verdict; the same runs and seeds",
             reason="docs/model.md §8: a FAIL of our hypothesis must not read as a FAIL of the "
             "paper",
-            earlier=B.LEVERS_V1 + "; freezing per region: hard -0.0040 (p = 0.83), benign "
+            earlier=L.LEVERS_V1 + "; freezing per region: hard -0.0040 (p = 0.83), benign "
             "-0.0673 (p = 1): freezing more than doubled the harm in the benign region",
         ),
     ),
@@ -54,19 +54,19 @@ PROTOCOL = Protocol(
 
 def measure(size, sweep):
     """The baseline and the frozen runs in both regions at fixed steps and at
-    equal loss (:func:`refimpl.claims._base.lever_measure`)."""
-    return B.lever_measure(size, sweep)
+    equal loss (:func:`refimpl.claims._levers.lever_measure`)."""
+    return L.lever_measure(size, sweep)
 
 
 def decide(size, m):
-    """The verdict (pure, :func:`refimpl.claims._base.lever_decision`): the
+    """The verdict (pure, :func:`refimpl.claims._levers.lever_decision`): the
     baseline shows negative transfer and freezing lowers it, one-sided paired
     t at level 0.01 pooled over cells and seeds, fixed steps; the same rule at
     equal loss is reported as ``equal_loss``."""
-    return B.lever_decision(size, m)
+    return L.lever_decision(size, m)
 
 
 def present(size, m, dec):
     """The statistic (a FAIL says whether our hypothesis was refuted or not
-    tested), tables, CSV and figures (:func:`refimpl.claims._base.lever_present`)."""
-    return B.lever_present(PROTOCOL.name, size, m, dec, hypothesis=True)
+    tested), tables, CSV and figures (:func:`refimpl.claims._levers.lever_present`)."""
+    return L.lever_present(PROTOCOL.name, size, m, dec, hypothesis=True)

@@ -5,8 +5,9 @@
 - :mod:`~refimpl.lab.seeds`: the one seeding scheme;
 - :mod:`~refimpl.lab.measures`: the built-in measures of a sweep;
 - :mod:`~refimpl.lab.stats`: the shared statistics and the one significance level;
-- :mod:`~refimpl.lab.protocol`: protocols as data, and disclosed changes;
-- :mod:`~refimpl.lab.report`: claim results and the suite's report;
+- :mod:`~refimpl.lab.claim`: a claim as a declaration (protocol in both
+  sizes, measure, decide, present) and what the lab writes for it;
+- :mod:`~refimpl.lab.report`: the suite's report (REPORT.md, validate.json);
 - :mod:`~refimpl.lab.figures`: every figure (matplotlib's object API; functions take ``ax``);
 - :mod:`~refimpl.lab.progress`: progress lines for long work;
 - :mod:`~refimpl.lab.job`: the main job of ``python -m refimpl run``;

@@ -354,8 +354,13 @@ def missing_note(missing):
     )
 
 
+VERDICTS = ("PASS", "FAIL", "SKIPPED")
+
+
 def verdict_line(verdict, claim, statistic):
     """The report's verdict line: ``**Verdict: PASS** — claim — statistic``."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
     return f"**Verdict: {verdict}** — {claim} — {statistic}"
 
 

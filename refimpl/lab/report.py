@@ -1,9 +1,11 @@
-"""Reports: what every claim writes and how the suite's report is assembled.
+"""The suite's report: every claim's entry, ``REPORT.md`` and ``validate.json``,
+and the number formats the claims' texts share.
 
-A claim (:mod:`refimpl.claims`) returns a dict made by :func:`result`: at
-least ``name``, ``claim`` (one line), ``source`` (where the claim comes from,
-docs/model.md §8), ``statistic`` (text), ``verdict`` and ``markdown`` (its
-REPORT.md section, with the verdict line of :func:`verdict_line`).
+A claim (:mod:`refimpl.claims`) is run by :func:`refimpl.lab.claim.run_claim`,
+which returns its entry: at least ``name``, ``claim`` (one line), ``source``
+(where the claim comes from, docs/model.md §8), ``statistic`` (text),
+``verdict`` and ``markdown`` (its REPORT.md section, with the verdict line of
+:func:`refimpl.lab.claim.verdict_line`); :func:`check_result` checks it.
 
 Verdicts: ``PASS``; ``FAIL`` (the claim did not reproduce in the regime
 tested: a finding, shown with its numbers); ``SKIPPED`` (the claim could not
@@ -24,25 +26,16 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..files import jsonable, write_json, write_text
-from .figures import INSTALL_HINT, available
-from .protocol import protocol_markdown
+from .claim import SOURCES, VERDICTS
 
 __all__ = [
     "VERDICTS",
     "SOURCES",
     "REPORT_NAME",
     "STATE_NAME",
-    "verdict_line",
-    "claim_folder",
-    "figure_note",
     "fmt_mean_se",
     "fmt_p",
     "fmt_trend",
-    "markdown_table",
-    "section",
-    "missing_note",
-    "result",
-    "skipped",
     "check_result",
     "run_entry",
     "check_out",
@@ -53,41 +46,14 @@ __all__ = [
     "confirmed",
 ]
 
-VERDICTS = ("PASS", "FAIL", "SKIPPED")
-SOURCES = ("paper", "framework", "hypothesis", "implementation")
-"""Where a claim comes from (docs/model.md §8): the paper's own claims, the
-framework's theorems (Kou et al. 2023), our own hypotheses, or a check of
-this implementation against others."""
 REQUIRED_KEYS = ("name", "claim", "source", "statistic", "verdict", "markdown")
 REPORT_NAME = "REPORT.md"
 STATE_NAME = "validate.json"
 
 
-def verdict_line(verdict, claim, statistic):
-    """The report's verdict line: ``**Verdict: PASS** — claim — statistic``."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-    return f"**Verdict: {verdict}** — {claim} — {statistic}"
-
-
-def claim_folder(out, name):
-    """``out/<name>/``, created; the folder a claim writes into."""
-    folder = Path(out) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def cache_dir(out):
     """The sweep cache under the output folder (it ignores itself in git)."""
     return Path(out) / ".sweep-cache"
-
-
-def figure_note(paths):
-    """Markdown for figures: image links relative to the report, or the
-    install hint when matplotlib is missing (``paths`` empty)."""
-    if not available():
-        return f"_No figure: {INSTALL_HINT}._"
-    return "\n\n".join(f"![{Path(p).stem}]({Path(p).parent.name}/{Path(p).name})" for p in paths)
 
 
 def fmt_mean_se(mean, se, digits=4):
@@ -104,96 +70,6 @@ def fmt_p(p):
     return "p < 1e-10" if p < 1e-10 else f"p = {p:.2g}"
 
 
-def markdown_table(header, rows):
-    """A markdown table from a header and rows of cells (floats: 4 significant digits)."""
-
-    def cell(v):
-        if isinstance(v, float):
-            return "n/a" if not math.isfinite(v) else f"{v:.4g}"
-        return str(v).replace("|", "\\|")
-
-    lines = [
-        "| " + " | ".join(cell(h) for h in header) + " |",
-        "| " + " | ".join("---" for _ in header) + " |",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def section(name, claim, verdict, statistic, body, source=None):
-    """A claim's REPORT.md section: title, verdict line, source, then the body."""
-    src = f"Source: {source} (docs/model.md §8).\n\n" if source else ""
-    return f"## {name}\n\n{verdict_line(verdict, claim, statistic)}\n\n{src}{body.strip()}\n"
-
-
-def missing_note(missing):
-    """The text added to a statistic when values the verdict relies on are missing."""
-    return (
-        f"{missing} value(s) the verdict relies on are missing (non-finite or undefined: "
-        f"a diverged run?), so the claim was not measured in full: FAIL"
-    )
-
-
-def result(
-    name,
-    claim,
-    verdict,
-    statistic,
-    body,
-    missing=0,
-    source=None,
-    protocol=None,
-    disclosures=(),
-    **extra,
-):
-    """The dict a claim's ``run`` returns (protocol keys plus extras).
-
-    ``missing``: how many values the verdict relies on are missing
-    (:func:`n_missing`); any makes the verdict FAIL and is stated in the
-    statistic and in the extra key ``n_missing``. ``protocol``
-    (:class:`refimpl.lab.protocol.Protocol`) and ``disclosures`` are printed
-    at the top of the section and stored as ``protocol``, ``protocol_hash``
-    and ``disclosures``."""
-    missing = int(missing)
-    if missing:
-        verdict = "FAIL"
-        statistic = f"{statistic}; {missing_note(missing)}"
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-    if protocol is not None:
-        body = protocol_markdown(protocol, disclosures) + "\n\n" + body.strip()
-        extra.update(
-            protocol=protocol.to_dict(),
-            protocol_hash=protocol.hash,
-            disclosures=[d.to_dict() for d in disclosures],
-        )
-    return {
-        "name": name,
-        "claim": claim,
-        "source": source,
-        "verdict": verdict,
-        "statistic": statistic,
-        "n_missing": missing,
-        "markdown": section(name, claim, verdict, statistic, body, source),
-        **extra,
-    }
-
-
-def skipped(name, claim, source, reason):
-    """The result of a claim that cannot run here (``reason``: one line, e.g.
-    which optional extra to install)."""
-    return {
-        "name": name,
-        "claim": claim,
-        "source": source,
-        "verdict": "SKIPPED",
-        "statistic": reason,
-        "n_missing": 0,
-        "skip_reason": reason,
-        "markdown": section(name, claim, "SKIPPED", reason, f"Not run: {reason}.", source),
-    }
-
-
 def fmt_trend(t):
     """``mean per-seed rho = -0.812 ± 0.020, Page p < 1e-10``."""
     rho = f"mean per-seed Spearman rho = {t['rho']:.3f} ± {t['rho_se']:.3f}"
@@ -203,7 +79,7 @@ def fmt_trend(t):
 def check_result(result, name):
     """Problems with a claim's returned dict (empty list when well formed)."""
     if not isinstance(result, dict):
-        return [f"run() returned {type(result).__name__}, not a dict"]
+        return [f"the claim's entry is a {type(result).__name__}, not a dict"]
     problems = [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in result]
     if problems:
         return problems

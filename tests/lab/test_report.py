@@ -7,36 +7,53 @@ import numpy as np
 import pytest
 
 from refimpl import files
+from refimpl.config import Config
+from refimpl.lab import claim as C
 from refimpl.lab import report as V
+from refimpl.lab.claim import Disclosure, Protocol, Size
+
+SIZE = Size({"base": Config()}, 1)
+
+
+def _entry(verdict="PASS", missing=0, statistic="stat"):
+    """A claim's report entry as run_claim returns it (claim_result's JSON head)."""
+    p = Protocol("x", "claim", "hypothesis", SIZE, SIZE, "a test", "p < 0.01", "2026-12-06")
+    doc, markdown = C.claim_result(
+        p, False, {"verdict": verdict, "missing": missing}, C.Outcome(statistic, ["body"]), "."
+    )
+    return {
+        **{k: doc[k] for k in ("name", "claim", "source", "verdict", "statistic")},
+        **{"n_missing": doc["n_missing"], "markdown": markdown},
+    }
 
 
 def test_check_result():
-    good = V.result("x", "claim", "PASS", "stat", "body", source="hypothesis")
+    good = _entry()
     assert V.check_result(good, "x") == []
     assert "missing key 'markdown'" in V.check_result(
         {k: v for k, v in good.items() if k != "markdown"}, "x"
     )
     assert V.check_result(good, "y") == ["name is 'x', expected 'y'"]
-    assert V.check_result([], "x") == ["run() returned list, not a dict"]
+    assert V.check_result([], "x") == ["the claim's entry is a list, not a dict"]
     with pytest.raises(ValueError):
-        V.verdict_line("MAYBE", "c", "s")
-
+        C.verdict_line("MAYBE", "c", "s")
     assert "source is 'rumour'" in V.check_result({**good, "source": "rumour"}, "x")[0]
     with pytest.raises(ValueError, match="source"):
-        V.result("x", "claim", "PASS", "stat", "body", source="rumour")
+        Protocol("x", "claim", "rumour", SIZE, SIZE, "a test", "p < 0.01", "2026-12-06")
     assert "Source: hypothesis" in good["markdown"]
 
 
-def test_skipped_is_a_well_formed_result():
-    s = V.skipped("x", "claim", "implementation", "torch is not installed")
+def test_skipped_is_a_well_formed_entry():
+    p = Protocol("x", "claim", "implementation", SIZE, SIZE, "t", "r", "2026-12-06")
+    s = C._skipped(p, True, "torch is not installed")
     assert V.check_result(s, "x") == [] and s["verdict"] == "SKIPPED"
     assert "torch is not installed" in s["statistic"] and "**Verdict: SKIPPED**" in s["markdown"]
 
 
-def test_result_fails_and_says_so_when_values_are_missing():
-    ok = V.result("x", "claim", "PASS", "rho = 1", "body", source="paper")
+def test_a_missing_value_fails_the_verdict_and_says_so():
+    ok = _entry("PASS", 0, "rho = 1")
     assert ok["verdict"] == "PASS" and ok["n_missing"] == 0
-    bad = V.result("x", "claim", "PASS", "rho = 1", "body", missing=2, source="paper")
+    bad = _entry("PASS", 2, "rho = 1")
     assert bad["verdict"] == "FAIL" and bad["n_missing"] == 2
     assert "2 value(s) the verdict relies on are missing" in bad["statistic"]
     assert "**Verdict: FAIL**" in bad["markdown"] and V.check_result(bad, "x") == []
@@ -68,19 +85,29 @@ def test_files_get_the_umask_mode_and_no_part_file_is_left(tmp_path):
 
 
 def test_protocol_hash_changes_with_any_part_and_disclosures_show_the_earlier_result():
-    from refimpl.lab.protocol import Disclosure, Protocol, protocol_markdown
+    def protocol(seeds=20, alpha=0.5, disclosures=()):
+        size = Size({"grid": [Config(alpha=alpha)]}, seeds)
+        return Protocol(
+            "x",
+            "c",
+            "paper",
+            size,
+            size,
+            "Page's L test",
+            "p < 0.01",
+            "2026-11-29",
+            disclosures=disclosures,
+        )
 
-    p = Protocol("x", {"alpha": [0, 0.5, 1]}, 20, "Page's L test", "p < 0.01", "2026-11-29")
-    assert len(p.hash) == 12 and p.hash == Protocol(**{**p.__dict__}).hash
-    assert (
-        p.hash
-        != Protocol("x", {"alpha": [0, 0.5, 1]}, 21, "Page's L test", "p < 0.01", "2026-11-29").hash
-    )
+    p = protocol()
+    assert len(p.hash()) == 12 and p.hash() == protocol().hash()
+    assert p.hash() != protocol(seeds=21).hash() and p.hash() != protocol(alpha=0.25).hash()
     d = Disclosure(
         "2026-11-28",
         "eta = 1 -> eta = 200/(sigma_p^2 d)",
         "the theory's condition",
         "FAIL: exponent +0.299 [0.271, 0.327]",
     )
-    text = protocol_markdown(p, [d])
-    assert p.hash in text and "exponent +0.299" in text and "eta = 1 -> " in text
+    assert protocol(disclosures=(d,)).hash() == p.hash()  # a disclosure is not the design
+    text = C.protocol_markdown(protocol(disclosures=(d,)))
+    assert p.hash() in text and "exponent +0.299" in text and "eta = 1 -> " in text

@@ -1,6 +1,6 @@
 """Claim `bayes` (refimpl/claims/bayes.py):
 
-    python validation/bayes.py [--quick] [--jobs N] [--out DIR]
+python validation/bayes.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

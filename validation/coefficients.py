@@ -1,6 +1,6 @@
 """Claim `coefficients` (refimpl/claims/coefficients.py):
 
-    python validation/coefficients.py [--quick] [--jobs N] [--out DIR]
+python validation/coefficients.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

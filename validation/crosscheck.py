@@ -1,6 +1,6 @@
 """Claim `crosscheck` (refimpl/claims/crosscheck.py):
 
-    python validation/crosscheck.py [--quick] [--jobs N] [--out DIR]
+python validation/crosscheck.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Claim `failure_mode` (refimpl/claims/failure_mode.py):
 
-    python validation/failure_mode.py [--quick] [--jobs N] [--out DIR]
+python validation/failure_mode.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

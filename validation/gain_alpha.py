@@ -1,6 +1,6 @@
 """Claim `gain_alpha` (refimpl/claims/gain_alpha.py):
 
-    python validation/gain_alpha.py [--quick] [--jobs N] [--out DIR]
+python validation/gain_alpha.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Claim `gain_noise_dim` (refimpl/claims/gain_noise_dim.py):
 
-    python validation/gain_noise_dim.py [--quick] [--jobs N] [--out DIR]
+python validation/gain_noise_dim.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Claim `gain_shared` (refimpl/claims/gain_shared.py):
 
-    python validation/gain_shared.py [--quick] [--jobs N] [--out DIR]
+python validation/gain_shared.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

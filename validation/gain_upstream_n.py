@@ -1,6 +1,6 @@
 """Claim `gain_upstream_n` (refimpl/claims/gain_upstream_n.py):
 
-    python validation/gain_upstream_n.py [--quick] [--jobs N] [--out DIR]
+python validation/gain_upstream_n.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

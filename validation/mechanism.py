@@ -1,6 +1,6 @@
 """Claim `mechanism` (refimpl/claims/mechanism.py):
 
-    python validation/mechanism.py [--quick] [--jobs N] [--out DIR]
+python validation/mechanism.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

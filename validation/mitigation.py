@@ -1,6 +1,6 @@
 """Claim `mitigation` (refimpl/claims/mitigation.py):
 
-    python validation/mitigation.py [--quick] [--jobs N] [--out DIR]
+python validation/mitigation.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Claim `mitigation_freezing` (refimpl/claims/mitigation_freezing.py):
 
-    python validation/mitigation_freezing.py [--quick] [--jobs N] [--out DIR]
+python validation/mitigation_freezing.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

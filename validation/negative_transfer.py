@@ -1,6 +1,6 @@
 """Claim `negative_transfer` (refimpl/claims/negative_transfer.py):
 
-    python validation/negative_transfer.py [--quick] [--jobs N] [--out DIR]
+python validation/negative_transfer.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

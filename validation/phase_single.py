@@ -1,6 +1,6 @@
 """Claim `phase_single` (refimpl/claims/phase_single.py):
 
-    python validation/phase_single.py [--quick] [--jobs N] [--out DIR]
+python validation/phase_single.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Claim `realdata` (refimpl/claims/realdata.py):
 
-    python validation/realdata.py [--quick] [--jobs N] [--out DIR]
+python validation/realdata.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

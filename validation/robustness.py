@@ -1,6 +1,6 @@
 """Claim `robustness` (refimpl/claims/robustness.py):
 
-    python validation/robustness.py [--quick] [--jobs N] [--out DIR]
+python validation/robustness.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

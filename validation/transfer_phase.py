@@ -1,6 +1,6 @@
 """Claim `transfer_phase` (refimpl/claims/transfer_phase.py):
 
-    python validation/transfer_phase.py [--quick] [--jobs N] [--out DIR]
+python validation/transfer_phase.py [--quick] [--jobs N] [--out DIR]
 """
 
 import sys

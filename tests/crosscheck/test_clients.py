@@ -20,7 +20,7 @@ from refimpl.crosscheck import jax_client, torch_client
 from refimpl.trajectory import COEFFICIENT_KEYS, load, save
 from refimpl.transfer import run_experiment
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project
 
 CONFIG = Config(
     d=30,

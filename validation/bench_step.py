@@ -1,7 +1,7 @@
 """Time per GD step with coefficient tracking: refimpl's weight-space engine,
 its Gram-space engine (docs/model.md §9), the plain-numpy twin, and the floor
 (the two dense products a weight-space step needs at least), as ratios to the
-floor measured in the same run (issue 2, "Performance").
+floor measured in the same run (targets per size: WEIGHT_TARGETS).
 
 The floor is ``A = X W^T`` (pre-activations, (nP, d) x (d, 2m)) and
 ``G = C^T X`` (gradient, (2m, nP) x (nP, d)) with numpy's BLAS, outputs

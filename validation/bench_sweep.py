@@ -1,5 +1,5 @@
 """Sweep throughput: runs per second against the summed weight-space floor,
-and the speed-up of two dask workers over one (issue 11, items 2 and 5).
+and the speed-up of two dask workers over one.
 
 The floor of a run is what its GD steps need at least in weight space: the
 two dense products of a step (``A = X W^T``, (nP, d) x (d, 2m), and ``G =
@@ -18,7 +18,7 @@ at Kou et al.'s sizes (n = 20, m = 10, P = 2, 100 steps, 1000 test draws),
 and (c) the same sweep of phase rows through a dask.distributed
 ``LocalCluster`` with one worker and with two (one thread each; workers
 started and warmed up before the clock starts), with the ratio of the two
-wall times (issue 11's target: at most 0.65). One measurement each, wall
+wall times (the target: at most 0.65). One measurement each, wall
 clock, on a machine that may be shared: the load average is printed beside.
 
     python validation/bench_sweep.py [--quick] [--no-dask | --dask-only] [--rows N]

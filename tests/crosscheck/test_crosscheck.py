@@ -1,4 +1,4 @@
-"""Cross-checking (issue 4): replay, compare, coefficient recovery, explain
+"""Cross-checking: replay, compare, coefficient recovery, explain
 mode on single variants, unusable files. Combinations, float32, the bias key
 and patch roles: tests/test_crosscheck_search.py; the framework clients:
 tests/test_crosscheck_clients.py."""

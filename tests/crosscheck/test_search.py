@@ -1,4 +1,4 @@
-"""Cross-checking (issue 10): explain's search over combinations of convention
+"""Cross-checking: explain's search over combinations of convention
 variants, float32-aware judgement, the bias keys s/b0 and s/b, replay under
 named conventions, snapshot 0 of float32 files, and patch roles (any patch
 order, s/patch_role, inputs whose roles cannot be determined)."""

@@ -159,7 +159,7 @@ def test_wilcoxon_against_hand_values():
 
 
 def test_paired_failures_exact_mcnemar():
-    # 5 runs fail under a only, none under b only: p = 1/2^5 (the audit's 5 vs 0)
+    # 5 runs fail under a only, none under b only: p = 1/2^5 (gain_alpha's noisy regime: 5 vs 0)
     fa = [1] * 5 + [0] * 30 + [1] * 2
     fb = [0] * 5 + [0] * 30 + [1] * 2
     r = V.paired_failures(fa, fb)

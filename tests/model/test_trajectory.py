@@ -1,4 +1,4 @@
-"""Trajectory files, format version 1 (issue 2, item 8): round trip of a small
+"""Trajectory files, format version 1 (README, "Trajectory file format"): round trip of a small
 experiment, every documented key with its shape, and corrupt files (missing
 key, wrong version, wrong shape, truncated bytes) raising TrajectoryError
 that names what is wrong."""
@@ -27,7 +27,7 @@ from refimpl.trajectory import (
 from refimpl.transfer import run_experiment
 
 STAGES = ("up", "down", "scratch")
-# the per-stage keys as issue 2 item 8 documents them
+# the per-stage keys as the README documents them
 DOC_STAGE_KEYS = (
     "X",
     "y",

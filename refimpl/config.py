@@ -35,6 +35,10 @@ __all__ = [
     "parsed_field",
     "BOOL_FIELD",
     "loads_json",
+    "shown",
+    "INT_MAX",
+    "integer_argument",
+    "real_argument",
 ]
 
 
@@ -55,7 +59,8 @@ def n_inherited(alpha, m_down):
 
 
 def int_field(lo=None, hi=None, optional=False):
-    """Field metadata: an integer in [lo, hi] (None allowed when ``optional``)."""
+    """Field metadata: an integer in [lo, hi] (None allowed when ``optional``);
+    ``hi`` None means up to :data:`INT_MAX`."""
     return {"kind": "int", "lo": lo, "hi": hi, "optional": optional}
 
 
@@ -121,10 +126,10 @@ class ValidatedConfig:
         """Build a config from a mapping; shorthands expand; unknown keys are refused."""
         values = expand_shorthands(values, cls.SHORTHANDS)
         names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
+        unknown = sorted(set(values) - names, key=shown)  # keys of any type
         if unknown:
             allowed = ", ".join(sorted(names | set(cls.SHORTHANDS)))
-            raise ConfigError(f"unknown config key {unknown[0]!r}; allowed keys: {allowed}")
+            raise ConfigError(f"unknown config key {shown(unknown[0])}; allowed keys: {allowed}")
         return cls(**values)
 
     @classmethod
@@ -380,48 +385,135 @@ def read_json_object(path) -> dict:
 _MAX_CONFIG_BYTES = 1 << 20
 
 
+INT_MAX = 2**63 - 1
+"""The largest integer field value (numpy's int64): an integer field without
+an upper bound of its own is refused above it, naming the field, before any
+size is converted to a float or an array."""
+
+
 def _check_field(f, value):
     spec = f.metadata
-    name = f.name
-    kind = spec["kind"]
-    if kind == "int":
-        if value is None and spec["optional"]:
-            return None
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-            raise ConfigError(
-                f"{name} must be an integer{' or null' if spec['optional'] else ''}, got {value!r}"
-            )
-        value = int(value)
-        lo, hi = spec["lo"], spec["hi"]
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(f"{name} must be an integer in {_interval(lo, hi)}, got {value}")
-    elif kind == "real":
-        if value is None and spec.get("optional"):
-            return None
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{name} must be finite, got {value}")
-        lo, hi = spec["lo"], spec["hi"]
-        bad = (lo is not None and (value < lo or (spec["lo_open"] and value == lo))) or (
-            hi is not None and (value > hi or (spec["hi_open"] and value == hi))
+    check = _CHECKS.get(spec["kind"])
+    return value if check is None else check(f.name, spec, value)
+
+
+def _check_int(name, spec, value):
+    if value is None and spec["optional"]:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ConfigError(
+            f"{name} must be an integer{' or null' if spec['optional'] else ''}, got {shown(value)}"
         )
-        if bad:
-            raise ConfigError(
-                f"{name} must be in {_interval(lo, hi, spec['lo_open'], spec['hi_open'])}, "
-                f"got {value}"
-            )
-    elif kind == "bool":
-        if not isinstance(value, (bool, np.bool_)):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
-        value = bool(value)
-    elif kind == "parsed":
-        value = spec["parse"](value)
-    elif kind == "choice":
-        if value not in spec["options"]:
-            opts = " or ".join(repr(o) for o in spec["options"])
-            raise ConfigError(f"{name} must be {opts}, got {value!r}")
+    return _in_range(name, int(value), spec["lo"], spec["hi"])
+
+
+def _in_range(label, value, lo, hi):
+    """The int ``value`` when in [lo, hi] (``hi`` None: up to :data:`INT_MAX`)."""
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{label} must be an integer in {_interval(lo, hi)}, got {shown(value)}")
+    if value > INT_MAX:
+        raise ConfigError(
+            f"{label} must be at most {INT_MAX} (2**63 - 1, numpy's int64), got {shown(value)}"
+        )
+    return value
+
+
+def _check_real(name, spec, value):
+    if value is None and spec.get("optional"):
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number, got {shown(value)}")
+    try:
+        with np.errstate(over="ignore"):  # a numpy longdouble beyond float64: inf
+            number = float(value)
+    except OverflowError:  # an integer or fraction beyond float64
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {shown(value)}")
+    lo, hi = spec["lo"], spec["hi"]
+    bad = (lo is not None and (number < lo or (spec["lo_open"] and number == lo))) or (
+        hi is not None and (number > hi or (spec["hi_open"] and number == hi))
+    )
+    if bad:
+        raise ConfigError(
+            f"{name} must be in {_interval(lo, hi, spec['lo_open'], spec['hi_open'])}, got {number}"
+        )
+    return number
+
+
+def _check_bool(name, spec, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be true or false, got {shown(value)}")
+    return bool(value)
+
+
+def _check_parsed(name, spec, value):
+    return spec["parse"](value)
+
+
+def _check_choice(name, spec, value):
+    if not isinstance(value, str) or value not in spec["options"]:
+        opts = " or ".join(repr(o) for o in spec["options"])
+        raise ConfigError(f"{name} must be {opts}, got {shown(value)}")
+    return value
+
+
+_CHECKS = {
+    "int": _check_int,
+    "real": _check_real,
+    "bool": _check_bool,
+    "parsed": _check_parsed,
+    "choice": _check_choice,
+}
+
+
+def shown(value, limit=80):
+    """``value`` for an error message: its repr, cut to about ``limit``
+    characters; an integer of more than 30 digits by its number of digits
+    (printing one of more than 4300 digits raises in Python itself)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        v = abs(int(value))
+        if v >= 10**30:
+            bits = v.bit_length()
+            digits = len(str(v)) if bits < 14000 else f"about {int(bits * math.log10(2)) + 1}"
+            return f"an integer of {digits} digits"
+    try:
+        text = " ".join(repr(value).split())  # one line (numpy arrays print several)
+    except (ValueError, RecursionError):  # holds a huge integer, or nests too deeply
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
+
+
+def integer_argument(label, value, lo=None, hi=None):
+    """``value`` as an int for a function's argument ``label`` (e.g.
+    ``"train_stage: steps"``): an integer, or a float with an integral value
+    (5.0), in [lo, hi] (``hi`` None: up to :data:`INT_MAX`); anything else
+    (2.5, "5", True, nan) is a :class:`ConfigError` naming ``label``, never
+    truncated."""
+    integral = not isinstance(value, (bool, np.bool_)) and (
+        isinstance(value, numbers.Integral)
+        or (isinstance(value, numbers.Real) and _is_whole(value))
+    )
+    if not integral:
+        raise ConfigError(f"{label} must be an integer, got {shown(value)}")
+    return _in_range(label, int(value), lo, hi)
+
+
+def _is_whole(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(number) and number.is_integer()
+
+
+def real_argument(label, value, lo=None, lo_open=False, optional=False):
+    """``value`` for a function's argument ``label``: a finite real number
+    (not a bool, not a string) >= ``lo`` (> with ``lo_open``), None when
+    ``optional``; a :class:`ConfigError` naming ``label`` otherwise. The value
+    itself is returned (not converted)."""
+    spec = real_field(lo, lo_open=lo_open, optional=optional)
+    _check_real(label, spec, value)
     return value
 
 

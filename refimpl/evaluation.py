@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import ESTIMATORS
+from .config import ESTIMATORS, LAYOUTS, integer_argument, real_argument, shown
 from .data import noise_basis, sample_task, task_signals
+from .errors import ConfigError
 from .network import check_weights, forward
 
 __all__ = ["estimate_test_error", "ESTIMATORS"]
@@ -79,12 +80,7 @@ def estimate_test_error(W, u, v, sigma_p, flip, layout, n_test, rng, estimator="
     ``noisy_error_se``, ``n_test``, ``estimator``.
     """
     W = check_weights(W)
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if int(n_test) < 2:
-        raise ValueError("n_test must be at least 2")
-    if not np.all(np.isfinite(W)):
-        raise ValueError("W has non-finite entries")
+    n_test = _check_arguments(W, u, v, sigma_p, flip, layout, n_test, rng, estimator)
     # f is positively homogeneous in W (ReLU, no biases): the sign of f, all an
     # error depends on, is the same for W / 2^k, and dividing by a power of two
     # is exact. Scaling the largest entry to about 1 keeps sigma_p^2 W Pi W^T
@@ -93,13 +89,47 @@ def estimate_test_error(W, u, v, sigma_p, flip, layout, n_test, rng, estimator="
     if peak > 0:
         W = np.ldexp(W, -int(np.frexp(peak)[1]))
     draw = _reduced_errors if estimator == "reduced" else _sample_errors
-    e = draw(W, u, v, sigma_p, layout, int(n_test), rng)
+    e = draw(W, u, v, sigma_p, layout, n_test, rng)
     clean, se = float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size))
     return {
         "clean_error": clean,
         "clean_error_se": se,
         "noisy_error": flip + (1.0 - 2.0 * flip) * clean,
         "noisy_error_se": (1.0 - 2.0 * flip) * se,
-        "n_test": int(n_test),
+        "n_test": n_test,
         "estimator": estimator,
     }
+
+
+def _check_arguments(W, u, v, sigma_p, flip, layout, n_test, rng, estimator):
+    """The arguments of :func:`estimate_test_error`, each a ConfigError naming
+    it when unusable (the bounds of the Config fields); returns n_test as an int."""
+    label = "estimate_test_error"
+    for name, value in (("layout", layout), ("estimator", estimator)):
+        options = LAYOUTS if name == "layout" else ESTIMATORS
+        if not isinstance(value, str) or value not in options:
+            raise ConfigError(
+                f"{label}: {name} must be one of {', '.join(options)}, got {shown(value)}"
+            )
+    n_test = integer_argument(f"{label}: n_test", n_test, 2, 10**7)
+    real_argument(f"{label}: sigma_p", sigma_p, 0.0, lo_open=True)
+    real_argument(f"{label}: flip", flip, 0.0)
+    if flip >= 0.5:
+        raise ConfigError(f"{label}: flip must be in [0.0, 0.5), got {flip}")
+    for name, given in (("u", u), ("v", v)):
+        try:
+            vector = np.asarray(given)
+        except (ValueError, TypeError):  # ragged nesting
+            vector = np.zeros(0, object)
+        if vector.shape != W.shape[2:] or vector.dtype.kind not in "iuf":
+            raise ConfigError(
+                f"{label}: {name} must be a real vector of shape ({W.shape[2]},) like W's d, "
+                f"got {shown(given)}"
+            )
+        if not np.all(np.isfinite(vector)):
+            raise ConfigError(f"{label}: {name} has non-finite entries")
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"{label}: rng must be a numpy.random.Generator, got {shown(rng)}")
+    if not np.all(np.isfinite(W)):
+        raise ConfigError(f"{label}: W has non-finite entries")
+    return n_test

@@ -15,6 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kernels as _k
+from .budget import check as check_budget
+from .config import integer_argument, real_argument, shown
 from .data import Task, role_positions
 from .errors import ConfigError, DivergenceError
 from .gram import ENGINES, GRAM_BUDGET, GramEngine, choose_engine, gram_bytes, read_coefficients
@@ -227,20 +229,103 @@ class _GramStage(GramEngine):
 
 
 def _trainable_mask(trainable, m):
-    """The (2, m) bool mask of trainable filters (None: all)."""
-    mask = np.ones((2, m), bool) if trainable is None else np.asarray(trainable, bool)
+    """The (2, m) bool mask of trainable filters (None: all); entries must be
+    booleans or 0/1 (a 0.5 or a string is refused, not cast)."""
+    if trainable is None:
+        return np.ones((2, m), bool)
+    try:
+        mask = np.asarray(trainable)
+        ok = mask.dtype == bool or (
+            mask.dtype.kind in "iuf" and bool(np.all((mask == 0) | (mask == 1)))
+        )
+    except (ValueError, TypeError):  # ragged nesting
+        ok, mask = False, np.zeros(0)
+    if not ok:
+        raise ConfigError(
+            f"train_stage: trainable must hold booleans (or 0/1), got {shown(trainable)}"
+        )
     if mask.shape != (2, m):
-        raise ValueError(f"trainable must have shape (2, {m}), got {mask.shape}")
-    return mask
+        raise ConfigError(f"train_stage: trainable must have shape (2, {m}), got {mask.shape}")
+    return mask.astype(bool)
 
 
 def _snapshot_steps(snapshots, steps):
-    """The snapshot steps: ``snapshots`` evenly spaced ones, or the given
-    steps within 0..steps, always with 0 and ``steps``."""
+    """The snapshot steps (checked by :func:`_check_snapshots`): ``snapshots``
+    evenly spaced ones, or the given steps, always with 0 and ``steps``."""
     if np.ndim(snapshots) == 0:
-        return snapshot_schedule(steps, int(snapshots))
-    schedule = np.union1d(np.asarray(snapshots, np.int64), [0, steps])
-    return schedule[(schedule >= 0) & (schedule <= steps)]
+        return snapshot_schedule(steps, snapshots)
+    return np.union1d(snapshots, [0, steps])
+
+
+def _check_snapshots(snapshots, steps):
+    """``snapshots`` checked against ``steps``: a count (an integer, at least
+    2 so that step 0 and the last step are both kept; 1 when steps is 0), or
+    integer steps within 0..steps as an int64 array. ConfigError naming
+    snapshots otherwise (never truncated nor dropped)."""
+    label = "train_stage: snapshots"
+    try:
+        given = np.asarray(snapshots)
+    except (ValueError, TypeError):  # ragged nesting
+        given = np.zeros((0, 0))
+    if given.ndim == 0:
+        count = integer_argument(label, snapshots, 0)
+        if count < min(2, steps + 1):
+            raise ConfigError(
+                f"{label}={count} cannot keep both step 0 and the last step (steps={steps}); "
+                "give a count of at least 2, or the snapshot steps themselves"
+            )
+        return count
+    whole = given.dtype.kind in "iu" or (
+        given.dtype.kind == "f" and bool(np.all(np.isfinite(given) & (given == np.round(given))))
+    )
+    if given.ndim != 1 or not whole:
+        raise ConfigError(
+            f"{label} must be a count or a list of integer steps, got {shown(snapshots)}"
+        )
+    outside = given[(given < 0) | (given > steps)]
+    if outside.size:
+        raise ConfigError(f"{label}: step {outside[0]} is outside 0..steps={steps}")
+    return given.astype(np.int64)
+
+
+def _check_arguments(task, eta, steps, weight_decay, epsilon, track, progress, engine, budget):
+    """The scalar arguments of :func:`train_stage`, each a ConfigError naming
+    it when unusable; returns steps as an int (5.0 -> 5; 2.5 refused)."""
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise ConfigError(
+            f"train_stage: engine must be one of {', '.join(ENGINES)}, got {shown(engine)}"
+        )
+    real_argument("train_stage: gram_budget", budget, 0.0, lo_open=True)
+    if not isinstance(task, Task):
+        raise ConfigError(
+            f"train_stage: task must be a refimpl.data.Task, got {type(task).__name__}"
+        )
+    real_argument("train_stage: eta", eta)
+    real_argument("train_stage: weight_decay", weight_decay)
+    real_argument("train_stage: epsilon", epsilon, 0.0)
+    if not isinstance(track, (bool, np.bool_)):
+        raise ConfigError(f"train_stage: track must be True or False, got {shown(track)}")
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"train_stage: progress must be callable or None, got {shown(progress)}")
+    return integer_argument("train_stage: steps", steps, 0)
+
+
+def _check_memory(X, m, steps, snapshots, track):
+    """ResourceError naming steps and snapshots before anything is allocated
+    when the stage's loss and snapshot arrays exceed the memory budget
+    (:mod:`refimpl.budget`)."""
+    n, P, d = X.shape
+    K = min(snapshots, steps + 1) if np.ndim(snapshots) == 0 else len(snapshots) + 2
+    per_snapshot = 2 * m * (d + (3 * n + P if track else 0))
+    memory = 8 * ((steps + 1) + (K + 3) * per_snapshot + X.size + 2 * n * P * 2 * m)
+    shown_k = snapshots if np.ndim(snapshots) == 0 else f"{len(snapshots)} steps"
+    check_budget(
+        "train_stage",
+        memory,
+        0,
+        ("steps", "snapshots", "n", "m", "d"),
+        {"steps": steps, "snapshots": shown_k, "n": n, "m": m, "d": d},
+    )
 
 
 def train_stage(
@@ -272,7 +357,8 @@ def train_stage(
     eta : float
         Step size.
     steps : int
-        Step cap T.
+        Step cap T (>= 0; an integral float such as 5.0 is accepted, 2.5 is
+        refused, never truncated).
     weight_decay : float
         lambda.
     trainable : ndarray of shape (2, m), bool, optional
@@ -280,8 +366,9 @@ def train_stage(
     epsilon : float
         Stop at the first step whose data loss is <= epsilon; 0 disables.
     snapshots : int or array_like of int
-        Number of evenly spaced snapshots over 0..steps, or the snapshot steps
-        themselves. Step 0 and the last step are always kept.
+        Number of evenly spaced snapshots over 0..steps (at least 2, or 1
+        when steps is 0), or the snapshot steps themselves (integers within
+        0..steps). Step 0 and the last step are always kept.
     track : bool
         Track gamma, rho_bar and rho_under (docs/model.md §4). Off for data
         without the signal/noise structure: the Stage then holds None for them.
@@ -313,15 +400,24 @@ def train_stage(
         With ``track``, when the patch roles of some inputs cannot be
         determined or the given ``task.patch_role`` does not fit the data.
     ConfigError
-        An unknown engine, or ``engine="gram"`` over the memory budget.
+        An argument that is unusable (named: a non-integral or negative
+        steps, too few snapshots, a non-number eta, ...), an unknown engine,
+        or ``engine="gram"`` over the memory budget.
+    ResourceError
+        The loss and snapshot arrays would exceed the memory budget
+        (:mod:`refimpl.budget`), before anything is allocated.
     """
+    steps = _check_arguments(
+        task, eta, steps, weight_decay, epsilon, track, progress, engine, gram_budget
+    )
     W0 = check_weights(W0, "W0")
     _, m, d = W0.shape
     X, y = check_inputs(task.X, d, task.y)
     n, P, _ = X.shape
     trainable = _trainable_mask(trainable, m)
+    snapshots = _check_snapshots(snapshots, steps)
+    _check_memory(X, m, steps, snapshots, track)
     tracking = _tracking(task) if track else None
-    steps = int(steps)
     schedule = _snapshot_steps(snapshots, steps)
     engine = _pick_engine(engine, n, P, m, d, steps, len(schedule), gram_budget)
 
@@ -387,9 +483,8 @@ def train_stage(
 
 
 def _pick_engine(engine, n, P, m, d, steps, n_snapshots, budget):
-    """The engine to run: "weight" or "gram" (see :func:`train_stage`)."""
-    if engine not in ENGINES:
-        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    """The engine to run: "weight" or "gram" (see :func:`train_stage`;
+    ``engine`` checked by :func:`_check_arguments`)."""
     if engine == "auto":
         return choose_engine(n, P, m, d, steps, n_snapshots, budget)
     if engine == "gram" and gram_bytes(n, P) > budget:

@@ -9,15 +9,18 @@ runs them on the synthetic tasks of docs/model.md §2, and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from .budget import check_run
-from .config import Config, n_inherited
+from .config import GRANULARITIES, Config, n_inherited, real_argument, shown
 from .data import sample_task, signal_vectors
+from .errors import ConfigError
 from .evaluation import estimate_test_error
+from .network import check_weights
 from .train import train_stage
 
 __all__ = [
@@ -72,6 +75,7 @@ def inherit(W_up, W_fresh, alpha, rng, granularity="filter", rescale=1.0):
         The upstream filter each downstream filter inherits from; -1 for
         fresh filters (``entry``: the same index, where any entry is inherited).
     """
+    _check_inherit(W_up, W_fresh, alpha, rng, granularity, rescale)
     m1, m2 = W_up.shape[1], W_fresh.shape[1]
     W0 = W_fresh.copy()
     if granularity == "entry":
@@ -93,6 +97,26 @@ def inherit(W_up, W_fresh, alpha, rng, granularity="filter", rescale=1.0):
         inherited[j, dst] = True
         source[j, dst] = src
     return W0, inherited, source
+
+
+def _check_inherit(W_up, W_fresh, alpha, rng, granularity, rescale):
+    """The arguments of :func:`inherit`, each a ConfigError naming it when unusable."""
+    W_up, W_fresh = check_weights(W_up, "W_up"), check_weights(W_fresh, "W_fresh")
+    if W_up.shape[2] != W_fresh.shape[2]:
+        raise ConfigError(
+            f"inherit: W_up and W_fresh must have the same d, got {W_up.shape} and {W_fresh.shape}"
+        )
+    real_argument("inherit: alpha", alpha, 0.0)
+    if alpha > 1:
+        raise ConfigError(f"inherit: alpha must be in [0, 1], got {alpha}")
+    real_argument("inherit: rescale", rescale)
+    if not isinstance(granularity, str) or granularity not in GRANULARITIES:
+        raise ConfigError(
+            f"inherit: granularity must be {' or '.join(map(repr, GRANULARITIES))}, "
+            f"got {shown(granularity)}"
+        )
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"inherit: rng must be a numpy.random.Generator, got {shown(rng)}")
 
 
 @dataclass
@@ -121,6 +145,10 @@ class Experiment:
         every call: transfer and scratch are scored on the same draws
         (common random numbers), so their difference has a small variance."""
         c = self.config
+        if not isinstance(stage, str) or stage not in self.stages:
+            raise ConfigError(
+                f"test_error: stage must be one of {', '.join(self.stages)}, got {shown(stage)}"
+            )
         v, sigma_p, flip = self.task_of(stage)
         W = self.stages[stage].W_final if W is None else W
         return estimate_test_error(
@@ -130,9 +158,9 @@ class Experiment:
             sigma_p,
             flip,
             c.layout,
-            n_test or c.n_test,
+            c.n_test if n_test is None else n_test,
             streams(c.seed)["test"],
-            estimator or c.estimator,
+            c.estimator if estimator is None else estimator,
         )
 
     @property
@@ -231,7 +259,9 @@ def run_experiment(config: Config, progress=None) -> Experiment:
 
     Parameters
     ----------
-    config : Config
+    config : Config or dict
+        A dict is read by :meth:`Config.from_dict` (shorthands expand,
+        unknown keys are refused).
     progress : callable(stage, step, cap, loss), optional
 
     Returns
@@ -240,11 +270,18 @@ def run_experiment(config: Config, progress=None) -> Experiment:
 
     Raises
     ------
+    ConfigError
+        A config that is neither a Config nor a dict, a bad field, or a
+        progress that is not callable.
     ResourceError
         Before any work, when the run would exceed the memory or work budget
         (:mod:`refimpl.budget`).
     """
-    c = config
+    c = _as_config(config)
+    if progress is not None and not callable(progress):
+        raise ConfigError(
+            f"run_experiment: progress must be callable or None, got {shown(progress)}"
+        )
     check_run(c)
     rng = streams(c.seed)
     u, v_up, v_down = signal_vectors(c.d, c.u_norm, c.v_up_norm, c.v_down_norm, c.v_cos)
@@ -293,6 +330,19 @@ def run_experiment(config: Config, progress=None) -> Experiment:
         stages=run.stages,
         inherited=run.inherited,
         source=run.source,
+    )
+
+
+def _as_config(config):
+    """``config`` as a :class:`Config`: itself, or a dict read by
+    :meth:`Config.from_dict`; anything else is a ConfigError naming config."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        return Config.from_dict(dict(config))
+    raise ConfigError(
+        "run_experiment: config must be a refimpl.Config or a dict of its fields, "
+        f"got {type(config).__name__}"
     )
 
 

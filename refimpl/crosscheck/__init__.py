@@ -31,13 +31,14 @@ line naming the reason).
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from ..budget import check, stage_work
-from ..errors import TrajectoryError, UsageError
+from ..config import integer_argument, real_argument, shown
+from ..errors import ConfigError, TrajectoryError, UsageError
 from ..train import train_stage
 from ..trajectory import COEFFICIENT_KEYS, STAGES, load, save
 from .coefficients import basis_note, file_run, project_view, recover_coefficients
@@ -292,13 +293,56 @@ class Report:
         return "\n".join(lines)
 
 
-def _check_tolerances(rtol, atol, explain_steps):
-    if not (rtol >= 0 and math.isfinite(rtol)) or (
-        atol is not None and not (atol >= 0 and math.isfinite(atol))
-    ):
-        raise TrajectoryError(f"tolerances must be finite and >= 0 (rtol={rtol}, atol={atol})")
-    if explain_steps is not None and explain_steps < 1:
-        raise TrajectoryError(f"--explain-steps must be >= 1, got {explain_steps}")
+def _check_tolerances(rtol, atol, explain, explain_steps):
+    """The numeric arguments of :func:`crosscheck`, each a ConfigError naming
+    it (and its option) when unusable, before any file is read; returns
+    explain_steps as an int or None (5.0 -> 5; 2.5 refused, not truncated)."""
+    real_argument("crosscheck: tolerances: rtol (--rtol)", rtol, 0.0)
+    real_argument("crosscheck: tolerances: atol (--atol)", atol, 0.0, optional=True)
+    if not isinstance(explain, (bool, np.bool_)):
+        raise ConfigError(f"crosscheck: explain must be True or False, got {shown(explain)}")
+    if explain_steps is None:
+        return None
+    return integer_argument("crosscheck: explain_steps (--explain-steps)", explain_steps, 1)
+
+
+def _check_stages(stages):
+    """``stages`` as a tuple of stage names, or None for all: a string is one
+    stage or a comma-separated list (``"up"``, ``"up,down"``), never read
+    letter by letter; a ConfigError names the parameter otherwise."""
+    if stages is None:
+        return None
+    if isinstance(stages, str):
+        stages = [s.strip() for s in stages.split(",")]
+    if isinstance(stages, (bytes, Mapping)) or not isinstance(stages, Iterable):
+        raise ConfigError(
+            f"crosscheck: stages must be a stage name or a sequence of them, got {shown(stages)}"
+        )
+    stages = tuple(stages)
+    unknown = [s for s in stages if not isinstance(s, str) or s not in STAGES]
+    if unknown or not stages:
+        got = f"unknown stage {shown(unknown[0])}" if unknown else "an empty selection"
+        raise ConfigError(
+            f"crosscheck: stages (--stage) must name stages among {', '.join(STAGES)} "
+            f"(None for all), got {got}"
+        )
+    return stages
+
+
+def _check_convention(convention):
+    """``convention`` is None, a string, a Convention or a sequence of names
+    (:func:`parse_convention` reads them); a ConfigError names it otherwise."""
+    ok = convention is None or isinstance(convention, (str, Convention))
+    if not ok and isinstance(convention, Iterable):
+        if not isinstance(convention, (bytes, Mapping)):
+            convention = tuple(convention)
+            ok = all(isinstance(c, str) for c in convention)
+    if not ok:
+        raise ConfigError(
+            "crosscheck: convention (--convention) must be names such as "
+            f"'filter_sum,bias', a sequence of names or a Convention, got {shown(convention)}"
+        )
+    return convention
 
 
 def _coefficient_notes(their_run, their_note, ref_run, ref_note):
@@ -364,8 +408,9 @@ def crosscheck(
         See :mod:`refimpl.crosscheck.compare`.
     explain : bool
         Run explain mode on every stage whose W, loss or bias differs.
-    stages : sequence of str, optional
-        Only these stages.
+    stages : str or sequence of str, optional
+        Only these stages: a name, comma-separated names (``"up,down"``) or
+        a sequence of names; None for all.
     explain_steps : int, optional
         Explain mode replays only the first this many steps (for long runs).
     convention : str, sequence of str or Convention, optional
@@ -385,8 +430,15 @@ def crosscheck(
         Inputs whose patch roles cannot be determined (named).
     UsageError
         An unknown convention, or a convention with a reference file.
+    ConfigError
+        Before any file is read, an argument of the wrong kind, named: rtol or
+        atol not a finite number >= 0, explain_steps not a whole number >= 1,
+        explain not a bool, a convention or stages of another type, an
+        unknown or empty stage selection.
     """
-    _check_tolerances(rtol, atol, explain_steps)
+    explain_steps = _check_tolerances(rtol, atol, explain, explain_steps)
+    stages = _check_stages(stages)
+    convention = _check_convention(convention)
     conv = None if convention is None else parse_convention(convention)
     if conv == Convention():
         conv = None

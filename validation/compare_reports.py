@@ -6,7 +6,9 @@ For every claim folder present in both reports, every numerical leaf of the
 old ``<claim>/<claim>.json`` (and of its replication, if any) must appear in
 the new one with the same value, bit for bit. The JSON schemas may differ
 (a key may have moved), so leaves are matched as a multiset of values, not
-by path; the protocol block, its hashes and wall-clock timings are left out.
+by path. The old report's protocol block, hashes and wall-clock timings are
+left out; the new report's protocol block (the configs that ran) may hold
+the twin of an old leaf (a config value the old JSON kept elsewhere).
 Prints one line per claim (leaves compared, leaves without a twin, up to
 five of those with their old paths) and exits 1 when any leaf has no twin.
 """
@@ -22,18 +24,19 @@ SKIP_KEYS = ("protocol", "protocol_hash", "protocol_hash_scheme1", "disclosures"
 TIMING_WORDS = ("seconds", "wall", "elapsed", "finished", "timing")
 
 
-def leaves(doc, path=""):
-    """(path, value) for every number of a JSON document (bools left out)."""
+def leaves(doc, path="", skip=SKIP_KEYS):
+    """(path, value) for every number of a JSON document (bools left out;
+    top-level keys in ``skip`` and timing keys left out)."""
     if isinstance(doc, dict):
         for k, v in doc.items():
-            if path == "" and k in SKIP_KEYS:
+            if path == "" and k in skip:
                 continue
             if any(w in k.lower() for w in TIMING_WORDS):
                 continue
-            yield from leaves(v, f"{path}/{k}")
+            yield from leaves(v, f"{path}/{k}", skip)
     elif isinstance(doc, list):
         for i, v in enumerate(doc):
-            yield from leaves(v, f"{path}[{i}]")
+            yield from leaves(v, f"{path}[{i}]", skip)
     elif isinstance(doc, (int, float)) and not isinstance(doc, bool):
         yield path, repr(float(doc))
 
@@ -41,7 +44,8 @@ def leaves(doc, path=""):
 def compare(old_file, new_file):
     """(leaves compared, [(path, value) of old leaves without a twin in new])."""
     old = list(leaves(json.loads(Path(old_file).read_text())))
-    new = Counter(v for _, v in leaves(json.loads(Path(new_file).read_text())))
+    new_doc = json.loads(Path(new_file).read_text())
+    new = Counter(v for _, v in leaves(new_doc, skip=("protocol_hash", "protocol_hash_scheme1")))
     unmatched = []
     for path, value in old:
         if new[value] > 0:

@@ -5,7 +5,10 @@ checks declared sizes before it decompresses anything (:func:`read_npz`).
 A file is written to a temporary ``.part`` file beside its destination,
 flushed to disk and renamed over it, so a crash or kill leaves either the old
 file or the complete new one, never a mix. New files get the mode the user's
-umask allows (as ``open`` would), not the 0600 of a temporary file.
+umask allows (as ``open`` would), not the 0600 of a temporary file. An output
+path that exists and is not a regular file (a device such as /dev/null, a
+fifo, a socket, a folder; links followed) is never replaced: it is refused
+(:func:`check_output`, which the command line also calls before any work).
 """
 
 from __future__ import annotations
@@ -16,14 +19,19 @@ import json
 import math
 import os
 import platform
+import stat
 import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
+from .errors import UsageError
+
 __all__ = [
     "atomic_write",
+    "check_output",
+    "not_regular",
     "write_text",
     "write_json",
     "write_csv",
@@ -43,10 +51,92 @@ def _umask_mode():
     return 0o666 & ~mask
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a fifo (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_regular(path):
+    """What ``path`` is when it exists and is not a regular file (links
+    followed): "a folder", "a character device", ...; None for a regular
+    file or a path that does not exist (a dangling link included)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing, or not reachable: the write will say
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def _folder_problem(path):
+    """Why the folder of ``path`` cannot be created or written into, or None."""
+    folder = os.path.dirname(os.path.abspath(path))
+    probe = folder
+    while not os.path.lexists(probe) and probe != os.path.dirname(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return f"{probe} is not a folder" if os.path.lexists(probe) else "no folder to write into"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"the folder {probe} is not writable"
+    return None
+
+
+def check_output(path, option=None):
+    """Refuse, before any work, an output file that cannot be written.
+
+    ``path`` must not exist as anything but a regular file (a device, fifo,
+    socket or folder is never replaced), and its folder must exist and be
+    writable or be creatable. ``option`` (e.g. ``"--json"``) is how the user
+    gave the path; the message names it. Returns ``path``.
+
+    Raises
+    ------
+    refimpl.errors.UsageError
+    """
+    path = os.fspath(path)
+    name = f"{option} {path}" if option else str(path)
+    if not path or path.endswith(("/", os.sep)):
+        raise UsageError(f"cannot write {name or repr(path)}: not a file name")
+    kind = not_regular(path)
+    if kind is not None:
+        raise UsageError(
+            f"cannot write {name}: it is {kind}, not a regular file (an output never "
+            "replaces a device, fifo, socket or folder); give a file name"
+        )
+    problem = _folder_problem(path)
+    if problem is not None:
+        raise UsageError(f"cannot write {name}: {problem}")
+    return path
+
+
+def _refuse_non_regular(path):
+    kind = not_regular(path)
+    if kind is not None:
+        raise UsageError(
+            f"cannot write {path}: it is {kind}, not a regular file (an output never "
+            "replaces a device, fifo, socket or folder)"
+        )
+
+
 def atomic_write(path, write):
     """Call ``write(binary_file)`` on a temporary file beside ``path``, then
-    rename it over ``path``: a crash leaves the old file or the complete new one."""
+    rename it over ``path``: a crash leaves the old file or the complete new one.
+
+    Raises
+    ------
+    refimpl.errors.UsageError
+        ``path`` exists and is not a regular file (checked before writing and
+        again before the rename).
+    OSError
+        The folder cannot be created or written (the message names ``path``).
+    """
     path = os.fspath(path)
+    _refuse_non_regular(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
@@ -57,6 +147,7 @@ def atomic_write(path, write):
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _umask_mode())
+        _refuse_non_regular(path)  # created meanwhile: still never replaced
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None and os.path.lexists(tmp):
@@ -154,7 +245,8 @@ def read_npz(path, wanted=None, limit=None, what="file"):
     OSError
         The file cannot be opened (FileNotFoundError and the like).
     ValueError
-        Not an ``.npz`` (zip) archive, a member that is not a ``.npy`` array,
+        Not a regular file (a device, fifo or socket: never opened, so never
+        read without end), not an ``.npz`` (zip) archive, a member that is not a ``.npy`` array,
         an object array, a header or data that is truncated or corrupt; the
         message names the key.
     refimpl.errors.ResourceError
@@ -163,6 +255,11 @@ def read_npz(path, wanted=None, limit=None, what="file"):
     from .budget import check, memory_budget
 
     path = os.fspath(path)
+    kind = not_regular(path)
+    if kind == "a folder":
+        raise IsADirectoryError(21, "Is a directory", path)
+    if kind is not None:
+        raise ValueError(f"it is {kind}, not a regular file")
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -179,9 +276,17 @@ def read_npz(path, wanted=None, limit=None, what="file"):
             if not info.filename.endswith(".npy"):
                 raise ValueError(f"member {info.filename!r} is not a .npy array")
             headers[key] = (info, _npy_header(archive, info, key))
-        declared = sum(shape_bytes(shape, dtype) for _, (shape, dtype) in headers.values())
+        sizes = {key: shape_bytes(shape, dtype) for key, (_, (shape, dtype)) in headers.items()}
+        declared = sum(sizes.values())
+        largest = max(sizes, key=sizes.get, default=None)
+        named = (
+            f" (largest member {largest!r}: declared shape {headers[largest][1][0]}, "
+            f"{headers[largest][1][1]})"
+            if largest is not None
+            else ""
+        )
         check(
-            f"reading {what} {path}",
+            f"reading {what} {path}{named}",
             declared,
             0.0,
             (),

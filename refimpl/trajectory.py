@@ -339,10 +339,16 @@ class _Checker:
         return a.item()
 
     def json(self, key):
+        """A JSON member, read with the limits of a config file: a number too
+        long to convert and nesting too deep are refused naming the key."""
         try:
             return json.loads(self.scalar(key, str))
         except json.JSONDecodeError as exc:
             self.fail(key, f"is not valid JSON ({exc})")
+        except RecursionError:
+            self.fail(key, "is JSON nested too deeply")
+        except ValueError as exc:  # an integer of more than 4300 digits
+            self.fail(key, f"holds a number too long to read ({str(exc).split(':')[0]})")
 
     def shaped(self, key, kind, shape):
         a = self.array(key, kind)
@@ -356,6 +362,9 @@ class _Checker:
         if X.ndim != 3:
             self.fail(k("X"), f"has shape {X.shape}; expected (n, P, d)")
         n, P, d = X.shape
+        for size, name in ((n, "n = 0 inputs"), (P, "P = 0 patches"), (d, "d = 0 dimensions")):
+            if size == 0:
+                self.fail(k("X"), f"has shape {X.shape} ({name}); expected (n, P, d), each >= 1")
         self.shaped(k("y"), float, (n,))
         self.shaped(k("y_clean"), float, (n,))
         for key in ("y", "y_clean"):
@@ -371,6 +380,8 @@ class _Checker:
         if W0.ndim != 3 or W0.shape[0] != 2 or W0.shape[2] != d:
             self.fail(k("W0"), f"has shape {W0.shape}; expected (2, m, {d})")
         m = W0.shape[1]
+        if m == 0:
+            self.fail(k("W0"), f"has shape {W0.shape}: no filters (m = 0); expected m >= 1")
         for key in ("eta", "weight_decay"):
             self.scalar(k(key), float)
         self.shaped(k("trainable"), bool, (2, m))

@@ -18,7 +18,8 @@ from __future__ import annotations
 import sys
 
 from .. import crosscheck as cc
-from ..files import write_json
+from ..crosscheck.coefficients import SPAN_TOLERANCE
+from ..files import check_output, write_json
 from ..trajectory import STAGES
 
 __all__ = ["register", "crosscheck_command", "decompose_command"]
@@ -26,6 +27,8 @@ __all__ = ["register", "crosscheck_command", "decompose_command"]
 
 def crosscheck_command(args):
     """``crosscheck``: print the report, optionally write it as JSON; the exit status."""
+    if args.json:
+        check_output(args.json, "--json")  # before the comparison
     report = cc.crosscheck(
         args.theirs,
         args.reference,
@@ -43,11 +46,24 @@ def crosscheck_command(args):
 
 
 def decompose_command(args):
-    """``decompose``: add projected coefficients to a weights-only file."""
+    """``decompose``: add projected coefficients to a weights-only file; a
+    warning line for a stage whose weights are not in the span of its data."""
+    target = check_output(args.out, "--out") if args.out else check_output(args.run, "RUN.npz")
     added = cc.decompose(args.run, args.out)
-    target = args.out or args.run
     if added:
-        print(f"added coefficients by projection to {', '.join(added)}; wrote {target}")
+        errors = ", ".join(f"{s} {e:.2g}" for s, e in added.items())
+        print(
+            f"added coefficients by projection to {', '.join(added)} (relative "
+            f"reconstruction error {errors}); wrote {target}"
+        )
+        for s, e in added.items():
+            if e > SPAN_TOLERANCE:
+                print(
+                    f"refimpl: warning: {s}: the weights are not in the span of the signals "
+                    f"and noise vectors (relative reconstruction error {e:.2g} > "
+                    f"{SPAN_TOLERANCE:g}): the coefficients describe their projection only",
+                    file=sys.stderr,
+                )
     else:
         print(
             "every stage already has coefficients; nothing added"

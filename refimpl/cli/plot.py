@@ -3,8 +3,10 @@ over the steps, one column per stage."""
 
 from __future__ import annotations
 
+import os
+
 from ..errors import UsageError
-from ..lab.figures import INSTALL_HINT, available, plot_trajectory
+from ..lab.figures import INSTALL_HINT, available, figure_path, plot_trajectory
 
 __all__ = ["register"]
 
@@ -13,7 +15,11 @@ def _plot_command(args):
     if not available():
         raise UsageError(INSTALL_HINT)
     stages = [s for part in (args.stage or []) for s in part.split(",") if s]
-    path = plot_trajectory(args.run, out=args.out, stages=stages)
+    if args.out is not None:
+        out = figure_path(args.out, "--out")  # before the file is read
+    else:
+        out = figure_path(os.path.splitext(args.run)[0] + ".png", "(the default of --out)")
+    path = plot_trajectory(args.run, out=out, stages=stages)
     print(f"wrote {path}")
     return 0
 
@@ -28,7 +34,12 @@ def register(subparsers):
         "inherited and fresh filters of the fine-tuning stage in two colours).",
     )
     p.add_argument("run", metavar="RUN.npz", help="trajectory file")
-    p.add_argument("--out", metavar="FIG.png", help="output PNG (default: RUN.png)")
+    p.add_argument(
+        "--out",
+        metavar="FIG.png",
+        help="output figure (default: RUN.png); its suffix sets the format (png, pdf, svg, "
+        "...), .png is added to a name without one; never a folder or a device",
+    )
     p.add_argument(
         "--stage",
         action="append",

@@ -3,8 +3,12 @@ scratch baseline), its summary and its trajectory file."""
 
 from __future__ import annotations
 
+import os
+
+from ..files import check_output
 from ..lab.figures import INSTALL_HINT, available
 from ..lab.job import run_job
+from ..lab.report import check_out
 from .args import add_config_arguments, build_config
 
 __all__ = ["register"]
@@ -13,8 +17,12 @@ __all__ = ["register"]
 def _run_command(args):
     if args.plot and not available():
         print(f"refimpl: note: no figure: {INSTALL_HINT}")
+    plot = args.plot and available()
     config = build_config(args.config, args.set or ())
-    run_job(config, out=args.out, quiet=args.quiet, plot=args.plot and available())
+    check_out(args.out)  # the folder, then its files, before any work
+    for name in ("trajectory.npz", "summary.json") + (("run.png",) if plot else ()):
+        check_output(os.path.join(args.out, name), "--out")
+    run_job(config, out=args.out, quiet=args.quiet, plot=plot)
     return 0
 
 

@@ -39,9 +39,16 @@ import numpy as np
 from ..budget import check, stage_work
 from ..config import integer_argument, real_argument, shown
 from ..errors import ConfigError, TrajectoryError, UsageError
+from ..files import check_output
 from ..train import train_stage
 from ..trajectory import COEFFICIENT_KEYS, STAGES, load, save
-from .coefficients import basis_note, file_run, project_view, recover_coefficients
+from .coefficients import (
+    basis_note,
+    file_run,
+    project_view,
+    recover_coefficients,
+    span_error,
+)
 from .compare import (
     DEFAULT_RTOL,
     EPS32,
@@ -578,8 +585,12 @@ def decompose(path, out=None):
 
     Returns
     -------
-    list of str
-        The stages that got coefficients.
+    dict of str to float
+        The stages that got coefficients, each with its relative
+        reconstruction error (:func:`.coefficients.span_error`, also recorded
+        in ``provenance_json`` as ``projection_residual``): above
+        :data:`.coefficients.SPAN_TOLERANCE` the weights are not in the span
+        of the data and the coefficients describe their projection only.
 
     Raises
     ------
@@ -587,10 +598,14 @@ def decompose(path, out=None):
         Unusable file, or coefficients that cannot be recovered.
     PatchRoleError
         Inputs whose patch roles cannot be determined (named).
+    UsageError
+        The output exists and is not a regular file, or cannot be written
+        (checked before any work: :func:`refimpl.files.check_output`).
     """
+    check_output(path if out is None else out)
     traj = load(path, require_coefficients=False)
     arrays = dict(traj.arrays)
-    added = []
+    added = {}
     for s in traj.stages:
         if traj.has_coefficients[s]:
             continue
@@ -602,12 +617,14 @@ def decompose(path, out=None):
             raise TrajectoryError(f"{traj.path}: stage {s!r}: {exc}") from None
         for key, value in zip(COEFFICIENT_KEYS, coef, strict=True):
             arrays[f"{s}/{key}"] = value
-        added.append(s)
+        added[s] = span_error(view, coef)
     if added:
         prov = dict(traj.provenance) if isinstance(traj.provenance, dict) else {}
         prov["coefficients_by_projection"] = sorted(
             set(prov.get("coefficients_by_projection", [])) | set(added)
         )
+        old = prov.get("projection_residual")
+        prov["projection_residual"] = {**(old if isinstance(old, dict) else {}), **added}
         arrays["provenance_json"] = np.str_(json.dumps(prov))
     if added or out is not None:
         save(path if out is None else out, arrays)

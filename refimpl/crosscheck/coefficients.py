@@ -21,12 +21,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..decomposition import project, scales
+from ..decomposition import project, reconstruct, scales
 from ..trajectory import COEFFICIENT_KEYS
 
-__all__ = ["recover_coefficients", "file_run", "basis_note", "ORTHOGONAL_COS"]
+__all__ = [
+    "recover_coefficients",
+    "file_run",
+    "basis_note",
+    "span_error",
+    "ORTHOGONAL_COS",
+    "SPAN_TOLERANCE",
+]
 
 ORTHOGONAL_COS = 1e-10  # |cos(xi_i, sig_s)| above this: the noise is not orthogonal
+SPAN_TOLERANCE = 1e-3
+"""A relative reconstruction error (:func:`span_error`) above this: the weights'
+increments are not in the span of {signals, xi} (rounding, float32 storage
+included, stays far below)."""
 
 
 def recover_coefficients(W, W0, steps, trainable, eta, weight_decay, signals, xi, y):
@@ -89,6 +100,23 @@ def project_view(view, W=None, origin=None):
         view.xi,
         view.y,
     )
+
+
+def span_error(view, coef):
+    """How far the coefficients ``coef`` (gamma, rho_bar, rho_under) of a
+    stage view fall short of its weights: max_t |W_t - recon_t|_max over
+    max_t |W_t - s_t W0|_max (the largest increment), with recon the weights
+    rebuilt from the coefficients (:func:`refimpl.decomposition.reconstruct`,
+    the file's signals and xi). About the rounding when every increment lies
+    in the span of {signals, xi} (GD's do); about 1 for weights that do not
+    (the coefficients then describe their projection only). 0 for a stage whose
+    weights never move."""
+    W, W0 = view.f64("W"), view.f64("W0")
+    scale = scales(view.steps, view.trainable, float(view.eta), float(view.weight_decay))
+    recon = reconstruct(W0, scale, view.f64("signals"), view.f64("xi"), *coef)
+    moved = float(np.abs(W - scale[..., None] * W0).max(initial=0.0))
+    miss = float(np.abs(W - recon).max(initial=0.0))
+    return miss / moved if moved > 0 else 0.0
 
 
 def file_run(view):

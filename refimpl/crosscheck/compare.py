@@ -154,7 +154,9 @@ def compare_runs(
     loss over the steps both runs hold. With ``float32`` (the other run's
     weights are float32 numbers) snapshot 0 and the step-0 loss are judged at
     float32 precision (module docstring). A quantity ``b`` (the bias) is
-    compared when either run has it; a run without it has no bias (0).
+    compared when both runs store it; when only one does, its row is skipped
+    ("not compared: b not stored ..."): a stored ``b0`` without ``b`` says
+    nothing of the bias's later values.
     ``tolerances`` (quantity -> rtol) and ``floors`` (quantity -> absolute
     tolerance per compared snapshot or step, see :func:`compare_arrays`)
     override the tolerance of single quantities.
@@ -197,18 +199,12 @@ def compare_runs(
         quantities.append("b")
     for q in quantities:
         if q == "b" and ("b" in theirs) != ("b" in ref):
-            # a run without a bias is a run whose bias is 0 throughout
-            shape = (theirs["b"] if "b" in theirs else ref["b"]).shape[1:]
-            a, b = (
-                run["b"][idx] if "b" in run else np.zeros((len(idx),) + shape)
-                for run, idx in ((theirs, ia), (ref, ib))
-            )
-            notes.setdefault(
-                "b",
-                ("the reference" if "b" in theirs else "the other run")
-                + " has no bias: compared with b = 0",
-            )
-        elif q not in theirs or q not in ref:
+            # a bias that is not stored is unknown (a file may hold s/b0 only):
+            # never compared with zeros
+            where = "in the reference" if "b" in theirs else "in the file"
+            rows.append(Row(name, q, skipped=True, note=f"b not stored {where}"))
+            continue
+        if q not in theirs or q not in ref:
             rows.append(Row(name, q, skipped=True, note=notes.get(q, "not available")))
             continue
         elif q == "loss":

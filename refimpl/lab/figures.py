@@ -14,7 +14,8 @@ import os
 import numpy as np
 
 from ..decomposition import own_entries
-from ..errors import TrajectoryError
+from ..errors import TrajectoryError, UsageError
+from ..files import atomic_write, check_output, not_regular
 from ..trajectory import load
 from ..transfer import inherited_filters
 
@@ -27,6 +28,7 @@ __all__ = [
     "line_figure",
     "draw_stage",
     "plot_trajectory",
+    "figure_path",
 ]
 
 INSTALL_HINT = (
@@ -55,10 +57,13 @@ def subplots(nrows=1, ncols=1, figsize=(6.4, 4.2), **kwargs):
 
 
 def save(fig, path, dpi=120):
-    """Save a figure as PNG (tight layout), creating the folder; returns the path."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    """Save a figure (tight layout) atomically, creating the folder
+    (:func:`refimpl.files.atomic_write`: never over a device, fifo, socket or
+    folder); the format is the suffix's (PNG without one). Returns the path,
+    the file written."""
+    fmt = _suffix(path)[1:].lower() or "png"
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
     return path
 
 
@@ -177,12 +182,63 @@ def draw_stage(axes, stage, name, inherited=None):
     return axes
 
 
+def _suffix(path):
+    """From the last dot of the file name on ("" when the only dot leads the
+    name: ".png" has none, "....png" has ".png")."""
+    name = os.path.basename(os.fspath(path))
+    dot = name.rfind(".")
+    return name[dot:] if dot > 0 else ""
+
+
+def _formats():
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+def figure_path(out, option="out"):
+    """The file a figure asked for as ``out`` is written to, checked before
+    any work: ``out`` itself when its suffix is a format matplotlib writes
+    (png, pdf, svg, ...), ``out + ".png"`` when it has no suffix.
+
+    Raises
+    ------
+    refimpl.errors.UsageError
+        Naming ``option``: ``out`` (or the path with ``.png``) exists and is
+        not a regular file (a folder, a device, ...), its folder cannot be
+        written, or its suffix is not a figure format.
+    """
+    out = os.fspath(out)
+    kind = not_regular(out)
+    if kind is not None or os.path.basename(out) in ("", ".", ".."):
+        what = f"it is {kind}, not a regular file" if kind else "not a file name"
+        raise UsageError(
+            f"cannot write the figure {option} {out!r}: {what}; give a file name such as run.png"
+        )
+    suffix = _suffix(out)
+    if not suffix:
+        out += ".png"
+    elif suffix[1:].lower() not in _formats():
+        raise UsageError(
+            f"cannot write the figure {option} {out}: {suffix!r} is not a figure format "
+            f"(one of {', '.join('.' + f for f in _formats())})"
+        )
+    return check_output(out, option)
+
+
 def plot_trajectory(path, out=None, stages=None):
     """Draw a trajectory file (format 1) with :func:`draw_stage`, one column
-    per stage; write it to ``out`` (default: ``path`` with suffix ``.png``).
-    Returns the PNG's path. ImportError with :data:`INSTALL_HINT` without
+    per stage; write it to ``out`` (default: ``path`` with suffix ``.png``;
+    :func:`figure_path`: ``.png`` is added to a name without a suffix).
+    Returns the path written. ImportError with :data:`INSTALL_HINT` without
     matplotlib; :class:`refimpl.errors.TrajectoryError` for an unusable file
-    or a stage it does not hold."""
+    or a stage it does not hold; :class:`refimpl.errors.UsageError` for an
+    output that cannot be written (checked before the file is read)."""
+    if out is None:
+        out = os.path.splitext(os.fspath(path))[0] + ".png"
+    out = figure_path(out)
     traj = load(path)
     stages = list(traj.stages) if not stages else list(stages)
     for s in stages:
@@ -204,5 +260,4 @@ def plot_trajectory(path, out=None, stages=None):
         "dashed; fine-tuning: inherited filters orange, fresh blue)",
         fontsize=10,
     )
-    out = os.fspath(out) if out is not None else os.path.splitext(os.fspath(path))[0] + ".png"
     return save(fig, out, dpi=100)

@@ -31,7 +31,7 @@ from ..batch import run_single_batch
 from ..budget import check_run
 from ..config import SHORTHANDS, Config
 from ..errors import ConfigError, UsageError
-from ..files import atomic_write, write_csv, write_json
+from ..files import atomic_write, check_output, write_csv, write_json
 from ..theory import indicators
 from . import figures as F
 from .measures import measure_single
@@ -371,6 +371,8 @@ def run_phase(
     started = time.time()
     out = Path(out)
     check_out(out)  # before any work
+    for name in ("phase.npz", "phase.csv", "phase.png", "phase.json"):
+        check_output(out / name, "--out")  # never a folder or a device
     if set(_assign(x.field, 0)) & set(_assign(y.field, 0)):
         raise UsageError(f"--x and --y must be different fields, got {x.field} and {y.field}")
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:

@@ -27,11 +27,13 @@ import sys
 import time
 from pathlib import Path
 
+from .. import budget as B
 from ..errors import UsageError
 from ..lab import report as R
+from ..lab.claim import size_estimate
 from ..lab.seeds import REPLICATE_ENV
 
-__all__ = ["ORDER", "names", "load", "run_claims", "DEFAULT_OUT"]
+__all__ = ["ORDER", "names", "load", "run_claims", "check_budget", "DEFAULT_OUT"]
 
 ORDER = (
     "coefficients",
@@ -113,6 +115,8 @@ def run_claims(
     modules = {n: load(n) for n in chosen}  # usage errors before any work
     out = Path(out)
     R.check_out(out)
+    for n in chosen:  # every claim's budget, before the first one starts
+        check_budget(modules[n].PROTOCOL, quick, jobs)
     run_out = out if replicate is None else out / f"replicate-{replicate}"
     start = time.monotonic()
     with _replication(replicate):
@@ -146,6 +150,28 @@ def run_claims(
         f"[refimpl] validate: wrote {out / R.REPORT_NAME} ({wall:.1f} s)", file=stream, flush=True
     )
     return state
+
+
+def check_budget(protocol, quick=False, jobs=1):
+    """ResourceError (one line naming the claim, the estimate and the option
+    to raise) when a claim's size (:func:`refimpl.lab.claim.size_estimate`:
+    its configs and seeds, at the step caps) exceeds the memory budget, or a
+    work budget that was given (``--work-budget`` or ``REFIMPL_WORK_BUDGET``).
+    The default work budget does not apply: a claim's sizes are its
+    protocol's, not typed by the user, and its step caps are far above what
+    runs stopping at a loss target do (phase_single's full size: about 1e14
+    at the caps, a few minutes of work)."""
+    memory, work, runs = size_estimate(protocol.size(quick), jobs)
+    ways = ([] if quick else ["--quick"]) + (["fewer --jobs"] if jobs > 1 else [])
+    B.check(
+        f"claim {protocol.name} ({'quick' if quick else 'full'} size: {runs} runs at their "
+        f"step caps, --jobs {jobs})",
+        memory,
+        work if B.work_budget_given() else 0.0,
+        (),
+        {},
+        advice="use " + ", ".join(ways) if ways else "run other claims",
+    )
 
 
 @contextlib.contextmanager

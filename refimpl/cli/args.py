@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..budget import parse_size, parse_work
 from ..config import DEFAULT, Config, expand_shorthands, parse_assignment, read_json_object
+from ..errors import RefimplError
 
 __all__ = [
     "Parser",
@@ -58,18 +60,36 @@ def add_config_arguments(p):
     )
 
 
+def _budget_type(parse):
+    """argparse type: the text as given, once ``parse`` reads it (so that
+    ``--work-budget ''`` is refused as ``--memory-budget ''`` is, naming the option)."""
+
+    def read(text):
+        try:
+            parse(text)
+        except RefimplError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text.strip()
+
+    read.__name__ = parse.__name__
+    return read
+
+
 def add_budget_arguments(p):
-    """``--memory-budget SIZE`` and ``--work-budget N`` (docs: refimpl.budget)."""
+    """``--memory-budget SIZE`` and ``--work-budget N`` (docs: refimpl.budget):
+    a budget holds for the whole job of the subcommand."""
     p.add_argument(
         "--memory-budget",
         metavar="SIZE",
-        help="memory a run may use, e.g. 16G (default: half the physical memory; "
+        type=_budget_type(parse_size),
+        help="memory the job may use, e.g. 16G (default: half the physical memory; "
         "env REFIMPL_MEMORY_BUDGET)",
     )
     p.add_argument(
         "--work-budget",
         metavar="N",
-        help="multiply-adds a run may do, e.g. 1e14 (default 1e13; env REFIMPL_WORK_BUDGET)",
+        type=_budget_type(parse_work),
+        help="multiply-adds the job may do, e.g. 1e14 (default 1e13; env REFIMPL_WORK_BUDGET)",
     )
 
 

@@ -35,6 +35,12 @@ def _phase_command(args):
     reps = args.reps or preset.get("reps") or 10
     base = Config.from_dict({**DEFAULT.to_dict(), **preset.get("base", {})})
     base = build_config(args.config, args.set or (), base=base)
+    if base.seed != DEFAULT.seed:  # never silently: derive_seed leaves it out
+        print(
+            f"refimpl: note: seed={base.seed} is not read: each run's seed derives from its "
+            "cell and repetition (--reps)",
+            file=sys.stderr,
+        )
     if not args.quiet and not available():
         print(f"refimpl: note: no figure: {INSTALL_HINT}", file=sys.stderr)
     command = (

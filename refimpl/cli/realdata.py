@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from ..budget import check, shown_value
 from ..claims import realdata as C
 from ..errors import ConfigError
 from ..files import write_text
-from ..lab.claim import ClaimSweep, Size, run_claim
+from ..lab.claim import ClaimSweep, Size, run_claim, size_estimate
 from ..lab.images import DIGITS, NPZ_FORMAT, Split, load_source, source_options
 from .args import positive_int
 
@@ -93,6 +94,7 @@ def run_realdata(out, quick=False, jobs=1, source=DIGITS, size=None, progress=Tr
     options = source_options(source)
     name = load_source(**options).name
     size = Size(size.configs, size.seeds, **{**size.values, "source": options})
+    _check_budget(size, jobs, quick)  # the whole job, before any folder or run
     claim = C.CLAIM_TEMPLATE.format(data=name, k=size.configs["base"].k)
     protocol = replace(C.PROTOCOL, claim=claim, full=size, quick=size)
     sweep = ClaimSweep(protocol, size, out, jobs)
@@ -109,6 +111,24 @@ def run_realdata(out, quick=False, jobs=1, source=DIGITS, size=None, progress=Tr
         entry = run_claim(module, tmp, quick=quick, jobs=jobs)
         write_text(tmp / "realdata" / "README.md", entry["markdown"])
     return entry
+
+
+def _check_budget(size, jobs, quick):
+    """ResourceError when every run of the size (its points and seeds at
+    their step caps, :func:`refimpl.lab.claim.size_estimate`) exceeds the
+    memory or the work budget."""
+    memory, work, runs = size_estimate(size, jobs)
+    ways = (
+        ([] if quick else ["--quick"]) + ["fewer --seeds"] + (["fewer --jobs"] if jobs > 1 else [])
+    )
+    check(
+        f"realdata ({shown_value(runs)} runs at their step caps, --jobs {jobs})",
+        memory,
+        work,
+        (),
+        {},
+        advice="use " + ", ".join(ways),
+    )
 
 
 def _realdata_command(args):

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from ..budget import check, stage_work
+from ..budget import check, format_count, stage_work
 from ..config import integer_argument, real_argument, shown
 from ..errors import ConfigError, TrajectoryError, UsageError
 from ..files import check_output
@@ -383,12 +383,56 @@ def _stages_to_compare(theirs, ref, stages):
 
 
 def _check_budgets(theirs, names, replay, explain, explain_steps):
-    """Replays and explain runs are bounded before any of them starts."""
-    for s in names if replay else ():
-        check_replay(theirs.stage(s), "replaying")
-    for s in names if explain else ():
-        T = theirs.stage(s).T if explain_steps is None else min(explain_steps, theirs.stage(s).T)
-        check_replay(theirs.stage(s), "explaining", steps=T, runs=EXPLAIN_RUNS)
+    """The replays of every compared stage are bounded as one job before any
+    of them starts. Explain mode runs only on a difference, so it is not
+    counted here (a file that agrees never pays for it): it is bounded, with
+    the replays, when it is about to run (:func:`_check_explain_budget`)."""
+    if replay:
+        _check_job(theirs, names, (), explain_steps)
+
+
+def _check_explain_budget(theirs, names, replay, explained, explain_steps):
+    """Before explain mode runs on the stages ``explained``: the whole job
+    (the replays done and the explain runs) within the budgets, else one line
+    that says how to go without it (``--no-explain``, ``--explain-steps``)."""
+    if explained:
+        _check_job(theirs, names if replay else (), explained, explain_steps)
+
+
+def _explain_steps(view, explain_steps):
+    return view.T if explain_steps is None else min(explain_steps, view.T)
+
+
+def _check_job(theirs, replayed, explained, explain_steps):
+    """ResourceError when replaying the stages ``replayed`` once and the
+    stages ``explained`` :data:`EXPLAIN_RUNS` times (their first
+    ``explain_steps`` steps) exceeds the memory or the work budget."""
+    views = {s: theirs.stage(s) for s in (*replayed, *explained)}
+    jobs = [replay_cost(views[s]) for s in replayed]
+    jobs += [
+        replay_cost(views[s], _explain_steps(views[s], explain_steps), EXPLAIN_RUNS)
+        for s in explained
+    ]
+    memory, work = max(m for m, _ in jobs), sum(w for _, w in jobs)
+    big = max(views.values(), key=lambda v: v.T * v.X.size)
+    n, P, d = big.X.shape
+    shown = {"T": big.T, "n": n, "m": big.W0.shape[1], "d": d}
+    if not explained:
+        what = f"replaying stage{'s' * (len(replayed) > 1)} {', '.join(replayed)} of {theirs.path}"
+        check(what, memory, work, tuple(shown), shown, advice="compare fewer stages (--stage)")
+        return
+    alone = format_count(sum(replay_cost(views[s])[1] for s in replayed))
+    check(
+        f"explaining the difference in stage{'s' * (len(explained) > 1)} {', '.join(explained)} "
+        f"of {theirs.path} ({EXPLAIN_RUNS} replays each, after the comparison"
+        + (f", which alone needs about {alone}" if replayed else "")
+        + ")",
+        memory,
+        work,
+        tuple(shown),
+        shown,
+        advice="skip explain mode with --no-explain, shorten it with --explain-steps N",
+    )
 
 
 def crosscheck(
@@ -476,7 +520,10 @@ def crosscheck(
             report, theirs.stage(s), None if ref is None else ref.stage(s), conv, theirs, ref
         )
     if explain and not report.agree:
-        for s in report.failed_stages():
+        failed = report.failed_stages()
+        explained = [s for s in failed if _explain_skipped(report, s) is None]
+        _check_explain_budget(theirs, names, ref is None, explained, explain_steps)
+        for s in failed:
             report.explanations[s] = _explain(report, theirs, s, explain_steps)
     return report
 
@@ -486,23 +533,43 @@ EXPLAIN_RUNS = 16
 screening on a prefix plus the few full replays (docs: README, explain mode)."""
 
 
-def check_replay(view, doing, steps=None, runs=1):
-    """ResourceError before replaying ``runs`` times ``steps`` steps (default:
-    the file's) of a stage when the work or memory exceeds the budget
-    (:mod:`refimpl.budget`); the step count is the file's ``steps[-1]``."""
+def replay_cost(view, steps=None, runs=1):
+    """(bytes, multiply-adds) of replaying ``runs`` times ``steps`` steps
+    (default: the file's ``steps[-1]``) of a stage (:mod:`refimpl.budget`)."""
     T = view.T if steps is None else steps
     n, P, d = view.X.shape
     m = view.W0.shape[1]
     K = len(view.steps)
     memory = 8 * (n * P * d + (K + 3) * 2 * m * d + 3 * K * 2 * m * n + 3 * n * P * 2 * m + (T + 1))
-    work = runs * stage_work(n, P, d, m, T)
-    check(
-        f"{doing} stage {view.name} of {view.path}",
-        memory,
-        work,
-        ("T", "n", "m", "d"),
-        {"T": T, "n": n, "m": m, "d": d},
-    )
+    return memory, runs * stage_work(n, P, d, m, T)
+
+
+def _check_decompose_budget(traj):
+    """ResourceError before :func:`decompose` projects anything when the
+    projections of the stages without coefficients (the basis' Gram matrix,
+    every snapshot projected, rebuilt and compared) exceed the budgets."""
+    memory = work = 0.0
+    shown = {}
+    for s in traj.stages:
+        if traj.has_coefficients[s]:
+            continue
+        view = traj.stage(s)
+        n, _, d = view.X.shape
+        K, m, r = len(view.steps), view.W0.shape[1], n + view.signals.shape[0]
+        memory = max(memory, 8.0 * (4 * K * 2 * m * d + 3 * K * 2 * m * r + (r + n) * d + r * r))
+        work += r * r * d + 3.0 * K * 2 * m * d * r
+        shown = {"snapshots": K, "n": n, "m": m, "d": d}
+    check(f"decomposing {traj.path}", memory, work, tuple(shown), shown)
+
+
+def check_replay(view, doing, steps=None, runs=1):
+    """ResourceError before replaying ``runs`` times ``steps`` steps (default:
+    the file's) of a stage when the work or memory exceeds the budget."""
+    T = view.T if steps is None else steps
+    n, _, d = view.X.shape
+    memory, work = replay_cost(view, steps, runs)
+    shown = {"T": T, "n": n, "m": view.W0.shape[1], "d": d}
+    check(f"{doing} stage {view.name} of {view.path}", memory, work, tuple(shown), shown)
 
 
 def _compare_stage(report, view, ref_view, conv, theirs, ref):
@@ -560,16 +627,24 @@ def _compare_stage(report, view, ref_view, conv, theirs, ref):
     )
 
 
-def _explain(report, theirs, s, explain_steps):
+def _explain_skipped(report, s):
+    """Why explain mode does not run on a failed stage, or None when it does."""
     rows = {r.quantity: r for r in report.rows if r.stage == s}
     if not rows.get("inputs", Row(s, "inputs")).ok:
-        return {"skipped": "the two files' inputs differ"}
+        return "the two files' inputs differ"
     if all(rows[q].ok for q in ("W", "loss", "b", "length") if q in rows):
-        return {
-            "skipped": "weights and loss agree; only the coefficients differ, so the "
+        return (
+            "weights and loss agree; only the coefficients differ, so the "
             "difference is in how the coefficients were computed, not in the "
             "dynamics"
-        }
+        )
+    return None
+
+
+def _explain(report, theirs, s, explain_steps):
+    skipped = _explain_skipped(report, s)
+    if skipped is not None:
+        return {"skipped": skipped}
     return explain_stage(theirs, s, report.rtol, report.atol, explain_steps)
 
 
@@ -604,6 +679,7 @@ def decompose(path, out=None):
     """
     check_output(path if out is None else out)
     traj = load(path, require_coefficients=False)
+    _check_decompose_budget(traj)
     arrays = dict(traj.arrays)
     added = {}
     for s in traj.stages:

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import budget as B
+from ..errors import RefimplError
 from ..files import jsonable, write_csv, write_json, write_text
 from . import figures as F
 from .seeds import sha256
@@ -49,6 +51,8 @@ __all__ = [
     "render",
     "run_claim",
     "claim_result",
+    "size_runs",
+    "size_estimate",
 ]
 
 SOURCES = ("paper", "framework", "hypothesis", "implementation")
@@ -116,6 +120,81 @@ class Size:
     def to_dict(self):
         """The size as JSON: every config with all its fields."""
         return jsonable({"configs": _as_dicts(self.configs), "seeds": self.seeds, **self.values})
+
+
+def _leaves(x):
+    """The configs of a (nested) dict or list of them."""
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _leaves(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _leaves(v)
+    else:
+        yield x
+
+
+def size_runs(size):
+    """{config: replicates} of a :class:`Size`: every distinct config of its
+    ``configs`` with its seeds (a panel's where ``seeds`` is a dict by panel;
+    the most seeds where a config is in several panels or the panel has
+    none): what its sweeps run at most, a config shared by sweeps of the same
+    seeds running once (the sweep cache)."""
+    seeds = size.seeds
+    most = max(seeds.values()) if isinstance(seeds, dict) and seeds else seeds
+    runs = {}
+    for panel, configs in size.configs.items():
+        r = seeds.get(panel, most) if isinstance(seeds, dict) else seeds
+        for c in _leaves(configs):
+            runs[c] = max(runs.get(c, 0), int(r))
+    return runs
+
+
+def _image_geometry(size):
+    """(number of images, k -> (P, d) of k x k patches) of the images a
+    real-image size reads (its ``source`` value), or None when they cannot be
+    loaded here (the claim skips or says why itself)."""
+    from .images import load_source
+
+    try:
+        images = load_source(**size.values.get("source", {}))
+    except (RefimplError, OSError):
+        return None
+    H, W, C = images.shape
+    return images.n, lambda k: ((H // k) * (W // k), k * k * C)
+
+
+def _run_estimate(config, geometry):
+    """(bytes, multiply-adds) of one run of a config of a size."""
+    if callable(getattr(config, "seed_fields", None)) and hasattr(config, "n_patches"):
+        return B.run_estimate(config)[:2]
+    if geometry is None or not hasattr(config, "n_test_per_class"):
+        return 0.0, 0.0  # not a run this lab can size
+    n_images, patches = geometry
+    P, d = patches(config.k)
+    n_test = config.n_test_per_class * len(config.split.classes("down")[0])
+    return B.image_estimate(config, n_images, P, d, n_test)
+
+
+def size_estimate(size, jobs=1):
+    """(bytes, multiply-adds, runs) of running a :class:`Size`, from its
+    configs and seeds alone (:func:`size_runs`) without claim-specific code:
+    the work of every run at its step caps (:func:`refimpl.budget.run_estimate`;
+    real-image configs by :func:`refimpl.budget.image_estimate`), the memory
+    of ``jobs`` of the largest runs at once plus every run's results. An
+    upper bound where runs stop at a loss target; measures that run a config
+    twice (both stopping rules) do up to twice the work of its caps."""
+    runs = size_runs(size)
+    geometry = None
+    if any(hasattr(c, "n_test_per_class") for c in runs):
+        geometry = _image_geometry(size)
+    memory = work = 0.0
+    for config, r in runs.items():
+        mem, w = _run_estimate(config, geometry)
+        memory, work = max(memory, mem), work + B.as_float(r) * w
+    count = sum(runs.values())
+    parallel = B.as_float(min(jobs, max(count, 1)))
+    return memory * parallel + B.as_float(count) * B.RESULT_BYTES, work, count
 
 
 def _as_dicts(x):

@@ -23,12 +23,20 @@ import sys
 import time
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from ..batch import run_single_batch
-from ..budget import check_run
+from ..budget import (
+    RESULT_BYTES,
+    SINGLE_FIELDS,
+    as_float,
+    check,
+    shown_value,
+    single_estimate,
+)
 from ..config import SHORTHANDS, Config
 from ..errors import ConfigError, UsageError
 from ..files import atomic_write, check_output, write_csv, write_json
@@ -119,58 +127,125 @@ class Axis:
         return len(self.values)
 
 
-def _number(text, field, kind):
+SINGLE_TASK_FIELDS = (
+    "d",
+    "m",
+    "n_up",
+    "u_norm",
+    "v_up_norm",
+    "sigma_p_up",
+    "flip_up",
+    "eta",
+    "sigma_0",
+    "weight_decay_up",
+    "steps_up",
+    "epsilon",
+    "n_test",
+)
+"""The numeric fields the single task's runs read (the upstream task, its
+training and its test error): the only possible axes. The downstream fields
+(``alpha``, ``n_down``, ``steps_down``, ...) change stages the diagram does not
+run, ``snapshots`` only what a run stores, and ``seed`` is not read: a run's
+seed derives from its cell and repetition (``--reps`` is the repetition axis)."""
+_EXPONENT = 308
+"""Axis values are finite floats: at most 1e308 in magnitude, and not below
+1e-307 unless zero."""
+
+
+def check_axis_field(field, option="--x"):
+    """UsageError unless ``field`` (a config field or shorthand) changes the
+    diagram's runs (:data:`SINGLE_TASK_FIELDS`); the message says why not."""
+    targets = SHORTHANDS.get(field, (field,))
+    if any(t in SINGLE_TASK_FIELDS for t in targets):
+        return
+    kind = _FIELD_KINDS.get(targets[0])
+    if field == "seed":
+        why = (
+            "is not an axis: a run's seed derives from its cell and repetition, not from "
+            "the seed field; the repetitions are --reps"
+        )
+    elif kind not in ("int", "real"):
+        why = "is not a config field" if kind is None else "is not a numeric field"
+    elif field == "snapshots":
+        why = "changes only what a run stores, not the runs"
+    else:
+        why = (
+            "changes only the downstream stages (transfer, fine-tuning, scratch), which the "
+            "single-task diagram does not run"
+        )
+    allowed = ", ".join(SINGLE_TASK_FIELDS + tuple(sorted(SHORTHANDS)))
+    raise UsageError(f"{option}: {field!r} {why}; axes: {allowed}")
+
+
+def _number(text, field, kind, option):
+    text = text.strip()
     try:
-        value = Decimal(text.strip())
+        value = Decimal(text)
     except InvalidOperation:
-        raise UsageError(f"{field}: {text.strip()!r} is not a number") from None
+        raise UsageError(f"{option} {field}: {text!r} is not a number") from None
     if not value.is_finite():
-        raise UsageError(f"{field}: {text.strip()!r} is not a finite number")
+        raise UsageError(f"{option} {field}: {text!r} is not a finite number")
+    if value and not -_EXPONENT < value.adjusted() <= _EXPONENT:
+        raise UsageError(
+            f"{option} {field}: {_cut(text)} is out of range (a value is 0 or between "
+            f"1e-{_EXPONENT - 1} and 1e{_EXPONENT} in magnitude)"
+        )
     if kind == "int" and value != value.to_integral_value():
-        raise UsageError(f"{field} takes integers, got {text.strip()}")
-    return value
+        raise UsageError(f"{option} {field} takes integers, got {_cut(text)}")
+    return Fraction(value)
+
+
+def _cut(text, limit=40):
+    return text if len(text) <= limit else f"{text[:20]}... ({len(text)} characters)"
+
+
+def _range(spec, field, kind, option):
+    """START, START + STEP, ... up to STOP, as exact fractions: the count is
+    checked against :data:`MAX_VALUES` from the arithmetic before any value
+    is made."""
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise UsageError(f"{option} {field}: a range is START:STOP:STEP, got {spec!r}")
+    start, stop, step = (_number(p, field, kind, option) for p in parts)
+    if step <= 0 or stop < start:
+        raise UsageError(
+            f"{option} {field}: a range needs STEP > 0 and STOP >= START, got {_cut(spec)!r}"
+        )
+    count = (stop - start) // step + 1
+    if count > MAX_VALUES:
+        raise UsageError(f"{option} {field}: {shown_value(count)} values, more than {MAX_VALUES}")
+    return [start + k * step for k in range(count)]
+
+
+def _list(spec, field, kind, option):
+    parts = spec.split(",")
+    if len(parts) > MAX_VALUES:
+        raise UsageError(f"{option} {field}: more than {MAX_VALUES} values")
+    if not all(p.strip() for p in parts):
+        raise UsageError(f"{option} {field}: an empty value in {_cut(spec)!r}")
+    values = [_number(p, field, kind, option) for p in parts]
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise UsageError(f"{option} {field}: the values must be increasing, got {_cut(spec)!r}")
+    return values
 
 
 def parse_axis(text, option="--x"):
     """``FIELD=START:STOP:STEP`` (START, START + STEP, ... up to STOP,
-    included when it is on the grid; decimal arithmetic, so 0:9.9:0.1 is the
-    100 numbers 0.0, 0.1, ..., 9.9) or ``FIELD=V1,V2,...`` (increasing).
-    FIELD is a numeric :class:`~refimpl.Config` field or a shorthand
-    (``n``, ``sigma_p``, ``flip``). UsageError for anything else."""
+    included when it is on the grid; exact decimal arithmetic, so 0:9.9:0.1
+    is the 100 numbers 0.0, 0.1, ..., 9.9, and the count is known before any
+    value is made) or ``FIELD=V1,V2,...`` (increasing). FIELD is a numeric
+    :class:`~refimpl.Config` field or a shorthand (``n``, ``sigma_p``,
+    ``flip``) that changes the single task's runs (:func:`check_axis_field`).
+    UsageError naming the option and the field for anything else."""
     if not isinstance(text, str) or "=" not in text:
-        raise UsageError(f"{option} expects FIELD=START:STOP:STEP or FIELD=V1,V2,..., got {text!r}")
-    field, spec = (part.strip() for part in text.split("=", 1))
-    target = SHORTHANDS.get(field, (field,))[0]
-    kind = _FIELD_KINDS.get(target)
-    if kind not in ("int", "real"):
-        numeric = sorted(k for k, v in _FIELD_KINDS.items() if v in ("int", "real"))
-        what = "not a config field" if kind is None else "not a numeric field"
         raise UsageError(
-            f"{option}: {field!r} is {what}; numeric fields: "
-            f"{', '.join(numeric + sorted(SHORTHANDS))}"
+            f"{option} expects FIELD=START:STOP:STEP or FIELD=V1,V2,..., got {_cut(str(text))!r}"
         )
-    if ":" in spec:
-        parts = spec.split(":")
-        if len(parts) != 3:
-            raise UsageError(f"{option} {field}: a range is START:STOP:STEP, got {spec!r}")
-        start, stop, step = (_number(p, field, kind) for p in parts)
-        if step <= 0 or stop < start:
-            raise UsageError(
-                f"{option} {field}: a range needs STEP > 0 and STOP >= START, got {spec!r}"
-            )
-        count = int((stop - start) // step) + 1
-        if count > MAX_VALUES:
-            raise UsageError(f"{option} {field}: {count} values, more than {MAX_VALUES}")
-        values = [start + k * step for k in range(count)]
-    else:
-        parts = spec.split(",")
-        if len(parts) > MAX_VALUES:
-            raise UsageError(f"{option} {field}: more than {MAX_VALUES} values")
-        if not all(p.strip() for p in parts):
-            raise UsageError(f"{option} {field}: an empty value in {spec!r}")
-        values = [_number(p, field, kind) for p in parts]
-        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
-            raise UsageError(f"{option} {field}: the values must be increasing, got {spec!r}")
+    field, spec = (part.strip() for part in text.split("=", 1))
+    check_axis_field(field, option)
+    kind = _FIELD_KINDS.get(SHORTHANDS.get(field, (field,))[0])
+    read = _range if ":" in spec else _list
+    values = read(spec, field, kind, option)
     cast = int if kind == "int" else float
     return Axis(field, tuple(cast(v) for v in values))
 
@@ -313,6 +388,66 @@ def _grid(base, x, y):
     return rows
 
 
+_CHUNK_CELLS = 1 << 20
+"""Cells whose estimates are computed at once (a chunk of grid rows)."""
+
+
+def _axis_values(axis, costly):
+    """The axis' values as floats where they change a run's estimate, else
+    its first value only: (values, how many cells each stands for)."""
+    values = [as_float(v) for v in axis.values] if costly else [as_float(axis.values[0])]
+    return np.array(values, float), (1 if costly else len(axis))
+
+
+def phase_estimate(base, x, y, reps, jobs=1):
+    """(bytes, multiply-adds) of a whole diagram before any cell's config is
+    built: the sum over every cell and repetition of
+    :func:`refimpl.budget.single_estimate` (from the axis values and the base
+    config's fields, an axis that changes no estimate counted once per
+    value), the memory of ``min(jobs, rows)`` rows at once at the largest
+    cell, and the results of every run."""
+    x_fields, y_fields = SHORTHANDS.get(x.field, (x.field,)), SHORTHANDS.get(y.field, (y.field,))
+    X, x_count = _axis_values(x, any(f in SINGLE_FIELDS for f in x_fields))
+    Y, y_count = _axis_values(y, any(f in SINGLE_FIELDS for f in y_fields))
+    values = {k: as_float(getattr(base, k)) for k in SINGLE_FIELDS}
+    kw = dict(P=base.n_patches, estimator=base.estimator, engine=base.engine)
+    work = memory = 0.0
+    rows = max(1, _CHUNK_CELLS // len(X))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, len(Y), rows):
+            part = Y[start : start + rows, None]
+            cells = dict(values, **{f: X[None, :] for f in x_fields if f in values})
+            cells.update({f: part for f in y_fields if f in values})
+            mem, w = single_estimate(cells, **kw)
+            work += float(np.sum(np.broadcast_to(w, (len(part), len(X)))))
+            memory = max(memory, float(np.max(mem)))
+        runs = as_float(len(x)) * as_float(len(y)) * as_float(reps)
+        work *= x_count * y_count * as_float(reps)
+        memory = memory * min(jobs, len(y)) + runs * RESULT_BYTES
+    return memory, work
+
+
+def _check_budget(base, x, y, reps, jobs):
+    """ResourceError before anything is built when the whole diagram
+    (:func:`phase_estimate`) exceeds the memory or the work budget."""
+    memory, work = phase_estimate(base, x, y, reps, jobs)
+    shown = {k: getattr(base, k) for k in SINGLE_FIELDS}
+    for axis in (x, y):
+        for f in SHORTHANDS.get(axis.field, (axis.field,)):
+            ends = dict.fromkeys(shown_value(v) for v in (axis.values[0], axis.values[-1]))
+            shown[f] = "..".join(ends)
+    runs = len(x) * len(y) * reps
+    check(
+        f"the phase diagram ({len(x)} {x.field} x {len(y)} {y.field} cells x {shown_value(reps)} "
+        f"repetitions = {shown_value(runs)} runs)",
+        memory,
+        work,
+        [f for f in SINGLE_FIELDS if f in shown],
+        shown,
+        advice="use fewer cells, fewer repetitions or smaller values",
+    )
+
+
 def _indicator(cell):
     value = indicators(cell)["up"]["kou_indicator"]
     return math.nan if value is None else value
@@ -379,9 +514,10 @@ def run_phase(
         raise UsageError(f"the repetitions must be a positive integer, got {reps!r}")
     if not 0.0 < level < 1.0:
         raise UsageError(f"--level must be in (0, 1), got {level}")
+    for axis, option in ((x, "--x"), (y, "--y")):
+        check_axis_field(axis.field, option)
+    _check_budget(base, x, y, reps, jobs)  # the whole diagram, before any cell is built
     cells = _grid(base, x, y)
-    for corner in {(0, 0), (0, -1), (-1, 0), (-1, -1)}:  # the sizes peak at a corner
-        check_run(cells[corner[0]][corner[1]].replace(steps_down=0))
     salt = stream_salt(salt)
     options = {"x_field": x.field, "x_values": list(x.values), "reps": int(reps), "salt": salt}
     order = sorted(range(len(y)), key=lambda i: -_cost(cells[i][0]))  # largest rows first

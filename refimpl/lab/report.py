@@ -24,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import ResourceError, UsageError
 from ..files import jsonable, write_json, write_text
 from .claim import SOURCES, VERDICTS
 
@@ -119,8 +119,8 @@ def run_entry(module, name, out, quick, jobs, stream):
 
         result = run_claim(module, Path(out), quick=quick, jobs=jobs)
         problems = check_result(result, name)
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, UsageError, ResourceError):
+        raise  # a usage or budget refusal: one line and exit status 2, not an ERROR entry
     except Exception:
         result, problems = None, None
         entry.update(

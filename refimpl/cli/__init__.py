@@ -14,7 +14,7 @@ import warnings
 
 from ..budget import MEMORY_ENV, WORK_ENV, parse_size, work_budget
 from ..errors import RefimplError
-from ..lab.sweep import SCHEDULER_ENV
+from ..lab.sweep import SCHEDULER_ENV, SCHEDULER_TIMEOUT_ENV, set_cluster_environment
 from . import crosscheck, phase, plot, realdata, run, validate
 from .args import Parser, add_budget_arguments
 
@@ -42,8 +42,8 @@ def _apply_environment(args):
     """--memory-budget / --work-budget / --scheduler set the environment
     variables of :mod:`refimpl.budget` and :mod:`refimpl.lab.sweep` for the
     duration of the command, so that worker processes see them too."""
-    if getattr(args, "scheduler", None):
-        os.environ[SCHEDULER_ENV] = args.scheduler
+    if hasattr(args, "scheduler"):  # checked with the environment's, before any work
+        set_cluster_environment(args.scheduler, args.scheduler_timeout)
     if getattr(args, "memory_budget", None) is not None:
         parse_size(args.memory_budget)  # refuse a bad value at once
         os.environ[MEMORY_ENV] = args.memory_budget
@@ -55,7 +55,8 @@ def _apply_environment(args):
 def main(argv=None):
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    saved = {k: os.environ.get(k) for k in (MEMORY_ENV, WORK_ENV, SCHEDULER_ENV)}
+    kept = (MEMORY_ENV, WORK_ENV, SCHEDULER_ENV, SCHEDULER_TIMEOUT_ENV)
+    saved = {k: os.environ.get(k) for k in kept}
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

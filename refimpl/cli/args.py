@@ -8,6 +8,7 @@ import argparse
 from ..budget import parse_size, parse_work
 from ..config import DEFAULT, Config, expand_shorthands, parse_assignment, read_json_object
 from ..errors import RefimplError
+from ..lab.sweep import SCHEDULER_TIMEOUT
 
 __all__ = [
     "Parser",
@@ -120,10 +121,19 @@ def add_claim_arguments(p, default_out):
 
 
 def add_scheduler_argument(p):
-    """``--scheduler ADDRESS``: run the sweeps on a dask.distributed cluster."""
+    """``--scheduler ADDRESS`` (run the sweeps on a dask.distributed cluster)
+    and ``--scheduler-timeout SECONDS``; both are checked, with their
+    environment variables, by :func:`refimpl.lab.sweep.set_cluster_environment`."""
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="run the sweeps on an existing dask.distributed cluster, e.g. "
         "tcp://10.0.0.1:8786 (the cluster extra; env REFIMPL_SCHEDULER)",
+    )
+    p.add_argument(
+        "--scheduler-timeout",
+        metavar="SECONDS",
+        help="seconds within which the scheduler must answer (connection and dask's "
+        "handshake) and a worker must join when the cluster has none "
+        f"(default {SCHEDULER_TIMEOUT:g}; env REFIMPL_SCHEDULER_TIMEOUT)",
     )

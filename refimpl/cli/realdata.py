@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..files import write_text
 from ..lab.claim import ClaimSweep, Size, run_claim, size_estimate
 from ..lab.images import DIGITS, NPZ_FORMAT, Split, load_source, source_options
-from .args import positive_int
+from .args import add_scheduler_argument, positive_int
 
 __all__ = ["register", "run_realdata", "make_size", "staged_folder"]
 
@@ -207,5 +207,6 @@ def register(subparsers):
         metavar="N",
         help="seeds per point (default 20; --quick: 3)",
     )
+    add_scheduler_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_realdata_command)

@@ -8,6 +8,7 @@ import sys
 from .. import claims
 from ..errors import RefimplError
 from ..lab.report import exit_status
+from ..lab.sweep import cluster_environment, connect_scheduler
 from .args import Parser, add_claim_arguments
 
 __all__ = ["register", "claim_main"]
@@ -23,14 +24,21 @@ def _command_line(prefix, args):
 
 
 def _validate(names, args, command):
-    state = claims.run_claims(
-        names,
-        out=args.out,
-        quick=args.quick,
-        jobs=args.jobs,
-        command=command,
-        replicate=args.replicate,
-    )
+    """Run the claims; a scheduler (``--scheduler`` or the environment) is
+    checked and reached, with a worker, before the first claim starts: a
+    bad address or an unusable cluster is one line and exit status 2, not
+    an error inside every claim of the report."""
+    with cluster_environment(args.scheduler, args.scheduler_timeout) as (address, timeout):
+        if address is not None:
+            connect_scheduler(address, timeout).close()
+        state = claims.run_claims(
+            names,
+            out=args.out,
+            quick=args.quick,
+            jobs=args.jobs,
+            command=command,
+            replicate=args.replicate,
+        )
     return exit_status(state, args.strict), state
 
 

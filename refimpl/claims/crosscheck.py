@@ -132,13 +132,14 @@ def _measure(size, folder):
     with _clock(seconds, "torch client float32"):
         save(paths["torch32"], torch_client.client_arrays(ref, dtype="float32"))
     with _clock(seconds, "crosscheck float32 with explain (3 stages)"):
-        reports["float32"] = cc.crosscheck(paths["torch32"], rtol=tol)
+        # judged at rtol (strict), so that explain runs on it and names float32
+        reports["float32"] = cc.crosscheck(paths["torch32"], rtol=tol, strict_precision=True)
     c = size.conv1d
     data = torch_client.kou_data(np.random.default_rng(c["seed"]), c["n"], c["d"])
     snaps = np.arange(0, c["steps"] + 1, c["steps"] // 10)
     save(paths["conv1d"], torch_client.conv1d_arrays(data, c["m"], c["eta"], c["steps"], snaps))
     with _clock(seconds, "crosscheck Conv1d model with explain"):
-        reports["conv1d"] = cc.crosscheck(paths["conv1d"])
+        reports["conv1d"] = cc.crosscheck(paths["conv1d"], strict_precision=True)
     for rep in reports.values():  # the file names, not the temporary folder
         rep.theirs, rep.reference = (
             s.replace(f"{folder}/", "") for s in (rep.theirs, rep.reference)

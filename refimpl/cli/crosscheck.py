@@ -5,12 +5,13 @@ one function of :mod:`refimpl.crosscheck`).
 
     python -m refimpl crosscheck THEIRS.npz [REF.npz] [--rtol R] [--atol A]
                                  [--convention NAMES] [--stage S] [--no-explain]
-                                 [--explain-steps N] [--json FILE]
+                                 [--explain-steps N] [--strict-precision] [--json FILE]
     python -m refimpl decompose RUN.npz [--out NEW.npz]
 
 Exit status of ``crosscheck``: 0 when every quantity agrees, 1 when any
 differs, 2 for unusable input (the error's one line, printed by
-:mod:`refimpl.cli`).
+:mod:`refimpl.cli`). A file of float32 numbers is judged at float32 precision
+unless ``--strict-precision``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def crosscheck_command(args):
         stages=args.stage,
         explain_steps=args.explain_steps,
         convention=args.convention,
+        strict_precision=args.strict_precision,
     )
     print(report.format())
     if args.json:
@@ -121,6 +123,12 @@ def register(subparsers):
         type=int,
         metavar="N",
         help="explain mode replays only the first N steps (default: all)",
+    )
+    p.add_argument(
+        "--strict-precision",
+        action="store_true",
+        help="judge a file of float32 numbers at --rtol like any other (default: at float32 "
+        "precision, where refimpl's dynamics rounded to float32 or run in float32 agree)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.set_defaults(func=crosscheck_command)

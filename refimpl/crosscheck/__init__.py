@@ -25,7 +25,9 @@ coefficients. This package
 
 Exit status of ``crosscheck`` (command line, :mod:`refimpl.cli.crosscheck`):
 0 when every quantity agrees, 1 when any differs, 2 for unusable input (one
-line naming the reason).
+line naming the reason). A file whose weights are float32 numbers is judged
+at float32 precision (:func:`.explain.judge_at_float32`; precision is not a
+departure) unless ``strict_precision``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from .explain import (
     explain_stage,
     float32_file,
     format_explanation,
+    judge_at_float32,
     judge_float32,
 )
 from .variants import (
@@ -218,6 +221,9 @@ class Report:
     notes : list of str
     explanations : dict of str to dict
         Per failed stage, the explain-mode result of :func:`explain_stage`.
+    precision : dict of str to dict
+        Per stage judged at float32 precision (a float32 file without
+        ``strict_precision``), how (:func:`.explain.judge_at_float32`).
     """
 
     theirs: str
@@ -227,6 +233,7 @@ class Report:
     rows: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     explanations: dict = field(default_factory=dict)
+    precision: dict = field(default_factory=dict)
 
     @property
     def agree(self) -> bool:
@@ -245,8 +252,9 @@ class Report:
         ]
 
     def to_dict(self):
-        """A JSON-ready dict (pass it through :func:`refimpl.files.jsonable`)."""
-        return {
+        """A JSON-ready dict (pass it through :func:`refimpl.files.jsonable`);
+        ``precision`` only when some stage was judged at float32 precision."""
+        out = {
             "theirs": self.theirs,
             "reference": self.reference,
             "rtol": self.rtol,
@@ -257,6 +265,9 @@ class Report:
             "notes": self.notes,
             "explanations": self.explanations,
         }
+        if self.precision:
+            out["precision"] = self.precision
+        return out
 
     def format(self) -> str:
         """The human-readable report."""
@@ -297,17 +308,21 @@ class Report:
             )
         else:
             lines.append("RESULT: all quantities agree")
+        if self.agree and self.precision:
+            how = "; ".join(f"{s}: {p['verdict']}" for s, p in self.precision.items())
+            lines[-1] += f" (at float32 precision: {how})"
         return "\n".join(lines)
 
 
-def _check_tolerances(rtol, atol, explain, explain_steps):
+def _check_tolerances(rtol, atol, explain, explain_steps, strict_precision=False):
     """The numeric arguments of :func:`crosscheck`, each a ConfigError naming
     it (and its option) when unusable, before any file is read; returns
     explain_steps as an int or None (5.0 -> 5; 2.5 refused, not truncated)."""
     real_argument("crosscheck: tolerances: rtol (--rtol)", rtol, 0.0)
     real_argument("crosscheck: tolerances: atol (--atol)", atol, 0.0, optional=True)
-    if not isinstance(explain, (bool, np.bool_)):
-        raise ConfigError(f"crosscheck: explain must be True or False, got {shown(explain)}")
+    for name, flag in (("explain", explain), ("strict_precision", strict_precision)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ConfigError(f"crosscheck: {name} must be True or False, got {shown(flag)}")
     if explain_steps is None:
         return None
     return integer_argument("crosscheck: explain_steps (--explain-steps)", explain_steps, 1)
@@ -444,6 +459,7 @@ def crosscheck(
     stages=None,
     explain_steps=None,
     convention=None,
+    strict_precision=False,
 ):
     """Compare a trajectory file with refimpl: with a replay of its own inputs
     (``ref_path`` None) or with a second file.
@@ -467,6 +483,13 @@ def crosscheck(
     convention : str, sequence of str or Convention, optional
         Replay under these conventions instead of refimpl's
         (``"filter_sum,patch_mean,bias,float32"``; :func:`parse_convention`).
+    strict_precision : bool
+        Judge a file whose weights are float32 numbers at ``rtol`` like any
+        other (it then differs unless its dynamics agree at that rtol). By
+        default such a file is judged at float32 precision: at storage
+        precision, else against the drift of a float32 replay
+        (:func:`.explain.judge_at_float32`); with a convention, float32
+        arithmetic is added to it.
 
     Returns
     -------
@@ -487,7 +510,7 @@ def crosscheck(
         explain not a bool, a convention or stages of another type, an
         unknown or empty stage selection.
     """
-    explain_steps = _check_tolerances(rtol, atol, explain, explain_steps)
+    explain_steps = _check_tolerances(rtol, atol, explain, explain_steps, strict_precision)
     stages = _check_stages(stages)
     convention = _check_convention(convention)
     conv = None if convention is None else parse_convention(convention)
@@ -517,7 +540,12 @@ def crosscheck(
                 report.notes.append(f"stage {s} is only in {where}: not compared")
     for s in names:
         _compare_stage(
-            report, theirs.stage(s), None if ref is None else ref.stage(s), conv, theirs, ref
+            report,
+            theirs.stage(s),
+            None if ref is None else ref.stage(s),
+            conv,
+            (theirs, ref),
+            strict_precision,
         )
     if explain and not report.agree:
         failed = report.failed_stages()
@@ -572,31 +600,55 @@ def check_replay(view, doing, steps=None, runs=1):
     check(f"{doing} stage {view.name} of {view.path}", memory, work, tuple(shown), shown)
 
 
-def _compare_stage(report, view, ref_view, conv, theirs, ref):
+def _reference_run(report, view, ref_view, conv, files, precision=False):
+    """The reference run of a stage, where its coefficients came from, and
+    the tolerances and floors of a convention replay (``precision``: the
+    inputs of a float32 file judged at float32 precision)."""
+    s = view.name
+    if ref_view is None and conv is None:
+        return _stage_run(replay(view)), "tracked", {}, {}
+    if ref_view is None:
+        ref_run, ref_note, tolerances, floors, judged = convention_replay(view, conv, report.rtol)
+        report.notes.append(f"{s}: {judged}")
+        return ref_run, ref_note, tolerances, floors
+    ref_view.roles()
+    differ = check_same_problem(*files, s)
+    if precision and differ:
+        rounded = [k for k in differ if k not in check_same_problem(*files, s, float32=True)]
+        differ = [k for k in differ if k not in rounded]
+        if rounded:
+            report.notes.append(
+                f"{s}: the file's {', '.join(rounded)} are the reference's rounded to float32 "
+                "(the same inputs at float32 precision)"
+            )
+    if differ:
+        report.notes.append(
+            f"{s}: the inputs differ ({', '.join(differ)}); the runs "
+            "cannot agree except by accident"
+        )
+        report.rows.append(Row(s, "inputs", first_step=0, note="differ: " + ", ".join(differ)))
+    return (*file_run(ref_view), {}, {})
+
+
+def _compare_stage(report, view, ref_view, conv, files, strict_precision=False):
     s = view.name
     roles = view.roles()  # refuses undeterminable inputs, naming them
     f32 = float32_file(view)
+    precision = f32 and not strict_precision
+    if precision and conv is not None and conv.dtype != "float32":
+        conv = replace(conv, dtype="float32")
+        report.notes.append(
+            f"{s}: the file's weights are float32 numbers: replayed under {conv.label()} "
+            "(float32 arithmetic added; --strict-precision replays the conventions as given)"
+        )
     their_run, their_note = file_run(view)
-    tolerances, floors = {}, {}
-    if ref_view is None and conv is None:
-        ref_run, ref_note = _stage_run(replay(view)), "tracked"
-    elif ref_view is None:
-        ref_run, ref_note, tolerances, floors, judged = convention_replay(view, conv, report.rtol)
-        report.notes.append(f"{s}: {judged}")
-    else:
-        ref_view.roles()
-        differ = check_same_problem(theirs, ref, s)
-        if differ:
-            report.notes.append(
-                f"{s}: the inputs differ ({', '.join(differ)}); the runs "
-                "cannot agree except by accident"
-            )
-            report.rows.append(Row(s, "inputs", first_step=0, note="differ: " + ", ".join(differ)))
-        ref_run, ref_note = file_run(ref_view)
+    ref_run, ref_note, tolerances, floors = _reference_run(
+        report, view, ref_view, conv, files, precision
+    )
     basis = basis_note(view, roles)
     if basis:
         report.notes.append(f"{s}: {basis}")
-    if f32:
+    if f32 and not precision:
         report.notes.append(
             f"{s}: the file's weights are float32 numbers: snapshot 0 is "
             "compared with float32(W0) and the step-0 loss at float32 "
@@ -612,8 +664,9 @@ def _compare_stage(report, view, ref_view, conv, theirs, ref):
         report.notes.append(
             f"{s}: the snapshot steps differ; compared at the {common.size} common ones"
         )
-    report.rows.extend(
-        compare_runs(
+
+    def compare(tolerances, floors):
+        return compare_runs(
             s,
             their_run,
             ref_run,
@@ -624,6 +677,21 @@ def _compare_stage(report, view, ref_view, conv, theirs, ref):
             tolerances=tolerances,
             floors=floors,
         )
+
+    if precision and conv is None:
+        rows, judged = judge_at_float32(view, compare, report.rtol, lambda: _check_float32(view))
+        report.notes.append(f"{s}: {judged.pop('line')}")
+        report.precision[s] = judged
+    else:
+        rows = compare(tolerances, floors)
+    report.rows.extend(rows)
+
+
+def _check_float32(view):
+    """ResourceError before the two replays of the float32 judgement of a
+    stage when they exceed the budgets."""
+    check_replay(
+        view, "the float32 judgement (two replays; --strict-precision skips it) of", runs=2
     )
 
 

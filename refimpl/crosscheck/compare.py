@@ -39,6 +39,7 @@ QUANTITIES = ("W", "loss", "gamma", "rho_bar", "rho_under")
 INPUT_KEYS = ("X", "y", "y_clean", "xi", "signals", "W0", "eta", "weight_decay", "trainable")
 DEFAULT_RTOL = 1e-10
 EPS32 = float(np.finfo(np.float32).eps)  # 2^-23: float32's relative spacing
+STEP0_NOTE = "step 0 at float32 precision (float32 file)"
 
 
 @dataclass
@@ -228,7 +229,7 @@ def compare_runs(
                 floor[0] = max(floor[0], 64 * EPS32 * max(abs(float(b[0, 0])), 1.0))
             else:
                 b[0] = b[0].astype(np.float32)
-            note = "; ".join(filter(None, [note, "step 0 at float32 precision (float32 file)"]))
+            note = "; ".join(filter(None, [note, STEP0_NOTE]))
         q_rtol = (tolerances or {}).get(q, rtol)
         q_atol = atol
         if coef_scale is not None and q in ("gamma", "rho_bar", "rho_under"):
@@ -238,10 +239,12 @@ def compare_runs(
     return rows
 
 
-def check_same_problem(theirs, ref, stage):
+def check_same_problem(theirs, ref, stage, float32=False):
     """Raise TrajectoryError when the two files' inputs of a stage have different
     shapes; return the input keys whose values differ (the bias's initial value
-    ``b0`` included when either file has it)."""
+    ``b0`` included when either file has it). With ``float32`` (THEIRS is
+    judged at float32 precision) an input of THEIRS that equals the
+    reference's rounded to float32 does not differ."""
     differ = []
     keys = INPUT_KEYS + tuple(
         k for k in ("b0",) if f"{stage}/{k}" in theirs.arrays or f"{stage}/{k}" in ref.arrays
@@ -256,6 +259,8 @@ def check_same_problem(theirs, ref, stage):
                 f"{theirs.path} and {ref.path} describe different problems: "
                 f"{stage}/{key} has shape {a.shape} vs {b.shape}"
             )
-        if not np.array_equal(a, b):
+        if np.array_equal(a, b):
+            continue
+        if not (float32 and b.dtype.kind == "f" and np.array_equal(a, b.astype(np.float32))):
             differ.append(key)
     return differ

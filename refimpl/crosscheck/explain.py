@@ -41,6 +41,13 @@ user's rtol. In a file whose weights are float32 numbers:
 
 Snapshot 0 of a float32 file is compared with float32(W0) (storage rounding,
 not dynamics).
+
+Precision is not a departure: ``crosscheck`` judges a float32 file at float32
+precision before explain mode is needed (:func:`judge_at_float32`): first at
+float32 storage precision (refimpl's own dynamics rounded on output), then
+against the drift of a float32 replay of refimpl's conventions (the same
+judgement as a float32 candidate above). ``--strict-precision`` judges it at
+the user's rtol instead.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import TrajectoryError
-from .compare import DEFAULT_RTOL, EPS32, compare_arrays, float32_valued
+from .compare import DEFAULT_RTOL, EPS32, STEP0_NOTE, compare_arrays, float32_valued
 from .variants import (
     VARIANTS,
     Convention,
@@ -75,6 +82,9 @@ __all__ = [
     "format_explanation",
     "judge_float32",
     "float32_file",
+    "judge_at_float32",
+    "STORAGE_VERDICT",
+    "ARITHMETIC_VERDICT",
 ]
 
 FLOAT32_FACTOR = 10.0  # float32 agreement within this many times float32's own drift
@@ -203,6 +213,90 @@ def judge_float32(r32, r64, steps, rtol=DEFAULT_RTOL):
     own_L = float(np.max(drift[resolved], initial=0.0))
     tol = lambda own: max(rtol, FLOAT32_FACTOR * max(own, EPS32))  # noqa: E731
     return tol(own_W), tol(own_L), floor
+
+
+STORAGE_VERDICT = "refimpl's own dynamics, rounded to float32 on output"
+ARITHMETIC_VERDICT = "refimpl's dynamics in float32 arithmetic"
+_JUDGED = ("W", "b", "loss", "gamma", "rho_bar", "rho_under")
+
+
+def judge_at_float32(view, compare, rtol=DEFAULT_RTOL, before_replays=None):
+    """The rows of a stage whose weights are float32 numbers, judged at
+    float32 precision (``crosscheck``'s default for such files; module
+    docstring).
+
+    First at float32 storage precision: every quantity at rtol
+    max(rtol, eps32). When that fails, at float32 arithmetic precision: the
+    tolerances of :func:`judge_float32` from a float32 and a float64 replay of
+    refimpl's conventions (plain numpy) from the file's inputs, W, b and the
+    coefficients within FLOAT32_FACTOR x the float32 replay's drift, the loss
+    likewise where float32 resolves it and within its resolution elsewhere.
+
+    Parameters
+    ----------
+    view : refimpl.trajectory.StageView
+    compare : callable
+        ``compare(tolerances, floors) -> list of Row``: the stage's
+        :func:`~refimpl.crosscheck.compare.compare_runs` of the file and the
+        reference with those arguments.
+    rtol : float
+        The user's rtol (a lower bound of every tolerance).
+    before_replays : callable, optional
+        Called before the two replays (a budget check).
+
+    Returns
+    -------
+    rows : list of Row
+        Each row's note says the precision and its rtol.
+    judged : dict
+        ``precision`` ("storage" or "arithmetic"), ``rtol_W``, ``rtol_loss``,
+        ``agree``, ``verdict`` (:data:`STORAGE_VERDICT`,
+        :data:`ARITHMETIC_VERDICT` or "") and ``line`` (how, in words).
+    """
+    storage = max(rtol, EPS32)
+    rows = compare(dict.fromkeys(_JUDGED, storage), {})
+    if all(r.ok for r in rows):
+        line = (
+            f"float32 file judged at float32 storage precision (rtol {storage:.2g}): "
+            f"every quantity agrees: {STORAGE_VERDICT}"
+        )
+        judged = dict(precision="storage", rtol_W=storage, rtol_loss=storage)
+        return _noted(rows, "storage", dict.fromkeys(_JUDGED, storage)), dict(
+            judged, agree=True, verdict=STORAGE_VERDICT, line=line
+        )
+    if before_replays is not None:
+        before_replays()
+    args = (view.W0, view.X, view.y, float(view.eta), float(view.weight_decay), view.trainable)
+    args += (view.T, view.steps)
+    r64 = variant_train(*args, NO_VARIANT)
+    r32 = variant_train(*args, replace(NO_VARIANT, dtype="float32"))
+    tol_W, tol_L, floor = judge_float32(r32, r64, view.steps, rtol)
+    tolerances = dict.fromkeys(_JUDGED, tol_W)
+    tolerances["loss"] = tol_L
+    rows = compare(tolerances, {"loss": floor})
+    agree = all(r.ok for r in rows)
+    line = (
+        f"float32 file judged at float32 precision: not within storage precision (rtol "
+        f"{storage:.2g}), so as float32 arithmetic: W, b and coefficients within "
+        f"{FLOAT32_FACTOR:g} x the drift of a float32 replay of refimpl's conventions (rtol "
+        f"{tol_W:.2g}), the loss at rtol {tol_L:.2g} where float32 resolves it and within its "
+        "resolution elsewhere" + (f": every quantity agrees: {ARITHMETIC_VERDICT}" if agree else "")
+    )
+    judged = dict(precision="arithmetic", rtol_W=tol_W, rtol_loss=tol_L, agree=agree)
+    return _noted(rows, "arithmetic", tolerances), dict(
+        judged, verdict=ARITHMETIC_VERDICT if agree else "", line=line
+    )
+
+
+def _noted(rows, what, tolerances):
+    """The rows with their precision and rtol in the note, in place of
+    compare_runs' step-0 note (skipped rows unchanged)."""
+    for r in rows:
+        if not r.skipped:
+            note = r.note.replace(STEP0_NOTE, "").strip("; ")
+            here = f"float32 {what}, rtol {tolerances.get(r.quantity, 0.0):.2g}"
+            r.note = "; ".join(filter(None, [note, here]))
+    return rows
 
 
 class _Search:

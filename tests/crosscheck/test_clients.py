@@ -89,7 +89,7 @@ def test_client_agrees_within_1e_10(client, exp, ref_path, tmp_path):
 @pytest.mark.parametrize("client", CLIENTS)
 def test_client_float32_is_recognised(client, ref_path, tmp_path):
     save(tmp_path / "c32.npz", client.client_arrays(ref_path, dtype="float32", stages=["up"]))
-    report = cc.crosscheck(tmp_path / "c32.npz")
+    report = cc.crosscheck(tmp_path / "c32.npz", strict_precision=True)
     assert report.status == 1
     assert rows_by(report)[("up", "W")].first_step > 0  # snapshot 0 is storage
     assert report.explanations["up"]["explanation"] == ["float32"]

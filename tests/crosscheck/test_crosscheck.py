@@ -223,7 +223,7 @@ def test_float32_stored_file_is_usable(ref_path, tmp_path):
         for k, v in weights_only(arrays_of(ref_path)).items()
     }
     save(tmp_path / "f32.npz", arrays)
-    report = cc.crosscheck(tmp_path / "f32.npz", stages=["up"])
+    report = cc.crosscheck(tmp_path / "f32.npz", stages=["up"], strict_precision=True)
     # the replay starts from the stored (rounded) inputs; the stored W was rounded after
     rows = rows_by(report)
     assert report.status == 1 and 1e-9 < rows[("up", "W")].max_rel < 1e-5
@@ -341,7 +341,7 @@ def test_projection_impossible_is_reported_not_fatal(tmp_path, capsys):
 
 
 def _explained(path, stage):
-    report = cc.crosscheck(path, stages=[stage])
+    report = cc.crosscheck(path, stages=[stage], strict_precision=True)  # float32 named too
     assert report.status == 1
     return report.explanations[stage]
 

@@ -162,7 +162,7 @@ def test_float32_snapshot_0_is_not_a_dynamics_difference(ref_path, tmp_path):
     path = variant_file(ref_path, tmp_path / "v.npz", cc.Convention(dtype="float32"), stage="up")
     traj = load(path, require_coefficients=False)
     assert not np.array_equal(traj.get("up", "W")[0], traj.get("up", "W0"))  # float32(W0)
-    rows = rows_by(cc.crosscheck(path, explain=False))
+    rows = rows_by(cc.crosscheck(path, explain=False, strict_precision=True))
     for q in ("W", "loss") + COEFFICIENT_KEYS:
         assert rows[("up", q)].first_step != 0, q
     assert rows[("up", "W")].first_step is not None  # float32 dynamics do differ

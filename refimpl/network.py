@@ -3,12 +3,15 @@ gradient (docs/model.md §3). Public functions check and prepare arrays and
 call the compiled kernels of :mod:`refimpl.kernels`.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import kernels as _k
 
 __all__ = [
     "forward",
+    "ForwardParts",
     "loss",
     "gradient",
     "logistic_loss",
@@ -50,24 +53,74 @@ def _workspace(W, X):
     return np.empty((n * P, two_m)), np.empty(n), np.empty((n * P, two_m)), np.empty((two_m, d))
 
 
-def forward(W, X):
+class ForwardParts(NamedTuple):
+    """What :func:`forward` computes on the way to f (``parts=True``).
+
+    Attributes
+    ----------
+    f : ndarray of shape (n,)
+        f(W, x_i), the very array ``forward(W, X)`` returns.
+    F_plus, F_minus : ndarray of shape (n,)
+        F_{+1}(W_{+1}, x_i) and F_{-1}(W_{-1}, x_i), each with its 1/m
+        (docs/model.md §3.1), summed in the kernel's order; F_plus - F_minus
+        equals f up to rounding (the kernel divides the difference of the
+        two sums by m).
+    pre : ndarray of shape (2, m, n, P)
+        The pre-activations <w_{j,r}, x_i^(p)> at ``pre[j, r, i, p]`` (axis 0
+        index 0 is j = +1), as the kernel computed them.
+    active : ndarray of shape (2, m, n, P), bool
+        The activation pattern sigma'(pre) = 1(pre > 0) (sigma'(0) = 0).
+    """
+
+    f: np.ndarray
+    F_plus: np.ndarray
+    F_minus: np.ndarray
+    pre: np.ndarray
+    active: np.ndarray
+
+
+def forward(W, X, parts=False):
     """Network outputs f(W, x_i) = F_{+1}(W_{+1}, x_i) - F_{-1}(W_{-1}, x_i).
 
     Parameters
     ----------
     W : ndarray of shape (2, m, d)
     X : ndarray of shape (n, P, d)
+    parts : bool
+        Also return F_{+1}, F_{-1}, the pre-activations and the activation
+        pattern (what one compares first when outputs differ).
 
     Returns
     -------
-    ndarray of shape (n,)
+    ndarray of shape (n,), or ForwardParts when ``parts``
+        With ``parts``, its ``f`` is the array returned without it.
     """
     W = check_weights(W)
     X = check_inputs(X, W.shape[2])
     n, P, d = X.shape
     A, f, _, _ = _workspace(W, X)
     _k._forward(W.reshape(-1, d), X.reshape(-1, d), n, P, W.shape[1], A, f)
+    if parts:
+        return _parts(A, f, n, P, W.shape[1])
     return f
+
+
+def _parts(A, f, n, P, m):
+    """F_{+1}, F_{-1} from the kernel's pre-activations A (nP, 2m), summed in
+    the order of ``kernels._outputs`` (over p, then r, per input)."""
+    pre = A.reshape(n, P, 2, m)
+    relu = np.maximum(pre, 0.0)
+    sums = np.zeros((2, n))
+    for p in range(P):
+        for r in range(m):
+            sums += relu[:, p, :, r].T
+    return ForwardParts(
+        f=f,
+        F_plus=sums[0] / m,
+        F_minus=sums[1] / m,
+        pre=np.ascontiguousarray(pre.transpose(2, 3, 0, 1)),
+        active=np.ascontiguousarray(pre.transpose(2, 3, 0, 1) > 0.0),
+    )
 
 
 def loss_and_gradient(W, X, y, weight_decay=0.0):

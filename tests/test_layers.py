@@ -5,6 +5,8 @@ level and inside functions): the model <- lab and crosscheck <- claims <- cli.
 - ``refimpl.lab`` and ``refimpl.crosscheck`` import the model and
   themselves, never each other;
 - ``refimpl.claims`` imports those; ``refimpl.cli`` imports everything;
+- ``refimpl.testing`` (the testing API) is on top, like the package itself:
+  it imports anything, nothing in the package imports it;
 - nothing in the package imports ``refimpl.naive``, the numpy twin that the
   tests use as an oracle.
 """
@@ -25,8 +27,8 @@ def room(module):
         return "top"  # refimpl/__init__.py re-exports the public API
     if parts[1] in ("lab", "crosscheck", "claims", "cli"):
         return parts[1]
-    if parts[1] == "__main__":
-        return "top"
+    if parts[1] in ("__main__", "testing"):
+        return "top"  # refimpl.testing: the testing API, for users' test suites
     return "model"
 
 

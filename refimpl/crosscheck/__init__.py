@@ -71,6 +71,7 @@ from .explain import (
     judge_at_float32,
     judge_float32,
 )
+from .recorder import Recorder, as_array, as_trajectory, run_arrays
 from .variants import (
     VARIANTS,
     Convention,
@@ -106,6 +107,10 @@ __all__ = [
     "estimate_lr_scale",
     "explain_stage",
     "format_explanation",
+    "Recorder",
+    "as_array",
+    "as_trajectory",
+    "run_arrays",
 ]
 
 
@@ -466,10 +471,14 @@ def crosscheck(
 
     Parameters
     ----------
-    theirs_path : str or PathLike
-        The file to check (coefficients optional).
-    ref_path : str or PathLike, optional
-        The reference file; None replays ``theirs`` with refimpl.
+    theirs_path : str, PathLike, dict of arrays or Trajectory
+        The run to check (coefficients optional): a file, its arrays in
+        format 1 (numpy, PyTorch or JAX values; checked as a file is) or a
+        loaded :class:`~refimpl.trajectory.Trajectory`
+        (:func:`.recorder.as_trajectory`).
+    ref_path : str, PathLike, dict of arrays or Trajectory, optional
+        The reference run, of the same kinds; None replays ``theirs`` with
+        refimpl.
     rtol : float
     atol : float or None
         See :mod:`refimpl.crosscheck.compare`.
@@ -521,18 +530,18 @@ def crosscheck(
             "--convention replays THEIRS under conventions; it cannot be "
             "combined with a reference file"
         )
-    theirs = load(theirs_path, require_coefficients=False)
-    ref = None if ref_path is None else load(ref_path, require_coefficients=False)
+    theirs = as_trajectory(theirs_path, "<arrays: theirs>", "crosscheck: theirs")
+    ref = None if ref_path is None else as_trajectory(ref_path, "<arrays: ref>", "crosscheck: ref")
     names = _stages_to_compare(theirs, ref, stages)
     reference = (
         "replay (refimpl.train from the file's inputs)"
         if ref is None and conv is None
         else f"replay under {conv.label()}"
         if ref is None
-        else str(ref_path)
+        else ref.path
     )
     _check_budgets(theirs, names, replay=ref is None, explain=explain, explain_steps=explain_steps)
-    report = Report(str(theirs_path), reference, rtol, atol)
+    report = Report(str(theirs.path), reference, rtol, atol)
     if ref is not None:
         for s in sorted(set(theirs.stages) ^ set(ref.stages), key=STAGES.index):
             if not stages or s in stages:

@@ -182,11 +182,54 @@ class StageView:
         try:
             return self.task().roles()
         except PatchRoleError as exc:
+            mismatch = precision_mismatch(self._arrays, self.name)
+            if mismatch:
+                raise PatchRoleError(f"{self.path}: {mismatch}") from None
             text = str(exc).replace(
                 "give Task.patch_role to set them",
                 f"store {self.name}/patch_role in the file to set them",
             )
             raise PatchRoleError(f"{self.path}: stage {self.name!r}: {text}") from None
+
+
+def _precision(a):
+    """'float32', 'float32 numbers stored as float64', 'float64', ..."""
+    a = np.asarray(a)
+    if a.dtype == np.float32 or not np.all(a.astype(np.float32) == a):
+        return a.dtype.name
+    return f"float32 numbers stored as {a.dtype.name}"
+
+
+def precision_mismatch(arrays, stage, patch_role=None):
+    """Why the patch roles of a stage fail when X, xi and signals are stored at
+    different precisions: a one-line reason naming each array's precision
+    when the roles fit once all three are rounded to float32; None when they
+    do not (the failure is of another kind).
+
+    Parameters
+    ----------
+    arrays : dict of str to ndarray
+        The file's arrays (``stage/X``, ``stage/y_clean``, ``stage/signals``,
+        ``stage/xi``).
+    stage : str
+    patch_role : ndarray of shape (n, P), optional
+        The stored roles, checked instead of derived.
+    """
+    X, y_clean, signals, xi = (arrays[f"{stage}/{k}"] for k in ("X", "y_clean", "signals", "xi"))
+    f32 = lambda a: np.asarray(a, dtype=np.float32).astype(np.float64)  # noqa: E731
+    try:
+        patch_roles(f32(X), np.asarray(y_clean, float), f32(signals), patch_role, xi=f32(xi))
+    except (PatchRoleError, ValueError, OverflowError):
+        return None
+    shown = ", ".join(
+        f"{k} {_precision(a)}" for k, a in (("X", X), ("xi", xi), ("signals", signals))
+    )
+    return (
+        f"stage {stage!r}: {stage}/X, {stage}/xi and {stage}/signals are stored at different "
+        f"precisions ({shown}): the patches of X must equal y_clean * signals and xi to rounding "
+        "(1e-12 relative), and they agree only at float32 precision; store the three at the "
+        "same precision (all float32 or all float64)"
+    )
 
 
 class Trajectory:
@@ -291,7 +334,7 @@ def load(path, require_coefficients=True) -> Trajectory:
         raise TrajectoryError(f"{path}: no stage keys (expected up/..., down/... or scratch/...)")
     has_coef = {s: check.stage(s, require_coefficients) for s in stages}
     if "down" in stages:
-        inh = check.array("down/inherited", bool)
+        inh = check.mask("down/inherited")
         m, d = arrays["down/W0"].shape[1:]
         if inh.shape not in ((2, m), (2, m, d)):
             raise TrajectoryError(
@@ -316,20 +359,52 @@ class _Checker:
     def fail(self, key, what):
         raise TrajectoryError(f"{self.path}: {key} {what}")
 
-    def array(self, key, kind):
+    def array(self, key, kind, expected=None):
+        """The array of ``key`` of dtype ``kind`` (a type or a tuple of
+        types); ``expected`` words the accepted dtypes in the refusal."""
         if key not in self.arrays:
             self.fail(key, "is missing")
         a = self.arrays[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
         ok = {
             bool: a.dtype == np.bool_,
             int: np.issubdtype(a.dtype, np.integer),
             float: np.issubdtype(a.dtype, np.floating),
             str: a.dtype.kind == "U",
-        }[kind]
-        if not ok:
-            self.fail(key, f"has dtype {a.dtype}; expected {kind.__name__}")
-        if kind is float and not np.all(np.isfinite(a)):
+        }
+        if not any(ok[k] for k in kinds):
+            what = expected or " or ".join(k.__name__ for k in kinds)
+            self.fail(key, f"has dtype {a.dtype}; expected {what}")
+        if float in kinds and ok[float] and not np.all(np.isfinite(a)):
             self.fail(key, "has non-finite values")
+        return a
+
+    def labels(self, key, n):
+        """Labels +1 and -1 of shape (n,): float, or integers (read as float64)."""
+        a = self.array(key, (float, int), "float or int (+1 and -1)")
+        if a.shape != (n,):
+            self.fail(key, f"has shape {a.shape}; expected ({n},)")
+        bad = a[(a != 1) & (a != -1)]
+        if bad.size:
+            hint = "; 0/1 class labels are 2*y - 1" if np.all((a == 0) | (a == 1)) else ""
+            self.fail(key, f"has entries other than +1 and -1 (e.g. {bad.flat[0]}){hint}")
+        if a.dtype.kind in "iu":
+            self.arrays[key] = a.astype(np.float64)
+
+    def mask(self, key, shape=None):
+        """A mask: bool, or integers 0 and 1 (read as bool); of ``shape`` when given."""
+        a = self.array(key, (bool, int), "bool (or integers 0 and 1)")
+        if shape is not None and a.shape != tuple(shape):
+            self.fail(key, f"has shape {a.shape}; expected {tuple(shape)}")
+        if a.dtype != np.bool_:
+            bad = a[(a != 0) & (a != 1)]
+            if bad.size:
+                self.fail(
+                    key,
+                    f"has integer entries other than 0 and 1 (e.g. {bad.flat[0]}); "
+                    "expected a mask: bool, or integers 0 and 1",
+                )
+            a = self.arrays[key] = a.astype(bool)
         return a
 
     def scalar(self, key, kind):
@@ -365,11 +440,8 @@ class _Checker:
         for size, name in ((n, "n = 0 inputs"), (P, "P = 0 patches"), (d, "d = 0 dimensions")):
             if size == 0:
                 self.fail(k("X"), f"has shape {X.shape} ({name}); expected (n, P, d), each >= 1")
-        self.shaped(k("y"), float, (n,))
-        self.shaped(k("y_clean"), float, (n,))
         for key in ("y", "y_clean"):
-            if not np.all(np.abs(self.arrays[k(key)]) == 1):
-                self.fail(k(key), "has entries other than +1 and -1")
+            self.labels(k(key), n)
         self.shaped(k("xi"), float, (n, d))
         signals = self.array(k("signals"), float)
         if signals.shape != (P - 1, d):
@@ -384,7 +456,7 @@ class _Checker:
             self.fail(k("W0"), f"has shape {W0.shape}: no filters (m = 0); expected m >= 1")
         for key in ("eta", "weight_decay"):
             self.scalar(k(key), float)
-        self.shaped(k("trainable"), bool, (2, m))
+        self.mask(k("trainable"), (2, m))
         steps = self.array(k("steps"), int)
         if steps.ndim != 1 or steps.size < 1 or np.any(steps < 0) or np.any(steps > 2**62):
             self.fail(k("steps"), "must be increasing snapshot steps starting at 0")
@@ -417,7 +489,8 @@ class _Checker:
                     xi=self.arrays[k("xi")],
                 )
             except PatchRoleError as exc:
-                raise PatchRoleError(f"{self.path}: {k('patch_role')}: {exc}") from None
+                why = precision_mismatch(self.arrays, s, roles) or f"{k('patch_role')}: {exc}"
+                raise PatchRoleError(f"{self.path}: {why}") from None
         if k("b") in self.arrays and k("b0") not in self.arrays:
             self.fail(k("b"), f"needs {k('b0')} (the bias's initial value)")
         if k("b0") in self.arrays:

@@ -348,15 +348,27 @@ class _Variants:
     """Loss and gradient of (W, X, y) under convention departures, computed
     on demand (:func:`refimpl.crosscheck.variants.variant_loss_gradient`)."""
 
+    SCALINGS = ("sum_inputs", "negated")
+
     def __init__(self, W, X, y):
         self.W, self.X, self.y = W, X, y
         n, P, d = X.shape
         self.Xf = X.reshape(n * P, d)
         self.zeros = None
+        self._cache = {}
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 (one small object per assertion)
     def get(self, chosen):
         """(loss, gradient (2, m, d)) with the departures in ``chosen``."""
+        key = tuple(c for c in chosen if c not in self.SCALINGS)
+        if key not in self._cache:
+            self._cache[key] = self._compute(key)
+        value, G = self._cache[key]
+        factor = (self.X.shape[0] if "sum_inputs" in chosen else 1) * (
+            -1 if "negated" in chosen else 1
+        )
+        return value * factor, G * factor
+
+    def _compute(self, chosen):
         n, P, _ = self.X.shape
         W = self.W[::-1] if "swapped" in chosen else self.W
         relu0 = 1.0 if "relu_prime_1" in chosen else 0.5 if "relu_prime_half" in chosen else 0.0
@@ -370,9 +382,7 @@ class _Variants:
         )
         self.zeros = zeros if self.zeros is None else self.zeros
         G = gW.reshape(W.shape)
-        G = G[::-1] if "swapped" in chosen else G
-        factor = (n if "sum_inputs" in chosen else 1) * (-1 if "negated" in chosen else 1)
-        return value * factor, G * factor
+        return value, G[::-1] if "swapped" in chosen else G
 
     def sets(self):
         """The departure sets worth trying, smallest first (ReLU'(0) only when

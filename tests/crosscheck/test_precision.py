@@ -176,3 +176,24 @@ def test_a_float64_file_is_judged_as_before(ref_path):
 def test_strict_precision_must_be_a_bool(ref_path):
     with pytest.raises(ConfigError, match="strict_precision must be True or False, got 'yes'"):
         cc.crosscheck(ref_path, strict_precision="yes")
+
+
+@needs_torch
+def test_the_float32_replays_are_budgeted(ref_path, tmp_path, monkeypatch):
+    """The two replays of the float32 arithmetic judgement are checked
+    against the work budget before they run; a file that agrees at storage
+    precision needs none."""
+    from refimpl import budget
+    from refimpl.crosscheck import replay_cost
+    from refimpl.errors import ResourceError
+    from refimpl.trajectory import load
+
+    path = str(tmp_path / "t32.npz")
+    save(path, torch_client.client_arrays(ref_path, dtype="float32", stages=["up"]))
+    one = replay_cost(load(path, require_coefficients=False).stage("up"))[1]
+    monkeypatch.setenv(budget.WORK_ENV, str(1.5 * one))  # the replay, not two more
+    with pytest.raises(ResourceError, match=r"the float32 judgement \(two replays; --strict"):
+        cc.crosscheck(path, explain=False)
+    assert cc.crosscheck(path, explain=False, strict_precision=True).status == 1
+    cast = cast_to_float32(ref_path, tmp_path / "f32.npz")
+    assert cc.crosscheck(cast, stages="up", explain=False).status == 0

@@ -17,6 +17,10 @@ Optional per-stage keys (all additive; the version stays 1):
 - ``s/b0`` (2, m) float and ``s/b`` (K, 2, m) float: a model with a bias per
   filter (not the model of docs/model.md §3), its initial value and its value
   at the snapshots; axis 0 index 0 is j = +1, as for ``W``. ``b`` needs ``b0``.
+- ``down/inherited_from`` (2, m_down) int: the upstream filter (same class)
+  each downstream filter was copied from, -1 for fresh ones (docs/model.md
+  §5.2; ``entry`` granularity: the filter's own index where any entry is
+  inherited). refimpl writes it; crosscheck checks the transfer with it.
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ def experiment_arrays(exp):
     for name, stage in exp.stages.items():
         arrays.update(stage_arrays(name, stage))
     arrays["down/inherited"] = exp.inherited
+    arrays["down/inherited_from"] = np.asarray(exp.source, dtype=np.int64)
     return arrays
 
 
@@ -340,13 +345,36 @@ def load(path, require_coefficients=True) -> Trajectory:
             raise TrajectoryError(
                 f"{path}: down/inherited has shape {inh.shape}; expected (2, {m}) or (2, {m}, {d})"
             )
+        _check_inherited_from(check, arrays, stages)
     return Trajectory(path, arrays, config, prov, stages, has_coef)
+
+
+def _check_inherited_from(check, arrays, stages):
+    """The optional ``down/inherited_from``: (2, m_down) int, each entry -1 or
+    an upstream filter index (below up's m when the file has ``up``)."""
+    key = "down/inherited_from"
+    if key not in arrays:
+        return
+    m = arrays["down/W0"].shape[1]
+    src = check.shaped(key, int, (2, m))
+    top = arrays["up/W0"].shape[1] if "up" in stages else None
+    if np.any(src < -1) or (top is not None and np.any(src >= top)):
+        upper = f"{top - 1}" if top is not None else "m_up - 1"
+        check.fail(
+            key, f"has values outside -1..{upper} (the upstream filter index, -1 for fresh ones)"
+        )
 
 
 def _known_key(key):
     """The keys format 1 defines (others are not read: a file may carry
     extra keys of its own, at no cost)."""
-    if key in ("format_version", "config_json", "provenance_json", "down/inherited"):
+    if key in (
+        "format_version",
+        "config_json",
+        "provenance_json",
+        "down/inherited",
+        "down/inherited_from",
+    ):
         return True
     stage, _, name = key.partition("/")
     return stage in STAGES and (name in STAGE_KEYS or name in OPTIONAL_KEYS)

@@ -9,9 +9,9 @@ one function of :mod:`refimpl.crosscheck`).
     python -m refimpl decompose RUN.npz [--out NEW.npz]
 
 Exit status of ``crosscheck``: 0 when every quantity agrees, 1 when any
-differs, 2 for unusable input (the error's one line, printed by
-:mod:`refimpl.cli`). A file of float32 numbers is judged at float32 precision
-unless ``--strict-precision``.
+differs or a consistency check of the file fails, 2 for unusable input (the
+error's one line, printed by :mod:`refimpl.cli`). A file of float32 numbers is
+judged at float32 precision unless ``--strict-precision``.
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ def register(subparsers):
         "its own inputs, or with REF.npz. Reports, per stage and quantity, the "
         "largest absolute and relative differences and the first step at which "
         "the tolerance is exceeded; on a difference, explain mode names the "
-        "smallest combination of convention variants that reproduces it. Exit "
-        "status 0 all agree, 1 any differs, 2 unusable input.",
+        "smallest combination of convention variants that reproduces it. The file is "
+        "first checked against itself (frozen filters, snapshot 0, the step-0 loss, the "
+        "transfer, ...). Exit status 0 all agree, 1 any differs or a check fails, 2 "
+        "unusable input.",
     )
     p.add_argument("theirs", metavar="THEIRS.npz")
     p.add_argument(

@@ -24,10 +24,12 @@ coefficients. This package
   :mod:`.jax_client` (JAX), each optional.
 
 Exit status of ``crosscheck`` (command line, :mod:`refimpl.cli.crosscheck`):
-0 when every quantity agrees, 1 when any differs, 2 for unusable input (one
-line naming the reason). A file whose weights are float32 numbers is judged
-at float32 precision (:func:`.explain.judge_at_float32`; precision is not a
-departure) unless ``strict_precision``.
+0 when every quantity agrees, 1 when any differs or a consistency check of
+the file itself fails (:mod:`.consistency`, before any replay), 2 for
+unusable input (one line naming the reason). A file whose weights are
+float32 numbers is judged at float32 precision
+(:func:`.explain.judge_at_float32`; precision is not a departure) unless
+``strict_precision``.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from .compare import (
     compare_runs,
     float32_valued,
 )
+from .consistency import Check, check_file
 from .explain import (
     FLOAT32_FACTOR,
     estimate_lr_scale,
@@ -89,6 +92,8 @@ __all__ = [
     "EPS32",
     "Row",
     "Report",
+    "Check",
+    "check_file",
     "compare_arrays",
     "compare_runs",
     "check_same_problem",
@@ -229,6 +234,9 @@ class Report:
     precision : dict of str to dict
         Per stage judged at float32 precision (a float32 file without
         ``strict_precision``), how (:func:`.explain.judge_at_float32`).
+    consistency : list of Check
+        The checks of the file itself, made before any replay
+        (:mod:`.consistency`); a failed one makes the status 1.
     """
 
     theirs: str
@@ -239,15 +247,21 @@ class Report:
     notes: list = field(default_factory=list)
     explanations: dict = field(default_factory=dict)
     precision: dict = field(default_factory=dict)
+    consistency: list = field(default_factory=list)
 
     @property
     def agree(self) -> bool:
         return all(r.ok for r in self.rows)
 
     @property
+    def consistent(self) -> bool:
+        """No consistency check of the file failed."""
+        return all(c.ok for c in self.consistency)
+
+    @property
     def status(self) -> int:
-        """Exit status: 0 all agree, 1 any differs."""
-        return 0 if self.agree else 1
+        """Exit status: 0 all agree and the file is consistent, 1 otherwise."""
+        return 0 if self.agree and self.consistent else 1
 
     def failed_stages(self):
         return [
@@ -269,6 +283,8 @@ class Report:
             "rows": [dict(asdict(r), ok=r.ok) for r in self.rows],
             "notes": self.notes,
             "explanations": self.explanations,
+            "consistent": self.consistent,
+            "consistency": [dict(asdict(c), verdict=c.verdict) for c in self.consistency],
         }
         if self.precision:
             out["precision"] = self.precision
@@ -282,6 +298,10 @@ class Report:
             f"tolerance: |a - b| > atol + rtol*|b| with rtol={self.rtol:g}, atol={atol}",
             "",
         ]
+        if self.consistency:
+            lines.append("consistency of the file (checked on the file alone, before any replay):")
+            lines.extend(c.line() for c in self.consistency)
+            lines.append("")
         lines.append(
             f"{'stage':8} {'quantity':10} {'max abs':>10} {'max rel':>10} {'compared':>8}  verdict"
         )
@@ -316,6 +336,9 @@ class Report:
         if self.agree and self.precision:
             how = "; ".join(f"{s}: {p['verdict']}" for s, p in self.precision.items())
             lines[-1] += f" (at float32 precision: {how})"
+        if not self.consistent:
+            failed = [f"{c.stage}/{c.name}" for c in self.consistency if not c.ok]
+            lines[-1] += "; the file is not consistent: " + ", ".join(failed)
         return "\n".join(lines)
 
 
@@ -542,6 +565,7 @@ def crosscheck(
     )
     _check_budgets(theirs, names, replay=ref is None, explain=explain, explain_steps=explain_steps)
     report = Report(str(theirs.path), reference, rtol, atol)
+    report.consistency = check_file(theirs, names, conv, replay=ref is None, rtol=rtol)
     if ref is not None:
         for s in sorted(set(theirs.stages) ^ set(ref.stages), key=STAGES.index):
             if not stages or s in stages:

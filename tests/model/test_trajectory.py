@@ -83,7 +83,7 @@ def test_documented_keys_and_shapes(saved):
     c = exp.config
     with np.load(path, allow_pickle=False) as npz:
         a = {k: npz[k] for k in npz.files}
-    assert set(a) == set(DOC_KEYS)
+    assert set(a) == set(DOC_KEYS) | {"down/inherited_from"}  # the optional key refimpl writes
     assert a["format_version"].shape == () and int(a["format_version"]) == 1
     assert json.loads(str(a["config_json"])) == c.to_dict()
     prov = json.loads(str(a["provenance_json"]))
@@ -137,6 +137,9 @@ def test_documented_keys_and_shapes(saved):
     assert inh.dtype == np.bool_
     assert inh.shape == ((2, c.m2, d) if c.granularity == "entry" else (2, c.m2))
     assert np.array_equal(inh, exp.inherited)
+    src = a["down/inherited_from"]
+    assert src.shape == (2, c.m2) and np.issubdtype(src.dtype, np.integer)
+    assert np.array_equal(src >= 0, inh.any(axis=2) if inh.ndim == 3 else inh)
 
 
 def test_load_round_trip(saved):
@@ -334,7 +337,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
 def test_experiment_arrays_keys():
     exp = run_experiment(tiny_config(steps_up=3, steps_down=2))
-    assert set(experiment_arrays(exp)) == set(DOC_KEYS)
+    assert set(experiment_arrays(exp)) == set(DOC_KEYS) | {"down/inherited_from"}
 
 
 def test_stage_view(good):

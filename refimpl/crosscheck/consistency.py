@@ -1,0 +1,793 @@
+"""Consistency checks on a trajectory file itself, before any replay.
+
+A file can contradict itself in ways no replay needs to find: filters marked
+frozen that move, a snapshot 0 that is not ``W0``, trainable filters (or a
+whole class) that never move although their first step is not zero, noise
+coefficients that stay zero while the signal ones grow, a loss at step 0
+that is not the loss of ``W0`` on the file's own inputs, and a downstream
+stage whose start is not the transfer (docs/model.md §5.2) of the upstream
+stage's last weights that the file and its ``config_json`` describe. Each
+check is one named :class:`Check`; :func:`check_file` runs them all and
+:func:`refimpl.crosscheck.crosscheck` reports them (a failed check makes the
+exit status 1).
+
+Precision. "Equal" means equal at the file's precision: a stage whose
+weights after step 0 are float32 numbers (or replayed under a float32
+convention) is compared with ``W0`` rounded to float32, and two filters are
+equal when ``|a - b| <= 4 eps |b|`` (normwise per filter, eps the unit
+roundoff of that precision). The transfer is checked at the report's rtol in
+a float64 file and at :data:`TRANSFER_RTOL32` in a float32 one (its ``up``
+stage drifts, by float32 rounding, from the run whose last weights
+``down/W0`` was copied from when each stage was trained from a reference
+file's inputs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from itertools import product
+
+import numpy as np
+from scipy.stats import chi2
+
+from ..config import n_inherited
+from ..errors import DivergenceError
+from ..train import train_stage
+from .coefficients import file_run
+from .compare import DEFAULT_RTOL, EPS32, float32_valued
+from .variants import Convention, variant_loss_gradient, variant_train
+
+__all__ = [
+    "CHECKS",
+    "Check",
+    "check_file",
+    "stage_checks",
+    "transfer_checks",
+    "TRANSFER_RTOL32",
+    "FRESH_TAIL",
+    "NOISE_FRACTION",
+]
+
+EPS64 = float(np.finfo(np.float64).eps)
+SAME = 4.0
+"""Two filters are equal at a precision eps when |a - b| <= SAME eps |b|."""
+TRANSFER_RTOL32 = 1e-3
+"""The transfer's tolerance in a float32 file (module docstring)."""
+FRESH_TAIL = 1e-6
+"""Two-sided tail probability of the chi test of the fresh filters' scale."""
+NOISE_FRACTION = 1e-3
+"""Noise coefficients count as zero below this fraction of those of
+refimpl's own first step from the file's W0."""
+SHOWN = 4
+"""Filters named in a line before "and N more"."""
+
+CHECKS = {
+    "frozen_static": "filters marked frozen (trainable False) never move",
+    "snapshot0": "snapshot 0 (W[0]) is W0 at the file's precision",
+    "trainable_moves": "every trainable filter whose first step is not zero moves",
+    "noise_coefficients": "noise coefficients are not all zero while signal ones grow",
+    "loss0": "the loss at step 0 is the loss of W0 on the file's inputs",
+    "transfer_sources": "inherited filters of down/W0 are (rescaled) copies of up/W[-1]",
+    "transfer_count": "round(alpha m_down) inherited filters per class",
+    "fresh_scale": "fresh filters of down/W0 have the scale sigma_0",
+    "inherited_mask": "down/inherited marks exactly the inherited filters",
+}
+"""The named checks and what each asserts."""
+
+
+@dataclass
+class Check:
+    """One consistency check of one stage.
+
+    Attributes
+    ----------
+    stage : str
+    name : str
+        A key of :data:`CHECKS`.
+    ok : bool
+    note : str
+        What was found (on failure: what is wrong and its likely cause), or
+        why the check was not made.
+    skipped : bool
+        The check could not be made (``note`` says why); not a failure.
+    """
+
+    stage: str
+    name: str
+    ok: bool = True
+    note: str = ""
+    skipped: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "not checked" if self.skipped else "ok" if self.ok else "FAILED"
+
+    def line(self) -> str:
+        """The report's line."""
+        return f"{self.stage:8} {self.name:19} {self.verdict}: {self.note}"
+
+
+def check_file(traj, stages=None, conv=None, replay=True, rtol=DEFAULT_RTOL):
+    """Every consistency check of a loaded trajectory file.
+
+    Parameters
+    ----------
+    traj : refimpl.trajectory.Trajectory
+    stages : sequence of str, optional
+        The stages checked (default all); the transfer is checked when
+        ``down`` is among them.
+    conv : Convention, optional
+        The conventions the file is replayed under (the network whose step-0
+        loss and first step are meant); None: refimpl's.
+    replay : bool
+        False when the file is compared with a reference file: the step-0
+        loss is then not checked against refimpl's network.
+    rtol : float
+        The report's tolerance (the step-0 loss, the transfer).
+
+    Returns
+    -------
+    list of Check
+    """
+    stages = traj.stages if stages is None else [s for s in traj.stages if s in stages]
+    checks = []
+    for s in stages:
+        checks += stage_checks(traj.stage(s), conv, replay, rtol)
+        if s == "down":
+            checks += transfer_checks(traj, rtol)
+    return checks
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def _rel(a, b):
+    """Normwise relative distance |a - b| / |b| over the last axis (0/0 = 0,
+    x/0 = inf)."""
+    a, b = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    num = np.linalg.norm(a - b, axis=-1)
+    den = np.linalg.norm(b, axis=-1)
+    out = np.where(num == 0, 0.0, np.inf)
+    return np.divide(num, den, out=out, where=den > 0)
+
+
+def _name(j, r):
+    return f"({'+1' if j == 0 else '-1'}, {r})"
+
+
+def _names(positions):
+    """'(+1, 0), (-1, 2)' for a list of (j, r), at most SHOWN of them."""
+    shown = ", ".join(_name(j, r) for j, r in positions[:SHOWN])
+    more = len(positions) - SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _eps(view, conv):
+    """The unit roundoff of the stage's precision (module docstring)."""
+    W = view.W[1:] if len(view.W) > 1 else view.W
+    f32 = float32_valued(W) or (conv is not None and conv.dtype == "float32")
+    return EPS32 if f32 else EPS64
+
+
+def _at_precision(a, eps):
+    a = np.asarray(a, np.float64)
+    return a.astype(np.float32).astype(np.float64) if eps == EPS32 else a
+
+
+def _precision(eps):
+    return "float32" if eps == EPS32 else "float64"
+
+
+def _grad_convention(view, conv):
+    """The network whose gradient is meant: the replay's, with the file's
+    bias when it stores ``s/b0``."""
+    conv = Convention() if conv is None else conv
+    return replace(conv, dtype="float64", bias=conv.bias or view.b0 is not None)
+
+
+def _flat(view):
+    X = view.f64("X")
+    n, P, d = X.shape
+    return X.reshape(n * P, d), view.f64("y"), n, P
+
+
+# ---------------------------------------------------------------------------
+# the checks of one stage
+# ---------------------------------------------------------------------------
+
+
+def stage_checks(view, conv=None, replay=True, rtol=DEFAULT_RTOL):
+    """The consistency checks of one stage (:data:`CHECKS` but the transfer).
+
+    Parameters
+    ----------
+    view : refimpl.trajectory.StageView
+    conv, replay, rtol
+        As in :func:`check_file`.
+
+    Returns
+    -------
+    list of Check
+    """
+    view.roles()  # refuses undeterminable inputs, naming them
+    eps = _eps(view, conv)
+    W, W0 = view.f64("W"), view.f64("W0")
+    W0p = _at_precision(W0, eps)
+    checks = [
+        _frozen(view, W, W0p, eps),
+        _snapshot0(view, W, W0, W0p, eps, conv),
+        _trainable(view, W, W0p, eps, conv),
+        _noise(view),
+    ]
+    if replay:
+        checks.append(_loss0(view, eps, conv, rtol))
+    else:
+        checks.append(
+            Check(
+                view.name,
+                "loss0",
+                skipped=True,
+                note="compared with a reference file, not with refimpl's network",
+            )
+        )
+    return checks
+
+
+def _frozen(view, W, W0p, eps):
+    s = view.name
+    frozen = ~np.asarray(view.trainable, bool)
+    if not frozen.any():
+        return Check(s, "frozen_static", note="no filter is frozen")
+    move = _rel(W, W0p[None]).max(axis=0)  # (2, m): the largest move of each filter
+    moved = frozen & (move > SAME * eps)
+    if not moved.any():
+        return Check(s, "frozen_static", note=f"the {int(frozen.sum())} frozen filters stay at W0")
+    where = [tuple(p) for p in np.argwhere(moved)]
+    worst = float(move[moved].max())
+    T = view.T
+    decay = (1.0 - float(view.eta) * float(view.weight_decay)) ** view.steps
+    by_decay = _rel(W[:, moved], decay[:, None, None] * W0p[None][:, moved]).max()
+    cause = (
+        "as weight decay alone would move them (s_t W0): the optimizer's weight decay "
+        "reaches the frozen filters (give the optimizer only the trainable ones)"
+        if float(view.weight_decay) and by_decay <= 1e-3 * worst
+        else "a gradient or update reaches them (is the trainable mask applied?)"
+    )
+    return Check(
+        s,
+        "frozen_static",
+        ok=False,
+        note=f"{int(moved.sum())} of {int(frozen.sum())} filters marked frozen move, by up to "
+        f"{worst:.3g} of their norm over steps 0..{T} ({_names(where)}): {cause}",
+    )
+
+
+def _snapshot0(view, W, W0, W0p, eps, conv):
+    s = view.name
+    gap = _rel(W[0], W0p)
+    if gap.max() <= SAME * eps:
+        return Check(s, "snapshot0", note=f"equal at {_precision(eps)} precision")
+    worst = float(gap.max())
+    cause = "the file's W0 is not the start of its run"
+    if float(_rel(W[0], W0p[::-1]).max()) <= SAME * eps:
+        cause = "it is W0 with its classes swapped: axis 0 index 0 must be class j = +1 in both"
+    elif view.T >= 1:
+        gconv = _grad_convention(view, conv)
+        b0 = view.b0 if gconv.bias else None
+        args = (view.f64("X"), view.f64("y"), float(view.eta), float(view.weight_decay))
+        W1 = variant_train(W0, *args, view.trainable, 1, [0, 1], gconv, b0).W[1]
+        if float(_rel(W[0], W1).max()) <= 1e-3 * worst:
+            cause = (
+                "it is the weights after the first step: the snapshots are taken after the "
+                "step instead of before (snapshot k must hold the weights of step steps[k])"
+            )
+    return Check(
+        s,
+        "snapshot0",
+        ok=False,
+        note=f"W[0] differs from W0 by up to {worst:.3g} of a filter's norm "
+        f"(at {_precision(eps)} precision they must be equal): {cause}",
+    )
+
+
+def _trainable(view, W, W0p, eps, conv):
+    s = view.name
+    if len(view.steps) < 2:
+        return Check(s, "trainable_moves", skipped=True, note="the file has one snapshot")
+    trainable = np.asarray(view.trainable, bool)
+    gconv = _grad_convention(view, conv)
+    Xf, y, n, P = _flat(view)
+    W0 = view.f64("W0")
+    two, m, d = W0.shape
+    b = None if not gconv.bias else np.asarray(view.b0, np.float64).reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = variant_loss_gradient(W0.reshape(2 * m, d), b, Xf, y, n, P, gconv)[1]
+    step = gconv.lr_scale * float(view.eta) * (g.reshape(2, m, d) + float(view.weight_decay) * W0)
+    expected = trainable & (_rel(W0 + step, W0) > 2 * SAME * eps)
+    static = _rel(W[1:], W0p[None]).max(axis=0) <= SAME * eps
+    still = expected & static
+    if not still.any():
+        return Check(
+            s,
+            "trainable_moves",
+            note=f"the {int(expected.sum())} trainable filters whose first step is not zero move",
+        )
+    classes = ["+1" if j == 0 else "-1" for j in range(2) if expected[j].any() and still[j].all()]
+    what = (
+        f"no trainable filter of class {' nor '.join(classes)} ever moves: is the class "
+        "detached from the loss?"
+        if classes
+        else "is their gradient detached or masked?"
+    )
+    return Check(
+        s,
+        "trainable_moves",
+        ok=False,
+        note=f"{int(still.sum())} filters marked trainable never move over steps 0..{view.T} "
+        f"although their first step is not zero ({_names([tuple(p) for p in np.argwhere(still)])})"
+        f": {what}",
+    )
+
+
+def _noise(view):
+    s = view.name
+    if view.T < 1:
+        return Check(s, "noise_coefficients", skipped=True, note="the run has no step")
+    run, note = file_run(view)
+    if "rho_bar" not in run:
+        return Check(s, "noise_coefficients", skipped=True, note=note)
+    try:
+        one = train_stage(
+            view.f64("W0"),
+            view.task(),
+            float(view.eta),
+            1,
+            weight_decay=float(view.weight_decay),
+            trainable=view.trainable,
+            snapshots=[0, 1],
+        )
+    except DivergenceError:
+        return Check(s, "noise_coefficients", skipped=True, note="refimpl's first step diverges")
+    ref_noise = max(np.abs(one.rho_bar[1]).max(), np.abs(one.rho_under[1]).max())
+    ref_signal = float(np.abs(one.gamma[1]).max(initial=0.0))
+    noise = max(np.abs(run["rho_bar"]).max(), np.abs(run["rho_under"]).max())
+    signal = float(np.abs(run["gamma"]).max(initial=0.0))
+    if ref_noise == 0:
+        return Check(
+            s, "noise_coefficients", skipped=True, note="refimpl's first step memorises no noise"
+        )
+    if noise > NOISE_FRACTION * ref_noise or signal <= NOISE_FRACTION * ref_signal:
+        return Check(s, "noise_coefficients", note=f"max |rho| = {noise:.3g} ({note})")
+    return Check(
+        s,
+        "noise_coefficients",
+        ok=False,
+        note=f"the noise coefficients stay zero (max |rho_bar|, |rho_under| = {noise:.3g}, "
+        f"{note}) while the signal ones grow (max |gamma| = {signal:.3g}); refimpl's first "
+        f"step alone from the file's W0 gives max |rho| = {ref_noise:.3g}: the noise patches "
+        "do not reach the gradient (a detached noise patch?)",
+    )
+
+
+def _losses(view, conv):
+    """The step-0 loss of W0 under ``conv`` and the candidates that may explain
+    a different one: {label: loss}, the replay's network first."""
+    Xf, y, n, P = _flat(view)
+    W0 = view.f64("W0")
+    two, m, d = W0.shape
+    lam = float(view.weight_decay)
+    relu = {False: np.maximum(W0.reshape(2 * m, d) @ Xf.T, 0)}
+    if view.b0 is not None:
+        b = np.asarray(view.b0, np.float64).reshape(-1, 1)
+        relu[True] = np.maximum(W0.reshape(2 * m, d) @ Xf.T + b, 0)
+    conv = Convention() if conv is None else conv
+    out = {}
+    options = product(
+        (conv.filter_sum, not conv.filter_sum),
+        (conv.patch_mean, not conv.patch_mean),
+        (conv.bias and view.b0 is not None, not conv.bias and view.b0 is not None),
+        (conv.loss_with_decay, not conv.loss_with_decay and lam > 0),
+        (False, True),
+    )
+    for fs, pm, bias, decay, swap in dict.fromkeys(options):
+        sums = relu[bias].reshape(2, m, n, P).sum(axis=(1, 3))
+        F = sums * ((1.0 if fs else 1.0 / m) * (1.0 / P if pm else 1.0))
+        z = y * ((F[1] - F[0]) if swap else (F[0] - F[1]))
+        loss = float(np.mean(np.logaddexp(0.0, -z)))
+        loss += 0.5 * lam * float(np.sum(W0**2)) if decay else 0.0
+        c = Convention(filter_sum=fs, patch_mean=pm, bias=bias, loss_with_decay=decay)
+        label = c.label() + (" with the classes swapped" if swap else "")
+        out.setdefault(label, (loss, c, swap))
+    return out
+
+
+def _loss0(view, eps, conv, rtol):
+    s = view.name
+    theirs = float(view.loss[0])
+    losses = _losses(view, conv)
+    label, (mine, _, _) = next(iter(losses.items()))
+    tol = max(rtol, 64 * eps) * max(abs(mine), 1.0)
+    network = "refimpl's network" if conv is None else f"the replay's network ({conv.label()})"
+    if abs(theirs - mine) <= tol:
+        return Check(s, "loss0", note=f"loss[0] = {theirs:.10g}, W0's under {network}")
+    found = [
+        (lab, c, swap)
+        for lab, (value, c, swap) in losses.items()
+        if abs(theirs - value) <= tol and lab != label
+    ]
+    head = (
+        f"the file's loss at step 0 ({theirs:.10g}) is not the loss of W0 on the file's inputs "
+        f"under {network} ({mine:.10g}): a different network function at step 0"
+    )
+    if found:
+        _, c, swap = found[0]
+        if swap:
+            under = f" under {c.label()}" if c.names() else ""
+            what = (f"{c.describe(view.b0 is not None)}; " if c.names() else "") + (
+                "axis 0 index 0 must be class j = +1"
+            )
+            under += " with the classes swapped"
+        else:
+            under = f" under {c.label()}" if c.names() else " under refimpl's network"
+            what = c.describe(view.b0 is not None)
+        note = f"{head}; it is W0's loss{under} ({what})"
+        return Check(s, "loss0", ok=False, note=note)
+    tried = "filter_sum, patch_mean, the class order" + (
+        ", the decay term" if float(view.weight_decay) else ""
+    )
+    if view.b0 is not None:
+        cause = f"none of {tried} and the file's bias s/b0 explains it: another loss or model"
+    else:
+        cause = (
+            f"none of {tried} explains it; likely a bias (a default nn.Conv1d or nn.Linear has "
+            f"one): store {s}/b0, its initial value, in the file (and {s}/b at the snapshots), "
+            "then explain mode and --convention bias use it; else another loss or model"
+        )
+    return Check(s, "loss0", ok=False, note=f"{head}; {cause}")
+
+
+# ---------------------------------------------------------------------------
+# the transfer (docs/model.md §5.2)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Transfer:
+    """What the transfer checks read from a file."""
+
+    W_up: np.ndarray  # (2, m_1, d): c-less up/W[-1]
+    up: object  # the up StageView
+    W0: np.ndarray  # (2, m_2, d): down/W0
+    mask: np.ndarray  # down/inherited
+    declared: np.ndarray | None  # down/inherited_from or None
+    config: dict
+    c: float
+    c_note: str
+    tol: float
+    copies: np.ndarray  # (2, m_2) int: the same-class upstream filter each copies, -1 none
+    other: np.ndarray  # (2, m_2) int: a filter of the other class it copies, -1 none
+    trainable: np.ndarray
+
+    @property
+    def sources(self):
+        """The layout checked: the file's own record, else the copies found."""
+        return self.copies if self.declared is None else self.declared
+
+    @property
+    def how(self):
+        return (
+            "from down/inherited_from"
+            if self.declared is not None
+            else "by matching down/W0 to up/W[-1] (the file has no down/inherited_from)"
+        )
+
+
+def transfer_checks(traj, rtol=DEFAULT_RTOL):
+    """The checks of the transfer from ``up`` to ``down`` (docs/model.md §5.2).
+
+    ``down/W0`` is checked against ``up/W[-1]``: the inherited filters (from
+    ``down/inherited_from``, else found by matching) are c x their sources
+    (c = ``rescale_inherited``), no fresh filter is a copy, the number of
+    copies per class is round(alpha m_down), the fresh filters have the scale
+    sigma_0 (a chi test) and ``down/inherited`` marks exactly the copies.
+
+    Returns
+    -------
+    list of Check
+        Empty when the file has no ``down`` stage.
+    """
+    if "down" not in traj.stages:
+        return []
+    if "up" not in traj.stages:
+        return [
+            Check(
+                "down",
+                "transfer_sources",
+                skipped=True,
+                note="the file has no up stage: the transfer cannot be checked",
+            )
+        ]
+    t = _transfer(traj, rtol)
+    if t.mask.ndim == 3:
+        return _entry_checks(t)
+    return [_sources(t), _count(t), _fresh(t), _mask(t)]
+
+
+def _config_number(config, key, lo=None, hi=None):
+    """config[key] as a float, or a reason it is not usable (str)."""
+    value = config.get(key)
+    if value is None:
+        return f"config_json has no {key}"
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (lo is not None and value < lo) or (hi is not None and value > hi):
+        return f"config_json's {key} is {value!r}, not a usable number"
+    return float(value)
+
+
+def _transfer(traj, rtol):
+    up, down = traj.stage("up"), traj.stage("down")
+    config = traj.config if isinstance(traj.config, dict) else {}
+    c = _config_number(config, "rescale_inherited")
+    c_note = "" if isinstance(c, float) else f" ({c}: c = 1 assumed)"
+    c = c if isinstance(c, float) else 1.0
+    f32 = _eps(up, None) == EPS32 or _eps(down, None) == EPS32
+    tol = TRANSFER_RTOL32 if f32 else max(rtol, SAME * EPS64)
+    W_up, W0 = up.f64("W")[-1], down.f64("W0")
+    copies, other = _match(W0, c * W_up, tol)
+    declared = traj.arrays.get("down/inherited_from")
+    return _Transfer(
+        W_up=W_up,
+        up=up,
+        W0=W0,
+        mask=np.asarray(traj["down/inherited"], bool),
+        declared=None if declared is None else np.asarray(declared, np.int64),
+        config=config,
+        c=c,
+        c_note=c_note,
+        tol=tol,
+        copies=copies,
+        other=other,
+        trainable=np.asarray(down.trainable, bool),
+    )
+
+
+def _match(W0, sources, tol):
+    """For each filter of W0 the same-class source it equals (within ``tol``
+    relative), and one of the other class; -1 for none."""
+    two, m2, d = W0.shape
+    copies, other = np.full((2, m2), -1), np.full((2, m2), -1)
+    if sources.shape[1] == 0:
+        return copies, other
+    for j in range(2):
+        for r in range(m2):
+            gaps = _rel(W0[j, r], sources)  # (2, m_1)
+            for k, out in ((j, copies), (1 - j, other)):
+                best = int(np.argmin(gaps[k]))
+                if gaps[k, best] <= tol:
+                    out[j, r] = best
+    return copies, other
+
+
+def _diagnose(t, j, r, src):
+    """Why inherited filter (j, r) is not c x up/W[-1] filter (j, src)."""
+    w = t.W0[j, r]
+    if t.copies[j, r] >= 0:
+        return (
+            f"{_name(j, r)} copies upstream filter {_name(j, t.copies[j, r])}, "
+            f"not its recorded source {_name(j, src)}"
+        )
+    if t.other[j, r] >= 0:
+        return f"{_name(j, r)} copies {_name(1 - j, t.other[j, r])} of the other class"
+    up = t.W_up[j, src]
+    k = float(w @ up / (up @ up)) if up @ up > 0 else 0.0
+    if k != 0 and _rel(w, k * up) <= t.tol:
+        if abs(k - 1) <= t.tol:
+            return f"{_name(j, r)} is its source without the rescale c = {t.c:g}"
+        return (
+            f"{_name(j, r)} is {k:.6g} x its source {_name(j, src)}, not c = {t.c:g} x "
+            f"(rescale_inherited{t.c_note})"
+        )
+    W_up = t.up.f64("W")
+    for k, step in enumerate(t.up.steps[:-1]):
+        if _rel(w, t.c * W_up[k, j, src]) <= t.tol:
+            return f"{_name(j, r)} copies its source at step {int(step)}, not the last"
+    gap = float(_rel(w, t.c * t.W_up[j, src]))
+    return f"{_name(j, r)} differs from c x its source {_name(j, src)} by {gap:.3g} relative"
+
+
+def _sources(t):
+    src, bad = t.sources, []
+    for j, r in np.argwhere(src >= 0):
+        s = int(src[j, r])
+        if t.declared is not None and _rel(t.W0[j, r], t.c * t.W_up[j, s]) > t.tol:
+            bad.append(_diagnose(t, j, r, s))
+    for j, r in np.argwhere(src < 0):
+        if t.copies[j, r] >= 0 or t.other[j, r] >= 0:
+            k, s = (j, t.copies[j, r]) if t.copies[j, r] >= 0 else (1 - j, t.other[j, r])
+            what = " is recorded fresh (-1) but" if t.declared is not None else ""
+            bad.append(
+                f"{_name(j, r)}{what} copies upstream {_name(k, s)}"
+                + (" of the other class (the class must be kept)" if k != j else "")
+            )
+    for j in range(2):
+        used, counts = np.unique(src[j][src[j] >= 0], return_counts=True)
+        bad += [
+            f"upstream {_name(j, u)} is copied {n} times"
+            for u, n in zip(used, counts, strict=True)
+            if n > 1
+        ]
+    head = f"the sources {t.how}; c = {t.c:g}{t.c_note}, within {t.tol:.3g} relative"
+    if not bad:
+        return Check(
+            "down",
+            "transfer_sources",
+            note=f"{int((src >= 0).sum())} inherited filters are c x their sources in up/W[-1], "
+            f"no fresh filter copies one ({head})",
+        )
+    more = f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
+    return Check(
+        "down", "transfer_sources", ok=False, note=f"{'; '.join(bad[:SHOWN])}{more} ({head})"
+    )
+
+
+def _per_class(counts):
+    return f"{int(counts[0])} (class +1), {int(counts[1])} (class -1)"
+
+
+def _count(t):
+    m1, m2 = t.W_up.shape[1], t.W0.shape[1]
+    alpha = _config_number(t.config, "alpha", 0.0, 1.0)
+    actual = (t.copies >= 0).sum(axis=1)
+    if isinstance(alpha, str):
+        return Check(
+            "down",
+            "transfer_count",
+            skipped=True,
+            note=f"{alpha}; down/W0 holds {_per_class(actual)} copies of up/W[-1]'s filters",
+        )
+    k = n_inherited(alpha, m2)
+    m_cfg = t.config.get("m_down") if t.config.get("m_down") is not None else t.config.get("m")
+    width = (
+        f"; config_json says m_down = {m_cfg}, down/W0 has {m2} filters per class"
+        if m_cfg is not None and m_cfg != m2
+        else ""
+    )
+    rule = f"config alpha = {alpha:g} and m_down = {m2} give round(alpha m_down) = {k} per class"
+    bad = []
+    if np.any(actual != k):
+        bad.append(f"down/W0 holds {_per_class(actual)} copies of up/W[-1]'s filters")
+    if t.declared is not None and np.any((t.declared >= 0).sum(axis=1) != k):
+        bad.append(f"down/inherited_from records {_per_class((t.declared >= 0).sum(axis=1))}")
+    if k > m1:
+        bad.append(f"up has only {m1} filters per class")
+    if bad or width:
+        which = " (all: alpha = 1)" if np.all(actual == m2) and k != m2 else ""
+        note = f"{rule}; {'; '.join(bad)}{which}{width}"
+        return Check("down", "transfer_count", ok=False, note=note)
+    return Check("down", "transfer_count", note=f"{rule}, as down/W0 holds")
+
+
+def _chi_bounds(count):
+    """The ratio sigma_hat / sigma_0 allowed for ``count`` N(0, sigma_0^2)
+    entries (two-sided tail FRESH_TAIL)."""
+    lo, hi = chi2.ppf(FRESH_TAIL / 2, count), chi2.isf(FRESH_TAIL / 2, count)
+    return math.sqrt(lo / count), math.sqrt(hi / count)
+
+
+def _scale_check(values, sigma0, what):
+    """A Check note and verdict for entries ``values`` ~ N(0, sigma_0^2)."""
+    count = values.size
+    if count == 0:
+        return True, f"no {what}"
+    ratio = math.sqrt(float(np.sum(values**2)) / count) / sigma0
+    lo, hi = _chi_bounds(count)
+    note = (
+        f"{what}: sigma = {ratio * sigma0:.4g} from {count} entries; config sigma_0 = "
+        f"{sigma0:.4g} allows [{lo * sigma0:.4g}, {hi * sigma0:.4g}] (chi distribution with "
+        f"{count} degrees of freedom, two-sided tail {FRESH_TAIL:g})"
+    )
+    return lo <= ratio <= hi, note
+
+
+def _fresh(t):
+    sigma0 = _config_number(t.config, "sigma_0", 0.0)
+    if isinstance(sigma0, str) or sigma0 <= 0:
+        note = sigma0 if isinstance(sigma0, str) else "config_json's sigma_0 is not positive"
+        return Check("down", "fresh_scale", skipped=True, note=note)
+    fresh = t.sources < 0
+    ok, note = _scale_check(t.W0[fresh], sigma0, "fresh filters")
+    d = t.W0.shape[2]
+    tail = FRESH_TAIL / max(int(fresh.sum()), 1)
+    lo, hi = math.sqrt(chi2.ppf(tail / 2, d) / d), math.sqrt(chi2.isf(tail / 2, d) / d)
+    each = np.linalg.norm(t.W0, axis=-1) / (sigma0 * math.sqrt(d))
+    odd = [tuple(p) for p in np.argwhere(fresh & ((each < lo) | (each > hi)))]
+    if odd:
+        ok = False
+        note += (
+            f"; filters {_names(odd)} alone fall outside [{lo * sigma0:.4g}, {hi * sigma0:.4g}] "
+            f"(chi with {d} degrees of freedom, tail {tail:.2g} each)"
+        )
+    return Check("down", "fresh_scale", ok=ok, note=note)
+
+
+def _mask(t):
+    inherited = t.sources >= 0
+    marked = t.mask
+    bad = []
+    if np.any(marked != inherited):
+        wrong_in = [tuple(p) for p in np.argwhere(marked & ~inherited)]
+        wrong_out = [tuple(p) for p in np.argwhere(~marked & inherited)]
+        bad.append(
+            f"down/inherited marks {_per_class(marked.sum(axis=1))} filters, the sources "
+            f"{t.how} give {_per_class(inherited.sum(axis=1))}"
+            + (f"; marked but fresh: {_names(wrong_in)}" if wrong_in else "")
+            + (f"; inherited but not marked: {_names(wrong_out)}" if wrong_out else "")
+        )
+    freeze = t.config.get("freeze_inherited")
+    if isinstance(freeze, bool):
+        expected = ~marked if freeze else np.ones_like(marked)
+        if np.any(t.trainable != expected):
+            rule = "exactly the marked filters" if freeze else "no filter"
+            flag = str(freeze).lower()
+            bad.append(f"freeze_inherited = {flag} freezes {rule}, down/trainable does not")
+    if bad:
+        return Check("down", "inherited_mask", ok=False, note="; ".join(bad))
+    return Check(
+        "down",
+        "inherited_mask",
+        note=f"down/inherited marks the {int(marked.sum())} inherited filters",
+    )
+
+
+def _entry_checks(t):
+    """The transfer with ``entry`` granularity: every entry of W is inherited
+    in place with probability alpha (docs/model.md §5.2)."""
+    if t.W_up.shape != t.W0.shape:
+        return [
+            Check(
+                "down",
+                "transfer_sources",
+                ok=False,
+                note=f"entry granularity needs up and down of one width: up/W has "
+                f"{t.W_up.shape[1]} filters per class, down/W0 {t.W0.shape[1]}",
+            )
+        ]
+    scale = np.abs(t.c * t.W_up).max(axis=-1, keepdims=True)
+    gap = np.abs(t.W0 - t.c * t.W_up)
+    mask = t.mask
+    wrong = int((mask & (gap > t.tol * scale)).sum())
+    exact = int((~mask & (gap <= SAME * EPS64 * scale)).sum())
+    src = np.where(mask.any(axis=2), np.arange(mask.shape[1])[None, :], -1)
+    recorded = t.declared is None or np.array_equal(t.declared, src)
+    ok = wrong == 0 and exact == 0 and recorded
+    note = (
+        f"{wrong} marked entries differ from c x up/W[-1] (c = {t.c:g}{t.c_note}, within "
+        f"{t.tol:.3g} of the filter's scale), {exact} unmarked entries equal it"
+        + ("" if recorded else "; down/inherited_from is not each filter's own index")
+    )
+    checks = [Check("down", "transfer_sources", ok=ok, note=note)]
+    alpha = _config_number(t.config, "alpha", 0.0, 1.0)
+    if isinstance(alpha, str):
+        checks.append(Check("down", "transfer_count", skipped=True, note=alpha))
+    else:
+        N, k = mask.size, int(mask.sum())
+        slack = 6 * math.sqrt(N * alpha * (1 - alpha)) + 1
+        checks.append(
+            Check(
+                "down",
+                "transfer_count",
+                ok=abs(k - N * alpha) <= slack,
+                note=f"{k} of {N} entries inherited; config alpha = {alpha:g} expects "
+                f"{N * alpha:.1f} +- {slack:.1f} (6 binomial standard deviations + 1)",
+            )
+        )
+    sigma0 = _config_number(t.config, "sigma_0", 0.0)
+    if isinstance(sigma0, str) or sigma0 <= 0:
+        checks.append(Check("down", "fresh_scale", skipped=True, note=str(sigma0)))
+    else:
+        ok, note = _scale_check(t.W0[~mask], sigma0, "fresh entries")
+        checks.append(Check("down", "fresh_scale", ok=ok, note=note))
+    return checks

@@ -1,0 +1,201 @@
+"""Consistency checks on a trajectory file itself (refimpl.crosscheck.consistency):
+each mistake is built the way a user makes it, in a small PyTorch training
+loop with one switch, and must get its named line in the report and in
+--json. The transfer checks: tests/crosscheck/test_transfer_check.py."""
+
+import json
+
+import numpy as np
+import pytest
+
+from refimpl import crosscheck as cc
+from refimpl.cli import main
+from refimpl.config import Config
+from refimpl.trajectory import save
+from refimpl.transfer import run_experiment
+
+torch = pytest.importorskip("torch")
+
+CONFIG = Config(
+    d=30,
+    m=3,
+    n_up=10,
+    n_down=8,
+    steps_up=40,
+    steps_down=40,
+    snapshots=5,
+    weight_decay_up=0.0,
+    weight_decay=0.01,
+    freeze_inherited=True,
+    alpha=0.5,
+    sigma_0=0.1,
+    eta=1.0,
+    u_norm=3.0,
+    flip_down=0.1,
+    n_test=100,
+    seed=3,
+)
+NAMES = ["frozen_static", "snapshot0", "trainable_moves", "noise_coefficients", "loss0"]
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory):
+    path = tmp_path_factory.mktemp("consistency") / "ref.npz"
+    save(path, run_experiment(CONFIG))
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def train(ref, s, frozen="mask", snapshot_after=False, detach_class=None, noise=True, **model):
+    """The README's PyTorch loop for stage ``s`` of ``ref``, with one switch:
+    ``frozen`` "mask" (frozen filters out of the update), "decay" (their
+    gradient masked by a hook, SGD's weight decay still on them) or "train";
+    ``snapshot_after`` (W recorded after the step); ``detach_class`` (0 or 1:
+    that class's filters detached from the loss); ``noise`` False (the noise
+    patch's pre-activations detached); ``bias`` (a bias of 0.05 per filter,
+    not stored); ``swap`` (f = F_{-1} - F_{+1})."""
+    X, y = torch.tensor(ref[f"{s}/X"]), torch.tensor(ref[f"{s}/y"])
+    W = torch.nn.Parameter(torch.tensor(ref[f"{s}/W0"]))
+    keep = torch.tensor(ref[f"{s}/trainable"], dtype=torch.float64)[..., None]
+    lam = float(ref[f"{s}/weight_decay"])
+    if frozen == "mask":  # w <- w - eta (grad + lambda w) on the trainable filters only
+        W.register_hook(lambda g: (g + lam * W.detach()) * keep)
+    elif frozen == "decay":  # the gradient masked, SGD's weight decay on every filter
+        W.register_hook(lambda g: g * keep)
+    opt = torch.optim.SGD(
+        [W], lr=float(ref[f"{s}/eta"]), weight_decay=0 if frozen == "mask" else lam
+    )
+    is_noise = torch.tensor(np.all(ref[f"{s}/X"] == ref[f"{s}/xi"][:, None, :], axis=2))
+    steps = [int(t) for t in ref[f"{s}/steps"]]
+    m, snaps, losses = W.shape[1], [], []
+    for t in range(steps[-1] + 1):
+        if t in steps and not snapshot_after:
+            snaps.append(W.detach().numpy().copy())
+        Wc = W
+        if detach_class == 0:
+            Wc = torch.stack([W[0].detach(), W[1]])
+        elif detach_class == 1:
+            Wc = torch.stack([W[0], W[1].detach()])
+        pre = torch.einsum("jrd,ipd->jrip", Wc, X)
+        if not noise:
+            pre = torch.where(is_noise, torch.einsum("jrd,ipd->jrip", Wc.detach(), X), pre)
+        if model.get("bias"):
+            pre = pre + 0.05
+        F = torch.relu(pre).sum(dim=(1, 3)) / m
+        f = F[1] - F[0] if model.get("swap") else F[0] - F[1]
+        loss = torch.nn.functional.softplus(-y * f).mean()
+        losses.append(loss.item())
+        if t < steps[-1]:
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if t in steps and snapshot_after:
+            snaps.append(W.detach().numpy().copy())
+    out = {k: ref[k] for k in ("format_version", "config_json", "provenance_json")}
+    for k in ("X", "y", "y_clean", "xi", "signals", "W0", "eta", "weight_decay"):
+        out[f"{s}/{k}"] = ref[f"{s}/{k}"]
+    out[f"{s}/trainable"], out[f"{s}/steps"] = ref[f"{s}/trainable"], ref[f"{s}/steps"]
+    out[f"{s}/W"], out[f"{s}/loss"] = np.stack(snaps), np.array(losses)
+    if s == "down":
+        out["down/inherited"] = ref["down/inherited"]
+    return out
+
+
+def checks_of(arrays, tmp_path, **kwargs):
+    path = tmp_path / "mine.npz"
+    save(path, arrays)
+    report = cc.crosscheck(path, explain=False, **kwargs)
+    return report, {(c.stage, c.name): c for c in report.consistency}
+
+
+def test_a_correct_loop_passes_every_check(ref, tmp_path):
+    for s in ("up", "down"):
+        report, checks = checks_of(train(ref, s), tmp_path)
+        assert [c.name for c in report.consistency][:5] == NAMES
+        assert report.consistent and report.status == 0, report.format()
+        assert all(checks[(s, name)].ok and not checks[(s, name)].skipped for name in NAMES)
+    transfer = checks[("down", "transfer_sources")]  # a file of down alone
+    assert transfer.skipped and "no up stage" in transfer.note
+
+
+def test_frozen_filters_moved_by_sgd_weight_decay(ref, tmp_path):
+    report, checks = checks_of(train(ref, "down", frozen="decay"), tmp_path)
+    c = checks[("down", "frozen_static")]
+    assert not c.ok and report.status == 1
+    assert "4 of 4 filters marked frozen move" in c.note  # alpha m_down = 2 per class
+    assert "weight decay" in c.note and "give the optimizer only the trainable" in c.note
+    assert "down/frozen_static" in report.format().splitlines()[-1]
+
+
+def test_frozen_filters_trained(ref, tmp_path):
+    _, checks = checks_of(train(ref, "down", frozen="train"), tmp_path)
+    c = checks[("down", "frozen_static")]
+    assert not c.ok and "is the trainable mask applied?" in c.note
+
+
+def test_snapshot_taken_after_the_step(ref, tmp_path):
+    report, checks = checks_of(train(ref, "up", snapshot_after=True), tmp_path)
+    c = checks[("up", "snapshot0")]
+    assert not c.ok and "taken after the step instead of before" in c.note
+    assert checks[("up", "loss0")].ok  # the loss is recorded before the step: it agrees
+
+
+def test_a_detached_class_never_moves(ref, tmp_path):
+    _, checks = checks_of(train(ref, "up", detach_class=1), tmp_path)
+    c = checks[("up", "trainable_moves")]
+    assert not c.ok
+    assert "no trainable filter of class -1 ever moves" in c.note
+    assert "3 filters marked trainable never move" in c.note
+
+
+def test_a_detached_noise_patch_memorises_nothing(ref, tmp_path):
+    _, checks = checks_of(train(ref, "up", noise=False), tmp_path)
+    c = checks[("up", "noise_coefficients")]
+    assert not c.ok and "a detached noise patch?" in c.note
+    assert checks[("up", "trainable_moves")].ok
+
+
+def test_a_bias_without_b0_is_a_different_network_at_step_0(ref, tmp_path):
+    report, checks = checks_of(train(ref, "up", bias=True), tmp_path)
+    c = checks[("up", "loss0")]
+    assert not c.ok
+    assert "a different network function at step 0" in c.note
+    assert "store up/b0" in c.note
+
+
+def test_swapped_classes_named_at_step_0(ref, tmp_path):
+    _, checks = checks_of(train(ref, "up", swap=True), tmp_path)
+    c = checks[("up", "loss0")]
+    assert not c.ok and "with the classes swapped" in c.note
+
+
+def test_loss0_is_not_checked_against_a_reference_file(ref, tmp_path):
+    mine = tmp_path / "mine.npz"
+    save(mine, train(ref, "up", bias=True))
+    report = cc.crosscheck(mine, mine, explain=False)
+    c = {x.name: x for x in report.consistency}["loss0"]
+    assert c.skipped and c.ok and "reference file" in c.note
+
+
+def test_each_check_is_a_named_line_and_in_json(ref, tmp_path, capsys):
+    mine, out = tmp_path / "mine.npz", tmp_path / "report.json"
+    save(mine, train(ref, "down", frozen="decay"))
+    status = main(["crosscheck", str(mine), "--no-explain", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert status == 1
+    for name in NAMES:
+        assert any(line.startswith(f"down     {name}") for line in text.splitlines()), name
+    doc = json.loads(out.read_text())
+    assert doc["consistent"] is False
+    got = {(c["stage"], c["name"]): c["verdict"] for c in doc["consistency"]}
+    assert got[("down", "frozen_static")] == "FAILED"
+    assert got[("down", "snapshot0")] == "ok"
+
+
+def test_float32_loop_is_consistent(ref, tmp_path):
+    arrays = train(ref, "up")
+    arrays["up/W"] = arrays["up/W"].astype(np.float32)
+    _, checks = checks_of(arrays, tmp_path)
+    assert (
+        checks[("up", "snapshot0")].ok and "float32 precision" in checks[("up", "snapshot0")].note
+    )

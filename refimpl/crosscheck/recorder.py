@@ -128,8 +128,8 @@ class Recorder:
         ``X``, ``y``, ``y_clean``, ``xi``, ``signals`` (or ``task``, a
         :class:`~refimpl.data.Task`) and ``eta``; optional ``weight_decay``
         (0), ``trainable`` (all True), ``W0`` (default: the first snapshot),
-        ``patch_role``, ``b0``, ``inherited`` (stage ``down``) and
-        ``config`` (a dict or JSON text). Tensors are accepted everywhere.
+        ``patch_role``, ``b0``, ``inherited`` and ``inherited_from`` (stage
+        ``down``) and ``config`` (a dict or JSON text). Tensors are accepted everywhere.
     path : str or PathLike, optional
         The file to write (checked before anything is recorded); None keeps
         the run in memory only (:attr:`arrays`, :attr:`trajectory`).
@@ -332,7 +332,9 @@ def _stage_inputs(ref, stage):
     """(stage, inputs without the stage prefix, config JSON, top-level extras)."""
     if isinstance(ref, Experiment):
         stage = _pick_stage(stage, tuple(ref.stages), "the Experiment")
-        extra = {"down/inherited": ref.inherited} if stage == "down" else {}
+        extra = {}
+        if stage == "down":
+            extra = {"down/inherited": ref.inherited, "down/inherited_from": ref.source}
         return stage, _from_stage(stage, ref.stages[stage]), ref.config.to_json(), extra
     if isinstance(ref, Stage):
         stage = stage or "up"
@@ -375,7 +377,7 @@ def _from_stage(name, stage):
 def _by_hand(given, stage):
     """The inputs of a stage given by hand (see :class:`Recorder`)."""
     stage = stage or "up"
-    known = set(INPUTS + OPTIONAL_INPUTS) | {"task", "inherited", "config"}
+    known = set(INPUTS + OPTIONAL_INPUTS) | {"task", "inherited", "inherited_from", "config"}
     unknown = sorted(str(k) for k in given if k not in known)
     if unknown:
         raise ConfigError(
@@ -400,5 +402,7 @@ def _by_hand(given, stage):
         if "inherited" not in given:
             raise ConfigError("Recorder: stage 'down' needs 'inherited' (2, m) bool in the inputs")
         extra["down/inherited"] = as_array(given["inherited"])
+        if "inherited_from" in given:
+            extra["down/inherited_from"] = as_array(given["inherited_from"])
     config = given.get("config", {})
     return stage, inputs, config if isinstance(config, str) else json.dumps(config), extra

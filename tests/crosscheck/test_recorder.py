@@ -89,6 +89,7 @@ def test_torch_loop_frozen_down_stage_from_the_experiment(exp, tmp_path):
     traj = load(tmp_path / "down.npz", require_coefficients=False)
     assert traj.stage("down").steps.tolist() == [0, 7, 14, 21, 28, 30]  # the last step kept
     assert np.array_equal(traj["down/inherited"], exp.inherited)
+    assert np.array_equal(traj["down/inherited_from"], exp.source)  # the transfer is checked
     assert cc.crosscheck(tmp_path / "down.npz").status == 0
 
 

@@ -59,8 +59,9 @@ def client_arrays(
         "provenance_json": np.str_(json.dumps(prov)),
     }
     stages = list(stages or ref.stages)
-    if "down/inherited" in ref.arrays and "down" in stages:
-        out["down/inherited"] = ref["down/inherited"]
+    for key in ("down/inherited", "down/inherited_from"):  # the transfer's layout
+        if key in ref.arrays and "down" in stages:
+            out[key] = ref[key]
     for s in stages:
         v = ref.stage(s)
         for key in INPUT_KEYS + ("steps", "patch_role"):

@@ -12,13 +12,14 @@ import sys
 
 import numpy as np
 import pytest
+from crosscheck_common import needs_jax, needs_torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import dyadic_problems, gaussian_problems, tiny_config
 
 from refimpl import naive
 from refimpl.config import Config
-from refimpl.crosscheck import jax_client, torch_client
+from refimpl.crosscheck import jax_client
 from refimpl.errors import ConfigError
 from refimpl.network import forward
 from refimpl.testing import (
@@ -36,8 +37,6 @@ from refimpl.trajectory import load, save
 from refimpl.transfer import run_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-needs_torch = pytest.mark.skipif(not torch_client.available(), reason=torch_client.INSTALL_HINT)
-needs_jax = pytest.mark.skipif(not jax_client.available(), reason=jax_client.INSTALL_HINT)
 
 # a small hand-made problem (Gaussian, no exact zeros) and a mask with frozen filters
 RNG = np.random.default_rng(7)

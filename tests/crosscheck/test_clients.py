@@ -12,38 +12,17 @@ import sys
 
 import numpy as np
 import pytest
+from crosscheck_common import CONFIG, needs_jax, needs_torch
 
 from refimpl import crosscheck as cc
 from refimpl.cli import main
-from refimpl.config import Config
 from refimpl.crosscheck import jax_client, torch_client
 from refimpl.trajectory import COEFFICIENT_KEYS, load, save
 from refimpl.transfer import run_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project
 
-CONFIG = Config(
-    d=30,
-    m=3,
-    n_up=10,
-    n_down=8,
-    steps_up=60,
-    steps_down=60,
-    snapshots=5,
-    weight_decay_up=0.005,
-    weight_decay=0.01,
-    freeze_inherited=True,
-    alpha=0.5,
-    sigma_0=0.1,
-    eta=1.0,
-    u_norm=3.0,
-    flip_down=0.1,
-    n_test=100,
-    seed=1,
-)
 
-needs_torch = pytest.mark.skipif(not torch_client.available(), reason=torch_client.INSTALL_HINT)
-needs_jax = pytest.mark.skipif(not jax_client.available(), reason=jax_client.INSTALL_HINT)
 CLIENTS = [
     pytest.param(torch_client, marks=needs_torch, id="torch"),
     pytest.param(jax_client, marks=needs_jax, id="jax"),

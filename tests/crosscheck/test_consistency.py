@@ -7,34 +7,16 @@ import json
 
 import numpy as np
 import pytest
+from crosscheck_common import small_config
 
 from refimpl import crosscheck as cc
 from refimpl.cli import main
-from refimpl.config import Config
 from refimpl.trajectory import save
 from refimpl.transfer import run_experiment
 
 torch = pytest.importorskip("torch")
 
-CONFIG = Config(
-    d=30,
-    m=3,
-    n_up=10,
-    n_down=8,
-    steps_up=40,
-    steps_down=40,
-    snapshots=5,
-    weight_decay_up=0.0,
-    weight_decay=0.01,
-    freeze_inherited=True,
-    alpha=0.5,
-    sigma_0=0.1,
-    eta=1.0,
-    u_norm=3.0,
-    flip_down=0.1,
-    n_test=100,
-    seed=3,
-)
+CONFIG = small_config(steps_up=40, steps_down=40, weight_decay_up=0.0, seed=3)
 NAMES = ["frozen_static", "snapshot0", "trainable_moves", "noise_coefficients", "loss0"]
 
 

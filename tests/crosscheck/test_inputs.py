@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from crosscheck_common import small_config
 
 from refimpl import crosscheck as cc
 from refimpl.cli import main
@@ -21,25 +22,7 @@ from refimpl.trajectory import OPTIONAL_KEYS, STAGE_KEYS, load, save
 from refimpl.transfer import run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = Config(
-    d=30,
-    m=3,
-    n_up=10,
-    n_down=8,
-    steps_up=20,
-    steps_down=20,
-    snapshots=3,
-    weight_decay_up=0.005,
-    weight_decay=0.01,
-    freeze_inherited=True,
-    alpha=0.5,
-    sigma_0=0.1,
-    eta=1.0,
-    u_norm=3.0,
-    flip_down=0.1,
-    n_test=100,
-    seed=3,
-)
+CONFIG = small_config(steps_up=20, steps_down=20, snapshots=3, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,15 @@ import json
 
 import numpy as np
 import pytest
+from crosscheck_common import needs_jax, needs_torch
 from strategies import structured_task, tiny_config
 
 from refimpl import crosscheck as cc
 from refimpl import naive
-from refimpl.crosscheck import Recorder, jax_client, run_arrays, torch_client
+from refimpl.crosscheck import Recorder, jax_client, run_arrays
 from refimpl.errors import ConfigError, TrajectoryError, UsageError
 from refimpl.trajectory import experiment_arrays, load, save
 from refimpl.transfer import run_experiment
-
-needs_torch = pytest.mark.skipif(not torch_client.available(), reason=torch_client.INSTALL_HINT)
-needs_jax = pytest.mark.skipif(not jax_client.available(), reason=jax_client.INSTALL_HINT)
 
 CONFIG = tiny_config(weight_decay_up=0.01, weight_decay=0.02, freeze_inherited=True, steps_up=25)
 

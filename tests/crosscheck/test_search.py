@@ -5,36 +5,16 @@ order, s/patch_role, inputs whose roles cannot be determined)."""
 
 import numpy as np
 import pytest
+from crosscheck_common import CONFIG
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import permuted_problems
 
 from refimpl import crosscheck as cc
 from refimpl.cli import main
-from refimpl.config import Config
 from refimpl.errors import PatchRoleError, TrajectoryError, UsageError
 from refimpl.trajectory import COEFFICIENT_KEYS, load, save
 from refimpl.transfer import run_experiment
-
-CONFIG = Config(
-    d=30,
-    m=3,
-    n_up=10,
-    n_down=8,
-    steps_up=60,
-    steps_down=60,
-    snapshots=5,
-    weight_decay_up=0.005,
-    weight_decay=0.01,
-    freeze_inherited=True,
-    alpha=0.5,
-    sigma_0=0.1,
-    eta=1.0,
-    u_norm=3.0,
-    flip_down=0.1,
-    n_test=100,
-    seed=1,
-)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+from crosscheck_common import SMALL_RUN
 
 from refimpl import crosscheck as cc
 from refimpl.cli import main
@@ -20,25 +21,7 @@ from refimpl.train import train_stage
 from refimpl.trajectory import load, save
 from refimpl.transfer import run_experiment
 
-BASE = dict(
-    d=30,
-    m=3,
-    n_up=10,
-    n_down=8,
-    steps_up=40,
-    steps_down=40,
-    snapshots=5,
-    weight_decay_up=0.005,
-    weight_decay=0.01,
-    freeze_inherited=True,
-    alpha=0.5,
-    sigma_0=0.1,
-    eta=1.0,
-    u_norm=3.0,
-    flip_down=0.1,
-    n_test=100,
-    seed=7,
-)
+BASE = {**SMALL_RUN, "steps_up": 40, "steps_down": 40, "seed": 7}
 TRANSFER = ["transfer_sources", "transfer_count", "fresh_scale", "inherited_mask"]
 
 

@@ -14,7 +14,7 @@ import warnings
 
 from ..budget import MEMORY_ENV, WORK_ENV, parse_size, work_budget
 from ..errors import RefimplError
-from ..lab.sweep import SCHEDULER_ENV, SCHEDULER_TIMEOUT_ENV, set_cluster_environment
+from ..lab.cluster import SCHEDULER_ENV, SCHEDULER_TIMEOUT_ENV, set_cluster_environment
 from . import crosscheck, phase, plot, realdata, run, validate
 from .args import Parser, add_budget_arguments
 

@@ -8,7 +8,7 @@ import argparse
 from ..budget import parse_size, parse_work
 from ..config import DEFAULT, Config, expand_shorthands, parse_assignment, read_json_object
 from ..errors import RefimplError
-from ..lab.sweep import SCHEDULER_TIMEOUT
+from ..lab.cluster import SCHEDULER_TIMEOUT
 
 __all__ = [
     "Parser",
@@ -123,7 +123,7 @@ def add_claim_arguments(p, default_out):
 def add_scheduler_argument(p):
     """``--scheduler ADDRESS`` (run the sweeps on a dask.distributed cluster)
     and ``--scheduler-timeout SECONDS``; both are checked, with their
-    environment variables, by :func:`refimpl.lab.sweep.set_cluster_environment`."""
+    environment variables, by :func:`refimpl.lab.cluster.set_cluster_environment`."""
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",

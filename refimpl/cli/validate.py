@@ -7,8 +7,8 @@ import sys
 
 from .. import claims
 from ..errors import RefimplError
+from ..lab.cluster import cluster_environment, connect_scheduler
 from ..lab.report import exit_status
-from ..lab.sweep import cluster_environment, connect_scheduler
 from .args import Parser, add_claim_arguments
 
 __all__ = ["register", "claim_main"]

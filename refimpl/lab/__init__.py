@@ -1,7 +1,9 @@
 """The lab: what every experiment shares. A change here changes every report.
 
 - :mod:`~refimpl.lab.sweep`: the sweep runner and its cache (resume after a
-  kill; local workers or a dask.distributed cluster);
+  kill; local workers);
+- :mod:`~refimpl.lab.cluster`: sweeps on a dask.distributed cluster (the
+  scheduler address and timeout checked, a bounded connection);
 - :mod:`~refimpl.lab.seeds`: the one seeding scheme;
 - :mod:`~refimpl.lab.measures`: the built-in measures of a sweep;
 - :mod:`~refimpl.lab.stats`: the shared statistics and the one significance level;

@@ -14,6 +14,7 @@ pytest.importorskip("distributed", reason="the cluster extra (dask.distributed) 
 pytestmark = pytest.mark.slow
 
 from refimpl.config import Config  # noqa: E402
+from refimpl.lab import cluster as CL  # noqa: E402
 from refimpl.lab import sweep as S  # noqa: E402
 
 TINY = Config(
@@ -115,7 +116,7 @@ def test_results_that_arrived_are_kept_when_the_client_stops(cluster, tmp_path):
                 str(cache / key[:2] / f"{key}.json"),
             )
         )
-    runs = S._execute_on_cluster(calls, cluster)
+    runs = CL._execute_on_cluster(calls, cluster)
     next(runs)  # one result arrives, then the client stops
     runs.close()
     resumed = S.run_sweep(grid, replicates=1, cache=cache, progress=False)

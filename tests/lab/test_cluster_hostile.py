@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from refimpl.cli import main
 from refimpl.cli.validate import claim_main
 from refimpl.errors import UsageError
+from refimpl.lab import cluster as CL
 from refimpl.lab import sweep as S
 
 HANG_GUARD = 120  # seconds: a subprocess still running then has hung
@@ -79,7 +80,7 @@ BAD_ADDRESSES = [
 def cli(capsys, monkeypatch, tmp_path):
     """Run ``python -m refimpl`` in this process with a clean cluster
     environment and ``--out`` in tmp_path; returns (status, stdout, stderr)."""
-    for name in (S.SCHEDULER_ENV, S.SCHEDULER_TIMEOUT_ENV):
+    for name in (CL.SCHEDULER_ENV, CL.SCHEDULER_TIMEOUT_ENV):
         monkeypatch.delenv(name, raising=False)
 
     def call(args, env=None):
@@ -122,19 +123,19 @@ def test_a_bad_address_is_one_line_naming_it_and_the_accepted_forms(
 def test_a_bad_address_in_the_environment_is_one_line_naming_the_variable(
     command, address, cli, tmp_path
 ):
-    code, out, err = cli(SUBCOMMANDS[command], env={S.SCHEDULER_ENV: address})
+    code, out, err = cli(SUBCOMMANDS[command], env={CL.SCHEDULER_ENV: address})
     line = _one_line_error(code, err)
-    assert f"{S.SCHEDULER_ENV} {address!r}" in line and FORMS in line
+    assert f"{CL.SCHEDULER_ENV} {address!r}" in line and FORMS in line
     assert not (tmp_path / "out").exists(), "refused before any work"
 
 
 def test_a_bad_address_under_a_claim_script_is_one_line_and_no_report(
     monkeypatch, tmp_path, capsys
 ):
-    monkeypatch.setenv(S.SCHEDULER_ENV, "nonsense")
+    monkeypatch.setenv(CL.SCHEDULER_ENV, "nonsense")
     assert claim_main("coefficients", ["--quick", "--out", str(tmp_path)]) == 2
     line = _one_line_error(2, capsys.readouterr().err)
-    assert f"{S.SCHEDULER_ENV} 'nonsense'" in line
+    assert f"{CL.SCHEDULER_ENV} 'nonsense'" in line
     assert not (tmp_path / "REPORT.md").exists()
 
 
@@ -164,25 +165,25 @@ def test_a_bad_timeout_is_one_line_naming_the_option(command, value, cli, tmp_pa
 
 @needs_dask
 def test_a_bad_timeout_in_the_environment_is_named_when_a_scheduler_is_used(cli):
-    env = {S.SCHEDULER_TIMEOUT_ENV: "soon"}
+    env = {CL.SCHEDULER_TIMEOUT_ENV: "soon"}
     code, out, err = cli([*SUBCOMMANDS["phase"], "--scheduler", "tcp://127.0.0.1:9"], env=env)
-    assert f"{S.SCHEDULER_TIMEOUT_ENV} 'soon'" in _one_line_error(code, err)
+    assert f"{CL.SCHEDULER_TIMEOUT_ENV} 'soon'" in _one_line_error(code, err)
 
 
 def test_an_empty_environment_variable_means_local_workers(monkeypatch):
-    monkeypatch.setenv(S.SCHEDULER_ENV, "")
-    monkeypatch.setenv(S.SCHEDULER_TIMEOUT_ENV, "not read without a scheduler")
-    assert S.cluster_settings() == (None, S.SCHEDULER_TIMEOUT)
+    monkeypatch.setenv(CL.SCHEDULER_ENV, "")
+    monkeypatch.setenv(CL.SCHEDULER_TIMEOUT_ENV, "not read without a scheduler")
+    assert CL.cluster_settings() == (None, CL.SCHEDULER_TIMEOUT)
 
 
 def test_the_python_api_names_its_parameters():
     with pytest.raises(UsageError, match="scheduler 'nonsense'"):
         S.run_sweep([], scheduler="nonsense", progress=False)
     with pytest.raises(UsageError, match="scheduler_timeout 'x'"):
-        S.cluster_settings(None, "x")
+        CL.cluster_settings(None, "x")
     for value in (True, None.__class__, [1], float("nan"), 10**400):
         with pytest.raises(UsageError, match="scheduler_timeout"):
-            S.check_scheduler_timeout(value)
+            CL.check_scheduler_timeout(value)
 
 
 _SCHEMES = st.sampled_from(["", "tcp://", "tls://", "ws://", "wss://", "http://", "inproc://"])
@@ -200,7 +201,7 @@ _ADDRESSES = st.one_of(
 @given(_ADDRESSES)
 def test_any_address_is_accepted_as_given_or_refused_in_one_line(address):
     try:
-        assert S.check_scheduler(address, "--scheduler") == address
+        assert CL.check_scheduler(address, "--scheduler") == address
     except UsageError as exc:
         message = str(exc)
         assert "\n" not in message and "--scheduler" in message
@@ -276,7 +277,7 @@ def test_the_handshake_is_bounded_in_the_library_too():
 
     def connect():
         try:
-            S.connect_scheduler(address, timeout=0.5)
+            CL.connect_scheduler(address, timeout=0.5)
         except UsageError as exc:
             box.append(exc)
 
@@ -366,7 +367,7 @@ def lonely_scheduler(tmp_path_factory):
 def test_a_scheduler_without_workers_is_one_line_after_the_timeout(
     command, lonely_scheduler, tmp_path
 ):
-    env = {S.SCHEDULER_ENV: lonely_scheduler, S.SCHEDULER_TIMEOUT_ENV: "2"}
+    env = {CL.SCHEDULER_ENV: lonely_scheduler, CL.SCHEDULER_TIMEOUT_ENV: "2"}
     code, out, err = _run_cli([*SUBCOMMANDS[command], "--out", str(tmp_path)], env=env)
     line = _one_line_error(code, err)
     assert f"no workers joined the dask scheduler at {lonely_scheduler} within 2 s" in line
@@ -405,7 +406,7 @@ def test_a_cluster_lost_mid_sweep_is_one_line(lost, tmp_path):
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-        S.SCHEDULER_TIMEOUT_ENV: "2",
+        CL.SCHEDULER_TIMEOUT_ENV: "2",
     }
     scheduler, address = _start_scheduler(tmp_path, env)
     procs = [scheduler, _start_worker(address, tmp_path, env)]

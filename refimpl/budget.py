@@ -85,27 +85,25 @@ def parse_size(text):
     """Bytes from ``"123"``, ``"1.5G"``, ``"512M"`` ...; ResourceError if unreadable."""
     t = str(text).strip().upper().removesuffix("B").removesuffix("I")
     unit = t[-1:] if t[-1:] in _UNITS and t[-1:] != "" else ""
-    try:
-        value = float(t[: len(t) - len(unit)]) * _UNITS[unit]
-    except ValueError:
-        raise ResourceError(
-            f"cannot read the size {text!r} (expected e.g. 8G, 512M or bytes)"
-        ) from None
-    if not math.isfinite(value) or value <= 0:
-        raise ResourceError(f"a budget must be a positive size, got {text!r}")
-    return value
+    number = t[: len(t) - len(unit)]
+    expected = "the size", "e.g. 8G, 512M or bytes", "size"
+    return _positive(number, text, *expected, scale=_UNITS[unit])
 
 
 def parse_work(text):
     """Multiply-adds from ``"1e14"``; ResourceError if not a positive finite number."""
+    return _positive(str(text).strip(), text, "the number", "multiply-adds, e.g. 1e14", "number")
+
+
+def _positive(number, text, what, expected, kind, scale=1):
+    """``number`` times ``scale`` as a positive finite float; ResourceError
+    naming ``text`` (what the user gave) otherwise."""
     try:
-        value = float(str(text).strip())
+        value = float(number) * scale
     except ValueError:
-        raise ResourceError(
-            f"cannot read the number {text!r} (expected multiply-adds, e.g. 1e14)"
-        ) from None
+        raise ResourceError(f"cannot read {what} {text!r} (expected {expected})") from None
     if not math.isfinite(value) or value <= 0:
-        raise ResourceError(f"a budget must be a positive number, got {text!r}")
+        raise ResourceError(f"a budget must be a positive {kind}, got {text!r}")
     return value
 
 

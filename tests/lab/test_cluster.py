@@ -3,15 +3,14 @@
 that arrived is kept when the client stops early. Skipped without the
 ``cluster`` extra."""
 
-import json
-import subprocess
-import sys
-import time
+import os
 
 import pytest
 
 pytest.importorskip("distributed", reason="the cluster extra (dask.distributed) is not installed")
 pytestmark = pytest.mark.slow
+
+from cluster_processes import end_processes, start_scheduler, start_worker  # noqa: E402
 
 from refimpl.config import Config  # noqa: E402
 from refimpl.lab import cluster as CL  # noqa: E402
@@ -25,66 +24,17 @@ TINY = Config(
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dask")
-    file = folder / "scheduler.json"
-    mod = "distributed.cli"
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                f"{mod}.dask_scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(file),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=folder,
-        )
-    ]
+    env = dict(os.environ)
+    scheduler, address = start_scheduler(folder, env)
+    procs = [scheduler] + [start_worker(address, folder, env) for _ in range(2)]
     try:
-        deadline = time.monotonic() + 60
-        while not file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(file.read_text())["address"]
-        for _ in range(2):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        f"{mod}.dask_worker",
-                        address,
-                        "--nworkers",
-                        "1",
-                        "--nthreads",
-                        "1",
-                        "--no-dashboard",
-                        "--local-directory",
-                        str(folder),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    cwd=folder,
-                )
-            )
         from distributed import Client
 
         with Client(address, timeout="30s") as client:
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        end_processes(procs)
 
 
 def test_cluster_sweep_gives_the_local_numbers(cluster, tmp_path):

@@ -10,7 +10,6 @@ and the joblib workers of a killed sweep end at once, busy or idle.
 The tests that talk to dask skip without the ``cluster`` extra; every wait on
 a process or a thread has a hang guard."""
 
-import json
 import os
 import select
 import signal
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster_processes import end_processes, start_scheduler, start_worker
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -288,78 +288,15 @@ def test_the_handshake_is_bounded_in_the_library_too():
     assert box and "handshake" in str(box[0])
 
 
-# ----------------------------------------------------------------------
-# real schedulers (subprocesses, as in test_cluster.py)
-def _start_scheduler(folder, env):
-    file = folder / "scheduler.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=folder,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + HANG_GUARD
-    while not file.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "no scheduler started"
-        time.sleep(0.2)
-    time.sleep(0.2)  # the file is written whole
-    return proc, json.loads(file.read_text())["address"]
-
-
-def _start_worker(address, folder, env):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_worker",
-            address,
-            "--nworkers",
-            "1",
-            "--nthreads",
-            "1",
-            "--no-dashboard",
-            "--local-directory",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=folder,
-        env=env,
-        start_new_session=True,
-    )
-
-
-def _end(procs):
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def lonely_scheduler(tmp_path_factory):
     """A live scheduler no worker ever joins."""
     pytest.importorskip("distributed", reason=EXTRA)
-    proc, address = _start_scheduler(tmp_path_factory.mktemp("lonely"), dict(os.environ))
+    proc, address = start_scheduler(tmp_path_factory.mktemp("lonely"), dict(os.environ))
     try:
         yield address
     finally:
-        _end([proc])
+        end_processes([proc])
 
 
 @pytest.mark.slow
@@ -408,8 +345,8 @@ def test_a_cluster_lost_mid_sweep_is_one_line(lost, tmp_path):
         "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
         CL.SCHEDULER_TIMEOUT_ENV: "2",
     }
-    scheduler, address = _start_scheduler(tmp_path, env)
-    procs = [scheduler, _start_worker(address, tmp_path, env)]
+    scheduler, address = start_scheduler(tmp_path, env)
+    procs = [scheduler, start_worker(address, tmp_path, env)]
     flag = tmp_path / "started"
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT, str(flag), address],
@@ -425,10 +362,10 @@ def test_a_cluster_lost_mid_sweep_is_one_line(lost, tmp_path):
             assert client.poll() is None, client.communicate()
             assert time.monotonic() < deadline, "the item never started"
             time.sleep(0.1)
-        _end([procs[1] if lost == "worker" else procs[0]])
+        end_processes([procs[1] if lost == "worker" else procs[0]])
         out, err = client.communicate(timeout=HANG_GUARD)
     finally:
-        _end(procs)
+        end_processes(procs)
     assert "Traceback" not in err, err
     expected = "no worker joined" if lost == "worker" else "lost the dask scheduler"
     assert expected in out and address in out, out

@@ -5,8 +5,9 @@ level and inside functions): the model <- lab and crosscheck <- claims <- cli.
 - ``refimpl.lab`` and ``refimpl.crosscheck`` import the model and
   themselves, never each other;
 - ``refimpl.claims`` imports those; ``refimpl.cli`` imports everything;
-- ``refimpl.testing`` (the testing API) is on top, like the package itself:
-  it imports anything, nothing in the package imports it;
+- ``refimpl.testing`` (the testing API, a package: its ``__init__`` and every
+  ``refimpl.testing.*`` module) is on top, like the package itself: it
+  imports anything, nothing else in the package imports it;
 - nothing in the package imports ``refimpl.naive``, the numpy twin that the
   tests use as an oracle.
 """
@@ -27,8 +28,10 @@ def room(module):
         return "top"  # refimpl/__init__.py re-exports the public API
     if parts[1] in ("lab", "crosscheck", "claims", "cli"):
         return parts[1]
-    if parts[1] in ("__main__", "testing"):
-        return "top"  # refimpl.testing: the testing API, for users' test suites
+    if parts[1] == "testing":
+        return "top"  # refimpl.testing and refimpl.testing.*: the testing API, for users' suites
+    if parts[1] == "__main__":
+        return "top"
     return "model"
 
 
@@ -122,3 +125,24 @@ def test_the_checker_sees_violations():
         )
         == []
     )
+
+
+def test_the_checker_keeps_the_testing_package_on_top():
+    """refimpl.testing is a package: the checker sees each of its modules, all
+    on top (they import anything), and flags the rest of refimpl importing any
+    of them, however the import is written."""
+    testing = {module_name(p) for p in SOURCES if (PACKAGE / "testing") in p.parents}
+    assert {"refimpl.testing", "refimpl.testing.assertions", "refimpl.testing.strategies"} <= (
+        testing
+    )
+    assert {room(name) for name in testing} == {"top"}
+    assert room("refimpl.lab.testing") == "lab" and room("refimpl.testing_x") == "model"
+    source = "from ..cli import main\nfrom ..lab.sweep import run_sweep\nfrom . import strategies\n"
+    assert violations(source, "refimpl.testing.assertions") == []
+    assert violations("from . import testing\n", "refimpl.train") == ["refimpl.testing"]
+    assert violations("from ..testing.strategies import problems\n", "refimpl.lab.x") == [
+        "refimpl.testing.strategies"
+    ]
+    assert violations("import refimpl.testing.assertions\n", "refimpl.cli.x") == [
+        "refimpl.testing.assertions"
+    ]

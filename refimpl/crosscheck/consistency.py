@@ -42,6 +42,8 @@ __all__ = [
     "check_file",
     "stage_checks",
     "NOISE_FRACTION",
+    "step0_losses",
+    "loss0_check",
 ]
 
 EPS64 = float(np.finfo(np.float64).eps)
@@ -366,9 +368,12 @@ def _noise(view):
     )
 
 
-def _losses(view, conv):
-    """The step-0 loss of W0 under ``conv`` and the candidates that may explain
-    a different one: {label: loss}, the replay's network first."""
+def step0_losses(view, conv=None):
+    """The step-0 loss of W0 under ``conv`` and under every structural
+    departure that may explain a different one (filter_sum, patch_mean, the
+    file's bias s/b0, the penalty in the loss, the class order):
+    {label: (loss, Convention)}, the replay's network first. Explain mode
+    keeps only the departures whose step-0 loss is the file's."""
     Xf, y, n, P = _flat(view)
     W0 = view.f64("W0")
     two, m, d = W0.shape
@@ -384,7 +389,7 @@ def _losses(view, conv):
         (conv.patch_mean, not conv.patch_mean),
         (conv.bias and view.b0 is not None, not conv.bias and view.b0 is not None),
         (conv.loss_with_decay, not conv.loss_with_decay and lam > 0),
-        (False, True),
+        (conv.swap_classes, not conv.swap_classes),
     )
     for fs, pm, bias, decay, swap in dict.fromkeys(options):
         sums = relu[bias].reshape(2, m, n, P).sum(axis=(1, 3))
@@ -392,32 +397,36 @@ def _losses(view, conv):
         z = y * ((F[1] - F[0]) if swap else (F[0] - F[1]))
         loss = float(np.mean(np.logaddexp(0.0, -z)))
         loss += 0.5 * lam * float(np.sum(W0**2)) if decay else 0.0
-        c = Convention(filter_sum=fs, patch_mean=pm, bias=bias, loss_with_decay=decay)
-        label = c.label() + (" with the classes swapped" if swap else "")
-        out.setdefault(label, (loss, c, swap))
+        c = Convention(
+            filter_sum=fs, patch_mean=pm, bias=bias, loss_with_decay=decay, swap_classes=swap
+        )
+        out.setdefault(c.label(), (loss, c))
     return out
+
+
+def loss0_check(view, rtol=DEFAULT_RTOL):
+    """The ``loss0`` check of a stage against refimpl's network (module
+    docstring): its note names a different network function at step 0."""
+    return _loss0(view, _eps(view, None), None, rtol)
 
 
 def _loss0(view, eps, conv, rtol):
     s = view.name
     theirs = float(view.loss[0])
-    losses = _losses(view, conv)
-    label, (mine, _, _) = next(iter(losses.items()))
+    losses = step0_losses(view, conv)
+    label, (mine, _) = next(iter(losses.items()))
     tol = max(rtol, 64 * eps) * max(abs(mine), 1.0)
     network = "refimpl's network" if conv is None else f"the replay's network ({conv.label()})"
     if abs(theirs - mine) <= tol:
         return Check(s, "loss0", note=f"loss[0] = {theirs:.10g}, W0's under {network}")
-    found = [
-        (lab, c, swap)
-        for lab, (value, c, swap) in losses.items()
-        if abs(theirs - value) <= tol and lab != label
-    ]
+    found = [c for lab, (value, c) in losses.items() if abs(theirs - value) <= tol and lab != label]
     head = (
         f"the file's loss at step 0 ({theirs:.10g}) is not the loss of W0 on the file's inputs "
         f"under {network} ({mine:.10g}): a different network function at step 0"
     )
     if found:
-        _, c, swap = found[0]
+        c = found[0]
+        swap, c = c.swap_classes, replace(c, swap_classes=False)
         if swap:
             under = f" under {c.label()}" if c.names() else ""
             what = (f"{c.describe(view.b0 is not None)}; " if c.names() else "") + (

@@ -61,12 +61,15 @@ import numpy as np
 
 from ..errors import TrajectoryError
 from .compare import DEFAULT_RTOL, EPS32, STEP0_NOTE, compare_arrays, float32_valued
+from .consistency import loss0_check, step0_losses
+from .dynamics import StageReplay
+from .estimate import estimate_lr_scale, estimate_momentum, estimate_schedule, segments
 from .variants import (
     VARIANTS,
     Convention,
     VariantRun,
     parse_convention,  # noqa: F401
-    variant_loss_gradient,
+    schedule_text,
     variant_train,
 )
 
@@ -98,99 +101,6 @@ def float32_file(view) -> bool:
     only one) are float32 numbers."""
     W = view.W[1:] if len(view.W) > 1 else view.W
     return float32_valued(W)
-
-
-def _nice(c, tol):
-    """c rounded to the fewest significant digits (or the reciprocal of such a
-    number) within ``tol`` relative; c itself when none is."""
-    for digits in range(1, 7):
-        for cand in (float(f"{c:.{digits}g}"), 1.0 / float(f"{1.0 / c:.{digits}g}")):
-            if abs(cand - c) <= tol * abs(c):
-                return cand
-    return c
-
-
-def estimate_lr_scale(view, conv=NO_VARIANT, tol=1e-9):
-    """Estimate the constant c of a learning rate c*eta from the first step,
-    under the other departures of ``conv``.
-
-    With the first snapshot after 0 at step k: the first-step direction
-    D = -eta (grad L(W0) + lambda W0) of ``conv`` (docs/model.md §3.4 with the
-    variant's gradient) over the trainable filters gives
-    c0 = <W_k - W0, D> / (k |D|^2), exact when k = 1. For k > 1 neither the
-    linear estimate nor W_k itself serves (the activation pattern changes
-    along k steps); instead c solves L(W0 + c D) = loss[1], the file's data
-    loss after one step: its roots are bracketed on a geometric grid over
-    [1e-3, 1e3] and solved by Brent's method, and among several roots the
-    one whose k-step replay is nearest to W_k is taken. The result is
-    rounded to a short decimal (or its reciprocal) within ``tol`` relative.
-
-    Parameters
-    ----------
-    view : refimpl.trajectory.StageView
-    conv : Convention
-        The other departures (its lr_scale and dtype are ignored).
-    tol : float
-
-    Returns
-    -------
-    (float, None) or (None, str)
-        The estimate, or None and the reason it cannot be estimated.
-    """
-    import scipy.optimize
-
-    conv = replace(conv, lr_scale=1.0, dtype="float64", loss_with_decay=False)
-    steps, W, W0, X, y = view.steps, view.f64("W"), view.f64("W0"), view.f64("X"), view.f64("y")
-    eta, lam, trainable = float(view.eta), float(view.weight_decay), view.trainable
-    if len(steps) < 2:
-        return None, "the file has no snapshot after step 0"
-    n, P, d = X.shape
-    m = W0.shape[1]
-    Xf = X.reshape(n * P, d)
-    b0 = None
-    if conv.bias:
-        b0 = np.zeros(2 * m) if view.b0 is None else view.f64("b0").reshape(2 * m)
-    k = int(steps[1])
-    _, gW, gb, _, _ = variant_loss_gradient(W0.reshape(2 * m, d), b0, Xf, y, n, P, conv)
-    mask = trainable.reshape(2 * m)
-    D = np.where(mask[:, None], -eta * (gW + lam * W0.reshape(2 * m, d)), 0.0)
-    Db = None if b0 is None else np.where(mask, -eta * (gb + lam * b0), 0.0)
-    delta = (W[1] - W0).reshape(2 * m, d)
-    if not np.any(D) or not np.any(delta[mask]):
-        return None, "the trainable weights do not move in the first step"
-    c = float(np.vdot(delta, D) / (k * np.vdot(D, D)))
-    if not (math.isfinite(c) and c > 0):
-        return None, f"the first step points away from the gradient step (estimate {c:.3g})"
-    if k > 1:
-        target = float(view.loss[1])
-
-        def h(cc):
-            bb = None if b0 is None else b0 + cc * Db
-            return (
-                variant_loss_gradient(W0.reshape(2 * m, d) + cc * D, bb, Xf, y, n, P, conv)[0]
-                - target
-            )
-
-        grid = np.geomspace(1e-3, 1e3, 601)
-        with np.errstate(over="ignore", invalid="ignore"):
-            vals = np.array([h(cc) for cc in grid])
-        roots = []
-        for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
-            if fa == 0:
-                roots.append(a)
-            elif fa * fb < 0:
-                roots.append(scipy.optimize.brentq(h, a, b, xtol=1e-300, rtol=1e-15))
-        if not roots:
-            return None, ("no step size in [1e-3, 1e3] x eta gives the file's loss after one step")
-
-        def mismatch(cc):
-            run = variant_train(
-                W0, X, y, eta, lam, trainable, k, [k], replace(conv, lr_scale=cc), b0=view.b0
-            )
-            return float(np.abs(run.W[0] - W[1]).max())
-
-        c = float(min(roots, key=mismatch))
-    return _nice(c, tol), None
 
 
 def judge_float32(r32, r64, steps, rtol=DEFAULT_RTOL):
@@ -299,48 +209,65 @@ def _noted(rows, what, tolerances):
     return rows
 
 
+OFFSETS = (0, 1, -1)  # snapshot offsets judged on every replay (docs: Convention)
+MAX_SEGMENTS = 50  # a schedule with more segments is not proposed
+
+
 class _Search:
-    """Replays of one stage under candidates, cached by convention and length."""
+    """Replays of one stage under candidates (:class:`StageReplay`: Gram
+    space where cheaper), cached by convention and length, and their
+    judgement against the file."""
 
     def __init__(self, view, T, rtol, atol):
         self.view, self.T, self.rtol, self.atol = view, T, rtol, atol
+        self.st = StageReplay(view)
         self.steps = view.steps[view.steps <= T]
         self.f32 = float32_file(view)
         self.lam = float(view.weight_decay)
         self.cache = {}
 
+    def mapped(self, offset, T):
+        """(positions of the file's snapshots judged over 0..T, the replay's
+        steps they are compared with under ``offset``)."""
+        s = self.steps[self.steps <= T]
+        mapped = np.clip(s + offset, 0, self.view.T)
+        keep = mapped <= T
+        return np.flatnonzero(keep), mapped[keep]
+
     def run(self, conv, T) -> VariantRun:
-        key = (replace(conv, loss_with_decay=False), T)
+        key = (replace(conv, loss_with_decay=False, snapshot_offset=0), T)
         if key not in self.cache:
-            v = self.view
-            self.cache[key] = variant_train(
-                v.W0,
-                v.X,
-                v.y,
-                float(v.eta),
-                self.lam,
-                v.trainable,
-                T,
-                self.steps[self.steps <= T],
-                key[0],
-                b0=v.b0,
+            record = sorted(set().union(*(self.mapped(o, T)[1].tolist() for o in OFFSETS)))
+            W, b, loss, penalty, logits, zeros = self.st.run(key[0], T, record)
+            two, m, d = self.view.W0.shape
+            b = None if b is None else b.reshape(len(record), 2, m)
+            at = np.array(record, dtype=np.int64)
+            self.cache[key] = VariantRun(
+                W.reshape(len(record), 2, m, d), loss, zeros, b, penalty, logits, at
             )
         r = self.cache[key]
         return r._replace(loss=r.loss + r.penalty) if conv.loss_with_decay else r
 
     def judge(self, conv, T, note=""):
         """The comparison of the file with candidate ``conv`` over steps 0..T."""
-        v, steps = self.view, self.steps[self.steps <= T]
-        K = len(steps)
+        v = self.view
+        pos, mapped = self.mapped(conv.snapshot_offset, T)
+        steps = self.steps[pos]
         r64 = self.run(replace(conv, dtype="float64"), T)
+        idx = np.searchsorted(r64.at, mapped)
         floor = None
         if conv.dtype == "float32":
-            tol_W, tol_L, floor = judge_float32(self.run(conv, T), r64, steps, self.rtol)
+            tol_W, tol_L, floor = judge_float32(self.run(conv, T), r64, r64.at, self.rtol)
         else:
             tol_W = tol_L = max(self.rtol, EPS32) if self.f32 else self.rtol
-        W_ref = np.array(r64.W)
-        if self.f32:
-            W_ref[0] = W_ref[0].astype(np.float32)
+        W_ref = np.array(r64.W[idx])
+        b_ref = np.zeros(np.shape(v.b[pos])) if r64.b is None and v.b is not None else None
+        if r64.b is not None:
+            b_ref = np.array(r64.b[idx])
+        if self.f32:  # snapshot 0 is stored as float32(W0): storage, not dynamics
+            W_ref[mapped == 0] = W_ref[mapped == 0].astype(np.float32)
+            if b_ref is not None:
+                b_ref[mapped == 0] = b_ref[mapped == 0].astype(np.float32)
             floor = np.zeros(T + 1) if floor is None else np.array(floor)
             floor[0] = max(floor[0], 64 * EPS32 * max(abs(r64.loss[0]), 1.0))
         out = {
@@ -355,7 +282,7 @@ class _Search:
             "note": note,
         }
         _, out["W_max_rel"], out["W_first_step"] = compare_arrays(
-            v.W[:K], W_ref, steps, tol_W, self.atol
+            v.W[pos], W_ref, steps, tol_W, self.atol
         )
         _, out["loss_max_rel"], out["loss_first_step"] = compare_arrays(
             v.loss[: T + 1, None], r64.loss[:, None], np.arange(T + 1), tol_L, self.atol, floor
@@ -363,11 +290,8 @@ class _Search:
         rels = [out["W_max_rel"] / tol_W, out["loss_max_rel"] / tol_L]
         firsts = [out["W_first_step"], out["loss_first_step"]]
         if v.b is not None:
-            b_ref = np.zeros(v.b[:K].shape) if r64.b is None else np.array(r64.b)
-            if self.f32:
-                b_ref[0] = b_ref[0].astype(np.float32)
             _, out["b_max_rel"], out["b_first_step"] = compare_arrays(
-                v.b[:K], b_ref, steps, tol_W, self.atol
+                v.b[pos], b_ref, steps, tol_W, self.atol
             )
             rels.append(out["b_max_rel"] / tol_W)
             firsts.append(out["b_first_step"])
@@ -379,35 +303,130 @@ class _Search:
         return out
 
 
-def _bases(view):
-    """Every subset of filter_sum, patch_mean and bias (pruned where they
-    cannot matter), and the reasons for what was pruned."""
+def _structures(search):
+    """The structural departures (filter_sum, patch_mean, bias, the penalty in
+    the loss, swapped classes) whose network has the file's loss at step 0,
+    one per distinct dynamics; the reasons for the others. A bias without a
+    stored b0 starts at 0 and has the step-0 loss of the network without it.
+
+    Returns
+    -------
+    kept : list of Convention
+    pruned : dict of str to str
+    """
+    view = search.view
     m, P = view.W0.shape[1], view.X.shape[1]
-    axes, pruned = [], {}
-    for name, free in (("filter_sum", m > 1), ("patch_mean", P > 1), ("bias", True)):
-        if free:
-            axes.append(name)
-        else:
-            pruned[name] = (
-                "m = 1: the sum over filters is the mean"
-                if name == "filter_sum"
-                else "P = 1: the sum over patches is the mean"
-            )
-    bases, seen = [], {}
-    for flags in itertools.product((False, True), repeat=len(axes)):
-        conv = Convention(**dict(zip(axes, flags, strict=True)))
-        # the variants only rescale the outputs by c_F = (1/m or 1) (1 or 1/P):
-        # two bases with the same c_F and bias are the same dynamics
-        key = (
-            (1.0 if conv.filter_sum else 1.0 / m) * (1.0 / P if conv.patch_mean else 1.0),
-            conv.bias,
-        )
-        if key in seen:
-            pruned[conv.label()] = f"the same dynamics as {seen[key].label()} here (m = P = {m})"
+    theirs = float(view.loss[0])
+    tol = max(10 * search.rtol, 64 * (EPS32 if search.f32 else 0.0)) * max(abs(theirs), 1.0)
+    pruned, kept, seen = {}, [], {}
+    if m == 1:
+        pruned["filter_sum"] = "m = 1: the sum over filters is the mean"
+    if P == 1:
+        pruned["patch_mean"] = "P = 1: the sum over patches is the mean"
+    matching = [c for value, c in step0_losses(view).values() if abs(value - theirs) <= tol]
+    if view.b0 is None:
+        matching += [replace(c, bias=True) for c in matching]
+    for c in matching:
+        if (c.filter_sum and m == 1) or (c.patch_mean and P == 1):
             continue
-        seen[key] = conv
-        bases.append(conv)
-    return bases, pruned
+        scale = (1.0 if c.filter_sum else 1.0 / m) * (1.0 / P if c.patch_mean else 1.0)
+        key = (scale, c.bias, c.swap_classes, c.loss_with_decay)
+        if key in seen:
+            pruned[c.label()] = f"the same dynamics as {seen[key].label()} here (m = P = {m})"
+            continue
+        seen[key] = c
+        kept.append(c)
+    for name in ("filter_sum", "patch_mean", "bias", "loss_with_decay", "swap_classes"):
+        if kept and name not in pruned and not any(getattr(c, name) for c in kept):
+            pruned[name] = "no network with it has the file's loss at step 0"
+    if search.lam == 0.0:
+        pruned["loss_with_decay"] = "lambda = 0: the penalty is 0"
+    return kept, pruned
+
+
+def _dynamics(search, base, T):
+    """The step-size and momentum options of a structure, estimated from the
+    file (:mod:`refimpl.crosscheck.estimate`): (options as dicts of
+    Convention fields, notes by option, reasons for what was not proposed)."""
+    view, st, f32 = search.view, search.st, search.f32
+    tol, why = 1e-4 if f32 else 1e-9, {}
+    if view.steps[1:2].size and view.steps[1] <= T:
+        c, reason = estimate_lr_scale(view, base, tol, st=st)
+    else:
+        c, reason = None, "no snapshot after step 0 within the steps replayed"
+    lr = 1.0 if c is None else c
+    mu = estimate_momentum(st, replace(base, lr_scale=lr), tol, search.rtol, f32)
+    factors = estimate_schedule(
+        st, replace(base, lr_scale=lr, momentum=mu or 0.0), T, tol, search.rtol, f32
+    )
+    sched = segments(factors)
+    options, notes = [{}], {}
+    if c is not None and c != 1.0:
+        options.append({"lr_scale": c})
+        notes["lr_scale"] = f"c estimated from the first step: {c:.12g}"
+    else:
+        why["lr_scale"] = "the first step gives c = 1" if c is not None else reason
+    if mu:
+        options.append({"lr_scale": lr, "momentum": mu})
+        notes["momentum"] = f"momentum estimated from the loss after step 2: {mu:.12g}"
+    else:
+        why["momentum"] = "no momentum: the loss after step 2 is that of plain GD"
+    if 1 < len(sched) <= MAX_SEGMENTS:
+        options.append({"lr_schedule": sched, "momentum": mu or 0.0})
+        notes["lr_schedule"] = (
+            f"schedule estimated from the loss at every step: {schedule_text(sched)}"
+        )
+    elif len(factors) < T:
+        why["lr_schedule"] = f"no step size gives the file's loss after step {len(factors) + 1}"
+    else:
+        why["lr_schedule"] = "the loss at every step is that of a constant step size"
+    return options, notes, why
+
+
+def _decay_frozen(search):
+    """(options of decay_frozen, the reason when only False is tried)."""
+    v = search.view
+    frozen = ~np.asarray(v.trainable, bool)
+    if search.lam == 0.0:
+        return (False,), "lambda = 0: there is no decay"
+    if not frozen.any():
+        return (False,), "no filter is frozen"
+    moved = np.any(v.f64("W")[:, frozen] != v.f64("W0")[frozen])
+    return ((False, True), None) if moved else ((False,), "the frozen filters do not move")
+
+
+def _candidates(search, first_T):
+    """Every candidate convention, the notes of the estimated values, the
+    pruned variants and whether any replay met a zero pre-activation."""
+    structures, pruned = _structures(search)
+    frozen_options, why = _decay_frozen(search)
+    if why:
+        pruned["decay_frozen"] = why
+    if not search.f32:
+        pruned["float32"] = "the file's weights are not float32 numbers"
+    dtypes = ("float64", "float32") if search.f32 else ("float64",)
+    candidates, notes, any_zeros = [], {}, False
+    for base in structures:
+        options, base_notes, reasons = _dynamics(search, base, search.T)
+        for name, reason in reasons.items():
+            pruned.setdefault(name, reason)
+        zeros = search.run(base, first_T).zeros > 0
+        any_zeros |= zeros
+        relus = (0.0, 1.0, 0.5) if zeros else (0.0,)
+        for opt, rp, dt, df in itertools.product(options, relus, dtypes, frozen_options):
+            conv = replace(base, **opt, relu_prime_zero=rp, dtype=dt, decay_frozen=df)
+            candidates.append(conv)
+            notes[conv] = "; ".join(base_notes[k] for k in opt if k in base_notes)
+    for name in ("lr_scale", "momentum", "lr_schedule"):
+        if any(name in c.names() for c in candidates):
+            pruned.pop(name, None)
+    return candidates, notes, pruned, any_zeros
+
+
+def _with_offsets(convs, search):
+    """Each candidate under every snapshot offset (judged on the same replay)."""
+    offsets = OFFSETS if len(search.steps) > 1 else (0,)
+    return [replace(c, snapshot_offset=o) for c in convs for o in offsets]
 
 
 def _order(rows):
@@ -416,7 +435,33 @@ def _order(rows):
     )
 
 
-def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None, screen_steps=None):
+def _screen(search, judged, T, notes):
+    """The full replays after the prefix: every candidate that agreed there
+    and the SHOW best (with ReLU'(0) variants when zeros appear later)."""
+    keep = [r for r in judged if r["agrees"]] + _order(judged)[:SHOW]
+    chosen = list({r["name"]: r["convention"] for r in keep}.values())
+    screened, any_zeros = {r["convention"] for r in judged}, False
+    for conv in list(chosen):  # ReLU'(0) may matter after the prefix
+        if (
+            conv.relu_prime_zero == 0.0
+            and replace(conv, relu_prime_zero=1.0) not in screened
+            and search.run(replace(conv, dtype="float64"), T).zeros
+        ):
+            chosen += [replace(conv, relu_prime_zero=rp) for rp in (1.0, 0.5)]
+            any_zeros = True
+    return [_judge(search, c, T, notes) for c in chosen], any_zeros
+
+
+def _judge(search, conv, T, notes):
+    """search.judge with the note of the candidate's estimated values."""
+    plain = replace(conv, snapshot_offset=0)
+    note = notes.get(plain, notes.get(replace(plain, relu_prime_zero=0.0), ""))
+    return search.judge(conv, T, note)
+
+
+def explain_stage(
+    traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None, screen_steps=None, progress=None
+):
     """Replay a stage of a file under combinations of convention variants and
     name the smallest one that agrees with the file (module docstring).
 
@@ -431,6 +476,9 @@ def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None, scr
     screen_steps : int, optional
         The prefix every candidate is replayed on; default max(SCREEN_STEPS,
         T // 20). No screening when T <= 2 x the prefix.
+    progress : refimpl.lab.progress.Progress, optional
+        Receives the estimate before the search and progress lines on long
+        searches.
 
     Returns
     -------
@@ -441,7 +489,8 @@ def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None, scr
         smallest first), ``candidates`` (the SHOW best, dicts with W_max_rel,
         loss_max_rel, b_max_rel, rtol_W, rtol_loss, first steps, agrees,
         note), ``baseline`` (the reference convention), ``pruned`` (variant ->
-        reason), ``judged`` (how each quantity was judged), ``steps``,
+        reason), ``judged`` (how each quantity was judged), ``step0`` (why no
+        network has the file's step-0 loss, or None), ``steps``,
         ``screen_steps``, ``tried``, ``replayed``, ``seconds``.
     """
     start = time.monotonic()
@@ -455,57 +504,24 @@ def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None, scr
     prefix = max(SCREEN_STEPS, T // 20) if screen_steps is None else int(screen_steps)
     screen = prefix if T > 2 * prefix else None
     first_T = screen or T
-    bases, pruned = _bases(view)
-    if not search.f32:
-        pruned["float32"] = "the file's weights are not float32 numbers"
-    if search.lam == 0.0:
-        pruned["loss_with_decay"] = "lambda = 0: the penalty is 0"
-    dtypes = ("float64", "float32") if search.f32 else ("float64",)
-    decays = (False, True) if search.lam else (False,)
-    lr_notes, any_zeros, candidates = [], False, []
-    for base in bases:
-        c, why = (
-            estimate_lr_scale(view, base, 1e-4 if search.f32 else 1e-9)
-            if view.steps[1:2].size and view.steps[1] <= T
-            else (None, "no snapshot after step 0 within the steps replayed")
-        )
-        lr_notes.append((base.label(), c, why))
-        lrs = [1.0] + ([c] if c is not None and c != 1.0 else [])
-        zeros = search.run(base, first_T).zeros > 0
-        any_zeros |= zeros
-        relus = (0.0, 1.0, 0.5) if zeros else (0.0,)
-        for lr, rp, dt, lwd in itertools.product(lrs, relus, dtypes, decays):
-            candidates.append(
-                replace(base, lr_scale=lr, relu_prime_zero=rp, dtype=dt, loss_with_decay=lwd)
-            )
-    note_of = {
-        label: f"c estimated from the first step: {c:.12g}"
-        for label, c, _ in lr_notes
-        if c is not None and c != 1.0
-    }
-    judged = [search.judge(c, first_T, _lr_note(c, note_of)) for c in candidates]
+    convs, notes, pruned, any_zeros = _candidates(search, first_T)
+    step0 = None if convs else loss0_check(view, rtol).note
+    rows = _with_offsets(convs, search)
+    _announce(progress, stage, search, len(rows), first_T, start)
+    judged = []
+    for k, conv in enumerate(rows):
+        judged.append(_judge(search, conv, first_T, notes))
+        if progress is not None:
+            progress(f"explain {stage}", k + 1, len(rows))
     tried = len(judged)
-    if screen is not None:
-        keep = [r for r in judged if r["agrees"]] + _order(judged)[:SHOW]
-        chosen = list({r["name"]: r["convention"] for r in keep}.values())
-        screened = set(candidates)
-        for conv in list(chosen):  # ReLU'(0) may matter after the prefix
-            if (
-                conv.relu_prime_zero == 0.0
-                and replace(conv, relu_prime_zero=1.0) not in screened
-                and search.run(replace(conv, dtype="float64"), T).zeros
-            ):
-                chosen += [replace(conv, relu_prime_zero=rp) for rp in (1.0, 0.5)]
-                any_zeros = True
-        judged = [search.judge(c, T, _lr_note(c, note_of)) for c in chosen]
+    if screen is not None and judged:
+        judged, later_zeros = _screen(search, judged, T, notes)
+        any_zeros |= later_zeros
     if not any_zeros:
         for name in ("relu_prime_1", "relu_prime_half"):
             pruned[name] = (
                 "no pre-activation is exactly 0 along the runs tried: ReLU'(0) cannot matter here"
             )
-    if not note_of:
-        _, c, why = lr_notes[0]
-        pruned["lr_scale"] = "the first step gives c = 1" if c is not None else why
     baseline = search.judge(Convention(), T, "no variant (docs/model.md §3), for comparison")
     rows = _order(judged)
     agreeing = [r for r in rows if r["agrees"]]
@@ -520,6 +536,7 @@ def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None, scr
         "baseline": baseline,
         "pruned": pruned,
         "judged": _judged_lines(search, T),
+        "step0": step0,
         "steps": T,
         "screen_steps": screen,
         "tried": tried,
@@ -529,14 +546,18 @@ def explain_stage(traj, stage, rtol=DEFAULT_RTOL, atol=None, max_steps=None, scr
     }
 
 
-def _lr_note(conv, note_of):
-    if conv.lr_scale == 1.0:
-        return ""
-    return note_of.get(
-        replace(
-            conv, lr_scale=1.0, relu_prime_zero=0.0, dtype="float64", loss_with_decay=False
-        ).label(),
-        "",
+def _announce(progress, stage, search, n_rows, first_T, start):
+    """The estimate of the search's time, from the time spent so far (the
+    estimates and one prefix replay per structure) and the replays to come."""
+    if progress is None:
+        return
+    spent = time.monotonic() - start
+    runs = len(search.cache) or 1
+    per_step = spent / max(runs * first_T, 1)
+    rest = per_step * (n_rows / 3 * first_T + (SHOW + 1) * search.T)
+    progress.note(
+        f"explain {stage}: {n_rows} candidates over steps 0..{first_T}, then the best over "
+        f"0..{search.T}; about {spent + rest:.0f} s"
     )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .compare import INPUT_KEYS
+from .dynamics import GramSpace, WeightSpace, choose_space, outputs, replay
 
 __all__ = [
     "Convention",
@@ -29,9 +30,9 @@ __all__ = [
     "variant_arrays",
     "variant_loss_gradient",
     "parse_convention",
+    "parse_schedule",
+    "schedule_text",
 ]
-
-J = np.array([1.0, -1.0])  # the class j of axis 0 of W
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,20 @@ class Convention:
     loss_with_decay : bool
         The stored loss includes the penalty (lambda/2) |W|^2 (all filters);
         a reporting convention, the weights are the reference's.
+    swap_classes : bool
+        f = F_{-1} - F_{+1}: axis 0 index 0 holds the filters of class -1.
+    momentum : float
+        Heavy-ball momentum mu of ``torch.optim.SGD`` (0: plain GD).
+    lr_schedule : tuple of (int, float)
+        A step-size schedule: from step ``start`` on, the step is
+        ``factor`` * eta ((start, factor) pairs, the first start 0); replaces
+        ``lr_scale`` when given.
+    decay_frozen : bool
+        Weight decay also shrinks the frozen filters (an optimizer's decay on
+        parameters whose gradient was masked).
+    snapshot_offset : int
+        The file's snapshot at step s holds the weights after s + offset
+        steps (within 0..T): +1 when W is recorded after the update.
     """
 
     filter_sum: bool = False
@@ -67,6 +82,11 @@ class Convention:
     relu_prime_zero: float = 0.0
     dtype: str = "float64"
     loss_with_decay: bool = False
+    swap_classes: bool = False
+    momentum: float = 0.0
+    lr_schedule: tuple = ()
+    decay_frozen: bool = False
+    snapshot_offset: int = 0
 
     def names(self):
         """The names (keys of :data:`VARIANTS`) of the departures, in that order."""
@@ -85,6 +105,10 @@ class Convention:
             out.append(self.dtype)
         if self.loss_with_decay:
             out.append("loss_with_decay")
+        flags = ("swap_classes", "momentum", "lr_schedule", "decay_frozen")
+        out += [name for name in flags if getattr(self, name)]
+        if self.snapshot_offset:
+            out.append(f"snapshot_offset{self.snapshot_offset:+d}")
         return out
 
     def label(self):
@@ -111,6 +135,19 @@ class Convention:
             parts.append(f"{self.dtype} arithmetic")
         if self.loss_with_decay:
             parts.append("the stored loss includes (lambda/2)|W|^2")
+        if self.swap_classes:
+            parts.append("the classes swapped (axis 0 index 0 holds class -1)")
+        if self.momentum:
+            parts.append(f"momentum {self.momentum:.12g} (torch.optim.SGD's heavy ball)")
+        if self.lr_schedule:
+            parts.append(f"a step-size schedule: {schedule_text(self.lr_schedule)}")
+        if self.decay_frozen:
+            parts.append("weight decay applied to the frozen filters too")
+        if self.snapshot_offset:
+            parts.append(
+                f"snapshot at step s holds W after s {self.snapshot_offset:+d} steps"
+                + (" (recorded after the update)" if self.snapshot_offset > 0 else "")
+            )
         return "; ".join(parts) or "reference conventions (docs/model.md §3)"
 
     def __or__(self, other):
@@ -121,7 +158,9 @@ class Convention:
         return replace(self, **{k: v for k, v in fields.items() if v != getattr(base, k)})
 
 
-# The variants explain mode combines (the learning-rate scale is estimated per file).
+# The variants explain mode combines; None: a value estimated from the file
+# (lr_scale, momentum, lr_schedule). The snapshot offsets need no replay of
+# their own: explain mode judges them on every candidate's replay.
 VARIANTS = {
     "filter_sum": Convention(filter_sum=True),
     "patch_mean": Convention(patch_mean=True),
@@ -131,14 +170,64 @@ VARIANTS = {
     "relu_prime_half": Convention(relu_prime_zero=0.5),
     "float32": Convention(dtype="float32"),
     "loss_with_decay": Convention(loss_with_decay=True),
+    "swap_classes": Convention(swap_classes=True),
+    "momentum": None,
+    "lr_schedule": None,
+    "decay_frozen": Convention(decay_frozen=True),
+    "snapshot_offset+1": Convention(snapshot_offset=1),
+    "snapshot_offset-1": Convention(snapshot_offset=-1),
+}
+
+
+def _positive(text):
+    value = float(text)
+    if not value > 0:
+        raise ValueError
+    return value
+
+
+def _momentum(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise ValueError
+    return value
+
+
+def parse_schedule(text):
+    """``"0:1/50:0.1"`` -> ((0, 1.0), (50, 0.1)): from step 0 the step is
+    1 x eta, from step 50 on 0.1 x eta (starts increasing, the first 0)."""
+    pairs = [item.split(":") for item in text.split("/")]
+    out = tuple((int(a), _positive(b)) for a, b in pairs)
+    starts = [a for a, _ in out]
+    if not out or starts[0] != 0 or any(np.diff(starts) <= 0):
+        raise ValueError
+    return out
+
+
+def schedule_text(schedule):
+    """((0, 1.0), (50, 0.1)) -> "steps 0-49: 1 x eta, from step 50: 0.1 x eta"."""
+    parts = []
+    for k, (start, factor) in enumerate(schedule):
+        end = schedule[k + 1][0] - 1 if k + 1 < len(schedule) else None
+        span = f"steps {start}-{end}" if end is not None else f"from step {start}"
+        parts.append(f"{span}: {factor:.12g} x eta")
+    return ", ".join(parts)
+
+
+# name=VALUE conventions: the field they set and how the value is read
+_VALUED = {
+    "lr_scale": ("lr_scale", _positive, "a finite number > 0"),
+    "relu_prime": ("relu_prime_zero", float, "a finite number"),
+    "momentum": ("momentum", _momentum, "a number in [0, 1)"),
+    "lr_schedule": ("lr_schedule", parse_schedule, "START:FACTOR/START:FACTOR/..., from 0"),
 }
 
 
 def parse_convention(spec):
     """A :class:`Convention` from names: ``"filter_sum,patch_mean,bias,float32"``
     (a string or a sequence of names; ``lr_scale=C`` sets the step factor,
-    ``relu_prime=V`` sigma'(0); ``reference`` or ``""`` none). A Convention
-    passes through.
+    ``relu_prime=V`` sigma'(0), ``momentum=MU``, ``lr_schedule=0:1/50:0.1``;
+    ``reference`` or ``""`` none). A Convention passes through.
 
     Raises
     ------
@@ -153,35 +242,29 @@ def parse_convention(spec):
         if item in ("", "reference"):
             continue
         name, _, value = item.partition("=")
-        try:
-            if name in ("lr_scale", "relu_prime") and value:
-                number = float(value)
-                if not np.isfinite(number) or (name == "lr_scale" and number <= 0):
+        if name in _VALUED and value:
+            field, read, wanted = _VALUED[name]
+            try:
+                number = read(value)
+                if isinstance(number, float) and not np.isfinite(number):
                     raise ValueError
-                conv = replace(
-                    conv, **{"lr_scale" if name == "lr_scale" else "relu_prime_zero": number}
-                )
-                continue
-        except ValueError:
-            raise UsageError(
-                f"convention {item!r}: {name} needs a finite number"
-                + (" > 0" if name == "lr_scale" else "")
-            ) from None
+            except ValueError:
+                raise UsageError(f"convention {item!r}: {name} needs {wanted}") from None
+            conv = replace(conv, **{field: number})
+            continue
         if name not in VARIANTS or VARIANTS[name] is None or value:
-            known = [k for k, v in VARIANTS.items() if v is not None] + [
-                "lr_scale=C",
-                "relu_prime=V",
-            ]
+            known = [k for k, v in VARIANTS.items() if v is not None]
+            known += [f"{k}=..." for k in _VALUED]
             raise UsageError(f"unknown convention {item!r}; known: {', '.join(known)}")
         conv = conv | VARIANTS[name]
     return conv
 
 
-VariantRun = namedtuple("VariantRun", "W loss zeros b penalty logits")
+VariantRun = namedtuple("VariantRun", "W loss zeros b penalty logits at")
 VariantRun.__doc__ = """A run of :func:`variant_train`.
 
 W : ndarray of shape (K, 2, m, d), float64
-    The weights at the snapshots.
+    The weights at the steps ``at``.
 loss : ndarray of shape (T + 1,)
     The stored loss at steps 0..T (data loss; with ``loss_with_decay`` the
     penalty is included).
@@ -189,25 +272,15 @@ zeros : int
     How many pre-activations were exactly 0 over the run (sigma'(0) can matter
     only when this is > 0).
 b : ndarray of shape (K, 2, m) or None
-    The bias at the snapshots (None without the bias variant).
+    The bias at the steps ``at`` (None without the bias variant).
 penalty : ndarray of shape (T + 1,)
     (lambda/2) |W_t|^2 at every step.
 logits : ndarray of shape (T + 1,)
     mean_i (F_{+1}(x_i) + F_{-1}(x_i)) at every step: the size of the two
     outputs, which sets float32's resolution of the loss.
+at : ndarray of shape (K,), int
+    The steps of W (the snapshots asked for, in increasing order).
 """
-
-
-def _logistic(z):
-    """l(z) = log(1 + exp(-z)) and l'(z) = -1/(1 + exp(z)), stable for any
-    finite z, in the dtype of z (docs/model.md §3.2). Subnormal values of
-    l' are flushed to 0: they change no sum by more than the smallest normal
-    number, and subnormal arithmetic is up to 100x slower."""
-    e = np.exp(-np.abs(z))
-    loss = np.maximum(-z, 0) + np.log1p(e)
-    dloss = np.where(z >= 0, -e / (1 + e), -1 / (1 + e)).astype(z.dtype)
-    dloss[np.abs(dloss) < np.finfo(z.dtype).tiny] = 0
-    return loss, dloss
 
 
 def variant_loss_gradient(Wf, b, Xf, y, n, P, conv: Convention, XfT=None):
@@ -216,7 +289,8 @@ def variant_loss_gradient(Wf, b, Xf, y, n, P, conv: Convention, XfT=None):
 
     With Convention() it is the gradient of docs/model.md §3.4:
     grad w_{j,r} = (c_F/n) sum_i l'_i sum_p sigma'(<w_{j,r}, x_i^(p)> + b_{j,r}) j y_i x_i^(p),
-    c_F = 1/m (1 with filter_sum) times 1 (1/P with patch_mean).
+    c_F = 1/m (1 with filter_sum) times 1 (1/P with patch_mean)
+    (:func:`refimpl.crosscheck.replay.outputs`).
 
     Parameters
     ----------
@@ -239,25 +313,12 @@ def variant_loss_gradient(Wf, b, Xf, y, n, P, conv: Convention, XfT=None):
     logits : float
         mean_i (F_{+1}(x_i) + F_{-1}(x_i)).
     """
-    two_m = Wf.shape[0]
-    m = two_m // 2
-    dt = Wf.dtype.type
-    norm = (1.0 if conv.filter_sum else 1.0 / m) * (1.0 / P if conv.patch_mean else 1.0)
     pre = Wf @ (Xf.T if XfT is None else XfT)  # (2m, nP)
     if b is not None:
         pre += b[:, None]
-    F = np.maximum(pre, 0).reshape(2, m, n, P).sum(axis=(1, 3)) * dt(norm)  # (2, n)
-    loss, dloss = _logistic(y * (F[0] - F[1]))
-    zero = pre == 0
-    active = (pre > 0).astype(Wf.dtype)
-    if conv.relu_prime_zero != 0.0:
-        active += dt(conv.relu_prime_zero) * zero
-    sign = np.repeat(J.astype(Wf.dtype), m)[:, None]  # j of each row
-    coef = active * (np.repeat(dloss * y, P) * dt(norm / n))[None, :] * sign
-    coef[np.abs(coef) < np.finfo(Wf.dtype).tiny] = 0  # no subnormal products (slow)
-    gW = coef @ Xf  # sum_{i,p} coef x_i^(p)
+    loss, coef, zeros, logits = outputs(pre, np.asarray(y, Wf.dtype), n, P, conv)
     gb = coef.sum(axis=1) if b is not None else None
-    return (float(np.mean(loss)), gW, gb, int(np.count_nonzero(zero)), float(np.mean(F[0] + F[1])))
+    return loss, coef @ Xf, gb, zeros, logits
 
 
 def variant_train(
@@ -271,13 +332,17 @@ def variant_train(
     snapshots,
     conv: Convention = Convention(),
     b0=None,
+    space="weight",
 ) -> VariantRun:
-    """Full-batch GD under a convention variant (plain numpy).
+    """Full-batch GD under a convention variant (plain numpy,
+    :func:`refimpl.crosscheck.replay.replay`).
 
     w <- (1 - c eta lambda) w - c eta grad w for trainable filters
-    (docs/model.md §3.4 with the variant's gradient, c = ``lr_scale``); the
-    bias, when present, by the same rule; frozen filters (and their biases) do
-    not move.
+    (docs/model.md §3.4 with the variant's gradient, c = ``lr_scale`` or the
+    schedule's factor; the heavy-ball step with ``momentum``); the bias, when
+    present, by the same rule; frozen filters (and their biases) do not move
+    (with ``decay_frozen`` they decay). ``snapshot_offset`` is not applied
+    here: W is recorded at the steps asked for.
 
     Parameters
     ----------
@@ -289,56 +354,39 @@ def variant_train(
     steps : int
         T.
     snapshots : array_like of int
-        Snapshot steps within 0..T.
+        Steps within 0..T at which W is recorded.
     conv : Convention
     b0 : ndarray of shape (2, m), optional
         The bias's initial value (with ``conv.bias``; default 0).
+    space : {"weight", "gram", "auto"}
+        The representation of the filters (:mod:`refimpl.crosscheck.replay`):
+        weight space (the reference), the span of the distinct patches
+        (float64 only), or the cheaper of the two.
 
     Returns
     -------
     VariantRun
     """
     with np.errstate(over="ignore", invalid="ignore"):  # a variant may diverge
-        return _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, conv, b0)
-
-
-def _variant_train(W0, X, y, eta, weight_decay, trainable, steps, snapshots, conv, b0):
-    dt = np.dtype(conv.dtype)
-    two, m, d = np.shape(W0)
-    n, P, _ = np.shape(X)
-    W = np.array(W0, dtype=dt).reshape(2 * m, d)
-    Xf = np.ascontiguousarray(np.asarray(X, dtype=dt).reshape(n * P, d))
-    XfT = np.ascontiguousarray(Xf.T)
-    y = np.asarray(y, dtype=dt)
-    b = None
-    if conv.bias:
-        b = np.zeros(2 * m, dt) if b0 is None else np.array(b0, dtype=dt).reshape(2 * m)
-    keep = ~np.asarray(trainable, bool).reshape(2 * m)
-    step = dt.type(conv.lr_scale * eta)
-    decay = dt.type(1.0 - conv.lr_scale * eta * weight_decay)
-    wanted = set(int(s) for s in snapshots)
-    T = int(steps)
-    snaps, bs = [], []
-    loss, penalty, logits, zeros = np.empty(T + 1), np.zeros(T + 1), np.empty(T + 1), 0
-    for t in range(T + 1):
-        if t in wanted:
-            snaps.append(W.astype(np.float64).reshape(2, m, d))
-            if b is not None:
-                bs.append(b.astype(np.float64).reshape(2, m))
-        loss[t], gW, gb, z, logits[t] = variant_loss_gradient(W, b, Xf, y, n, P, conv, XfT)
-        if weight_decay:
-            penalty[t] = 0.5 * weight_decay * float(np.sum(W.astype(np.float64) ** 2))
-        zeros += z
-        if t == T:
-            break
-        W = np.where(keep[:, None], W, decay * W - step * gW)
-        if b is not None:
-            b = np.where(keep, b, decay * b - step * gb)
+        dt = np.dtype(conv.dtype)
+        two, m, d = np.shape(W0)
+        n, P, _ = np.shape(X)
+        W0f = np.array(W0, dtype=dt).reshape(2 * m, d)
+        Xf = np.ascontiguousarray(np.asarray(X, dtype=dt).reshape(n * P, d))
+        if space == "auto":
+            sp = choose_space(W0f, Xf, dt)
+        else:
+            sp = (GramSpace if space == "gram" else WeightSpace)(W0f, Xf)
+        b = None if b0 is None else np.asarray(b0, np.float64).reshape(2 * m)
+        at = np.array(sorted(set(int(s) for s in snapshots)), dtype=np.int64)
+        args = (np.asarray(trainable, bool).reshape(2 * m), int(steps), at)
+        W, bs, loss, penalty, logits, zeros = replay(
+            sp, b, y, n, P, conv, float(eta), float(weight_decay), *args
+        )
     if conv.loss_with_decay:  # L_S of docs/model.md §3.2, penalty included
         loss = loss + penalty
-    return VariantRun(
-        np.stack(snaps), loss, zeros, np.stack(bs) if b is not None else None, penalty, logits
-    )
+    bs = None if bs is None else bs.reshape(len(at), 2, m)
+    return VariantRun(W.reshape(len(at), 2, m, d), loss, zeros, bs, penalty, logits, at)
 
 
 def variant_arrays(traj, conv, stages=None, b0=None):

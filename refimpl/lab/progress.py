@@ -35,6 +35,11 @@ class Progress:
         tail = f"  {extra}" if extra else ""
         print(f"[refimpl] {label}: {done}/{total} ({pct:.0f}%){tail}", file=self.stream, flush=True)
 
+    def note(self, text):
+        """One line now (an estimate before long work), unless disabled."""
+        if self.enabled:
+            print(f"[refimpl] {text}", file=self.stream, flush=True)
+
     def stage(self, name, step, cap, loss):
         """Adapter for :func:`refimpl.transfer.run_experiment`'s progress."""
         self(f"stage {name}", step, cap, f"loss {loss:.4g}")

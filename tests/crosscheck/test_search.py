@@ -107,7 +107,10 @@ def test_pruning_reasons(ref_path, tmp_path):
     )
     assert "relu_prime_1" in ex["pruned"] and "exactly 0" in ex["pruned"]["relu_prime_1"]
     assert "float32" in ex["pruned"]  # a file of float64 numbers
-    assert "loss_with_decay" not in ex["pruned"]  # lambda_up = 0.005 > 0
+    # lambda_up = 0.005 > 0: the penalty is not pruned for lambda = 0, but by
+    # the loss at step 0, which includes no penalty
+    assert "step 0" in ex["pruned"]["loss_with_decay"]
+    assert "swap_classes" in ex["pruned"] and "filter_sum" in ex["pruned"]
     small = CONFIG.replace(m=2, weight_decay_up=0.0)  # m = P = 2
     save(tmp_path / "m2.npz", run_experiment(small))
     ex = explained(

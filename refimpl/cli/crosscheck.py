@@ -21,6 +21,7 @@ import sys
 from .. import crosscheck as cc
 from ..crosscheck.coefficients import SPAN_TOLERANCE
 from ..files import check_output, write_json
+from ..lab.progress import Progress
 from ..trajectory import STAGES
 
 __all__ = ["register", "crosscheck_command", "decompose_command"]
@@ -40,6 +41,7 @@ def crosscheck_command(args):
         explain_steps=args.explain_steps,
         convention=args.convention,
         strict_precision=args.strict_precision,
+        progress=Progress(),
     )
     print(report.format())
     if args.json:

@@ -80,6 +80,7 @@ from .variants import (
     Convention,
     VariantRun,
     parse_convention,
+    schedule_text,
     variant_arrays,
     variant_train,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "VARIANTS",
     "VariantRun",
     "parse_convention",
+    "schedule_text",
     "variant_train",
     "variant_arrays",
     "estimate_lr_scale",
@@ -488,6 +490,7 @@ def crosscheck(
     explain_steps=None,
     convention=None,
     strict_precision=False,
+    progress=None,
 ):
     """Compare a trajectory file with refimpl: with a replay of its own inputs
     (``ref_path`` None) or with a second file.
@@ -522,6 +525,9 @@ def crosscheck(
         precision, else against the drift of a float32 replay
         (:func:`.explain.judge_at_float32`); with a convention, float32
         arithmetic is added to it.
+    progress : refimpl.lab.progress.Progress, optional
+        Receives explain mode's estimate and its progress lines (the command
+        line passes one that writes to stderr).
 
     Returns
     -------
@@ -585,7 +591,7 @@ def crosscheck(
         explained = [s for s in failed if _explain_skipped(report, s) is None]
         _check_explain_budget(theirs, names, ref is None, explained, explain_steps)
         for s in failed:
-            report.explanations[s] = _explain(report, theirs, s, explain_steps)
+            report.explanations[s] = _explain(report, theirs, s, explain_steps, progress)
     return report
 
 
@@ -742,11 +748,11 @@ def _explain_skipped(report, s):
     return None
 
 
-def _explain(report, theirs, s, explain_steps):
+def _explain(report, theirs, s, explain_steps, progress=None):
     skipped = _explain_skipped(report, s)
     if skipped is not None:
         return {"skipped": skipped}
-    return explain_stage(theirs, s, report.rtol, report.atol, explain_steps)
+    return explain_stage(theirs, s, report.rtol, report.atol, explain_steps, progress=progress)
 
 
 def decompose(path, out=None):

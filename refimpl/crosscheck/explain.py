@@ -2,22 +2,35 @@
 
 A stage whose weights or loss differ from refimpl's replay is replayed again
 from the file's own inputs under combinations of the variants of
-:mod:`refimpl.crosscheck.variants` (every subset of filter_sum, patch_mean,
-bias, an estimated learning-rate factor, ReLU'(0) in {1, 1/2}, float32
-arithmetic and a loss that includes the penalty), and each candidate is
-judged against the file: W at the snapshots, the loss at every step, and the
-bias when the file stores one (``s/b``).
+:mod:`refimpl.crosscheck.variants` (filter_sum, patch_mean, bias, swapped
+classes, the penalty in the stored loss, a step factor, momentum or a
+step-size schedule estimated from the file, ReLU'(0) in {1, 1/2}, weight
+decay on frozen filters, float32 arithmetic), each judged against the file
+(W at the snapshots, the loss at every step, the bias when the file stores
+one ``s/b``) under every snapshot offset (0, +1: recorded after the update,
+-1).
 
-The search:
+The search (docs/model.md §9.6):
 
+- **step 0** decides the structure: only the networks (subsets of
+  filter_sum, patch_mean, the file's bias, the penalty, swapped classes)
+  whose loss at W0 is the file's loss[0] are kept; when none is, nothing is
+  replayed and the result says why (a different network function at step 0:
+  likely a bias, store s/b0);
+- **estimated, not searched**: per structure the step factor c (from the
+  first step), the momentum mu (from the loss after step 2) and a schedule
+  (the factor of every step from the loss at every step,
+  :mod:`refimpl.crosscheck.estimate`) are proposals that become candidates;
 - **pruned** where a variant cannot matter: ReLU'(0) when no pre-activation
-  of the candidate's run is exactly 0 (the runs are then identical),
-  loss_with_decay when lambda = 0, filter_sum when m = 1, patch_mean when
-  P = 1, float32 arithmetic when the file's weights are not float32 numbers,
-  and the learning-rate factor when the first step gives c = 1;
+  of the candidate's run is exactly 0, loss_with_decay when lambda = 0,
+  filter_sum when m = 1, patch_mean when P = 1, float32 arithmetic when the
+  file's weights are not float32 numbers, decay_frozen when no frozen filter
+  moves;
 - **screened** on a prefix of the run (:data:`SCREEN_STEPS`, or T/20 when
-  longer): every candidate is replayed on the prefix, and only those that
-  agree there, and the :data:`SHOW` best, are replayed in full;
+  longer): only the candidates that agree there, and the :data:`SHOW` best,
+  are replayed in full;
+- **fast**: float64 replays run in the span of the distinct patches
+  (:mod:`refimpl.crosscheck.dynamics`, Gram space) when that is cheaper;
 - the **smallest** set of variants that agrees is named; the best
   :data:`SHOW` candidates are shown with their numbers.
 
@@ -406,15 +419,15 @@ def _candidates(search, first_T):
         pruned["float32"] = "the file's weights are not float32 numbers"
     dtypes = ("float64", "float32") if search.f32 else ("float64",)
     candidates, notes, any_zeros = [], {}, False
-    for base in structures:
+    for base in (replace(c, decay_frozen=df) for c in structures for df in frozen_options):
         options, base_notes, reasons = _dynamics(search, base, search.T)
         for name, reason in reasons.items():
             pruned.setdefault(name, reason)
         zeros = search.run(base, first_T).zeros > 0
         any_zeros |= zeros
         relus = (0.0, 1.0, 0.5) if zeros else (0.0,)
-        for opt, rp, dt, df in itertools.product(options, relus, dtypes, frozen_options):
-            conv = replace(base, **opt, relu_prime_zero=rp, dtype=dt, decay_frozen=df)
+        for opt, rp, dt in itertools.product(options, relus, dtypes):
+            conv = replace(base, **opt, relu_prime_zero=rp, dtype=dt)
             candidates.append(conv)
             notes[conv] = "; ".join(base_notes[k] for k in opt if k in base_notes)
     for name in ("lr_scale", "momentum", "lr_schedule"):
@@ -646,6 +659,8 @@ def format_explanation(stage, ex):
             f"  => {stage}: explain's own replay of the reference conventions agrees "
             "(no convention departs; the difference is at the tolerance's edge)"
         )
+    elif ex.get("step0"):
+        lines.append(f"  => no network tried has the file's loss at step 0: {ex['step0']}")
     else:
         lines.append(
             f"  => no combination of the convention variants tried explains the "

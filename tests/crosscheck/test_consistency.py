@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from crosscheck_common import small_config
+from crosscheck_common import small_config, user_loop
 
 from refimpl import crosscheck as cc
 from refimpl.cli import main
@@ -28,61 +28,6 @@ def ref(tmp_path_factory):
         return {k: npz[k] for k in npz.files}
 
 
-def train(ref, s, frozen="mask", snapshot_after=False, detach_class=None, noise=True, **model):
-    """The README's PyTorch loop for stage ``s`` of ``ref``, with one switch:
-    ``frozen`` "mask" (frozen filters out of the update), "decay" (their
-    gradient masked by a hook, SGD's weight decay still on them) or "train";
-    ``snapshot_after`` (W recorded after the step); ``detach_class`` (0 or 1:
-    that class's filters detached from the loss); ``noise`` False (the noise
-    patch's pre-activations detached); ``bias`` (a bias of 0.05 per filter,
-    not stored); ``swap`` (f = F_{-1} - F_{+1})."""
-    X, y = torch.tensor(ref[f"{s}/X"]), torch.tensor(ref[f"{s}/y"])
-    W = torch.nn.Parameter(torch.tensor(ref[f"{s}/W0"]))
-    keep = torch.tensor(ref[f"{s}/trainable"], dtype=torch.float64)[..., None]
-    lam = float(ref[f"{s}/weight_decay"])
-    if frozen == "mask":  # w <- w - eta (grad + lambda w) on the trainable filters only
-        W.register_hook(lambda g: (g + lam * W.detach()) * keep)
-    elif frozen == "decay":  # the gradient masked, SGD's weight decay on every filter
-        W.register_hook(lambda g: g * keep)
-    opt = torch.optim.SGD(
-        [W], lr=float(ref[f"{s}/eta"]), weight_decay=0 if frozen == "mask" else lam
-    )
-    is_noise = torch.tensor(np.all(ref[f"{s}/X"] == ref[f"{s}/xi"][:, None, :], axis=2))
-    steps = [int(t) for t in ref[f"{s}/steps"]]
-    m, snaps, losses = W.shape[1], [], []
-    for t in range(steps[-1] + 1):
-        if t in steps and not snapshot_after:
-            snaps.append(W.detach().numpy().copy())
-        Wc = W
-        if detach_class == 0:
-            Wc = torch.stack([W[0].detach(), W[1]])
-        elif detach_class == 1:
-            Wc = torch.stack([W[0], W[1].detach()])
-        pre = torch.einsum("jrd,ipd->jrip", Wc, X)
-        if not noise:
-            pre = torch.where(is_noise, torch.einsum("jrd,ipd->jrip", Wc.detach(), X), pre)
-        if model.get("bias"):
-            pre = pre + 0.05
-        F = torch.relu(pre).sum(dim=(1, 3)) / m
-        f = F[1] - F[0] if model.get("swap") else F[0] - F[1]
-        loss = torch.nn.functional.softplus(-y * f).mean()
-        losses.append(loss.item())
-        if t < steps[-1]:
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if t in steps and snapshot_after:
-            snaps.append(W.detach().numpy().copy())
-    out = {k: ref[k] for k in ("format_version", "config_json", "provenance_json")}
-    for k in ("X", "y", "y_clean", "xi", "signals", "W0", "eta", "weight_decay"):
-        out[f"{s}/{k}"] = ref[f"{s}/{k}"]
-    out[f"{s}/trainable"], out[f"{s}/steps"] = ref[f"{s}/trainable"], ref[f"{s}/steps"]
-    out[f"{s}/W"], out[f"{s}/loss"] = np.stack(snaps), np.array(losses)
-    if s == "down":
-        out["down/inherited"] = ref["down/inherited"]
-    return out
-
-
 def checks_of(arrays, tmp_path, **kwargs):
     path = tmp_path / "mine.npz"
     save(path, arrays)
@@ -92,7 +37,7 @@ def checks_of(arrays, tmp_path, **kwargs):
 
 def test_a_correct_loop_passes_every_check(ref, tmp_path):
     for s in ("up", "down"):
-        report, checks = checks_of(train(ref, s), tmp_path)
+        report, checks = checks_of(user_loop(ref, s), tmp_path)
         assert [c.name for c in report.consistency][:5] == NAMES
         assert report.consistent and report.status == 0, report.format()
         assert all(checks[(s, name)].ok and not checks[(s, name)].skipped for name in NAMES)
@@ -101,7 +46,7 @@ def test_a_correct_loop_passes_every_check(ref, tmp_path):
 
 
 def test_frozen_filters_moved_by_sgd_weight_decay(ref, tmp_path):
-    report, checks = checks_of(train(ref, "down", frozen="decay"), tmp_path)
+    report, checks = checks_of(user_loop(ref, "down", frozen="decay"), tmp_path)
     c = checks[("down", "frozen_static")]
     assert not c.ok and report.status == 1
     assert "4 of 4 filters marked frozen move" in c.note  # alpha m_down = 2 per class
@@ -110,20 +55,20 @@ def test_frozen_filters_moved_by_sgd_weight_decay(ref, tmp_path):
 
 
 def test_frozen_filters_trained(ref, tmp_path):
-    _, checks = checks_of(train(ref, "down", frozen="train"), tmp_path)
+    _, checks = checks_of(user_loop(ref, "down", frozen="train"), tmp_path)
     c = checks[("down", "frozen_static")]
     assert not c.ok and "is the trainable mask applied?" in c.note
 
 
 def test_snapshot_taken_after_the_step(ref, tmp_path):
-    report, checks = checks_of(train(ref, "up", snapshot_after=True), tmp_path)
+    report, checks = checks_of(user_loop(ref, "up", snapshot_after=True), tmp_path)
     c = checks[("up", "snapshot0")]
     assert not c.ok and "taken after the step instead of before" in c.note
     assert checks[("up", "loss0")].ok  # the loss is recorded before the step: it agrees
 
 
 def test_a_detached_class_never_moves(ref, tmp_path):
-    _, checks = checks_of(train(ref, "up", detach_class=1), tmp_path)
+    _, checks = checks_of(user_loop(ref, "up", detach_class=1), tmp_path)
     c = checks[("up", "trainable_moves")]
     assert not c.ok
     assert "no trainable filter of class -1 ever moves" in c.note
@@ -131,14 +76,14 @@ def test_a_detached_class_never_moves(ref, tmp_path):
 
 
 def test_a_detached_noise_patch_memorises_nothing(ref, tmp_path):
-    _, checks = checks_of(train(ref, "up", noise=False), tmp_path)
+    _, checks = checks_of(user_loop(ref, "up", noise=False), tmp_path)
     c = checks[("up", "noise_coefficients")]
     assert not c.ok and "a detached noise patch?" in c.note
     assert checks[("up", "trainable_moves")].ok
 
 
 def test_a_bias_without_b0_is_a_different_network_at_step_0(ref, tmp_path):
-    report, checks = checks_of(train(ref, "up", bias=True), tmp_path)
+    report, checks = checks_of(user_loop(ref, "up", bias=True), tmp_path)
     c = checks[("up", "loss0")]
     assert not c.ok
     assert "a different network function at step 0" in c.note
@@ -146,14 +91,14 @@ def test_a_bias_without_b0_is_a_different_network_at_step_0(ref, tmp_path):
 
 
 def test_swapped_classes_named_at_step_0(ref, tmp_path):
-    _, checks = checks_of(train(ref, "up", swap=True), tmp_path)
+    _, checks = checks_of(user_loop(ref, "up", swap=True), tmp_path)
     c = checks[("up", "loss0")]
     assert not c.ok and "with the classes swapped" in c.note
 
 
 def test_loss0_is_not_checked_against_a_reference_file(ref, tmp_path):
     mine = tmp_path / "mine.npz"
-    save(mine, train(ref, "up", bias=True))
+    save(mine, user_loop(ref, "up", bias=True))
     report = cc.crosscheck(mine, mine, explain=False)
     c = {x.name: x for x in report.consistency}["loss0"]
     assert c.skipped and c.ok and "reference file" in c.note
@@ -161,7 +106,7 @@ def test_loss0_is_not_checked_against_a_reference_file(ref, tmp_path):
 
 def test_each_check_is_a_named_line_and_in_json(ref, tmp_path, capsys):
     mine, out = tmp_path / "mine.npz", tmp_path / "report.json"
-    save(mine, train(ref, "down", frozen="decay"))
+    save(mine, user_loop(ref, "down", frozen="decay"))
     status = main(["crosscheck", str(mine), "--no-explain", "--json", str(out)])
     text = capsys.readouterr().out
     assert status == 1
@@ -175,7 +120,7 @@ def test_each_check_is_a_named_line_and_in_json(ref, tmp_path, capsys):
 
 
 def test_float32_loop_is_consistent(ref, tmp_path):
-    arrays = train(ref, "up")
+    arrays = user_loop(ref, "up")
     arrays["up/W"] = arrays["up/W"].astype(np.float32)
     _, checks = checks_of(arrays, tmp_path)
     assert (

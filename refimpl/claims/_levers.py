@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..lab import figures as F
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Figure, Outcome, Size, Table
@@ -335,11 +336,11 @@ def _lever_design(size, dec, hypothesis):
         "paper."
     )
     return (
-        f"Regions: {regions}; otherwise d = {b.d}, m = {b.m}, N_1 = {b.n_up}, sigma_p = "
-        f"{b.sigma_p_up:g}, p_2 = {b.flip_down:g}, {b.steps_down} steps; all levers share "
-        f"seeds. Claimed levers: {_shrinks(dec)} (level {S.SIGNIFICANCE}; a lever group tried "
-        "at several levels counts if either lowers it, Bonferroni-corrected)."
-        + (source if hypothesis else "")
+        f"Regions: {regions}; otherwise "
+        f"{P.regime(b, ('d', 'm', 'n_up', P.SIGMA_P, 'flip_down'))}, {b.steps_down} steps; all "
+        f"levers share seeds. Claimed levers: {_shrinks(dec)} (level {S.SIGNIFICANCE}; a lever "
+        "group tried at several levels counts if either lowers it, "
+        "Bonferroni-corrected)." + (source if hypothesis else "")
     )
 
 

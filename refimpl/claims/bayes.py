@@ -13,6 +13,7 @@ from functools import partial
 import numpy as np
 
 from ..lab import figures as F
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import ClaimSweep, Figure, Outcome, Protocol, Size, Table
@@ -296,19 +297,20 @@ def _draw(path, size, dec, labels, panel):
     F.save(fig, path, dpi=100)
 
 
+REGIME_FIELDS = ("d", "m", "n_down", "u_norm", P.SHARED_V, P.SIGMA_P, "flip_up", "flip_down")
+REGIME_FIELDS += ("alpha", "eta", "n_test")
+
+
 def _regime(base, reps):
     """The regime and the reading of the numbers."""
     return (
-        f"Regime: d = {base.d}, m = {base.m}, N_2 = {base.n_down}, |u| = {base.u_norm:g}, "
-        f"|v_1| = |v_2| = {base.v_up_norm:g}, sigma_p = {base.sigma_p_up:g}, p_1 = "
-        f"{base.flip_up:g}, p_2 = {base.flip_down:g}, alpha = {base.alpha:g}, eta = "
-        f"{base.eta:g}, n_test = {base.n_test}. Excess = noisy test error - p_2 per run (the "
-        f"Bayes level is 0; the noisy error is p_2 + (1 - 2 p_2) x the clean error). Bayes "
-        f"level reached: excess <= {DELTA:g}; a constant above p: excess >= {GAP:g}. Gamma_inh "
-        f"is our heuristic indicator (docs/model.md §7), Gamma_scr the downstream task's Kou "
-        f"indicator. Common random numbers across the points of each panel: on the N_1 panel "
-        f"scratch is the same run at every N_1. With {reps} seeds the one-sided Wilcoxon p "
-        f"cannot fall below {0.5**reps:.3g}."
+        f"Regime: {P.regime(base, REGIME_FIELDS)}. Excess = noisy test error - p_2 per run (the "
+        "Bayes level is 0; the noisy error is p_2 + (1 - 2 p_2) x the clean error). Bayes level "
+        f"reached: excess <= {DELTA:g}; a constant above p: excess >= {GAP:g}. Gamma_inh is our "
+        "heuristic indicator (docs/model.md §7), Gamma_scr the downstream task's Kou indicator. "
+        "Common random numbers across the points of each panel: on the N_1 panel scratch is the "
+        f"same run at every N_1. With {reps} seeds the one-sided Wilcoxon p cannot fall below "
+        f"{0.5**reps:.3g}."
     )
 
 

@@ -21,6 +21,7 @@ from ..config import Config
 from ..decomposition import J, own_entries
 from ..files import jsonable
 from ..lab import figures as F
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Figure, Outcome, Protocol, Size, Table
@@ -282,12 +283,14 @@ def _statistic(dec):
     )
 
 
+SIZES = ("d", "m", "n_up", "n_down")
+
+
 def _checks_table(size, dec):
     c = size.configs["checks"]
     title = (
-        f"Decomposition checks over {size.seeds} seeds at d = {c.d}, m = {c.m}, "
-        f"N_1 = {c.n_up}, N_2 = {c.n_down}, {c.snapshots} snapshots per stage "
-        f"({'all hold' if dec['ok_exact'] else 'NOT all hold'}):"
+        f"Decomposition checks over {size.seeds} seeds at {P.regime(c, SIZES)}, {c.snapshots} "
+        f"snapshots per stage ({'all hold' if dec['ok_exact'] else 'NOT all hold'}):"
     )
     header = ["stage", "max reconstruction", "max projection", "invariant checks", "broken"]
     rows = [
@@ -329,9 +332,8 @@ def present(size, m, dec):
     c, rows = size.configs["steps_run"], _ratio_rows(size, dec)
     files = ", ".join(f"`{PROTOCOL.name}/coefficients_{s}.csv`" for s in STAGES)
     steps = (
-        f"Step-by-step coefficients (every GD step; d = {c.d}, m = {c.m}, N_1 = {c.n_up}, "
-        f"N_2 = {c.n_down}, {c.steps_up} steps per stage, seed {c.seed}): {files} (columns "
-        "step, j, r, i, coefficient, value)."
+        f"Step-by-step coefficients (every GD step; {P.regime(c, SIZES)}, {c.steps_up} steps per "
+        f"stage, seed {c.seed}): {files} (columns step, j, r, i, coefficient, value)."
     )
     theory = theory_ratio(size.configs["ratio"])
     sections = [

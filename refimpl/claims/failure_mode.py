@@ -14,6 +14,7 @@ import numpy as np
 import scipy.stats
 
 from ..lab import figures as F
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Figure, Outcome, Protocol, Size, Table
@@ -233,17 +234,19 @@ def _reported_lines(f, ev, label, reps):
     return lines
 
 
+REGIME_FIELDS = ("d", "m", "n_up", "flip_up", "u_norm", "n_down", "flip_down", "eta")
+
+
 def _text(size, dec, labels):
     """The design, the two tests and the reported findings."""
     base, reps, a, b = size.configs["points"][HALF], size.seeds, dec["failure"], dec["stalled"]
     holds = {k: "holds" if ok else "does NOT hold" for k, ok in dec["ok"].items()}
     lines = [
-        f"Base: d = {base.d}, m = {base.m}, N_1 = {base.n_up}, p_1 = {base.flip_up:g}, |u| = "
-        f"{base.u_norm:g}, N_2 = {base.n_down}, p_2 = {base.flip_down:g}, eta = {base.eta:g}; "
-        f"points: {', '.join(POINTS)}; {reps} seeds per point, common random numbers across "
-        f"points and rules. A failure: clean test error > {B.FAILURE_ERROR:g}; stalled: "
-        f"training loss > {B.EPSILON:g} at the cap; dead: dead_points >= 1 at step 0. Missing "
-        f"values over all points (err_transfer, err_scratch, loss): {dec['missing_all_points']}.\n",
+        f"Base: {P.regime(base, REGIME_FIELDS)}; points: {', '.join(POINTS)}; {reps} seeds per "
+        "point, common random numbers across points and rules. A failure: clean test error > "
+        f"{B.FAILURE_ERROR:g}; stalled: training loss > {B.EPSILON:g} at the cap; dead: "
+        "dead_points >= 1 at step 0. Missing values over all points (err_transfer, err_scratch, "
+        f"loss): {dec['missing_all_points']}.\n",
         f"- (a) alpha = 1, {labels['steps']}: {_fmt_assoc(a, 'failure')} — {holds['a']}",
         f"- (b) alpha = 1, {labels['loss']}: {_fmt_assoc(b, 'stalled')} — {holds['b']}",
     ]

@@ -5,6 +5,7 @@ the failure rate side by side. The design is :data:`PROTOCOL`."""
 import numpy as np
 
 from ..lab import figures as F
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Table
@@ -235,6 +236,9 @@ def _fmt_fail(t):
     return f"{t['a_only']} vs {t['b_only']} discordant, {rates}, exact {R.fmt_p(t['p'])}"
 
 
+REGIME_FIELDS = ("d", "m", "n_up", P.SHARED_V, ("sigma_p", "sigma_p_down"), "eta")
+
+
 def _text(size, dec, up_early):
     b, seeds, eq = size.configs["clean"][0], size.seeds, dec["equal_loss"]
     tc, ec, tn, tl = dec["trend_clean"], dec["end_clean"], dec["tail_noisy"], dec["typical_noisy"]
@@ -248,11 +252,10 @@ def _text(size, dec, up_early):
         for r, v in dec["best"].items()
     )
     lines = [
-        f"Base: d = {b.d}, m = {b.m}, N_1 = {b.n_up}, |v_1| = |v_2| = {b.v_up_norm:g}, "
-        f"sigma_p = {b.sigma_p_down:g}, eta = {b.eta:g}; alpha = k/10; regimes {regimes}. Fixed "
-        f"steps: {b.steps_down} GD steps per stage (the verdict). Equal loss: fine-tuning and "
-        f"scratch until the training loss is <= {size.epsilon:g}, cap {size.cap} steps (upstream "
-        f"runs stopped early by epsilon: {up_early}). A failure: clean test error > "
+        f"Base: {P.regime(b, REGIME_FIELDS)}; alpha = k/10; regimes {regimes}. Fixed steps: "
+        f"{b.steps_down} GD steps per stage (the verdict). Equal loss: fine-tuning and scratch "
+        f"until the training loss is <= {size.epsilon:g}, cap {size.cap} steps (upstream runs "
+        f"stopped early by epsilon: {up_early}). A failure: clean test error > "
         f"{B.FAILURE_ERROR:g} (and, at equal loss, a stalled run).\n",
         f"- (a) clean, typical run, decreasing over alpha: {R.fmt_trend(tc)} — " + holds["a"],
         f"- (b) clean, end of the range, err({END_ALPHA:g}) > err(1): median paired difference "

@@ -3,6 +3,7 @@ and against the dimension d at fixed downstream difficulty Gamma_scr
 (docs/model.md §8.1). The design is :data:`PROTOCOL`; the procedure is the
 trend claims' one (:func:`refimpl.claims._base.trend_decision`)."""
 
+from ..lab import present as P
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Outcome, Protocol, Size
 from ..lab.stats import SIGNIFICANCE
@@ -10,6 +11,7 @@ from ..theory import indicators
 from . import _base as B
 
 EXTRA_METRICS = ("err_up",)
+REGIME_FIELDS = ("m", "n_up", "u_norm", P.SHARED_V, "sigma_p_down", "flip_down", "alpha", "eta")
 COMMON = {"sigma_p_up": ("sigma_p_up",), "d": ()}
 NAMES = {"sigma_p_up": "sigma_p,1 (upstream noise)", "d": "d (dimension; N_2 ∝ d)"}
 
@@ -141,12 +143,10 @@ def present(size, vals, dec):
         f"one-sided (decrease), {size.seeds} seeds per point",
     )
     regime = (
-        f"Regime: m = {base.m}, N_1 = {base.n_up}, |u| = {base.u_norm:g}, |v_1| = |v_2| = "
-        f"{base.v_up_norm:g}, sigma_p,2 = {base.sigma_p_down:g}, p_2 = {base.flip_down:g}, alpha "
-        f"= {base.alpha:g}, eta = {base.eta:g}. The sigma_p,1 panel at d = {base.d}, N_2 = "
+        f"Regime: {P.regime(base, REGIME_FIELDS)}. The sigma_p,1 panel at d = {base.d}, N_2 = "
         f"{base.n_down} with common random numbers across sigma_p,1 (scratch is the same run at "
-        f"every point); the d panel at sigma_p = 1 with N_2 ∝ d, so that the downstream task's "
-        f"Gamma_scr is the same at every d, and independent seeds per d. Errors are clean test "
+        "every point); the d panel at sigma_p = 1 with N_2 ∝ d, so that the downstream task's "
+        "Gamma_scr is the same at every d, and independent seeds per d. Errors are clean test "
         f"errors; 'fail' is the share of runs with error > {B.FAILURE_ERROR:g}."
     )
     sections = [

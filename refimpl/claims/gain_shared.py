@@ -5,11 +5,13 @@ at fixed signal strengths (docs/model.md §8.1). The design is
 
 import math
 
+from ..lab import present as P
 from ..lab.claim import Disclosure, Outcome, Protocol, Size
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
 
+REGIME_FIELDS = ("d", "m", "n_up", "n_down", P.SIGMA_P, "flip_down", "alpha", "eta")
 MU2 = 5.0
 """|mu_1|^2 = |mu_2|^2 at every point (the base regime's |u| = 2, |v| = 1)."""
 PANEL = "shared_fraction"
@@ -129,12 +131,10 @@ def present(size, vals, dec):
         }
     }
     regime = (
-        f"Regime: d = {base.d}, m = {base.m}, N_1 = {base.n_up}, N_2 = {base.n_down}, "
-        f"sigma_p = {base.sigma_p_up:g}, p_2 = {base.flip_down:g}, alpha = {base.alpha:g}, eta = "
-        f"{base.eta:g}; |mu_1|^2 = |mu_2|^2 = {MU2:g} at every point, |u| = sqrt({MU2:g} f), "
-        f"|v_1| = |v_2| = sqrt({MU2:g} (1 - f)); Gamma_scr = {gam[0]['gamma_scr']:.3g} at every "
-        f"point. Common random numbers across f. Errors are clean test errors; 'fail' is the "
-        f"share of runs with error > {B.FAILURE_ERROR:g}."
+        f"Regime: {P.regime(base, REGIME_FIELDS)}; |mu_1|^2 = |mu_2|^2 = {MU2:g} at every point, "
+        f"|u| = sqrt({MU2:g} f), |v_1| = |v_2| = sqrt({MU2:g} (1 - f)); Gamma_scr = "
+        f"{gam[0]['gamma_scr']:.3g} at every point. Common random numbers across f. Errors are "
+        f"clean test errors; 'fail' is the share of runs with error > {B.FAILURE_ERROR:g}."
     )
     figure = B.trend_figure(
         "gain_shared",

@@ -3,6 +3,7 @@ with the universal knowledge and the inherited noise energy beside it
 (docs/model.md §4 and §8.1). The design is :data:`PROTOCOL`; the procedure
 is the trend claims' one (:func:`refimpl.claims._base.trend_decision`)."""
 
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Outcome, Protocol, Size, Table
@@ -12,6 +13,7 @@ from . import _base as B
 
 PANEL = "n_up"
 EXTRA_METRICS = ("K_inh_start", "inh_noise_energy", "err_up")
+REGIME_FIELDS = ("d", "m", "n_down", "u_norm", P.SHARED_V, P.SIGMA_P, "flip_down", "alpha", "eta")
 
 
 def _size(quick, ns, seeds, cap):
@@ -123,11 +125,9 @@ def present(size, vals, dec):
         ),
     )
     regime = (
-        f"Regime: d = {base.d}, m = {base.m}, N_2 = {base.n_down}, |u| = {base.u_norm:g}, "
-        f"|v_1| = |v_2| = {base.v_up_norm:g}, sigma_p = {base.sigma_p_up:g}, p_2 = "
-        f"{base.flip_down:g}, alpha = {base.alpha:g}, eta = {base.eta:g}. Common random numbers "
-        f"across N_1: scratch is the same run at every N_1. Errors are clean test errors; "
-        f"'fail' is the share of runs with error > {B.FAILURE_ERROR:g}."
+        f"Regime: {P.regime(base, REGIME_FIELDS)}. Common random numbers across N_1: scratch is "
+        "the same run at every N_1. Errors are clean test errors; 'fail' is the share of runs "
+        f"with error > {B.FAILURE_ERROR:g}."
     )
     knowledge = B.line_figure(
         "gain_upstream_n_knowledge",

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from ..lab import figures as F
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Table
@@ -232,6 +233,9 @@ def _draw(path, m, reps):
     F.save(fig, path, dpi=90)
 
 
+REGIME_FIELDS = ("d", "m", "n_up", "n_down", P.SHARED_V, P.SIGMA_P, "flip_down", "alpha")
+
+
 def _text(size, tests, up_early):
     b, reps, ln = size.configs["positive"], size.seeds, tests[VERDICT_REGIME]["steps"]
     regimes = "; ".join(
@@ -239,15 +243,13 @@ def _text(size, tests, up_early):
         for k, o in size.regimes.items()
     )
     base = (
-        f"Base: d = {b.d}, m = {b.m}, N_1 = {b.n_up}, N_2 = {b.n_down}, |v_1| = |v_2| = "
-        f"{b.v_up_norm:g}, sigma_p = {b.sigma_p_up:g}, p_2 = {b.flip_down:g}, alpha = "
-        f"{b.alpha:g}, {b.steps_down} steps; regimes (changes from the base): {regimes}; {reps} "
-        "seeds each (mean ± se). Verdict: the three one-sided paired tests (error, mean rho-bar, "
-        f"rho-bar on flipped points) of the `{VERDICT_REGIME}` regime at level {SIGNIFICANCE}, "
-        "fixed steps. Source: our hypothesis (docs/model.md §8.3): a FAIL refutes our reading "
-        "of the paper's mechanism as a larger mean rho-bar, not the paper. Equal loss: the same "
-        "seeds with fine-tuning and scratch trained to the training loss "
-        f"{size.epsilon:g} (cap {size.cap} steps; upstream runs stopped early by epsilon: "
+        f"Base: {P.regime(b, REGIME_FIELDS)}, {b.steps_down} steps; regimes (changes from the "
+        f"base): {regimes}; {reps} seeds each (mean ± se). Verdict: the three one-sided paired "
+        f"tests (error, mean rho-bar, rho-bar on flipped points) of the `{VERDICT_REGIME}` regime "
+        f"at level {SIGNIFICANCE}, fixed steps. Source: our hypothesis (docs/model.md §8.3): a "
+        "FAIL refutes our reading of the paper's mechanism as a larger mean rho-bar, not the "
+        "paper. Equal loss: the same seeds with fine-tuning and scratch trained to the training "
+        f"loss {size.epsilon:g} (cap {size.cap} steps; upstream runs stopped early by epsilon: "
         f"{up_early}); reported, not in the verdict."
     )
     big = {k: "larger" if ln[k]["mean"] > 0 else "smaller" for k in ("rho_max", "rho_mean")}

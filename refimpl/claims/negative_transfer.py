@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from ..lab import figures as F
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Table
@@ -311,10 +312,9 @@ def _text(size, n):
         f"`{k}`: N_2 = {o['n_down']}, |v_2| = {o['v_down_norm']:g}" for k, o in regimes.items()
     )
     return (
-        f"Base: d = {b['d']}, m = {b['m']}, |v_1| = {b['v_up_norm']:g}, sigma_p = "
-        f"{b['sigma_p_up']:g}, p_2 = {b['flip_down']:g}, eta = {b['eta']:g}; regimes: {regimes}. "
-        f"Rows: alpha at N_1 = {b['n_up']}, and N_1 at alpha = {b['alpha']:g} (the N_1 = "
-        f"{b['n_up']} row is the alpha = {b['alpha']:g} row, run and counted once): {n} "
+        f"Base: {P.regime(b, ('d', 'm', 'v_up_norm', P.SIGMA_P, 'flip_down', 'eta'))}; regimes: "
+        f"{regimes}. Rows: alpha at N_1 = {b['n_up']}, and N_1 at alpha = {b['alpha']:g} (the N_1 "
+        f"= {b['n_up']} row is the alpha = {b['alpha']:g} row, run and counted once): {n} "
         f"distinct cells, {size.seeds} seeds each."
     )
 

@@ -6,6 +6,7 @@ verdict pools each prediction over the variants that make it. The design is :dat
 
 import numpy as np
 
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Outcome, Protocol, Size, Table
@@ -297,14 +298,15 @@ def _tables(size, dec, rows):
     ]
 
 
+REGIME_FIELDS = ("d", "m", "n_up", "n_down", P.SHARED_V, P.SIGMA_P, "alpha", "eta")
+
+
 def present(size, m, dec):
     b, reps = size.base, size.seeds
     text = (
-        f"Base: d = {b['d']}, m = {b['m']}, N_1 = {b['n_up']}, N_2 = {b['n_down']}, |v_1| = "
-        f"|v_2| = {b['v_up_norm']:g}, sigma_p = {b['sigma_p_up']:g}, alpha = {b['alpha']:g}, "
-        f"eta = {b['eta']:g}, {b['steps_down']} steps. Each variant is a finding of its own: a "
-        f"prediction is 'detected' (one-sided p < {SIGNIFICANCE}), 'not detected', or "
-        "'opposite' (significant against it). The verdict rests on the pooled tests only."
+        f"Base: {P.regime(b, REGIME_FIELDS)}, {b['steps_down']} steps. Each variant is a finding "
+        f"of its own: a prediction is 'detected' (one-sided p < {SIGNIFICANCE}), 'not detected', "
+        "or 'opposite' (significant against it). The verdict rests on the pooled tests only."
     )
     rows = _rows(size, m)
     gain = B.as_float(m["err_scratch"]) - B.as_float(m["err_transfer"])

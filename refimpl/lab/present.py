@@ -1,0 +1,73 @@
+"""What the claims' ``present`` functions share: the few shapes their reports
+repeat, built from data.
+
+- :func:`regime`: a regime sentence ("d = 600, m = 10, N_1 = 200") from a
+  config and the fields to name, each under its symbol of docs/model.md
+  (:data:`SYMBOLS`).
+
+A claim says what to show; these functions say how it looks, the same in
+every claim. They format numbers, never compute them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["SYMBOLS", "SHARED_V", "SIGMA_P", "fmt_value", "regime"]
+
+SYMBOLS = {
+    "d": "d",
+    "m": "m",
+    "n_up": "N_1",
+    "n_down": "N_2",
+    "u_norm": "|u|",
+    "v_up_norm": "|v_1|",
+    "v_down_norm": "|v_2|",
+    "v_cos": "cos(v_1, v_2)",
+    "sigma_p_up": "sigma_p,1",
+    "sigma_p_down": "sigma_p,2",
+    "flip_up": "p_1",
+    "flip_down": "p_2",
+    "alpha": "alpha",
+    "eta": "eta",
+    "sigma_0": "sigma_0",
+    "epsilon": "epsilon",
+    "n_test": "n_test",
+    "seed": "seed",
+}
+"""The report's symbol of a config field (docs/model.md); a field not listed
+is shown under its own name."""
+
+SHARED_V = ("|v_1| = |v_2|", "v_up_norm")
+"""The field spec of :func:`regime` for |v_1| = |v_2| (read from |v_1|)."""
+SIGMA_P = ("sigma_p", "sigma_p_up")
+"""The field spec of :func:`regime` for one sigma_p of both tasks (read from sigma_p,1)."""
+
+
+def fmt_value(v):
+    """A config value in a sentence: an integer as it is (``600``), a float in
+    the shortest form (``:g``: ``2``, ``0.1``), anything else by ``str``."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def regime(config, fields):
+    """``d = 600, m = 10, N_1 = 200``: the named fields of ``config`` (a config
+    object or a mapping of its fields), in order, by :func:`fmt_value`.
+
+    Parameters
+    ----------
+    config : object or mapping
+        Where the values are read: ``config.<field>``, or ``config[field]``.
+    fields : iterable
+        Each a field name, shown under its :data:`SYMBOLS` name, or a pair
+        ``(label, field)`` to show it under another label: ``("|v_1| =
+        |v_2|", "v_up_norm")`` for a value two symbols share.
+    """
+    parts = []
+    for f in fields:
+        label, name = (SYMBOLS.get(f, f), f) if isinstance(f, str) else f
+        value = config[name] if isinstance(config, Mapping) else getattr(config, name)
+        parts.append(f"{label} = {fmt_value(value)}")
+    return ", ".join(parts)

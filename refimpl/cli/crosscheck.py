@@ -116,7 +116,8 @@ def register(subparsers):
         "--convention",
         metavar="NAMES",
         help=f"replay under these conventions, comma-separated ({names}, "
-        "lr_scale=C, relu_prime=V), e.g. filter_sum,patch_mean,bias,float32",
+        "lr_scale=C, relu_prime=V, momentum=MU, lr_schedule=0:1/50:0.1), "
+        "e.g. filter_sum,patch_mean,bias,float32",
     )
     p.add_argument(
         "--stage", action="append", choices=STAGES, help="compare only this stage (repeatable)"

@@ -114,7 +114,8 @@ def estimate_lr_scale(view, conv=None, tol=1e-9, st=None):
     exact when k = 1. For k > 1 c solves L(W0 + c D) = loss[1], the file's
     loss after one step (module docstring): its roots are bracketed on a
     geometric grid over [1e-3, 1e3] and solved by Brent's method, and among
-    several roots the one whose k-step replay is nearest to W_k is taken. The
+    several roots the one whose k-step replay (with the momentum
+    :func:`estimate_momentum` finds for it) is nearest to W_k is taken. The
     result is rounded to a short decimal (or its reciprocal) within ``tol``
     relative.
 
@@ -155,8 +156,9 @@ def estimate_lr_scale(view, conv=None, tol=1e-9, st=None):
         if not roots:
             return None, "no step size in [1e-3, 1e3] x eta gives the file's loss after one step"
 
-        def mismatch(cc):
-            W = st.run(replace(conv, lr_scale=cc), k, [k])[0]
+        def mismatch(cc):  # with the momentum the loss after step 2 gives for cc
+            mu = estimate_momentum(st, replace(conv, lr_scale=cc), tol)
+            W = st.run(replace(conv, lr_scale=cc, momentum=mu or 0.0), k, [k])[0]
             return float(np.abs(W[0] - view.f64("W")[1].reshape(W[0].shape)).max())
 
         c = float(min(roots, key=mismatch))

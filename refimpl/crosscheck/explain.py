@@ -223,7 +223,6 @@ def _noted(rows, what, tolerances):
 
 
 OFFSETS = (0, 1, -1)  # snapshot offsets judged on every replay (docs: Convention)
-MAX_SEGMENTS = 50  # a schedule with more segments is not proposed
 
 
 class _Search:
@@ -384,7 +383,7 @@ def _dynamics(search, base, T):
         notes["momentum"] = f"momentum estimated from the loss after step 2: {mu:.12g}"
     else:
         why["momentum"] = "no momentum: the loss after step 2 is that of plain GD"
-    if 1 < len(sched) <= MAX_SEGMENTS:
+    if len(sched) > 1:
         options.append({"lr_schedule": sched, "momentum": mu or 0.0})
         notes["lr_schedule"] = (
             f"schedule estimated from the loss at every step: {schedule_text(sched)}"

@@ -204,13 +204,26 @@ def parse_schedule(text):
     return out
 
 
-def schedule_text(schedule):
-    """((0, 1.0), (50, 0.1)) -> "steps 0-49: 1 x eta, from step 50: 0.1 x eta"."""
+def schedule_text(schedule, shown=6):
+    """((0, 1.0), (50, 0.1)) -> "steps 0-49: 1 x eta, from step 50: 0.1 x eta";
+    a schedule of more than ``shown`` segments by its first and last ones,
+    one that changes by a constant ratio every step as exponential."""
+    starts, factors = np.array([a for a, _ in schedule]), np.array([b for _, b in schedule])
+    ratios = factors[1:] / factors[:-1]
+    if len(schedule) > 2 and np.all(np.diff(starts) == 1) and np.ptp(ratios) <= 1e-9 * ratios[0]:
+        return (
+            f"{factors[0]:.12g} x eta at step 0, times {ratios[0]:.12g} every step "
+            f"(exponential) to step {starts[-1]}, then constant"
+        )
     parts = []
     for k, (start, factor) in enumerate(schedule):
         end = schedule[k + 1][0] - 1 if k + 1 < len(schedule) else None
         span = f"steps {start}-{end}" if end is not None else f"from step {start}"
+        span = f"step {start}" if end == start else span
         parts.append(f"{span}: {factor:.12g} x eta")
+    if len(parts) > shown:
+        more = len(parts) - shown + 1
+        parts = parts[: shown - 2] + [f"... ({more} segments)"] + parts[-2:]
     return ", ".join(parts)
 
 

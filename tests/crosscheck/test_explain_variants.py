@@ -80,6 +80,14 @@ def test_snapshot_offset_is_named(ref_path, tmp_path, offset):
     assert ex["explanation"] == [f"snapshot_offset{offset:+d}"]
 
 
+def test_exponential_schedule_is_named(ref_path, tmp_path):
+    conv = cc.Convention(lr_schedule=tuple((t, 0.97**t) for t in range(CONFIG.steps_up)))
+    arrays = cc.variant_arrays(load(ref_path), conv, stages=["up"])
+    ex, _ = explain(arrays, tmp_path, "up")
+    assert ex["explanation"] == ["lr_schedule"]
+    assert "times 0.97 every step (exponential)" in ex["description"]
+
+
 def test_nothing_explains_a_different_step_0_loss(ref_path, tmp_path):
     """A bias that was never stored: no network tried has the file's loss at
     step 0, explain replays nothing and says what to store."""
@@ -120,14 +128,19 @@ def test_parse_and_describe_the_new_variants():
         (dict(frozen="decay"), "down", ["decay_frozen"]),
         (dict(snapshot_after=True), "up", ["snapshot_offset+1"]),
         (dict(momentum=0.9, frozen="decay"), "down", ["momentum", "decay_frozen"]),
+        (dict(momentum=0.9), "down", ["momentum"]),
+        (dict(momentum=0.9, step_lr=(15, 0.5)), "up", ["momentum", "lr_schedule"]),
+        (dict(frozen="decay", step_lr=(10, 0.3)), "down", ["lr_schedule", "decay_frozen"]),
+        (dict(swap=True, momentum=0.5), "up", ["swap_classes", "momentum"]),
+        (dict(snapshot_after=True, momentum=0.9), "up", ["momentum", "snapshot_offset+1"]),
     ],
 )
 def test_torch_loop_mistake_is_named(ref, tmp_path, switch, stage, names):
     ex, text = explain(user_loop(ref, stage, **switch), tmp_path, stage)
     assert ex["explanation"] == names, text
     if "momentum" in switch:
-        assert "momentum 0.9" in ex["description"]
-    if "step_lr" in switch:
+        assert f"momentum {switch['momentum']:g}" in ex["description"]
+    if switch.get("step_lr") == (15, 0.5):
         assert "from step 30: 0.25 x eta" in ex["description"]
 
 

@@ -38,6 +38,11 @@ CONDITIONS = ("above", "scratch_sub_bayes", "crossed")
 XNAME = {"n_up": "N_1", "share": "|u|"}
 XLABEL = {"n_up": "N_1 (upstream samples)", "share": "|u| (shared signal)"}
 YES = {True: "yes", False: "no"}
+LEVELS = [  # the figures' horizontal lines
+    {"y": 0.0, "color": "k", "lw": 0.8, "label": "Bayes level (excess 0)"},
+    {"y": DELTA, "color": "0.4", "lw": 0.8, "ls": "--", "label": f"DELTA = {DELTA:g}"},
+    {"y": GAP, "color": "0.4", "lw": 0.8, "ls": ":", "label": f"GAP = {GAP:g}"},
+]
 ARMS = ("transfer", "scratch")
 
 
@@ -277,24 +282,16 @@ def _draw(path, size, dec, labels, panel):
     if panel == "share":
         at = f"|mu|^2 = {MU2:g}, N_1 = {base.n_up}"
         title = f"excess noisy error vs |u| at {at} ({reps} paired seeds)"
-    fig, axes = F.subplots(1, len(B.RULES), figsize=(10.0, 4.0), sharey=True)
-    axes = np.atleast_1d(axes)
-    for ax, r in zip(axes, B.RULES, strict=True):
-        d, x = dec["panels"][panel]["rules"][r], size.x[panel]
-        ax.plot(x, d["median_transfer"], marker="o", color="C0", label="transfer (median)")
-        ax.plot(x, d["median_scratch"], marker="s", color="C3", label="scratch (median)")
-        ax.axhline(0.0, color="k", lw=0.8, label="Bayes level (excess 0)")
-        ax.axhline(DELTA, color="0.4", lw=0.8, ls="--", label=f"DELTA = {DELTA:g}")
-        ax.axhline(GAP, color="0.4", lw=0.8, ls=":", label=f"GAP = {GAP:g}")
-        if panel == "n_up":
-            ax.set_xscale("log")
-        ax.set_xlabel(XLABEL[panel])
-        ax.set_title(labels[r], fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("excess noisy test error (noisy - p_2)")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    F.save(fig, path, dpi=100)
+    panels = []
+    for r in B.RULES:
+        d = dec["panels"][panel]["rules"][r]
+        curves = [F.Curve(d["median_transfer"], "transfer (median)", "C0o-")]
+        curves += [F.Curve(d["median_scratch"], "scratch (median)", "C3s-")]
+        log = {"xscale": "log"} if panel == "n_up" else {}
+        panels += [F.Panel(curves, labels[r], XLABEL[panel], x=size.x[panel], hlines=LEVELS)]
+        panels[-1].axes, panels[-1].legend = log, None
+    panels[0].ylabel, panels[0].legend = "excess noisy test error (noisy - p_2)", {"fontsize": 7}
+    F.panels_figure(path, panels, figsize=(10.0, 4.0), suptitle=title, sharey=True)
 
 
 REGIME_FIELDS = ("d", "m", "n_down", "u_norm", P.SHARED_V, P.SIGMA_P, "flip_up", "flip_down")

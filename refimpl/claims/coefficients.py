@@ -233,23 +233,21 @@ def _attachments(size, steps):
 def _draw_steps(path, steps):
     """Mean and max gamma, mean and max rho-bar (entries y_i = j) and min
     rho-underline over the GD steps, one panel per stage."""
-    fig, axes = F.subplots(1, 3, figsize=(12, 3.6))
-    for ax, s in zip(axes, STAGES, strict=True):
+    panels = []
+    for s in STAGES:
         st = steps[s]
         t = st["steps"]
         g = st["gamma"].sum(axis=-1).reshape(len(t), -1)  # (K, 2 m)
         rb = np.where(own_entries(st["y"]), st["rho_bar"], np.nan).reshape(len(t), -1)
-        ax.plot(t, g.mean(axis=1), "C0-", label="mean gamma")
-        ax.plot(t, g.max(axis=1), "C0:", label="max gamma")
-        ax.plot(t, np.nanmean(rb, axis=1), "C1-", label="mean rho-bar (y_i = j)")
-        ax.plot(t, np.nanmax(rb, axis=1), "C1:", label="max rho-bar")
-        ax.plot(t, st["rho_under"].reshape(len(t), -1).min(axis=1), "C2:", label="min rho-under")
-        ax.set_title(f"stage {s}", fontsize=10)
-        ax.set_xlabel("GD step")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("coefficient")
-    axes[0].legend(fontsize=7)
-    F.save(fig, path, dpi=90)
+        curves = [F.Curve(g.mean(axis=1), "mean gamma", "C0-")]
+        curves += [F.Curve(g.max(axis=1), "max gamma", "C0:")]
+        curves += [F.Curve(np.nanmean(rb, axis=1), "mean rho-bar (y_i = j)", "C1-")]
+        curves += [F.Curve(np.nanmax(rb, axis=1), "max rho-bar", "C1:")]
+        rho_under = st["rho_under"].reshape(len(t), -1).min(axis=1)
+        curves += [F.Curve(rho_under, "min rho-under", "C2:")]
+        panels.append(F.Panel(curves, f"stage {s}", "GD step", x=t, legend=None, title_size=10))
+    panels[0].ylabel, panels[0].legend = "coefficient", {"fontsize": 7}
+    F.panels_figure(path, panels, figsize=(12, 3.6), dpi=90)
 
 
 def _draw_ratio(path, theory, dec, reps):

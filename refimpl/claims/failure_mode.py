@@ -297,23 +297,20 @@ def _csv(m, dec, summ):
 
 def _draw_rates(path, dec, labels, reps):
     """Event and dead >= 1 rates against alpha; the remedies offset at alpha = 1."""
-    fig, ax = F.subplots(figsize=(7.2, 4.4))
-    k = len(ALPHAS)
+    k, curves = len(ALPHAS), []
     for c, (r, ls) in enumerate((("steps", "-"), ("loss", "--"))):
-        f, ev, label = dec["reported"][r], EVENT[r], f"{EVENT[r]} rate ({labels[r]})"
-        ax.plot(ALPHAS, f["event_rate"][:k], f"C{c}{ls}", marker="o", label=label)
-        ax.plot(ALPHAS, f["dead_rate"][:k], f"C{c}:", marker="x", label=f"dead >= 1 ({r} runs)")
+        f, ev = dec["reported"][r], EVENT[r]
+        curves += [F.Curve(f["event_rate"][:k], f"{ev} rate ({labels[r]})", f"C{c}o{ls}")]
+        curves += [F.Curve(f["dead_rate"][:k], f"dead >= 1 ({r} runs)", f"C{c}x:")]
         for j, (name, mk) in enumerate(zip(REMEDIES, ("s", "^"), strict=True)):
-            x, style = [1.0 + 0.025 * (j + 1)], {"marker": mk, "ls": "none"}
-            ax.plot(x, [f["event_rate"][k + j]], f"C{c}", label=f"{ev}, {name}", **style)
-            ax.plot(x, [f["dead_rate"][k + j]], f"C{c}", mfc="none", **style)
-    xlabel = "alpha (inherited fraction); remedies at alpha = 1, offset"
-    ax.set(xlabel=xlabel, ylabel="rate", ylim=(-0.02, 1.02))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2, loc="best")
+            x, open_ = [1.0 + 0.025 * (j + 1)], {"mfc": "none"}
+            curves += [F.Curve([f["event_rate"][k + j]], f"{ev}, {name}", f"C{c}{mk}", x)]
+            curves += [F.Curve([f["dead_rate"][k + j]], "", f"C{c}{mk}", x, style=open_)]
     title = f"failure / stalled rate and dead >= 1 rate ({reps} seeds; open markers: dead >= 1"
-    ax.set_title(f"{title} of the remedies)", fontsize=8)
-    F.save(fig, path, dpi=100)
+    xlabel = "alpha (inherited fraction); remedies at alpha = 1, offset"
+    panel = F.Panel(curves, f"{title} of the remedies)", xlabel, "rate", ALPHAS, title_size=8)
+    panel.axes, panel.legend = {"ylim": (-0.02, 1.02)}, {"fontsize": 6, "ncol": 2, "loc": "best"}
+    F.panels_figure(path, [panel], figsize=(7.2, 4.4))
 
 
 def _draw_dead(path, m, labels):

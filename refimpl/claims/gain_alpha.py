@@ -236,6 +236,7 @@ def _fmt_fail(t):
     return f"{t['a_only']} vs {t['b_only']} discordant, {rates}, exact {R.fmt_p(t['p'])}"
 
 
+XLABEL = "alpha (inherited fraction)"
 REGIME_FIELDS = ("d", "m", "n_up", P.SHARED_V, ("sigma_p", "sigma_p_down"), "eta")
 
 
@@ -311,27 +312,25 @@ def _csv(size, m, dec):
 
 
 def _draw(path, size, m, dec):
-    x = size.alphas
-    fig, axes = F.subplots(2, 2, figsize=(11, 7.4))
-    for row, regime in enumerate(REGIMES):
-        ax, ax2 = axes[row]
-        for d, ls, v in ((dec, "-", "fixed steps"), (dec["equal_loss"], "--", "equal loss")):
+    """Per regime: the mean and median error, the failure and stalled rates over alpha."""
+    rules = ((dec, "-", "fixed steps"), (dec["equal_loss"], "--", "equal loss"))
+    share, panels = f"share of runs with error > {B.FAILURE_ERROR:g} (or stalled)", []
+    for regime in REGIMES:
+        err, rate = [], []
+        for d, ls, v in rules:
             s = d["summary"][regime]
-            ax.plot(x, s["mean"], "C0" + ls, marker="o", ms=3, label=f"mean, {v}")
-            ax.plot(x, s["median"], "C1" + ls, marker="s", ms=3, label=f"median, {v}")
-            ax2.plot(x, s["failure_rate"], "C3" + ls, marker="o", ms=3, label=f"failure rate, {v}")
+            err += [F.Curve(s["mean"], f"mean, {v}", f"C0o{ls}")]
+            err += [F.Curve(s["median"], f"median, {v}", f"C1s{ls}")]
+            rate += [F.Curve(s["failure_rate"], f"failure rate, {v}", f"C3o{ls}")]
         stalled = np.nanmean(m[regime]["loss"]["stalled_transfer"], axis=1)
-        ax2.plot(x, stalled, "C4:", marker="^", ms=3, label="stalled (equal loss)")
-        ax.set_title(f"{regime}: test error over alpha ({size.seeds[regime]} seeds)", fontsize=9)
-        share = f"share of runs with error > {B.FAILURE_ERROR:g} (or stalled)"
-        ax2.set_title(f"{regime}: {share}", fontsize=9)
-        ax.set(yscale="log", ylabel="clean test error (log)")
-        ax2.set(ylabel="rate", ylim=(-0.02, 1.02))
-        for a in (ax, ax2):
-            a.set(xlabel="alpha (inherited fraction)")
-            a.grid(alpha=0.3)
-            a.legend(fontsize=7)
-    F.save(fig, path, dpi=90)
+        rate += [F.Curve(stalled, "stalled (equal loss)", "C4^:")]
+        title = f"{regime}: test error over alpha ({size.seeds[regime]} seeds)"
+        log, rates = {"yscale": "log"}, {"ylim": (-0.02, 1.02)}
+        panels += [F.Panel(err, title, XLABEL, "clean test error (log)", axes=log)]
+        panels += [F.Panel(rate, f"{regime}: {share}", XLABEL, "rate", axes=rates)]
+    for p in panels:
+        p.x, p.style = size.alphas, {"ms": 3}
+    F.panels_figure(path, panels, ncols=2, figsize=(11, 7.4), dpi=90)
 
 
 def present(size, m, dec):

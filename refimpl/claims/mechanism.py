@@ -48,6 +48,12 @@ VERDICT_REGIME = "label_noise"
 # the paired tests transfer > scratch (metric, {}: transfer or scratch); rho_max: secondary
 TESTED = dict(err="err_{}", rho_mean="rho_{}_mean", rho_flip="rho_flip_{}", rho_max="rho_{}_max")
 STOPPING = {"steps": "fixed steps", "loss": "equal loss"}
+PANELS = {  # the figure's rows: title, y label
+    "rho": ("{}: mean rho-bar during fine-tuning ({} seeds)", "mean rho-bar (y_i = j)"),
+    "K": ("{}: universal knowledge K = j<w, u>", "mean K"),
+}
+XLABEL = "fine-tuning step"
+REGIME_FIELDS = ("d", "m", "n_up", "n_down", P.SHARED_V, P.SIGMA_P, "flip_down", "alpha")
 
 
 def _size(quick, n_down, seeds, snapshots):
@@ -212,28 +218,19 @@ def _curve(rows):
 
 
 def _draw(path, m, reps):
-    fig, axes = F.subplots(2, len(m), figsize=(4.6 * len(m), 7), squeeze=False)
-    for col, (name, v) in enumerate(m.items()):
-        steps = np.array(v["curves"]["curve_steps"][0])
-        panels = {
-            "rho": (f"{name}: mean rho-bar during fine-tuning ({reps} seeds)", "rho-bar (y_i = j)"),
-            "K": (f"{name}: universal knowledge K = j<w, u>", "K"),
-        }
-        for ax, (what, (title, ylabel)) in zip(axes[:, col], panels.items(), strict=True):
-            sfx = " filters" if what == "rho" else ""
+    """Mean rho-bar and K over the fine-tuning steps (± se), one column per regime."""
+    panels = []
+    for what, sfx in (("rho", " filters"), ("K", "")):
+        for name, v in m.items():
             names = (f"transfer, inherited{sfx}", f"transfer, fresh{sfx}", "scratch")
-            for part, label, c in zip(PARTS, names, ("C0", "C1", "C2"), strict=True):
+            curves = []
+            for i, (part, label) in enumerate(zip(PARTS, names, strict=True)):
                 mean, se = _curve(v["curves"][f"curve_{what}_{part}"])
-                ax.plot(steps, mean, color=c, label=label)
-                ax.fill_between(steps, mean - se, mean + se, color=c, alpha=0.25)
-            ax.set_title(title, fontsize=9)
-            ax.set(xlabel="fine-tuning step", ylabel=f"mean {ylabel}")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    F.save(fig, path, dpi=90)
-
-
-REGIME_FIELDS = ("d", "m", "n_up", "n_down", P.SHARED_V, P.SIGMA_P, "flip_down", "alpha")
+                curves.append(F.Curve(mean, label, f"C{i}-", se=se))
+            title, ylabel = PANELS[what]
+            steps = np.array(v["curves"]["curve_steps"][0])
+            panels.append(F.Panel(curves, title.format(name, reps), XLABEL, ylabel, steps))
+    F.panels_figure(path, panels, ncols=len(m), figsize=(4.6 * len(m), 7), dpi=90)
 
 
 def _text(size, tests, up_early):

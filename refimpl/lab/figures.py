@@ -9,7 +9,9 @@ says what to install.
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +28,10 @@ __all__ = [
     "save",
     "errorbar_lines",
     "line_figure",
+    "Curve",
+    "Panel",
+    "draw_panel",
+    "panels_figure",
     "draw_stage",
     "plot_trajectory",
     "figure_path",
@@ -116,6 +122,90 @@ def line_figure(
     ax.legend(handles, labels, fontsize=8)
     ax.grid(alpha=0.3)
     return [save(fig, path, dpi=100)]
+
+
+# ----------------------------------------------------------------------
+# curves over x in panels, declared as data (the claims' figures)
+
+
+@dataclass
+class Curve:
+    """One line of a :class:`Panel`: ``y`` over the panel's x (or ``x``).
+
+    ``fmt`` is matplotlib's format string (colour, marker, line style:
+    ``"C0o--"``; a marker alone draws points only), ``style`` further
+    keywords of ``Axes.plot`` (``ms``, ``color``, ``mfc``) over the panel's;
+    with ``se``, a band of ``y`` ± ``se`` in the line's colour."""
+
+    y: object
+    label: str = ""
+    fmt: str = "-"
+    x: object = None
+    se: object = None
+    style: dict = field(default_factory=dict)
+
+
+@dataclass
+class Panel:
+    """One axes of :func:`panels_figure`: its curves over ``x``, its labels,
+    horizontal lines (``hlines``: keywords of ``Axes.axhline`` each, with
+    ``y``), ``Axes.set`` keywords (``axes``: ``xscale``, ``yscale``,
+    ``ylim``...), ``Axes.plot`` keywords of every curve (``style``: ``ms``),
+    the legend's keywords (None: no legend) and the title's font size."""
+
+    curves: list
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    x: object = None
+    hlines: list = field(default_factory=list)
+    axes: dict = field(default_factory=dict)
+    style: dict = field(default_factory=dict)
+    legend: dict = field(default_factory=lambda: {"fontsize": 7})
+    title_size: float = 9
+
+
+def draw_panel(ax, panel):
+    """Draw a :class:`Panel` into ``ax`` (curves, bands, lines, labels, a
+    light grid, the legend); returns ``ax``."""
+    for c in panel.curves:
+        x = panel.x if c.x is None else c.x
+        (line,) = ax.plot(x, c.y, c.fmt, label=c.label, **{**panel.style, **c.style})
+        if c.se is not None:
+            y, se = np.asarray(c.y, float), np.asarray(c.se, float)
+            ax.fill_between(x, y - se, y + se, color=line.get_color(), alpha=0.25)
+    for h in panel.hlines:
+        ax.axhline(**h)
+    if panel.axes:
+        ax.set(**panel.axes)
+    if panel.title:
+        ax.set_title(panel.title, fontsize=panel.title_size)
+    if panel.xlabel:
+        ax.set_xlabel(panel.xlabel)
+    if panel.ylabel:
+        ax.set_ylabel(panel.ylabel)
+    ax.grid(alpha=0.3)
+    if panel.legend is not None:
+        ax.legend(**panel.legend)
+    return ax
+
+
+def panels_figure(path, panels, ncols=None, figsize=None, suptitle="", dpi=100, **kwargs):
+    """:class:`Panel` s drawn row by row on a grid of ``ncols`` columns
+    (default: all in one row), saved as a PNG (:func:`save`); ``figsize``
+    defaults to 5 x 4 inches a panel, ``suptitle`` is the figure's title and
+    further keywords go to :func:`subplots` (``sharey=True``). Returns the path."""
+    ncols = ncols or len(panels)
+    nrows = math.ceil(len(panels) / ncols)
+    figsize = figsize or (5.0 * ncols, 4.0 * nrows)
+    fig, axes = subplots(nrows, ncols, figsize=figsize, squeeze=False, **kwargs)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        draw_panel(ax, panel)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return save(fig, path, dpi=dpi)
 
 
 # ----------------------------------------------------------------------

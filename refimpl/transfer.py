@@ -20,6 +20,7 @@ from .config import GRANULARITIES, Config, n_inherited, real_argument, shown
 from .data import sample_task, signal_vectors
 from .errors import ConfigError
 from .evaluation import estimate_test_error
+from .memo import memoized
 from .network import check_weights
 from .train import train_stage
 
@@ -151,16 +152,12 @@ class Experiment:
             )
         v, sigma_p, flip = self.task_of(stage)
         W = self.stages[stage].W_final if W is None else W
-        return estimate_test_error(
-            W,
-            self.u,
-            v,
-            sigma_p,
-            flip,
-            c.layout,
-            c.n_test if n_test is None else n_test,
-            streams(c.seed)["test"],
-            c.estimator if estimator is None else estimator,
+        args = (W, self.u, v, sigma_p, flip, c.layout, c.n_test if n_test is None else n_test)
+        estimator = c.estimator if estimator is None else estimator
+        return memoized(  # computed once per block of refimpl.memo.shared_stages
+            "test_error",
+            (*args, c.seed, estimator),
+            lambda: estimate_test_error(*args, streams(c.seed)["test"], estimator),
         )
 
     @property
@@ -297,17 +294,17 @@ def run_experiment(config: Config, progress=None) -> Experiment:
 
     def fit(name, W0, task, trainable):
         steps, weight_decay = stage_schedule(c, name)
-        return train_stage(
-            W0,
-            task,
-            c.eta_of(name),
-            steps,
+        settings = dict(
             weight_decay=weight_decay,
             trainable=trainable,
             epsilon=c.epsilon,
             snapshots=c.snapshots,
-            progress=report(name),
             engine=c.engine,
+        )
+        return memoized(  # trained once per block of refimpl.memo.shared_stages
+            "stage",
+            (W0, task, c.eta_of(name), steps, *settings.items()),
+            lambda: train_stage(W0, task, c.eta_of(name), steps, progress=report(name), **settings),
         )
 
     run = run_stages(

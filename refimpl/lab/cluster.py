@@ -285,29 +285,38 @@ def _connect(address, timeout):
     return client
 
 
-def _execute_on_cluster(calls, address, timeout=SCHEDULER_TIMEOUT):
-    """Run the items on a dask.distributed cluster; yields ``(index, result)``
+def _execute_on_cluster(groups, address, timeout=SCHEDULER_TIMEOUT):
+    """Run the groups of items (:func:`refimpl.lab.sweep._groups`, each in one
+    task) on a dask.distributed cluster; yields ``(index, result)``
     as results arrive, after persisting each one here (the workers need not
     share this machine's disk). A lost worker's items are rescheduled by dask;
     a killed client loses nothing that has arrived. Connecting is bounded by
     ``timeout`` seconds (:func:`connect_scheduler`), and so is the wait for a
     worker whenever nothing has arrived for ``timeout`` seconds."""
     with _dask_logs_quiet():
-        yield from _run_on_cluster(calls, address, timeout)
+        yield from _run_on_cluster(groups, address, timeout)
 
 
-def _run_on_cluster(calls, address, timeout):
+def _run_on_cluster(groups, address, timeout):
     client = connect_scheduler(address, timeout)
     with client:
-        futures = {
-            client.submit(_indexed, i, *args[:-1], None, key=f"refimpl-{args[5]}", pure=False): i
-            for i, args in enumerate(calls)
+        futures = {  # a group of items in one task; results persisted here
+            client.submit(
+                _indexed,
+                [(i, (*args[:-1], None)) for i, args in group],
+                key=f"refimpl-{group[0][1][5]}",
+                pure=False,
+            ): g
+            for g, group in enumerate(groups)
         }
-        for i, result in _arrivals(client, futures, address, timeout):
-            measure, measure_id, config_class, cd, options, key, path = calls[i]
-            if path is not None:
-                _write_result(path, key, measure_id, config_class.from_dict(cd), options, result)
-            yield i, result
+        calls = {i: args for group in groups for i, args in group}
+        for results in _arrivals(client, futures, address, timeout):
+            for i, result in results:
+                measure, measure_id, config_class, cd, options, key, path = calls[i]
+                if path is not None:
+                    cfg = config_class.from_dict(cd)
+                    _write_result(path, key, measure_id, cfg, options, result)
+                yield i, result
 
 
 @contextmanager

@@ -54,6 +54,7 @@ from threadpoolctl import threadpool_limits
 
 from ..config import Config
 from ..files import PART_SUFFIX, atomic_write, jsonable
+from ..memo import shared_stages
 from .measures import MEASURES
 from .progress import Progress
 from .seeds import canonical, derive_seed, sha256, stream_salt
@@ -391,11 +392,11 @@ def run_sweep(
     total = len(configs) * replicates
     bar = Progress(enabled=progress, after=1.0, every=2.0)
     done = n_cached
-    calls = [
-        (measure, measure_id, config_class, cd, options, key, path)
-        for (_, _, cd, key, path) in todo
-    ]
-    runs = _execute(calls, jobs) if cluster[0] is None else _execute_on_cluster(calls, *cluster)
+    groups = _groups(
+        [(measure, measure_id, config_class, cd, options, key, path) for *_, cd, key, path in todo],
+        [seeds[p, r] for p, r, *_ in todo],
+    )
+    runs = _execute_on_cluster(groups, *cluster) if cluster[0] else _execute(groups, jobs)
     for i, res in runs:
         p, r = todo[i][0], todo[i][1]
         results[p][r] = res
@@ -472,13 +473,27 @@ def clean_stale_parts(folder, before):
 _pinned = False
 
 
-def _indexed(i, *args):
-    """Worker: pin BLAS threads once per worker process, then run the item."""
+def _indexed(group):
+    """Worker: pin BLAS threads once per worker process, then run a group of
+    items ``[(index, args), ...]`` sharing their stages
+    (:func:`refimpl.memo.shared_stages`); returns ``[(index, result), ...]``."""
     global _pinned
     if not _pinned:
         threadpool_limits(limits=BLAS_THREADS, user_api="blas")
         _pinned = True
-    return i, _work(*args)
+    with shared_stages():
+        return [(i, _work(*args)) for i, args in group]
+
+
+def _groups(calls, seeds):
+    """The items as groups of equal seed, ``[[(index, args), ...], ...]``, in
+    the order of their first item: under common random numbers items of one
+    seed share their upstream stage and scratch baseline (same data, same
+    initial weights), so each group runs in one worker and trains them once."""
+    groups = {}
+    for i, (args, seed) in enumerate(zip(calls, seeds, strict=True)):
+        groups.setdefault(seed, []).append((i, args))
+    return list(groups.values())
 
 
 def _watch_parent(parent):
@@ -500,14 +515,17 @@ def _watch_parent(parent):
     threading.Thread(target=watch, name="refimpl-parent-watch", daemon=True).start()
 
 
-def _execute(calls, jobs):
-    """Run :func:`_work` on each argument tuple of ``calls``; yields
-    ``(index, result)`` as results arrive (in this process for ``jobs == 1``,
-    otherwise in ``jobs`` joblib worker processes)."""
+def _execute(groups, jobs):
+    """Run :func:`_work` on each item of ``groups`` (:func:`_groups`), a group
+    within one :func:`~refimpl.memo.shared_stages` block; yields ``(index,
+    result)`` as results arrive (in this process for ``jobs == 1``, otherwise
+    in ``jobs`` joblib worker processes, a group in one of them)."""
     if jobs == 1:
         with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-            for i, args in enumerate(calls):
-                yield i, _work(*args)
+            for group in groups:
+                with shared_stages():
+                    for i, args in group:
+                        yield i, _work(*args)
         return
     from joblib import Parallel, delayed  # needed only for parallel sweeps
 
@@ -521,7 +539,8 @@ def _execute(calls, jobs):
     )
     try:
         with _interrupts_for_this_process_only():
-            yield from par(delayed(_indexed)(i, *args) for i, args in enumerate(calls))
+            for results in par(delayed(_indexed)(group) for group in groups):
+                yield from results
     except BaseException:  # Ctrl-C or an error: stop the workers now
         _stop_workers()
         raise

@@ -66,7 +66,7 @@ def test_results_that_arrived_are_kept_when_the_client_stops(cluster, tmp_path):
                 str(cache / key[:2] / f"{key}.json"),
             )
         )
-    runs = CL._execute_on_cluster(calls, cluster)
+    runs = CL._execute_on_cluster([[(i, c)] for i, c in enumerate(calls)], cluster)
     next(runs)  # one result arrives, then the client stops
     runs.close()
     resumed = S.run_sweep(grid, replicates=1, cache=cache, progress=False)

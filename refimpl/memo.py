@@ -1,0 +1,109 @@
+"""Shared stages: within a :func:`shared_stages` block, work whose inputs are
+equal is done once.
+
+:func:`refimpl.transfer.run_experiment` asks :func:`memoized` for every
+stage it trains and every test error it estimates. Outside a block that is a
+plain call. Inside one, the result is kept under a SHA-256 of everything the
+computation reads (the stage's initial weights, its data, step size, step
+cap, weight decay, trainable mask, stopping rule, snapshots and engine; for a
+test error the weights, the signals, the noise level, the label noise, the
+layout, the number of draws, the seed of the test stream and the estimator)
+and handed out again when the same inputs come back. Sweeps under common
+random numbers repeat such work across their items (the upstream stage and
+the scratch baseline of every alpha of one seed are the same): the sweep
+runner (:mod:`refimpl.lab.sweep`) runs each group of items that share a seed
+inside one block. The result handed out is the object computed the first
+time, so every number is bit for bit the one a separate run gives; its
+arrays are made read-only, so that no consumer can change what another one
+reads.
+
+The kept results are bounded: when they exceed :data:`MEMO_BYTES`, the
+block forgets them all and goes on (a later request recomputes; results do
+not depend on it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from contextlib import contextmanager
+
+import numpy as np
+
+__all__ = ["MEMO_BYTES", "shared_stages", "memoized", "content_key"]
+
+MEMO_BYTES = 256 << 20
+"""Bytes of results a :func:`shared_stages` block keeps at most (256 MiB)."""
+
+_memo = None  # {key: (result, bytes)} of the innermost open block, else None
+
+
+@contextmanager
+def shared_stages():
+    """A block within which equal stages and test errors are computed once
+    (module docstring). Blocks nest: an inner block shares the outer one's
+    results."""
+    global _memo
+    outer = _memo
+    if outer is None:
+        _memo = {}
+    try:
+        yield
+    finally:
+        _memo = outer
+
+
+def _update(h, part):
+    if isinstance(part, np.ndarray):
+        h.update(f"{part.dtype.str}{part.shape}".encode())
+        h.update(np.ascontiguousarray(part).tobytes())
+    elif dataclasses.is_dataclass(part) and not isinstance(part, type):
+        h.update(type(part).__name__.encode())
+        for f in dataclasses.fields(part):
+            _update(h, getattr(part, f.name))
+    elif isinstance(part, (tuple, list)):
+        h.update(b"(")
+        for p in part:
+            _update(h, p)
+        h.update(b")")
+    else:
+        h.update(repr(part).encode())
+    h.update(b"|")
+
+
+def content_key(*parts):
+    """SHA-256 of ``parts``: arrays by dtype, shape and bytes, dataclasses
+    field by field, sequences item by item, anything else by its repr."""
+    h = hashlib.sha256()
+    for part in parts:
+        _update(h, part)
+    return h.hexdigest()
+
+
+def _freeze(x):
+    """The bytes of x's arrays (made read-only), recursively through
+    dataclasses and dicts."""
+    if isinstance(x, np.ndarray):
+        x.flags.writeable = False
+        return x.nbytes
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return sum(_freeze(getattr(x, f.name)) for f in dataclasses.fields(x))
+    if isinstance(x, dict):
+        return sum(_freeze(v) for v in x.values())
+    return 0
+
+
+def memoized(kind, parts, compute):
+    """``compute()``, or, inside a :func:`shared_stages` block, the result
+    kept for equal ``(kind, parts)`` (computed now when there is none)."""
+    global _memo
+    if _memo is None:
+        return compute()
+    key = (kind, content_key(*parts))
+    if key not in _memo:
+        result = compute()
+        size = _freeze(result)
+        if sum(b for _, b in _memo.values()) + size > MEMO_BYTES:
+            _memo.clear()
+        _memo[key] = (result, size)
+    return _memo[key][0]

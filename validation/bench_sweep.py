@@ -15,13 +15,21 @@ data and everything else come on top of it). Printed for
     Kou et al.'s grid,
 
 at Kou et al.'s sizes (n = 20, m = 10, P = 2, 100 steps, 1000 test draws),
+(d) three-stage items (:func:`refimpl.lab.measures.measure_transfer`) over
+the alphas of one seed, as gain_alpha sweeps them (common random numbers):
+each item alone, as before shared stages, against ``run_sweep`` with
+``common=("alpha",)``, whose items of one seed share their upstream stage and
+scratch baseline (:mod:`refimpl.memo`), at the base regime (d = 600, m = 10,
+N_1 = 200, N_2 = 10, 200 steps per stage) and at 2x and 4x its d, N_1 and
+N_2; the numbers of both paths are compared leaf by leaf,
 and (c) the same sweep of phase rows through a dask.distributed
 ``LocalCluster`` with one worker and with two (one thread each; workers
 started and warmed up before the clock starts), with the ratio of the two
 wall times (the target: at most 0.65). One measurement each, wall
 clock, on a machine that may be shared: the load average is printed beside.
 
-    python validation/bench_sweep.py [--quick] [--no-dask | --dask-only] [--rows N]
+    python validation/bench_sweep.py [--quick] [--no-dask | --dask-only | --transfer-only]
+                                      [--rows N]
 """
 
 from __future__ import annotations
@@ -165,11 +173,43 @@ def bench_dask(ds, mus):
     )
 
 
+def bench_transfer(quick):
+    """(d): per-item three-stage runs against shared stages, one run each."""
+    from refimpl.files import jsonable
+    from refimpl.lab.measures import measure_transfer
+
+    plans = {1: (11, 2), 2: (6, 1), 4: (3, 1)} if not quick else {1: (6, 1), 2: (3, 1)}
+    for scale, (n_alpha, seeds) in plans.items():
+        base = Config(d=600 * scale, n_up=200 * scale, n_down=10 * scale, engine="auto")
+        grid = [base.replace(alpha=float(a)) for a in np.linspace(0, 1, n_alpha)]
+        with threadpool_limits(1, user_api="blas"):
+            start = time.perf_counter()
+            sw = run_sweep(grid, replicates=seeds, common=("alpha",), progress=False)
+            shared = time.perf_counter() - start
+            start = time.perf_counter()
+            alone = [
+                [
+                    jsonable(measure_transfer(c.replace(seed=int(sw.seeds[p, r]))))
+                    for r in range(seeds)
+                ]
+                for p, c in enumerate(grid)
+            ]
+            single = time.perf_counter() - start
+        same = "identical" if alone == sw.results else "DIFFERENT"
+        runs = n_alpha * seeds
+        print(
+            f"(d) x{scale}: d = {base.d}, N_1 = {base.n_up}, N_2 = {base.n_down}, {runs} items: "
+            f"alone {runs / single:6.2f} items/s, shared {runs / shared:6.2f} items/s, "
+            f"shared / alone time {shared / single:.2f}; numbers {same}; {load()}"
+        )
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smaller run (seconds)")
     p.add_argument("--no-dask", action="store_true", help="skip (c)")
     p.add_argument("--dask-only", action="store_true", help="only (c)")
+    p.add_argument("--transfer-only", action="store_true", help="only (d)")
     p.add_argument("--rows", type=int, default=12, help="phase rows of the dask sweep (c)")
     args = p.parse_args(argv)
     ds = [100, 600, 1090]
@@ -180,8 +220,12 @@ def main(argv=None):
         f"# Kou et al.'s sizes: n = {KOU.n_up}, m = {KOU.m}, P = 2, {KOU.steps_up} steps, "
         f"{KOU.n_test} test draws; d in {ds}; {load()}"
     )
+    if args.transfer_only:
+        bench_transfer(args.quick)
+        return
     if not args.dask_only:
         bench_local(ds, mus, reps, rows_mus)
+        bench_transfer(args.quick)
     if not args.no_dask:
         grid = np.unique(np.linspace(100, 1090, 3 if args.quick else args.rows) // 10 * 10)
         bench_dask([int(d) for d in grid], rows_mus)

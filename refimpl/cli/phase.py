@@ -11,6 +11,12 @@ from ..config import DEFAULT, Config
 from ..errors import UsageError
 from ..lab.figures import INSTALL_HINT, available
 from ..lab.phase import LEVEL, PRESETS, parse_axis, run_phase
+from ..lab.phase_transfer import (
+    CONTOURS,
+    TRANSFER_PRESETS,
+    check_transfer_axis_field,
+    run_transfer_phase,
+)
 from .args import add_config_arguments, add_scheduler_argument, build_config, positive_int
 
 __all__ = ["register"]
@@ -27,11 +33,21 @@ def _level(text):
 
 
 def _phase_command(args):
-    preset = PRESETS.get(args.preset, {}) if args.preset else {}
+    presets = TRANSFER_PRESETS if args.transfer else PRESETS
+    if args.preset and args.preset not in presets:
+        kind = "a transfer preset (--transfer)" if args.preset in TRANSFER_PRESETS else "single"
+        raise UsageError(
+            f"--preset {args.preset} is {kind}; "
+            f"{'with' if args.transfer else 'without'} --transfer: {', '.join(sorted(presets))}"
+        )
+    if args.contour and not args.transfer:
+        raise UsageError("--contour draws a theory indicator on a transfer diagram: add --transfer")
+    preset = presets.get(args.preset, {}) if args.preset else {}
     x_text, y_text = args.x or preset.get("x"), args.y or preset.get("y")
     if x_text is None or y_text is None:
         raise UsageError("phase needs --x FIELD=SPEC and --y FIELD=SPEC (or --preset NAME)")
-    x, y = parse_axis(x_text, "--x"), parse_axis(y_text, "--y")
+    check = check_transfer_axis_field if args.transfer else None
+    x, y = parse_axis(x_text, "--x", check), parse_axis(y_text, "--y", check)
     reps = args.reps or preset.get("reps") or 10
     base = Config.from_dict({**DEFAULT.to_dict(), **preset.get("base", {})})
     base = build_config(args.config, args.set or (), base=base)
@@ -48,6 +64,8 @@ def _phase_command(args):
         if sys.argv[1:2] == ["phase"]
         else "python -m refimpl phase"
     )
+    if args.transfer:
+        return _transfer_command(args, base, x, y, reps, command)
     summary = run_phase(
         base,
         x,
@@ -80,8 +98,40 @@ def _phase_command(args):
     return 0
 
 
+def _transfer_command(args, base, x, y, reps, command):
+    out = args.out if args.out != "out/phase" else "out/phase-transfer"
+    summary = run_transfer_phase(
+        base,
+        x,
+        y,
+        reps,
+        out,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+        contour=args.contour,
+        command=command,
+    )
+    print(
+        f"transfer phase diagram: {len(x)} {x.field} x {len(y)} {y.field} cells, {reps} "
+        f"repetitions ({summary['runs']} runs; computed {summary['runs_computed']}, cached "
+        f"{summary['runs_cached']}; {summary['wall_seconds']:.1f} s)"
+    )
+    print(
+        f"  sign of the gain (sign test, p < {summary['sign_level']:g}): transfer helps in "
+        f"{summary['cells_positive']} cells, hurts in {summary['cells_negative']}"
+    )
+    if summary["diverged"]:
+        print(f"  {summary['diverged']} runs diverged (missing values)")
+    print("wrote " + ", ".join(summary["files"]))
+    return 0
+
+
 def register(subparsers):
     lines = "\n".join(f"  {name}: {p['description']}" for name, p in PRESETS.items())
+    lines += "\n" + "\n".join(
+        f"  {name} (--transfer): {p['description']}" for name, p in TRANSFER_PRESETS.items()
+    )
     p = subparsers.add_parser(
         "phase",
         help="single-task phase diagram: test error over two config fields",
@@ -98,8 +148,20 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
+        "--transfer",
+        action="store_true",
+        help="a transfer diagram: the gain err_scratch - err_transfer of the three-stage "
+        "experiment per cell, its sign test and the map of its significant sign "
+        "(writes DIR/phase_transfer.*; default DIR out/phase-transfer)",
+    )
+    p.add_argument(
+        "--contour",
+        choices=CONTOURS,
+        help="with --transfer: draw this theory indicator (docs/model.md §7) as contours",
+    )
+    p.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
+        choices=sorted(PRESETS) + sorted(TRANSFER_PRESETS),
         help="a named diagram (axes, repetitions and base config; options given here override it)",
     )
     p.add_argument("--x", metavar="FIELD=SPEC", help="the columns, e.g. u_norm=0:9.9:0.1")

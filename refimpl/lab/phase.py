@@ -229,20 +229,21 @@ def _list(spec, field, kind, option):
     return values
 
 
-def parse_axis(text, option="--x"):
+def parse_axis(text, option="--x", check_field=None):
     """``FIELD=START:STOP:STEP`` (START, START + STEP, ... up to STOP,
     included when it is on the grid; exact decimal arithmetic, so 0:9.9:0.1
     is the 100 numbers 0.0, 0.1, ..., 9.9, and the count is known before any
     value is made) or ``FIELD=V1,V2,...`` (increasing). FIELD is a numeric
     :class:`~refimpl.Config` field or a shorthand (``n``, ``sigma_p``,
-    ``flip``) that changes the single task's runs (:func:`check_axis_field`).
-    UsageError naming the option and the field for anything else."""
+    ``flip``) that changes the single task's runs (:func:`check_axis_field`,
+    or ``check_field(field, option)`` when given). UsageError naming the
+    option and the field for anything else."""
     if not isinstance(text, str) or "=" not in text:
         raise UsageError(
             f"{option} expects FIELD=START:STOP:STEP or FIELD=V1,V2,..., got {_cut(str(text))!r}"
         )
     field, spec = (part.strip() for part in text.split("=", 1))
-    check_axis_field(field, option)
+    (check_field or check_axis_field)(field, option)
     kind = _FIELD_KINDS.get(SHORTHANDS.get(field, (field,))[0])
     read = _range if ":" in spec else _list
     values = read(spec, field, kind, option)

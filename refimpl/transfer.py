@@ -33,6 +33,7 @@ __all__ = [
     "stage_schedule",
     "run_stages",
     "run_experiment",
+    "train_shared",
     "STAGES",
     "streams",
 ]
@@ -249,6 +250,17 @@ def run_stages(
     return StageRun({"up": up, "down": down, "scratch": scratch}, inherited, source)
 
 
+def train_shared(W0, task, eta, steps, progress=None, **settings):
+    """:func:`refimpl.train.train_stage`, trained once per distinct input
+    within a :func:`refimpl.memo.shared_stages` block (the key covers every
+    argument but ``progress``, which a shared stage does not report)."""
+    return memoized(
+        "stage",
+        (W0, task, eta, steps, *sorted(settings.items())),
+        lambda: train_stage(W0, task, eta, steps, progress=progress, **settings),
+    )
+
+
 def run_experiment(config: Config, progress=None) -> Experiment:
     """Train ``up``, transfer, fine-tune ``down`` and train ``scratch``
     (docs/model.md §5, :func:`run_stages`) on the synthetic tasks of §2, all
@@ -294,17 +306,17 @@ def run_experiment(config: Config, progress=None) -> Experiment:
 
     def fit(name, W0, task, trainable):
         steps, weight_decay = stage_schedule(c, name)
-        settings = dict(
+        return train_shared(
+            W0,
+            task,
+            c.eta_of(name),
+            steps,
+            progress=report(name),
             weight_decay=weight_decay,
             trainable=trainable,
             epsilon=c.epsilon,
             snapshots=c.snapshots,
             engine=c.engine,
-        )
-        return memoized(  # trained once per block of refimpl.memo.shared_stages
-            "stage",
-            (W0, task, c.eta_of(name), steps, *settings.items()),
-            lambda: train_stage(W0, task, c.eta_of(name), steps, progress=report(name), **settings),
         )
 
     run = run_stages(

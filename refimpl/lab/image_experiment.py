@@ -66,8 +66,7 @@ from ..config import BOOL_FIELD, ValidatedConfig, choice_field, int_field, parse
 from ..data import Task
 from ..errors import ConfigError, ImageDataError
 from ..network import forward
-from ..train import train_stage
-from ..transfer import run_stages, stage_schedule
+from ..transfer import run_stages, stage_schedule, train_shared
 from .images import (
     DIGITS,
     SHARE_LEVELS,
@@ -349,7 +348,7 @@ def _fitter(config):
 
     def fit(stage, W0, task, trainable):
         steps, weight_decay = stage_schedule(config, stage)
-        return train_stage(
+        return train_shared(  # once per block of refimpl.memo.shared_stages
             W0,
             task,
             config.eta,

@@ -162,6 +162,26 @@ def test_alpha_zero_is_scratch_and_test_images_are_held_out(digits):
     assert not tested & (set(one["indices"]["up"]) | set(one["indices"]["down"]))
 
 
+def test_shared_stages_give_the_same_runs(digits):
+    """Inside refimpl.memo.shared_stages the alphas of one seed train their
+    upstream stage and scratch baseline once, with the same numbers."""
+    from refimpl.memo import shared_stages
+
+    X_all = patchify(digits.images, 4)
+    c = E.ImageConfig(steps_up=60, steps_down=60, n_up=40, seed=2)
+    configs = [c.replace(alpha=a) for a in (0.25, 0.75)]
+    alone = [E.transfer_vs_scratch(X_all, digits.labels, k) for k in configs]
+    with shared_stages():
+        shared = [E.transfer_vs_scratch(X_all, digits.labels, k) for k in configs]
+    for a, b in zip(alone, shared, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            if k == "indices":
+                assert all(np.array_equal(a[k][s], b[k][s]) for s in a[k])
+            else:
+                assert a[k] == b[k], k
+
+
 def test_measure_is_flat_and_deterministic():
     c = E.ImageConfig(steps_up=40, steps_down=40, n_up=40, n_test_per_class=20, seed=11)
     res = E.measure_images(c, source="digits")

@@ -295,7 +295,7 @@ def _lever_stall_caveat(names, eq, share=0.1):
 
 def _shrinks(dec):
     return ", ".join(
-        f"{c}: {'shrinks it' if ok else 'does NOT shrink it'} ({R.fmt_p(dec['claim_p'][c])})"
+        f"{c}: {P.holds(ok, 'shrinks it', 'does NOT shrink it')} ({R.fmt_p(dec['claim_p'][c])})"
         for c, ok in dec["per_claim"].items()
     )
 

@@ -288,7 +288,7 @@ def _checks_table(size, dec):
     c = size.configs["checks"]
     title = (
         f"Decomposition checks over {size.seeds} seeds at {P.regime(c, SIZES)}, {c.snapshots} "
-        f"snapshots per stage ({'all hold' if dec['ok_exact'] else 'NOT all hold'}):"
+        f"snapshots per stage ({P.holds(dec['ok_exact'], 'all hold', 'NOT all hold')}):"
     )
     header = ["stage", "max reconstruction", "max projection", "invariant checks", "broken"]
     rows = [
@@ -313,7 +313,7 @@ def _ratio_rows(size, dec):
 
 def _ratio_tables(size, dec, rows):
     c, fit = size.configs["ratio"][0], dec["fit"]
-    lies = "lies" if dec["ok_ratio"] else "does NOT lie"
+    lies = P.holds(dec["ok_ratio"], "lies", "does NOT lie")
     title = (
         f"Stage-1 ratio (eta = {c.eta:g}, {c.steps_up} steps, d = {c.d}, m = {c.m}; "
         f"{size.seeds} seeds per cell; intercept exp({fit['intercept']:.3f}) = "

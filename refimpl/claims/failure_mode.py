@@ -240,15 +240,15 @@ REGIME_FIELDS = ("d", "m", "n_up", "flip_up", "u_norm", "n_down", "flip_down", "
 def _text(size, dec, labels):
     """The design, the two tests and the reported findings."""
     base, reps, a, b = size.configs["points"][HALF], size.seeds, dec["failure"], dec["stalled"]
-    holds = {k: "holds" if ok else "does NOT hold" for k, ok in dec["ok"].items()}
+    ok = dec["ok"]
     lines = [
         f"Base: {P.regime(base, REGIME_FIELDS)}; points: {', '.join(POINTS)}; {reps} seeds per "
         "point, common random numbers across points and rules. A failure: clean test error > "
         f"{B.FAILURE_ERROR:g}; stalled: training loss > {B.EPSILON:g} at the cap; dead: "
         "dead_points >= 1 at step 0. Missing values over all points (err_transfer, err_scratch, "
         f"loss): {dec['missing_all_points']}.\n",
-        f"- (a) alpha = 1, {labels['steps']}: {_fmt_assoc(a, 'failure')} — {holds['a']}",
-        f"- (b) alpha = 1, {labels['loss']}: {_fmt_assoc(b, 'stalled')} — {holds['b']}",
+        P.test_line(f"(a) alpha = 1, {labels['steps']}", _fmt_assoc(a, "failure"), ok["a"]),
+        P.test_line(f"(b) alpha = 1, {labels['loss']}", _fmt_assoc(b, "stalled"), ok["b"]),
     ]
     for r in B.RULES:
         lines += _reported_lines(dec["reported"][r], EVENT[r], labels[r], reps)

@@ -243,7 +243,7 @@ REGIME_FIELDS = ("d", "m", "n_up", P.SHARED_V, ("sigma_p", "sigma_p_down"), "eta
 def _text(size, dec, up_early):
     b, seeds, eq = size.configs["clean"][0], size.seeds, dec["equal_loss"]
     tc, ec, tn, tl = dec["trend_clean"], dec["end_clean"], dec["tail_noisy"], dec["typical_noisy"]
-    holds = {k: "holds" if ok else "does NOT hold" for k, ok in dec["ok"].items()}
+    ok = dec["ok"]
     regimes = "; ".join(
         f"`{r}`: " + ", ".join(f"{k} = {v:g}" for k, v in over.items()) + f" ({seeds[r]} seeds)"
         for r, over in size.regimes.items()
@@ -258,11 +258,15 @@ def _text(size, dec, up_early):
         f"until the training loss is <= {size.epsilon:g}, cap {size.cap} steps (upstream runs "
         f"stopped early by epsilon: {up_early}). A failure: clean test error > "
         f"{B.FAILURE_ERROR:g} (and, at equal loss, a stalled run).\n",
-        f"- (a) clean, typical run, decreasing over alpha: {R.fmt_trend(tc)} — " + holds["a"],
-        f"- (b) clean, end of the range, err({END_ALPHA:g}) > err(1): median paired difference "
-        f"{ec['median']:+.4f}, Wilcoxon one-sided {R.fmt_p(ec['p'])} — " + holds["b"],
-        f"- (c) noisy, tail, failures at alpha = 1 vs {REF_ALPHA:g}: {_fmt_fail(tn)} — "
-        + holds["c"],
+        P.test_line("(a) clean, typical run, decreasing over alpha", R.fmt_trend(tc), ok["a"]),
+        P.test_line(
+            f"(b) clean, end of the range, err({END_ALPHA:g}) > err(1)",
+            f"median paired difference {ec['median']:+.4f}, Wilcoxon one-sided {R.fmt_p(ec['p'])}",
+            ok["b"],
+        ),
+        P.test_line(
+            f"(c) noisy, tail, failures at alpha = 1 vs {REF_ALPHA:g}", _fmt_fail(tn), ok["c"]
+        ),
         f"- reported: noisy typical run, err(1) - err({REF_ALPHA:g}) median {tl['median']:+.4f} "
         f"(Wilcoxon two-sided {R.fmt_p(tl['p'])}), decreasing trend "
         f"{R.fmt_trend(dec['trend_noisy'])}; clean tail, failures at alpha = 1 vs "

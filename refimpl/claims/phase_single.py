@@ -12,6 +12,7 @@ and at eta = 1, the first rule. The design is :data:`PROTOCOL`.
 import numpy as np
 
 from ..config import Config
+from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size
@@ -292,8 +293,8 @@ def _text(size, base, dec):
     """The design and the verdict's tests, one line each."""
     pd, pn, reps = dec["fits"]["d"], dec["fits"]["n"], size.seeds
     hi, lo, t_hi, t_lo = dec["hi_seed"], dec["lo_seed"], dec["t_hi"], dec["t_lo"]
-    within = {k: "within" if dec[k] else "NOT within" for k in ("ok_d", "ok_n")}
-    ok = {k: "ok" if dec[k] else "NOT ok" for k in ("ok_loss", "ok_hi", "ok_lo")}
+    within = {k: P.holds(dec[k], "within", "NOT within") for k in ("ok_d", "ok_n")}
+    ok = {k: P.holds(dec[k], "ok", "NOT ok") for k in ("ok_loss", "ok_hi", "ok_lo")}
     lines = [
         f"Single task: m = {base.m}, sigma_p = 1, p = {FLIP}, eta = {ETA_D:g}/(sigma_p^2 d), "
         f"sigma_0 = {base.sigma_0:g}, GD until the training loss is <= {base.epsilon:g} (cap "

@@ -3,7 +3,9 @@ repeat, built from data.
 
 - :func:`regime`: a regime sentence ("d = 600, m = 10, N_1 = 200") from a
   config and the fields to name, each under its symbol of docs/model.md
-  (:data:`SYMBOLS`).
+  (:data:`SYMBOLS`);
+- :func:`holds`, :func:`test_line`: whether a test of the verdict holds, in
+  words, and its line in the report ("- (a) label: result — holds").
 
 A claim says what to show; these functions say how it looks, the same in
 every claim. They format numbers, never compute them.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["SYMBOLS", "SHARED_V", "SIGMA_P", "fmt_value", "regime"]
+__all__ = ["SYMBOLS", "SHARED_V", "SIGMA_P", "fmt_value", "regime", "holds", "test_line"]
 
 SYMBOLS = {
     "d": "d",
@@ -71,3 +73,15 @@ def regime(config, fields):
         value = config[name] if isinstance(config, Mapping) else getattr(config, name)
         parts.append(f"{label} = {fmt_value(value)}")
     return ", ".join(parts)
+
+
+def holds(ok, yes="holds", no="does NOT hold"):
+    """``yes`` when ``ok``, else ``no``: a test's outcome in words, its
+    negation in capitals so that a failed test stands out in the report."""
+    return yes if ok else no
+
+
+def test_line(label, result, ok, yes="holds", no="does NOT hold"):
+    """``- label: result — holds``: one test of a verdict as a line of the
+    report's list, its outcome by :func:`holds`."""
+    return f"- {label}: {result} — {holds(ok, yes, no)}"

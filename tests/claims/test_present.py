@@ -39,6 +39,16 @@ def test_regime_reads_what_is_missing_as_an_error():
         P.regime({}, ("d",))
 
 
+def test_holds_and_the_test_line():
+    assert P.holds(True) == "holds" and P.holds(False) == "does NOT hold"
+    assert P.holds(0, "ok", "NOT ok") == "NOT ok" and P.holds(1, "ok", "NOT ok") == "ok"
+    assert P.test_line("(a) trend", "rho = -0.5, p = 0.01", True) == (
+        "- (a) trend: rho = -0.5, p = 0.01 — holds"
+    )
+    assert P.test_line("(b) tail", "p = 0.3", False) == "- (b) tail: p = 0.3 — does NOT hold"
+    assert P.test_line("x", "y", False, "lies", "does NOT lie") == "- x: y — does NOT lie"
+
+
 # ----------------------------------------------------------------------
 # figures of curves over x (refimpl/lab/figures.py: Curve, Panel, panels_figure)
 

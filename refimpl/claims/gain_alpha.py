@@ -16,6 +16,8 @@ REF_ALPHA, END_ALPHA = 0.5, 0.8  # the tail test's moderate alpha; the end-of-ra
 ALPHAS = [k / 10 for k in range(11)]
 VARIANTS = {"fixed steps": "steps", "equal loss": "loss"}
 REGIMES, RULES = ("clean", "noisy"), tuple(VARIANTS.values())
+XLABEL = "alpha (inherited fraction)"
+REGIME_FIELDS = ("d", "m", "n_up", P.SHARED_V, ("sigma_p", "sigma_p_down"), "eta")
 FIXED = ("err_transfer", "err_scratch", "loss_down")
 AT_LOSS = FIXED[:2] + tuple(
     "stalled_transfer stalled_scratch steps_down steps_scratch up_stopped_early".split()
@@ -236,14 +238,11 @@ def _fmt_fail(t):
     return f"{t['a_only']} vs {t['b_only']} discordant, {rates}, exact {R.fmt_p(t['p'])}"
 
 
-XLABEL = "alpha (inherited fraction)"
-REGIME_FIELDS = ("d", "m", "n_up", P.SHARED_V, ("sigma_p", "sigma_p_down"), "eta")
-
-
 def _text(size, dec, up_early):
-    b, seeds, eq = size.configs["clean"][0], size.seeds, dec["equal_loss"]
+    b, seeds, eq, ok = size.configs["clean"][0], size.seeds, dec["equal_loss"], dec["ok"]
     tc, ec, tn, tl = dec["trend_clean"], dec["end_clean"], dec["tail_noisy"], dec["typical_noisy"]
-    ok = dec["ok"]
+    tail = _fmt_fail(tn)
+    end = f"median paired difference {ec['median']:+.4f}, Wilcoxon one-sided {R.fmt_p(ec['p'])}"
     regimes = "; ".join(
         f"`{r}`: " + ", ".join(f"{k} = {v:g}" for k, v in over.items()) + f" ({seeds[r]} seeds)"
         for r, over in size.regimes.items()
@@ -259,14 +258,8 @@ def _text(size, dec, up_early):
         f"stopped early by epsilon: {up_early}). A failure: clean test error > "
         f"{B.FAILURE_ERROR:g} (and, at equal loss, a stalled run).\n",
         P.test_line("(a) clean, typical run, decreasing over alpha", R.fmt_trend(tc), ok["a"]),
-        P.test_line(
-            f"(b) clean, end of the range, err({END_ALPHA:g}) > err(1)",
-            f"median paired difference {ec['median']:+.4f}, Wilcoxon one-sided {R.fmt_p(ec['p'])}",
-            ok["b"],
-        ),
-        P.test_line(
-            f"(c) noisy, tail, failures at alpha = 1 vs {REF_ALPHA:g}", _fmt_fail(tn), ok["c"]
-        ),
+        P.test_line(f"(b) clean, end of the range, err({END_ALPHA:g}) > err(1)", end, ok["b"]),
+        P.test_line(f"(c) noisy, tail, failures at alpha = 1 vs {REF_ALPHA:g}", tail, ok["c"]),
         f"- reported: noisy typical run, err(1) - err({REF_ALPHA:g}) median {tl['median']:+.4f} "
         f"(Wilcoxon two-sided {R.fmt_p(tl['p'])}), decreasing trend "
         f"{R.fmt_trend(dec['trend_noisy'])}; clean tail, failures at alpha = 1 vs "

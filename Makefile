@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-all lint venv bench validate clean
+.PHONY: run test test-all lint venv bench validate clean docs
 
 venv: $(PY)
 
@@ -35,6 +35,15 @@ test-all: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+
+# `make docs`: the documentation site (Sphinx, the gallery run) into
+# docs/_build/html, offline, warnings as errors.
+$(VENV)/.installed-docs: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 bench: $(VENV)/.installed-run
 	$(PY) validation/bench_step.py

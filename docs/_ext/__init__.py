@@ -1,0 +1,1 @@
+"""Build-time generators of the documentation site (called from docs/conf.py)."""

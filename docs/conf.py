@@ -94,6 +94,8 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "min_reported_time": 1,
     "show_signature": False,
+    # the computation-times page loads bootstrap and datatables from a CDN
+    "write_computation_times": False,
 }
 
 

@@ -9,6 +9,7 @@ The browser check skips, saying why, when ``docs/_build/html`` does not exist
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import shutil
@@ -55,10 +56,13 @@ def cases(paths, marks=()):
 
 def needs(code):
     """The optional modules a block imports that are not installed."""
-    wanted = re.findall(
-        r"^\s*(?:import|from)\s+(torch|jax|hypothesis|matplotlib|sklearn)", code, re.M
-    )
-    return sorted({m for m in wanted if importlib.util.find_spec(m) is None})
+    wanted = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            wanted.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            wanted.add(node.module.split(".")[0])
+    return sorted(m for m in wanted if importlib.util.find_spec(m) is None)
 
 
 @pytest.fixture(scope="module")

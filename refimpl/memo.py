@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -35,22 +36,22 @@ __all__ = ["MEMO_BYTES", "shared_stages", "memoized", "content_key"]
 MEMO_BYTES = 256 << 20
 """Bytes of results a :func:`shared_stages` block keeps at most (256 MiB)."""
 
-_memo = None  # {key: (result, bytes)} of the innermost open block, else None
+# {key: (result, bytes)} of the open block, else None; a context variable, so
+# that blocks in different threads (a dask worker's threads) never meet
+_memo = ContextVar("refimpl_shared_stages", default=None)
 
 
 @contextmanager
 def shared_stages():
     """A block within which equal stages and test errors are computed once
     (module docstring). Blocks nest: an inner block shares the outer one's
-    results."""
-    global _memo
-    outer = _memo
-    if outer is None:
-        _memo = {}
+    results. Each thread has its own blocks."""
+    token = _memo.set({}) if _memo.get() is None else None
     try:
         yield
     finally:
-        _memo = outer
+        if token is not None:
+            _memo.reset(token)
 
 
 def _update(h, part):
@@ -61,19 +62,29 @@ def _update(h, part):
         h.update(type(part).__name__.encode())
         for f in dataclasses.fields(part):
             _update(h, getattr(part, f.name))
+    elif isinstance(part, dict):
+        h.update(b"{")
+        for k in sorted(part, key=repr):
+            _update(h, k)
+            _update(h, part[k])
+        h.update(b"}")
     elif isinstance(part, (tuple, list)):
         h.update(b"(")
         for p in part:
             _update(h, p)
         h.update(b")")
-    else:
-        h.update(repr(part).encode())
+    elif part is None or isinstance(part, (bool, int, float, complex, str, np.generic)):
+        h.update(f"{type(part).__name__}:{part!r}".encode())
+    else:  # a repr may abbreviate: never key on one
+        raise TypeError(f"content_key: cannot key a {type(part).__name__}")
     h.update(b"|")
 
 
 def content_key(*parts):
     """SHA-256 of ``parts``: arrays by dtype, shape and bytes, dataclasses
-    field by field, sequences item by item, anything else by its repr."""
+    field by field, dicts and sequences item by item, numbers, strings and
+    None by type and repr; TypeError for anything else (a repr may abbreviate,
+    numpy's does for large arrays)."""
     h = hashlib.sha256()
     for part in parts:
         _update(h, part)
@@ -96,14 +107,14 @@ def _freeze(x):
 def memoized(kind, parts, compute):
     """``compute()``, or, inside a :func:`shared_stages` block, the result
     kept for equal ``(kind, parts)`` (computed now when there is none)."""
-    global _memo
-    if _memo is None:
+    memo = _memo.get()
+    if memo is None:
         return compute()
     key = (kind, content_key(*parts))
-    if key not in _memo:
+    if key not in memo:
         result = compute()
         size = _freeze(result)
-        if sum(b for _, b in _memo.values()) + size > MEMO_BYTES:
-            _memo.clear()
-        _memo[key] = (result, size)
-    return _memo[key][0]
+        if sum(b for _, b in memo.values()) + size > MEMO_BYTES:
+            memo.clear()
+        memo[key] = (result, size)
+    return memo[key][0]

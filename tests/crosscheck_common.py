@@ -51,6 +51,7 @@ def user_loop(
     noise=True,
     momentum=0.0,
     step_lr=None,
+    reduction="mean",
     **model,
 ):
     """The README's PyTorch loop for stage ``s`` of ``ref``, with one switch:
@@ -60,7 +61,8 @@ def user_loop(
     that class's filters detached from the loss); ``noise`` False (the noise
     patch's pre-activations detached); ``bias`` (a bias of 0.05 per filter,
     not stored); ``swap`` (f = F_{-1} - F_{+1}); ``momentum`` (SGD's);
-    ``step_lr`` ((step_size, gamma) of a StepLR scheduler)."""
+    ``step_lr`` ((step_size, gamma) of a StepLR scheduler); ``reduction``
+    ("sum": the loss summed over the inputs)."""
     import torch
 
     X, y = torch.tensor(ref[f"{s}/X"]), torch.tensor(ref[f"{s}/y"])
@@ -96,7 +98,7 @@ def user_loop(
             pre = pre + 0.05
         F = torch.relu(pre).sum(dim=(1, 3)) / m
         f = F[1] - F[0] if model.get("swap") else F[0] - F[1]
-        loss = torch.nn.functional.softplus(-y * f).mean()
+        loss = getattr(torch.nn.functional.softplus(-y * f), reduction)()
         losses.append(loss.item())
         if t < steps[-1]:
             opt.zero_grad()

@@ -35,9 +35,9 @@ def _level(text):
 def _phase_command(args):
     presets = TRANSFER_PRESETS if args.transfer else PRESETS
     if args.preset and args.preset not in presets:
-        kind = "a transfer preset (--transfer)" if args.preset in TRANSFER_PRESETS else "single"
+        kind = "a single-task preset" if args.transfer else "a transfer preset (add --transfer)"
         raise UsageError(
-            f"--preset {args.preset} is {kind}; "
+            f"--preset {args.preset} is {kind}; the presets "
             f"{'with' if args.transfer else 'without'} --transfer: {', '.join(sorted(presets))}"
         )
     if args.contour and not args.transfer:
@@ -71,7 +71,7 @@ def _phase_command(args):
         x,
         y,
         reps,
-        args.out,
+        args.out or "out/phase",
         jobs=args.jobs,
         scheduler=args.scheduler,
         level=args.level,
@@ -99,7 +99,7 @@ def _phase_command(args):
 
 
 def _transfer_command(args, base, x, y, reps, command):
-    out = args.out if args.out != "out/phase" else "out/phase-transfer"
+    out = args.out or "out/phase-transfer"
     summary = run_transfer_phase(
         base,
         x,
@@ -189,7 +189,10 @@ def register(subparsers):
     )
     add_scheduler_argument(p)
     p.add_argument(
-        "--out", metavar="DIR", default="out/phase", help="output folder (default: out/phase)"
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="output folder (default: out/phase; with --transfer out/phase-transfer)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_phase_command)

@@ -173,6 +173,8 @@ def convention_replay(view, conv, rtol=DEFAULT_RTOL):
     judged : str
         How the quantities were judged, in words.
     """
+    # the file's snapshot at step s holds the weights after s + offset steps
+    shifted = np.clip(view.steps + conv.snapshot_offset, 0, view.T)
     args = (
         view.W0,
         view.X,
@@ -181,17 +183,18 @@ def convention_replay(view, conv, rtol=DEFAULT_RTOL):
         float(view.weight_decay),
         view.trainable,
         view.T,
-        view.steps,
+        shifted,
     )
     r64 = variant_train(*args, replace(conv, dtype="float64"), b0=view.b0)
-    run = {"steps": view.steps, "W": r64.W, "loss": r64.loss}
+    pick = np.searchsorted(r64.at, shifted)
+    run = {"steps": view.steps, "W": r64.W[pick], "loss": r64.loss}
     if r64.b is not None:
-        run["b"] = r64.b
+        run["b"] = r64.b[pick]
     try:
         coef = recover_coefficients(
-            r64.W,
+            run["W"],
             view.W0,
-            view.steps,
+            shifted,
             view.trainable,
             conv.lr_scale * float(view.eta),
             float(view.weight_decay),
@@ -206,9 +209,7 @@ def convention_replay(view, conv, rtol=DEFAULT_RTOL):
     judged = f"replay under {conv.label()} ({conv.describe(view.b0 is not None)})"
     if conv.dtype != "float32":
         return run, note, {}, {}, judged + f", judged at rtol {rtol:g}"
-    tol_W, tol_L, floor = judge_float32(
-        variant_train(*args, conv, b0=view.b0), r64, view.steps, rtol
-    )
+    tol_W, tol_L, floor = judge_float32(variant_train(*args, conv, b0=view.b0), r64, r64.at, rtol)
     tolerances = {q: tol_W for q in ("W", "b") + COEFFICIENT_KEYS}
     tolerances["loss"] = tol_L
     judged += (

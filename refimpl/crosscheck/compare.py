@@ -111,19 +111,22 @@ def compare_arrays(a, b, steps, rtol=DEFAULT_RTOL, atol=None, floor=None):
         (an all-zero reference snapshot counts in max_abs and first_step only).
     first_step : int or None
         steps[k] of the first snapshot with an entry |a - b| > atol + rtol |b|
-        (and > floor_k), or a non-finite a.
+        (and > floor_k), or a non-finite entry in either (a reference that left
+    the finite numbers agrees with nothing).
     """
     a = np.asarray(a, dtype=np.float64).reshape(len(steps), -1)
     b = np.asarray(b, dtype=np.float64).reshape(len(steps), -1)
     if a.shape[1] == 0:
         return 0.0, 0.0, None
-    diff = np.abs(a - b)
+    with np.errstate(invalid="ignore"):  # inf - inf: a difference, counted below
+        diff = np.abs(a - b)
     diff = np.where(np.isfinite(diff), diff, np.inf)
     scale = np.abs(b).max(axis=1)  # (K,)
     worst = diff.max(axis=1)
     # snapshots where the reference is all zero (coefficients at step 0) have no
     # relative scale: they count in max_abs and first_step only
-    rel = np.divide(worst, scale, out=np.zeros_like(worst), where=scale > 0)
+    with np.errstate(invalid="ignore"):  # inf / inf where the reference is not finite
+        rel = np.divide(worst, scale, out=np.zeros_like(worst), where=scale > 0)
     tol_abs = (
         rtol * scale[:, None]
         if atol is None
@@ -132,9 +135,10 @@ def compare_arrays(a, b, steps, rtol=DEFAULT_RTOL, atol=None, floor=None):
     tol = tol_abs + rtol * np.abs(b)
     if floor is not None:
         tol = np.maximum(tol, np.asarray(floor, dtype=np.float64).reshape(-1, 1))
-    bad = np.any(diff > tol, axis=1)
+    bad = np.any((diff > tol) | ~np.isfinite(b) | ~np.isfinite(a), axis=1)  # NaN/inf: a difference
     first = int(steps[np.argmax(bad)]) if bad.any() else None
-    return float(worst.max()), float(rel.max()), first
+    rel_max = float(rel.max()) if np.all(np.isfinite(scale)) else np.inf
+    return float(worst.max()), rel_max, first
 
 
 def compare_runs(

@@ -212,9 +212,10 @@ def stage_checks(view, conv=None, replay=True, rtol=DEFAULT_RTOL):
     eps = _eps(view, conv)
     W, W0 = view.f64("W"), view.f64("W0")
     W0p = _at_precision(W0, eps)
+    declared = _declared(view, conv)
     checks = [
-        _frozen(view, W, W0p, eps),
-        _snapshot0(view, W, W0, W0p, eps, conv),
+        declared.get("frozen_static") or _frozen(view, W, W0p, eps),
+        declared.get("snapshot0") or _snapshot0(view, W, W0, W0p, eps, conv),
         _trainable(view, W, W0p, eps, conv),
         _noise(view),
     ]
@@ -230,6 +231,21 @@ def stage_checks(view, conv=None, replay=True, rtol=DEFAULT_RTOL):
             )
         )
     return checks
+
+
+def _declared(view, conv):
+    """The checks a named convention answers itself: frozen filters that
+    move under ``decay_frozen``, a snapshot 0 that is not W0 under
+    ``snapshot_offset+1`` (the replay, which has the same departure, is
+    compared with the file instead)."""
+    out = {}
+    if conv is not None and conv.decay_frozen:
+        note = "not checked: the convention decays frozen filters (decay_frozen); the replay does"
+        out["frozen_static"] = Check(view.name, "frozen_static", skipped=True, note=note)
+    if conv is not None and conv.snapshot_offset > 0:
+        note = "not checked: the convention records W after the step (snapshot_offset+1)"
+        out["snapshot0"] = Check(view.name, "snapshot0", skipped=True, note=note)
+    return out
 
 
 def _frozen(view, W, W0p, eps):
@@ -371,7 +387,8 @@ def _noise(view):
 def step0_losses(view, conv=None):
     """The step-0 loss of W0 under ``conv`` and under every structural
     departure that may explain a different one (filter_sum, patch_mean, the
-    file's bias s/b0, the penalty in the loss, the class order):
+    file's bias s/b0, the penalty in the loss, the class order, a loss summed
+    over the inputs):
     {label: (loss, Convention)}, the replay's network first. Explain mode
     keeps only the departures whose step-0 loss is the file's."""
     Xf, y, n, P = _flat(view)
@@ -390,15 +407,22 @@ def step0_losses(view, conv=None):
         (conv.bias and view.b0 is not None, not conv.bias and view.b0 is not None),
         (conv.loss_with_decay, not conv.loss_with_decay and lam > 0),
         (conv.swap_classes, not conv.swap_classes),
+        (conv.loss_sum, not conv.loss_sum),
     )
-    for fs, pm, bias, decay, swap in dict.fromkeys(options):
+    for fs, pm, bias, decay, swap, total in dict.fromkeys(options):
         sums = relu[bias].reshape(2, m, n, P).sum(axis=(1, 3))
         F = sums * ((1.0 if fs else 1.0 / m) * (1.0 / P if pm else 1.0))
         z = y * ((F[1] - F[0]) if swap else (F[0] - F[1]))
-        loss = float(np.mean(np.logaddexp(0.0, -z)))
+        losses = np.logaddexp(0.0, -z)
+        loss = float(np.sum(losses) if total else np.mean(losses))
         loss += 0.5 * lam * float(np.sum(W0**2)) if decay else 0.0
         c = Convention(
-            filter_sum=fs, patch_mean=pm, bias=bias, loss_with_decay=decay, swap_classes=swap
+            filter_sum=fs,
+            patch_mean=pm,
+            bias=bias,
+            loss_with_decay=decay,
+            swap_classes=swap,
+            loss_sum=total,
         )
         out.setdefault(c.label(), (loss, c))
     return out
@@ -438,7 +462,7 @@ def _loss0(view, eps, conv, rtol):
             what = c.describe(view.b0 is not None)
         note = f"{head}; it is W0's loss{under} ({what})"
         return Check(s, "loss0", ok=False, note=note)
-    tried = "filter_sum, patch_mean, the class order" + (
+    tried = "filter_sum, patch_mean, the class order, a summed loss" + (
         ", the decay term" if float(view.weight_decay) else ""
     )
     if view.b0 is not None:

@@ -62,7 +62,8 @@ def outputs(pre, y, n, P, conv):
     f = F_{+1} - F_{-1} (F_{-1} - F_{+1} with ``swap_classes``). The gradient
     of the data loss with respect to filter (j, r) is sum_{i,p} coef[r, i P + p]
     x_i^(p) (and sum of the row for its bias), with
-    coef = (c_F/n) l'_i y_i j sigma'(pre).
+    coef = (c_F/n) l'_i y_i j sigma'(pre) (c_F without 1/n, and the loss a sum,
+    with ``loss_sum``).
 
     Parameters
     ----------
@@ -91,9 +92,11 @@ def outputs(pre, y, n, P, conv):
         active += dt(conv.relu_prime_zero) * zero
     j = np.array([-1.0, 1.0] if conv.swap_classes else [1.0, -1.0], pre.dtype)
     sign = np.repeat(j, m)[:, None]  # j of each row
-    coef = active * (np.repeat(dloss * y, P) * dt(norm / n))[None, :] * sign
+    per_input = norm if conv.loss_sum else norm / n  # a summed loss: n times the mean
+    coef = active * (np.repeat(dloss * y, P) * dt(per_input))[None, :] * sign
     coef[np.abs(coef) < np.finfo(pre.dtype).tiny] = 0  # no subnormal products (slow)
-    return float(np.mean(loss)), coef, int(np.count_nonzero(zero)), float(np.mean(F[0] + F[1]))
+    value = float(np.sum(loss) if conv.loss_sum else np.mean(loss))
+    return value, coef, int(np.count_nonzero(zero)), float(np.mean(F[0] + F[1]))
 
 
 def _forward(pre, y, n, P, conv):
@@ -111,7 +114,8 @@ def data_losses(pre, y, n, P, conv):
     """The data loss (docs/model.md §3.2) of each of a stack of
     pre-activations (G, 2m, nP): shape (G,)."""
     z = _forward(pre, y, n, P, conv)[2]
-    return np.mean(np.logaddexp(0.0, -z), axis=-1)
+    losses = np.logaddexp(0.0, -z)
+    return np.sum(losses, axis=-1) if conv.loss_sum else np.mean(losses, axis=-1)
 
 
 class WeightSpace:

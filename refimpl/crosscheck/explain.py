@@ -287,6 +287,7 @@ class _Search:
             "names": conv.names(),
             "size": len(conv.names()),
             "description": conv.describe(b0_from_file=v.b0 is not None),
+            "spec": conv.spec(),
             "convention": conv,
             "steps": T,
             "rtol_W": tol_W,
@@ -342,13 +343,13 @@ def _structures(search):
         if (c.filter_sum and m == 1) or (c.patch_mean and P == 1):
             continue
         scale = (1.0 if c.filter_sum else 1.0 / m) * (1.0 / P if c.patch_mean else 1.0)
-        key = (scale, c.bias, c.swap_classes, c.loss_with_decay)
+        key = (scale, c.bias, c.swap_classes, c.loss_with_decay, c.loss_sum)
         if key in seen:
             pruned[c.label()] = f"the same dynamics as {seen[key].label()} here (m = P = {m})"
             continue
         seen[key] = c
         kept.append(c)
-    for name in ("filter_sum", "patch_mean", "bias", "loss_with_decay", "swap_classes"):
+    for name in ("filter_sum", "patch_mean", "bias", "loss_with_decay", "swap_classes", "loss_sum"):
         if kept and name not in pruned and not any(getattr(c, name) for c in kept):
             pruned[name] = "no network with it has the file's loss at step 0"
     if search.lam == 0.0:
@@ -368,10 +369,6 @@ def _dynamics(search, base, T):
         c, reason = None, "no snapshot after step 0 within the steps replayed"
     lr = 1.0 if c is None else c
     mu = estimate_momentum(st, replace(base, lr_scale=lr), tol, search.rtol, f32)
-    factors = estimate_schedule(
-        st, replace(base, lr_scale=lr, momentum=mu or 0.0), T, tol, search.rtol, f32
-    )
-    sched = segments(factors)
     options, notes = [{}], {}
     if c is not None and c != 1.0:
         options.append({"lr_scale": c})
@@ -383,15 +380,25 @@ def _dynamics(search, base, T):
         notes["momentum"] = f"momentum estimated from the loss after step 2: {mu:.12g}"
     else:
         why["momentum"] = "no momentum: the loss after step 2 is that of plain GD"
-    if len(sched) > 1:
-        options.append({"lr_schedule": sched, "momentum": mu or 0.0})
-        notes["lr_schedule"] = (
-            f"schedule estimated from the loss at every step: {schedule_text(sched)}"
+    # a schedule under the momentum found and without: a growing step (a
+    # warm-up) also looks like momentum after step 2
+    walked = {0.0: None} if not mu else {mu: None, 0.0: None}
+    for mom in walked:
+        conv = replace(base, lr_scale=lr, momentum=mom)
+        walked[mom] = estimate_schedule(st, conv, T, tol, search.rtol, f32)
+        sched = segments(walked[mom])
+        if len(sched) > 1:
+            options.append({"lr_schedule": sched, "momentum": mom, "lr_scale": 1.0})
+            notes["lr_schedule"] = (
+                f"schedule estimated from the loss at every step: {schedule_text(sched)}"
+            )
+    if "lr_schedule" not in notes:
+        short = min(len(f) for f in walked.values())
+        why["lr_schedule"] = (
+            f"no step size gives the file's loss after step {short + 1}"
+            if short < T
+            else "the loss at every step is that of a constant step size"
         )
-    elif len(factors) < T:
-        why["lr_schedule"] = f"no step size gives the file's loss after step {len(factors) + 1}"
-    else:
-        why["lr_schedule"] = "the loss at every step is that of a constant step size"
     return options, notes, why
 
 
@@ -497,7 +504,8 @@ def explain_stage(
     dict
         ``explanation`` (names of the smallest agreeing set of variants, [] when
         none or when the reference itself agrees, see ``matches``),
-        ``description``, ``matches`` (labels of every agreeing candidate,
+        ``description``, ``convention`` (its ``--convention`` text, with the
+        estimated values), ``matches`` (labels of every agreeing candidate,
         smallest first), ``candidates`` (the SHOW best, dicts with W_max_rel,
         loss_max_rel, b_max_rel, rtol_W, rtol_loss, first steps, agrees,
         note), ``baseline`` (the reference convention), ``pruned`` (variant ->
@@ -512,6 +520,8 @@ def explain_stage(
         if max_steps < 1:
             raise TrajectoryError(f"--explain-steps must be >= 1, got {max_steps}")
         T = min(T, int(max_steps))
+    if screen_steps is not None and (isinstance(screen_steps, bool) or int(screen_steps) < 1):
+        raise TrajectoryError(f"explain: screen_steps must be >= 1, got {screen_steps!r}")
     search = _Search(view, T, rtol, atol)
     prefix = max(SCREEN_STEPS, T // 20) if screen_steps is None else int(screen_steps)
     screen = prefix if T > 2 * prefix else None
@@ -543,6 +553,7 @@ def explain_stage(
     return {
         "explanation": best["names"] if best else [],
         "description": best["description"] if best else "",
+        "convention": best["spec"] if best else "",
         "matches": [r["name"] for r in agreeing],
         "candidates": rows[:SHOW],
         "baseline": baseline,
@@ -646,7 +657,8 @@ def format_explanation(stage, ex):
         lines.append(
             f"  => {stage} matches the reference with: "
             f"{' + '.join(ex['explanation'])} ({ex['description']}; W max rel "
-            f"{best['W_max_rel']:.3g}, loss max rel {best['loss_max_rel']:.3g})"
+            f"{best['W_max_rel']:.3g}, loss max rel {best['loss_max_rel']:.3g}); replay it "
+            f"with --convention {ex['convention']}"
         )
     elif "reference" in ex["matches"] and ex["float32_file"]:
         lines.append(

@@ -65,14 +65,17 @@ class Convention:
         Heavy-ball momentum mu of ``torch.optim.SGD`` (0: plain GD).
     lr_schedule : tuple of (int, float)
         A step-size schedule: from step ``start`` on, the step is
-        ``factor`` * eta ((start, factor) pairs, the first start 0); replaces
-        ``lr_scale`` when given.
+        ``factor`` * lr_scale * eta ((start, factor) pairs, the first start 0).
     decay_frozen : bool
         Weight decay also shrinks the frozen filters (an optimizer's decay on
         parameters whose gradient was masked).
     snapshot_offset : int
         The file's snapshot at step s holds the weights after s + offset
         steps (within 0..T): +1 when W is recorded after the update.
+    loss_sum : bool
+        The loss is summed over the inputs instead of averaged
+        (``reduction="sum"``): the stored loss and its gradient are n times
+        the reference's.
     """
 
     filter_sum: bool = False
@@ -87,6 +90,7 @@ class Convention:
     lr_schedule: tuple = ()
     decay_frozen: bool = False
     snapshot_offset: int = 0
+    loss_sum: bool = False
 
     def names(self):
         """The names (keys of :data:`VARIANTS`) of the departures, in that order."""
@@ -105,11 +109,32 @@ class Convention:
             out.append(self.dtype)
         if self.loss_with_decay:
             out.append("loss_with_decay")
-        flags = ("swap_classes", "momentum", "lr_schedule", "decay_frozen")
+        flags = ("loss_sum", "swap_classes", "momentum", "lr_schedule", "decay_frozen")
         out += [name for name in flags if getattr(self, name)]
         if self.snapshot_offset:
             out.append(f"snapshot_offset{self.snapshot_offset:+d}")
         return out
+
+    def spec(self):
+        """The ``--convention`` text that gives this convention back
+        (``parse_convention(conv.spec()) == conv``), e.g.
+        ``filter_sum,momentum=0.9,lr_schedule=0:1.0/50:0.5``."""
+        parts = [n for n in ("filter_sum", "patch_mean", "bias") if getattr(self, n)]
+        if self.lr_scale != 1.0:
+            parts.append(f"lr_scale={self.lr_scale!r}")
+        if self.relu_prime_zero != 0.0:
+            parts.append(f"relu_prime={self.relu_prime_zero!r}")
+        if self.dtype != "float64":
+            parts.append(self.dtype)
+        flags = ("loss_with_decay", "loss_sum", "swap_classes", "decay_frozen")
+        parts += [n for n in flags if getattr(self, n)]
+        if self.momentum:
+            parts.append(f"momentum={self.momentum!r}")
+        if self.lr_schedule:
+            parts.append("lr_schedule=" + "/".join(f"{a}:{b!r}" for a, b in self.lr_schedule))
+        if self.snapshot_offset:
+            parts.append(f"snapshot_offset{self.snapshot_offset:+d}")
+        return ",".join(parts) or "reference"
 
     def label(self):
         """Short name: the departures joined by ``+``, or ``reference``."""
@@ -135,6 +160,8 @@ class Convention:
             parts.append(f"{self.dtype} arithmetic")
         if self.loss_with_decay:
             parts.append("the stored loss includes (lambda/2)|W|^2")
+        if self.loss_sum:
+            parts.append("the loss summed over the inputs, not averaged (reduction='sum')")
         if self.swap_classes:
             parts.append("the classes swapped (axis 0 index 0 holds class -1)")
         if self.momentum:
@@ -170,6 +197,7 @@ VARIANTS = {
     "relu_prime_half": Convention(relu_prime_zero=0.5),
     "float32": Convention(dtype="float32"),
     "loss_with_decay": Convention(loss_with_decay=True),
+    "loss_sum": Convention(loss_sum=True),
     "swap_classes": Convention(swap_classes=True),
     "momentum": None,
     "lr_schedule": None,
@@ -181,7 +209,7 @@ VARIANTS = {
 
 def _positive(text):
     value = float(text)
-    if not value > 0:
+    if not (value > 0 and np.isfinite(value)):
         raise ValueError
     return value
 
@@ -249,6 +277,10 @@ def parse_convention(spec):
     """
     if isinstance(spec, Convention):
         return spec
+    if not isinstance(spec, (str, list, tuple)):
+        raise UsageError(
+            f"a convention is a Convention, a string or a list of names, got {type(spec).__name__}"
+        )
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     conv = Convention()
     for item in (str(i).strip() for i in items):

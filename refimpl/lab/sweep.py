@@ -82,6 +82,11 @@ timeout); a worker whose sweep process is gone exits within
 
 PARENT_POLL_SECONDS = 0.5
 
+GROUP_ITEMS = 16
+"""Most items of one seed run as one unit of work (:func:`_groups`): enough
+for the alphas of a gain_alpha seed to share one upstream stage, few enough
+that a grid under one seed (a transfer phase diagram) still spreads over the
+workers."""
 BLAS_THREADS = 1
 """BLAS threads of every sweep item, in this process and in the workers alike
 (threadpoolctl), so that results do not depend on ``jobs`` or on the
@@ -485,15 +490,20 @@ def _indexed(group):
         return [(i, _work(*args)) for i, args in group]
 
 
-def _groups(calls, seeds):
+def _groups(calls, seeds, size=None):
     """The items as groups of equal seed, ``[[(index, args), ...], ...]``, in
-    the order of their first item: under common random numbers items of one
-    seed share their upstream stage and scratch baseline (same data, same
-    initial weights), so each group runs in one worker and trains them once."""
+    the order of their first item, each cut into runs of at most ``size``
+    (default :data:`GROUP_ITEMS`) consecutive items: under common random
+    numbers items of one seed share their upstream stage and scratch baseline
+    (same data, same initial weights), so a group runs in one worker and
+    trains them once; the cut keeps the work divisible among workers (a
+    group is the unit of parallel work, of progress and, on a cluster, of
+    persistence)."""
+    size = GROUP_ITEMS if size is None else size
     groups = {}
     for i, (args, seed) in enumerate(zip(calls, seeds, strict=True)):
         groups.setdefault(seed, []).append((i, args))
-    return list(groups.values())
+    return [g[k : k + size] for g in groups.values() for k in range(0, len(g), size)]
 
 
 def _watch_parent(parent):

@@ -7,6 +7,8 @@ hand-made file (refimpl's own variant GD, no framework needed)."""
 import numpy as np
 import pytest
 from crosscheck_common import needs_torch, small_config, user_loop
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refimpl import crosscheck as cc
 from refimpl.errors import UsageError
@@ -14,6 +16,20 @@ from refimpl.trajectory import load, save
 from refimpl.transfer import run_experiment
 
 CONFIG = small_config(steps_up=40, steps_down=40, weight_decay_up=0.0, seed=3)
+
+conventions = st.builds(
+    cc.Convention,
+    filter_sum=st.booleans(),
+    bias=st.booleans(),
+    lr_scale=st.floats(0.01, 100),
+    relu_prime_zero=st.sampled_from([0.0, 0.5, 1.0]),
+    dtype=st.sampled_from(["float64", "float32"]),
+    loss_sum=st.booleans(),
+    swap_classes=st.booleans(),
+    momentum=st.sampled_from([0.0, 0.9, 1 / 3]),
+    lr_schedule=st.sampled_from([(), ((0, 1.0), (7, 0.1)), ((0, 0.3),)]),
+    snapshot_offset=st.sampled_from([-1, 0, 1]),
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +68,9 @@ def explain(arrays, tmp_path, stage):
         ("decay_frozen", "down"),
         ("filter_sum,momentum=0.5", "up"),
         ("patch_mean,swap_classes", "down"),
+        ("lr_schedule=0:0.2/1:0.4/2:0.6/3:0.8/4:1", "up"),  # a warm-up: not momentum
+        ("loss_sum", "up"),
+        ("loss_sum,momentum=0.5", "down"),
     ],
 )
 def test_hand_made_variant_is_named(ref_path, tmp_path, spec, stage):
@@ -64,6 +83,11 @@ def test_hand_made_variant_is_named(ref_path, tmp_path, spec, stage):
         assert f"momentum {conv.momentum:g}" in ex["description"]
     if conv.lr_schedule:
         assert cc.schedule_text(conv.lr_schedule) in ex["description"]
+    # the explanation's --convention text replays the file: it agrees
+    assert (
+        cc.crosscheck(tmp_path / "mine.npz", stages=[stage], convention=ex["convention"]).status
+        == 0
+    )
 
 
 @pytest.mark.parametrize("offset", [1, -1])
@@ -78,6 +102,8 @@ def test_snapshot_offset_is_named(ref_path, tmp_path, offset):
     arrays["up/W"] = run.W[np.searchsorted(run.at, shifted)]
     ex, _ = explain(arrays, tmp_path, "up")
     assert ex["explanation"] == [f"snapshot_offset{offset:+d}"]
+    again = cc.crosscheck(tmp_path / "mine.npz", stages=["up"], convention=ex["convention"])
+    assert again.status == 0  # --convention applies the offset too
 
 
 def test_exponential_schedule_is_named(ref_path, tmp_path):
@@ -99,6 +125,24 @@ def test_nothing_explains_a_different_step_0_loss(ref_path, tmp_path):
     assert ex["explanation"] == [] and ex["tried"] == 0
     assert "a different network function at step 0" in ex["step0"]
     assert "store up/b0" in ex["step0"] and "store up/b0" in text
+
+
+@settings(max_examples=100, deadline=None)
+@given(conventions)
+def test_spec_gives_the_convention_back(conv):
+    assert cc.parse_convention(conv.spec()) == conv
+
+
+def test_a_convention_that_leaves_the_finite_numbers_agrees_with_nothing(ref_path, capsys):
+    from refimpl.cli import main
+
+    assert main(["crosscheck", str(ref_path), "--convention", "lr_schedule=0:inf"]) == 2
+    assert "lr_schedule needs" in capsys.readouterr().err
+    a = np.ones((2, 3))
+    b = a.copy()
+    b[1, 2] = np.inf
+    assert cc.compare_arrays(a, b, np.array([0, 5]))[2] == 5
+    assert cc.compare_arrays(b, b, np.array([0, 5]))[2] == 5  # inf - inf: not agreement
 
 
 def test_parse_and_describe_the_new_variants():
@@ -133,6 +177,7 @@ def test_parse_and_describe_the_new_variants():
         (dict(frozen="decay", step_lr=(10, 0.3)), "down", ["lr_schedule", "decay_frozen"]),
         (dict(swap=True, momentum=0.5), "up", ["swap_classes", "momentum"]),
         (dict(snapshot_after=True, momentum=0.9), "up", ["momentum", "snapshot_offset+1"]),
+        (dict(reduction="sum"), "up", ["loss_sum"]),
     ],
 )
 def test_torch_loop_mistake_is_named(ref, tmp_path, switch, stage, names):

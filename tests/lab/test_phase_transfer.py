@@ -99,8 +99,8 @@ def test_command_line(tmp_path, capsys):
         assert str(a["contour_name"]) == "gamma_inh" and a["contour"].shape == (2, 2)
     for bad, message in (
         (["phase", "--contour", "gamma_inh", "--x", "d=10,20", "--y", "n=5,6"], "add --transfer"),
-        (["phase", "--transfer", "--preset", "kou2023"], "single"),
-        (["phase", "--preset", "transfer-u-n1"], "--transfer"),
+        (["phase", "--transfer", "--preset", "kou2023"], "is a single-task preset"),
+        (["phase", "--preset", "transfer-u-n1"], "is a transfer preset (add --transfer)"),
     ):
         assert main(bad + ["--out", str(tmp_path / "x")]) == 2
         assert message in capsys.readouterr().err

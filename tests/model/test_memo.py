@@ -63,6 +63,36 @@ def test_content_key_tells_inputs_apart():
     y[3] = np.nextafter(y[3], 10)
     assert memo.content_key(x) != memo.content_key(y)
     assert memo.content_key(BASE) != memo.content_key(BASE.replace(seed=8))
+    big = np.zeros(2000)
+    other = big.copy()
+    other[1000] = 1.0
+    assert memo.content_key({"a": big}) != memo.content_key({"a": other})
+    assert memo.content_key(1) != memo.content_key(1.0) != memo.content_key("1")
+    with pytest.raises(TypeError, match="cannot key"):
+        memo.content_key(object())
+
+
+def test_blocks_in_threads_do_not_meet():
+    """A block is per thread: two overlapping blocks in two threads leave no
+    memo behind, and nothing outside a block is memoized."""
+    import threading
+
+    inside = threading.Barrier(2)
+
+    def block():
+        with memo.shared_stages():
+            inside.wait()
+            run_experiment(BASE)
+            inside.wait()
+
+    threads = [threading.Thread(target=block) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert memo._memo.get() is None
+    one, two = run_experiment(BASE), run_experiment(BASE)
+    assert one.stages["up"] is not two.stages["up"] and one.stages["up"].W.flags.writeable
 
 
 def test_sweep_groups_items_by_seed():
@@ -72,6 +102,13 @@ def test_sweep_groups_items_by_seed():
         [(1, "b"), (3, "d")],
         [(4, "e")],
     ]
+    # a seed's items are cut into groups of at most `size` consecutive items
+    assert S._groups(calls, [1] * 5, size=2) == [
+        [(0, "a"), (1, "b")],
+        [(2, "c"), (3, "d")],
+        [(4, "e")],
+    ]
+    assert S.GROUP_ITEMS >= 11  # the alphas of a gain_alpha seed in one group
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

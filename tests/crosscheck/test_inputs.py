@@ -1,7 +1,8 @@
 """Forgiving, exact inputs: integer +-1 labels and 0/1 integer masks are read
 (their values checked), a file whose X, xi and signals are stored at
-different precisions is refused with one line that says so, and the README
-says what each key is for and lists every config field. Each file is a
+different precisions is refused with one line that says so, and the
+documentation's reference pages (docs/reference/trajectory.md, config.md)
+say what each key is for and list every config field. Each file is a
 refimpl run exported the way a user would change it: labels cast to int, a
 mask cast to int, X cast to float32."""
 
@@ -174,23 +175,23 @@ def test_patch_roles_that_do_not_fit_at_any_precision_are_not_blamed_on_it(ref_p
 
 
 # ---------------------------------------------------------------------------
-# the README
+# the reference pages of the documentation
 # ---------------------------------------------------------------------------
 
 
-def readme():
-    return (ROOT / "README.md").read_text()
+def page(name):
+    return (ROOT / "docs" / "reference" / name).read_text()
 
 
-def test_readme_lists_every_config_field():
-    text = readme()
+def test_config_page_lists_every_config_field():
+    text = page("config.md")
     listed = text[text.index("set both tasks): `") + len("set both tasks): `") :]
     names = {n.strip() for n in listed[: listed.index("`")].split(",")}
     assert names == {f.name for f in dataclasses.fields(Config)}
 
 
-def test_readme_says_what_each_key_is_for():
-    text = readme()
+def test_trajectory_page_says_what_each_key_is_for():
+    text = page("trajectory.md")
     section = text[text.index("What the cross-check does with") :]
     section = section[: section.index("Keys of other names are not read")]
     kinds = re.findall(r"- \*\*([^*]+)\*\*", section)

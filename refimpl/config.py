@@ -54,19 +54,61 @@ SHORTHANDS = {
 
 
 def n_inherited(alpha, m_down):
-    """round(alpha m_2), halves rounded up: inherited filters per class (docs/model.md §5.2)."""
+    """round(alpha m_2), halves rounded up: inherited filters per class (docs/model.md §5.2).
+
+    Parameters
+    ----------
+    alpha : float
+        The inherited fraction alpha in [0, 1].
+    m_down : int
+        Filters per class downstream, m_2.
+
+    Returns
+    -------
+    int
+        The number of inherited filters per class.
+    """
     return int(math.floor(alpha * m_down + 0.5))
 
 
 def int_field(lo=None, hi=None, optional=False):
     """Field metadata: an integer in [lo, hi] (None allowed when ``optional``);
-    ``hi`` None means up to :data:`INT_MAX`."""
+    ``hi`` None means up to :data:`INT_MAX`.
+
+    Parameters
+    ----------
+    lo, hi : int or None, optional
+        The bounds, inclusive; None: no lower bound, and ``INT_MAX`` above.
+    optional : bool, optional
+        Whether None is allowed.
+
+    Returns
+    -------
+    dict
+        The metadata (``kind`` ``"int"``, ``lo``, ``hi``, ``optional``).
+    """
     return {"kind": "int", "lo": lo, "hi": hi, "optional": optional}
 
 
 def real_field(lo=None, hi=None, lo_open=False, hi_open=False, optional=False):
     """Field metadata: a finite real in the interval (ends open or closed);
-    None allowed when ``optional``."""
+    None allowed when ``optional``.
+
+    Parameters
+    ----------
+    lo, hi : float or None, optional
+        The interval's ends; None: unbounded on that side.
+    lo_open, hi_open : bool, optional
+        Whether the end itself is excluded.
+    optional : bool, optional
+        Whether None is allowed.
+
+    Returns
+    -------
+    dict
+        The metadata (``kind`` ``"real"``, the ends and their openness,
+        ``optional``).
+    """
     return {
         "kind": "real",
         "lo": lo,
@@ -78,7 +120,18 @@ def real_field(lo=None, hi=None, lo_open=False, hi_open=False, optional=False):
 
 
 def choice_field(*options):
-    """Field metadata: one of ``options``."""
+    """Field metadata: one of ``options``.
+
+    Parameters
+    ----------
+    *options : object
+        The allowed values.
+
+    Returns
+    -------
+    dict
+        The metadata ``{"kind": "choice", "options": options}``.
+    """
     return {"kind": "choice", "options": options}
 
 
@@ -88,7 +141,19 @@ BOOL_FIELD = {"kind": "bool"}
 
 def parsed_field(parse):
     """Field metadata: a value of its own type, or what ``parse(value)``
-    makes of one (``parse`` raises :class:`ConfigError` for a bad value)."""
+    makes of one (``parse`` raises :class:`ConfigError` for a bad value).
+
+    Parameters
+    ----------
+    parse : callable
+        Takes the given value and returns the field's value, or raises
+        :class:`ConfigError`.
+
+    Returns
+    -------
+    dict
+        The metadata ``{"kind": "parsed", "parse": parse}``.
+    """
     return {"kind": "parsed", "parse": parse}
 
 
@@ -98,7 +163,14 @@ class ValidatedConfig:
     (:func:`int_field`, :func:`real_field`, :func:`choice_field`,
     :data:`BOOL_FIELD`, :func:`parsed_field`) checked at construction, then ``_check_combinations``;
     a bad value raises :class:`ConfigError` naming the field. Unknown keys are
-    refused; ``SHORTHANDS`` maps a shorthand key to the fields it sets."""
+    refused; ``SHORTHANDS`` maps a shorthand key to the fields it sets.
+
+    Attributes
+    ----------
+    SHORTHANDS : dict of str to tuple of str
+        A shorthand key and the fields it sets (:func:`expand_shorthands`);
+        empty in the base class.
+    """
 
     SHORTHANDS: dict = {}
 
@@ -317,7 +389,26 @@ class Config(ValidatedConfig):
 
 def expand_shorthands(values: dict, shorthands=None) -> dict:
     """The mapping with ``sigma_p``, ``flip`` and ``n`` replaced by the keys of
-    both tasks; a per-task key given in the same mapping wins over its shorthand."""
+    both tasks; a per-task key given in the same mapping wins over its shorthand.
+
+    Parameters
+    ----------
+    values : dict
+        The config mapping as given (keys not yet checked).
+    shorthands : dict of str to tuple of str, optional
+        A shorthand key and the keys it stands for; None: the module's
+        ``SHORTHANDS`` (``sigma_p``, ``flip`` and ``n``).
+
+    Returns
+    -------
+    dict
+        A new mapping without shorthand keys.
+
+    Raises
+    ------
+    ConfigError
+        When ``values`` is not a dict.
+    """
     if not isinstance(values, dict):
         raise ConfigError(f"a config must be a JSON object, not {type(values).__name__}")
     shorthands = SHORTHANDS if shorthands is None else shorthands
@@ -340,7 +431,27 @@ def _no_duplicates(pairs):
 def loads_json(text, where):
     """Parse JSON text strictly for configs: duplicate keys, NaN/Infinity,
     numbers too long to convert and nesting too deep are refused with one
-    :class:`ConfigError` naming ``where``."""
+    :class:`ConfigError` naming ``where``.
+
+    Parameters
+    ----------
+    text : str
+        The JSON text.
+    where : str
+        What the text is (``"config file c.json"``, ``"--set eta"``), named in
+        the message.
+
+    Returns
+    -------
+    object
+        The parsed value (a dict for a JSON object).
+
+    Raises
+    ------
+    ConfigError
+        When the text is not valid JSON, or holds a duplicate key, NaN or
+        Infinity, a number too long to read or too deep a nesting.
+    """
 
     def refuse(constant):
         raise ConfigError(f"{where}: {constant} is not a JSON number")
@@ -362,7 +473,24 @@ def loads_json(text, where):
 
 
 def read_json_object(path) -> dict:
-    """The JSON object in a config file (not yet validated)."""
+    """The JSON object in a config file (not yet validated).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The config file.
+
+    Returns
+    -------
+    dict
+        The file's JSON object.
+
+    Raises
+    ------
+    ConfigError
+        When the file cannot be read, is too large to be a config, is not
+        strict JSON (:func:`loads_json`) or does not hold an object.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read(_MAX_CONFIG_BYTES + 1)
@@ -470,7 +598,20 @@ _CHECKS = {
 def shown(value, limit=80):
     """``value`` for an error message: its repr, cut to about ``limit``
     characters; an integer of more than 30 digits by its number of digits
-    (printing one of more than 4300 digits raises in Python itself)."""
+    (printing one of more than 4300 digits raises in Python itself).
+
+    Parameters
+    ----------
+    value : object
+        Any value, possibly hostile (a huge integer, a deep nesting).
+    limit : int, optional
+        About the longest text returned, in characters.
+
+    Returns
+    -------
+    str
+        The text, on one line.
+    """
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         v = abs(int(value))
         if v >= 10**30:
@@ -489,7 +630,27 @@ def integer_argument(label, value, lo=None, hi=None):
     ``"train_stage: steps"``): an integer, or a float with an integral value
     (5.0), in [lo, hi] (``hi`` None: up to :data:`INT_MAX`); anything else
     (2.5, "5", True, nan) is a :class:`ConfigError` naming ``label``, never
-    truncated."""
+    truncated.
+
+    Parameters
+    ----------
+    label : str
+        The argument's name in the message (``"train_stage: steps"``).
+    value : object
+        The value passed.
+    lo, hi : int or None, optional
+        The bounds, inclusive; None: no lower bound, and ``INT_MAX`` above.
+
+    Returns
+    -------
+    int
+        ``value`` as a Python int.
+
+    Raises
+    ------
+    ConfigError
+        When ``value`` is not integral (a bool included) or out of range.
+    """
     integral = not isinstance(value, (bool, np.bool_)) and (
         isinstance(value, numbers.Integral)
         or (isinstance(value, numbers.Real) and _is_whole(value))
@@ -511,7 +672,32 @@ def real_argument(label, value, lo=None, lo_open=False, optional=False):
     """``value`` for a function's argument ``label``: a finite real number
     (not a bool, not a string) >= ``lo`` (> with ``lo_open``), None when
     ``optional``; a :class:`ConfigError` naming ``label`` otherwise. The value
-    itself is returned (not converted)."""
+    itself is returned (not converted).
+
+    Parameters
+    ----------
+    label : str
+        The argument's name in the message.
+    value : object
+        The value passed.
+    lo : float or None, optional
+        The lower bound; None: none.
+    lo_open : bool, optional
+        Whether ``lo`` itself is refused.
+    optional : bool, optional
+        Whether None is allowed.
+
+    Returns
+    -------
+    object
+        ``value``, unchanged.
+
+    Raises
+    ------
+    ConfigError
+        When ``value`` is not a finite real number in range (or None when
+        ``optional``).
+    """
     spec = real_field(lo, lo_open=lo_open, optional=optional)
     _check_real(label, spec, value)
     return value
@@ -525,7 +711,27 @@ def _interval(lo, hi, lo_open=False, hi_open=False):
 
 def parse_assignment(text: str) -> tuple[str, object]:
     """Parse ``KEY=VALUE`` from the command line; VALUE is read as JSON when it
-    parses (numbers, true/false, null), else as a string."""
+    parses (numbers, true/false, null), else as a string.
+
+    Parameters
+    ----------
+    text : str
+        One ``--set`` argument, ``KEY=VALUE``.
+
+    Returns
+    -------
+    key : str
+        KEY, stripped of surrounding spaces.
+    value : object
+        The JSON value of VALUE, or VALUE itself as a string when it is not
+        valid JSON.
+
+    Raises
+    ------
+    ConfigError
+        When ``text`` has no ``=``, or VALUE is JSON the config refuses (NaN,
+        a duplicate key, ...).
+    """
     if "=" not in text:
         raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
     key, raw = text.split("=", 1)

@@ -93,6 +93,16 @@ class Task:
         for data without that structure (real images,
         :mod:`refimpl.lab.image_experiment`), which can only be trained with
         ``track=False``.
+
+    Parameters
+    ----------
+    xi : ndarray of shape (n, d), optional, keyword-only
+        The noise patches xi_i (``SignalNoise.xi``).
+    signals : ndarray of shape (S, d), optional, keyword-only
+        The signal rows mu_s (``SignalNoise.signals``); needed together with
+        ``xi`` when there is no ``structure``.
+    patch_role : ndarray of shape (n, P), int, optional, keyword-only
+        The patch roles (``SignalNoise.patch_role``); None: derived.
     """
 
     X: np.ndarray
@@ -174,6 +184,15 @@ def signal_vectors(d, u_norm, v_up_norm, v_down_norm, v_cos=0.0):
     u = |u| e_0, v_up = |v_up| e_1, v_down = |v_down| (c e_1 + sqrt(1 - c^2) e_2)
     with c = ``v_cos``; u is orthogonal to both v's.
 
+    Parameters
+    ----------
+    d : int
+        The dimension (at least 3).
+    u_norm, v_up_norm, v_down_norm : float
+        The norms |u|, |v_1|, |v_2|.
+    v_cos : float, optional
+        The cosine c between v_up and v_down, in [-1, 1].
+
     Returns
     -------
     u, v_up, v_down : ndarray of shape (d,)
@@ -188,6 +207,15 @@ def signal_vectors(d, u_norm, v_up_norm, v_down_norm, v_cos=0.0):
 def task_signals(u, v, layout):
     """The signal rows of a task: ``[u + v]`` (joint) or ``[u, v]`` (split).
 
+    Parameters
+    ----------
+    u : ndarray of shape (d,)
+        The shared signal.
+    v : ndarray of shape (d,)
+        The task's own signal v_k.
+    layout : {"joint", "split"}
+        Any other value is read as ``"split"``.
+
     Returns
     -------
     ndarray of shape (S, d)
@@ -201,6 +229,13 @@ def noise_basis(u, v):
     """Orthonormal rows spanning the nonzero ones of u, v: the directions that
     Pi_k = I - u u^T/|u|^2 - v v^T/|v|^2 removes (docs/model.md §2.3; a zero
     vector's projection is skipped).
+
+    Parameters
+    ----------
+    u : ndarray of shape (d,)
+        The shared signal.
+    v : ndarray of shape (d,)
+        The task's own signal v_k.
 
     Returns
     -------
@@ -234,10 +269,17 @@ def sample_task(rng, n, u, v, sigma_p, flip, layout):
     Parameters
     ----------
     rng : numpy.random.Generator
+        The source of the labels, the flips and the noise (drawn in that
+        order).
     n : int
+        The number of samples.
     u, v : ndarray of shape (d,)
+        The shared signal u and the task's own signal v_k.
     sigma_p, flip : float
+        The noise scale sigma_{p,k} and the label-flip probability p_k.
     layout : {"joint", "split"}
+        One signal patch u + v (joint) or two, u and v (split)
+        (docs/model.md §2.4).
 
     Returns
     -------
@@ -284,6 +326,7 @@ def patch_roles(X, y_clean, signals, patch_role=None, *, xi=None, rtol=ROLE_RTOL
     Parameters
     ----------
     X : ndarray of shape (n, P, d)
+        The inputs; patch p of input i is x_i^(p).
     y_clean : ndarray of shape (n,)
         True labels yhat, +-1.
     signals : ndarray of shape (S, d)
@@ -342,6 +385,7 @@ def role_positions(patch_role, S):
         Valid roles (each row holds 0..S-1 once and one -1), e.g. from
         :func:`patch_roles`.
     S : int
+        Signal patches per input.
 
     Returns
     -------

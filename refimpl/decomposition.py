@@ -86,6 +86,11 @@ def basis_vectors(task):
     the noise patches X[i, q(i)] found by the patch roles (docs/model.md §9.3),
     which :func:`refimpl.data.patch_roles` checks against ``task.xi``.
 
+    Parameters
+    ----------
+    task : Task
+        A task with its signal/noise structure.
+
     Returns
     -------
     signals : ndarray of shape (S, d)
@@ -116,9 +121,13 @@ def reconstruct(W0, scale, signals, xi, gamma, rho_bar, rho_under):
     scale : ndarray of shape (2, m)
         s_t per filter.
     signals : ndarray of shape (S, d)
+        The signal rows mu_s.
     xi : ndarray of shape (n, d)
+        The noise patches xi_i.
     gamma : ndarray of shape (..., 2, m, S)
+        Signal coefficients gamma_{j,r,s}.
     rho_bar, rho_under : ndarray of shape (..., 2, m, n)
+        Noise coefficients where y_i = j and where y_i = -j.
 
     Returns
     -------
@@ -139,8 +148,11 @@ def scales(steps, trainable, eta, weight_decay):
     Parameters
     ----------
     steps : int or ndarray of shape (K,)
+        The steps t.
     trainable : ndarray of shape (2, m), bool
+        False marks a frozen filter.
     eta, weight_decay : float
+        Step size eta and L2 coefficient lambda.
 
     Returns
     -------
@@ -152,7 +164,18 @@ def scales(steps, trainable, eta, weight_decay):
 
 def own_entries(y):
     """Mask of the entries (j, i) with y_i = j, shape (2, 1, n): where rho_bar
-    lives; rho_under lives on the complement (docs/model.md §4)."""
+    lives; rho_under lives on the complement (docs/model.md §4).
+
+    Parameters
+    ----------
+    y : array_like of shape (n,)
+        The observed labels y_i, +1 or -1.
+
+    Returns
+    -------
+    ndarray of shape (2, 1, n), bool
+        True where y_i = j (axis 0: j = +1, then -1).
+    """
     return np.asarray(y)[None, None, :] == J[:, None, None]
 
 
@@ -168,6 +191,16 @@ def reconstruction_error(stage):
     The reconstruction uses the vectors GD actually used (:func:`basis_vectors`):
     it checks the bookkeeping of the tracking, which is exact whatever the
     geometry of the signals and the noise.
+
+    Parameters
+    ----------
+    stage : Stage
+        A trained stage (:func:`refimpl.train.train_stage`).
+
+    Returns
+    -------
+    float
+        The largest relative difference.
 
     Raises
     ------
@@ -200,11 +233,17 @@ def project(W, W0, scale, signals, xi, y):
     Parameters
     ----------
     W : ndarray of shape (..., 2, m, d)
+        The weights (one stage's snapshots, or one set).
     W0 : ndarray of shape (2, m, d)
+        The stage's initial weights w^[0].
     scale : ndarray of shape (..., 2, m)
+        s_t per filter, for each set of weights.
     signals : ndarray of shape (S, d)
+        The signal rows mu_s.
     xi : ndarray of shape (n, d)
+        The noise patches xi_i.
     y : ndarray of shape (n,)
+        The observed labels y_i (which split rho into rho_bar and rho_under).
 
     Returns
     -------
@@ -261,7 +300,25 @@ def _check_independent(basis):
 def project_stage(stage):
     """:func:`project` applied to every snapshot of a :class:`~refimpl.train.Stage`,
     in the basis GD used (:func:`basis_vectors`). Needs no tracked
-    coefficients, only determinable patch roles and an independent basis."""
+    coefficients, only determinable patch roles and an independent basis.
+
+    Parameters
+    ----------
+    stage : Stage
+        A trained stage (:func:`refimpl.train.train_stage`), tracked or not.
+
+    Returns
+    -------
+    gamma : ndarray of shape (K, 2, m, S)
+    rho_bar, rho_under : ndarray of shape (K, 2, m, n)
+
+    Raises
+    ------
+    PatchRoleError
+        When the patch roles of some inputs cannot be determined.
+    DependentBasisError
+        When the basis is not linearly independent to rounding.
+    """
     signals, noise = basis_vectors(stage.task)
     return project(stage.W, stage.W0, _stage_scales(stage), signals, noise, stage.task.y)
 
@@ -275,6 +332,16 @@ def projection_error(stage):
     of a weight-sized vector would have, max|W| * max|v| (v the signals for
     gamma, the noise vectors for rho): the projection of W - s_t W^[0] then
     holds rounding residues only, which this reports as rounding.
+
+    Parameters
+    ----------
+    stage : Stage
+        A trained stage (:func:`refimpl.train.train_stage`).
+
+    Returns
+    -------
+    float
+        The largest relative difference over gamma, rho_bar and rho_under.
 
     Raises
     ------
@@ -302,6 +369,20 @@ def invariants(stage):
     (p = 0, or no flip drawn), gamma nondecreasing.
     Returns {name: {"applies": bool, "holds": bool or None}}.
 
+    Parameters
+    ----------
+    stage : Stage
+        A trained stage (:func:`refimpl.train.train_stage`).
+
+    Returns
+    -------
+    dict of str to dict
+        Per check (``"rho_bar >= 0"``, ``"rho_bar nondecreasing"``,
+        ``"rho_under <= 0"``, ``"rho_under nonincreasing"``, ``"gamma
+        nondecreasing"``): ``applies``, whether the stage's lambda and labels
+        make it a guarantee, and ``holds``, whether it held (None when it
+        does not apply).
+
     Raises
     ------
     UntrackedStageError
@@ -325,7 +406,20 @@ def invariants(stage):
 
 
 def universal_knowledge(W, u):
-    """K_{j,r} = j <w_{j,r}, u> (docs/model.md §4), shape (..., 2, m)."""
+    """K_{j,r} = j <w_{j,r}, u> (docs/model.md §4), shape (..., 2, m).
+
+    Parameters
+    ----------
+    W : ndarray of shape (..., 2, m, d)
+        The weights.
+    u : ndarray of shape (d,)
+        The shared signal.
+
+    Returns
+    -------
+    ndarray of shape (..., 2, m)
+        K_{j,r} per filter.
+    """
     return J[:, None] * np.einsum("...jrd,d->...jr", W, u)
 
 
@@ -333,6 +427,18 @@ def noise_part(stage, k=-1):
     """sum_i (rho_bar + rho_under)_{j,r,i} xi_i/|xi_i|^2 at snapshot k, shape (2, m, d):
     the noise memorised during the stage (docs/model.md §4.6), with the noise
     patches GD used (:func:`basis_vectors`).
+
+    Parameters
+    ----------
+    stage : Stage
+        A trained stage (:func:`refimpl.train.train_stage`).
+    k : int, optional
+        The snapshot index (-1: the last).
+
+    Returns
+    -------
+    ndarray of shape (2, m, d)
+        The memorised noise of every filter.
 
     Raises
     ------

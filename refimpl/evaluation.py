@@ -65,19 +65,34 @@ def estimate_test_error(W, u, v, sigma_p, flip, layout, n_test, rng, estimator="
     Parameters
     ----------
     W : ndarray of shape (2, m, d)
+        The network's weights.
     u, v : ndarray of shape (d,)
         The task's shared and own signal.
     sigma_p, flip : float
+        The noise level sigma_p (> 0) and the label-flip probability (in
+        [0, 0.5)).
     layout : {"joint", "split"}
+        The patch layout (docs/model.md §2).
     n_test : int
         Independent draws.
     rng : numpy.random.Generator
+        The source of the draws.
     estimator : {"reduced", "sample"}
+        ``"reduced"``: each draw of the noise term W xi scored for both
+        yhat = +1 and -1 (docs/model.md §6); ``"sample"``: fresh inputs drawn
+        like training data, without label flips.
 
     Returns
     -------
     dict with ``clean_error``, ``clean_error_se``, ``noisy_error``,
     ``noisy_error_se``, ``n_test``, ``estimator``.
+
+    Raises
+    ------
+    ConfigError
+        When an argument is unusable (out of the bounds of the Config fields,
+        u or v not a finite real vector of W's d, an unknown layout or
+        estimator).
     """
     W = check_weights(W)
     n_test = _check_arguments(W, u, v, sigma_p, flip, layout, n_test, rng, estimator)

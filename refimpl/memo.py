@@ -84,7 +84,18 @@ def content_key(*parts):
     """SHA-256 of ``parts``: arrays by dtype, shape and bytes, dataclasses
     field by field, dicts and sequences item by item, numbers, strings and
     None by type and repr; TypeError for anything else (a repr may abbreviate,
-    numpy's does for large arrays)."""
+    numpy's does for large arrays).
+
+    Parameters
+    ----------
+    *parts : object
+        The values the key is made of.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     h = hashlib.sha256()
     for part in parts:
         _update(h, part)
@@ -106,7 +117,24 @@ def _freeze(x):
 
 def memoized(kind, parts, compute):
     """``compute()``, or, inside a :func:`shared_stages` block, the result
-    kept for equal ``(kind, parts)`` (computed now when there is none)."""
+    kept for equal ``(kind, parts)`` (computed now when there is none).
+
+    Parameters
+    ----------
+    kind : str
+        What is computed (a stage, a test error); part of the key.
+    parts : sequence
+        The inputs of the computation; keyed by :func:`content_key`.
+    compute : callable
+        Computes the result, without arguments.
+
+    Returns
+    -------
+    object
+        The result of ``compute()``, or the kept one (its arrays read-only).
+        When the kept results would exceed ``MEMO_BYTES`` the memo is emptied
+        first.
+    """
     memo = _memo.get()
     if memo is None:
         return compute()

@@ -22,7 +22,27 @@ __all__ = [
 
 
 def check_weights(W, name="W"):
-    """W as a C-contiguous float64 array of shape (2, m, d); refuses others."""
+    """W as a C-contiguous float64 array of shape (2, m, d); refuses others.
+
+    Parameters
+    ----------
+    W : array_like of shape (2, m, d), float64
+        The weights w_{j,r} of both classes j = +1, -1.
+    name : str, optional
+        The argument's name in the messages.
+
+    Returns
+    -------
+    ndarray of shape (2, m, d)
+        W as a C-contiguous float64 array.
+
+    Raises
+    ------
+    TypeError
+        When W is not float64.
+    ValueError
+        When W is not of shape (2, m, d) with m >= 1.
+    """
     W = np.asarray(W)
     if W.dtype != np.float64:
         raise TypeError(f"{name} must be float64, got {W.dtype}")
@@ -32,7 +52,30 @@ def check_weights(W, name="W"):
 
 
 def check_inputs(X, d, y=None):
-    """X as a C-contiguous float64 array of shape (n, P, d); y as (n,) of +-1."""
+    """X as a C-contiguous float64 array of shape (n, P, d); y as (n,) of +-1.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, P, d), float64
+        The inputs x_i, P patches of dimension d each.
+    d : int
+        The dimension the weights expect.
+    y : array_like of shape (n,), optional
+        The labels, each +1 or -1.
+
+    Returns
+    -------
+    ndarray of shape (n, P, d), or tuple of it and ndarray of shape (n,)
+        X as a C-contiguous float64 array; with ``y``, the pair (X, y), y as
+        float64.
+
+    Raises
+    ------
+    TypeError
+        When X is not float64.
+    ValueError
+        When X or y has the wrong shape, or a label is not +1 or -1.
+    """
     X = np.asarray(X)
     if X.dtype != np.float64:
         raise TypeError(f"X must be float64, got {X.dtype}")
@@ -85,7 +128,10 @@ def forward(W, X, parts=False):
     Parameters
     ----------
     W : ndarray of shape (2, m, d)
+        The weights w_{j,r}, filters of class j = +1 (``W[0]``) and -1
+        (``W[1]``).
     X : ndarray of shape (n, P, d)
+        The inputs x_i, P patches each.
     parts : bool
         Also return F_{+1}, F_{-1}, the pre-activations and the activation
         pattern (what one compares first when outputs differ).
@@ -143,12 +189,44 @@ def loss_and_gradient(W, X, y, weight_decay=0.0):
 
 
 def loss(W, X, y):
-    """Data loss (1/n) sum_i l(y_i f(W, x_i)), without the weight-decay term."""
+    """Data loss (1/n) sum_i l(y_i f(W, x_i)), without the weight-decay term.
+
+    Parameters
+    ----------
+    W : ndarray of shape (2, m, d)
+        The weights.
+    X : ndarray of shape (n, P, d)
+        The inputs.
+    y : ndarray of shape (n,)
+        The labels, +1 or -1.
+
+    Returns
+    -------
+    float
+        The mean logistic loss over the n samples.
+    """
     return loss_and_gradient(W, X, y)[0]
 
 
 def gradient(W, X, y, weight_decay=0.0):
-    """Gradient of L_S(W) = (1/n) sum_i l(y_i f) + (lambda/2)|W|^2, shape (2, m, d)."""
+    """Gradient of L_S(W) = (1/n) sum_i l(y_i f) + (lambda/2)|W|^2, shape (2, m, d).
+
+    Parameters
+    ----------
+    W : ndarray of shape (2, m, d)
+        The weights.
+    X : ndarray of shape (n, P, d)
+        The inputs.
+    y : ndarray of shape (n,)
+        The labels, +1 or -1.
+    weight_decay : float, optional
+        lambda.
+
+    Returns
+    -------
+    ndarray of shape (2, m, d)
+        The gradient of L_S with respect to W.
+    """
     return loss_and_gradient(W, X, y, weight_decay)[1]
 
 
@@ -161,10 +239,32 @@ def _logistic(z):
 
 
 def logistic_loss(z):
-    """l(z) = log(1 + exp(-z)), elementwise, stable for any finite z."""
+    """l(z) = log(1 + exp(-z)), elementwise, stable for any finite z.
+
+    Parameters
+    ----------
+    z : array_like
+        The margins y f.
+
+    Returns
+    -------
+    ndarray
+        l(z), of the shape of ``z``.
+    """
     return _logistic(z)[0]
 
 
 def logistic_dloss(z):
-    """l'(z) = -1/(1 + exp(z)), elementwise, stable for any finite z."""
+    """l'(z) = -1/(1 + exp(z)), elementwise, stable for any finite z.
+
+    Parameters
+    ----------
+    z : array_like
+        The margins y f.
+
+    Returns
+    -------
+    ndarray
+        l'(z), of the shape of ``z``.
+    """
     return _logistic(z)[1]

@@ -50,6 +50,23 @@ def summarize(exp: Experiment) -> dict:
     Keys ``transfer``, ``scratch``, ``upstream`` hold the test errors
     (``clean_error``, ``clean_error_se``, ``noisy_error``, ``noisy_error_se``);
     ``gain`` is scratch minus transfer clean error (same test draws).
+
+    Parameters
+    ----------
+    exp : Experiment
+        A finished run (:func:`refimpl.transfer.run_experiment`).
+
+    Returns
+    -------
+    dict
+        Besides the errors and ``gain``: ``coefficients`` (per stage ``up``,
+        ``down``, ``scratch``: steps, final loss and statistics of gamma,
+        rho_bar and rho_under at the last step), ``universal_knowledge`` (mean
+        K = j<w, u> of inherited and fresh filters at the start and end of the
+        transfer stage, at the end of scratch, the inherited noise energy and
+        the number of inherited filters per class), ``checks`` (per stage, the
+        reconstruction and projection errors and the invariants) and ``theory``
+        (:func:`refimpl.theory.indicators`).
     """
     out = {name: exp.test_error(stage) for name, stage in _ERROR_NAMES.items()}
     out["gain"] = out["scratch"]["clean_error"] - out["transfer"]["clean_error"]
@@ -116,7 +133,20 @@ def _gain_word(gain):
 
 
 def format_summary(s: dict) -> str:
-    """The summary as lines of text."""
+    """The summary as lines of text.
+
+    Parameters
+    ----------
+    s : dict
+        A summary made by :func:`summarize` (its ``config`` key, when present,
+        is not shown).
+
+    Returns
+    -------
+    str
+        Test errors and gain, coefficients at the last step, universal knowledge,
+        the decomposition checks and the theory indicators, one per line.
+    """
     lines = [
         "test error (clean: against the true label; noisy: against the observed one)",
         f"  transfer (down)  {_err(s['transfer'])}",

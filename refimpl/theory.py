@@ -48,6 +48,11 @@ def indicators(config):
     N_2 |mu_down|^4 / (sigma_{p,down}^4 d) is the downstream task's own
     Kou indicator.
 
+    Parameters
+    ----------
+    config : Config
+        The run's configuration (norms, noise levels, sample sizes, d).
+
     Returns
     -------
     dict with keys ``up``, ``down`` (each: snr, kou_indicator, stage1_ratio),

@@ -39,16 +39,21 @@ class Stage:
     W0 : ndarray of shape (2, m, d)
         Initial weights w^[0] of the stage.
     eta, weight_decay : float
+        Step size eta and L2 coefficient lambda of the stage.
     trainable : ndarray of shape (2, m), bool
+        False marks a frozen filter (not updated, docs/model.md §3.4).
     steps : ndarray of shape (K,), int
         Snapshot steps, 0 and the last step included.
     W : ndarray of shape (K, 2, m, d)
+        The weights at the snapshot steps.
     gamma : ndarray of shape (K, 2, m, S), or None
         Signal coefficients (docs/model.md §4; what they mean for noise that is
         not orthogonal to the signals: :mod:`refimpl.decomposition`). None
         when the stage was trained with ``track=False``; so are ``rho_bar``
         and ``rho_under``.
     rho_bar, rho_under : ndarray of shape (K, 2, m, n), or None
+        Noise memorisation where y_i = j and where y_i = -j (docs/model.md
+        §4), at the snapshots.
     loss : ndarray of shape (T + 1,)
         Data loss (weight decay not included) at steps 0..T.
     stopped : bool
@@ -92,7 +97,20 @@ class Stage:
 
 def snapshot_schedule(cap, count):
     """``count`` snapshot steps evenly spaced over 0..cap (0 and cap included;
-    fewer when cap + 1 < count)."""
+    fewer when cap + 1 < count).
+
+    Parameters
+    ----------
+    cap : int
+        The step cap T.
+    count : int
+        The number of snapshots wanted (``Config.snapshots``).
+
+    Returns
+    -------
+    ndarray of shape (K,), int64
+        The sorted distinct snapshot steps, K <= min(count, cap + 1).
+    """
     return np.unique(np.rint(np.linspace(0, cap, min(count, cap + 1))).astype(np.int64))
 
 

@@ -25,6 +25,25 @@ def run_job(config, out="out", quiet=False, plot=False, stream=None):
 
     The trajectory is written before the summary, so a failure while
     summarising never loses the run. Returns the summary dict.
+
+    Parameters
+    ----------
+    config : Config
+        The run's configuration.
+    out : str or os.PathLike, optional
+        The output folder (checked writable before the work starts).
+    quiet : bool, optional
+        No progress lines.
+    plot : bool, optional
+        Also draw ``out/run.png``.
+    stream : file-like, optional
+        Where the summary is printed; None: standard output.
+
+    Returns
+    -------
+    dict
+        The summary (:func:`refimpl.summary.summarize`) with the config under
+        ``config``.
     """
     stream = sys.stdout if stream is None else stream
     check_out(Path(out))  # a bad --out is found before the work

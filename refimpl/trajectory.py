@@ -74,7 +74,23 @@ COEFFICIENT_KEYS = ("gamma", "rho_bar", "rho_under")
 
 def stage_arrays(name, stage: Stage):
     """The ``name/...`` arrays of one stage (coefficients only when tracked;
-    ``patch_role`` only when the task sets it)."""
+    ``patch_role`` only when the task sets it).
+
+    Parameters
+    ----------
+    name : str
+        The stage's name, the prefix of its keys.
+    stage : Stage
+        The trained stage.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``name/X``, ``name/y``, ``name/y_clean``, ``name/xi``,
+        ``name/signals``, ``name/W0``, ``name/eta``, ``name/weight_decay``,
+        ``name/trainable``, ``name/steps``, ``name/W``, ``name/loss``, and
+        when present the coefficients and ``name/patch_role``.
+    """
     t = stage.task
     arrays = {
         "X": t.X,
@@ -99,7 +115,20 @@ def stage_arrays(name, stage: Stage):
 
 
 def experiment_arrays(exp):
-    """All arrays of an :class:`~refimpl.transfer.Experiment` in format 1."""
+    """All arrays of an :class:`~refimpl.transfer.Experiment` in format 1.
+
+    Parameters
+    ----------
+    exp : Experiment
+        A finished run.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``format_version``, ``config_json``, ``provenance_json``, each stage's
+        arrays (:func:`stage_arrays`) and ``down/inherited``,
+        ``down/inherited_from``.
+    """
     arrays = {
         "format_version": np.int64(FORMAT_VERSION),
         "config_json": np.str_(exp.config.to_json()),
@@ -113,7 +142,20 @@ def experiment_arrays(exp):
 
 
 def save(path, arrays):
-    """Write arrays (a dict in format 1, or an Experiment) to ``path`` atomically."""
+    """Write arrays (a dict in format 1, or an Experiment) to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (a ``.npz`` archive, compressed).
+    arrays : dict of str to ndarray, or Experiment
+        The arrays in format 1, or a run (:func:`experiment_arrays`).
+
+    Raises
+    ------
+    UsageError
+        When ``path`` exists and is not a regular file.
+    """
     if not isinstance(arrays, dict):
         arrays = experiment_arrays(arrays)
     atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
@@ -130,6 +172,13 @@ class StageView:
         The stage.
     path : str
         The file.
+
+    Parameters
+    ----------
+    traj : Trajectory
+        The loaded file.
+    name : str
+        The stage, one of ``traj.stages``.
     """
 
     def __init__(self, traj, name):
@@ -243,13 +292,25 @@ class Trajectory:
     Attributes
     ----------
     path : str
+        The file.
     arrays : dict of str to ndarray
+        Every array of the file, by key (``up/W``, ``config_json``, ...).
     config : dict
         The run's configuration as stored (``config_json``).
     provenance : dict
+        The run's provenance as stored (``provenance_json``).
     stages : tuple of str
         The stages present, in the order up, down, scratch.
     has_coefficients : dict of str to bool
+        Per stage, whether the file holds its coefficients (``gamma``,
+        ``rho_bar``, ``rho_under``).
+
+    Parameters
+    ----------
+    path, arrays, config, stages, has_coefficients : as the attributes
+        Given by :func:`load`, which checks the file first.
+    provenance_ : dict
+        The ``provenance`` attribute.
     """
 
     def __init__(self, path, arrays, config, provenance_, stages, has_coefficients):
@@ -303,9 +364,15 @@ def load(path, require_coefficients=True) -> Trajectory:
     Parameters
     ----------
     path : str or PathLike
+        The ``.npz`` file.
     require_coefficients : bool
         When False, stages may lack ``gamma``, ``rho_bar`` and ``rho_under``
         (a framework run that stored weights only).
+
+    Returns
+    -------
+    Trajectory
+        The checked file, its arrays in memory.
 
     Raises
     ------

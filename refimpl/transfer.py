@@ -45,7 +45,21 @@ _STREAMS = ("data_up", "init_up", "data_down", "init_down", "transfer", "test")
 def streams(seed, names=_STREAMS):
     """Independent generators for each use of randomness, all from one seed
     (a SeedSequence spawned once per use, in the order of ``names``): the
-    same seed gives the same draws for each use whatever the others do."""
+    same seed gives the same draws for each use whatever the others do.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    names : sequence of str, optional
+        The uses, by default ``data_up``, ``init_up``, ``data_down``,
+        ``init_down``, ``transfer`` and ``test``.
+
+    Returns
+    -------
+    dict of str to numpy.random.Generator
+        A fresh generator per name.
+    """
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {name: np.random.default_rng(c) for name, c in zip(names, children, strict=True)}
 
@@ -62,11 +76,17 @@ def inherit(W_up, W_fresh, alpha, rng, granularity="filter", rescale=1.0):
     Parameters
     ----------
     W_up : ndarray of shape (2, m_1, d)
+        The upstream weights after training (not modified).
     W_fresh : ndarray of shape (2, m_2, d)
+        Freshly initialised downstream weights (not modified).
     alpha : float in [0, 1]
+        The inherited fraction.
     rng : numpy.random.Generator
+        Chooses the filters or entries (the run's ``transfer`` stream).
     granularity : {"filter", "entry"}
+        The unit of inheritance; ``entry`` needs m_1 = m_2.
     rescale : float
+        The factor c applied to the inherited weights.
 
     Returns
     -------
@@ -76,6 +96,16 @@ def inherit(W_up, W_fresh, alpha, rng, granularity="filter", rescale=1.0):
     source : ndarray of shape (2, m_2), int
         The upstream filter each downstream filter inherits from; -1 for
         fresh filters (``entry``: the same index, where any entry is inherited).
+
+    Raises
+    ------
+    ConfigError
+        An unusable argument (weights of different d, alpha outside [0, 1],
+        a non-finite rescale, an unknown granularity, rng not a Generator).
+    TypeError, ValueError
+        Weights that are not float64 arrays of shape (2, m, d)
+        (:func:`refimpl.network.check_weights`); ``entry`` with m_1 != m_2; more
+        inherited filters per class than m_1.
     """
     _check_inherit(W_up, W_fresh, alpha, rng, granularity, rescale)
     m1, m2 = W_up.shape[1], W_fresh.shape[1]
@@ -123,7 +153,22 @@ def _check_inherit(W_up, W_fresh, alpha, rng, granularity, rescale):
 
 @dataclass
 class Experiment:
-    """The three stages of one run and what is needed to evaluate them."""
+    """The three stages of one run and what is needed to evaluate them.
+
+    Attributes
+    ----------
+    config : Config
+        The run's configuration.
+    u, v_up, v_down : ndarray of shape (d,)
+        The shared signal u and the task signals v_1, v_2 (docs/model.md §2.5).
+    stages : dict of str to Stage
+        ``up``, ``down`` and ``scratch`` (:class:`refimpl.train.Stage`).
+    inherited : ndarray of shape (2, m_2) or (2, m_2, d), bool
+        The transfer mask of :func:`inherit`.
+    source : ndarray of shape (2, m_2), int
+        The upstream filter each downstream filter inherits from; -1 for fresh
+        filters.
+    """
 
     config: Config
     u: np.ndarray
@@ -172,7 +217,18 @@ class Experiment:
 def inherited_filters(inherited):
     """(2, m_2) bool filter groups from the transfer mask ``inherited`` of
     shape (2, m_2) (``filter`` granularity: itself) or (2, m_2, d) (``entry``:
-    the filters with the majority of their entries inherited)."""
+    the filters with the majority of their entries inherited).
+
+    Parameters
+    ----------
+    inherited : array_like of shape (2, m_2) or (2, m_2, d), bool
+        The transfer mask.
+
+    Returns
+    -------
+    ndarray of shape (2, m_2), bool
+        A new array, True for an inherited filter.
+    """
     inherited = np.asarray(inherited, bool)
     if inherited.ndim == 3:
         return inherited.mean(axis=2) > 0.5
@@ -180,7 +236,17 @@ def inherited_filters(inherited):
 
 
 class StageRun(NamedTuple):
-    """What :func:`run_stages` returns."""
+    """What :func:`run_stages` returns.
+
+    Attributes
+    ----------
+    stages : dict of str to Stage
+        ``up``, ``down`` and ``scratch``.
+    inherited : ndarray of shape (2, m_2) or (2, m_2, d), bool
+        The transfer mask of :func:`inherit`.
+    source : ndarray of shape (2, m_2), int
+        The upstream filter of each downstream filter; -1 for fresh filters.
+    """
 
     stages: dict
     """``{"up", "down", "scratch"}``: :class:`~refimpl.train.Stage`."""
@@ -195,7 +261,22 @@ def stage_schedule(config, stage):
     ``weight_decay_up`` upstream (docs/model.md §5.1), ``steps_down`` and
     ``weight_decay`` for fine-tuning and the scratch baseline (§5.3, §5.4).
     ``config`` is any config with those fields (a :class:`Config`, an
-    :class:`~refimpl.lab.image_experiment.ImageConfig`)."""
+    :class:`~refimpl.lab.image_experiment.ImageConfig`).
+
+    Parameters
+    ----------
+    config : Config or ImageConfig
+        The run's configuration.
+    stage : str
+        ``"up"``; any other name is a downstream stage.
+
+    Returns
+    -------
+    steps : int
+        The step cap T of the stage.
+    weight_decay : float
+        Its L2 coefficient lambda.
+    """
     if stage == "up":
         return config.steps_up, config.weight_decay_up
     return config.steps_down, config.weight_decay
@@ -229,14 +310,18 @@ def run_stages(
         the step size, step cap and weight decay of each stage
         (:func:`stage_schedule`) and its stopping rule are its business.
     up_task, down_task : Task
+        The training data of the upstream and downstream tasks.
     W_up0 : ndarray of shape (2, m_1, d)
+        The upstream initial weights.
     W_fresh : ndarray of shape (2, m_2, d)
         The fresh downstream filters (not modified).
     rng : numpy.random.Generator
         The ``transfer`` stream.
-    alpha, granularity, rescale
-        Of :func:`inherit`.
+    alpha, granularity, rescale : float, str, float
+        Of :func:`inherit` (keyword-only).
     freeze_inherited : bool
+        Freeze the inherited filters in ``down`` (its ``trainable`` mask is
+        ``~inherited``); ``scratch`` always trains every filter.
 
     Returns
     -------
@@ -253,7 +338,30 @@ def run_stages(
 def train_shared(W0, task, eta, steps, progress=None, **settings):
     """:func:`refimpl.train.train_stage`, trained once per distinct input
     within a :func:`refimpl.memo.shared_stages` block (the key covers every
-    argument but ``progress``, which a shared stage does not report)."""
+    argument but ``progress``, which a shared stage does not report).
+
+    Parameters
+    ----------
+    W0 : ndarray of shape (2, m, d)
+        The stage's initial weights w^[0].
+    task : Task
+        The training data.
+    eta : float
+        The step size.
+    steps : int
+        The step cap T.
+    progress : callable, optional
+        Passed to :func:`refimpl.train.train_stage` (not called when the stage
+        is shared).
+    **settings : dict
+        The other keywords of :func:`refimpl.train.train_stage`
+        (``weight_decay``, ``trainable``, ``epsilon``, ``snapshots``, ...).
+
+    Returns
+    -------
+    Stage
+        The trained stage (its arrays read-only when it is kept for sharing).
+    """
     return memoized(
         "stage",
         (W0, task, eta, steps, *sorted(settings.items())),
@@ -272,6 +380,8 @@ def run_experiment(config: Config, progress=None) -> Experiment:
         A dict is read by :meth:`Config.from_dict` (shorthands expand,
         unknown keys are refused).
     progress : callable(stage, step, cap, loss), optional
+        Called as each stage trains (the stage's name, the step, the step cap
+        and the loss), as :func:`refimpl.train.train_stage` reports it.
 
     Returns
     -------

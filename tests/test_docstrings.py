@@ -176,21 +176,6 @@ ALLOWED_GAPS: set[str] = {
     "refimpl.testing.strategies.permute_patches",
     "refimpl.testing.strategies.structured_task",
     "refimpl.testing.strategies.tiny_config",
-    "refimpl.trajectory.StageView",
-    "refimpl.trajectory.Trajectory",
-    "refimpl.trajectory.experiment_arrays",
-    "refimpl.trajectory.load",
-    "refimpl.trajectory.save",
-    "refimpl.trajectory.stage_arrays",
-    "refimpl.transfer.Experiment",
-    "refimpl.transfer.StageRun",
-    "refimpl.transfer.inherit",
-    "refimpl.transfer.inherited_filters",
-    "refimpl.transfer.run_experiment",
-    "refimpl.transfer.run_stages",
-    "refimpl.transfer.stage_schedule",
-    "refimpl.transfer.streams",
-    "refimpl.transfer.train_shared",
 }
 
 SECTIONS = ("Parameters", "Attributes", "Returns", "Yields", "Raises")

@@ -131,6 +131,7 @@ def replay(view):
     Parameters
     ----------
     view : refimpl.trajectory.StageView
+        The stage of the file to replay.
 
     Returns
     -------
@@ -157,6 +158,16 @@ def _stage_run(stage):
 
 def convention_replay(view, conv, rtol=DEFAULT_RTOL):
     """Replay a stage under named conventions (:func:`variant_train`).
+
+    Parameters
+    ----------
+    view : refimpl.trajectory.StageView
+        The stage of the file: its inputs, T and snapshot steps.
+    conv : Convention
+        The conventions replayed (its ``snapshot_offset`` shifts the steps
+        the file's snapshots are taken to hold).
+    rtol : float, optional
+        The report's tolerance, the base of the float32 judgement.
 
     Returns
     -------
@@ -229,9 +240,14 @@ class Report:
     theirs, reference : str
         The checked file; the reference file or the replay.
     rtol : float
+        The relative tolerance asked for.
     atol : float or None
+        The absolute tolerance asked for; None: rtol times max|ref| per
+        snapshot.
     rows : list of Row
+        One per stage and quantity compared (or skipped).
     notes : list of str
+        Remarks on the comparison (a stage in one file only, ...).
     explanations : dict of str to dict
         Per failed stage, the explain-mode result of :func:`explain_stage`.
     precision : dict of str to dict
@@ -507,8 +523,10 @@ def crosscheck(
         The reference run, of the same kinds; None replays ``theirs`` with
         refimpl.
     rtol : float
+        Relative tolerance.
     atol : float or None
-        See :mod:`refimpl.crosscheck.compare`.
+        Absolute tolerance; None: rtol times max|ref| per snapshot. See
+        :mod:`refimpl.crosscheck.compare`.
     explain : bool
         Run explain mode on every stage whose W, loss or bias differs.
     stages : str or sequence of str, optional
@@ -763,6 +781,7 @@ def decompose(path, out=None):
     Parameters
     ----------
     path : str or PathLike
+        The trajectory file (coefficients optional).
     out : str or PathLike, optional
         Where to write; default ``path`` itself.
 

@@ -47,13 +47,21 @@ def recover_coefficients(W, W0, steps, trainable, eta, weight_decay, signals, xi
     Parameters
     ----------
     W : ndarray of shape (K, 2, m, d)
+        The weight snapshots.
     W0 : ndarray of shape (2, m, d)
+        The stage's initial weights w^[0].
     steps : ndarray of shape (K,)
+        The step of each snapshot.
     trainable : ndarray of shape (2, m), bool
+        False marks a frozen filter.
     eta, weight_decay : float
+        Step size eta and L2 coefficient lambda (they give s_t).
     signals : ndarray of shape (S, d)
+        The signal rows mu_s.
     xi : ndarray of shape (n, d)
+        The noise patches xi_i.
     y : ndarray of shape (n,)
+        The observed labels y_i.
 
     Returns
     -------

@@ -49,6 +49,9 @@ class Row:
     Attributes
     ----------
     stage, quantity : str
+        The stage (``up``, ``down``, ``scratch``) and the quantity (``W``,
+        ``loss``, ``gamma``, ``rho_bar``, ``rho_under``, ``b``, or
+        ``length`` when the runs end at different steps).
     max_abs, max_rel : float
         Largest absolute difference; largest per-snapshot normwise relative
         difference (module docstring).
@@ -80,7 +83,19 @@ class Row:
 
 
 def float32_valued(a) -> bool:
-    """True when every entry of ``a`` is a float32 number."""
+    """True when every entry of ``a`` is a float32 number.
+
+    Parameters
+    ----------
+    a : array_like
+        The values.
+
+    Returns
+    -------
+    bool
+        True for a float32 array, or when every entry survives a round trip
+        through float32 unchanged.
+    """
     a = np.asarray(a)
     return a.dtype == np.float32 or bool(np.all(a.astype(np.float32).astype(np.float64) == a))
 
@@ -95,6 +110,7 @@ def compare_arrays(a, b, steps, rtol=DEFAULT_RTOL, atol=None, floor=None):
     steps : ndarray of shape (K,), int
         The step of each snapshot.
     rtol : float
+        Relative tolerance.
     atol : float, ndarray of shape (K,) or None
         Absolute tolerance (per snapshot when an array); None: rtol times
         max|b_k| at each snapshot k.
@@ -165,6 +181,29 @@ def compare_runs(
     ``tolerances`` (quantity -> rtol) and ``floors`` (quantity -> absolute
     tolerance per compared snapshot or step, see :func:`compare_arrays`)
     override the tolerance of single quantities.
+
+    Parameters
+    ----------
+    name : str
+        The stage, named in the rows.
+    theirs, ref : dict of str to ndarray
+        The other run and the reference: ``steps``, ``loss`` and the snapshot
+        series (``W``, the coefficients, ``b``) each holds.
+    rtol : float, optional
+        Relative tolerance.
+    atol : float or None, optional
+        Absolute tolerance; None: rtol times max|ref| per snapshot (for the
+        coefficients, at the scale of all coefficients at that snapshot).
+    quantities : sequence of str, optional
+        The quantities compared (``b`` is added when either run stores it).
+    notes : dict of str to str, optional
+        A note per quantity, shown in its row.
+    float32 : bool, optional
+        The other run's weights are float32 numbers.
+    tolerances : dict of str to float, optional
+        rtol per quantity.
+    floors : dict of str to array_like, optional
+        Absolute tolerance floor per quantity, per compared snapshot or step.
 
     Returns
     -------
@@ -248,7 +287,29 @@ def check_same_problem(theirs, ref, stage, float32=False):
     shapes; return the input keys whose values differ (the bias's initial value
     ``b0`` included when either file has it). With ``float32`` (THEIRS is
     judged at float32 precision) an input of THEIRS that equals the
-    reference's rounded to float32 does not differ."""
+    reference's rounded to float32 does not differ.
+
+    Parameters
+    ----------
+    theirs, ref : Trajectory
+        The two loaded files.
+    stage : str
+        The stage compared.
+    float32 : bool, optional
+        THEIRS is judged at float32 precision.
+
+    Returns
+    -------
+    list of str
+        The input keys (of ``X``, ``y``, ``y_clean``, ``xi``, ``signals``,
+        ``W0``, ``eta``, ``weight_decay``, ``trainable``, ``b0``) whose values
+        differ; a key in one file only as ``"key (only in one file)"``.
+
+    Raises
+    ------
+    TrajectoryError
+        When an input has different shapes in the two files.
+    """
     differ = []
     keys = INPUT_KEYS + tuple(
         k for k in ("b0",) if f"{stage}/{k}" in theirs.arrays or f"{stage}/{k}" in ref.arrays

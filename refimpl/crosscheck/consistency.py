@@ -76,9 +76,11 @@ class Check:
     Attributes
     ----------
     stage : str
+        The stage checked.
     name : str
         A key of :data:`CHECKS`.
     ok : bool
+        False when the check failed.
     note : str
         What was found (on failure: what is wrong and its likely cause), or
         why the check was not made.
@@ -107,6 +109,7 @@ def check_file(traj, stages=None, conv=None, replay=True, rtol=DEFAULT_RTOL):
     Parameters
     ----------
     traj : refimpl.trajectory.Trajectory
+        The loaded file.
     stages : sequence of str, optional
         The stages checked (default all); the transfer is checked when
         ``down`` is among them.

@@ -122,9 +122,12 @@ def estimate_lr_scale(view, conv=None, tol=1e-9, st=None):
     Parameters
     ----------
     view : refimpl.trajectory.StageView
+        The stage of the file (its W0, first snapshots and loss).
     conv : Convention, optional
         The other departures (its lr_scale, schedule and dtype are ignored).
     tol : float
+        Relative tolerance of the rounding to a short decimal (and of the
+        momentum estimate).
     st : StageReplay, optional
         The stage's replays (made from ``view`` when not given).
 

@@ -487,7 +487,9 @@ def explain_stage(
     Parameters
     ----------
     traj : refimpl.trajectory.Trajectory
+        The loaded file.
     stage : str
+        The stage explained.
     rtol, atol : float
         The user's tolerances (float64 judgement).
     max_steps : int, optional
@@ -511,7 +513,14 @@ def explain_stage(
         note), ``baseline`` (the reference convention), ``pruned`` (variant ->
         reason), ``judged`` (how each quantity was judged), ``step0`` (why no
         network has the file's step-0 loss, or None), ``steps``,
-        ``screen_steps``, ``tried``, ``replayed``, ``seconds``.
+        ``screen_steps``, ``tried``, ``replayed``, ``float32_file``,
+        ``seconds``.
+
+    Raises
+    ------
+    TrajectoryError
+        ``max_steps`` or ``screen_steps`` below 1, or a stage the file does
+        not have.
     """
     start = time.monotonic()
     view = traj.stage(stage)
@@ -611,7 +620,22 @@ def _verdict(r):
 
 
 def format_explanation(stage, ex):
-    """Text lines of one stage's explain-mode result."""
+    """Text lines of one stage's explain-mode result.
+
+    Parameters
+    ----------
+    stage : str
+        The stage.
+    ex : dict
+        Its result from :func:`explain_stage` (or ``{"skipped": reason}``).
+
+    Returns
+    -------
+    list of str
+        The lines: what was replayed, how quantities were judged, the variants
+        not tried, a table of the baseline and the best candidates, and the
+        conclusion (with its ``--convention`` text when a candidate agrees).
+    """
     if "skipped" in ex:
         return [f"explain {stage}: {ex['skipped']}"]
     screened = (

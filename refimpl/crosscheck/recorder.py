@@ -48,7 +48,19 @@ def as_array(x):
     :func:`numpy.asarray` (neither framework is imported here).
 
     The result may share memory with ``x`` (copy it to keep a value that is
-    later changed in place)."""
+    later changed in place).
+
+    Parameters
+    ----------
+    x : object
+        A PyTorch tensor, a JAX array, a numpy array or anything
+        :func:`numpy.asarray` reads.
+
+    Returns
+    -------
+    ndarray
+        The values of ``x``.
+    """
     detach = getattr(x, "detach", None)
     if callable(detach) and callable(getattr(x, "cpu", None)):
         x = detach().cpu()
@@ -68,6 +80,11 @@ def as_trajectory(run, label=ARRAYS_LABEL, what="a run"):
         How messages and reports name a mapping (a file is named by its path).
     what : str
         How a message names ``run`` when it is of none of these kinds.
+
+    Returns
+    -------
+    Trajectory
+        ``run`` itself, the loaded file, or the mapping checked as a file is.
 
     Raises
     ------
@@ -248,15 +265,17 @@ def run_arrays(ref_or_inputs, W, loss, steps=None, *, stage=None, b=None):
 
     Parameters
     ----------
-    ref_or_inputs, stage
-        As for :class:`Recorder`.
+    ref_or_inputs, stage : path, Trajectory, Mapping, Experiment or Stage; str
+        As for :class:`Recorder` (``stage`` keyword-only).
     W : array or tensor of shape (K, 2, m, d)
+        The weights at the snapshot steps.
     loss : array or tensor of shape (T + 1,)
         The data loss at every step 0..T.
     steps : array_like of int, optional
         The snapshot steps of ``W``; default every step (K = T + 1), else
         the reference's snapshot steps when there are K of them ending at T.
     b : array or tensor of shape (K, 2, m), optional
+        The bias at the snapshot steps, when the model has one.
 
     Returns
     -------

@@ -235,7 +235,20 @@ def parse_schedule(text):
 def schedule_text(schedule, shown=6):
     """((0, 1.0), (50, 0.1)) -> "steps 0-49: 1 x eta, from step 50: 0.1 x eta";
     a schedule of more than ``shown`` segments by its first and last ones,
-    one that changes by a constant ratio every step as exponential."""
+    one that changes by a constant ratio every step as exponential.
+
+    Parameters
+    ----------
+    schedule : sequence of (int, float)
+        The segments: the first step of each and its factor on eta.
+    shown : int, optional
+        The most segments written out.
+
+    Returns
+    -------
+    str
+        The schedule in words.
+    """
     starts, factors = np.array([a for a, _ in schedule]), np.array([b for _, b in schedule])
     ratios = factors[1:] / factors[:-1]
     if len(schedule) > 2 and np.all(np.diff(starts) == 1) and np.ptp(ratios) <= 1e-9 * ratios[0]:
@@ -269,6 +282,16 @@ def parse_convention(spec):
     (a string or a sequence of names; ``lr_scale=C`` sets the step factor,
     ``relu_prime=V`` sigma'(0), ``momentum=MU``, ``lr_schedule=0:1/50:0.1``;
     ``reference`` or ``""`` none). A Convention passes through.
+
+    Parameters
+    ----------
+    spec : str, sequence of str or Convention
+        Comma-separated names, a list or tuple of names, or a Convention.
+
+    Returns
+    -------
+    Convention
+        The union of the named variants with the values set.
 
     Raises
     ------
@@ -392,15 +415,21 @@ def variant_train(
     Parameters
     ----------
     W0 : ndarray of shape (2, m, d)
+        The initial weights w^[0].
     X : ndarray of shape (n, P, d)
+        The inputs.
     y : ndarray of shape (n,)
+        The observed labels, +1 or -1.
     eta, weight_decay : float
+        Step size eta and L2 coefficient lambda.
     trainable : ndarray of shape (2, m), bool
+        False marks a frozen filter.
     steps : int
         T.
     snapshots : array_like of int
         Steps within 0..T at which W is recorded.
     conv : Convention
+        The departures from docs/model.md §3 (default: none).
     b0 : ndarray of shape (2, m), optional
         The bias's initial value (with ``conv.bias``; default 0).
     space : {"weight", "gram", "auto"}
@@ -443,8 +472,11 @@ def variant_arrays(traj, conv, stages=None, b0=None):
     Parameters
     ----------
     traj : refimpl.trajectory.Trajectory
+        The file whose inputs are trained.
     conv : Convention or str
+        The convention (a string is read by :func:`parse_convention`).
     stages : list of str, optional
+        The stages trained; default all of the file's.
     b0 : dict of str to ndarray of shape (2, m), optional
         The bias's initial value per stage (default: the file's, else 0).
 

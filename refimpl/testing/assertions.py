@@ -229,7 +229,9 @@ def assert_forward_matches(fn, W, X, rtol=DEFAULT_RTOL, atol=None):
         :func:`refimpl.network.forward` with ``parts=True``); each given part
         is compared.
     W : array of shape (2, m, d)
+        The weights w_{j,r} (class +1 first), passed to ``fn`` as given.
     X : array of shape (n, P, d)
+        The inputs, passed to ``fn`` as given.
     rtol, atol : float
         An entry differs when |yours - refimpl's| > atol + rtol |refimpl's|;
         atol defaults to rtol times the largest |refimpl's| (crosscheck's
@@ -242,6 +244,8 @@ def assert_forward_matches(fn, W, X, rtol=DEFAULT_RTOL, atol=None):
         your result equals (the class order, a sum over filters, a mean over
         patches, the sign of class -1, two outputs instead of one, another
         axis order of the pre-activations), if any.
+    ConfigError
+        When ``fn`` returns a dict with a key that is not one of the parts.
     """
     W64, X64 = _float64(W, "W"), _float64(X, "X")
     parts = forward(W64, X64, parts=True)
@@ -339,8 +343,11 @@ def assert_gradient_matches(fn, W, X, y, rtol=DEFAULT_RTOL, atol=None):
         ``fn(W, X, y)``, called with the arguments as you give them, returns
         the gradient (2, m, d) (or a pair for class +1 and class -1).
     W : array of shape (2, m, d)
+        The weights, passed to ``fn`` as given.
     X : array of shape (n, P, d)
+        The inputs, passed to ``fn`` as given.
     y : array of shape (n,), +-1
+        The labels, passed to ``fn`` as given.
     rtol, atol : float
         As for :func:`assert_forward_matches`.
 
@@ -436,7 +443,9 @@ def assert_step_matches(
     W, X, y : arrays
         As for :func:`assert_gradient_matches`.
     eta, weight_decay : float
+        Step size eta and L2 coefficient lambda.
     trainable : array of shape (2, m), bool, optional
+        False marks a frozen filter; None: every filter trainable.
     rtol, atol : float
         As for :func:`assert_forward_matches`.
 
@@ -525,7 +534,7 @@ def assert_trajectory_matches(mine, ref=None, *, stage=None, steps=None, **optio
     steps : array_like of int, optional
         With (W, loss): the snapshot steps (as
         :func:`refimpl.crosscheck.run_arrays`).
-    **options
+    **options : dict
         Passed to :func:`refimpl.crosscheck.crosscheck` (``rtol``,
         ``atol``, ``stages``, ``explain_steps``, ``convention``, ...).
 
@@ -538,6 +547,8 @@ def assert_trajectory_matches(mine, ref=None, *, stage=None, steps=None, **optio
     ------
     AssertionError
         The report (every row, the notes and explain mode's verdict).
+    ConfigError
+        Your (W, loss) without ``ref``.
     """
     if isinstance(mine, Recorder):
         mine = mine.close()

@@ -60,7 +60,20 @@ if st is not None:
 
 @_composite
 def shapes(draw, n_max=6, P_max=4, m_max=4, d_max=8, P_min=1):
-    """(n, P, m, d) with n, P, m, d >= 1 (any number of patches P)."""
+    """(n, P, m, d) with n, P, m, d >= 1 (any number of patches P).
+
+    Parameters
+    ----------
+    n_max, P_max, m_max, d_max : int, optional
+        The largest n, P, m and d drawn.
+    P_min : int, optional
+        The smallest P drawn.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of tuples (n, P, m, d) of ints.
+    """
     n = draw(st.integers(1, n_max))
     P = draw(st.integers(P_min, P_max))
     m = draw(st.integers(1, m_max))
@@ -69,20 +82,54 @@ def shapes(draw, n_max=6, P_max=4, m_max=4, d_max=8, P_min=1):
 
 
 def dyadic_arrays(shape):
-    """Arrays of ``shape`` with entries in :data:`DYADIC`."""
+    """Arrays of ``shape`` with entries in :data:`DYADIC`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The arrays' shape.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of float64 arrays.
+    """
     _need_hypothesis()
     return hnp.arrays(np.float64, shape, elements=st.sampled_from(DYADIC))
 
 
 def labels(n):
-    """(n,) labels of +-1."""
+    """(n,) labels of +-1.
+
+    Parameters
+    ----------
+    n : int
+        The number of labels.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of float64 arrays of shape (n,).
+    """
     _need_hypothesis()
     return hnp.arrays(np.float64, (n,), elements=st.sampled_from((1.0, -1.0)))
 
 
 @_composite
 def dyadic_problems(draw, **shape_kw):
-    """(W, X, y) with dyadic entries: exact pre-activations, frequent exact zeros."""
+    """(W, X, y) with dyadic entries: exact pre-activations, frequent exact zeros.
+
+    Parameters
+    ----------
+    **shape_kw : dict
+        The bounds of :func:`shapes` (``n_max``, ``P_max``, ``m_max``, ``d_max``,
+        ``P_min``).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of tuples (W (2, m, d), X (n, P, d), y (n,)), float64.
+    """
     n, P, m, d = draw(shapes(**shape_kw))
     W = draw(dyadic_arrays((2, m, d)))
     X = draw(dyadic_arrays((n, P, d)))
@@ -92,7 +139,19 @@ def dyadic_problems(draw, **shape_kw):
 
 @_composite
 def gaussian_problems(draw, **shape_kw):
-    """(W, X, y) with Gaussian entries of drawn scales, from a drawn seed."""
+    """(W, X, y) with Gaussian entries of drawn scales, from a drawn seed.
+
+    Parameters
+    ----------
+    **shape_kw : dict
+        The bounds of :func:`shapes` (``n_max``, ``P_max``, ``m_max``, ``d_max``,
+        ``P_min``).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of tuples (W (2, m, d), X (n, P, d), y (n,)), float64.
+    """
     n, P, m, d = draw(shapes(**shape_kw))
     rng = np.random.default_rng(draw(seeds))
     w_scale = draw(st.sampled_from((0.01, 0.3, 1.0, 3.0)))
@@ -105,7 +164,19 @@ def gaussian_problems(draw, **shape_kw):
 
 @dataclass
 class MarginProblem:
-    """W, X, y whose pre-activations all satisfy |<w_{j,r}, x_i^(p)>| >= delta."""
+    """W, X, y whose pre-activations all satisfy |<w_{j,r}, x_i^(p)>| >= delta.
+
+    Attributes
+    ----------
+    W : ndarray of shape (2, m, d)
+        Orthogonal filters of equal norm (2m <= d).
+    X : ndarray of shape (n, P, d)
+        Inputs whose every pre-activation has magnitude in [delta, 3].
+    y : ndarray of shape (n,)
+        Labels, +1 or -1.
+    delta : float
+        The bound on |<w_{j,r}, x_i^(p)>| (0.2 as drawn).
+    """
 
     W: np.ndarray
     X: np.ndarray
@@ -121,6 +192,11 @@ def margin_problems(draw):
     patch is x = W_f^T a / w_scale^2 + (I - Q^T Q) z, with the target
     pre-activations a drawn with |a_k| in [delta, 3] and a random sign, and z
     an arbitrary component orthogonal to every filter. Then <w_k, x> = a_k.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`MarginProblem`.
     """
     m = draw(st.integers(1, 3))
     d = draw(st.integers(2 * m, 2 * m + 4))
@@ -145,7 +221,28 @@ def structured_task(rng, n, S, d, flip=0.2, signal_scale=1.0, noise_scale=1.0):
     """A Task in the layout of docs/model.md §2.4 with S signal patches
     (any S >= 0, so P = S + 1 >= 1): X[i, s] = yhat_i sig_s, X[i, S] = xi_i.
     The signals and noise are generic Gaussian vectors (not orthogonal): the
-    kernel and its twin do not rely on orthogonality."""
+    kernel and its twin do not rely on orthogonality.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the signals, noise, labels and flips.
+    n : int
+        The number of inputs.
+    S : int
+        The number of signal patches.
+    d : int
+        The dimension.
+    flip : float, optional
+        The label-flip probability.
+    signal_scale, noise_scale : float, optional
+        The standard deviations of the signals' and the noise's entries.
+
+    Returns
+    -------
+    Task
+        With its signal/noise structure (roles left to be derived).
+    """
     signals = signal_scale * rng.standard_normal((S, d))
     xi = noise_scale * rng.standard_normal((n, d))
     y_clean = rng.choice(np.array([1.0, -1.0]), size=n)
@@ -157,7 +254,21 @@ def structured_task(rng, n, S, d, flip=0.2, signal_scale=1.0, noise_scale=1.0):
 @dataclass
 class TrainProblem:
     """A training problem: initial weights, a task, the step size, the weight
-    decay, the trainable mask (False: frozen) and a number of steps."""
+    decay, the trainable mask (False: frozen) and a number of steps.
+
+    Attributes
+    ----------
+    W0 : ndarray of shape (2, m, d)
+        The initial weights w^[0].
+    task : Task
+        The training data.
+    eta, weight_decay : float
+        Step size eta and L2 coefficient lambda.
+    trainable : ndarray of shape (2, m), bool
+        False marks a frozen filter.
+    steps : int
+        The number of steps T.
+    """
 
     W0: np.ndarray
     task: Task
@@ -170,7 +281,18 @@ class TrainProblem:
 @_composite
 def train_problems(draw, max_steps=6):
     """A small training problem: shapes (n, P = S + 1, m, d) with P >= 1, a
-    structured task, step size, weight decay (0 or not), a frozen-filter mask."""
+    structured task, step size, weight decay (0 or not), a frozen-filter mask.
+
+    Parameters
+    ----------
+    max_steps : int, optional
+        The most steps drawn (0 included).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`TrainProblem`.
+    """
     n, P, m, d = draw(shapes(n_max=6, P_max=4, m_max=3, d_max=9))
     rng = np.random.default_rng(draw(seeds))
     task = structured_task(rng, n, P - 1, d, flip=draw(st.sampled_from((0.0, 0.3))))
@@ -187,7 +309,14 @@ def train_problems(draw, max_steps=6):
 @_composite
 def inherit_problems(draw):
     """(W_up (2, m1, d), W_fresh (2, m2, d), alpha, k, seed) with k = alpha m2
-    an exact integer <= min(m1, m2), so round(alpha m2) = k unambiguously."""
+    an exact integer <= min(m1, m2), so round(alpha m2) = k unambiguously.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of tuples (W_up, W_fresh, alpha, k, seed); entry 0 of upstream filter r
+        of class j is j (100 + r), so every inherited filter can be traced.
+    """
     m1 = draw(st.integers(1, 6))
     m2 = draw(st.integers(1, 6))
     d = draw(st.integers(1, 5))
@@ -204,7 +333,18 @@ def inherit_problems(draw):
 
 def tiny_config(**changes):
     """A small, fast experiment with every field set explicitly (the defaults
-    of Config may change): d = 40, m = 3, N_1 = 12, N_2 = 8, 40 + 30 steps."""
+    of Config may change): d = 40, m = 3, N_1 = 12, N_2 = 8, 40 + 30 steps.
+
+    Parameters
+    ----------
+    **changes : dict
+        Fields that replace the tiny values.
+
+    Returns
+    -------
+    Config
+        The tiny config with the changes (validated).
+    """
     values = dict(
         d=40,
         m=3,
@@ -243,7 +383,13 @@ def tiny_config(**changes):
 @_composite
 def dyadic_train_problems(draw):
     """A one-step training problem with dyadic entries: the pre-activations of
-    the step are exact in any summation order, exact zeros frequent."""
+    the step are exact in any summation order, exact zeros frequent.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`TrainProblem` with ``steps`` 1.
+    """
     n, P, m, d = draw(shapes(n_max=5, P_max=4, m_max=3, d_max=6))
     S = P - 1
     signals = draw(dyadic_arrays((S, d)))
@@ -270,6 +416,13 @@ def permute_patches(task, perms):
     """``task`` with the patches of input i in the order ``perms[i]``
     (new X[i, p] = old X[i, perms[i][p]]); patch_role left to be derived.
 
+    Parameters
+    ----------
+    task : Task
+        A task with its S signal patches first and the noise patch last.
+    perms : array_like of shape (n, P), int
+        A permutation of 0..P-1 per input.
+
     Returns
     -------
     permuted : Task
@@ -290,7 +443,28 @@ def permute_patches(task, perms):
 @dataclass
 class PermutedProblem:
     """A training problem in refimpl's patch order and the same problem with
-    the patches of every input permuted."""
+    the patches of every input permuted.
+
+    Attributes
+    ----------
+    W0 : ndarray of shape (2, m, d)
+        The initial weights.
+    task : Task
+        The data in refimpl's patch order (signals first, noise last).
+    permuted : Task
+        The same data with the patches of every input in a drawn order
+        (patch roles left to be derived).
+    roles : ndarray of shape (n, P), int
+        The roles of the permuted patches (s for signal s, -1 for noise).
+    layout : {"joint", "split"}
+        The layout (P = 2 or 3).
+    eta, weight_decay : float
+        Step size eta and L2 coefficient lambda.
+    trainable : ndarray of shape (2, m), bool
+        False marks a frozen filter.
+    steps : int
+        The number of steps T.
+    """
 
     W0: np.ndarray
     task: Task  # signals first, noise last
@@ -308,7 +482,20 @@ def permuted_problems(draw, max_steps=40, layouts=("joint", "split")):
     """Both layouts (joint P = 2, split P = 3), data of refimpl's generator
     (noise orthogonal to the signals) or generic Gaussian signals and noise,
     a drawn permutation of the patches of every input, weight decay 0 or
-    not, a drawn frozen-filter mask (all filters trainable half of the time)."""
+    not, a drawn frozen-filter mask (all filters trainable half of the time).
+
+    Parameters
+    ----------
+    max_steps : int, optional
+        The most steps drawn (at least 1).
+    layouts : sequence of {"joint", "split"}, optional
+        The layouts drawn from.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`PermutedProblem`.
+    """
     layout = draw(st.sampled_from(layouts))
     P = 2 if layout == "joint" else 3
     n = draw(st.integers(1, 8))
@@ -350,7 +537,18 @@ def configs(draw, **fixed):
     every field drawn so that every draw is valid: both layouts, both
     granularities, frozen or trained inherited filters, weight decay or
     not. ``fixed`` sets fields as given (d, m and m_down given are used to
-    draw the others validly; other fixed values are yours to keep valid)."""
+    draw the others validly; other fixed values are yours to keep valid).
+
+    Parameters
+    ----------
+    **fixed : dict
+        Config fields set as given instead of drawn.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`~refimpl.config.Config`.
+    """
     d = fixed.get("d", draw(st.integers(8, 40)))
     m = fixed.get("m", draw(st.integers(1, 4)))
     m_down = fixed.get("m_down", draw(st.one_of(st.none(), st.integers(1, 4))))
@@ -397,7 +595,20 @@ def configs(draw, **fixed):
 def weights(draw, m=None, d=None, dyadic=False):
     """W of shape (2, m, d) (m, d drawn when not given): dyadic entries (with
     a dyadic task, every pre-activation exact and exact zeros frequent) or
-    Gaussian ones of a drawn scale."""
+    Gaussian ones of a drawn scale.
+
+    Parameters
+    ----------
+    m, d : int, optional
+        The shape; drawn (m <= 4, d <= 8) when None.
+    dyadic : bool, optional
+        Entries from :data:`DYADIC` instead of Gaussian ones.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of float64 arrays of shape (2, m, d).
+    """
     m = draw(st.integers(1, 4)) if m is None else m
     d = draw(st.integers(1, 8)) if d is None else d
     if dyadic:
@@ -426,6 +637,11 @@ def tasks(draw, n=None, d=None, layouts=LAYOUTS, order="any", dyadic=False):
         is set (equal patches can make the roles ambiguous). Otherwise
         refimpl's generator (noise orthogonal to the signals) or generic
         Gaussian signals and noise, roles left to be derived.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`~refimpl.data.Task`.
     """
     layout = draw(st.sampled_from(layouts))
     S = 1 if layout == "joint" else 2
@@ -468,7 +684,26 @@ def problems(draw, layouts=LAYOUTS, order="any", dyadic=False, max_steps=20, fro
     :func:`weights`, the step size, weight decay 0 or not, the trainable mask
     (all trainable half of the time; always with ``frozen=False``) and
     1..``max_steps`` steps. With ``dyadic`` the first step's pre-activations
-    are exact (exact zeros frequent)."""
+    are exact (exact zeros frequent).
+
+    Parameters
+    ----------
+    layouts : sequence of {"joint", "split"}, optional
+        As for :func:`tasks`.
+    order : {"any", "refimpl"}, optional
+        As for :func:`tasks`.
+    dyadic : bool, optional
+        As for :func:`tasks` and :func:`weights`.
+    max_steps : int, optional
+        The most steps drawn.
+    frozen : bool, optional
+        False: every filter trainable.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`TrainProblem`.
+    """
     task = draw(tasks(layouts=layouts, order=order, dyadic=dyadic))
     m = draw(st.integers(1, 3))
     W0 = draw(weights(m, task.X.shape[2], dyadic=dyadic))

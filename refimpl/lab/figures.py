@@ -43,7 +43,13 @@ INSTALL_HINT = (
 
 
 def available() -> bool:
-    """True when matplotlib can be imported."""
+    """True when matplotlib can be imported.
+
+    Returns
+    -------
+    bool
+        Whether ``import matplotlib`` succeeds.
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -53,7 +59,29 @@ def available() -> bool:
 
 def subplots(nrows=1, ncols=1, figsize=(6.4, 4.2), **kwargs):
     """A new figure and its axes (as ``pyplot.subplots``, without pyplot);
-    ImportError with :data:`INSTALL_HINT` when matplotlib is missing."""
+    ImportError with :data:`INSTALL_HINT` when matplotlib is missing.
+
+    Parameters
+    ----------
+    nrows, ncols : int, optional
+        The grid of axes.
+    figsize : tuple of float, optional
+        The figure's size in inches.
+    **kwargs : dict
+        More keywords of ``Figure.subplots`` (``squeeze``, ``sharex``, ...).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    axes : matplotlib.axes.Axes or ndarray of them
+        As ``Figure.subplots`` returns them.
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib (the message says what to install).
+    """
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -66,7 +94,22 @@ def save(fig, path, dpi=120):
     """Save a figure (tight layout) atomically, creating the folder
     (:func:`refimpl.files.atomic_write`: never over a device, fifo, socket or
     folder); the format is the suffix's (PNG without one). Returns the path,
-    the file written."""
+    the file written.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        The file written.
+    dpi : int, optional
+        Resolution.
+
+    Returns
+    -------
+    path
+        ``path``.
+    """
     fmt = _suffix(path)[1:].lower() or "png"
     fig.tight_layout()
     atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
@@ -74,7 +117,26 @@ def save(fig, path, dpi=120):
 
 
 def errorbar_lines(ax, x, series, marker="o", ls="-", first_color=0):
-    """One error-bar line per ``series`` entry ``label -> (mean, se)``; returns ``ax``."""
+    """One error-bar line per ``series`` entry ``label -> (mean, se)``; returns ``ax``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The axes drawn into.
+    x : array_like
+        The x of every line.
+    series : dict of str to (array_like, array_like)
+        Label to (mean, standard error).
+    marker, ls : str, optional
+        The marker and line style of every line.
+    first_color : int, optional
+        The colour cycle index (``C0``, ``C1``, ...) of the first line.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``.
+    """
     for i, (label, (mean, se)) in enumerate(series.items()):
         ax.errorbar(
             x,
@@ -98,6 +160,30 @@ def line_figure(
 
     ``twin``: optional ``(ylabel, {label: (mean, se)})`` drawn on a right axis;
     ``ax_extra``: optional ``f(ax)`` called before the legend.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The PNG written.
+    x : array_like
+        The x of every line.
+    series : dict of str to (array_like, array_like)
+        Label to (mean, standard error), on the left axis.
+    xlabel, ylabel, title : str
+        The labels.
+    hline : float, optional
+        The y of a dashed grey horizontal line.
+    xlog : bool, optional
+        A log-scaled x axis.
+    ax_extra : callable, optional
+        ``f(ax)``, called before the legend.
+    twin : tuple of (str, dict), optional
+        A right axis: its label and its series.
+
+    Returns
+    -------
+    list of path
+        ``[path]``, or ``[]`` without matplotlib.
     """
     if not available():
         return []
@@ -135,7 +221,23 @@ class Curve:
     ``fmt`` is matplotlib's format string (colour, marker, line style:
     ``"C0o--"``; a marker alone draws points only), ``style`` further
     keywords of ``Axes.plot`` (``ms``, ``color``, ``mfc``) over the panel's;
-    with ``se``, a band of ``y`` ± ``se`` in the line's colour."""
+    with ``se``, a band of ``y`` ± ``se`` in the line's colour.
+
+    Attributes
+    ----------
+    y : array_like
+        The values.
+    label : str
+        The legend's label ("" for none).
+    fmt : str
+        The format string.
+    x : array_like or None
+        The curve's own x; None: the panel's.
+    se : array_like or None
+        Standard errors of ``y``, drawn as a band; None: no band.
+    style : dict
+        More keywords of ``Axes.plot``.
+    """
 
     y: object
     label: str = ""
@@ -151,7 +253,27 @@ class Panel:
     horizontal lines (``hlines``: keywords of ``Axes.axhline`` each, with
     ``y``), ``Axes.set`` keywords (``axes``: ``xscale``, ``yscale``,
     ``ylim``...), ``Axes.plot`` keywords of every curve (``style``: ``ms``),
-    the legend's keywords (None: no legend) and the title's font size."""
+    the legend's keywords (None: no legend) and the title's font size.
+
+    Attributes
+    ----------
+    curves : list of Curve
+        The lines.
+    title, xlabel, ylabel : str
+        The labels ("" for none).
+    x : array_like or None
+        The x of every curve without its own.
+    hlines : list of dict
+        Keywords of ``Axes.axhline``, one dict a line.
+    axes : dict
+        Keywords of ``Axes.set``.
+    style : dict
+        Keywords of ``Axes.plot`` for every curve.
+    legend : dict or None
+        Keywords of ``Axes.legend``; None: no legend.
+    title_size : float
+        The title's font size.
+    """
 
     curves: list
     title: str = ""
@@ -167,7 +289,20 @@ class Panel:
 
 def draw_panel(ax, panel):
     """Draw a :class:`Panel` into ``ax`` (curves, bands, lines, labels, a
-    light grid, the legend); returns ``ax``."""
+    light grid, the legend); returns ``ax``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The axes drawn into.
+    panel : Panel
+        What to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``.
+    """
     for c in panel.curves:
         x = panel.x if c.x is None else c.x
         (line,) = ax.plot(x, c.y, c.fmt, label=c.label, **{**panel.style, **c.style})
@@ -194,7 +329,30 @@ def panels_figure(path, panels, ncols=None, figsize=None, suptitle="", dpi=100, 
     """:class:`Panel` s drawn row by row on a grid of ``ncols`` columns
     (default: all in one row), saved as a PNG (:func:`save`); ``figsize``
     defaults to 5 x 4 inches a panel, ``suptitle`` is the figure's title and
-    further keywords go to :func:`subplots` (``sharey=True``). Returns the path."""
+    further keywords go to :func:`subplots` (``sharey=True``). Returns the path.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file written.
+    panels : list of Panel
+        The panels, row by row.
+    ncols : int, optional
+        Columns of the grid.
+    figsize : tuple of float, optional
+        The figure's size in inches.
+    suptitle : str, optional
+        The figure's title.
+    dpi : int, optional
+        Resolution.
+    **kwargs : dict
+        More keywords of :func:`subplots`.
+
+    Returns
+    -------
+    path
+        ``path``.
+    """
     ncols = ncols or len(panels)
     nrows = math.ceil(len(panels) / ncols)
     figsize = figsize or (5.0 * ncols, 4.0 * nrows)
@@ -234,6 +392,22 @@ def draw_stage(axes, stage, name, inherited=None):
 
     ``stage`` is a :class:`refimpl.train.Stage` with coefficients; gamma is
     summed over the signal directions (docs/model.md §4). Returns ``axes``.
+
+    Parameters
+    ----------
+    axes : sequence of matplotlib.axes.Axes
+        Four axes, top to bottom.
+    stage : Stage
+        A stage with coefficients.
+    name : str
+        The stage's name, in the top title.
+    inherited : ndarray of shape (2, m), bool, optional
+        The inherited filters; None: one group of all filters.
+
+    Returns
+    -------
+    sequence of matplotlib.axes.Axes
+        ``axes``.
     """
     steps = np.asarray(stage.steps)
     loss = np.asarray(stage.loss)
@@ -299,6 +473,18 @@ def figure_path(out, option="out"):
         Naming ``option``: ``out`` (or the path with ``.png``) exists and is
         not a regular file (a folder, a device, ...), its folder cannot be
         written, or its suffix is not a figure format.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The file asked for.
+    option : str, optional
+        How the user gave it (named in messages).
+
+    Returns
+    -------
+    str
+        The file to write.
     """
     out = os.fspath(out)
     kind = not_regular(out)
@@ -325,7 +511,31 @@ def plot_trajectory(path, out=None, stages=None):
     Returns the path written. ImportError with :data:`INSTALL_HINT` without
     matplotlib; :class:`refimpl.errors.TrajectoryError` for an unusable file
     or a stage it does not hold; :class:`refimpl.errors.UsageError` for an
-    output that cannot be written (checked before the file is read)."""
+    output that cannot be written (checked before the file is read).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The trajectory file (coefficients required).
+    out : str or os.PathLike, optional
+        The figure's file.
+    stages : sequence of str, optional
+        The stages drawn; default all the file holds.
+
+    Returns
+    -------
+    str
+        The file written.
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib.
+    TrajectoryError
+        An unusable file, or a stage it does not hold.
+    UsageError
+        An output that cannot be written.
+    """
     if out is None:
         out = os.path.splitext(os.fspath(path))[0] + ".png"
     out = figure_path(out)

@@ -98,7 +98,9 @@ class Images:
     Attributes
     ----------
     images : ndarray of shape (n, H, W, C), float64
+        The pixel values.
     labels : ndarray of shape (n,), int64
+        The class of each image.
     name : str
         Where the images come from.
     """
@@ -130,6 +132,13 @@ class Split:
 
     Parse from text with :meth:`parse`: ``"UP_POS/UP_NEG:DOWN_POS/DOWN_NEG"``,
     comma-separated labels, e.g. ``"3,5/8,9:3,2/8,7"``.
+
+    Attributes
+    ----------
+    up_pos, up_neg, down_pos, down_neg : tuple of int
+        The classes of the +1 and -1 sides of the upstream and downstream
+        tasks (each non-empty, without repeats; no class on both sides of a
+        task).
     """
 
     up_pos: tuple
@@ -203,7 +212,13 @@ SHARE_LEVELS = ("none", "half", "same")
 # ----------------------------------------------------------------------
 # loaders
 def digits_available() -> bool:
-    """True when scikit-learn (the ``realdata`` extra) can be imported."""
+    """True when scikit-learn (the ``realdata`` extra) can be imported.
+
+    Returns
+    -------
+    bool
+        Whether ``sklearn.datasets`` imports.
+    """
     try:
         import sklearn.datasets  # noqa: F401
     except ImportError:
@@ -265,6 +280,7 @@ def load_npz_images(path) -> Images:
     Parameters
     ----------
     path : str or os.PathLike
+        The ``.npz`` file.
 
     Returns
     -------
@@ -316,7 +332,23 @@ def load_npz_images(path) -> Images:
 # ----------------------------------------------------------------------
 # sources: what a sweep measure is told to load
 def file_sha256(path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
+    """SHA-256 hex digest of a file's bytes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str
+        The hex digest.
+
+    Raises
+    ------
+    ImageDataError
+        When the file cannot be read.
+    """
     h = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
@@ -330,7 +362,23 @@ def file_sha256(path) -> str:
 def source_options(source=DIGITS) -> dict:
     """The measure options naming a data source: ``{"source": "digits"}``, or
     for a ``.npz`` its absolute path and the SHA-256 of its bytes (so the
-    sweep cache key changes with the file's content)."""
+    sweep cache key changes with the file's content).
+
+    Parameters
+    ----------
+    source : str or os.PathLike, optional
+        ``"digits"`` or a ``.npz`` file.
+
+    Returns
+    -------
+    dict
+        ``{"source": "digits"}`` or ``{"source": path, "sha256": digest}``.
+
+    Raises
+    ------
+    ImageDataError
+        When the ``.npz`` file does not exist or cannot be read.
+    """
     if source == DIGITS:
         return {"source": DIGITS}
     path = os.path.abspath(os.fspath(source))
@@ -366,7 +414,25 @@ def load_source(source=DIGITS, sha256=None) -> Images:
     """The images of a source (:func:`source_options`), loaded once per process.
 
     The returned arrays are read-only (they are shared by the calls).
-    ImageDataError when the file's content no longer matches ``sha256``."""
+    ImageDataError when the file's content no longer matches ``sha256``.
+
+    Parameters
+    ----------
+    source : str or os.PathLike, optional
+        ``"digits"`` (scikit-learn's 8x8 digits) or a ``.npz`` file.
+    sha256 : str, optional
+        The SHA-256 the file had when the run started; None: not checked.
+
+    Returns
+    -------
+    Images
+        The images and labels.
+
+    Raises
+    ------
+    ImageDataError
+        A missing or unusable file, or one whose SHA-256 changed.
+    """
     if source == DIGITS:
         return _digits()
     path = os.fspath(source)
@@ -391,7 +457,24 @@ def _patched(source, sha256, k):
 
 def load_patches(k, source=DIGITS, sha256=None):
     """``(X_all, labels)`` of a source cut into k x k patches (:func:`patchify`),
-    once per process and patch size; read-only arrays of shapes (n, P, d), (n,)."""
+    once per process and patch size; read-only arrays of shapes (n, P, d), (n,).
+
+    Parameters
+    ----------
+    k : int
+        The block side.
+    source : str or os.PathLike, optional
+        ``"digits"`` or a ``.npz`` file (:func:`source_options`).
+    sha256 : str, optional
+        The file's expected SHA-256 (see :func:`load_source`).
+
+    Returns
+    -------
+    X_all : ndarray of shape (n, P, d)
+        The patches of every image.
+    labels : ndarray of shape (n,)
+        The class of each image.
+    """
     return _patched(source, sha256, k)
 
 
@@ -399,7 +482,20 @@ def load_patches(k, source=DIGITS, sha256=None):
 # patches
 def check_patch_size(shape, k):
     """ImageDataError unless ``k`` is a positive integer dividing H and W of
-    ``shape`` = (H, W[, C])."""
+    ``shape`` = (H, W[, C]).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (H, W) or (H, W, C) of one image.
+    k : int
+        The block side.
+
+    Raises
+    ------
+    ImageDataError
+        When ``k`` is not a positive integer or does not divide H and W.
+    """
     H, W = shape[0], shape[1]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ImageDataError(f"patch size k must be a positive integer, got {k!r}")
@@ -416,6 +512,7 @@ def patchify(images, k):
     Parameters
     ----------
     images : ndarray of shape (n, H, W, C) or (n, H, W)
+        The images (one channel when 3-dimensional).
     k : int
         Block side; divides H and W.
 
@@ -424,6 +521,12 @@ def patchify(images, k):
     ndarray of shape (n, P, d), float64, P = (H/k)(W/k), d = k*k*C
         ``X[i, a*(W/k) + b]`` is block (a, b) of image i, flattened in
         (row, column, channel) order.
+
+    Raises
+    ------
+    ImageDataError
+        Images of another dimension, or k not a positive integer dividing H
+        and W.
     """
     images = np.asarray(images, dtype=np.float64)
     if images.ndim == 3:
@@ -442,12 +545,20 @@ def unpatchify(X, shape, k):
     Parameters
     ----------
     X : ndarray of shape (n, P, d)
+        Patches made by :func:`patchify`.
     shape : (H, W, C)
+        The shape of one image.
     k : int
+        Block side.
 
     Returns
     -------
     ndarray of shape (n, H, W, C)
+
+    Raises
+    ------
+    ValueError
+        When X does not hold k x k blocks of images of ``shape``.
     """
     H, W, C = shape
     X = np.asarray(X)
@@ -463,6 +574,8 @@ def fit_standardizer(X):
     Parameters
     ----------
     X : ndarray of shape (n, P, d)
+        Patches (training patches: the statistics are then applied to the
+        test patches too).
 
     Returns
     -------
@@ -477,6 +590,19 @@ def fit_standardizer(X):
 
 
 def apply_standardizer(X, stats):
-    """(X - mean) / std, coordinatewise; shape (n, P, d) kept."""
+    """(X - mean) / std, coordinatewise; shape (n, P, d) kept.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, P, d)
+        Patches.
+    stats : tuple of ndarray
+        ``(mean, std)`` from :func:`fit_standardizer`.
+
+    Returns
+    -------
+    ndarray of shape (n, P, d)
+        The standardised patches.
+    """
     mean, std = stats
     return np.ascontiguousarray((X - mean) / std)

@@ -118,7 +118,15 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class Axis:
-    """One axis of the grid: a config field (or shorthand) and its values."""
+    """One axis of the grid: a config field (or shorthand) and its values.
+
+    Attributes
+    ----------
+    field : str
+        A numeric config field or a shorthand (``n``, ``sigma_p``, ``flip``).
+    values : tuple of int or float
+        The grid's values along the axis.
+    """
 
     field: str
     values: tuple
@@ -237,7 +245,28 @@ def parse_axis(text, option="--x", check_field=None):
     :class:`~refimpl.Config` field or a shorthand (``n``, ``sigma_p``,
     ``flip``) that changes the single task's runs (:func:`check_axis_field`,
     or ``check_field(field, option)`` when given). UsageError naming the
-    option and the field for anything else."""
+    option and the field for anything else.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+    option : str, optional
+        The option's name in messages.
+    check_field : callable, optional
+        ``check_field(field, option)`` raises UsageError for a field that is
+        not an axis; default :func:`check_axis_field`.
+
+    Returns
+    -------
+    Axis
+        The field and its values (ints for an integer field).
+
+    Raises
+    ------
+    UsageError
+        Text without ``=``, a field that is not an axis, or bad values.
+    """
     if not isinstance(text, str) or "=" not in text:
         raise UsageError(
             f"{option} expects FIELD=START:STOP:STEP or FIELD=V1,V2,..., got {_cut(str(text))!r}"
@@ -280,7 +309,26 @@ def measure_phase_row(config, x_field, x_values, reps, salt):
     ``x_field`` set to each of ``x_values``), ``reps`` repetitions each,
     seeds ``derive_seed(cell, k, (), salt)``. Flat lists of length
     ``len(x_values) * reps`` (cell-major): ``err``, ``noisy``, ``loss``,
-    ``steps``, ``stopped``, ``seed`` (a diverged run: None errors)."""
+    ``steps``, ``stopped``, ``seed`` (a diverged run: None errors).
+
+    Parameters
+    ----------
+    config : Config
+        The row's config (its y field set).
+    x_field : str
+        The column field.
+    x_values : sequence of float
+        The column values.
+    reps : int
+        Repetitions per cell.
+    salt : str
+        The seed stream's salt.
+
+    Returns
+    -------
+    dict
+        The flat lists named above.
+    """
     cells = [_cell(config, x_field, v) for v in x_values]
     runs = [c for c in cells for _ in range(reps)]
     seeds = [derive_seed(f, k, (), salt) for f in map(_SeedFields, cells) for k in range(reps)]
@@ -320,6 +368,7 @@ def fit_boundary(indicator, clean, level=LEVEL):
     clean : ndarray of shape (ny, nx)
         Mean clean test error per cell (NaN: missing).
     level : float
+        The clean error whose crossing marks the boundary.
 
     Returns
     -------
@@ -491,18 +540,37 @@ def run_phase(
     x, y : Axis
         Columns and rows of the grid (different fields).
     reps : int
+        Repetitions (seeds) per cell.
     out : path
         Folder of ``phase.npz``, ``phase.csv``, ``phase.png``, ``phase.json``;
         the cache of finished rows is ``out/.sweep-cache``.
-    jobs, scheduler :
+    jobs, scheduler : int, str or None
         As :func:`refimpl.lab.sweep.run_sweep`.
     level : float
         Clean error whose crossing locates the boundary (:func:`fit_boundary`).
+    progress : bool, optional
+        Print the progress lines (and the run count) on stderr.
+    salt : str, optional
+        Separates the seed streams (extended by the replication salt when
+        one is set).
+    plot : bool, optional
+        Also draw the PNG (when matplotlib is available).
+    command : str, optional
+        The command line that asked for it, recorded in the summary.
 
     Returns
     -------
     dict
         The summary written to ``phase.json``, with ``files``.
+
+    Raises
+    ------
+    UsageError
+        An output that cannot be written, equal fields on both axes, ``reps``
+        not a positive integer, ``level`` outside (0, 1), a field that is not
+        an axis.
+    ResourceError
+        Before anything is built, when the whole diagram exceeds the budget.
     """
     started = time.time()
     out = Path(out)

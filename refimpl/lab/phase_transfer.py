@@ -89,7 +89,21 @@ _NOT_AXES = {
 
 def check_transfer_axis_field(field, option="--x"):
     """UsageError unless ``field`` (a config field or shorthand) is a numeric
-    field of the three-stage experiment."""
+    field of the three-stage experiment.
+
+    Parameters
+    ----------
+    field : str
+        The field or shorthand.
+    option : str, optional
+        The option's name in the message.
+
+    Raises
+    ------
+    UsageError
+        Naming the option, the field, why it is not an axis and the allowed
+        axes.
+    """
     targets = SHORTHANDS.get(field, (field,))
     if field in _NOT_AXES:
         why = _NOT_AXES[field]
@@ -106,7 +120,19 @@ def gain_statistics(gain):
     """Per cell of ``gain`` (..., reps): mean, median, se, share of runs with
     gain > 0, two-sided sign-test p (ties and missing runs left out; 1 with no
     informative run) and the significant sign (+1 / -1 where p < SIGN_LEVEL,
-    else 0)."""
+    else 0).
+
+    Parameters
+    ----------
+    gain : array_like of shape (..., reps)
+        The gain (scratch minus transfer clean error) of every run; NaN for a
+        missing run.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (...)
+        ``mean``, ``median``, ``se``, ``share``, ``p`` and ``sign``.
+    """
     g = np.asarray(gain, float)
     finite = np.isfinite(g)
     count = finite.sum(axis=-1)
@@ -186,14 +212,25 @@ def run_transfer_phase(
     Parameters
     ----------
     base : Config
+        The three-stage experiment every cell changes two fields of.
     x, y : refimpl.lab.phase.Axis
         Columns and rows (different fields; :func:`check_transfer_axis_field`).
     reps : int
+        Repetitions (seeds) per cell.
     out : path
         Folder of ``phase_transfer.npz``, ``.csv``, ``.png`` and ``.json``;
         finished runs are cached in ``out/.sweep-cache``.
-    jobs, scheduler :
+    jobs, scheduler : int, str or None
         As :func:`refimpl.lab.sweep.run_sweep`.
+    progress : bool, optional
+        Print the progress lines (and the run count) on stderr.
+    salt : str, optional
+        Separates the seed streams (extended by the replication salt when
+        one is set).
+    plot : bool, optional
+        Also draw the PNG (when matplotlib is available).
+    command : str, optional
+        The command line that asked for it, recorded in the summary.
     contour : str, optional
         A name of :data:`CONTOURS`, drawn as contour lines on both maps.
 
@@ -201,6 +238,13 @@ def run_transfer_phase(
     -------
     dict
         The summary written to ``phase_transfer.json``, with ``files``.
+
+    Raises
+    ------
+    UsageError
+        An output that cannot be written, equal fields on both axes, ``reps``
+        not a positive integer, an unknown contour, a field that is not an
+        axis.
     """
     started = time.time()
     out = Path(out)

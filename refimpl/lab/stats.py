@@ -55,7 +55,20 @@ the claim predicts a direction)."""
 
 def sem(values, axis=None):
     """Standard error of the mean over the finite values along ``axis``
-    (NaN with fewer than two)."""
+    (NaN with fewer than two).
+
+    Parameters
+    ----------
+    values : array_like
+        The values (non-finite ones left out).
+    axis : int, optional
+        The axis; None: over all values.
+
+    Returns
+    -------
+    float or ndarray
+        A float without ``axis``, else an array without that axis.
+    """
     v = np.asarray(values, float)
     ok = np.isfinite(v)
     n = ok.sum(axis=axis)
@@ -69,7 +82,18 @@ def sem(values, axis=None):
 
 def n_missing(*arrays):
     """How many values of the arrays are missing: None, NaN or infinite (a
-    diverged run, or a quantity undefined for that run)."""
+    diverged run, or a quantity undefined for that run).
+
+    Parameters
+    ----------
+    *arrays : array_like
+        Values of any shape (None allowed).
+
+    Returns
+    -------
+    int
+        The count over all of them.
+    """
     total = 0
     for a in arrays:
         a = np.asarray(
@@ -88,6 +112,18 @@ def paired_t(a, b, alternative="greater"):
     needs ``p < level`` fails rather than silently testing fewer runs. With
     zero variance the p-value is 0 when the mean difference has the tested
     sign, 1 otherwise.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Paired values (NaN or inf: missing).
+    alternative : {"greater", "less", "two-sided"}, optional
+        The direction tested.
+
+    Returns
+    -------
+    dict
+        ``mean``, ``se``, ``t``, ``p``, ``n``, ``n_missing``.
     """
     diff = np.asarray(a, float) - np.asarray(b, float)
     ok = np.isfinite(diff)
@@ -123,7 +159,9 @@ def trend(x, values, alternative="greater"):
     Parameters
     ----------
     x : array of shape (k,), k >= 3 distinct values
+        The points, in any order.
     values : array of shape (k, b): ``values[i, r]`` at x[i], replicate r
+        The outcomes; a replicate with a missing value is left out.
     alternative : {"greater", "less", "two-sided"}
         "greater": values increase with x; "less": they decrease.
 
@@ -133,6 +171,12 @@ def trend(x, values, alternative="greater"):
         rho (mean per-block Spearman), rho_se, L, p, method, n (complete
         blocks), n_missing (missing values, see :func:`n_missing`), points.
         **p is NaN when any value is missing.**
+
+    Raises
+    ------
+    ValueError
+        ``values`` not of shape (len(x), b), fewer than 3 distinct x, or an
+        unknown ``alternative``.
     """
     x = np.asarray(x, float)
     v = np.asarray(values, float)
@@ -195,7 +239,18 @@ def trend(x, values, alternative="greater"):
 def holm(pvalues):
     """Holm-Bonferroni adjusted p-values (same shape), over all values given
     (one family). A NaN p-value (a missing measurement) counts as 1 in the
-    adjustment and stays NaN."""
+    adjustment and stays NaN.
+
+    Parameters
+    ----------
+    pvalues : array_like
+        The family's p-values, of any shape.
+
+    Returns
+    -------
+    ndarray
+        The adjusted p-values, of the shape of ``pvalues``.
+    """
     p = np.asarray(pvalues, float)
     flat = np.where(np.isfinite(p.ravel()), p.ravel(), 1.0)
     order = np.argsort(flat, kind="stable")
@@ -211,7 +266,18 @@ def holm(pvalues):
 
 def bonferroni_min(pvalues):
     """p-value of "at least one of these holds": min(1, k * min p) over k
-    p-values (Bonferroni; Holm's first step). NaN if any is NaN."""
+    p-values (Bonferroni; Holm's first step). NaN if any is NaN.
+
+    Parameters
+    ----------
+    pvalues : array_like
+        The k p-values.
+
+    Returns
+    -------
+    float
+        The p-value, or NaN (also for none given).
+    """
     p = np.asarray(pvalues, float).ravel()
     if p.size == 0 or not np.all(np.isfinite(p)):
         return float("nan")
@@ -221,7 +287,22 @@ def bonferroni_min(pvalues):
 def equivalent(ci, target, margin):
     """Equivalence rule: the whole confidence interval ``ci`` = (lo, hi) lies
     within [target - margin, target + margin] (a wide interval from too little
-    data fails, unlike the rule "the interval contains the target")."""
+    data fails, unlike the rule "the interval contains the target").
+
+    Parameters
+    ----------
+    ci : sequence of float
+        The interval (lo, hi).
+    target : float
+        The value the quantity should equal.
+    margin : float
+        The allowed distance from ``target``.
+
+    Returns
+    -------
+    bool
+        True when both ends are finite and inside the margin.
+    """
     lo, hi = float(ci[0]), float(ci[1])
     return bool(
         math.isfinite(lo) and math.isfinite(hi) and target - margin <= lo and hi <= target + margin
@@ -234,6 +315,18 @@ def wilcoxon(a, b, alternative="greater"):
 
     Returns dict median (of the differences), n (complete pairs), n_missing,
     p. **p is NaN when any pair is missing**; with all differences zero p is 1.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Paired values (NaN or inf: missing).
+    alternative : {"greater", "less", "two-sided"}, optional
+        The direction tested.
+
+    Returns
+    -------
+    dict
+        ``median``, ``n``, ``n_missing``, ``p``.
     """
     diff = np.asarray(a, float) - np.asarray(b, float)
     ok = np.isfinite(diff)
@@ -261,6 +354,20 @@ def paired_failures(fail_a, fail_b, alternative="greater"):
 
     Returns dict rate_a, rate_b, a_only, b_only, n, n_missing, p (NaN when
     an indicator is missing).
+
+    Parameters
+    ----------
+    fail_a, fail_b : array_like
+        Failure indicators (1/0, True/False; NaN: missing) of the same runs
+        under a and under b.
+    alternative : {"greater", "less", "two-sided"}, optional
+        The direction tested.
+
+    Returns
+    -------
+    dict
+        ``rate_a``, ``rate_b``, ``a_only``, ``b_only``, ``n``, ``n_missing``,
+        ``p``.
     """
     fa = np.asarray(fail_a, float)
     fb = np.asarray(fail_b, float)
@@ -290,7 +397,21 @@ def outcome_summary(values, threshold):
     """Per point (row) the mean, the median and the failure rate (share of
     finite values above ``threshold``) of ``values`` (points, seeds), with
     the count of missing values: the three side by side for heavy-tailed
-    outcomes, where a few failed runs move the mean and not the median."""
+    outcomes, where a few failed runs move the mean and not the median.
+
+    Parameters
+    ----------
+    values : array_like of shape (points, seeds)
+        The outcomes (NaN: missing).
+    threshold : float
+        A value above it is a failure.
+
+    Returns
+    -------
+    dict
+        ``mean``, ``median``, ``failure_rate``, ``n`` and ``n_missing`` per
+        point, and ``threshold``.
+    """
     v = np.asarray(values, float)
     ok = np.isfinite(v)
     n = ok.sum(axis=-1)
@@ -317,7 +438,25 @@ def auc(score, label):
     """Area under the ROC curve of ``score`` for the binary ``label`` (1 =
     positive): P(score of a positive > score of a negative), ties counting
     one half (the Mann-Whitney U statistic over n_pos n_neg). NaN when a class
-    is empty or a value is missing."""
+    is empty or a value is missing.
+
+    Parameters
+    ----------
+    score : array_like
+        The scores.
+    label : array_like
+        1 for a positive, 0 for a negative; of the shape of ``score``.
+
+    Returns
+    -------
+    float
+        The AUC in [0, 1], or NaN.
+
+    Raises
+    ------
+    ValueError
+        When ``score`` and ``label`` differ in shape.
+    """
     score = np.asarray(score, float)
     label = np.asarray(label, float)
     if score.shape != label.shape:
@@ -338,6 +477,25 @@ def fisher_greater(exposed, event):
 
     Returns dict rate_exposed, rate_unexposed, n_exposed, n_unexposed, odds
     (sample odds ratio, may be inf), p (1 when a group is empty).
+
+    Parameters
+    ----------
+    exposed : array_like of bool
+        Whether each run is exposed.
+    event : array_like of bool
+        Whether the event happened in each run; of the shape of ``exposed``.
+
+    Returns
+    -------
+    dict
+        ``rate_exposed``, ``rate_unexposed``, ``n_exposed``, ``n_unexposed``,
+        ``table`` (the 2 x 2 counts, exposed row first, event column first),
+        ``odds`` and ``p``.
+
+    Raises
+    ------
+    ValueError
+        When the two arrays differ in shape.
     """
     x = np.asarray(exposed, bool)
     e = np.asarray(event, bool)
@@ -366,13 +524,21 @@ def logistic_fit(X, y, ridge=1e-3):
     Parameters
     ----------
     X : array (n, k), or (n,) for one variable
+        The explanatory variables.
     y : array (n,) of 0/1
+        The outcomes.
     ridge : float
+        The penalty's weight on the slopes.
 
     Returns
     -------
     dict ``coef`` (k + 1,: intercept first), ``loglik`` (the unpenalised
     log-likelihood at the estimate), ``n``, ``converged``.
+
+    Raises
+    ------
+    ValueError
+        When X and y have different numbers of rows.
     """
     X = np.asarray(X, float)
     X = X[:, None] if X.ndim == 1 else X

@@ -128,7 +128,18 @@ def code_hash(extra=()):
     their paths inside the package, sorted), plus the files in ``extra`` (the
     source file of a custom measure, named by its file name). Independent of
     where the package is installed; read afresh on every call, so an edited
-    file in a long-lived session is never served stale results."""
+    file in a long-lived session is never served stale results.
+
+    Parameters
+    ----------
+    extra : iterable of path, optional
+        More source files to hash.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     files = sorted((p.relative_to(_PACKAGE_DIR).as_posix(), p) for p in _PACKAGE_DIR.rglob("*.py"))
     return _file_hashes(files + [(Path(p).name, p) for p in extra])
 
@@ -150,7 +161,24 @@ def _measure_files(measure):
 def item_key(measure_id, seeded_config, options, code=None):
     """Cache key of one item: SHA-256 of the measure, its options, the
     seeded config, the record format version, ``refimpl.__version__`` and
-    the code hash (``code``; default :func:`code_hash` of the package)."""
+    the code hash (``code``; default :func:`code_hash` of the package).
+
+    Parameters
+    ----------
+    measure_id : str
+        The measure's name or its importable path.
+    seeded_config : Config
+        The config with the item's derived seed.
+    options : dict
+        The measure's keyword arguments (JSON-able).
+    code : str, optional
+        The code hash; None: :func:`code_hash` of the package now.
+
+    Returns
+    -------
+    str
+        The hex digest (the BLAS thread count is part of it too).
+    """
     from .. import __version__
 
     return sha256(
@@ -171,7 +199,26 @@ def item_key(measure_id, seeded_config, options, code=None):
 def read_result(path, key):
     """The result stored at ``path`` if the file is complete and consistent,
     else None (missing) or raises ValueError (corrupt: unparsable JSON, a key
-    or checksum mismatch)."""
+    or checksum mismatch).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The record file.
+    key : str
+        The item's key (:func:`item_key`), which the record must carry.
+
+    Returns
+    -------
+    dict or None
+        The stored result; None when there is no file.
+
+    Raises
+    ------
+    ValueError
+        A record that is unreadable, not valid JSON, lacks a field, carries
+        another key or fails its checksum.
+    """
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -232,7 +279,9 @@ class Sweep:
     configs : list of Config
         The grid as given.
     replicates : int
+        Seeds per config.
     seeds : ndarray of shape (points, replicates), int
+        The derived seed of every item (:func:`derive_seed`).
     results : list of list of dict
         ``results[point][replicate]``, the measure's output.
     computed, cached, recomputed : int
@@ -320,6 +369,7 @@ def run_sweep(
         A name of :data:`MEASURES` or an importable top-level function
         ``f(config, **options) -> dict``.
     replicates : int
+        Derived seeds per config (at least 1).
     jobs : int
         joblib workers (1: in this process).
     cache : path, optional
@@ -335,6 +385,7 @@ def run_sweep(
     label : str
         Name on the progress lines.
     progress : bool
+        Print progress lines (and cache warnings) on stderr.
     metrics : iterable of str
         Metrics the caller will read: a cached result lacking one is a cache
         miss (recomputed); a fresh result lacking one is an error of the measure.
@@ -352,6 +403,15 @@ def run_sweep(
     Returns
     -------
     Sweep
+
+    Raises
+    ------
+    ValueError
+        ``jobs`` or ``replicates`` not a positive integer.
+    TypeError
+        Configs of more than one class.
+    KeyError
+        A fresh result lacking one of ``metrics``.
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
@@ -462,7 +522,20 @@ def clean_stale_parts(folder, before):
     """Remove the temporary ``.part`` files (of :func:`refimpl.files.atomic_write`)
     that a killed run left in the cache ``folder`` and its subfolders, only
     those last modified before ``before`` (a time.time() value: the sweep's
-    start). Returns how many were removed."""
+    start). Returns how many were removed.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The cache folder.
+    before : float
+        A ``time.time()`` value.
+
+    Returns
+    -------
+    int
+        The number of files removed.
+    """
     removed = 0
     for pattern in (f".*{PART_SUFFIX}", f"*/.*{PART_SUFFIX}"):
         for f in Path(folder).glob(pattern):

@@ -59,13 +59,36 @@ DEFAULT_OUT = "out/validation"
 
 
 def names():
-    """The claims of this package, in report order."""
+    """The claims of this package, in report order.
+
+    Returns
+    -------
+    list of str
+        The module names: those of the report's order first, then any others
+        alphabetically.
+    """
     found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
     return [n for n in ORDER if n in found] + [n for n in found if n not in ORDER]
 
 
 def load(name):
-    """The claim module ``name``; UsageError for an unknown name."""
+    """The claim module ``name``; UsageError for an unknown name.
+
+    Parameters
+    ----------
+    name : str
+        A name of :func:`names`.
+
+    Returns
+    -------
+    module
+        The imported claim module.
+
+    Raises
+    ------
+    UsageError
+        When ``name`` is not a claim.
+    """
     known = names()
     if name not in known:
         raise UsageError(f"unknown claim {name!r}; known: {', '.join(known)}")
@@ -89,6 +112,8 @@ def run_claims(
         The CI-size version of every claim.
     jobs : int
         Worker processes each claim's sweeps may use.
+    stream : file-like, optional
+        Where the progress lines go; None: standard error.
     command : str, optional
         The command line recorded in the report.
     replicate : str, optional
@@ -101,6 +126,15 @@ def run_claims(
     -------
     dict
         The report state: ``entries`` (one per claim), ``wall_seconds``, ...
+
+    Raises
+    ------
+    UsageError
+        ``jobs`` not a positive integer, a bad replication salt, an unknown
+        claim, or an output folder that cannot be written.
+    ResourceError
+        Before the first claim runs, when a claim's size exceeds the budget
+        (:func:`check_budget`).
     """
     stream = sys.stderr if stream is None else stream
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -160,7 +194,22 @@ def check_budget(protocol, quick=False, jobs=1):
     The default work budget does not apply: a claim's sizes are its
     protocol's, not typed by the user, and its step caps are far above what
     runs stopping at a loss target do (phase_single's full size: about 1e14
-    at the caps, a few minutes of work)."""
+    at the caps, a few minutes of work).
+
+    Parameters
+    ----------
+    protocol : Protocol
+        The claim's protocol.
+    quick : bool, optional
+        Its CI size instead of the full one.
+    jobs : int, optional
+        Worker processes (runs held in memory at once).
+
+    Raises
+    ------
+    ResourceError
+        When the estimate exceeds the budget.
+    """
     memory, work, runs = size_estimate(protocol.size(quick), jobs)
     ways = ([] if quick else ["--quick"]) + (["fewer --jobs"] if jobs > 1 else [])
     B.check(

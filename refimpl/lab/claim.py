@@ -101,7 +101,7 @@ class Size:
         list of them, or a dict of those (a grid per panel or regime).
     seeds : int or dict
         Replicates per point (or per panel or regime).
-    **values
+    **values : dict
         Named values the claim reads (caps, x values, thresholds); also
         attributes: ``size.cap``.
     """
@@ -139,7 +139,18 @@ def size_runs(size):
     ``configs`` with its seeds (a panel's where ``seeds`` is a dict by panel;
     the most seeds where a config is in several panels or the panel has
     none): what its sweeps run at most, a config shared by sweeps of the same
-    seeds running once (the sweep cache)."""
+    seeds running once (the sweep cache).
+
+    Parameters
+    ----------
+    size : Size
+        The size.
+
+    Returns
+    -------
+    dict
+        Config to the number of replicates it runs.
+    """
     seeds = size.seeds
     most = max(seeds.values()) if isinstance(seeds, dict) and seeds else seeds
     runs = {}
@@ -183,7 +194,24 @@ def size_estimate(size, jobs=1):
     real-image configs by :func:`refimpl.budget.image_estimate`), the memory
     of ``jobs`` of the largest runs at once plus every run's results. An
     upper bound where runs stop at a loss target; measures that run a config
-    twice (both stopping rules) do up to twice the work of its caps."""
+    twice (both stopping rules) do up to twice the work of its caps.
+
+    Parameters
+    ----------
+    size : Size
+        The size.
+    jobs : int, optional
+        Runs at once.
+
+    Returns
+    -------
+    memory : float
+        Bytes.
+    work : float
+        Multiply-adds.
+    runs : int
+        The number of runs.
+    """
     runs = size_runs(size)
     geometry = None
     if any(hasattr(c, "n_test_per_class") for c in runs):
@@ -209,7 +237,19 @@ def _as_dicts(x):
 class Disclosure:
     """A protocol change made after a full run had been seen: what changed
     (from what to what), why, and the result under the earlier protocol
-    (its verdict and statistic), shown beside the new one."""
+    (its verdict and statistic), shown beside the new one.
+
+    Attributes
+    ----------
+    date : str
+        When the change was made.
+    change : str
+        What changed, from what to what.
+    reason : str
+        Why.
+    earlier : str
+        The result under the earlier protocol (verdict and statistic).
+    """
 
     date: str
     change: str
@@ -248,6 +288,7 @@ class Protocol:
         Anything else the report should carry (what is reported but not in
         the verdict, the origin of the design).
     disclosures : tuple of Disclosure
+        Protocol changes made after a full run had been seen, oldest first.
     hash_scheme1 : str
         The full-size protocol's hash under scheme 1 (:data:`HASH_SCHEME`).
     """
@@ -298,7 +339,22 @@ class Protocol:
 class Table:
     """A table: ``name`` set, it is written as ``<name>.csv`` and stored in
     the JSON's ``tables``; ``show``, it is drawn in the report (below
-    ``title``), floats with 4 significant digits."""
+    ``title``), floats with 4 significant digits.
+
+    Attributes
+    ----------
+    header : list of str
+        The column names.
+    rows : list of list
+        The rows, each as long as ``header``.
+    name : str
+        The CSV's name without ``.csv`` and the key in the JSON's ``tables``;
+        "" for neither.
+    title : str
+        A line above the drawn table.
+    show : bool
+        Draw the table in the report.
+    """
 
     header: list
     rows: list
@@ -310,7 +366,15 @@ class Table:
 @dataclass
 class Figure:
     """A figure ``<name>.png``: ``draw(path)`` draws and saves it (called
-    only when matplotlib is there)."""
+    only when matplotlib is there).
+
+    Attributes
+    ----------
+    name : str
+        The file's name without ``.png``.
+    draw : callable
+        ``draw(path)`` draws the figure and saves it to ``path``.
+    """
 
     name: str
     draw: Callable
@@ -320,7 +384,19 @@ class Figure:
 class Outcome:
     """What ``present`` returns: the statistic line, the sections of the
     report (str, :class:`Table` or :class:`Figure`, in order), the claim's own
-    data for the JSON, and text files to attach (file name -> text)."""
+    data for the JSON, and text files to attach (file name -> text).
+
+    Attributes
+    ----------
+    statistic : str
+        The statistic line of the verdict.
+    sections : list of str, Table or Figure
+        The report's sections, in order.
+    data : dict
+        The claim's own data for the JSON.
+    attachments : dict of str to str
+        File name to text, written into the claim's folder.
+    """
 
     statistic: str
     sections: list
@@ -330,13 +406,31 @@ class Outcome:
 
 class Skip(Exception):
     """Raised by ``measure`` when the claim cannot run here (an optional
-    extra is missing); the message says what to install."""
+    extra is missing); the message says what to install.
+
+    Parameters
+    ----------
+    message : str
+        What to install for the claim to run.
+    """
 
 
 class ClaimSweep:
     """The ``sweep`` a claim's ``measure`` gets: :func:`refimpl.lab.sweep.run_sweep`
     with the cache of the output folder, the protocol's salt and common
-    fields, the run's ``jobs`` and the size's seeds as defaults."""
+    fields, the run's ``jobs`` and the size's seeds as defaults.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        The claim's protocol (its name, salt and common fields).
+    size : Size
+        The size that runs (its seeds).
+    out : str or os.PathLike
+        The output folder; the cache is ``out/.sweep-cache``.
+    jobs : int
+        Worker processes.
+    """
 
     def __init__(self, protocol, size, out, jobs):
         self.protocol, self.size, self.out, self.jobs = protocol, size, Path(out), jobs
@@ -362,7 +456,20 @@ class ClaimSweep:
 def protocol_markdown(protocol, quick=False):
     """The report's protocol block: the declared protocol of the size that
     ran, its hash (and its scheme-1 hash), then every disclosed change with
-    the earlier result."""
+    the earlier result.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        The claim's protocol.
+    quick : bool, optional
+        The CI-size run (noted as such).
+
+    Returns
+    -------
+    str
+        Markdown paragraphs.
+    """
     p, size = protocol, protocol.size(quick)
     old = f"; scheme 1: `{p.hash_scheme1}`" if p.hash_scheme1 and not quick else ""
     lines = [
@@ -381,7 +488,20 @@ def protocol_markdown(protocol, quick=False):
 
 def render(sections, folder):
     """Markdown of an outcome's sections; figures are links relative to the
-    report (consecutive figures form one paragraph), or the install hint."""
+    report (consecutive figures form one paragraph), or the install hint.
+
+    Parameters
+    ----------
+    sections : list of str, Table or Figure
+        An outcome's sections.
+    folder : pathlib.Path
+        The claim's output folder.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
     parts, figures = [], []
 
     def flush():
@@ -450,7 +570,29 @@ def section(name, claim, verdict, statistic, body, source):
 
 
 def claim_result(protocol, quick, decision, outcome, folder):
-    """The claim's result: the JSON of :data:`SCHEMA_KEYS` and its report section."""
+    """The claim's result: the JSON of :data:`SCHEMA_KEYS` and its report section.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        The claim's protocol.
+    quick : bool
+        The CI-size run.
+    decision : dict
+        What ``decide`` returned (``verdict``, and ``missing``: a claim with
+        missing values fails).
+    outcome : Outcome
+        What ``present`` returned.
+    folder : pathlib.Path
+        The claim's output folder (figure links are relative to the report).
+
+    Returns
+    -------
+    doc : dict
+        The JSON (JSON-ready).
+    markdown : str
+        The REPORT.md section.
+    """
     p = protocol
     missing = int(decision.get("missing", 0) or 0)
     tests = decision["verdict"]
@@ -486,7 +628,26 @@ def claim_result(protocol, quick, decision, outcome, folder):
 
 def run_claim(module, out, quick=False, jobs=1):
     """Run one claim module into ``out/<name>/``; returns its report entry
-    (the JSON's head and the markdown section)."""
+    (the JSON's head and the markdown section).
+
+    Parameters
+    ----------
+    module : module
+        A claim module (``PROTOCOL``, ``measure``, ``decide``, ``present``).
+    out : str or os.PathLike
+        The output folder.
+    quick : bool, optional
+        Run the CI size.
+    jobs : int, optional
+        Worker processes of the claim's sweeps.
+
+    Returns
+    -------
+    dict
+        ``name``, ``claim``, ``source``, ``verdict`` (``SKIPPED`` when the
+        measure raised :class:`Skip`), ``statistic``, ``n_missing``,
+        ``protocol_hash`` and ``markdown``.
+    """
     p = module.PROTOCOL
     size = p.size(quick)
     folder = Path(out) / p.name

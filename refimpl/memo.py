@@ -45,7 +45,14 @@ _memo = ContextVar("refimpl_shared_stages", default=None)
 def shared_stages():
     """A block within which equal stages and test errors are computed once
     (module docstring). Blocks nest: an inner block shares the outer one's
-    results. Each thread has its own blocks."""
+    results. Each thread has its own blocks.
+
+    Yields
+    ------
+    None
+        The block runs with the memo in place (used as ``with
+        shared_stages():``); the memo is dropped when the outermost block ends.
+    """
     token = _memo.set({}) if _memo.get() is None else None
     try:
         yield

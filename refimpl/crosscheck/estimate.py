@@ -28,6 +28,7 @@ __all__ = [
     "estimate_momentum",
     "estimate_schedule",
     "segments",
+    "plausible",
 ]
 
 GRID = 241  # points of the geometric grid that brackets a root (40 per decade)
@@ -233,3 +234,40 @@ def segments(factors):
         if not out or out[-1][1] != c:
             out.append((t, float(c)))
     return tuple(out)
+
+
+def _regular(values):
+    """Arithmetic or geometric to 1e-6 relative (a linear warm-up, an
+    exponential decay)."""
+    v = np.asarray(values, float)
+    if len(v) < 3:
+        return False
+    steps, ratios = np.diff(v), v[1:] / v[:-1]
+    scale = np.max(np.abs(v))
+    return bool(np.ptp(steps) <= 1e-6 * scale or np.ptp(ratios) <= 1e-6 * abs(ratios[0]))
+
+
+def plausible(schedule):
+    """Whether an estimated schedule is one a training loop sets, not rounding
+    read as step sizes: every segment but the last spans at least two steps,
+    except a first segment at step 0 (a one-step warm-up) and runs of one-step
+    segments whose factors (with the next segment's) change linearly or
+    geometrically (a warm-up, ExponentialLR). A float32 run's loss drifts from
+    a float64 walk by more than the walk's tolerance late in a long run; the
+    walk then reads that drift as one-step changes of the step size."""
+    starts = [a for a, _ in schedule] + [None]
+    short = [k for k in range(len(schedule) - 1) if starts[k + 1] - starts[k] == 1]
+    runs, run = [], []
+    for k in short:
+        if run and k != run[-1] + 1:
+            runs.append(run)
+            run = []
+        run.append(k)
+    runs += [run] if run else []
+    for run in runs:
+        if run == [0]:
+            continue
+        factors = [schedule[k][1] for k in run] + [schedule[run[-1] + 1][1]]
+        if not _regular(factors):
+            return False
+    return True

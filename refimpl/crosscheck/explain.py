@@ -76,7 +76,13 @@ from ..errors import TrajectoryError
 from .compare import DEFAULT_RTOL, EPS32, STEP0_NOTE, compare_arrays, float32_valued
 from .consistency import loss0_check, step0_losses
 from .dynamics import StageReplay
-from .estimate import estimate_lr_scale, estimate_momentum, estimate_schedule, segments
+from .estimate import (
+    estimate_lr_scale,
+    estimate_momentum,
+    estimate_schedule,
+    plausible,
+    segments,
+)
 from .variants import (
     VARIANTS,
     Convention,
@@ -387,17 +393,21 @@ def _dynamics(search, base, T):
         conv = replace(base, lr_scale=lr, momentum=mom)
         walked[mom] = estimate_schedule(st, conv, T, tol, search.rtol, f32)
         sched = segments(walked[mom])
-        if len(sched) > 1:
+        if len(sched) > 1 and plausible(sched):
             options.append({"lr_schedule": sched, "momentum": mom, "lr_scale": 1.0})
             notes["lr_schedule"] = (
                 f"schedule estimated from the loss at every step: {schedule_text(sched)}"
             )
     if "lr_schedule" not in notes:
         short = min(len(f) for f in walked.values())
+        constant = all(len(segments(f)) == 1 for f in walked.values())
         why["lr_schedule"] = (
             f"no step size gives the file's loss after step {short + 1}"
             if short < T
             else "the loss at every step is that of a constant step size"
+            if constant
+            else "the step sizes read off the loss change from step to step irregularly "
+            "(rounding, not a schedule)"
         )
     return options, notes, why
 

@@ -12,7 +12,12 @@ from strategies import gaussian_problems
 
 from refimpl import crosscheck as cc
 from refimpl.crosscheck.dynamics import GramSpace, StageReplay, data_losses, outputs
-from refimpl.crosscheck.estimate import estimate_momentum, estimate_schedule, segments
+from refimpl.crosscheck.estimate import (
+    estimate_momentum,
+    estimate_schedule,
+    plausible,
+    segments,
+)
 from refimpl.trajectory import load, save
 from refimpl.transfer import run_experiment
 
@@ -115,3 +120,19 @@ def test_schedule_under_momentum(ref_path, tmp_path):
     st_ = _stage(ref_path, tmp_path, conv)
     factors = estimate_schedule(st_, cc.Convention(momentum=0.9), st_.view.T)
     assert segments(factors) == conv.lr_schedule
+
+
+@pytest.mark.parametrize(
+    "schedule,ok",
+    [
+        (((0, 1.0), (50, 0.5), (100, 0.25)), True),  # StepLR
+        (((0, 0.2), (1, 0.4), (2, 0.6), (3, 0.8), (4, 1.0)), True),  # a linear warm-up
+        (tuple((t, 0.97**t) for t in range(30)), True),  # ExponentialLR
+        (((0, 0.5), (1, 1.0)), True),  # one warm-up step
+        (((0, 1.0), (931, 1.0232), (932, 0.9797), (933, 1.0122), (934, 0.8936)), False),
+        (((0, 1.0), (10, 1.3), (11, 1.0)), False),  # one odd step
+    ],
+)
+def test_plausible_schedules(schedule, ok):
+    """What a training loop sets, not float32 drift read as step sizes."""
+    assert plausible(schedule) is ok

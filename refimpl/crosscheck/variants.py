@@ -331,6 +331,8 @@ def parse_convention(spec):
 VariantRun = namedtuple("VariantRun", "W loss zeros b penalty logits at")
 VariantRun.__doc__ = """A run of :func:`variant_train`.
 
+Attributes
+----------
 W : ndarray of shape (K, 2, m, d), float64
     The weights at the steps ``at``.
 loss : ndarray of shape (T + 1,)

@@ -52,6 +52,7 @@ def user_loop(
     momentum=0.0,
     step_lr=None,
     reduction="mean",
+    nesterov=False,
     **model,
 ):
     """The README's PyTorch loop for stage ``s`` of ``ref``, with one switch:
@@ -62,7 +63,8 @@ def user_loop(
     patch's pre-activations detached); ``bias`` (a bias of 0.05 per filter,
     not stored); ``swap`` (f = F_{-1} - F_{+1}); ``momentum`` (SGD's);
     ``step_lr`` ((step_size, gamma) of a StepLR scheduler); ``reduction``
-    ("sum": the loss summed over the inputs)."""
+    ("sum": the loss summed over the inputs); ``nesterov`` (SGD's, with
+    ``momentum``)."""
     import torch
 
     X, y = torch.tensor(ref[f"{s}/X"]), torch.tensor(ref[f"{s}/y"])
@@ -78,6 +80,7 @@ def user_loop(
         lr=float(ref[f"{s}/eta"]),
         weight_decay=0 if frozen == "mask" else lam,
         momentum=momentum,
+        nesterov=nesterov,
     )
     sched = None if step_lr is None else torch.optim.lr_scheduler.StepLR(opt, *step_lr)
     is_noise = torch.tensor(np.all(ref[f"{s}/X"] == ref[f"{s}/xi"][:, None, :], axis=2))

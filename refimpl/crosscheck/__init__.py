@@ -201,13 +201,18 @@ def convention_replay(view, conv, rtol=DEFAULT_RTOL):
     run = {"steps": view.steps, "W": r64.W[pick], "loss": r64.loss}
     if r64.b is not None:
         run["b"] = r64.b[pick]
+    # coefficients by projection: under the convention's own step when the file
+    # brings coefficients of its own (a constant step factor decays W0 by
+    # (1 - c eta lambda)^t); otherwise exactly as the file's own projection
+    # (coefficients.file_run), so that equal weights give equal coefficients
+    own = view.has_coefficients and not (conv.momentum or conv.lr_schedule)
     try:
         coef = recover_coefficients(
             run["W"],
             view.W0,
-            shifted,
+            shifted if own else view.steps,
             view.trainable,
-            conv.lr_scale * float(view.eta),
+            (conv.lr_scale if own else 1.0) * float(view.eta),
             float(view.weight_decay),
             view.signals,
             view.xi,

@@ -141,7 +141,7 @@ def compare_arrays(a, b, steps, rtol=DEFAULT_RTOL, atol=None, floor=None):
     worst = diff.max(axis=1)
     # snapshots where the reference is all zero (coefficients at step 0) have no
     # relative scale: they count in max_abs and first_step only
-    with np.errstate(invalid="ignore"):  # inf / inf where the reference is not finite
+    with np.errstate(invalid="ignore", over="ignore"):  # inf / inf, or a diverged candidate
         rel = np.divide(worst, scale, out=np.zeros_like(worst), where=scale > 0)
     tol_abs = (
         rtol * scale[:, None]

@@ -20,10 +20,11 @@ are formed from theta and how a gradient is expressed in theta's coordinates.
 The update of docs/model.md §3.4, w <- (1 - c eta lambda) w - c eta grad w, is
 the default; with ``momentum`` mu it is the heavy-ball step of
 ``torch.optim.SGD`` (d = grad w + lambda w, buf <- mu buf + d, the first
-buf = d; w <- w - c eta buf); with ``decay_frozen`` the frozen filters are
+buf = d; w <- w - c eta buf, or w <- w - c eta (d + mu buf) with
+``nesterov``); with ``decay_frozen`` the frozen filters are
 decayed by the same rule with a zero gradient (an optimizer's weight decay on
-parameters whose gradient was masked). c is ``lr_scale``, or the factor of the
-step's segment of ``lr_schedule``.
+parameters whose gradient was masked). c is ``lr_scale``, times the factor of
+the step's segment of ``lr_schedule``.
 """
 
 from __future__ import annotations
@@ -204,11 +205,11 @@ def choose_space(W0f, Xf, dtype="float64"):
 
 
 def step_factors(conv, T):
-    """c_t for t = 0..T-1: ``lr_scale``, or each step's segment factor of
+    """c_t for t = 0..T-1: ``lr_scale``, times each step's segment factor of
     ``lr_schedule`` ((start, factor) pairs, the first start 0)."""
     c = np.full(max(int(T), 0), float(conv.lr_scale))
     for start, factor in conv.lr_schedule:
-        c[int(start) :] = float(factor)
+        c[int(start) :] = float(conv.lr_scale) * float(factor)
     return c
 
 
@@ -222,9 +223,11 @@ def _update(theta, grads, buf, keep, step, lam, conv, t):
         decay = dt(1.0 - step * lam)
         new = [decay * p - dt(step) * g for p, g in zip(theta, grads, strict=True)]
     else:
+        mu = dt(conv.momentum)
         d = [g + dt(lam) * p for p, g in zip(theta, grads, strict=True)]
-        buf = d if t == 0 else [dt(conv.momentum) * b + e for b, e in zip(buf, d, strict=True)]
-        new = [p - dt(step) * b for p, b in zip(theta, buf, strict=True)]
+        buf = d if t == 0 else [mu * b + e for b, e in zip(buf, d, strict=True)]
+        move = [e + mu * b for e, b in zip(d, buf, strict=True)] if conv.nesterov else buf
+        new = [p - dt(step) * v for p, v in zip(theta, move, strict=True)]
     return [np.where(_rows(frozen, p), p, q) for p, q in zip(theta, new, strict=True)], buf
 
 

@@ -80,6 +80,7 @@ from .estimate import (
     estimate_lr_scale,
     estimate_momentum,
     estimate_schedule,
+    nice,
     plausible,
     segments,
 )
@@ -384,6 +385,11 @@ def _dynamics(search, base, T):
     if mu:
         options.append({"lr_scale": lr, "momentum": mu})
         notes["momentum"] = f"momentum estimated from the loss after step 2: {mu:.12g}"
+        options.append(_nesterov(lr, mu, tol))
+        notes["nesterov"] = (
+            f"Nesterov momentum {options[-1]['momentum']:.12g} and step factor "
+            f"{options[-1]['lr_scale']:.12g} from the same two steps"
+        )
     else:
         why["momentum"] = "no momentum: the loss after step 2 is that of plain GD"
     # a schedule under the momentum found and without: a growing step (a
@@ -410,6 +416,16 @@ def _dynamics(search, base, T):
             "(rounding, not a schedule)"
         )
     return options, notes, why
+
+
+def _nesterov(c0, g, tol):
+    """The Nesterov reading of a first step of factor ``c0`` and a heavy-ball
+    momentum ``g`` read off the loss after step 2 (docs/model.md §9.6): with
+    Nesterov's step the first update is c (1 + mu) and the second adds
+    c mu^2 times the first gradient, so c0 = c (1 + mu) and
+    g = mu^2 / (1 + mu): mu = (g + sqrt(g^2 + 4 g)) / 2, c = c0 / (1 + mu)."""
+    mu = nice((g + math.sqrt(g * g + 4 * g)) / 2, tol)
+    return {"lr_scale": nice(c0 / (1 + mu), tol), "momentum": mu, "nesterov": True}
 
 
 def _decay_frozen(search):
@@ -445,7 +461,8 @@ def _candidates(search, first_T):
         for opt, rp, dt in itertools.product(options, relus, dtypes):
             conv = replace(base, **opt, relu_prime_zero=rp, dtype=dt)
             candidates.append(conv)
-            notes[conv] = "; ".join(base_notes[k] for k in opt if k in base_notes)
+            keys = ["nesterov"] if "nesterov" in opt else [k for k in opt if k in base_notes]
+            notes[conv] = "; ".join(base_notes[k] for k in keys)
     for name in ("lr_scale", "momentum", "lr_schedule"):
         if any(name in c.names() for c in candidates):
             pruned.pop(name, None)

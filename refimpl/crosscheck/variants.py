@@ -72,6 +72,9 @@ class Convention:
     snapshot_offset : int
         The file's snapshot at step s holds the weights after s + offset
         steps (within 0..T): +1 when W is recorded after the update.
+    nesterov : bool
+        With ``momentum``: Nesterov's step of ``torch.optim.SGD``
+        (w <- w - c eta (d + mu buf)).
     loss_sum : bool
         The loss is summed over the inputs instead of averaged
         (``reduction="sum"``): the stored loss and its gradient are n times
@@ -91,6 +94,7 @@ class Convention:
     decay_frozen: bool = False
     snapshot_offset: int = 0
     loss_sum: bool = False
+    nesterov: bool = False
 
     def names(self):
         """The names (keys of :data:`VARIANTS`) of the departures, in that order."""
@@ -109,7 +113,8 @@ class Convention:
             out.append(self.dtype)
         if self.loss_with_decay:
             out.append("loss_with_decay")
-        flags = ("loss_sum", "swap_classes", "momentum", "lr_schedule", "decay_frozen")
+        flags = ("loss_sum", "swap_classes", "momentum", "nesterov", "lr_schedule")
+        flags += ("decay_frozen",)
         out += [name for name in flags if getattr(self, name)]
         if self.snapshot_offset:
             out.append(f"snapshot_offset{self.snapshot_offset:+d}")
@@ -130,6 +135,8 @@ class Convention:
         parts += [n for n in flags if getattr(self, n)]
         if self.momentum:
             parts.append(f"momentum={self.momentum!r}")
+        if self.nesterov:
+            parts.append("nesterov")
         if self.lr_schedule:
             parts.append("lr_schedule=" + "/".join(f"{a}:{b!r}" for a, b in self.lr_schedule))
         if self.snapshot_offset:
@@ -165,7 +172,8 @@ class Convention:
         if self.swap_classes:
             parts.append("the classes swapped (axis 0 index 0 holds class -1)")
         if self.momentum:
-            parts.append(f"momentum {self.momentum:.12g} (torch.optim.SGD's heavy ball)")
+            kind = "Nesterov" if self.nesterov else "heavy ball"
+            parts.append(f"momentum {self.momentum:.12g} (torch.optim.SGD's {kind})")
         if self.lr_schedule:
             parts.append(f"a step-size schedule: {schedule_text(self.lr_schedule)}")
         if self.decay_frozen:
@@ -201,6 +209,7 @@ VARIANTS = {
     "swap_classes": Convention(swap_classes=True),
     "momentum": None,
     "lr_schedule": None,
+    "nesterov": Convention(nesterov=True),
     "decay_frozen": Convention(decay_frozen=True),
     "snapshot_offset+1": Convention(snapshot_offset=1),
     "snapshot_offset-1": Convention(snapshot_offset=-1),
@@ -325,6 +334,8 @@ def parse_convention(spec):
             known += [f"{k}=..." for k in _VALUED]
             raise UsageError(f"unknown convention {item!r}; known: {', '.join(known)}")
         conv = conv | VARIANTS[name]
+    if conv.nesterov and not conv.momentum:
+        raise UsageError("convention 'nesterov' needs momentum=MU (Nesterov's step of a momentum)")
     return conv
 
 

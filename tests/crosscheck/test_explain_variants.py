@@ -26,7 +26,8 @@ conventions = st.builds(
     dtype=st.sampled_from(["float64", "float32"]),
     loss_sum=st.booleans(),
     swap_classes=st.booleans(),
-    momentum=st.sampled_from([0.0, 0.9, 1 / 3]),
+    momentum=st.sampled_from([0.9, 1 / 3]),
+    nesterov=st.booleans(),
     lr_schedule=st.sampled_from([(), ((0, 1.0), (7, 0.1)), ((0, 0.3),)]),
     snapshot_offset=st.sampled_from([-1, 0, 1]),
 )
@@ -71,6 +72,8 @@ def explain(arrays, tmp_path, stage):
         ("lr_schedule=0:0.2/1:0.4/2:0.6/3:0.8/4:1", "up"),  # a warm-up: not momentum
         ("loss_sum", "up"),
         ("loss_sum,momentum=0.5", "down"),
+        ("momentum=0.9,nesterov", "up"),
+        ("lr_scale=0.5,momentum=0.8,nesterov", "down"),
     ],
 )
 def test_hand_made_variant_is_named(ref_path, tmp_path, spec, stage):
@@ -152,7 +155,13 @@ def test_parse_and_describe_the_new_variants():
     text = conv.describe()
     assert "momentum 0.9" in text and "from step 50: 0.1 x eta" in text
     assert cc.parse_convention("snapshot_offset+1").snapshot_offset == 1
-    for bad in ("momentum=1", "momentum=-0.1", "lr_schedule=5:1", "lr_schedule=0:1/0:2"):
+    for bad in (
+        "momentum=1",
+        "momentum=-0.1",
+        "lr_schedule=5:1",
+        "lr_schedule=0:1/0:2",
+        "nesterov",
+    ):
         with pytest.raises(UsageError):
             cc.parse_convention(bad)
 
@@ -178,6 +187,12 @@ def test_parse_and_describe_the_new_variants():
         (dict(swap=True, momentum=0.5), "up", ["swap_classes", "momentum"]),
         (dict(snapshot_after=True, momentum=0.9), "up", ["momentum", "snapshot_offset+1"]),
         (dict(reduction="sum"), "up", ["loss_sum"]),
+        (dict(momentum=0.9, nesterov=True), "up", ["momentum", "nesterov"]),
+        (
+            dict(momentum=0.9, nesterov=True, frozen="decay"),
+            "down",
+            ["momentum", "nesterov", "decay_frozen"],
+        ),
     ],
 )
 def test_torch_loop_mistake_is_named(ref, tmp_path, switch, stage, names):

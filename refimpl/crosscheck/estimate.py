@@ -32,6 +32,11 @@ __all__ = [
 ]
 
 GRID = 241  # points of the geometric grid that brackets a root (40 per decade)
+MIN_SEARCHES = 32
+"""A walk (:func:`estimate_schedule`) searches for a new step factor at most
+max(MIN_SEARCHES, T / 8) times (a step that neither keeps the factor nor
+continues it geometrically or linearly); beyond that the step sizes change
+irregularly, which no schedule a training loop sets does, and the walk stops."""
 
 
 def nice(c, tol):
@@ -203,7 +208,10 @@ def estimate_schedule(st, conv, T, tol=1e-9, rtol=1e-10, f32=False):
     at step t the factor of step t - 1 is kept when it gives the file's
     loss[t + 1]; otherwise the root of L(theta_t + c D_t) = loss[t + 1]
     nearest to it (on a geometric grid of 1e-3 to 1e3 times it) is taken,
-    rounded within ``tol``. The walk stops at a step no factor explains.
+    rounded within ``tol``; before searching, the factor continued
+    geometrically or linearly is tried (an exponential decay or a warm-up then
+    needs no search). The walk stops at a step no factor explains, or after
+    max(:data:`MIN_SEARCHES`, T / 8) searches.
 
     Returns
     -------
@@ -212,19 +220,32 @@ def estimate_schedule(st, conv, T, tol=1e-9, rtol=1e-10, f32=False):
     """
     conv = replace(conv, dtype="float64", lr_schedule=())
     theta, buf, c, factors = st.theta0(conv), None, conv.lr_scale, []
-    loss = st.view.loss
+    loss, searches = st.view.loss, max(MIN_SEARCHES, int(T) // 8)
     for t in range(int(T)):
         D, new_buf, _ = _direction(st, theta, buf, conv, t)
         target = float(loss[t + 1])
         h = _line(st, theta, D, conv)
-        if abs(h(c) - target) > _tolerance(st, target, rtol, f32):
+        tolerance = _tolerance(st, target, rtol, f32)
+        guess = next((g for g in _continued(factors, c) if abs(h(g) - target) <= tolerance), None)
+        if guess is None:
             roots = _roots(h, target, c * np.geomspace(1e-3, 1e3, GRID))
-            if not roots:
+            searches -= 1
+            if not roots or searches < 0:
                 break
-            c = nice(min(roots, key=lambda r: abs(math.log(r / c))), tol)
+            guess = nice(min(roots, key=lambda r: abs(math.log(r / c))), tol)
+        c = guess
         factors.append(c)
         theta, buf = _move(theta, D, c), new_buf
     return factors
+
+
+def _continued(factors, c):
+    """The factor of the next step if nothing changes, then if the schedule
+    goes on geometrically or linearly (an exponential decay, a warm-up)."""
+    yield c
+    if len(factors) >= 2 and factors[-2] > 0 and factors[-1] != factors[-2]:
+        yield c * c / factors[-2]
+        yield 2 * c - factors[-2]
 
 
 def segments(factors):

@@ -17,9 +17,11 @@ time, so every number is bit for bit the one a separate run gives; its
 arrays are made read-only, so that no consumer can change what another one
 reads.
 
-The kept results are bounded: when they exceed :data:`MEMO_BYTES`, the
-block forgets them all and goes on (a later request recomputes; results do
-not depend on it).
+The kept results are bounded: when they would exceed :func:`memo_limit`
+(:data:`MEMO_BYTES`, or an eighth of the memory budget of
+:mod:`refimpl.budget` when that is smaller: several workers keep a block each),
+the block forgets them all and goes on (a later request recomputes; results
+do not depend on it).
 """
 
 from __future__ import annotations
@@ -31,10 +33,26 @@ from contextvars import ContextVar
 
 import numpy as np
 
-__all__ = ["MEMO_BYTES", "shared_stages", "memoized", "content_key"]
+from .budget import memory_budget
+
+__all__ = ["MEMO_BYTES", "memo_limit", "shared_stages", "memoized", "content_key"]
 
 MEMO_BYTES = 256 << 20
-"""Bytes of results a :func:`shared_stages` block keeps at most (256 MiB)."""
+"""Bytes of results a :func:`shared_stages` block keeps at most (256 MiB;
+less under a small memory budget, :func:`memo_limit`)."""
+
+
+def memo_limit():
+    """Bytes a block keeps at most: :data:`MEMO_BYTES`, or an eighth of the
+    memory budget (``REFIMPL_MEMORY_BUDGET``, :func:`refimpl.budget.memory_budget`)
+    when that is smaller.
+
+    Returns
+    -------
+    float
+    """
+    return min(float(MEMO_BYTES), memory_budget() / 8)
+
 
 # {key: (result, bytes)} of the open block, else None; a context variable, so
 # that blocks in different threads (a dask worker's threads) never meet
@@ -139,17 +157,20 @@ def memoized(kind, parts, compute):
     -------
     object
         The result of ``compute()``, or the kept one (its arrays read-only).
-        When the kept results would exceed ``MEMO_BYTES`` the memo is emptied
-        first.
+        When the kept results would exceed :func:`memo_limit` the memo is
+        emptied first; a result larger than the limit is not kept.
     """
     memo = _memo.get()
     if memo is None:
         return compute()
     key = (kind, content_key(*parts))
-    if key not in memo:
-        result = compute()
-        size = _freeze(result)
-        if sum(b for _, b in memo.values()) + size > MEMO_BYTES:
-            memo.clear()
-        memo[key] = (result, size)
-    return memo[key][0]
+    if key in memo:
+        return memo[key][0]
+    result = compute()
+    size, limit = _freeze(result), memo_limit()
+    if size > limit:  # larger than the whole memo: handed out, not kept
+        return result
+    if sum(b for _, b in memo.values()) + size > limit:
+        memo.clear()
+    memo[key] = (result, size)
+    return result

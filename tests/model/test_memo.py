@@ -47,9 +47,27 @@ def test_measures_agree_with_and_without_sharing(monkeypatch):
         shared = [measure_transfer(BASE.replace(alpha=a)) for a in ALPHAS]
     for a, b in zip(alone, shared, strict=True):
         _same(a, b)
-    monkeypatch.setattr(memo, "MEMO_BYTES", 1)  # forgets everything at every result
+    monkeypatch.setattr(memo, "MEMO_BYTES", 1)  # keeps no stage (test errors hold no array)
     with memo.shared_stages():
         tight = [measure_transfer(BASE.replace(alpha=a)) for a in ALPHAS]
+        assert not [k for k in memo._memo.get() if k[0] == "stage"]
+    for a, b in zip(alone, tight, strict=True):
+        _same(a, b)
+
+
+def test_a_small_memory_budget_bounds_the_memo(monkeypatch):
+    monkeypatch.setenv("REFIMPL_MEMORY_BUDGET", "8M")
+    assert memo.memo_limit() == 1 << 20  # an eighth of the budget
+    monkeypatch.delenv("REFIMPL_MEMORY_BUDGET")
+    assert memo.memo_limit() <= memo.MEMO_BYTES
+    alone = [measure_transfer(BASE.replace(alpha=a)) for a in ALPHAS]
+    monkeypatch.setenv("REFIMPL_MEMORY_BUDGET", "400K")  # a run fits; the memo keeps 50 KiB
+    with memo.shared_stages():
+        tight = []
+        for a in ALPHAS:
+            tight.append(measure_transfer(BASE.replace(alpha=a)))
+            kept = sum(size for _, size in memo._memo.get().values())
+            assert kept <= memo.memo_limit() == 400 * 1024 / 8
     for a, b in zip(alone, tight, strict=True):
         _same(a, b)
 

@@ -28,7 +28,7 @@ Exit status of ``crosscheck`` (command line, :mod:`refimpl.cli.crosscheck`):
 the file itself fails (:mod:`.consistency`, before any replay), 2 for
 unusable input (one line naming the reason). A file whose weights are
 float32 numbers is judged at float32 precision
-(:func:`.explain.judge_at_float32`; precision is not a departure) unless
+(:func:`.precision.judge_at_float32`; precision is not a departure) unless
 ``strict_precision``.
 """
 
@@ -65,15 +65,8 @@ from .compare import (
     float32_valued,
 )
 from .consistency import Check, check_file
-from .explain import (
-    FLOAT32_FACTOR,
-    estimate_lr_scale,
-    explain_stage,
-    float32_file,
-    format_explanation,
-    judge_at_float32,
-    judge_float32,
-)
+from .explain import estimate_lr_scale, explain_stage, format_explanation
+from .precision import FLOAT32_FACTOR, float32_file, judge_at_float32, judge_float32
 from .recorder import Recorder, as_array, as_trajectory, run_arrays
 from .variants import (
     VARIANTS,
@@ -178,7 +171,7 @@ def convention_replay(view, conv, rtol=DEFAULT_RTOL):
         Where the coefficients came from.
     tolerances : dict
         quantity -> rtol (float32 conventions: the float32 judgement of
-        :func:`refimpl.crosscheck.explain.judge_float32`; else empty).
+        :func:`refimpl.crosscheck.precision.judge_float32`; else empty).
     floors : dict
         ``loss`` -> float32's resolution per step (float32 conventions).
     judged : str
@@ -257,7 +250,7 @@ class Report:
         Per failed stage, the explain-mode result of :func:`explain_stage`.
     precision : dict of str to dict
         Per stage judged at float32 precision (a float32 file without
-        ``strict_precision``), how (:func:`.explain.judge_at_float32`).
+        ``strict_precision``), how (:func:`.precision.judge_at_float32`).
     consistency : list of Check
         The checks of the file itself, made before any replay
         (:mod:`.consistency`); a failed one makes the status 1.
@@ -547,7 +540,7 @@ def crosscheck(
         other (it then differs unless its dynamics agree at that rtol). By
         default such a file is judged at float32 precision: at storage
         precision, else against the drift of a float32 replay
-        (:func:`.explain.judge_at_float32`); with a convention, float32
+        (:func:`.precision.judge_at_float32`); with a convention, float32
         arithmetic is added to it.
     progress : refimpl.lab.progress.Progress, optional
         Receives explain mode's estimate and its progress lines (the command

@@ -13,7 +13,7 @@ from crosscheck_common import CONFIG, needs_torch
 from refimpl import crosscheck as cc
 from refimpl.cli import main
 from refimpl.crosscheck import clients, torch_client
-from refimpl.crosscheck.explain import ARITHMETIC_VERDICT, STORAGE_VERDICT
+from refimpl.crosscheck.precision import ARITHMETIC_VERDICT, STORAGE_VERDICT
 from refimpl.errors import ConfigError
 from refimpl.trajectory import save
 from refimpl.transfer import run_experiment

@@ -18,16 +18,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from refimpl import Config
+from refimpl.claims.mitigation import LEVERS
 from refimpl.lab.sweep import run_sweep
 
 base = Config(u_norm=0.0, alpha=0.8, engine="auto", n_test=5000)
-levers = {
-    "none (alpha 0.8)": {},
-    "alpha 0.2": {"alpha": 0.2},
-    "weight decay 0.003": {"weight_decay": 0.003},
-    "weight decay 0.01": {"weight_decay": 0.01},
-    "rescale x0.3": {"rescale_inherited": 0.3},
-}
+levers = LEVERS  # the mitigation claim's: name -> config changes, the baseline first
 grid = [base.replace(**changes) for changes in levers.values()]
 sweep = run_sweep(
     grid,

@@ -53,6 +53,7 @@ __all__ = [
     "PRESETS",
     "measure_phase_row",
     "run_phase",
+    "check_diagram",
     "fit_boundary",
     "LEVEL",
     "MAX_VALUES",
@@ -516,6 +517,36 @@ def _stats(values):
     return mean, se
 
 
+def check_diagram(out, stem, x, y, reps):
+    """Before any work of a diagram: the output folder and its files
+    ``stem.npz``, ``.csv``, ``.png``, ``.json`` (never a folder or a device),
+    two different axis fields, a positive integer count of repetitions.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The output folder.
+    stem : str
+        The name of the diagram's files (``phase``, ``phase_transfer``).
+    x, y : Axis
+        Columns and rows of the grid.
+    reps : int
+        Repetitions per cell.
+
+    Raises
+    ------
+    UsageError
+        Naming what is wrong.
+    """
+    check_out(out)
+    for suffix in ("npz", "csv", "png", "json"):
+        check_output(out / f"{stem}.{suffix}", "--out")
+    if set(_assign(x.field, 0)) & set(_assign(y.field, 0)):
+        raise UsageError(f"--x and --y must be different fields, got {x.field} and {y.field}")
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise UsageError(f"the repetitions must be a positive integer, got {reps!r}")
+
+
 def run_phase(
     base,
     x,
@@ -574,13 +605,7 @@ def run_phase(
     """
     started = time.time()
     out = Path(out)
-    check_out(out)  # before any work
-    for name in ("phase.npz", "phase.csv", "phase.png", "phase.json"):
-        check_output(out / name, "--out")  # never a folder or a device
-    if set(_assign(x.field, 0)) & set(_assign(y.field, 0)):
-        raise UsageError(f"--x and --y must be different fields, got {x.field} and {y.field}")
-    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
-        raise UsageError(f"the repetitions must be a positive integer, got {reps!r}")
+    check_diagram(out, "phase", x, y, reps)
     if not 0.0 < level < 1.0:
         raise UsageError(f"--level must be in (0, 1), got {level}")
     for axis, option in ((x, "--x"), (y, "--y")):

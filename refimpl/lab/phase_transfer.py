@@ -32,11 +32,11 @@ from scipy.stats import binomtest
 from ..budget import check, run_estimate, shown_value
 from ..config import SHORTHANDS
 from ..errors import UsageError
-from ..files import atomic_write, check_output, write_csv, write_json
+from ..files import write_csv, write_json
 from ..theory import indicators
 from . import figures as F
-from .phase import _FIELD_KINDS, _assign, _grid, _ticks
-from .report import cache_dir, check_out
+from .phase import _FIELD_KINDS, _assign, _grid, _save_npz, _stats, _ticks, check_diagram
+from .report import cache_dir
 from .seeds import stream_salt
 from .sweep import run_sweep
 
@@ -136,10 +136,8 @@ def gain_statistics(gain):
     g = np.asarray(gain, float)
     finite = np.isfinite(g)
     count = finite.sum(axis=-1)
+    mean, se = _stats(g)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(finite, g, 0).sum(axis=-1) / count
-        dev = np.where(finite, g - mean[..., None], 0.0)
-        se = np.where(count > 1, np.sqrt((dev**2).sum(axis=-1) / (count - 1) / count), np.nan)
         median = np.nanmedian(np.where(finite, g, np.nan), axis=-1) if g.size else mean
     up, down = (finite & (g > 0)).sum(axis=-1), (finite & (g < 0)).sum(axis=-1)
     p = np.ones(up.shape)
@@ -167,13 +165,7 @@ def _contour_values(cells, name):
 
 
 def _check(base, x, y, reps, out, contour):
-    check_out(out)  # before any work
-    for suffix in ("npz", "csv", "png", "json"):
-        check_output(out / f"phase_transfer.{suffix}", "--out")
-    if set(_assign(x.field, 0)) & set(_assign(y.field, 0)):
-        raise UsageError(f"--x and --y must be different fields, got {x.field} and {y.field}")
-    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
-        raise UsageError(f"the repetitions must be a positive integer, got {reps!r}")
+    check_diagram(out, "phase_transfer", x, y, reps)  # before any work
     if contour is not None and contour not in CONTOURS:
         raise UsageError(f"--contour {contour!r}: one of {', '.join(CONTOURS)}")
     for axis, option in ((x, "--x"), (y, "--y")):
@@ -317,11 +309,6 @@ def run_transfer_phase(
     written.append(write_json(out / "phase_transfer.json", summary))
     summary["files"] = [str(p) for p in written]
     return summary
-
-
-def _save_npz(path, arrays):
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
-    return path
 
 
 def _save_csv(path, x, y, a):

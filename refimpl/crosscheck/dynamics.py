@@ -236,6 +236,16 @@ def _rows(mask, a):
     return mask.reshape((-1,) + (1,) * (a.ndim - 1))
 
 
+def _start(space, conv, b0, two_m):
+    """theta at step 0 in ``space``, with the bias b0 (0 when None) appended
+    under ``conv.bias``."""
+    theta = space.start()
+    if conv.bias:
+        dt = theta[0].dtype
+        theta.append(np.zeros(two_m, dt) if b0 is None else np.array(b0, dt))
+    return theta
+
+
 def replay(space, b0, y, n, P, conv, eta, lam, trainable, T, record):
     """Run GD under ``conv`` in ``space`` for T steps.
 
@@ -261,10 +271,8 @@ def replay(space, b0, y, n, P, conv, eta, lam, trainable, T, record):
         The data loss, (lambda/2) |W_t|^2 and mean_i (F_+1 + F_-1) per step.
     zeros : int
     """
-    theta = space.start()
+    theta = _start(space, conv, b0, len(trainable))
     dt = theta[0].dtype
-    if conv.bias:
-        theta.append(np.zeros(len(trainable), dt) if b0 is None else np.array(b0, dt))
     keep, factors, wanted = ~np.asarray(trainable, bool), step_factors(conv, T), set(record)
     y = np.asarray(y, dt)
     Ws, bs, buf, zeros = [], [], None, 0
@@ -315,11 +323,7 @@ class StageReplay:
     def theta0(self, conv):
         """The starting point of a replay under ``conv``: the space's theta
         and, with the bias, b0 (0 when the file has none)."""
-        theta = self.space(conv.dtype).start()
-        if conv.bias:
-            dt = theta[0].dtype
-            theta.append(np.zeros(2 * self.m, dt) if self.b0 is None else self.b0.astype(dt))
-        return theta
+        return _start(self.space(conv.dtype), conv, self.b0, 2 * self.m)
 
     def run(self, conv, T, record):
         """:func:`replay` of ``conv`` for T steps, weights at ``record``:

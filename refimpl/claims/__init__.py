@@ -44,6 +44,7 @@ ORDER = (
     "gain_noise_dim",
     "negative_transfer",
     "transfer_phase",
+    "gamma_candidates",
     "bayes",
     "failure_mode",
     "mechanism",

@@ -107,6 +107,8 @@ SHIFT_MARGIN = 0.5
 """Decades of log10 Gamma the threshold may move between scales."""
 WIDTH_RATIO = 1.5
 """The largest scale's width over the smallest's must be below this."""
+WIDTH_FLOOR = 0.1
+"""Widths below this many decades count as this (the design's resolution)."""
 RESID_LIMIT = 0.2
 LEVEL = 0.05
 ETA_MARGIN = 0.01
@@ -205,7 +207,7 @@ def judge_candidate(x, y, free, xs, ys, feats):
     out = {"auc": G.auc_test(x, y, AUC_FLOOR, BOOT, SEED)}
     own = G.cv_brier(x[:, None], y, 1e-8, FOLDS, SEED)
     out["brier"] = G.brier_test(own, free, BRIER_DELTA, BOOT, SEED)
-    out["scaling"] = G.scaling(xs, ys, SHIFT_MARGIN, WIDTH_RATIO, BOOT, SEED)
+    out["scaling"] = G.scaling(xs, ys, SHIFT_MARGIN, WIDTH_RATIO, BOOT, SEED, WIDTH_FLOOR)
     names = [*FACTORS, "flip_down"]
     out["residual"] = G.residual_spearman(x, y, feats, names, BOOT, SEED)
     out["flagged"] = G.flagged(out["residual"], RESID_LIMIT)
@@ -321,7 +323,8 @@ STATISTIC = (
     f"(log10 of the nine factors and p_2, ridge {RIDGE:g} per row, frozen from the exploration), "
     "one-sided 95% upper bound by cell resamples; (iii) on the scaled cells, the seed-level "
     "logistic in log10 Gamma per scale: threshold (P = 1/2) and 10-90% width in decades, paired "
-    "cell resamples; (iv) Spearman correlation of the cells' residual q - P with each factor, "
+    "cell resamples; (iv) Spearman correlation of the cells' residual q - P (0 below half a "
+    "seed's share) with each factor, "
     "95% interval; each test's p-value from its resamples, a candidate's p the largest of "
     "(i)-(iii) (all must hold), Holm over the five candidates (the two nulls judged alike, "
     "unadjusted, for comparison)"
@@ -330,7 +333,8 @@ PASS_RULE = (
     f"a candidate passes when its Holm-adjusted p < {LEVEL}: (i) AUC lower bound >= {AUC_FLOOR}; "
     f"(ii) Brier difference upper bound < {BRIER_DELTA}; (iii) at every larger scale the "
     f"threshold within +-{SHIFT_MARGIN} decades of the s = 1 threshold (two one-sided tests) and "
-    f"the largest scale's width < {WIDTH_RATIO} x the s = 1 width; and (iv) no factor with "
+    f"the largest scale's width < {WIDTH_RATIO} x the s = 1 width (widths below {WIDTH_FLOOR} "
+    "decades count as that); and (iv) no factor with "
     f"|residual Spearman| > {RESID_LIMIT} and an interval excluding 0; no value missing"
 )
 NOTES = {

@@ -168,10 +168,15 @@ def fit_1d(x, y, ridge=0.0):
 
 def residual_spearman(x, y, feats, names, boot, seed):
     """Per factor the Spearman correlation of the cells' residual q - P(cell)
-    (the one-scalar logistic in ``x``) with the factor, and its 95% interval
-    over ``boot`` cell resamples."""
+    (the one-scalar logistic in ``x``; a residual below half a seed's share,
+    1 / (2 seeds), counts as 0: the model then predicts the cell to the
+    resolution of its seeds, and the tiny residuals of cells far from the
+    transition, whose signs follow the side they are on, are not ranked)
+    with the factor, and its 95% interval over ``boot`` cell resamples."""
     b = fit_1d(x, y)
     resid = share(y) - scipy.special.expit(b[0] + b[1] * np.asarray(x, float))
+    tol = 0.5 / np.maximum(np.sum(np.isfinite(y), axis=1), 1)  # half a seed's share
+    resid = np.where(np.abs(resid) < tol, 0.0, resid)
     rng, out = np.random.default_rng(seed), {}
     idx = [rng.integers(0, len(resid), len(resid)) for _ in range(boot)]
     for j, name in enumerate(names):
@@ -246,13 +251,16 @@ def _boundaries(xs, ys, idx=None):
     return {s: boundary(take(xs[s]), take(ys[s])) for s in xs}
 
 
-def scaling(xs, ys, margin, ratio, boot, seed):
+def scaling(xs, ys, margin, ratio, boot, seed, floor=0.0):
     """Phase-like under scaling. ``xs``: scale -> log10 Gamma per cell (the
     same cells at every scale), ``ys``: scale -> seed-level scores. The
     location test (two one-sided tests per larger scale): the threshold moves
     by less than ``margin`` decades from the smallest scale's; the width
     test: the largest scale's 10-90% width is less than ``ratio`` times the
-    smallest's. p-values over ``boot`` paired cell resamples."""
+    smallest's, widths below ``floor`` decades counting as ``floor`` (a
+    transition sharper than the design resolves, e.g. separated signs, is
+    not "wider" at one scale than at another). p-values over ``boot`` paired
+    cell resamples."""
     scales = sorted(xs)
     first, last = scales[0], scales[-1]
     point = _boundaries(xs, ys)
@@ -269,9 +277,13 @@ def scaling(xs, ys, margin, ratio, boot, seed):
             float(np.quantile(d, 0.95, method="higher")),
         ]
         shifts[str(s)] = {"shift": shift, "ci90": ci, "p": p}
-    w = np.array([r[last]["width_decades"] / r[first]["width_decades"] for r in reps])
+
+    def ratio_of(r):
+        return max(r[last]["width_decades"], floor) / max(r[first]["width_decades"], floor)
+
+    w = np.array([ratio_of(r) for r in reps])
     w = np.where(np.isfinite(w), w, np.inf)
-    wr = point[last]["width_decades"] / point[first]["width_decades"]
+    wr = ratio_of(point)
     width = {
         "ratio": float(wr),
         "upper95": float(np.quantile(w, 0.95, method="higher")),

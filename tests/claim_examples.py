@@ -51,3 +51,56 @@ def trend_examples(size, alternative, extra=()):
     up = trend_measurements(size, rising, extra)
     down = trend_measurements(size, lambda k, s: rising(k, s)[::-1], extra)
     return {"PASS": up, "FAIL": down} if alternative == "greater" else {"PASS": down, "FAIL": up}
+
+
+def gamma_measurements(size, prob_of, seed=0):
+    """``{design: {metric: (configs, seeds)}}`` as
+    :func:`refimpl.claims._gamma.measure` returns it: each run's gain is
+    +0.05 with probability ``prob_of(configs)`` (per config) and -0.05
+    otherwise, errors near 0.2, every loss 0.005 (nothing stalled)."""
+    rng, out = np.random.default_rng(seed), {}
+    for part, configs in size.configs.items():
+        n = size.seeds[part]
+        positive = rng.random((len(configs), n)) < np.asarray(prob_of(configs))[:, None]
+        et = 0.2 + 0.001 * rng.random((len(configs), n))
+        loss = np.full(et.shape, 0.005)
+        out[part] = {
+            "err_transfer": et,
+            "err_scratch": et + np.where(positive, 0.05, -0.05),
+            "loss_down": loss,
+            "loss_scratch": loss.copy(),
+            "loss_up": loss.copy(),
+            "steps_up": np.full(et.shape, 100.0),
+        }
+    return out
+
+
+def logistic_in(key, width, centre=None):
+    """``prob_of`` for :func:`gamma_measurements`: P(gain > 0) a logistic in
+    log10 of candidate ``key`` (refimpl.claims._gamma.candidates) with the
+    10-90% width ``width`` decades, centred at ``centre`` (None: 10^-1.45,
+    near the median of the full confirmation cells' Gamma_inh)."""
+    from refimpl.claims import _gamma as G
+
+    def prob(configs):
+        x = G.candidates(configs)[key]
+        c = -1.45 if centre is None else centre
+        return 1 / (1 + np.exp(-(x - c) * 2 * np.log(9) / width))
+
+    return prob
+
+
+def gamma_examples(size, key="gamma_inh"):
+    """PASS (full size): the sign follows a logistic in log10 Gamma_inh of
+    width 1 decade, the same at every scale. FAIL: it follows the parity of
+    p_2 (0: helps with probability 0.9, 0.1: with 0.1), which no candidate carries."""
+
+    def parity(configs):
+        return np.array([0.9 if c.flip_down == 0 else 0.1 for c in configs])
+
+    fail = {"FAIL": gamma_measurements(size, parity)}
+    return (
+        fail
+        if size.seeds["confirm"] < 16
+        else fail | {"PASS": gamma_measurements(size, logistic_in(key, 1.0))}
+    )

@@ -36,6 +36,7 @@ SOURCES = {  # docs/model.md §8: where each claim comes from
     "gain_noise_dim": "paper",
     "negative_transfer": "paper",
     "transfer_phase": "paper",
+    "gamma_candidates": "hypothesis",
     "bayes": "paper",
     "failure_mode": "hypothesis",
     "mechanism": "hypothesis",

@@ -123,12 +123,26 @@ def _file_hashes(named_paths):
     return h.hexdigest()
 
 
+UNHASHED = ("claims", "cli")
+"""Package folders left out of :func:`code_hash`: their code declares configs
+and presents results but never runs inside a measurement (the configs and
+options it passes are part of the key), so editing a claim's decision or
+report does not throw away its runs. A measure defined in one of them
+(``refimpl.claims._base.measure_at_loss``) has its own file hashed
+(:func:`_measure_files`)."""
+
+
+def _hashed(rel):
+    return rel.split("/", 1)[0] not in UNHASHED
+
+
 def code_hash(extra=()):
-    """SHA-256 of the bytes of every ``.py`` file of the package (named by
-    their paths inside the package, sorted), plus the files in ``extra`` (the
-    source file of a custom measure, named by its file name). Independent of
-    where the package is installed; read afresh on every call, so an edited
-    file in a long-lived session is never served stale results.
+    """SHA-256 of the bytes of every ``.py`` file of the package outside
+    :data:`UNHASHED` (named by their paths inside the package, sorted), plus
+    the files in ``extra`` (the source file of a custom measure, named by its
+    file name). Independent of where the package is installed; read afresh
+    on every call, so an edited file in a long-lived session is never served
+    stale results.
 
     Parameters
     ----------
@@ -141,21 +155,26 @@ def code_hash(extra=()):
         The hex digest.
     """
     files = sorted((p.relative_to(_PACKAGE_DIR).as_posix(), p) for p in _PACKAGE_DIR.rglob("*.py"))
+    files = [(rel, p) for rel, p in files if _hashed(rel)]
     return _file_hashes(files + [(Path(p).name, p) for p in extra])
 
 
 def _measure_files(measure):
-    """The source file of a custom measure outside the package (none for the
-    built-in ones)."""
+    """The source file of a custom measure outside the package or in one of
+    its :data:`UNHASHED` folders (none for the built-in ones, whose files
+    :func:`code_hash` covers)."""
     if isinstance(measure, str):
         return ()
     try:
         path = inspect.getsourcefile(measure)
     except TypeError:
         path = None
-    if path is None or _PACKAGE_DIR in Path(path).resolve().parents:
+    if path is None:
         return ()
-    return (os.fspath(Path(path).resolve()),)
+    path = Path(path).resolve()
+    if _PACKAGE_DIR in path.parents and _hashed(path.relative_to(_PACKAGE_DIR).as_posix()):
+        return ()
+    return (os.fspath(path),)
 
 
 def item_key(measure_id, seeded_config, options, code=None):

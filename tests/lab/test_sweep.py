@@ -343,3 +343,24 @@ def test_jobs_do_not_change_the_numbers_at_a_size_where_blas_threads_matter(tmp_
     one = run_sweep(grid, replicates=2, jobs=1, progress=False)
     two = run_sweep(grid, replicates=2, jobs=2, progress=False)
     assert one.rows() == two.rows()
+
+
+def test_claims_and_cli_do_not_enter_the_code_hash_but_a_measure_there_does(tmp_path, monkeypatch):
+    """Editing a claim's decision or report keeps its runs; a measure defined
+    in the claims room (measure_at_loss) is hashed by its own file."""
+    from refimpl.claims._base import measure_at_loss
+
+    own = S._measure_files(measure_at_loss)
+    assert len(own) == 1 and own[0].endswith("claims/_base.py")
+    assert S._measure_files("outcomes") == () and S.code_hash(own) != S.code_hash()
+    pkg = tmp_path / "pkg"
+    for rel in ("core.py", "claims/a.py", "cli/b.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("x = 1\n")
+    monkeypatch.setattr(S, "_PACKAGE_DIR", pkg)
+    before = S.code_hash()
+    (pkg / "claims" / "a.py").write_text("x = 2\n")
+    (pkg / "cli" / "b.py").write_text("x = 2\n")
+    assert S.code_hash() == before
+    (pkg / "core.py").write_text("x = 2\n")
+    assert S.code_hash() != before

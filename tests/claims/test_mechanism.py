@@ -1,13 +1,16 @@
-"""mechanism: its declared protocol and disclosure, and the pure
+"""mechanism (v2): its declared protocol and disclosures, and the pure
 ``decide(size, measurements)`` on hand-made per-seed values with known answers.
 
 Expected p-values come from closed forms, not from running the code:
 
-- one-sided paired t with n = 3 (2 degrees of freedom):
-  p = 1/2 - t / (2 sqrt(t^2 + 2));
-- differences [a - h, a, a + h] have sd h, so t = a sqrt(3) / h;
-- a constant nonzero difference has zero variance: p = 0 in the tested
-  direction, 1 against it (documented rule of ``paired_t``).
+- exact one-sided Wilcoxon signed-rank test, n nonzero differences with
+  distinct sizes, no ties: every sign pattern has probability 2^-n, so when
+  all n differences are positive p = 2^-n (10 seeds: 1/1024 = 0.00098);
+- differences +1, -2, +3, -4, ..., -10: W+ = 1 + 3 + 5 + 7 + 9 = 25 of 55,
+  near the null mean 27.5, so neither one-sided p is below 0.01 (the larger
+  one-sided p is at least 1/2);
+- exact one-sided McNemar test, k discordant pairs all in the tested
+  direction: p = 2^-k (8: 0.0039 < 0.01; 6: 0.0156 > 0.01).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import math
 
 import numpy as np
 import pytest
-import scipy.stats
 
 from refimpl.claims import mechanism as M
 from refimpl.lab import stats as S
@@ -25,131 +27,174 @@ from refimpl.lab.claim import Disclosure, Protocol
 
 NAN = float("nan")
 SIZE = M.PROTOCOL.full
+N = 10
+UP = np.arange(1.0, N + 1)  # +1 ... +10: all positive, distinct sizes
+ALT = UP * (-1.0) ** np.arange(N)  # +1, -2, +3, ..., -10
 
 
-def approx(x, rel=1e-6, abs=1e-12):
-    return pytest.approx(x, rel=rel, abs=abs)
-
-
-def p_df2(t):
-    """One-sided p of a t statistic with 2 degrees of freedom."""
-    return 0.5 - t / (2 * math.sqrt(t * t + 2))
-
-
-UP3, UP3_P = [0.010, 0.012, 0.014], p_df2(6 * math.sqrt(3))  # a = 0.012, h = 0.002
-
-
-def values(err_diff, rho_diff, flip_diff=0.5):
-    base = np.array([0.25, 0.375, 0.5])
+def values(n_fail=8, rho_diff=UP, flip_diff=UP, n=N):
+    """One stopping rule's values of the verdict regime over n seeds: transfer
+    fails (error 0.3) on the first ``n_fail`` seeds, scratch never (0.05);
+    rho-bar transfer - scratch = ``rho_diff`` (mean) and ``flip_diff`` (flipped points)."""
+    base = 1.0 + np.arange(n) / 64
+    err_t = np.where(np.arange(n) < n_fail, 0.3, 0.05)
     return {
-        "err_transfer": base + np.asarray(err_diff, float),
-        "err_scratch": base,
-        "rho_transfer_mean": 1.0 + base + np.asarray(rho_diff, float),
-        "rho_scratch_mean": 1.0 + base,
-        "rho_flip_transfer": 2.0 + base + np.asarray(flip_diff, float),
-        "rho_flip_scratch": 2.0 + base,
+        "err_transfer": err_t,
+        "err_scratch": np.full(n, 0.05),
+        "rho_transfer_mean": 4.0 + base + np.asarray(rho_diff, float),
+        "rho_scratch_mean": 4.0 + base,
+        "rho_flip_transfer": 6.0 + base + np.asarray(flip_diff, float),
+        "rho_flip_scratch": 6.0 + base,
+        "stalled_transfer": np.zeros(n),
+        "stalled_scratch": np.zeros(n),
     }
 
 
-def decide(v, at_loss=None):
-    """decide on the verdict regime's values (the same at equal loss unless given)."""
-    m = {M.VERDICT_REGIME: {"steps": v, "loss": v if at_loss is None else at_loss}}
+def decide(loss, steps=None):
+    """decide on the verdict regime at equal loss (fixed steps: the same unless given)."""
+    m = {M.VERDICT_REGIME: {"loss": loss, "steps": loss if steps is None else steps}}
     return M.decide(SIZE, m)
 
 
-def test_closed_form_matches_the_t_distribution():
-    assert p_df2(6 * math.sqrt(3)) == approx(scipy.stats.t.sf(6 * math.sqrt(3), 2))
-
-
-def test_protocol_and_disclosure_are_declared():
+def test_protocol_and_disclosures_are_declared():
     p = M.PROTOCOL
     assert isinstance(p, Protocol) and p.name == "mechanism" and p.source == "hypothesis"
-    assert p.hash(quick=True) != p.hash() and len(p.hash()) == 12 and p.fixed
-    assert p.hash_scheme1 == "143dfe2521b6"  # the committed full-size hash
+    assert p.hash(quick=True) != p.hash() and len(p.hash()) == 12
+    assert p.fixed == "2026-12-06" and p.salt == "mechanism-v2" and not p.hash_scheme1
+    assert len(p.disclosures) == 2
     assert all(isinstance(d, Disclosure) and d.earlier for d in p.disclosures)
     json.dumps(p.to_dict(), allow_nan=False)
-    text = " ".join(d.change + d.earlier for d in p.disclosures)
-    assert "`negative`" in text and "-0.438" in text and "20 -> 30" in text
-    assert not hasattr(M, "SIGNIFICANCE") or M.SIGNIFICANCE == S.SIGNIFICANCE == 0.01
+    first, v2 = p.disclosures
+    assert "`negative`" in first.change and "-0.438" in first.earlier and "20 -> 30" in first.change
+    for number in ("+0.0311", "-1.162", "-0.106", "+1.578", "4.4e-10"):  # main, committed v1
+        assert number in v2.earlier
+    for number in ("+0.0543", "-1.156", "-0.249", "+1.428", "1.1e-13"):  # r1, committed v1
+        assert number in v2.earlier
+    assert "8d11f84a2426" in v2.earlier and "validation-audit-3" in v2.reason
+    assert S.SIGNIFICANCE == 0.01
 
 
-def test_verdict_rule_and_design_are_unchanged():
+def test_design_and_stopping_rule():
     p = M.PROTOCOL
     assert p.full.seeds == 30 and p.quick.seeds == 3 and M.VERDICT_REGIME == "label_noise"
-    assert p.salt == "mechanism" and p.common == ()
+    assert M.VERDICT_RULE == "loss" and p.common == ()
     ln = p.full.configs["label_noise"]
     assert (ln.u_norm, ln.alpha, ln.n_down, ln.v_down_norm, ln.flip_down) == (2, 1, 40, 3, 0.2)
-    assert p.full.configs["absent"].u_norm == 0.0 and p.full.configs["label_noise"].snapshots == 21
+    assert p.full.configs["absent"].u_norm == 0.0 and ln.snapshots == 21
     assert (p.full.epsilon, p.full.cap) == (0.005, 2000)
-    d = decide(values(UP3, 0.5))
-    assert d["tests"]["err"]["p"] == approx(UP3_P)  # 0.0044
-    assert d["verdict"] == "PASS"
+    assert "equal training loss" in p.statistic and "Wilcoxon" in p.statistic
+    assert "McNemar" in p.statistic and "refuted only when both" in p.pass_rule
+
+
+def test_hand_made_pass():
+    """8 of 10 seeds fail under transfer only: McNemar p = 2^-8; both rho-bar
+    differences +1 ... +10: Wilcoxon p = 2^-10."""
+    d = decide(values())
+    assert d["premise"]["p"] == pytest.approx(2.0**-8)
+    assert (d["premise"]["a_only"], d["premise"]["b_only"]) == (8, 0)
+    for k in ("rho_mean", "rho_flip"):
+        assert d["tests"][k]["p"] == pytest.approx(2.0**-10)
+        assert d["tests"][k]["median"] == pytest.approx(5.5)
+        assert d["readings"][k] == "larger"
+    assert d["verdict"] == d["verdict_tests"] == "PASS" and d["missing"] == 0
+    assert d["wording"] == "our hypothesis supported"
 
 
 @pytest.mark.parametrize(
-    "err_diff, flip_diff, p_err, p_flip, verdict",
+    "n_fail, rho_diff, flip_diff, readings, word",
     [
-        (UP3, [0.010, 0.011, 0.012], UP3_P, p_df2(11 * math.sqrt(3)), "PASS"),
-        (UP3, [0.01, 0.02, 0.03], UP3_P, p_df2(2 * math.sqrt(3)), "FAIL"),  # flip: 0.037
-        ([-x for x in UP3], [0.010, 0.011, 0.012], 1 - UP3_P, p_df2(11 * math.sqrt(3)), "FAIL"),
+        # premise p = 2^-6 = 0.0156: not tested, whatever the readings
+        (6, UP, UP, ("larger", "larger"), "not tested"),
+        (6, -UP, -UP, ("smaller", "smaller"), "not tested"),
+        # mean rho-bar without a significant difference (W+ = 25 of 55), flipped points larger
+        (8, ALT, UP, ("no significant difference", "larger"), "mixed evidence"),
+        # mean rho-bar smaller (p_less = 2^-10), flipped points larger: mixed, not refuted
+        (8, -UP, UP, ("smaller", "larger"), "mixed evidence"),
+        # mean rho-bar smaller, flipped points without a difference: not supported
+        (8, -UP, ALT, ("smaller", "no significant difference"), "not supported"),
+        # both smaller: the only refutation
+        (8, -UP, -UP, ("smaller", "smaller"), "refuted"),
     ],
 )
-def test_three_one_sided_tests(err_diff, flip_diff, p_err, p_flip, verdict):
-    d = decide(values(err_diff, 0.5, flip_diff))
-    assert d["tests"]["err"]["p"] == approx(p_err)
-    assert d["tests"]["rho_flip"]["p"] == approx(p_flip)
-    assert d["tests"]["rho_mean"]["p"] == 0.0  # constant 0.5
-    assert d["verdict"] == d["verdict_tests"] == verdict and d["missing"] == 0
+def test_hand_made_fail_and_its_wording(n_fail, rho_diff, flip_diff, readings, word):
+    d = decide(values(n_fail, rho_diff, flip_diff))
+    assert d["verdict"] == d["verdict_tests"] == "FAIL" and d["missing"] == 0
+    assert (d["readings"]["rho_mean"], d["readings"]["rho_flip"]) == readings
+    assert word in d["wording"]
+    assert ("refuted" in d["wording"]) == (word == "refuted")
 
 
-def test_equal_loss_is_the_same_rule_and_reported_only():
-    d = decide(values(UP3, 0.5), at_loss=values(UP3, -0.5))
-    assert d["verdict"] == "PASS" and d["equal_loss"]["verdict"] == "FAIL"
-    assert d["equal_loss"]["tests"]["rho_mean"]["p"] == 1.0
+def test_exact_p_of_the_wrong_direction():
+    """-1 ... -10: W+ = 0, so p(larger) = P(W+ >= 0) = 1 and p(smaller) = 2^-10;
+    the alternating differences (W+ = 25 of 55) are significant in neither direction."""
+    d = decide(values(8, -UP, ALT))
+    assert d["tests"]["rho_mean"]["p_less"] == pytest.approx(2.0**-10)
+    assert d["tests"]["rho_mean"]["p"] == 1.0
+    t = d["tests"]["rho_flip"]
+    assert t["p"] >= 0.5 and t["p_less"] > 0.01
+
+
+def test_equal_loss_decides_fixed_steps_is_reported():
+    d = decide(values(), steps=values(8, -UP, -UP))
+    assert d["verdict"] == "PASS" and d["fixed_steps"]["verdict"] == "FAIL"
+    assert "refuted" in d["fixed_steps"]["wording"]
+    d = decide(values(8, -UP, -UP), steps=values())
+    assert d["verdict"] == "FAIL" and d["fixed_steps"]["verdict"] == "PASS"
+
+
+def test_stalled_runs_count_and_the_reached_subset_is_reported():
+    """A stalled run stays in the verdict; ``reached`` keeps the 7 seeds where
+    both runs reached the target: all 7 differences positive, p = 2^-7."""
+    v = values()
+    v["stalled_transfer"] = np.array([1.0, 1.0, 0, 0, 0, 0, 0, 0, 0, 1.0])
+    d = decide(v)
+    assert d["verdict"] == "PASS" and d["tests"]["rho_mean"]["n"] == N
+    assert d["reached"]["rho_mean"]["n"] == 7
+    assert d["reached"]["rho_flip"]["p"] == pytest.approx(2.0**-7)
 
 
 def test_seed_without_flipped_points_is_missing():
-    v = values(UP3, 0.5, [0.010, 0.011, 0.012])
-    v["rho_flip_scratch"] = np.array([2.25, NAN, 2.5])
+    v = values()
+    v["rho_flip_scratch"] = v["rho_flip_scratch"].copy()
+    v["rho_flip_scratch"][1] = NAN
     d = decide(v)
     assert math.isnan(d["tests"]["rho_flip"]["p"])
-    assert d["missing"] == 1 and d["verdict"] == "FAIL"
-
-
-@pytest.mark.parametrize(
-    "err_diff, rho_diff, verdict, reading",
-    [
-        (0.125, 0.5, "PASS", None),  # all constant: p = 0
-        (0.125, -0.5, "FAIL", "refuted"),  # rho-bar smaller: p = 1
-        ([0.010, 0.012, 0.014], -0.5, "FAIL", "refuted"),
-        ([-0.010, 0.0, 0.010], 0.5, "FAIL", "not tested"),  # no negative transfer
-    ],
-)
-def test_fail_reads_as_refuted_or_not_tested(err_diff, rho_diff, verdict, reading):
-    d = decide(values(err_diff, rho_diff))
-    assert d["verdict"] == verdict
-    if reading:
-        assert reading in M._reading(d)
+    assert d["missing"] == 1 and d["verdict"] == d["verdict_tests"] == "FAIL"  # its p is NaN
 
 
 # ----------------------------------------------------------------------
 # registry examples (tests/claims/test_declarations.py)
-def _regime(seeds, diff):
-    """Every scalar metric at ``seeds`` seeds, transfer above scratch by
-    ``diff`` + r/1024 (seed r) in the tested metrics; curves of two steps."""
-    r = np.arange(seeds) / 1024
-    v = {k: 0.25 + r for k in M.EQ_METRICS}
-    for k in ("err", "rho_mean", "rho_flip", "rho_max"):
-        v[M.TESTED[k].format("transfer")] = 0.25 + diff + 2 * r
+def _regime(seeds, sign):
+    """Every metric at ``seeds`` seeds: transfer fails on the first third of
+    the seeds (scratch never), rho-bar transfer - scratch = sign (1 + r/64) at
+    seed r in every tested metric; curves of two steps."""
+    r = np.arange(seeds) / 64
+    v = {k: 0.05 + r / 64 for k in M.EQ_METRICS}
+    for k in ("rho_mean", "rho_flip", "rho_max"):
+        v[M.TESTED[k].format("transfer")] = v[M.TESTED[k].format("scratch")] + sign * (1 + r)
+    v["err_transfer"] = np.where(np.arange(seeds) < seeds // 3, 0.3, 0.05 + r / 32)
     v.update(stalled_transfer=0 * r, stalled_scratch=0 * r, up_stopped_early=0 * r)
     curves = {k: [[0.0, 1.0] for _ in range(seeds)] for k in M.CURVES}
     return {"steps": v, "loss": dict(v), "curves": curves}
 
 
 def examples(size):
-    """PASS: transfer above scratch in every tested metric (a t statistic
-    far beyond 0.01's quantile); FAIL: below."""
-    return {
-        verdict: {name: _regime(size.seeds, diff) for name in size.configs}
-        for verdict, diff in (("PASS", 0.125), ("FAIL", -0.125))
-    }
+    """PASS (full size, 30 seeds): 10 failures under transfer only (McNemar
+    p = 2^-10) and every rho-bar difference positive (Wilcoxon p = 2^-30);
+    FAIL: every difference negative. With 3 seeds (quick) the smallest
+    Wilcoxon p is 2^-3 = 0.125: no PASS exists there, FAIL only."""
+    fail = {"FAIL": {name: _regime(size.seeds, -1.0) for name in size.configs}}
+    if size.seeds < 10:
+        return fail
+    return fail | {"PASS": {name: _regime(size.seeds, 1.0) for name in size.configs}}
+
+
+@pytest.mark.parametrize("which", ["quick", "full"])
+def test_examples_give_their_verdicts_and_present(which):
+    size = M.PROTOCOL.size(which == "quick")
+    for verdict, m in examples(size).items():
+        dec = M.decide(size, m)
+        assert dec["verdict"] == verdict
+        out = M.present(size, m, dec)
+        assert out.statistic.startswith(dec["wording"])
+        assert "exact McNemar" in out.statistic and "Wilcoxon" in out.statistic

@@ -79,34 +79,50 @@ def lever_regions(quick):
     }
 
 
-def lever_size(quick, levers, claimed, seeds):
+def lever_size(quick, levers, claimed, seeds, at_loss=None):
     """The :class:`~refimpl.lab.claim.Size` of a lever claim: per region the
     configs of every lever of ``levers`` (name -> config changes; the first:
     the unmitigated baseline) at every |u|, lever-major; values ``regions``,
     ``levers``, ``claimed`` (claim -> the levers that try it), ``base`` (the
     regime the regions change, :func:`transfer_base`), the equal-loss target
-    ``epsilon`` 0.005 and step ``cap`` 2000."""
+    ``epsilon`` 0.005 and step ``cap`` 2000; with ``at_loss`` (lever names, in
+    the order of ``levers``) the value ``at_loss``: only those levers run at
+    equal loss (:func:`lever_at_loss`; without it, every lever)."""
 
     regions, configs = lever_regions(quick), {}
     for r, spec in regions.items():
         base = transfer_base(quick, **spec["over"])
         configs[r] = [base.replace(u_norm=u, **ch) for ch in levers.values() for u in spec["u"]]
     values = dict(regions=regions, levers=levers, claimed=claimed, epsilon=0.005, cap=2000)
+    if at_loss is not None:
+        values["at_loss"] = [n for n in levers if n in at_loss]
     return Size(configs, seeds, base=transfer_base(quick).to_dict(), **values)
 
 
+def lever_at_loss(size):
+    """The levers of ``size`` measured at equal training loss, in order."""
+    return list(size.values.get("at_loss", size.levers))
+
+
 def lever_measure(size, sweep):
-    """Every lever in every region at fixed steps and at equal training loss
-    (:func:`measure_at_loss`, the same seeds): ``{"steps": {metric: (levers,
-    cells, seeds)}, "loss": {...}}``, the cells region by region."""
+    """Every lever in every region at fixed steps, and those of
+    :func:`lever_at_loss` at equal training loss (:func:`measure_at_loss`,
+    the same seeds): ``{"steps": {metric: (levers, cells, seeds)}, "loss":
+    {metric: (levers at equal loss, cells, seeds)}}``, the cells region by
+    region."""
     at_loss = dict(measure=measure_at_loss, options={"epsilon": size.epsilon, "cap": size.cap})
+    keep = [k for k, n in enumerate(size.levers) if n in lever_at_loss(size)]
     got = {"steps": [], "loss": []}
     for r, grid in size.configs.items():
-        shape = (len(size.levers), len(size.regions[r]["u"]), size.seeds)
+        nu = len(size.regions[r]["u"])
+        shape = (len(size.levers), nu, size.seeds)
+        sub = [c for k in keep for c in grid[k * nu : (k + 1) * nu]]
         fixed = sweep(grid, label=r, metrics=LEVER_ERRORS)
-        loss = sweep(grid, label=f"{r} (equal loss)", metrics=LEVER_AT_LOSS, **at_loss)
+        loss = sweep(sub, label=f"{r} (equal loss)", metrics=LEVER_AT_LOSS, **at_loss)
         got["steps"].append({k: fixed.values(k).reshape(shape) for k in LEVER_ERRORS})
-        got["loss"].append({k: loss.values(k).reshape(shape) for k in LEVER_AT_LOSS})
+        got["loss"].append(
+            {k: loss.values(k).reshape((len(keep),) + shape[1:]) for k in LEVER_AT_LOSS}
+        )
     return {
         rule: {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
         for rule, parts in got.items()
@@ -254,15 +270,16 @@ def _lever_table(names, cells, neg, dec, robust, title, stalled=None):
     return Table(header, rows, title=title)
 
 
-def _lever_csv(name, names, cells, m):
+def _lever_csv(name, names, cells, m, loss_names=None):
     """Per stopping rule, lever and cell: the amount (mean, se, median), both
-    errors (mean, se) and the stalled rates."""
-    rows = []
+    errors (mean, se) and the stalled rates (``loss_names``: the levers
+    measured at equal loss, default ``names``)."""
+    rows, by_rule = [], {"steps": names, "loss": names if loss_names is None else loss_names}
     for variant, rule in (("fixed steps", "steps"), ("equal loss", "loss")):
         v = m[rule]
         et, es = as_float(v["err_transfer"]), as_float(v["err_scratch"])
         stalled = [as_float(v[s]) for s in LEVER_AT_LOSS[2:4] if s in v]
-        for k, n in enumerate(names):
+        for k, n in enumerate(by_rule[rule]):
             for c, (region, u, _) in enumerate(cells):
                 d = et[k, c] - es[k, c]
                 row = [variant, n, region, u, d.mean(), S.sem(d), float(np.median(d))]

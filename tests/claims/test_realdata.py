@@ -68,6 +68,110 @@ def test_judge_counts_missing_values_of_paper_claims():
     assert d["missing"] == 2 and d["verdict"] == "FAIL" and d["verdict_tests"] == "PASS"
 
 
+def test_judge_holm_over_the_paper_claims_pass():
+    """Eight paper claims, p = 1e-6 (six), 0.004, 0.009. Holm at 0.01, by hand:
+    sorted, the k-th smallest times (9 - k), then the running maximum: the six
+    1e-6 give 8e-6, 7e-6, ..., 3e-6, all raised to 8e-6; 0.004 x 2 = 0.008;
+    0.009 x 1 = 0.009: all < 0.01, 8 of 8 hold: PASS."""
+    ps = [1e-6] * 6 + [0.004, 0.009]
+    d = C.judge([_t(f"k{i}", +1, 0.1, p) for i, p in enumerate(ps)])
+    assert d["verdict"] == "PASS" and d["held"] == 8 and d["signs"] == 8
+    holm = [c["p_holm"] for c in d["claims"]]
+    assert holm[0] == pytest.approx(8e-6) and holm[6] == pytest.approx(0.008)
+    assert holm[7] == pytest.approx(0.009)
+
+
+def test_judge_holm_over_the_paper_claims_fail():
+    """p = 1e-6 (six), 0.006, 0.009, each below 0.01 on its own (v1's rule: PASS).
+    Holm by hand: 0.006 x 2 = 0.012; 0.009 x 1 = 0.009, raised to the running
+    maximum 0.012: both >= 0.01, 6 of 8 hold: FAIL. A non-paper claim stays out of
+    the family (p_holm None) and out of the verdict."""
+    tests = [_t(f"k{i}", +1, 0.1, p) for i, p in enumerate([1e-6] * 6 + [0.006, 0.009])]
+    d = C.judge([*tests, _t("extra", +1, 0.1, 0.001, paper=False)])
+    assert d["verdict"] == "FAIL" and d["held"] == 6 and d["failed"] == ["k6", "k7"]
+    assert [c["p_holm"] for c in d["claims"][6:]] == [pytest.approx(0.012)] * 2 + [None]
+    assert d["claims"][8]["verdict"] == "PASS" and d["signs"] == 8 and d["paper"] == 8
+
+
+# ----------------------------------------------------------------------
+# decide() on rows made by hand (4 seeds, two values per sweep)
+X2 = dict(alpha=[0.0, 1.0], n_down=[8, 16], n_up=[20, 40], flip_up=[0.0, 0.4])
+E4 = (-0.001, -0.001, 0.001, 0.001)  # per seed: mean 0, SD sqrt(4e-6 / 3) = 0.0011547
+FLIP_FAIL = (0.04, 0.04, -0.04, -0.04)  # gain at flip_up = 0.4, seeds 0-3
+
+
+def _hand_rows(flip=None):
+    """Gain (transfer - scratch, scratch 0.8) of seed s: alpha = 0: 0; alpha = 1:
+    -0.04 / +0.04 / +0.08 on none / half / same, + E4[s]; N_1 = 20: 0, 40: 0.04 +
+    E4[s]; flip_up = 0: 0.04, 0.4: E4[s] (or ``flip[s]``); N_2 = 8: 0.04, 16:
+    0.04 + E4[s]."""
+    size = C.image_size(E.ImageConfig(), 4, X2)
+    top = {"none": -0.04, "half": 0.04, "same": 0.08}
+    gains = {("n_up", 20): 0.0, ("n_up", 40): 0.04, ("flip_up", 0.0): 0.04}
+    gains.update({("flip_up", 0.4): 0.0, ("n_down", 8): 0.04, ("n_down", 16): 0.04})
+    fixed = {("n_up", 20), ("flip_up", 0.0), ("n_down", 8)}
+    points = [("alpha", lv, c) for lv, grid in size.configs["alpha"].items() for c in grid]
+    points += [(k, "default", c) for k in ("n_down", "n_up", "flip_up") for c in size.configs[k]]
+    rows = []
+    for s, e in enumerate(E4):
+        for sweep, level, c in points:
+            x = getattr(c, sweep)
+            if sweep == "alpha":
+                g = 0.0 if x == 0 else top[level] + e
+            elif sweep == "flip_up" and x == 0.4 and flip is not None:
+                g = flip[s]
+            else:
+                g = gains[(sweep, x)] + (0.0 if (sweep, x) in fixed else e)
+            row = {k: getattr(c, k) for k in ("alpha", "n_up", "n_down", "flip_up")}
+            row.update(sweep=sweep, level=level, replicate=s, seed=s, gain=g)
+            rows.append(dict(row, acc_scratch=0.8, acc_transfer=0.8 + g, loss_up=0.1))
+    return size, rows
+
+
+def test_decide_hand_made_pass():
+    """Every paired difference is c + E4[s] (SE 0.0011547 / 2 = 0.00057735): alpha_same
+    c = +0.08 (t = 80 sqrt 3), the other six two-point analogues |c| = 0.04 (t = 40
+    sqrt 3), the predicted sign. One-sided p of t with 3 df, t = x sqrt 3:
+    1/2 - (x / (1 + x^2) + arctan x) / pi ~ 2 / (3 pi x^3): 4.1e-7 and 3.3e-6.
+    shared: none < half < same in all 4 seeds, Page's exact p = (1/3!)^4 = 1/1296 =
+    7.716e-4, rho = 1 in every seed. Holm: shared is the largest p, x 1 = 7.716e-4
+    < 0.01, so all 8 hold: PASS. transfer_helps: mean gain 0.04, 95% interval
+    0.04 -+ t(0.975, 3) 0.00057735 = 0.04 -+ 3.18245 x 0.00057735 = [0.038163,
+    0.041837], median 0.04. n_down (not a paper claim): mean difference 0, p = 0.5."""
+    size, rows = _hand_rows()
+    d = C.decide(size, {"rows": rows})
+    assert d["verdict"] == "PASS" and d["held"] == d["paper"] == d["signs"] == 8
+    c = {x["key"]: x for x in d["claims"]}
+    th = c["transfer_helps"]
+    assert th["effect"] == pytest.approx(0.04) and th["diff_median"] == pytest.approx(0.04)
+    assert th["diff_ci"] == pytest.approx([0.038163, 0.041837], abs=1e-6)
+    assert th["p"] == pytest.approx(3.3e-6, rel=0.02)
+    assert c["alpha_same"]["p"] == pytest.approx(4.14e-7, rel=0.02)
+    assert c["flip_up"]["effect"] == pytest.approx(-0.04) and c["flip_up"]["p"] < 1e-5
+    assert c["shared"]["p"] == c["shared"]["p_holm"] == pytest.approx(1 / 1296)
+    assert c["shared"]["effect"] == 1.0 and c["shared"]["rho_ci"] == pytest.approx([1.0, 1.0])
+    assert c["n_down"]["p"] == pytest.approx(0.5) and c["n_down"]["p_holm"] is None
+
+
+def test_decide_hand_made_fail():
+    """As the PASS rows, but the gain at flip_up = 0.4 is FLIP_FAIL: differences
+    (0, 0, -0.08, -0.08), mean -0.04 (the predicted sign), SD sqrt(4 x 0.0016 / 3) =
+    0.046188, SE 0.023094, t = -sqrt 3: p = 1/4 - 1/(2 pi) = 0.090845 (3 df), the
+    largest p, so Holm leaves it at 0.090845 >= 0.01: flip_up does not hold, 7 of 8:
+    FAIL. shared moves up one Holm rank: 2 x 1/1296 = 1.543e-3. flip_up's 95%
+    interval: -0.04 -+ 3.18245 x 0.023094 = [-0.113496, +0.033496]; median -0.04."""
+    size, rows = _hand_rows(flip=FLIP_FAIL)
+    d = C.decide(size, {"rows": rows})
+    assert d["verdict"] == "FAIL" and d["failed"] == ["flip_up"] and d["held"] == 7
+    assert d["signs"] == 8
+    c = {x["key"]: x for x in d["claims"]}
+    fl = c["flip_up"]
+    assert fl["p"] == fl["p_holm"] == pytest.approx(0.090845, abs=1e-6)
+    assert fl["diff_ci"] == pytest.approx([-0.113496, 0.033496], abs=1e-6)
+    assert fl["effect"] == pytest.approx(-0.04) and fl["diff_median"] == pytest.approx(-0.04)
+    assert c["shared"]["p_holm"] == pytest.approx(2 / 1296)
+
+
 # ----------------------------------------------------------------------
 # decide(): every test of a size on hand-made rows
 X = dict(alpha=[0.0, 0.5, 1.0], n_down=[8, 16, 32], n_up=[20, 40, 80], flip_up=[0.0, 0.2, 0.4])
@@ -211,9 +315,11 @@ def test_summarize_points_and_negative_regimes():
 def test_protocol():
     p = C.PROTOCOL
     assert p.name == "realdata" and p.source == "paper" and p.source in SOURCES
-    assert p.salt == "realdata" and p.common == E.PAIRED and not p.hash_scheme1
+    assert p.salt == "realdata-v2" and p.common == E.PAIRED and not p.hash_scheme1
+    assert p.fixed == "2026-12-06" and len(p.disclosures) == 2
+    assert "05a93eedcb9a" in p.disclosures[1].earlier and "Holm" in p.pass_rule
     assert set(p.rules) == set(C.TESTS) - {"n_down"} and len(p.rules) == 8
-    assert p.full.seeds == 20 and p.quick.seeds == 3 and p.full.source == {"source": "digits"}
+    assert p.full.seeds == 80 and p.quick.seeds == 3 and p.full.source == {"source": "digits"}
     full = p.full.configs
     assert len(full["alpha"]) == 3 and all(len(g) == 5 for g in full["alpha"].values())
     assert [c.n_up for c in full["n_up"]] == [20, 40, 80, 160, 320]
@@ -438,8 +544,9 @@ def test_cli_quick(tmp_path, capsys):
 # ----------------------------------------------------------------------
 # registry examples (tests/claims/test_declarations.py)
 def examples(size):
-    """PASS: rows that follow the paper (with the 12 seeds test_decide_pass
-    uses, where the size has them); FAIL: label noise helps."""
+    """PASS: rows that follow the paper, on the size's seeds (80 at full size: all
+    8 analogues hold under Holm; none at the quick size's 3); FAIL: label noise
+    helps."""
     m = {"data": "synthetic rows", "scikit-learn": None, "cached": 0}
     extra = dict.fromkeys(E.METRICS, 0.0)  # the metrics present() lists but does not judge
     extra.update(split="s")

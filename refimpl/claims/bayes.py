@@ -1,349 +1,358 @@
-"""bayes: Bayes-optimal versus sub-Bayes-optimal downstream test error across
-the Gamma boundary (the paper's Theorems 4.2 and 4.3 as the public reviews
-state them; docs/model.md §8.1, §8.5). The design is :data:`PROTOCOL`.
+"""bayes (version 2): the dichotomy of Bayes-optimal and sub-Bayes-optimal
+downstream test error at fixed Gamma (the paper's Theorems 4.2 and 4.3 as the
+public reviews state them; docs/model.md §8.1, §8.5). The design is
+:data:`PROTOCOL`.
 
 The quantity is the excess noisy test error, noisy - p_2 = (1 - 2 p_2) x the
-clean error (docs/model.md §6.2), 0 at the Bayes level. N_1 moves Gamma_inh
-(docs/model.md §7) and leaves the downstream task and scratch untouched."""
+clean error (docs/model.md §6.2), 0 at the Bayes level. Two cells of the base
+regime differ in N_1 only (:data:`CELLS`): ``benign`` (Gamma_inh = 16/3) and
+``harmful`` (Gamma_inh = 16/61). Each runs at the scales s of :data:`SCALES`
+with d, N_1 and N_2 multiplied by s, which leaves Gamma_inh, Gamma_scr and the
+Kou indicators unchanged (docs/model.md §7). Scratch (Gamma_scr = 5/12) is a
+third arm, on the harmful side by its own indicator. The step eta stays 1 at
+every s: with d / N fixed, the per-step increments of gamma and rho-bar
+(docs/model.md §4.1: eta |mu|^2 / m and eta sigma_p^2 d / (n m), times l')
+keep their size."""
 
-import dataclasses
-import math
 from functools import partial
 
 import numpy as np
+import scipy.stats
 
 from ..lab import figures as F
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import ClaimSweep, Figure, Outcome, Protocol, Size, Table
+from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
 
 FLIP_DOWN = 0.1
-MU2 = 5.0
-"""|mu_1|^2 = |mu_2|^2 on the shared-fraction panel (the base |u| = 2, |v| = 1)."""
-ROOT = math.sqrt(MU2)  # the largest |u| of the shared-fraction panel (|v_1| = |v_2| = 0)
 DELTA = 0.01
-"""The Bayes level is reached: excess noisy error <= DELTA."""
+"""The Bayes level is reached: excess noisy error <= DELTA (reported)."""
 GAP = 0.05
-"""A constant above p: excess noisy error >= GAP."""
-PANELS = ("n_up", "share")
-"""The N_1 panel decides the verdict; the shared-fraction panel is reported."""
-COMMON = {"n_up": ("n_up",), "share": ("u_norm", "v_up_norm", "v_down_norm")}
-OUTCOMES = ("noisy_transfer", "noisy_scratch", "err_transfer", "err_scratch")
-METRICS = OUTCOMES + ("loss_down", "loss_scratch", "steps_down", "steps_scratch")
-CONDITIONS = ("above", "scratch_sub_bayes", "crossed")
-XNAME = {"n_up": "N_1", "share": "|u|"}
-XLABEL = {"n_up": "N_1 (upstream samples)", "share": "|u| (shared signal)"}
+"""The declared constant above p (as in v1): the harmful side's median excess exceeds it."""
+SCALES = (1, 2, 4)
+CELLS = {"benign": 2, "harmful": 60}
+"""N_1 = d / k per cell: Gamma_inh = |u|^4 / (sigma_p^2 (|v_1|^2 + sigma_p^2 k)) = 16 / (1 + k)."""
+ARMS = ("benign", "harmful", "scratch")
+"""Transfer in each cell, and scratch (the same runs in both cells)."""
+HARMFUL = ("harmful", "scratch")
+METRICS = ("noisy_transfer", "noisy_scratch", "loss_down", "loss_scratch", "steps_down")
+METRICS += ("steps_scratch",)
 YES = {True: "yes", False: "no"}
-LEVELS = [  # the figures' horizontal lines
-    {"y": 0.0, "color": "k", "lw": 0.8, "label": "Bayes level (excess 0)"},
+LEVELS = [  # the figure's horizontal lines
     {"y": DELTA, "color": "0.4", "lw": 0.8, "ls": "--", "label": f"DELTA = {DELTA:g}"},
     {"y": GAP, "color": "0.4", "lw": 0.8, "ls": ":", "label": f"GAP = {GAP:g}"},
 ]
-ARMS = ("transfer", "scratch")
 
 
-def v_norm(u):
-    """|v_k| at |u| on the share panel: |u|^2 + |v_k|^2 = MU2."""
-    return math.sqrt(max(0.0, MU2 - u * u))
+def scaled(config, s, cap):
+    """``config`` at scale ``s``: d, N_1, N_2 and the fine-tuning / scratch cap x s."""
+    c = config
+    return c.replace(d=c.d * s, n_up=c.n_up * s, n_down=c.n_down * s, steps_down=cap * s)
 
 
-def _size(quick, ns, us, seeds, cap=B.LOSS_CAP):
-    """The two panels around the base regime (p_2 = FLIP_DOWN): N_1 over
-    ``ns``; |u| over ``us`` at |mu_1|^2 = |mu_2|^2 = MU2 and the base N_1."""
-    base = B.transfer_base(quick, flip_down=FLIP_DOWN, engine=B.ENGINE)
-    share = [base.replace(u_norm=u, v_up_norm=v_norm(u), v_down_norm=v_norm(u)) for u in us]
-    configs = {"n_up": [base.replace(n_up=n) for n in ns], "share": share}
-    return Size(configs, seeds, x={"n_up": ns, "share": us}, loss_cap=cap)
+def _size(quick, seeds, cap):
+    """Both cells of the base regime (p_2 = FLIP_DOWN) at every scale, every
+    stage to the training loss EPSILON (the upstream stage within its T_1)."""
+    base = B.transfer_base(quick, flip_down=FLIP_DOWN, engine=B.ENGINE, epsilon=B.EPSILON)
+    configs = {
+        cell: [scaled(base.replace(n_up=base.d // k), s, cap) for s in SCALES]
+        for cell, k in CELLS.items()
+    }
+    return Size(configs, seeds, scales=list(SCALES), loss_cap=cap)
 
 
 PROTOCOL = Protocol(
     name="bayes",
     claim=(
-        "across the Gamma boundary: with transfer the downstream noisy test error reaches the "
-        "Bayes level p, where training from scratch stays a constant above p"
+        "the Bayes / sub-Bayes dichotomy at fixed Gamma: as d, N_1 and N_2 grow together, the "
+        "excess of transfer's noisy test error over the Bayes level p shrinks toward 0 on the "
+        "benign side of the boundary and stays at least a constant above p on the harmful side"
     ),
     source="paper",
-    full=_size(False, [10, 20, 50, 100, 200, 400, 590], [0.0, 0.5, 1.0, 1.5, 2.0, ROOT], 40),
-    quick=_size(True, [10, 40, 100], [0.0, 1.0, ROOT], 4, B.QUICK_LOSS_CAP),
+    full=_size(False, 20, B.LOSS_CAP),
+    quick=_size(True, 4, B.QUICK_LOSS_CAP),
     statistic=(
-        "excess noisy test error (noisy error - p_2) of transfer and scratch per run; "
-        "on the N_1 panel, under each stopping rule (fixed T = 200; training loss <= "
-        f"{B.EPSILON:g} with cap {B.LOSS_CAP}): medians at the largest and smallest N_1 and "
-        "the one-sided Wilcoxon signed-rank test of scratch excess > transfer excess at "
-        "the largest N_1"
+        "excess noisy test error (noisy error - p_2) per run, every stage to the training loss "
+        f"{B.EPSILON:g} (fine-tuning and scratch within the cap {B.LOSS_CAP} x s, the upstream "
+        "stage within T_1 = 200); benign cell: Page's trend test (decrease) of the transfer "
+        "excess over s = 1, 2, 4, blocks = seeds; harmful cell's transfer and scratch: at each s "
+        f"the exact one-sided sign test that the median excess exceeds GAP = {GAP}"
     ),
     pass_rule=(
-        f"under both stopping rules: (i) median transfer excess <= {DELTA} at the largest "
-        f"N_1; (ii) median scratch excess >= {GAP} there and Wilcoxon p < {SIGNIFICANCE}; "
-        f"(iii) median transfer excess >= {GAP} at the smallest N_1; no missing value"
+        f"(i) benign: Page's test of a decrease with mean Spearman rho < 0 and p < {SIGNIFICANCE}; "
+        f"(ii) harmful transfer and (iii) scratch: sign-test p < {SIGNIFICANCE} at every s; no "
+        "missing value"
     ),
-    fixed="2026-11-29",
-    salt="bayes-v1",
+    fixed="2026-12-06",
+    salt="bayes-v2",
+    common=("n_up",),
     pairing=(
-        "common random numbers across N_1 (scratch is the same run at every N_1), across |u| "
-        "on the share panel (u_norm, v_up_norm, v_down_norm) and across the stopping rule; "
-        "independent streams between the panels (salts bayes-v1/n_up and bayes-v1/share)"
+        "common random numbers across N_1: at each scale the two cells share each seed, so the "
+        "same downstream data and the same scratch run (read from the benign cell); "
+        "independent seeds across scales (Page's blocks are seed indices: "
+        "with independent runs the order within a block is exchangeable when s has no effect)"
     ),
     rules={
-        "Bayes level reached": f"excess noisy test error <= DELTA = {DELTA}",
-        "a constant above p": f"excess noisy test error >= GAP = {GAP}",
-        "above / below": "the largest swept value is above the boundary, the smallest below",
-        "stalled": f"training loss > {B.EPSILON:g} at the cap (loss-target runs)",
+        "a constant above p": f"median excess > GAP = {GAP} (declared in v1)",
+        "sign test": "k runs above GAP, l below (ties dropped): p = P(Binomial(k + l, 1/2) >= k); "
+        "every s at level 0.01 (an intersection-union test: no correction)",
+        "Bayes level reached": f"excess <= DELTA = {DELTA} (reported)",
+        "stalled": f"training loss > {B.EPSILON:g} at the cap (counted; a stalled run counts as "
+        "it ends)",
     },
     notes={
-        "measure": "outcomes (noisy and clean test errors of transfer and scratch)",
-        "reported, not in the verdict": "per point median / mean excess of transfer and "
-        "scratch, share of runs with excess <= DELTA, Gamma_inh, Gamma_scr; Page's trend test "
-        "(decrease) of the transfer excess over N_1; the same table and conditions on the "
-        "share panel (largest |u| above, |u| = 0 below)",
+        "cells": "chosen by the §7 indicators before any run of v2: v1's base regime (d = 600, "
+        "|u| = 2, |v_1| = |v_2| = 1, sigma_p = 1, N_2 = 10, p_2 = 0.1, alpha = 0.5, m = 10, "
+        "eta = 1, T_1 = 200) with N_1 as the only factor; Kou's boundary n |mu|^4 ~ sigma_p^4 d "
+        "is at an indicator of order 1 (docs/model.md §8.2): benign Gamma_inh = 5.33 (0.73 "
+        "decades above 1), harmful 0.262 (0.58 below), scratch Gamma_scr = 0.417. The "
+        "exploration's transition in Gamma_inh (10^-2.47, validation/exploration/"
+        "transfer_phase-v2) is that of the gain's sign, transfer vs scratch, not vs p: both "
+        "cells lie above it. N_1 = d / 2, not v1's N_1 ~ d, for the cost",
+        "cost": "measured before the design, one run per cell and scale under the loss rule "
+        "(refimpl.lab.measures.measure_outcomes, seed 0 outside the claim's streams, load ~6 on "
+        "2 cores): benign 0.32 / 1.1 / 4.4 s CPU at s = 1 / 2 / 4 (11.9 s wall at s = 4), "
+        "harmful 0.22-0.24 s; N_1 = d - 40 at s = 4 took 11.8 s CPU (35 s wall) at fixed T. "
+        "About 6.5 s CPU per seed: 20 seeds ~ 130 s CPU, 6-7 min wall at that load",
+        "seen before": "v1's results (the harmful cell at s = 1 is v1's N_1 = 10 point at equal "
+        "loss, other seeds) and the timing runs' errors (one seed each)",
+        "reading": "at fixed indicators Kou et al.'s bound p + exp(-indicator / C) does not shrink "
+        "with s; (i) is the audit's reading of the dichotomy (validation-audit-3, item 6). A FAIL "
+        "of (i) with (ii) and (iii) holding says the excess depends on the indicators alone at "
+        "these sizes",
+        "one stopping rule": "the theorems are stated at training loss epsilon (docs/model.md "
+        "§8.2); each arm is compared with p, not with the other arm (§8.4's two rules are for "
+        "that comparison)",
+        "reported, not in the verdict": "per arm and s the median and mean excess, shares <= "
+        "DELTA and > GAP, Gamma_inh, Gamma_scr, stalled runs, median steps; Page's test "
+        "(two-sided) of the harmful arms over s",
     },
-    hash_scheme1="db9e1b7914b8",
+    disclosures=(
+        Disclosure(
+            date="2026-12-06 (v2, after v1's full report and its replication)",
+            change="v1's N_1 panel (N_1 = 10 to 590 at d = 600: thresholds on the medians at its "
+            "ends under both stopping rules and a Wilcoxon test of scratch > transfer at the "
+            "largest N_1) and |u| panel -> two cells at fixed Gamma_inh (N_1 = d / 2 and d / 60) "
+            "and scratch, each at s = 1, 2, 4 with d, N_1, N_2 x s, at equal training loss; "
+            "Page's test of a decrease with s (benign) and sign tests of a median excess above "
+            "GAP at every s (harmful transfer, scratch); 40 -> 20 seeds; salt bayes-v1 -> "
+            "bayes-v2",
+            reason="an independent audit (validation-audit-3): v1 checks thresholds on a smooth "
+            "monotone curve over N_1, largely gain_upstream_n in Bayes units, not the "
+            "dichotomy; its grid end N_1 = 590 could be chosen with a committed excess of 0.015 "
+            "at N_1 = 200 in view",
+            earlier="v1 (protocol 60fa49de524f; 7 values of N_1 x 40 paired seeds; p_2 = 0.1, "
+            "DELTA = 0.01, GAP = 0.05): PASS on main and on r1. Main, fixed T = 200: median "
+            "transfer excess +0.0049 at N_1 = 590, scratch +0.1865 there (Wilcoxon scratch > "
+            "transfer p < 1e-10), transfer +0.1352 at N_1 = 10; equal loss (0.001, cap 2000): "
+            "+0.0055, +0.1860 (p < 1e-10), +0.1356. r1, fixed T: +0.0056, +0.1769 (p = 1.8e-08), "
+            "+0.1330; equal loss: +0.0061, +0.1771 (p < 1e-10), +0.1331",
+        ),
+    ),
 )
 
 
 def measure(size, sweep):
-    """Both panels under both stopping rules, each panel on its own seed
-    stream: ``{panel: {rule: {metric: array (points, seeds)}}}``."""
-    out = {}
-    for panel, grid in size.configs.items():
-        kw = {"measure": "outcomes", "common": COMMON[panel] + B.STOP_FIELDS}
-        sw = _panel_sweep(sweep, panel)
-        out[panel] = B.sweep_rules_once(sw, grid, size.loss_cap, METRICS, panel, **kw)
-    return out
+    """Both cells at every scale in one sweep (common random numbers across
+    N_1): ``{cell: {metric: array (scales, seeds)}}``."""
+    configs = [c for cell in CELLS for c in size.configs[cell]]
+    sw = sweep(configs, label="cells x scales", metrics=METRICS, measure="outcomes")
+    k = len(size.scales)
+    return {
+        cell: {m: sw.values(m)[i * k : (i + 1) * k] for m in METRICS}
+        for i, cell in enumerate(CELLS)
+    }
 
 
-def _panel_sweep(sweep, panel):
-    """The claim's sweep with the panel's salt ``<salt>/<panel>``."""
-    salted = dataclasses.replace(sweep.protocol, salt=f"{sweep.protocol.salt}/{panel}")
-    return ClaimSweep(salted, sweep.size, sweep.out, sweep.jobs)
+def sign_test(values, level):
+    """Exact one-sided sign test that the median of ``values`` exceeds
+    ``level`` (docs/model.md §8.4): k values above, l below, ties dropped,
+    p = P(Binomial(k + l, 1/2) >= k); NaN with a missing value, 1 with k + l = 0.
+    Returns ``above``, ``below``, ``n_missing``, ``p``."""
+    v = B.as_float(values)
+    ok = np.isfinite(v)
+    k, n = int(np.sum(v[ok] > level)), int(np.sum(v[ok] != level))
+    missing = int(v.size - ok.sum())
+    p = float(scipy.stats.binom.sf(k - 1, n, 0.5)) if n else 1.0
+    return {"above": k, "below": n - k, "n_missing": missing, "p": np.nan if missing else p}
 
 
-def conditions(x, transfer, scratch, delta=DELTA, gap=GAP):
-    """The three conditions of one panel (pure). ``x`` (k,): the swept values
-    (the largest is "above the boundary", the smallest "below"); ``transfer``,
-    ``scratch``: rule -> excess noisy error per point and seed, (k, seeds)
-    (NaN or None: missing); ``delta``, ``gap``: the Bayes level is reached
-    (excess <= delta), a constant above p (excess >= gap).
+def dichotomy(x, benign, harmful, scratch, gap=GAP, delta=DELTA):
+    """The verdict of the three arms (pure). ``x`` (k,): the scales;
+    ``benign``, ``harmful``, ``scratch``: excess noisy error per scale and
+    seed, (k, seeds) (NaN or None: missing).
 
-    Returns ``verdict`` ("PASS" when under every rule (i) the median transfer
-    excess at the largest x is <= delta, (ii) the median scratch excess there
-    is >= gap and the one-sided Wilcoxon test of scratch > transfer has p <
-    SIGNIFICANCE, (iii) the median transfer excess at the smallest x is >=
-    gap; and no value is missing), ``verdict_tests`` (without the
-    missing-value rule), ``missing``, and ``rules``: rule -> per point
-    ``median_*``, ``mean_*`` and ``bayes_*`` (share of runs with excess <=
-    delta) of transfer and scratch, ``wilcoxon`` at the top, ``conditions``,
-    ``holds``, ``trend`` (Page, decrease of the transfer excess over x; None
-    with fewer than 3 points), ``top`` and ``bottom`` (their row indices).
-    """
-    x = np.asarray(x, float)
-    top, bottom = int(np.argmax(x)), int(np.argmin(x))
-    rules, missing = {}, 0
-    for rule in transfer:
-        t, s = B.as_float(transfer[rule]), B.as_float(scratch[rule])
-        out = {}
-        for name, v in zip(ARMS, (t, s), strict=True):
-            o = S.outcome_summary(v, delta)
-            out[f"median_{name}"], out[f"mean_{name}"] = o["median"], o["mean"]
-            out[f"bayes_{name}"] = 1.0 - o["failure_rate"]
-        w = S.wilcoxon(s[top], t[top], "greater")
-        mt, ms = out["median_transfer"], out["median_scratch"]
-        cond = {
-            "above": bool(mt[top] <= delta),
-            "scratch_sub_bayes": bool(ms[top] >= gap and w["p"] < SIGNIFICANCE),
-            "crossed": bool(mt[bottom] >= gap),
-        }
-        trend = S.trend(x, t, "less") if x.size >= 3 else None
-        missing += S.n_missing(t, s)
-        holds = all(cond.values())
-        rules[rule] = {**out, "wilcoxon": w, "conditions": cond, "holds": holds, "trend": trend}
-        rules[rule].update(top=top, bottom=bottom)
-    tests = "PASS" if rules and all(r["holds"] for r in rules.values()) else "FAIL"
+    Returns ``verdict`` ("PASS" when (i) Page's test of a decrease of the
+    benign excess over x has rho < 0 and p < SIGNIFICANCE, (ii) and (iii)
+    the sign test of a median above ``gap`` has p < SIGNIFICANCE at every x
+    for ``harmful`` and for ``scratch``, and no value is missing),
+    ``verdict_tests`` (without the missing-value rule), ``missing``,
+    ``conditions`` {shrinks, harmful_above, scratch_above}, and ``arms``:
+    arm -> per scale ``median``, ``mean``, ``bayes`` (share <= delta),
+    ``above_gap`` (share > gap), ``sign`` (the sign tests) and ``trend``
+    (Page: "less" for benign, two-sided for the harmful arms)."""
+    vals = {a: B.as_float(v) for a, v in zip(ARMS, (benign, harmful, scratch), strict=True)}
+    arms = {}
+    for a, v in vals.items():
+        o = S.outcome_summary(v, delta)
+        arms[a] = {"median": o["median"], "mean": o["mean"], "bayes": 1.0 - o["failure_rate"]}
+        arms[a]["above_gap"] = S.outcome_summary(v, gap)["failure_rate"]
+        arms[a]["sign"] = [sign_test(row, gap) for row in v]
+        arms[a]["trend"] = S.trend(x, v, "less" if a == "benign" else "two-sided")
+    tr = arms["benign"]["trend"]
+    cond = {"shrinks": bool(tr["rho"] < 0 and tr["p"] < SIGNIFICANCE)}
+    for a in HARMFUL:
+        cond[f"{a}_above"] = all(t["p"] < SIGNIFICANCE for t in arms[a]["sign"])
+    missing = S.n_missing(*vals.values())
+    tests = "PASS" if all(cond.values()) else "FAIL"
     verdict = "FAIL" if missing else tests
-    return {"verdict": verdict, "verdict_tests": tests, "missing": missing, "rules": rules}
+    out = {"verdict": verdict, "verdict_tests": tests, "missing": missing}
+    return {**out, "conditions": cond, "arms": arms}
 
 
-def _panel(size, panel, vals):
-    """:func:`conditions` of one panel's measurements (excess = noisy error - p_2)."""
-    p = size.configs[panel][0].flip_down
-    t, s = ({r: B.as_float(vals[r][f"noisy_{k}"]) - p for r in B.RULES} for k in ARMS)
-    return conditions(size.x[panel], t, s)
+def excess(size, m):
+    """Excess noisy error (noisy - p_2) per arm, (scales, seeds)."""
+    p = size.configs["benign"][0].flip_down
+    out = {cell: B.as_float(m[cell]["noisy_transfer"]) - p for cell in CELLS}
+    return {**out, "scratch": B.as_float(m["benign"]["noisy_scratch"]) - p}
 
 
 def decide(size, m):
-    """The verdict (pure): :func:`conditions` of the N_1 panel under both
-    stopping rules; ``panels`` holds both panels' (the share panel's is
-    reported, not in the verdict)."""
-    panels = {panel: _panel(size, panel, vals) for panel, vals in m.items()}
-    main = panels["n_up"]
-    out = {k: main[k] for k in ("verdict", "verdict_tests", "missing")}
-    out["holds"] = {r: main["rules"][r]["holds"] for r in B.RULES}
-    return {**out, "share_panel": panels["share"]["verdict_tests"], "panels": panels}
+    """:func:`dichotomy` of the measurements' excess errors."""
+    ex = excess(size, m)
+    return dichotomy(size.scales, ex["benign"], ex["harmful"], ex["scratch"])
 
 
 # ----------------------------------------------------------------------
 # presenting it
 
-
-def _base_config(size):
-    """The base regime: the N_1 panel's config at the share panel's N_1."""
-    return size.configs["n_up"][0].replace(n_up=size.configs["share"][0].n_up)
-
-
-def _conditions_text(d, x, xname):
-    """One rule's three conditions in words."""
-    c, top, bot = d["conditions"], d["top"], d["bottom"]
-    return (
-        f"(i) transfer at Bayes at {xname} = {x[top]:g}: {YES[c['above']]} (median "
-        f"{d['median_transfer'][top]:+.4f}); (ii) scratch sub-Bayes there: "
-        f"{YES[c['scratch_sub_bayes']]} (median {d['median_scratch'][top]:+.4f}, Wilcoxon "
-        f"scratch > transfer {R.fmt_p(d['wilcoxon']['p'])}); (iii) transfer above Bayes at "
-        f"{xname} = {x[bot]:g}: {YES[c['crossed']]} (median "
-        f"{d['median_transfer'][bot]:+.4f})"
-    )
+LABEL = {"benign": "transfer, benign cell", "harmful": "transfer, harmful cell"}
+LABEL["scratch"] = "scratch"
+CSV_HEADER = ["arm", "s", "d", "n_up", "n_down", "gamma_inh", "gamma_scr", "excess_median"]
+CSV_HEADER += ["excess_mean", "share_bayes", "share_above_gap", "above", "below", "sign_p"]
+CSV_HEADER += ["stalled", "steps_median"]
 
 
-def _stalled(vals):
-    """Stalled runs per point at equal loss: (transfer, scratch)."""
-    loss = vals["loss"]
-    return [np.nansum(B.stalled(loss[k], B.EPSILON), axis=1) for k in ("loss_down", "loss_scratch")]
+def _runs(m, arm):
+    """(loss, steps) of an arm's runs, (scales, seeds)."""
+    cell, k = ("benign", "scratch") if arm == "scratch" else (arm, "down")
+    return B.as_float(m[cell][f"loss_{k}"]), B.as_float(m[cell][f"steps_{k}"])
 
 
-CSV_HEADER = ["panel", "rule", "x", "n_up", "u_norm", "v_norm", "gamma_inh", "gamma_scr"]
-CSV_HEADER += ["excess_transfer_median", "excess_transfer_mean", "bayes_share_transfer"]
-CSV_HEADER += ["excess_scratch_median", "excess_scratch_mean", "bayes_share_scratch"]
-CSV_HEADER += ["stalled_transfer", "stalled_scratch"]
-SUMMARY = ("median_transfer", "mean_transfer", "bayes_transfer")
-SUMMARY += ("median_scratch", "mean_scratch", "bayes_scratch")
-
-
-def _rows(size, m, dec, gam, panel, rule):
-    """The CSV rows of one panel and rule: per point its values, summaries
-    and (equal loss) stalled runs."""
-    d, stall, rows = dec["panels"][panel]["rules"][rule], _stalled(m[panel]), []
-    for i, c in enumerate(size.configs[panel]):
-        row = [panel, rule, size.x[panel][i], c.n_up, c.u_norm, c.v_down_norm]
-        row += [gam[panel][i]["gamma_inh"], gam[panel][i]["gamma_scr"]]
-        row += [d[k][i] for k in SUMMARY]
-        rows.append(row + ([stall[0][i], stall[1][i]] if rule == "loss" else [None, None]))
+def _rows(size, m, dec):
+    """One CSV row per arm and scale."""
+    rows = []
+    for a in ARMS:
+        d, (loss, steps) = dec["arms"][a], _runs(m, a)
+        stall = np.nansum(B.stalled(loss, B.EPSILON), axis=1)
+        for i, c in enumerate(size.configs["benign" if a == "scratch" else a]):
+            g, t = indicators(c), d["sign"][i]
+            row = [a, size.scales[i], c.d, c.n_up, c.n_down]
+            row += [None if a == "scratch" else g["gamma_inh"], g["gamma_scr"]]
+            row += [d["median"][i], d["mean"][i], d["bayes"][i], d["above_gap"][i]]
+            row += [t["above"], t["below"], t["p"], stall[i], float(np.nanmedian(steps[i]))]
+            rows.append(row)
     return rows
 
 
-def _cells(row, reps):
-    """One CSV row as the report table's cells."""
+def _cells(row):
+    """A CSV row as the report table's cells."""
     v = dict(zip(CSV_HEADER, row, strict=True))
-    x = v["x"]
-    cells = [f"{x:g}" if isinstance(x, int) else f"{x:.3g}"]
-    cells += ["n/a" if v[k] is None else f"{v[k]:.3g}" for k in ("gamma_inh", "gamma_scr")]
-    for k in ("transfer", "scratch"):
-        cells += [f"{v[f'excess_{k}_median']:+.4f} / {v[f'excess_{k}_mean']:+.4f}"]
-        cells += [f"{100 * v[f'bayes_share_{k}']:.0f}%"]
-    if v["rule"] == "loss":
-        cells += [f"{int(v['stalled_transfer'])} / {int(v['stalled_scratch'])} of {reps}"]
-    return cells
+    gi = "n/a" if v["gamma_inh"] is None else f"{v['gamma_inh']:.3g}"
+    return [
+        LABEL[v["arm"]],
+        f"{v['s']} ({v['d']}, {v['n_up']}, {v['n_down']})",
+        f"{gi} / {v['gamma_scr']:.3g}",
+        f"{v['excess_median']:+.4f} / {v['excess_mean']:+.4f}",
+        f"{100 * v['share_bayes']:.0f}% / {100 * v['share_above_gap']:.0f}%",
+        f"{v['above']} / {v['below']}, {R.fmt_p(v['sign_p'])}",
+        f"{int(v['stalled'])}, {v['steps_median']:g}",
+    ]
 
 
-def _table(size, m, dec, gam, panel, rule, title):
-    """The report's table of one panel and rule."""
-    head = [XNAME[panel], "Gamma_inh", "Gamma_scr", "transfer excess (median / mean)"]
-    head += [f"transfer <= {DELTA:g}", "scratch excess (median / mean)", f"scratch <= {DELTA:g}"]
-    head += ["stalled (transfer / scratch)"] if rule == "loss" else []
-    rows = [_cells(row, size.seeds) for row in _rows(size, m, dec, gam, panel, rule)]
-    return Table(head, rows, title=title)
+TABLE_HEAD = ["arm", "s (d, N_1, N_2)", "Gamma_inh / Gamma_scr", "excess (median / mean)"]
+TABLE_HEAD += [f"<= {DELTA:g} / > {GAP:g}", f"sign test: above / below {GAP:g}"]
+TABLE_HEAD += ["stalled, median steps"]
 
 
-def _panel_tables(size, m, dec, gam, labels):
-    """The report's text and table of every panel and rule."""
-    out, n_up = [], _base_config(size).n_up
-    for panel in PANELS:
-        x, xn = size.x[panel], XNAME[panel]
-        role = "in the verdict"
-        if panel == "share":
-            role = f"reported, not in the verdict; N_1 = {n_up}, |mu_1|^2 = |mu_2|^2 = {MU2:g}"
-        for r in B.RULES:
-            d = dec["panels"][panel]["rules"][r]
-            tr = R.fmt_trend(d["trend"]) if d["trend"] else "n/a"
-            title = (
-                f"**{xn} panel ({role}), {labels[r]}**: {_conditions_text(d, x, xn)}; all three: "
-                f"{YES[d['holds']]}. Transfer excess against {xn} (decrease): {tr}."
-            )
-            out.append(_table(size, m, dec, gam, panel, r, title))
-    return out
+def _arm_text(dec, arm, scales):
+    """One arm's medians over s and its test."""
+    d = dec["arms"][arm]
+    med = " / ".join(f"{v:+.4f}" for v in d["median"])
+    at = "/".join(str(s) for s in scales)
+    if arm == "benign":
+        return f"median excess {med} at s = {at}; decrease: {R.fmt_trend(d['trend'])}"
+    ps = " / ".join(R.fmt_p(t["p"]) for t in d["sign"])
+    return f"median excess {med} at s = {at}; sign test of a median > {GAP:g}: {ps}"
 
 
-def _draw(path, size, dec, labels, panel):
-    """Median excess of transfer and scratch against the panel's x, one panel per rule."""
-    base, reps = _base_config(size), size.seeds
-    title = f"excess noisy error vs N_1 (|u| = {base.u_norm:g}; {reps} paired seeds)"
-    if panel == "share":
-        at = f"|mu|^2 = {MU2:g}, N_1 = {base.n_up}"
-        title = f"excess noisy error vs |u| at {at} ({reps} paired seeds)"
-    panels = []
-    for r in B.RULES:
-        d = dec["panels"][panel]["rules"][r]
-        curves = [F.Curve(d["median_transfer"], "transfer (median)", "C0o-")]
-        curves += [F.Curve(d["median_scratch"], "scratch (median)", "C3s-")]
-        log = {"xscale": "log"} if panel == "n_up" else {}
-        panels += [F.Panel(curves, labels[r], XLABEL[panel], x=size.x[panel], hlines=LEVELS)]
-        panels[-1].axes, panels[-1].legend = log, None
-    panels[0].ylabel, panels[0].legend = "excess noisy test error (noisy - p_2)", {"fontsize": 7}
-    F.panels_figure(path, panels, figsize=(10.0, 4.0), suptitle=title, sharey=True)
-
-
-REGIME_FIELDS = ("d", "m", "n_down", "u_norm", P.SHARED_V, P.SIGMA_P, "flip_up", "flip_down")
-REGIME_FIELDS += ("alpha", "eta", "n_test")
-
-
-def _regime(base, reps):
-    """The regime and the reading of the numbers."""
-    return (
-        f"Regime: {P.regime(base, REGIME_FIELDS)}. Excess = noisy test error - p_2 per run (the "
-        "Bayes level is 0; the noisy error is p_2 + (1 - 2 p_2) x the clean error). Bayes level "
-        f"reached: excess <= {DELTA:g}; a constant above p: excess >= {GAP:g}. Gamma_inh is our "
-        "heuristic indicator (docs/model.md §7), Gamma_scr the downstream task's Kou indicator. "
-        "Common random numbers across the points of each panel: on the N_1 panel scratch is the "
-        f"same run at every N_1. With {reps} seeds the one-sided Wilcoxon p cannot fall below "
-        f"{0.5**reps:.3g}."
+def _statistic(size, dec):
+    """The statistic line: each arm's medians and test, the conditions."""
+    gam = {a: indicators(size.configs[a][0]) for a in CELLS}
+    head = {
+        "benign": f"benign (N_1 = d/{CELLS['benign']}, Gamma_inh = "
+        f"{gam['benign']['gamma_inh']:.3g})",
+        "harmful": f"harmful (N_1 = d/{CELLS['harmful']}, Gamma_inh = "
+        f"{gam['harmful']['gamma_inh']:.3g})",
+        "scratch": f"scratch (Gamma_scr = {gam['benign']['gamma_scr']:.3g})",
+    }
+    parts = [f"{head[a]}: {_arm_text(dec, a, size.scales)}" for a in ARMS]
+    c = dec["conditions"]
+    parts.append(
+        f"(i) shrinks: {YES[c['shrinks']]}, (ii) harmful above GAP: {YES[c['harmful_above']]}, "
+        f"(iii) scratch above GAP: {YES[c['scratch_above']]}; excess = noisy error - p_2 (p_2 = "
+        f"{FLIP_DOWN:g}); equal loss ({B.EPSILON:g}, cap {size.loss_cap} x s); {size.seeds} "
+        "seeds per scale"
     )
+    return "; ".join(parts)
 
 
-def _finding(size, share):
-    """The share panel's conditions in one sentence."""
-    held = "hold under both rules"
-    if share["verdict_tests"] != "PASS":
-        each = ", ".join(f"{r}: {YES[share['rules'][r]['holds']]}" for r in B.RULES)
-        held = f"do not hold under both rules ({each})"
-    missing = f"; {share['missing']} missing value(s)" if share["missing"] else ""
+def _draw(path, size, dec):
+    """Median excess of the three arms against s (log-log)."""
+    fmt = {"benign": "C0o-", "harmful": "C1s-", "scratch": "C3^-"}
+    curves = [F.Curve(dec["arms"][a]["median"], f"{LABEL[a]} (median)", fmt[a]) for a in ARMS]
+    panel = F.Panel(curves, "", "s (d, N_1, N_2 x s)", x=size.scales, hlines=LEVELS)
+    panel.ylabel, panel.legend = "excess noisy test error (noisy - p_2)", {"fontsize": 7}
+    panel.axes = {"xscale": "log", "yscale": "log"}
+    title = f"excess at fixed Gamma against scale ({size.seeds} seeds per point)"
+    F.panels_figure(path, [panel], figsize=(6.0, 4.5), suptitle=title)
+
+
+REGIME_FIELDS = ("m", "u_norm", P.SHARED_V, P.SIGMA_P, "flip_up", "flip_down", "alpha")
+REGIME_FIELDS += ("eta", "steps_up", "n_test")
+
+
+def _regime(size):
+    """The regime and the reading of the numbers."""
+    base = size.configs["benign"][0]
     return (
-        f"Shared-fraction panel (reported, not in the verdict): the three conditions "
-        f"(largest |u| = {size.x['share'][-1]:.3g} as 'above', |u| = 0 as 'below') "
-        f"{held}{missing}."
+        f"Regime: {P.regime(base, REGIME_FIELDS)}; at s = 1 d = {base.d}, N_2 = {base.n_down}, "
+        f"N_1 = {base.n_up} (benign) and {size.configs['harmful'][0].n_up} (harmful); d, N_1, N_2 "
+        "x s leave Gamma_inh (our heuristic, docs/model.md §7) and Gamma_scr (the downstream "
+        f"task's Kou indicator) unchanged. Every stage to the training loss {B.EPSILON:g} (the "
+        f"upstream within T_1, fine-tuning and scratch within {size.loss_cap} x s steps). "
+        "Excess = noisy test error - p_2 per run (the Bayes level is 0). The two cells share "
+        "each seed's downstream data and scratch run; scales have independent seeds."
     )
 
 
 def present(size, m, dec):
-    base, ns = _base_config(size), size.x["n_up"]
-    labels = {r: B.stop_label(r, B.EPSILON, size.loss_cap, base.steps_down) for r in B.RULES}
-    main = dec["panels"]["n_up"]["rules"]
-    statistic = "; ".join(f"{labels[r]}: {_conditions_text(main[r], ns, 'N_1')}" for r in B.RULES)
-    statistic += (
-        f"; excess = noisy error - p_2 (p_2 = {base.flip_down:g}), DELTA = {DELTA:g}, GAP = "
-        f"{GAP:g}; {len(ns)} values of N_1 x {size.seeds} paired seeds"
+    rows = _rows(size, m, dec)
+    title = (
+        "**Excess per arm and scale** (share <= DELTA / > GAP; the sign test of a median above "
+        "GAP decides for the harmful arms, Page's test over s for the benign one)"
     )
-    gam = {panel: [indicators(c) for c in size.configs[panel]] for panel in PANELS}
-    finding = _finding(size, dec["panels"]["share"])
-    rows = [row for p in PANELS for r in B.RULES for row in _rows(size, m, dec, gam, p, r)]
-    draw = partial(_draw, size=size, dec=dec, labels=labels)
-    figures = [Figure(f"bayes_{p}", partial(draw, panel=p)) for p in PANELS]
-    sections = [_regime(base, size.seeds), *_panel_tables(size, m, dec, gam, labels), finding]
-    sections += [Table(CSV_HEADER, rows, name="bayes", show=False), *figures]
-    panels = {p: {"x": size.x[p]} for p in PANELS}
-    for p, k in ((p, k) for p in PANELS for k in ("gamma_inh", "gamma_scr")):
-        panels[p][k] = [g[k] for g in gam[p]]
-    data = {"delta": DELTA, "gap": GAP, "p_down": base.flip_down, "replicates": size.seeds}
-    data.update(base_config=base.to_dict(), finding_share_panel=finding, panels=panels, per_seed=m)
-    return Outcome(statistic, sections, data)
+    table = Table(TABLE_HEAD, [_cells(r) for r in rows], title=title)
+    others = "; ".join(
+        f"{LABEL[a]}: {R.fmt_trend(dec['arms'][a]['trend'])} (two-sided)" for a in HARMFUL
+    )
+    sections = [_regime(size), table, f"Reported, not in the verdict: trend over s, {others}."]
+    sections += [Table(CSV_HEADER, rows, name="bayes", show=False)]
+    sections += [Figure("bayes_scales", partial(_draw, size=size, dec=dec))]
+    data = {"delta": DELTA, "gap": GAP, "p_down": FLIP_DOWN, "scales": size.scales}
+    data.update(cells=dict(CELLS), replicates=size.seeds, per_seed=m)
+    return Outcome(_statistic(size, dec), sections, data)

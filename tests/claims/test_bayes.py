@@ -1,265 +1,273 @@
-"""The claim ``bayes``: its declared protocol and panels, the pure three
-conditions of a panel (:func:`conditions`) and ``decide(size, measurements)``
-on hand-made excess errors with known answers, the shared one-sweep stopping
-rules, and one quick end-to-end run.
+"""The claim ``bayes`` (version 2): its declared protocol and cells, the
+exact sign test, the pure verdict of the three arms (:func:`dichotomy`) and
+``decide(size, measurements)`` on hand-made excess errors with known answers,
+the measure's split by cell, and one quick end-to-end run.
 
-Known p-values: the one-sided Wilcoxon signed-rank test of n paired
-differences, all positive and of distinct magnitudes (no ties: the exact
-null distribution), has p = 1 / 2^n (only the all-positive sign pattern
-reaches the largest W+). n = 8 gives 1/256 < 0.01; n = 4 gives 1/16.
-Page's test with b blocks, each strictly decreasing over 3 points, has the
-exact one-sided p = (1/3!)^b (only that ordering in every block reaches L).
+Known p-values, worked out by hand:
+
+- The one-sided sign test of n values with k above the level and n - k
+  below has p = P(Binomial(n, 1/2) >= k) = sum_{j >= k} C(n, j) / 2^n.
+  n = 20: k = 20 gives 1 / 2^20 = 9.5367e-7; k = 16 gives (C(20,16) +
+  C(20,17) + C(20,18) + C(20,19) + C(20,20)) / 2^20 = (4845 + 1140 + 190 +
+  20 + 1) / 1048576 = 6196 / 1048576 = 0.0059090 < 0.01; k = 15 adds
+  C(20,15) = 15504: 21700 / 1048576 = 0.020695 > 0.01. So 16 of 20 above
+  passes at 0.01 and 15 of 20 does not. Values equal to the level are
+  dropped: 10 above, 2 equal, 0 below gives 1 / 2^10 = 9.765625e-4.
+- Page's test with b blocks, each strictly decreasing over 3 points, has
+  the exact one-sided p (decrease) = (1/3!)^b = 6^-b (only that ordering in
+  every block reaches the largest L); each block strictly increasing gives
+  the smallest L, so p (decrease) = 1. Mean per-block Spearman rho: -1 and
+  +1.
 """
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 
-from refimpl.claims import _base as B
 from refimpl.claims import bayes
 from refimpl.lab import stats as S
-from refimpl.lab.claim import ClaimSweep, Protocol, Size, run_claim
+from refimpl.lab.claim import Disclosure, Protocol, Size, run_claim
+from refimpl.theory import indicators
 
-X = [10, 50, 200]
-SEEDS = 8
+SCALES = [1, 2, 4]
+SEEDS = 20
 P_DOWN = 0.1
-RULES = ("steps", "loss")
 
 
-def distinct(level, n=SEEDS, scale=1e-4):
-    """n values level + scale * (1, ..., n): distinct magnitudes, median
-    level + scale * (n + 1) / 2."""
-    return level + scale * np.arange(1, n + 1)
+def rows(levels, n=SEEDS, scale=1e-4):
+    """(len(levels), n): row i is levels[i] + scale * (1, ..., n), so with a
+    decreasing ``levels`` every seed (column) decreases strictly over the rows
+    (the steps between levels exceed scale * n)."""
+    return np.asarray(levels, float)[:, None] + scale * np.arange(1, n + 1)
 
 
-def panel(bottom=0.10, middle=0.05, top=0.002, scratch=0.15, scratch_top=None, n=SEEDS):
-    """Transfer and scratch excess, shape (3, n), at X (bottom to top)."""
-    t = np.stack([distinct(bottom, n), distinct(middle, n), distinct(top, n)])
-    s_top = scratch if scratch_top is None else scratch_top
-    s = np.stack([distinct(scratch, n, 3e-4), distinct(scratch, n, 3e-4), distinct(s_top, n, 3e-4)])
-    return t, s
+def arms(benign=(0.012, 0.006, 0.003), harmful=(0.13, 0.13, 0.13), scratch=(0.19, 0.19, 0.19)):
+    """The three arms' excess, (3 scales, SEEDS): by default benign decreasing
+    in every seed, harmful transfer and scratch above GAP in every run."""
+    return rows(benign), rows(harmful), rows(scratch, scale=3e-4)
 
 
-def both(t, s, t_loss=None, s_loss=None):
-    """The same values under both rules unless the loss rule is given."""
-    return (
-        {"steps": t, "loss": t if t_loss is None else t_loss},
-        {"steps": s, "loss": s if s_loss is None else s_loss},
-    )
+def with_below(values, i, below, value=0.02):
+    """``values`` with the first ``below`` runs at scale row ``i`` set to ``value``."""
+    v = values.copy()
+    v[i, :below] = value
+    return v
 
 
 # ----------------------------------------------------------------------
 # measurements shaped as measure(size, sweep) returns them
-def _rule(t, s, stalled=False):
-    """All metrics of one rule from the excess errors (points, seeds) at p_2 = P_DOWN."""
-    t, s = np.asarray(t, float), np.asarray(s, float)
-    loss = np.full(t.shape, 1e-2 if stalled else 1e-4)  # epsilon = 1e-3: stalled above it
+def cell(transfer, scratch, stalled=False):
+    """All metrics of one cell from the excess errors (scales, seeds) at p_2 = P_DOWN."""
+    t, s = np.asarray(transfer, float), np.asarray(scratch, float)
+    loss = np.full(t.shape, 1e-2 if stalled else 1e-3)  # epsilon = 1e-3: stalled above it
     return {
         "noisy_transfer": P_DOWN + t,
         "noisy_scratch": P_DOWN + s,
-        "err_transfer": t / (1 - 2 * P_DOWN),  # noisy = p + (1 - 2p) clean
-        "err_scratch": s / (1 - 2 * P_DOWN),
         "loss_down": loss,
         "loss_scratch": loss,
-        "steps_down": np.full(t.shape, 100.0),
-        "steps_scratch": np.full(t.shape, 150.0),
+        "steps_down": np.full(t.shape, 300.0),
+        "steps_scratch": np.full(t.shape, 280.0),
     }
 
 
-def measurements(n_up, share=None, stalled=False):
-    """``{panel: {rule: {metric: (points, seeds)}}}`` from (transfer, scratch)
-    excess per panel (the share panel as the N_1 panel unless given)."""
-    share = n_up if share is None else share
+def measurements(benign, harmful, scratch, stalled=False):
+    """``{cell: {metric: (scales, seeds)}}``; scratch is the same in both cells."""
     return {
-        p: {r: _rule(*v, stalled=stalled and r == "loss") for r in RULES}
-        for p, v in (("n_up", n_up), ("share", share))
+        "benign": cell(benign, scratch, stalled),
+        "harmful": cell(harmful, scratch, stalled),
     }
 
 
 def examples(size):
     """Synthetic measurements of ``size`` with a PASS and a FAIL verdict.
 
-    Seeds: ``size.seeds``, but at least 8: with fewer than 7 the one-sided
-    Wilcoxon p cannot fall below 0.01 (1/2^n), so no PASS exists at the
-    quick size's 4 seeds. PASS: the transfer excess falls from 0.10 at the
-    smallest x to 0.002 at the largest, scratch stays at 0.15 (condition
-    (ii): 8 positive distinct differences). FAIL: the transfer excess is 0.03
-    everywhere (not at Bayes at the top, (i); not >= GAP at the bottom,
-    (iii)), and the equal-loss runs stall."""
-    n = max(int(size.seeds), 8)
-    out = {}
-    for verdict, (bottom, top) in {"PASS": (0.10, 0.002), "FAIL": (0.03, 0.03)}.items():
-        excess = {}
-        for p in bayes.PANELS:
-            k = len(size.x[p])
-            t = np.linspace(bottom, top, k)[:, None] + 1e-4 * np.arange(1, n + 1)
-            excess[p] = (t, np.tile(distinct(0.15, n, 3e-4), (k, 1)))
-        out[verdict] = measurements(excess["n_up"], excess["share"], stalled=verdict == "FAIL")
-    return out
-
-
-def quick_size(x):
-    """The quick size's configs with the swept values ``x`` on both panels."""
-    q = bayes.PROTOCOL.quick
-    return Size(q.configs, SEEDS, x={"n_up": x, "share": x}, loss_cap=q.loss_cap)
+    Seeds: ``size.seeds``, but at least 20 (the quick size's 4 seeds give a
+    sign-test p of 1/16 at best). PASS: the benign excess halves with every
+    doubling of s (0.012, 0.006, 0.003) in every seed (Page p = 6^-n), the
+    harmful transfer (0.13) and scratch (0.19) excess lie above GAP in every
+    run (sign-test p = 2^-n at every s). FAIL: the benign excess grows with s
+    (0.003, 0.006, 0.012: Page p = 1, (i)); at s = 4 five of twenty harmful
+    runs fall to 0.02 (15 above GAP: p = 0.0207, (ii)); and the runs stall."""
+    n = max(int(size.seeds), SEEDS)
+    k = len(size.scales)
+    ok = (rows([0.012 / 2**i for i in range(k)], n), rows([0.13] * k, n))
+    scratch = rows([0.19] * k, n, 3e-4)
+    harmful_bad = with_below(rows([0.13] * k, n), k - 1, n // 4)
+    bad = (rows([0.003 * 2**i for i in range(k)], n), harmful_bad)
+    return {
+        "PASS": measurements(*ok, scratch),
+        "FAIL": measurements(*bad, scratch, stalled=True),
+    }
 
 
 # ----------------------------------------------------------------------
-# the protocol and its panels
+# the protocol and its cells
 def test_protocol_is_declared():
     p = bayes.PROTOCOL
     assert isinstance(p, Protocol) and p.name == "bayes" and p.source == "paper"
-    assert p.fixed == "2026-11-29" and p.full.seeds == 40 and p.quick.seeds == 4
-    assert p.hash_scheme1 == "db9e1b7914b8"  # the committed full-size hash
-    assert p.hash(quick=True) != p.hash() and len(p.hash()) == 12
-    assert p.salt == "bayes-v1" and p.disclosures == ()
-    assert str(S.SIGNIFICANCE) in p.pass_rule and "Wilcoxon" in p.statistic
-    assert bayes.DELTA == 0.01 and bayes.GAP == 0.05
+    assert p.fixed == "2026-12-06" and p.salt == "bayes-v2" and p.common == ("n_up",)
+    assert p.full.seeds == 20 and p.quick.seeds == 4 and p.hash_scheme1 == ""
+    assert p.full.scales == p.quick.scales == SCALES
+    assert str(S.SIGNIFICANCE) in p.pass_rule and "Page" in p.statistic
+    assert "sign test" in p.statistic and bayes.GAP == 0.05 and bayes.DELTA == 0.01
+    (d,) = p.disclosures
+    assert isinstance(d, Disclosure) and "validation-audit-3" in d.reason
+    for number in ("60fa49de524f", "+0.0049", "+0.1865", "+0.1352", "+0.0055", "+0.1860"):
+        assert number in d.earlier  # v1 main
+    for number in ("+0.0056", "+0.1769", "1.8e-08", "+0.1330", "+0.0061", "+0.1771", "+0.1331"):
+        assert number in d.earlier  # v1 r1
     json.dumps(p.to_dict(), allow_nan=False)
     assert not any(hasattr(bayes, k) for k in ("NAME", "CLAIM", "SOURCE", "run"))
 
 
-def test_the_panels_move_one_factor():
-    full, quick = bayes.PROTOCOL.full, bayes.PROTOCOL.quick
-    assert full.x["n_up"] == [10, 20, 50, 100, 200, 400, 590] and quick.x["n_up"] == [10, 40, 100]
-    assert full.x["share"][-1] == quick.x["share"][-1] == pytest.approx(math.sqrt(5))
-    assert (full.loss_cap, quick.loss_cap) == (2000, 600)
-    for size, d, n_up in ((full, 600, 200), (quick, 120, 40)):
-        ns, us = size.x["n_up"], size.x["share"]
-        assert max(ns) <= d - 2
-        grid = size.configs["n_up"]
-        assert [c.n_up for c in grid] == ns
-        base = grid[0].replace(n_up=n_up)
-        assert base.flip_down == 0.1 and base.flip_up == 0.0 and base.u_norm == 2.0
-        assert base.engine == "auto" and base.d == d
-        assert all(c.replace(n_up=n_up) == base for c in grid)  # only N_1 moves
-        assert us[0] == 0.0 and [c.u_norm for c in size.configs["share"]] == us
-        for c in size.configs["share"]:
-            assert c.u_norm**2 + c.v_down_norm**2 == pytest.approx(5.0)
-            assert c.v_up_norm == c.v_down_norm and c.n_up == n_up
-            assert c.replace(u_norm=2.0, v_up_norm=1.0, v_down_norm=1.0) == base
+@pytest.mark.parametrize("which", ["full", "quick"])
+def test_the_cells_scale_at_fixed_indicators(which):
+    """Gamma_inh = 16 / (1 + k) at N_1 = d / k (|u| = 2, |v_1| = 1, sigma_p = 1):
+    16/3 (benign, k = 2) and 16/61 (harmful, k = 60) at every s; Gamma_scr =
+    N_2 |mu_2|^4 / d = 10 x 25 / 600 = 5/12 (full), 8 x 25 / 120 = 5/3 (quick)."""
+    size = bayes.PROTOCOL.size(which == "quick")
+    d0, n2, cap = (600, 10, 2000) if which == "full" else (120, 8, 600)
+    assert size.loss_cap == cap
+    for name, k, g_inh in (("benign", 2, 16 / 3), ("harmful", 60, 16 / 61)):
+        grid = size.configs[name]
+        assert len(grid) == 3
+        for s, c in zip(SCALES, grid, strict=True):
+            assert (c.d, c.n_up, c.n_down) == (d0 * s, d0 * s // k, n2 * s)
+            assert (c.epsilon, c.steps_down, c.eta) == (1e-3, cap * s, 1.0)
+            assert c.steps_up == grid[0].steps_up and c.flip_down == 0.1
+            g = indicators(c)
+            assert g["gamma_inh"] == pytest.approx(g_inh)
+            assert g["gamma_scr"] == pytest.approx(250 / 600 if which == "full" else 200 / 120)
+            same = c.replace(d=d0, n_up=d0 // k, n_down=n2, steps_down=cap)
+            assert same == grid[0]  # only d, N_1, N_2 and the cap move with s
+    for b, h in zip(size.configs["benign"], size.configs["harmful"], strict=True):
+        assert b.replace(n_up=h.n_up) == h  # the cells differ in N_1 only
 
 
 # ----------------------------------------------------------------------
-# the three conditions of a panel
-def test_pass_with_the_exact_wilcoxon_p():
-    dec = bayes.conditions(X, *both(*panel()))
+# the sign test
+@pytest.mark.parametrize(
+    "above, equal, below, p",
+    [
+        (20, 0, 0, 1 / 2**20),
+        (16, 0, 4, 6196 / 1048576),
+        (15, 0, 5, 21700 / 1048576),
+        (10, 2, 0, 1 / 2**10),
+        (0, 3, 0, 1.0),
+    ],
+)
+def test_the_sign_test_against_hand_values(above, equal, below, p):
+    v = [0.1] * above + [bayes.GAP] * equal + [0.0] * below
+    t = bayes.sign_test(v, bayes.GAP)
+    assert (t["above"], t["below"], t["n_missing"]) == (above, below, 0)
+    assert t["p"] == pytest.approx(p, rel=1e-12)
+
+
+def test_the_sign_test_is_nan_with_a_missing_value():
+    t = bayes.sign_test([0.1] * 9 + [None], bayes.GAP)
+    assert np.isnan(t["p"]) and t["n_missing"] == 1 and t["above"] == 9
+
+
+# ----------------------------------------------------------------------
+# the verdict of the three arms
+def test_pass_with_the_exact_p_values():
+    dec = bayes.dichotomy(SCALES, *arms())
     assert dec["verdict"] == dec["verdict_tests"] == "PASS" and dec["missing"] == 0
-    for r in RULES:
-        d = dec["rules"][r]
-        assert d["wilcoxon"]["p"] == pytest.approx(1 / 2**SEEDS, rel=1e-9)
-        assert d["conditions"] == {"above": True, "scratch_sub_bayes": True, "crossed": True}
-        assert d["median_transfer"][2] == pytest.approx(0.002 + 4.5e-4)
-        assert d["bayes_transfer"].tolist() == [0.0, 0.0, 1.0]
-        assert d["bayes_scratch"].tolist() == [0.0, 0.0, 0.0]
-        assert d["trend"]["rho"] == pytest.approx(-1.0)
-        assert d["trend"]["p"] == pytest.approx((1 / 6) ** SEEDS, rel=1e-6)
+    assert dec["conditions"] == {"shrinks": True, "harmful_above": True, "scratch_above": True}
+    tr = dec["arms"]["benign"]["trend"]
+    assert tr["rho"] == pytest.approx(-1.0) and tr["p"] == pytest.approx(6.0**-SEEDS, rel=1e-9)
+    for a in bayes.HARMFUL:
+        assert [t["p"] for t in dec["arms"][a]["sign"]] == pytest.approx([2.0**-SEEDS] * 3)
+    b = dec["arms"]["benign"]
+    assert b["median"].tolist() == pytest.approx(
+        [0.012 + 10.5e-4, 0.006 + 10.5e-4, 0.003 + 10.5e-4]
+    )
+    assert b["bayes"].tolist() == [0.0, 1.0, 1.0]  # 0.0061-0.0080 and 0.0031-0.0050 <= 0.01
+    assert dec["arms"]["harmful"]["above_gap"].tolist() == [1.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize(
     "changes, failing",
     [
-        ({"top": 0.02}, "above"),  # (i) transfer not at Bayes at the top
-        ({"top": 0.0096}, "above"),  # median 0.01005: just above DELTA
-        ({"scratch_top": 0.004}, "scratch_sub_bayes"),  # (ii) scratch at Bayes at the top
-        ({"scratch_top": 0.045}, "scratch_sub_bayes"),  # (ii) median 0.04635 < GAP
-        ({"bottom": 0.004}, "crossed"),  # (iii) transfer at Bayes at the bottom
-        ({"bottom": 0.045}, "crossed"),  # (iii) median 0.04545 < GAP
+        ({"benign": (0.003, 0.006, 0.012)}, "shrinks"),  # increasing: Page p = 1
+        ({"benign": (0.006, 0.006, 0.006)}, "shrinks"),  # constant: rho = 0
+        ({"harmful_below": (2, 5)}, "harmful_above"),  # 15 of 20 above: p = 0.0207
+        ({"scratch": (0.19, 0.04, 0.19)}, "scratch_above"),  # all below GAP at s = 2
     ],
 )
 def test_each_condition_fails_on_its_own(changes, failing):
-    dec = bayes.conditions(X, *both(*panel(**changes)))
+    b, h, s = arms(**{k: v for k, v in changes.items() if k != "harmful_below"})
+    if "harmful_below" in changes:
+        h = with_below(h, *changes["harmful_below"])
+    dec = bayes.dichotomy(SCALES, b, h, s)
     assert dec["verdict"] == dec["verdict_tests"] == "FAIL"
-    for r in RULES:
-        cond = dec["rules"][r]["conditions"]
-        assert cond == {k: k != failing for k in bayes.CONDITIONS}
+    assert dec["conditions"] == {k: k != failing for k in dec["conditions"]}
 
 
-def test_scratch_far_above_but_too_few_seeds_for_the_test():
-    """(ii) needs the Wilcoxon test too: 4 seeds give p = 1/16 at best."""
-    dec = bayes.conditions(X, *both(*panel(n=4)))
-    d = dec["rules"]["steps"]
-    assert d["wilcoxon"]["p"] == pytest.approx(1 / 16)
-    assert d["conditions"] == {"above": True, "scratch_sub_bayes": False, "crossed": True}
-    assert dec["verdict"] == "FAIL"
+def test_sixteen_of_twenty_above_is_enough():
+    b, h, s = arms()
+    dec = bayes.dichotomy(SCALES, b, with_below(h, 0, 4), s)
+    assert dec["verdict"] == "PASS"
+    assert dec["arms"]["harmful"]["sign"][0]["p"] == pytest.approx(6196 / 1048576)
+    assert dec["arms"]["harmful"]["above_gap"][0] == pytest.approx(0.8)
 
 
-def test_the_thresholds_are_inclusive():
-    t, s = panel()
-    t[2] = [0.0, 0.0, 0.0, bayes.DELTA, bayes.DELTA, 0.02, 0.02, 0.02]  # median DELTA
-    t[0] = bayes.GAP  # median GAP
-    assert bayes.conditions(X, *both(t, s))["verdict"] == "PASS"
+def test_too_few_seeds_fail_both_tests():
+    """4 seeds: the sign-test p is 1/16 at best; Page's test (1/6)^4 = 7.7e-4 passes."""
+    b, h, s = (rows(v, 4) for v in ((0.012, 0.006, 0.003), (0.13,) * 3, (0.19,) * 3))
+    dec = bayes.dichotomy(SCALES, b, h, s)
+    assert dec["arms"]["harmful"]["sign"][0]["p"] == pytest.approx(1 / 16)
+    assert dec["arms"]["benign"]["trend"]["p"] == pytest.approx(6.0**-4)
+    assert dec["conditions"] == {"shrinks": True, "harmful_above": False, "scratch_above": False}
 
 
-@pytest.mark.parametrize("failing_rule", RULES)
-def test_one_rule_failing_fails_the_verdict(failing_rule):
-    good, bad = panel(), panel(top=0.02)
-    t = {r: (bad if r == failing_rule else good)[0] for r in RULES}
-    s = {r: (bad if r == failing_rule else good)[1] for r in RULES}
-    dec = bayes.conditions(X, t, s)
-    assert dec["verdict"] == "FAIL"
-    assert {r: dec["rules"][r]["holds"] for r in t} == {r: r != failing_rule for r in t}
+@pytest.mark.parametrize("arm", [0, 1, 2])
+def test_a_missing_value_fails_and_is_counted(arm):
+    values = [v.astype(object) for v in arms()]
+    values[arm][1, 3] = None
+    values[arm][2, 5] = float("nan")
+    dec = bayes.dichotomy(SCALES, *values)
+    assert dec["missing"] == 2 and dec["verdict"] == "FAIL"
+    assert dec["verdict_tests"] == "FAIL"  # the tests themselves give NaN p-values
 
 
-@pytest.mark.parametrize("where", ["transfer", "scratch"])
-def test_a_missing_value_fails_and_is_counted(where):
-    t, s = panel()
-    target = (t if where == "transfer" else s).astype(object)
-    target[1, 3] = None  # a point outside the conditions
-    target[1, 4] = float("nan")
-    args = (target, s) if where == "transfer" else (t, target)
-    dec = bayes.conditions(X, *both(*args))
-    assert dec["missing"] == 4  # two values under each rule
-    assert dec["verdict"] == "FAIL" and dec["verdict_tests"] == "PASS"
-
-
-def test_a_missing_value_at_the_top_fails_the_wilcoxon_test():
-    t, s = panel()
-    s[2, 0] = np.nan
-    dec = bayes.conditions(X, *both(t, s))
-    assert math.isnan(dec["rules"]["steps"]["wilcoxon"]["p"])
-    assert dec["verdict"] == dec["verdict_tests"] == "FAIL"
-
-
-def test_above_and_below_follow_x_not_the_row_order():
-    """The |u| panel, or any unsorted grid: the largest x is 'above'."""
-    t, s = panel()
-    assert bayes.conditions(X[::-1], *both(t[::-1], s[::-1]))["verdict"] == "PASS"
-    dec = bayes.conditions(X[::-1], *both(t, s))  # the bottom values now sit at the top
-    assert dec["verdict"] == "FAIL"
-    assert dec["rules"]["steps"]["conditions"]["above"] is False
+def test_the_scales_order_is_read_from_x():
+    b, h, s = arms()
+    assert bayes.dichotomy(SCALES[::-1], b[::-1], h, s)["verdict"] == "PASS"
+    assert bayes.dichotomy(SCALES[::-1], b, h, s)["conditions"]["shrinks"] is False
 
 
 # ----------------------------------------------------------------------
 # decide(size, measurements)
-def test_decide_reads_the_excess_over_p2_of_the_n_up_panel():
-    dec = bayes.decide(quick_size(X), measurements(panel()))
-    assert dec["verdict"] == dec["verdict_tests"] == "PASS" and dec["missing"] == 0
-    d = dec["panels"]["n_up"]["rules"]["steps"]
-    assert d["median_transfer"][2] == pytest.approx(0.002 + 4.5e-4)  # noisy - 0.1
-    assert d["median_scratch"][0] == pytest.approx(0.15 + 4.5 * 3e-4)
-    assert dec["holds"] == {"steps": True, "loss": True} and dec["share_panel"] == "PASS"
+def quick_size():
+    q = bayes.PROTOCOL.quick
+    return Size(q.configs, SEEDS, scales=q.scales, loss_cap=q.loss_cap)
 
 
-def test_the_share_panel_is_reported_not_decided():
-    dec = bayes.decide(quick_size(X), measurements(panel(), share=panel(top=0.02)))
-    assert dec["verdict"] == "PASS" and dec["share_panel"] == "FAIL"
-    assert dec["panels"]["share"]["rules"]["loss"]["conditions"]["above"] is False
-    dec = bayes.decide(quick_size(X), measurements(panel(top=0.02), share=panel()))
-    assert dec["verdict"] == "FAIL" and dec["share_panel"] == "PASS"
+def test_decide_reads_the_excess_over_p2():
+    dec = bayes.decide(quick_size(), measurements(*arms()))
+    assert dec["verdict"] == "PASS" and dec["missing"] == 0
+    assert dec["arms"]["harmful"]["median"][0] == pytest.approx(0.13 + 10.5e-4)  # noisy - 0.1
+    assert dec["arms"]["scratch"]["median"][2] == pytest.approx(0.19 + 10.5 * 3e-4)
 
 
-def test_decide_counts_missing_values_of_the_n_up_panel():
-    m = measurements(panel())
-    m["n_up"]["loss"]["noisy_scratch"][1, 2] = np.nan
-    m["share"]["steps"]["noisy_transfer"][0, 0] = np.nan  # reported panel: not in the verdict
-    dec = bayes.decide(quick_size(X), m)
-    assert dec["missing"] == 1 and dec["verdict"] == "FAIL" and dec["verdict_tests"] == "PASS"
-    assert dec["panels"]["share"]["missing"] == 1
+def test_decide_reads_scratch_from_the_benign_cell():
+    b, h, s = arms()
+    m = measurements(b, h, s)
+    m["harmful"]["noisy_scratch"] = np.full(s.shape, P_DOWN)  # not read
+    assert bayes.decide(quick_size(), m)["verdict"] == "PASS"
+    m["benign"]["noisy_scratch"] = np.full(s.shape, P_DOWN)  # excess 0: never above GAP
+    assert bayes.decide(quick_size(), m)["conditions"]["scratch_above"] is False
+
+
+def test_decide_counts_a_missing_value():
+    m = measurements(*arms())
+    m["harmful"]["noisy_transfer"][2, 0] = np.nan
+    dec = bayes.decide(quick_size(), m)
+    assert dec["missing"] == 1 and dec["verdict"] == "FAIL"
 
 
 @pytest.mark.parametrize("which", ["quick", "full"])
@@ -269,10 +277,11 @@ def test_examples_give_their_verdicts_and_present(which):
         dec = bayes.decide(size, m)
         assert dec["verdict"] == verdict
         out = bayes.present(size, m, dec)
-        assert "(i) transfer at Bayes" in out.statistic
+        assert "(i) shrinks" in out.statistic and "Gamma_inh = 5.33" in out.statistic
         csv = [t for t in out.sections if getattr(t, "name", "") == "bayes"]
-        rows = 2 * (len(size.x["n_up"]) + len(size.x["share"]))
-        assert len(csv) == 1 and len(csv[0].rows) == rows
+        assert len(csv) == 1 and len(csv[0].rows) == 3 * len(SCALES)
+        stalled = {r[0]: r[-2] for r in csv[0].rows}
+        assert set(stalled.values()) == ({SEEDS} if verdict == "FAIL" else {0})
 
 
 # ----------------------------------------------------------------------
@@ -289,30 +298,17 @@ class FakeSweep:
         return np.repeat(np.arange(len(self.configs), dtype=float)[:, None], 2, axis=1)
 
 
-def test_both_rules_in_one_sweep_with_the_loss_target():
-    grid = bayes.PROTOCOL.quick.configs["n_up"]
-    fake = FakeSweep()
-    out = B.sweep_rules_once(fake, grid, 600, ("a",), "n_up", measure="outcomes", common=("n_up",))
-    assert fake.configs[:3] == grid
-    assert [(c.epsilon, c.steps_down) for c in fake.configs[3:]] == [(1e-3, 600)] * 3
-    assert [c.replace(epsilon=0.0, steps_down=60) for c in fake.configs[3:]] == grid
+def test_one_sweep_split_by_cell():
+    size, fake = bayes.PROTOCOL.quick, FakeSweep()
+    out = bayes.measure(size, fake)
+    assert fake.configs == size.configs["benign"] + size.configs["harmful"]
     assert fake.kwargs == {
-        "label": "n_up",
-        "metrics": ("a",),
+        "label": "cells x scales",
+        "metrics": bayes.METRICS,
         "measure": "outcomes",
-        "common": ("n_up",),
-    }
-    assert out["steps"]["a"][:, 0].tolist() == [0, 1, 2]
-    assert out["loss"]["a"][:, 0].tolist() == [3, 4, 5]
-
-
-def test_each_panel_has_its_own_seed_stream(tmp_path):
-    p = bayes.PROTOCOL
-    sweep = ClaimSweep(p, p.quick, tmp_path, 1)
-    for panel in bayes.PANELS:
-        sw = bayes._panel_sweep(sweep, panel)
-        assert sw.protocol.salt == f"bayes-v1/{panel}" and sw.cache == sweep.cache
-        assert sw.size is p.quick and sw.jobs == 1
+    }  # the protocol's common fields (n_up) by default
+    assert out["benign"]["noisy_transfer"][:, 0].tolist() == [0, 1, 2]
+    assert out["harmful"]["steps_scratch"][:, 1].tolist() == [3, 4, 5]
 
 
 def test_quick_run_end_to_end(tmp_path):
@@ -322,9 +318,9 @@ def test_quick_run_end_to_end(tmp_path):
     data = json.loads((tmp_path / "bayes" / "bayes.json").read_text())
     assert data["verdict"] == res["verdict"] and data["quick"] is True
     assert (tmp_path / "bayes" / "bayes.csv").is_file()
-    # common random numbers across N_1: scratch is the same run at every N_1
-    per_seed = data["data"]["per_seed"]["n_up"]["steps"]
-    scratch = np.array(per_seed["noisy_scratch"], float)
-    assert np.all(scratch == scratch[0])
-    transfer = np.array(per_seed["noisy_transfer"], float)
-    assert not np.all(transfer == transfer[0])
+    # common random numbers across N_1: the two cells share the scratch run
+    per_seed = data["data"]["per_seed"]
+    scratch = [np.array(per_seed[c]["noisy_scratch"], float) for c in bayes.CELLS]
+    assert np.array_equal(scratch[0], scratch[1])
+    transfer = [np.array(per_seed[c]["noisy_transfer"], float) for c in bayes.CELLS]
+    assert not np.array_equal(transfer[0], transfer[1])

@@ -9,7 +9,21 @@ Expected p-values come from closed forms, not from running the code:
   run has the event, no unexposed one): p = 1 / C(n, k) (the hypergeometric
   probability of the most extreme table, the only one as extreme);
 - exact McNemar, one-sided: k discordant pairs, all in the tested
-  direction: p = 2^-k; none discordant: p = 1.
+  direction: p = 2^-k; none discordant: p = 1;
+- the exact conditional interval of the odds ratio of such a separated
+  table: given the margins, X (the exposed runs with the event) follows
+  Fisher's noncentral hypergeometric law, P(X = x; psi) proportional to
+  C(k, x) C(n - k, k - x) psi^x, and X = k is the largest value, so the
+  95% interval's lower end psi_L solves P(X = k; psi_L) = 0.025:
+  psi_L^k / sum_x C(k, x) C(n - k, k - x) psi_L^x = 0.025 (and its upper
+  end is inf). Its lower end is above 1 exactly when the one-sided Fisher
+  p = P(X = k; 1) = 1 / C(n, k) is below 0.025: n = 8, k = 5 gives 1/56 =
+  0.018 (above 1), n = 7, k = 3 gives 1/35 = 0.029 (not).
+
+The power of part (b) (the seed count) is computed here independently of
+the claim: the normal approximation of the log odds ratio in closed form,
+and the exact conditional interval's power by enumerating the binomial
+counts (``exact_power``).
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from refimpl.claims import failure_mode as fm
 from refimpl.claims._base import EPSILON, FAILURE_ERROR
@@ -91,9 +106,16 @@ def examples(size):
 def test_protocol_and_points():
     p = fm.PROTOCOL
     assert isinstance(p, Protocol) and p.name == "failure_mode" and p.source == "hypothesis"
-    assert p.fixed == "2026-11-29" and p.full.seeds == 200 and p.quick.seeds == 8
-    assert p.hash_scheme1 == "6c62c8eda050"  # the committed full-size hash
-    assert p.salt == "failure_mode-v1" and str(S.SIGNIFICANCE) in p.pass_rule
+    assert p.fixed == "2026-12-06" and p.full.seeds == 470 and p.quick.seeds == 8
+    assert not p.hash_scheme1 and p.salt == "failure_mode-v2"
+    assert str(S.SIGNIFICANCE) in p.pass_rule and "95% interval" in p.pass_rule
+    assert fm.STALL == 2 * EPSILON == 0.002 and "0.002" in p.rules["stalled"]
+    (d,) = p.disclosures
+    assert d.earlier and "4dd0f493fb93" in d.earlier and "validation-audit-3" in d.reason
+    for number in ("41 of 126", "3.1e-10", "93 of 126", "45 of 74", "p = 0.04"):  # main, v1
+        assert number in d.earlier
+    for number in ("49 of 139", "7.1e-10", "107 of 139", "33 of 61", "0.0012"):  # r1, v1
+        assert number in d.earlier
     assert p.common == ("alpha", "weight_decay", "rescale_inherited", "epsilon", "steps_down")
     assert (p.full.loss_cap, p.quick.loss_cap) == (2000, 600)
     json.dumps(p.to_dict(), allow_nan=False)
@@ -114,6 +136,12 @@ def test_protocol_and_points():
 
 # ----------------------------------------------------------------------
 # the tests at alpha = 1
+def lower_end_tail(n, k, psi):
+    """P(X = k; psi) of the separated table [[k, 0], [0, n - k]] (closed form above)."""
+    terms = [math.comb(k, x) * math.comb(n - k, k - x) * psi**x for x in range(k + 1)]
+    return psi**k / sum(terms)
+
+
 def test_dead_runs_that_fail_and_stall_pass_with_the_exact_fisher_p():
     dead, err, loss = separated()
     d = fm.dead_tests(dead, err, dead, loss)
@@ -123,6 +151,34 @@ def test_dead_runs_that_fail_and_stall_pass_with_the_exact_fisher_p():
         assert t["p"] == approx(1 / math.comb(N, K), rel=1e-6)
         assert t["table"] == [[K, 0], [0, N - K]]
         assert t["rate_exposed"] == 1.0 and t["rate_unexposed"] == 0.0
+        assert t["odds_ratio"] == math.inf and t["ci"][1] == math.inf
+        assert lower_end_tail(N, K, t["ci"][0]) == pytest.approx(0.025, rel=1e-4)
+
+
+@pytest.mark.parametrize("n, k, holds", [(8, 5, True), (7, 3, False)])
+def test_part_b_reads_the_interval(n, k, holds):
+    """Separated tables: Fisher p = 1/C(8, 5) = 0.018 (between 0.01 and 0.025:
+    the interval is above 1, (b) holds) and 1/C(7, 3) = 0.029 (it is not)."""
+    dead = np.r_[np.ones(k), np.zeros(n - k)]
+    loss = np.where(dead > 0, 0.05, 1e-4)
+    b = fm.dead_tests(dead, np.full(n, 0.03), dead, loss)["stalled"]
+    assert b["p"] == approx(1 / math.comb(n, k), rel=1e-6)
+    assert lower_end_tail(n, k, b["ci"][0]) == pytest.approx(0.025, rel=1e-4)
+    assert (b["ci"][0] > 1) == holds
+    assert fm.dead_tests(dead, np.full(n, 0.03), dead, loss)["ok"]["b"] == holds
+
+
+def test_odds_ratio_of_a_mixed_table():
+    """[[3, 1], [1, 3]]: the sample odds ratio is 9; the conditional MLE solves
+    E[X; psi] = 3 with P(X = x) proportional to C(4, x) C(4, 4 - x) psi^x over x = 0..4
+    (weights 1, 16, 36, 16, 1), and 95% interval holds 1 (Fisher p = 17/70 = 0.243)."""
+    dead = np.r_[np.ones(4), np.zeros(4)]
+    stall = np.array([1, 1, 1, 0, 1, 0, 0, 0.0])
+    b = fm.dead_tests(dead, np.full(8, 0.03), dead, np.where(stall > 0, 0.05, 1e-4))["stalled"]
+    assert b["table"] == [[3, 1], [1, 3]] and b["p"] == approx(17 / 70, rel=1e-6)
+    w = np.array([1, 16, 36, 16, 1.0]) * b["odds_ratio"] ** np.arange(5)
+    assert np.sum(np.arange(5) * w) / np.sum(w) == pytest.approx(3.0, rel=1e-6)
+    assert b["ci"][0] < 1 < b["ci"][1]
 
 
 def test_no_association_fails():
@@ -167,6 +223,7 @@ def test_no_dead_run_gives_p_one_and_fails():
     _, err, loss = separated()
     d = fm.dead_tests(np.zeros(N), err, np.zeros(N), loss)
     assert d["failure"]["p"] == 1.0 and d["stalled"]["p"] == 1.0
+    assert math.isnan(d["stalled"]["odds_ratio"]) and d["stalled"]["ci"] == [0.0, math.inf]
     assert d["verdict"] == "FAIL"
     d = fm.dead_tests(np.ones(N), err, np.ones(N), loss)  # every run dead: no contrast
     assert d["failure"]["p"] == 1.0 and d["verdict"] == "FAIL"
@@ -174,11 +231,18 @@ def test_no_dead_run_gives_p_one_and_fails():
 
 def test_the_thresholds_are_strict():
     dead, _, _ = separated()
-    at = fm.dead_tests(dead, np.full(N, FAILURE_ERROR), dead, np.full(N, EPSILON))
+    at = fm.dead_tests(dead, np.full(N, FAILURE_ERROR), dead, np.full(N, 2 * EPSILON))
     assert at["failure"]["table"][0][0] == 0 and at["stalled"]["table"][0][0] == 0
-    err, loss = np.nextafter(FAILURE_ERROR, 1), np.nextafter(EPSILON, 1)
+    err, loss = np.nextafter(FAILURE_ERROR, 1), np.nextafter(2 * EPSILON, 1)
     above = fm.dead_tests(dead, np.full(N, err), dead, np.full(N, loss))
     assert above["failure"]["table"][0][0] == K and above["stalled"]["table"][0][0] == K
+
+
+def test_a_run_just_above_the_target_is_not_stalled():
+    """Loss 0.0015 at the cap (above the target 0.001, within the margin): not stalled."""
+    dead, err, _ = separated()
+    d = fm.dead_tests(dead, err, dead, np.where(dead >= 1, 0.0015, 1e-4))
+    assert d["stalled"]["table"][0][0] == 0 and d["ok"] == {"a": True, "b": False}
 
 
 # ----------------------------------------------------------------------
@@ -230,7 +294,7 @@ def test_findings_remedies_alpha_and_dead_count():
         assert f["vs_half"]["p"] == 1.0
         assert f["auc"]["auc"] == 1.0
         assert 0 < f["auc"]["p"] < 0.01  # Mann-Whitney (ties: normal approx.)
-        assert f["spearman"]["rho"] > 0.9 and f["spearman"]["p"] < 0.01
+        assert "spearman" not in f
         assert f["event_rate"][fm.ONE] == approx(8 / n)
         assert f["dead_rate"][fm.ONE] == approx(8 / n) and f["dead_mean"][fm.ONE] == approx(16 / n)
     # the reverse: alpha = 1 has more events than alpha = 0.5, a remedy makes it worse
@@ -242,7 +306,7 @@ def test_findings_remedies_alpha_and_dead_count():
 def test_findings_without_a_contrast_are_not_a_number():
     n = 6
     rep = fm.findings(_grid(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)))
-    assert math.isnan(rep["steps"]["auc"]["auc"]) and math.isnan(rep["steps"]["spearman"]["rho"])
+    assert math.isnan(rep["steps"]["auc"]["auc"]) and math.isnan(rep["steps"]["auc"]["p"])
 
 
 @pytest.mark.parametrize("which", ["quick", "full"])
@@ -303,3 +367,65 @@ def test_dead_points_on_a_hand_made_task():
     assert dead_points(W0, task, inherited) == 1
     W0[1, 0] = 0.5 * e[1]
     assert dead_points(W0, task, inherited) == 0
+
+
+# ----------------------------------------------------------------------
+# the seed count: 80% power of part (b) at v1's committed rates (main: stalled in
+# 93 of 126 runs with dead >= 1, 45 of 74 without)
+Q, P1, P0 = 126 / 200, 93 / 126, 45 / 74
+
+
+def woolf_n(q, p1, p0, power=0.8):
+    """Seeds for ``power`` by the normal approximation of the log odds ratio
+    (two-sided 0.05): (z_0.975 + z_power)^2 V / log(OR)^2, V the variance per seed."""
+    v = 1 / (q * p1) + 1 / (q * (1 - p1)) + 1 / ((1 - q) * p0) + 1 / ((1 - q) * (1 - p0))
+    log_or = math.log(p1 / (1 - p1)) - math.log(p0 / (1 - p0))
+    z = scipy.stats.norm.ppf(0.975) + scipy.stats.norm.ppf(power)
+    return z * z * v / log_or**2
+
+
+def exact_power(n, q, p1, p0, width=7.0):
+    """The power of "the exact 95% interval's lower end is above 1" (= one-sided Fisher
+    p < 0.025) with n runs: dead >= 1 with probability q, then stalled with p1 (dead) or p0
+    (not); the binomial counts enumerated within ``width`` standard deviations."""
+
+    def span(mean, var, hi):
+        sd = math.sqrt(var)
+        return np.arange(max(0, int(mean - width * sd)), min(hi, int(mean + width * sd) + 1) + 1)
+
+    total = 0.0
+    for k in span(n * q, n * q * (1 - q), n):
+        x1 = span(k * p1, k * p1 * (1 - p1), k)[:, None]
+        x0 = span((n - k) * p0, (n - k) * p0 * (1 - p0), n - k)[None, :]
+        w = scipy.stats.binom.pmf(x1, k, p1) * scipy.stats.binom.pmf(x0, n - k, p0)
+        p = scipy.stats.hypergeom.sf(x1 - 1, n, x1 + x0, k)
+        total += scipy.stats.binom.pmf(k, n, q) * np.sum(w * (p < 0.025))
+    return total
+
+
+def test_the_closed_form_seed_count():
+    """By hand: log OR = log(93/33) - log(45/29) = 1.0361 - 0.4394 = 0.5967; V = 1/0.465
+    + 1/0.165 + 1/0.225 + 1/0.145 = 19.55; (1.960 + 0.842)^2 = 7.849; n = 7.849 x 19.55 /
+    0.3561 = 431."""
+    assert math.ceil(woolf_n(Q, P1, P0)) == 431
+    assert "= 431" in fm.POWER and "7.849 x 19.55 / 0.3561" in fm.POWER
+
+
+def test_the_exact_power_at_the_declared_seed_count():
+    """The exact interval is conservative: 0.418 at v1's 200 seeds, 0.804 at 470; the
+    notes give the same numbers."""
+    at_v1, declared = exact_power(200, Q, P1, P0), exact_power(fm.SEEDS, Q, P1, P0)
+    assert fm.SEEDS == fm.PROTOCOL.full.seeds == 470
+    assert round(at_v1, 3) == 0.418 and declared >= 0.8 and round(declared, 3) == 0.804
+    assert "0.418 at 200" in fm.POWER and "0.804 at 470" in fm.POWER
+
+
+def test_the_exact_power_agrees_with_a_simulation():
+    """4000 simulated designs at 200 seeds: the share whose exact interval is above 1
+    is within 4 standard errors of the enumerated power."""
+    rng, n, reps = np.random.default_rng(7), 200, 4000
+    dead = rng.random((reps, n)) < Q
+    stall = rng.random((reps, n)) < np.where(dead, P1, P0)
+    k, x1, t = dead.sum(1), (dead & stall).sum(1), stall.sum(1)
+    share = np.mean(scipy.stats.hypergeom.sf(x1 - 1, n, t, k) < 0.025)
+    assert abs(share - exact_power(n, Q, P1, P0)) < 4 * math.sqrt(0.25 / reps)

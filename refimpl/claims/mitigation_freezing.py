@@ -1,9 +1,10 @@
 """mitigation_freezing: freezing the inherited filters during fine-tuning shrinks negative
 transfer (docs/model.md §5.2 and §8.3: our hypothesis, not a claim of the paper; a FAIL
-refutes our hypothesis). The design of ``mitigation`` on its seed stream (salt
-``mitigation``, common random numbers across the levers): its baseline runs are those of
-``mitigation``. The design is :data:`PROTOCOL`; the procedure, shared with ``mitigation``,
-is ``refimpl.claims._levers.lever_*``."""
+refutes our hypothesis). The regions and cells of ``mitigation`` v2 on its seed stream
+(salt ``mitigation``, common random numbers across the levers): its baseline runs were
+those of ``mitigation`` v2 (``mitigation`` v3 runs on its own salt, with more seeds). The
+design is :data:`PROTOCOL`; the procedure, shared with ``mitigation``, is
+``refimpl.claims._levers.lever_*``."""
 
 from ..lab.claim import Disclosure, Protocol
 from . import _levers as L
@@ -22,7 +23,7 @@ PROTOCOL = Protocol(
     pass_rule=L.lever_pass_rule(CLAIMED),
     fixed="2026-11-28 (regions and levers, commit 0b2d229, before the first full report); "
     "2026-11-29: split by source, equal-loss reporting added",
-    salt="mitigation",  # the seed stream of mitigation: the same baseline runs
+    salt="mitigation",  # the seed stream of mitigation v2: the same baseline runs
     common=L.LEVER_COMMON,
     pairing=L.LEVER_PAIRING,
     rules={

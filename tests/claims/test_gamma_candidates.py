@@ -26,10 +26,10 @@ def test_protocol_is_the_confirmations_under_its_own_name():
 
 @pytest.mark.slow
 def test_another_candidate_passing_is_not_enough():
-    """The truth is a sharp logistic in log10 alpha Gamma_1: transfer_phase
-    passes on it, Gamma_inh (which carries no alpha) does not."""
+    """The truth is a logistic in log10 alpha Gamma_1 (width 1 decade):
+    transfer_phase passes on it, Gamma_inh (which carries no alpha) does not."""
     size = C.PROTOCOL.full
-    m = gamma_measurements(size, logistic_in("alpha_gamma_1", 0.3, centre=-1.0), seed=7)
+    m = gamma_measurements(size, logistic_in("alpha_gamma_1", 1.0, centre=-1.0), seed=7)
     dec = C.decide(size, m)
     assert dec["candidates"]["alpha_gamma_1"]["passes"]
     assert not dec["candidates"]["gamma_inh"]["passes"] and dec["verdict"] == "FAIL"

@@ -43,16 +43,22 @@ def _cell(text):
 
 
 def verdict_table(data, link=None):
-    """One Markdown table line per claim: source, claim, verdict, replication.
+    """One Markdown table line per claim: source, claim, what was tested (the
+    protocol's claim), the verdict with its statistic (effects and intervals,
+    as the report holds them), and the replication's verdict and statistic.
 
     ``link(name)`` gives the claim's address (None: plain names)."""
     salt = (data.get("replication") or {}).get("salt", "")
     head = f"replication ({salt})" if salt else "replication"
-    lines = [f"| source | claim | verdict | {head} |", "| --- | --- | --- | --- |"]
+    lines = [f"| source | claim | what was tested | verdict | {head} |"]
+    lines.append("| --- | --- | --- | --- | --- |")
+    reps = (data.get("replication") or {}).get("entries") or {}
     for e in _ordered(data):
         name = f"[{e['name']}]({link(e['name'])})" if link else e["name"]
-        rep = replication(data, e["name"]) or "-"
-        lines.append(f"| {e['source']} | {name} | {e['verdict']} | {rep} |")
+        r = reps.get(e["name"], {})
+        rep = f"**{r['verdict']}**: {_cell(r.get('statistic', ''))}" if r.get("verdict") else "-"
+        mine = f"**{e['verdict']}**: {_cell(e.get('statistic', ''))}"
+        lines.append(f"| {e['source']} | {name} | {_cell(e.get('claim', ''))} | {mine} | {rep} |")
     return "\n".join(lines)
 
 

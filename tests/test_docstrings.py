@@ -1,5 +1,5 @@
 """Every public function and class of the API page (docs/reference/api.rst) has
-a numpydoc docstring with its sections (issue 19).
+a numpydoc docstring with its sections.
 
 The public names are each listed module's ``__all__`` (a re-exported name is
 checked where it is defined, once). The rules, read from the docstring as

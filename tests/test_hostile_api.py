@@ -1,7 +1,6 @@
-"""Hostile arguments to the Python API (issue 21, item 7, and the config
-fields of item 6): every public entry point (Config, run_experiment,
-train_stage, inherit, Experiment.test_error, estimate_test_error,
-crosscheck) checks its arguments before any work, and a bad one is a
+"""Hostile arguments to the Python API and the config fields: every public
+entry point (Config, run_experiment, train_stage, inherit, Experiment.test_error,
+estimate_test_error, crosscheck) checks its arguments before any work, and a bad one is a
 RefimplError whose message names the parameter or the config field;
 nothing is truncated, dropped or defaulted silently."""
 

@@ -1,4 +1,4 @@
-"""Hostile outputs and files (issue 21, items 3, 5 and 6 for files): an output
+"""Hostile outputs and files: an output
 never replaces what is not a regular file and is checked before any work; a
 figure's path is the path written; trajectory files with zero sizes, JSON
 members beyond the config limits, a bias stored as b0 only, weights outside

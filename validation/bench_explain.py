@@ -1,6 +1,6 @@
 """Time of explain mode on the default run's upstream stage (n = 200, P = 2,
 d = 600, m = 10, 200 steps, snapshots every 10 steps): the target is at most
-10 s per file on the 2-core development machine (issue 20).
+10 s per file on the 2-core development machine.
 
 Files, each made from the default run (``python -m refimpl run``'s config)
 by refimpl's variant GD (``refimpl.crosscheck.variant_arrays``):
@@ -36,7 +36,7 @@ from refimpl.crosscheck import dynamics
 from refimpl.trajectory import load, save
 from refimpl.transfer import run_experiment
 
-TARGET = 10.0  # seconds per file (issue 20)
+TARGET = 10.0  # seconds per file
 
 
 def files(folder):

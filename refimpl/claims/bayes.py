@@ -141,8 +141,8 @@ PROTOCOL = Protocol(
             "Page's test of a decrease with s (benign) and sign tests of a median excess above "
             "GAP at every s (harmful transfer, scratch); 40 -> 20 seeds; salt bayes-v1 -> "
             "bayes-v2",
-            reason="an independent audit (validation-audit-3): v1 checks thresholds on a smooth "
-            "monotone curve over N_1, largely gain_upstream_n in Bayes units, not the "
+            reason="an independent review of the committed report: v1 checks thresholds on a "
+            "smooth monotone curve over N_1, largely gain_upstream_n in Bayes units, not the "
             "dichotomy; its grid end N_1 = 590 could be chosen with a committed excess of 0.015 "
             "at N_1 = 200 in view",
             earlier="v1 (protocol 60fa49de524f; 7 values of N_1 x 40 paired seeds; p_2 = 0.1, "

@@ -117,9 +117,10 @@ PROTOCOL = Protocol(
             "one-sided Fisher p < 0.01 -> the odds ratio's exact 95% interval above 1; seeds 200 "
             f"-> {SEEDS} (80% power); salt failure_mode-v1 -> failure_mode-v2 (fresh seeds); part "
             "(a) unchanged",
-            reason="an independent audit (validation-audit-3): (b) had power about 0.53, and 45% "
-            "of its stalled runs (62 of 138) ended with loss in (0.001, 0.002], just above the "
-            "target: an artefact of the cap, not a stuck run; the verdicts flipped between streams",
+            reason="an independent review of the committed report: (b) had power about 0.53, "
+            "and 45% of its stalled runs (62 of 138) ended with loss in (0.001, 0.002], just "
+            "above the target: an artefact of the cap, not a stuck run; the verdicts flipped "
+            "between streams",
             earlier=V1,
         ),
     ),

@@ -141,7 +141,7 @@ PROTOCOL = Protocol(
             "premise) and one-sided paired Wilcoxon signed-rank tests (the readings); a FAIL "
             "worded per reading, 'refuted' only when both readings are smaller; salt mechanism "
             "-> mechanism-v2 (fresh seeds)",
-            reason="an independent audit (validation-audit-3): at fixed steps the two arms end "
+            reason="an independent review of the committed report: at fixed steps the two arms end "
             "at unequal training losses (0.029 vs 0.004), so a rho-bar difference mixes "
             "memorisation with training progress; the premise is a tail effect (median "
             "difference -0.0045, p = 0.31) that a t-test of means fits badly (docs/model.md "

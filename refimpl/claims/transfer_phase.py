@@ -40,10 +40,10 @@ PROTOCOL = G.protocol(
                 "transfer_phase-v3"
             ),
             reason=(
-                "an audit of v2: no candidate contained alpha; the likelihood-ratio rule cannot "
-                "be met once the labels separate (the free model separated all labelled cells "
-                "of the replication); dropping 'neither' cells inflated the AUC; phase-like "
-                "behaviour was untested (one scale)"
+                "an independent review of v2: no candidate contained alpha; the likelihood-ratio "
+                "rule cannot be met once the labels separate (the free model separated all "
+                "labelled cells of the replication); dropping 'neither' cells inflated the AUC; "
+                "phase-like behaviour was untested (one scale)"
             ),
             earlier=(
                 "v2 FAIL on both streams (exploration; its candidates are ours). main: 172 "

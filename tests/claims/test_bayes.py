@@ -114,7 +114,7 @@ def test_protocol_is_declared():
     assert str(S.SIGNIFICANCE) in p.pass_rule and "Page" in p.statistic
     assert "sign test" in p.statistic and bayes.GAP == 0.05 and bayes.DELTA == 0.01
     (d,) = p.disclosures
-    assert isinstance(d, Disclosure) and "validation-audit-3" in d.reason
+    assert isinstance(d, Disclosure) and "independent review" in d.reason
     for number in ("60fa49de524f", "+0.0049", "+0.1865", "+0.1352", "+0.0055", "+0.1860"):
         assert number in d.earlier  # v1 main
     for number in ("+0.0056", "+0.1769", "1.8e-08", "+0.1330", "+0.0061", "+0.1771", "+0.1331"):

@@ -111,7 +111,7 @@ def test_protocol_and_points():
     assert str(S.SIGNIFICANCE) in p.pass_rule and "95% interval" in p.pass_rule
     assert fm.STALL == 2 * EPSILON == 0.002 and "0.002" in p.rules["stalled"]
     (d,) = p.disclosures
-    assert d.earlier and "4dd0f493fb93" in d.earlier and "validation-audit-3" in d.reason
+    assert d.earlier and "4dd0f493fb93" in d.earlier and "independent review" in d.reason
     for number in ("41 of 126", "3.1e-10", "93 of 126", "45 of 74", "p = 0.04"):  # main, v1
         assert number in d.earlier
     for number in ("49 of 139", "7.1e-10", "107 of 139", "33 of 61", "0.0012"):  # r1, v1

@@ -70,7 +70,7 @@ def test_protocol_and_disclosures_are_declared():
         assert number in v2.earlier
     for number in ("+0.0543", "-1.156", "-0.249", "+1.428", "1.1e-13"):  # r1, committed v1
         assert number in v2.earlier
-    assert "8d11f84a2426" in v2.earlier and "validation-audit-3" in v2.reason
+    assert "8d11f84a2426" in v2.earlier and "independent review" in v2.reason
     assert S.SIGNIFICANCE == 0.01
 
 

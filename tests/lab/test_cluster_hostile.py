@@ -1,4 +1,4 @@
-"""Hostile cluster settings and clusters that would hang a sweep (issue 21):
+"""Hostile cluster settings and clusters that would hang a sweep:
 every scheduler address, by ``--scheduler`` or ``REFIMPL_SCHEDULER``, in
 every subcommand that takes it, is checked before any work (one line naming
 it and the accepted forms, exit status 2); ``--scheduler-timeout`` bounds the

@@ -310,8 +310,11 @@ def test_ctrl_c_while_workers_start_is_one_line_and_leaves_no_worker(tmp_path):
 def test_workers_started_while_sweeping_never_see_ctrl_c_but_this_process_does():
     # in a process of one thread (no BLAS threads), so only the relay can pass
     # the blocked SIGINT on; the loop polls as joblib does while it waits
+    # SIGINT handled as in a terminal even when this test runs in a background
+    # job, whose shell starts it with SIGINT ignored (the child would inherit that)
     script = """if True:
         import os, signal, subprocess, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from refimpl.lab.sweep import _interrupts_for_this_process_only
         probe = [sys.executable, "-c",
                  "import signal; print(signal.SIGINT in signal.pthread_sigmask(0, []))"]

@@ -27,21 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from refimpl.claims import _gamma_fit as G
+from refimpl.claims._gamma import FACTORS
 
 HERE = Path(__file__).resolve().parent
 EXPLORATION = HERE / "exploration" / "transfer_phase-v2"
 OUT = HERE / "preregistration" / "gamma.json"
-FACTORS = (
-    "alpha",
-    "n_up",
-    "u_norm",
-    "sigma_p_up",
-    "sigma_p_down",
-    "d",
-    "n_down",
-    "v_up_norm",
-    "v_down_norm",
-)
 RIDGES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FOLDS, CV_SEED, BOOT, BOOT_SEED = 5, 20261206, 200, 612
 

@@ -175,7 +175,8 @@ def designs(quick, n_confirm, n_scaled, n_eta, ranges, scaled_ranges, scales):
 
 
 def candidates(configs):
-    """log10 of every candidate and null per config (larger = transfer helps)."""
+    """log10 of every candidate and null per config (larger = transfer helps):
+    Gamma_inh and Gamma_scr of docs/model.md §7, Gamma_1 and the others of §8.5."""
     ind = [indicators(c) for c in configs]
     inh = np.array([g["gamma_inh"] for g in ind], float)
     scr = np.array([g["gamma_scr"] for g in ind], float)
@@ -220,8 +221,8 @@ def eta_check(size, m):
     the cells' median gain against the confirmation's (first cells), its 90%
     bootstrap interval and whether it lies within +-ETA_MARGIN."""
     n = size.n_eta
-    base = _median_gain(m["confirm"])[:n]
-    gains = _median_gain(m["eta"]).reshape(len(ETA_CHECK), n)
+    base = median_gain(m["confirm"])[:n]
+    gains = median_gain(m["eta"]).reshape(len(ETA_CHECK), n)
     rng, out = np.random.default_rng(SEED), []
     for v, g in zip(ETA_CHECK, gains, strict=True):
         diff = g - base
@@ -232,7 +233,8 @@ def eta_check(size, m):
     return out
 
 
-def _median_gain(m):
+def median_gain(m):
+    """Per config the median over seeds of the gain err_scratch - err_transfer."""
     with np.errstate(invalid="ignore"):
         return np.nanmedian(B.as_float(m["err_scratch"]) - B.as_float(m["err_transfer"]), axis=1)
 

@@ -1,5 +1,6 @@
 """The statistics of the Gamma confirmation (claims ``transfer_phase`` and
-``gamma_candidates``, docs/model.md §8.5), pure and on any inputs.
+``gamma_candidates``, docs/model.md §8.5: outcome, candidates' tests, scaling),
+pure and on any inputs.
 
 The outcome is kept at the seed level: a run's gain err_scratch - err_transfer
 scores 1 when positive, 0 when negative and 1/2 when exactly 0
@@ -148,7 +149,8 @@ def boundary(x, y, ridge=0.0):
 
 def fit_1d(x, y, ridge=0.0):
     """(b_0, b_1) of the one-scalar logistic by Newton's method on the
-    seed-level rows (a small ridge ``ridge`` * rows on b_1; NaN when it does not converge)."""
+    seed-level rows (a small ridge ``ridge`` * rows on b_1); after 100 steps
+    without convergence the last iterate if finite, else NaN."""
     xr, yr = rows(np.asarray(x, float)[:, None], y)
     xr = xr[:, 0]
     if yr.size == 0 or np.ptp(xr) == 0:

@@ -90,7 +90,7 @@ def cells_table(size, m):
     """Per confirmation cell: factors, q, median gain and every candidate."""
     configs = size.configs["confirm"]
     y, x = G.scores(m["confirm"]), G.candidates(configs)
-    q, med = GF.share(y), G._median_gain(m["confirm"])
+    q, med = GF.share(y), G.median_gain(m["confirm"])
     names = [*G.FACTORS, "flip_down"]
     rows = [
         [getattr(c, f) for f in names] + [q[i], med[i]] + [x[k][i] for k in x]
@@ -143,8 +143,9 @@ def statistic(dec, names):
     )
 
 
-def present(size, m, dec, names):
-    """The Outcome of either claim; ``names``: the candidates its verdict reads."""
+def present(size, m, dec, names, figure):
+    """The Outcome of either claim; ``names``: the candidates its verdict reads,
+    ``figure``: the name of its collapse figure."""
     st = dec["stalled"]
     stall = "; ".join(
         f"{part}: upstream {v['up']}, fine-tuning {v['down']}, scratch {v['scratch']} "
@@ -160,10 +161,7 @@ def present(size, m, dec, names):
         f"> {G.EPS:g} at the cap): {stall}.",
         candidate_table(dec),
         eta_text(dec),
-        Figure(
-            f"{'gamma' if 'gamma_inh' == k else 'transfer_phase'}_collapse",
-            lambda path: draw_collapse(path, size, m, k),
-        ),
+        Figure(figure, lambda path: draw_collapse(path, size, m, k)),
         scaling_table(dec),
         cells_table(size, m),
     ]

@@ -71,4 +71,4 @@ def decide(size, m):
 
 
 def present(size, m, dec):
-    return R.present(size, m, dec, NAMES)
+    return R.present(size, m, dec, NAMES, "transfer_phase_collapse")

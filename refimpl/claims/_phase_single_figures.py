@@ -96,16 +96,23 @@ def fmt_slope(f):
     return f"{f['slope']:+.3f} [{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}]"
 
 
+def fmt_step(e):
+    """One step size c of the eta sweep: its exponents and its verdict under the rule."""
+    nb = f", {e['no_boundary']} row(s) without a boundary" if e["no_boundary"] else ""
+    slopes = f"d {fmt_slope(e['d'])}, n {fmt_slope(e['n'])}"
+    return f"c = {e['c']:g}: {slopes} ({e['verdict_under_rule']}{nb})"
+
+
 def eta_table(sweep, d_fixed):
     """The eta sweep in the report: one row per step-size rule (``d_fixed``: the d of the
     eta column)."""
     header = ["step size", f"eta at d = {d_fixed}", "cap (steps)", "mean steps"]
     header += ["reached epsilon", "exponent in d [95% CI]", "exponent in n [95% CI]"]
-    header += ["rows without boundary", "verdict under the rule"]
+    header += ["rows without boundary", "verdict under the rule", "in the verdict"]
     rows = [
         [e["label"], f"{e['eta_at_panel_n']:.4g}", str(e["cap_steps"]), f"{e['mean_steps']:.0f}"]
         + [f"{100 * e['frac_stopped']:.1f}%", fmt_slope(e["d"]), fmt_slope(e["n"])]
-        + [str(e["no_boundary"]), e["verdict_under_rule"]]
+        + [str(e["no_boundary"]), e["verdict_under_rule"], "yes" if e["in_verdict"] else "no"]
         for e in sweep
     ]
     return Table(header, rows)

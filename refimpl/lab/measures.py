@@ -6,6 +6,9 @@ persist it (:mod:`refimpl.lab.sweep`).
   (docs/model.md §4-6);
 - :func:`measure_single`: one task trained alone (the single-task phase
   diagram, docs/model.md §7-8);
+- :func:`measure_single_batched`: the same runs, many at once
+  (:func:`refimpl.batch.run_single_batch`): a *batched* measure, which maps a
+  list of seeded configs to a list of dicts (:data:`BATCHED`);
 - :func:`measure_checks`: exactness of the decomposition (docs/model.md §4).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..batch import run_single_batch, shape_key
 from ..decomposition import (
     invariants,
     own_entries,
@@ -28,7 +32,9 @@ __all__ = [
     "measure_transfer",
     "measure_outcomes",
     "measure_single",
+    "measure_single_batched",
     "measure_checks",
+    "BATCHED",
     "dead_points",
 ]
 
@@ -250,6 +256,28 @@ def measure_single(config, n_test=None):
     }
 
 
+SINGLE_BATCHED_KEYS = ("err", "err_se", "noisy", "loss", "steps", "stopped")
+
+
+def measure_single_batched(configs, n_test=None):
+    """:func:`measure_single`'s ``err``, ``err_se``, ``noisy``, ``loss``,
+    ``steps`` and ``stopped`` for many seeded configs at once, by the batched
+    trainer (:func:`refimpl.batch.run_single_batch`: the same data,
+    initialisation and test draws; GD in the basis of the distinct patch
+    vectors, docs/model.md §9, agreeing with :func:`measure_single` to rounding
+    and in the test error except in the rare runs batch.py names). A run's
+    numbers do not depend on the other configs of the call, so each can be
+    cached alone. A diverged run has NaN errors and loss.
+
+    Returns
+    -------
+    list of dict
+        One dict per config, in order.
+    """
+    out = run_single_batch(configs, [c.seed for c in configs], n_test)
+    return [{k: out[k][i].item() for k in SINGLE_BATCHED_KEYS} for i in range(len(configs))]
+
+
 def measure_checks(config):
     """Exactness checks of the decomposition for each stage of the three-stage
     experiment (docs/model.md §4): ``<stage>_reconstruction`` and
@@ -278,3 +306,8 @@ MEASURES = {
     "checks": measure_checks,
 }
 """Built-in measures by name."""
+
+BATCHED = {"single_batched": (measure_single_batched, shape_key)}
+"""Built-in batched measures by name: ``(f, key)``, ``f(configs, **options)
+-> [dict, ...]`` and ``key(config)``: configs of equal key run in one call
+(:func:`refimpl.lab.sweep._groups`)."""

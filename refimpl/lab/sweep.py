@@ -29,7 +29,9 @@ and ``replace(**changes)`` and a ``seed`` field (:class:`refimpl.Config`,
 :class:`refimpl.lab.image_experiment.ImageConfig`). A *measure* maps a seeded config to
 a flat dict of numbers or lists of numbers: a name of
 :data:`refimpl.lab.measures.MEASURES` or any importable top-level function
-``f(config, **options) -> dict``.
+``f(config, **options) -> dict``. A *batched* measure (a name of
+:data:`refimpl.lab.measures.BATCHED`) computes many items of equal shape in
+one call; each item is still keyed, cached and read back alone.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from threadpoolctl import threadpool_limits
 from ..config import Config
 from ..files import PART_SUFFIX, atomic_write, jsonable
 from ..memo import shared_stages
-from .measures import MEASURES
+from .measures import BATCHED, MEASURES
 from .progress import Progress
 from .seeds import canonical, derive_seed, sha256, stream_salt
 
@@ -87,6 +89,10 @@ GROUP_ITEMS = 16
 for the alphas of a gain_alpha seed to share one upstream stage, few enough
 that a grid under one seed (a transfer phase diagram) still spreads over the
 workers."""
+BATCH_ITEMS = 64
+"""Items of equal shape per call of a batched measure (:func:`_groups`): the
+compiled trainer's overhead spread over many runs, while a sweep of a few
+hundred items still spreads over the workers."""
 BLAS_THREADS = 1
 """BLAS threads of every sweep item, in this process and in the workers alike
 (threadpoolctl), so that results do not depend on ``jobs`` or on the
@@ -104,8 +110,9 @@ def _config_class(config):
 
 def _measure_id(measure):
     if isinstance(measure, str):
-        if measure not in MEASURES:
-            raise ValueError(f"unknown measure {measure!r}; built-in: {', '.join(MEASURES)}")
+        if measure not in MEASURES and measure not in BATCHED:
+            names = ", ".join([*MEASURES, *BATCHED])
+            raise ValueError(f"unknown measure {measure!r}; built-in: {names}")
         return measure
     return f"{measure.__module__}.{measure.__qualname__}"
 
@@ -385,8 +392,8 @@ def run_sweep(
     configs : list of config dataclasses (or dicts of :class:`~refimpl.Config` fields)
         The grid (each config's own ``seed`` is ignored), all of one class.
     measure : str or callable
-        A name of :data:`MEASURES` or an importable top-level function
-        ``f(config, **options) -> dict``.
+        A name of :data:`MEASURES` or of :data:`~refimpl.lab.measures.BATCHED`,
+        or an importable top-level function ``f(config, **options) -> dict``.
     replicates : int
         Derived seeds per config (at least 1).
     jobs : int
@@ -432,10 +439,7 @@ def run_sweep(
     KeyError
         A fresh result lacking one of ``metrics``.
     """
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    if not isinstance(replicates, int) or replicates < 1:
-        raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+    _check_counts(jobs, replicates)
     # imported here: the cluster executor persists results with this module's cache
     from .cluster import _execute_on_cluster, cluster_settings
 
@@ -476,10 +480,10 @@ def run_sweep(
     total = len(configs) * replicates
     bar = Progress(enabled=progress, after=1.0, every=2.0)
     done = n_cached
-    groups = _groups(
-        [(measure, measure_id, config_class, cd, options, key, path) for *_, cd, key, path in todo],
-        [seeds[p, r] for p, r, *_ in todo],
-    )
+    calls = [
+        (measure, measure_id, config_class, cd, options, key, path) for *_, cd, key, path in todo
+    ]
+    groups = _plan(calls, [configs[p] for p, *_ in todo], [seeds[p, r] for p, r, *_ in todo])
     runs = _execute_on_cluster(groups, *cluster) if cluster[0] else _execute(groups, jobs)
     for i, res in runs:
         p, r = todo[i][0], todo[i][1]
@@ -578,23 +582,64 @@ def _indexed(group):
     if not _pinned:
         threadpool_limits(limits=BLAS_THREADS, user_api="blas")
         _pinned = True
+    return _run_group(group)
+
+
+def _run_group(group):
+    """One group of items ``[(index, args), ...]`` (:func:`_groups`) in this
+    process: a batched measure's in one call, any other's one by one inside
+    one :func:`~refimpl.memo.shared_stages` block; ``[(index, result), ...]``."""
+    measure = group[0][1][0]
+    if isinstance(measure, str) and measure in BATCHED:
+        return _work_batch(group)
     with shared_stages():
         return [(i, _work(*args)) for i, args in group]
 
 
-def _groups(calls, seeds, size=None):
-    """The items as groups of equal seed, ``[[(index, args), ...], ...]``, in
+def _work_batch(group):
+    """Worker: the items of one group of a batched measure, in one call of it,
+    each persisted atomically as :func:`_work` does."""
+    measure, _, config_class, _, options, _, _ = group[0][1]
+    configs = [config_class.from_dict(args[3]) for _, args in group]
+    results = [jsonable(r) for r in BATCHED[measure][0](configs, **options)]
+    for (_, args), config, result in zip(group, configs, results, strict=True):
+        _, measure_id, _, _, _, key, path = args
+        if path is not None:
+            _write_result(path, key, measure_id, config, options, result)
+    return [(i, result) for (i, _), result in zip(group, results, strict=True)]
+
+
+def _check_counts(jobs, replicates):
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    if not isinstance(replicates, int) or replicates < 1:
+        raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+
+
+def _plan(calls, configs, seeds):
+    """The groups of the items to compute (:func:`_groups`): equal shapes
+    together, :data:`BATCH_ITEMS` to a call, for a batched measure; equal seeds
+    together (shared stages) for any other."""
+    measure_id = calls[0][1] if calls else None
+    if measure_id in BATCHED:
+        return _groups(calls, [BATCHED[measure_id][1](c) for c in configs], BATCH_ITEMS)
+    return _groups(calls, seeds)
+
+
+def _groups(calls, keys, size=None):
+    """The items as groups of equal key, ``[[(index, args), ...], ...]``, in
     the order of their first item, each cut into runs of at most ``size``
-    (default :data:`GROUP_ITEMS`) consecutive items: under common random
-    numbers items of one seed share their upstream stage and scratch baseline
-    (same data, same initial weights), so a group runs in one worker and
-    trains them once; the cut keeps the work divisible among workers (a
-    group is the unit of parallel work, of progress and, on a cluster, of
-    persistence)."""
+    (default :data:`GROUP_ITEMS`) consecutive items. The key is the seed for
+    item-by-item measures: under common random numbers items of one seed
+    share their upstream stage and scratch baseline (same data, same initial
+    weights), so a group runs in one worker and trains them once. It is the
+    shape for batched measures (one compiled call per group). The cut keeps
+    the work divisible among workers (a group is the unit of parallel work, of
+    progress and, on a cluster, of persistence)."""
     size = GROUP_ITEMS if size is None else size
     groups = {}
-    for i, (args, seed) in enumerate(zip(calls, seeds, strict=True)):
-        groups.setdefault(seed, []).append((i, args))
+    for i, (args, key) in enumerate(zip(calls, keys, strict=True)):
+        groups.setdefault(key, []).append((i, args))
     return [g[k : k + size] for g in groups.values() for k in range(0, len(g), size)]
 
 
@@ -618,16 +663,13 @@ def _watch_parent(parent):
 
 
 def _execute(groups, jobs):
-    """Run :func:`_work` on each item of ``groups`` (:func:`_groups`), a group
-    within one :func:`~refimpl.memo.shared_stages` block; yields ``(index,
-    result)`` as results arrive (in this process for ``jobs == 1``, otherwise
+    """Run each group of ``groups`` (:func:`_groups`) by :func:`_run_group`;
+    yields ``(index, result)`` as results arrive (in this process for ``jobs == 1``, otherwise
     in ``jobs`` joblib worker processes, a group in one of them)."""
     if jobs == 1:
         with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
             for group in groups:
-                with shared_stages():
-                    for i, args in group:
-                        yield i, _work(*args)
+                yield from _run_group(group)
         return
     from joblib import Parallel, delayed  # needed only for parallel sweeps
 

@@ -97,9 +97,11 @@ def test_protocol_and_disclosure_are_declared():
     p = P.PROTOCOL
     assert isinstance(p, Protocol) and p.name == "phase_single" and p.source == "framework"
     assert p.hash_scheme1 == "6b60290c66ff"  # the committed full-size hash
-    assert p.salt == "phase_single" and p.common == ()  # every cell its own seeds
-    assert len(p.disclosures) == 1 and isinstance(p.disclosures[0], Disclosure)
-    d = p.disclosures[0]
+    assert p.salt == "phase_single-v3" and p.common == ()  # every cell its own seeds
+    assert len(p.disclosures) == 2 and all(isinstance(d, Disclosure) for d in p.disclosures)
+    v3, d = p.disclosures
+    assert "9 -> 17 points" in v3.change and "10 -> 32" in v3.change
+    assert "-0.215 [-0.329, -0.197]" in v3.earlier and "-0.225 [-0.257, -0.203]" in v3.earlier
     assert "eta = 1 -> eta = 200/(sigma_p^2 d)" in d.change and "+0.299" in d.earlier
     assert "audit" not in json.dumps(d.to_dict())
     json.dumps(p.to_dict(), allow_nan=False)
@@ -107,19 +109,21 @@ def test_protocol_and_disclosure_are_declared():
 
 def test_full_size_grid_and_one_cell():
     full = P.PROTOCOL.full
-    assert full.seeds == 10 and full.resamples == 400
+    assert full.seeds == 32 and full.resamples == 400
     assert full.xs == {"d": [200, 400, 800, 1600, 3200], "n_up": [12, 25, 50, 100, 200]}
-    assert full.mus == [0.6, 0.829, 1.147, 1.585, 2.191, 3.029, 4.187, 5.787, 8.0]
+    v2 = [0.6, 0.829, 1.147, 1.585, 2.191, 3.029, 4.187, 5.787, 8.0]  # v2's grid, kept
+    assert len(full.mus) == 17 and full.mus[::2] == v2
+    assert full.mus[1:-1:2] == approx(list(np.sqrt(np.multiply(v2[:-1], v2[1:]))), rel=2e-3)
     assert full.eta_sweep == [25.0, 50.0, 100.0, 200.0, 400.0, 800.0, None]
-    assert sum(len(g) for v in full.configs.values() for g in v.values()) == 7 * 2 * 45
-    cell = full.configs[RULE]["d"][3 * 9 + 2]  # d = 1600, |mu| = 1.147, n = 50
+    assert sum(len(g) for v in full.configs.values() for g in v.values()) == 7 * 2 * 85
+    cell = full.configs[RULE]["d"][3 * 17 + 4]  # d = 1600, |mu| = 1.147, n = 50
     expected = dict(d=1600, m=10, n_up=50, n_down=1, u_norm=1.147, v_up_norm=0.0)
     expected |= dict(v_down_norm=0.0, sigma_p_up=1.0, sigma_p_down=1.0, flip_up=0.1)
     expected |= dict(flip_down=0.0, eta=200 / 1600, sigma_0=0.01, steps_up=2000, steps_down=0)
     expected |= dict(epsilon=0.05, snapshots=2, n_test=10000, weight_decay_up=0.0)
     assert cell == Config.from_dict(expected | dict(layout="joint", estimator="reduced"))
-    assert full.configs[RULE]["n_up"][4 * 9].n_up == 200  # the n panel at d = 800
-    assert full.configs[RULE]["n_up"][4 * 9].d == 800
+    assert full.configs[RULE]["n_up"][4 * 17].n_up == 200  # the n panel at d = 800
+    assert full.configs[RULE]["n_up"][4 * 17].d == 800
 
 
 def test_quick_size_is_smaller_and_caps_at_400():
@@ -172,7 +176,7 @@ def test_measure_runs_every_rule_and_panel_cell_major():
     m = P.measure(size, sweep)
     assert list(m) == [RULE, "eta = 1"] and len(sweep.calls) == 4
     for n, kwargs in sweep.calls:
-        assert n == 15 and kwargs["measure"] == "single"
+        assert n == 15 and kwargs["measure"] == "single_batched"
         assert tuple(kwargs["metrics"]) == ("err", "noisy", "stopped", "steps")
         assert "replicates" not in kwargs and "common" not in kwargs  # the protocol's
     e = m[RULE]["n_up"]["err"]
@@ -250,13 +254,18 @@ def test_row_without_boundary_or_a_missing_value_fails():
     assert d["missing"] == 2 and d["ok_loss"] is False and d["verdict"] == "FAIL"
 
 
-def test_eta_sweep_applies_the_rule_at_every_step_size_outside_the_verdict():
-    size = small(50, eta_sweep=(100.0, 200.0, None))
-    m = meas(*pair()) | meas(*pair(exp_d=0.5), "eta = 1") | meas(*pair(), "eta = 100/(sigma_p^2 d)")
+def test_eta_sweep_applies_the_rule_at_every_step_size_the_small_ones_decide():
+    size = small(50, eta_sweep=(100.0, 200.0, 400.0, None))
+    c100, c400 = "eta = 100/(sigma_p^2 d)", "eta = 400/(sigma_p^2 d)"
+    m = meas(*pair()) | meas(*pair(exp_d=0.5), "eta = 1") | meas(*pair(), c100)
+    m |= meas(*pair(exp_n=-0.4), c400)
     m["eta = 1"]["d"]["steps"][:] = 40.0  # mean steps (45 x 40 + 45 x 10) / 90 = 25
     d = P.decide(size, m)
-    assert d["verdict"] == "PASS"  # the protocol's own step size decides
+    assert d["verdict"] == "PASS"  # c = 100 and 200 decide; 400 and eta = 1 FAIL, reported
     sweep = {e["label"]: e for e in d["eta_sweep"]}
+    assert [e["in_verdict"] for e in d["eta_sweep"]] == [True, True, False, False]
+    assert sweep[c400]["verdict_under_rule"] == "FAIL"
+    del sweep[c400]
     assert list(sweep) == ["eta = 100/(sigma_p^2 d)", RULE, "eta = 1"]
     one, c100 = sweep["eta = 1"], sweep["eta = 100/(sigma_p^2 d)"]
     assert one["verdict_under_rule"] == "FAIL" and one["d"]["slope"] == approx(0.5)
@@ -264,6 +273,12 @@ def test_eta_sweep_applies_the_rule_at_every_step_size_outside_the_verdict():
     assert (one["eta_at_panel_n"], one["cap_steps"]) == (1.0, 2000)
     assert c100["eta_at_panel_n"] == approx(0.5) and c100["cap_steps"] == 4000  # at d = 200
     assert c100["verdict_under_rule"] == "PASS"
+    # a FAIL at any c <= 200 is the verdict's: here the smallest step
+    m["eta = 100/(sigma_p^2 d)"] = meas(*pair(exp_n=-0.4))[RULE]
+    d = P.decide(size, m)
+    assert d["verdict"] == d["verdict_tests"] == "FAIL" and d["ok_n"] is True  # c = 200's details
+    m["eta = 100/(sigma_p^2 d)"]["d"]["err"][2] = 0.35  # a row without a boundary there: missing
+    assert P.decide(size, m)["missing"] == 1
 
 
 def test_eta_reading_lists_where_the_whole_ci_is_within_the_margin():
@@ -289,6 +304,9 @@ def test_present_tables_and_statistic_on_the_quick_examples():
     out = P.present(size, m, d)
     assert (
         isinstance(out, Outcome) and "eta sweep (not in the verdict): at eta = 1" in out.statistic
+    )
+    assert "at c = 100: d +0.250 [+0.250, +0.250], n -0.250 [-0.250, -0.250] (PASS); c = 200" in (
+        out.statistic
     )
     tables = {t.name: t for t in out.sections if isinstance(t, Table) and t.name}
     assert set(tables) == {"phase_single", "phase_eta_sweep"}

@@ -364,3 +364,37 @@ def test_claims_and_cli_do_not_enter_the_code_hash_but_a_measure_there_does(tmp_
     assert S.code_hash() == before
     (pkg / "core.py").write_text("x = 2\n")
     assert S.code_hash() != before
+
+
+def test_a_batched_measure_gives_the_item_measure_and_caches_each_item(tmp_path):
+    """measure="single_batched" runs items of equal shape in one call: the
+    same seeds as measure="single", its numbers to rounding (the test error
+    equal where the draws are), one cache record per item, read back alone;
+    jobs do not change it."""
+    grid = [TINY.replace(u_norm=u, d=d, epsilon=0.2) for u in (0.5, 2.0) for d in (30, 40)]
+    single = run_sweep(grid, measure="single", replicates=3, progress=False)
+    batched = run_sweep(
+        grid, measure="single_batched", replicates=3, cache=tmp_path, jobs=2, progress=False
+    )
+    assert (batched.seeds == single.seeds).all()
+    for key in ("loss", "steps", "stopped"):
+        assert batched.values(key) == pytest.approx(single.values(key), rel=1e-10)
+    assert (batched.values("err") == single.values("err")).mean() >= 0.9
+    assert len(_files(tmp_path)) == 12 and batched.computed == 12
+    again = run_sweep(
+        grid[::-1], measure="single_batched", replicates=3, cache=tmp_path, progress=False
+    )
+    assert again.computed == 0 and (again.values("err") == batched.values("err")[::-1]).all()
+
+
+def test_batched_groups_hold_one_shape_and_at_most_batch_items():
+    grid = [TINY.replace(d=d, u_norm=u) for u in (0.5, 1.0, 2.0) for d in (30, 40)]
+    calls = [("single_batched", "single_batched", Config, None, {}, k, None) for k in range(6 * 50)]
+    configs = [grid[k % 6] for k in range(300)]
+    groups = S._plan(calls, configs, list(range(300)))
+    assert sorted(i for g in groups for i, _ in g) == list(range(300))
+    for g in groups:
+        assert len(g) <= S.BATCH_ITEMS and len({configs[i].d for i, _ in g}) == 1
+    assert len(groups) == 2 * -(-150 // S.BATCH_ITEMS)
+    items = [("single", "single", Config, None, {}, k, None) for k in range(6)]
+    assert len(S._plan(items, configs[:6], [7] * 6)) == 1  # an item measure: by seed

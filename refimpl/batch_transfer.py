@@ -6,7 +6,12 @@ batched Gram-space trainer of :mod:`refimpl.batch` (docs/model.md §9).
   vectors, as :func:`refimpl.batch.run_single_batch` trains it. Runs whose
   upstream stage is the same (same seed and same upstream fields, as the
   alphas or the downstream sizes of one seed under common random numbers)
-  train it once.
+  train it once (also across downstream shapes: a call trains the distinct
+  upstream stages of all its runs first); the process keeps the trained upstream stages (their final
+  weights, loss and steps; at most :func:`refimpl.memo.memo_limit` bytes, the
+  oldest dropped first) for later calls, so a sweep worker trains a seed's
+  upstream stage once for all of its calls. A run's numbers do not depend on
+  this (nor on the other runs of its call).
 - the transfer: the upstream weights W = s W_0 + Bv V formed once per
   upstream stage (2m x r x d multiply-adds), then :func:`refimpl.transfer.inherit`
   on the run's ``transfer`` stream, as :func:`refimpl.transfer.run_stages` does.
@@ -30,13 +35,22 @@ estimators other than ``reduced``; :func:`check_batchable` names them.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from .batch import _rng, _task_geometry, draw_task, test_errors, train_batch
 from .data import noise_basis, signal_vectors, task_signals
+from .memo import memo_limit
 from .transfer import inherit, inherited_filters
 
-__all__ = ["OUTCOMES", "run_transfer_batch", "transfer_shape", "check_batchable"]
+__all__ = [
+    "OUTCOMES",
+    "run_transfer_batch",
+    "transfer_shape",
+    "check_batchable",
+    "forget_upstream",
+]
 
 OUTCOMES = (
     *("err_transfer", "err_scratch", "noisy_transfer", "noisy_scratch", "gain"),
@@ -52,9 +66,38 @@ _UPSTREAM = (
 """The fields the upstream stage reads (with the seed): runs equal in them share it."""
 
 
+CALL_BYTES = 64 << 20
+"""Bytes of arrays (data, Gram matrices, weights) one compiled call holds at
+most: a larger batch is cut into calls (its numbers do not depend on it)."""
+
+_KEPT = OrderedDict()  # upstream key -> (W (2, m, d) read-only, final loss, steps)
+_KEPT_BYTES = [0]
+
+
+def forget_upstream():
+    """Drop the upstream stages this process keeps (module docstring)."""
+    _KEPT.clear()
+    _KEPT_BYTES[0] = 0
+
+
+def _keep(key, value):
+    """Keep an upstream stage, dropping the oldest beyond :func:`memo_limit` bytes."""
+    _KEPT[key] = value
+    _KEPT_BYTES[0] += value[0].nbytes
+    limit = memo_limit()
+    while len(_KEPT) > 1 and _KEPT_BYTES[0] > limit:
+        _KEPT_BYTES[0] -= _KEPT.popitem(last=False)[1][0].nbytes
+
+
 def transfer_shape(config):
-    """Runs with equal keys share every shape and are batched together."""
-    return (config.n_up, config.n_down, config.n_patches, config.m, config.m2, config.d)
+    """Runs with equal keys share their upstream shapes (N_1, P, m, d): a sweep
+    gives them to one call (:data:`refimpl.lab.measures.BATCHED`), where each
+    distinct upstream stage is trained once."""
+    return (config.n_up, config.n_patches, config.m, config.d)
+
+
+def _down_shape(config):
+    return (config.n_down, config.n_patches, config.m2, config.d)
 
 
 def check_batchable(config):
@@ -67,7 +110,9 @@ def check_batchable(config):
 
 def run_transfer_batch(configs, seeds, n_test=None):
     """The outcomes of :func:`refimpl.lab.measures.measure_outcomes` for every
-    (config, seed) pair (module docstring), batched by :func:`transfer_shape`.
+    (config, seed) pair (module docstring): the distinct upstream stages by
+    :func:`transfer_shape`, then ``down`` and ``scratch`` by downstream
+    shape, in compiled calls of at most :data:`CALL_BYTES` of arrays each.
 
     Parameters
     ----------
@@ -89,36 +134,60 @@ def run_transfer_batch(configs, seeds, n_test=None):
         raise ValueError("one seed per config")
     for c in configs:
         check_batchable(c)
+    seeds = [int(s) for s in seeds]
+    keys = [(s, *(getattr(c, f) for f in _UPSTREAM)) for c, s in zip(configs, seeds, strict=True)]
     out = {k: np.full(R, np.nan) for k in OUTCOMES}
-    groups = {}
-    for i, c in enumerate(configs):
-        groups.setdefault(transfer_shape(c), []).append(i)
-    for rows in groups.values():
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: NaN
-            _run_group([configs[i] for i in rows], [int(seeds[i]) for i in rows], n_test, out, rows)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: NaN
+        ups = _upstreams(configs, seeds, keys)
+        out["loss_up"][:] = [ups[k][1] for k in keys]
+        out["steps_up"][:] = [ups[k][2] for k in keys]
+        groups = {}
+        for i, c in enumerate(configs):
+            groups.setdefault(_down_shape(c), []).append(i)
+        for shape, members in groups.items():
+            n, P, m2, d = shape
+            q = n + P - 1 + 2 * m2
+            for rows in _chunks(members, 2 * 8 * (q * d + q * q)):
+                W = [ups[keys[i]][0] for i in rows]
+                down = _downstream([configs[i] for i in rows], [seeds[i] for i in rows], W, n_test)
+                for k, v in down.items():
+                    out[k][rows] = v
     return out
 
 
-def _run_group(configs, seeds, n_test, out, rows):
-    """One group of equal shapes: the upstream stages (each distinct one once),
-    then ``down`` and ``scratch`` of every run in one call of the trainer."""
-    keys = [(s, *(getattr(c, f) for f in _UPSTREAM)) for c, s in zip(configs, seeds, strict=True)]
+def _chunks(rows, per_run):
+    """``rows`` in runs of at most CALL_BYTES // per_run (at least one)."""
+    size = max(1, CALL_BYTES // per_run)
+    return [rows[k : k + size] for k in range(0, len(rows), size)]
+
+
+def _upstreams(configs, seeds, keys):
+    """``{key: (W, final loss, steps)}`` of every run's upstream stage: kept
+    ones from earlier calls, the others trained, each once."""
+    have = {key: _KEPT[key] for key in set(keys) if key in _KEPT}
+    for key in have:
+        _KEPT.move_to_end(key)
     first = {}
     for b, key in enumerate(keys):
-        first.setdefault(key, b)
-    ups = list(first.values())  # the runs whose upstream stage is trained
-    W_up, up = _upstream([configs[b] for b in ups], [seeds[b] for b in ups])
-    which = np.array([ups.index(first[key]) for key in keys])
-    down = _downstream(configs, seeds, W_up[which], n_test)
-    rows = np.asarray(rows)
-    out["loss_up"][rows] = up["loss"][which]
-    out["steps_up"][rows] = up["steps"][which]
-    for k, v in down.items():
-        out[k][rows] = v
+        if key not in have:
+            first.setdefault(key, b)
+    groups = {}
+    for b in first.values():
+        groups.setdefault(transfer_shape(configs[b]), []).append(b)
+    for (n, P, m, d), members in groups.items():
+        q = n + P - 1 + 2 * m
+        for ups in _chunks(members, 8 * (q * d + q * q + 2 * m * d)):
+            W, loss, steps = _upstream([configs[b] for b in ups], [seeds[b] for b in ups])
+            for k, b in enumerate(ups):
+                w = W[k].copy()  # not a view: the memory kept is what is counted
+                w.flags.writeable = False
+                have[keys[b]] = (w, loss[k], steps[k])
+                _keep(keys[b], have[keys[b]])
+    return have
 
 
 def _upstream(configs, seeds):
-    """Train the upstream stages; their final weights (R, 2, m, d), loss and steps."""
+    """Train the upstream stages; their final weights (R, 2, m, d), final losses and steps."""
     c0 = configs[0]
     n, P, m, d = c0.n_up, c0.n_patches, c0.m, c0.d
     S = P - 1
@@ -147,7 +216,7 @@ def _upstream(configs, seeds):
         [c.epsilon for c in configs],
     )
     W = res.weights(Z[:, :r], Z[:, r:].reshape(R, 2, m, d))
-    return W, {"loss": res.loss[np.arange(R), res.last], "steps": res.last}
+    return W, res.loss[np.arange(R), res.last], res.last
 
 
 def _index(n, S):
@@ -195,7 +264,7 @@ def _downstream(configs, seeds, W_up, n_test):
         [c.weight_decay for c in configs] * 2,
         [c.epsilon for c in configs] * 2,
     )
-    counts = np.array([n_test or c.n_test for c in configs] * 2)
+    counts = np.array([c.n_test if n_test is None else n_test for c in configs] * 2)
     sigma_p = np.array([c.sigma_p_down for c in configs] * 2)
     err, _ = test_errors(G, E, res, S, sigma_p, counts, list(seeds) * 2)
     flip = np.array([c.flip_down for c in configs] * 2)

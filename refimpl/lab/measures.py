@@ -287,8 +287,9 @@ def measure_outcomes_batched(configs, n_test=None):
     three-stage path (:func:`refimpl.batch_transfer.run_transfer_batch`: the
     same draws, every stage in Gram space, docs/model.md §9; the numbers to
     rounding, the test errors equal except in the rare runs batch.py names;
-    an upstream stage shared by runs of one call trained once). A run's
-    numbers do not depend on the other configs of the call.
+    an upstream stage shared by runs of one call, or kept from an earlier
+    call, trained once). A run's numbers do not depend on the other configs
+    of the call.
 
     Returns
     -------
@@ -296,7 +297,15 @@ def measure_outcomes_batched(configs, n_test=None):
         One dict per config, in order, with the keys of :func:`measure_outcomes`.
     """
     out = run_transfer_batch(configs, [c.seed for c in configs], n_test)
-    return [{k: out[k][i].item() for k in OUTCOMES} for i in range(len(configs))]
+    return [{k: _number(k, out[k][i]) for k in OUTCOMES} for i in range(len(configs))]
+
+
+_COUNTS = {"steps_up", "steps_down", "steps_scratch", "n_flipped", "dead_points", "dead_inherited"}
+
+
+def _number(key, value):
+    """A batched outcome as measure_outcomes gives it: counts as int."""
+    return int(value) if key in _COUNTS else float(value)
 
 
 def measure_checks(config):

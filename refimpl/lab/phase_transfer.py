@@ -5,7 +5,7 @@ Every cell (x, y) runs the three-stage experiment of docs/model.md §5
 ``reps`` times, by the batched three-stage path
 (:func:`refimpl.lab.measures.measure_outcomes_batched`: every stage in Gram
 space, many runs per compiled call, an upstream stage shared by the cells of
-one seed trained once; the numbers of
+one seed trained once per worker; the numbers of
 :func:`refimpl.lab.measures.measure_outcomes` to rounding), or run by run
 (:func:`~refimpl.lab.measures.measure_outcomes`) when the base freezes the
 inherited filters or scores with the sample estimator, which the batched path

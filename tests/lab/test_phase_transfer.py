@@ -34,7 +34,7 @@ def test_every_run_is_its_cells_experiment(tmp_path, freeze):
     """Batched (to rounding: the test error equal but where batch.py says)
     or, when the base freezes the inherited filters, run by run (bit for bit)."""
     x, y = axes()
-    base = BASE.replace(freeze_inherited=freeze)
+    base = BASE.replace(freeze_inherited=freeze, u_norm=0.5, n_test=1000)  # errors above 0
     summary = run_transfer_phase(base, x, y, 3, tmp_path, progress=False, plot=False)
     assert summary["runs"] == 18 and summary["runs_computed"] == 18
     assert summary["measure"] == ("outcomes" if freeze else "outcomes_batched")
@@ -43,14 +43,18 @@ def test_every_run_is_its_cells_experiment(tmp_path, freeze):
         assert gain.shape == (2, 3, 3) and a["gain_mean"].shape == (2, 3)
         # repetition k has one seed over the whole grid (common random numbers)
         assert np.all(seeds == seeds[0, 0][None, None, :])
-        ref = np.empty_like(gain)
+        keys = ("gain", "err_transfer", "err_scratch")
+        ref = {k: np.empty_like(gain) for k in keys}
         for i, n_down in enumerate(y.values):
             for j, alpha in enumerate(x.values):
                 for k in range(3):
                     cell = base.replace(alpha=alpha, n_down=n_down, seed=int(seeds[i, j, k]))
-                    ref[i, j, k] = jsonable(measure_outcomes(cell))["gain"]
-        assert np.mean(gain == ref) >= (1.0 if freeze else 0.9)
-        assert np.abs(gain - ref).max() <= 10 * np.sqrt(0.25 / BASE.n_test)
+                    run = jsonable(measure_outcomes(cell))
+                    for key in keys:
+                        ref[key][i, j, k] = run[key]
+        assert np.mean(ref["err_transfer"] > 0) > 0.5 and np.mean(ref["gain"] != 0) > 0.5
+        for key in keys:  # batched: equal but where rounding rotates the test draws
+            assert np.mean(a[key] == ref[key]) >= (1.0 if freeze else 17 / 18), key
         np.testing.assert_array_equal(a["gain_mean"], gain.mean(axis=-1))
     again = run_transfer_phase(base, x, y, 3, tmp_path, progress=False, plot=False)
     assert again["runs_cached"] == 18 and again["runs_computed"] == 0

@@ -66,11 +66,20 @@ def test_outcomes_are_measure_outcomes(layout):
     flips=st.tuples(st.sampled_from([0.0, 0.2]), st.sampled_from([0.0, 0.3])),
     norms=st.tuples(st.sampled_from([0.0, 1.0]), st.sampled_from([0.0, 2.0])),
     decay=st.sampled_from([(0.0, 0.0), (0.02, 0.005)]),
+    down=st.tuples(st.sampled_from([0.0, 0.6, -1.0]), st.sampled_from([1.0, 0.5])),
+    steps=st.sampled_from([(40, 40), (25, 60), (0, 30)]),
     seed=st.integers(0, 2**31),
 )
-def test_drawn_configs_agree(alpha, m_down, eta_down, rescale, flips, norms, decay, seed):
-    """Drawn widths, step sizes, rescaling, label noise, signals and decay."""
+def test_drawn_configs_agree(
+    alpha, m_down, eta_down, rescale, flips, norms, decay, down, steps, seed
+):
+    """Drawn widths, step sizes and caps, rescaling, label noise, signals,
+    the angle between the task signals, the downstream noise and decay."""
     c = small(
+        v_cos=down[0],
+        sigma_p_down=down[1],
+        steps_up=steps[0],
+        steps_down=steps[1],
         alpha=alpha,
         m_down=m_down,
         eta_down=eta_down,
@@ -84,6 +93,57 @@ def test_drawn_configs_agree(alpha, m_down, eta_down, rescale, flips, norms, dec
     )
     configs, seeds = [c, c.replace(alpha=1.0 - alpha)], [seed, seed]
     assert_agrees(configs, seeds, BT.run_transfer_batch(configs, seeds))
+
+
+def test_every_upstream_field_keys_the_shared_stage():
+    """A run changed in any one field, batched beside the base run of the
+    same seed, equals that run alone: an upstream field that the sharing key
+    missed would hand it the base's upstream stage."""
+    base = small(flip_up=0.1, weight_decay_up=0.01, epsilon=0.2)
+    changes = dict(eta=0.2, steps_up=30, weight_decay_up=0.02, flip_up=0.2, sigma_0=0.08)
+    changes |= dict(v_up_norm=0.5, u_norm=1.0, sigma_p_up=1.5, epsilon=0.25, d=61, m=4)
+    changes |= dict(n_up=10, layout="split", alpha=0.34, n_down=5, v_cos=0.5, sigma_p_down=0.7)
+    for field, value in changes.items():
+        other = base.replace(**{field: value})
+        BT.forget_upstream()
+        together = BT.run_transfer_batch([base, other], [5, 5])
+        BT.forget_upstream()
+        alone = BT.run_transfer_batch([other], [5])
+        for key in BT.OUTCOMES:
+            assert np.array_equal(together[key][1:], alone[key], equal_nan=True), (field, key)
+    BT.forget_upstream()
+
+
+def test_the_n_test_argument_and_entry_groups():
+    """n_test overrides the configs' (as measure_outcomes' argument does);
+    entry granularity's dead_inherited counts the filters most of whose
+    entries are inherited."""
+    c = small(n_test=600, granularity="entry", alpha=0.5, flip_down=0.45, n_down=12)
+    seeds = list(range(20))
+    out = BT.run_transfer_batch([c] * 20, seeds, n_test=300)
+    dead = 0
+    for k, seed in enumerate(seeds):
+        ref = measure_outcomes(c.replace(seed=seed), n_test=300)
+        assert out["dead_inherited"][k] == ref["dead_inherited"]
+        assert out["dead_points"][k] == ref["dead_points"]
+        dead += ref["dead_inherited"] > 0
+        assert out["err_transfer"][k] == ref["err_transfer"] or abs(
+            out["err_transfer"][k] - ref["err_transfer"]
+        ) <= 5 * np.sqrt(0.25 / 300)
+    assert dead >= 2  # the majority rule is exercised
+
+
+def test_calls_are_cut_by_bytes_without_changing_a_number(monkeypatch):
+    configs = [small(alpha=a, n_down=n) for n in (4, 6) for a in (0.0, 0.5, 1.0)]
+    seeds = [7, 8, 9, 7, 8, 9]
+    BT.forget_upstream()
+    whole = BT.run_transfer_batch(configs, seeds)
+    monkeypatch.setattr(BT, "CALL_BYTES", 1)  # one run per call
+    BT.forget_upstream()
+    cut = BT.run_transfer_batch(configs, seeds)
+    for key in BT.OUTCOMES:
+        assert np.array_equal(whole[key], cut[key]), key
+    BT.forget_upstream()
 
 
 def test_a_run_does_not_depend_on_its_batch():
@@ -108,12 +168,39 @@ def test_a_shared_upstream_stage_is_trained_once(monkeypatch):
         return train(G, *args, **kw)
 
     monkeypatch.setattr(BT, "train_batch", counting)
+    BT.forget_upstream()
     configs = [small(alpha=a) for _ in range(2) for a in (0.0, 0.5, 1.0)]
-    BT.run_transfer_batch(configs, [7, 7, 7, 8, 8, 8])
+    first = BT.run_transfer_batch(configs, [7, 7, 7, 8, 8, 8])
     assert sizes == [2, 12]  # two upstream stages, then down and scratch of six runs
     sizes.clear()
     BT.run_transfer_batch([small(), small(sigma_p_up=2.0)], [7, 7])  # upstream differs
-    assert sizes == [2, 4]
+    assert sizes == [1, 4]  # seed 7's kept from the first call; the other one trained
+    sizes.clear()
+    again = BT.run_transfer_batch(configs, [7, 7, 7, 8, 8, 8])  # every upstream kept
+    assert sizes == [12]
+    for key in BT.OUTCOMES:
+        assert np.array_equal(first[key], again[key]), key
+    BT.forget_upstream()
+    alone = BT.run_transfer_batch(configs[3:4], [8])
+    assert sizes == [12, 1, 2] and alone["gain"][0] == first["gain"][3]
+    sizes.clear()
+    BT.forget_upstream()
+    BT.run_transfer_batch([small(n_down=4), small(n_down=6)], [7, 7])  # downstream shapes
+    assert sizes == [1, 2, 2]  # one upstream stage for both
+
+
+def test_kept_upstream_stages_stay_within_the_memo_limit(monkeypatch):
+    """Beyond memo_limit() bytes the oldest kept stage is dropped; the
+    numbers are those of a fresh computation."""
+    BT.forget_upstream()
+    one = small().m * 2 * small().d * 8  # bytes of one kept W
+    monkeypatch.setattr(BT, "memo_limit", lambda: 2.5 * one)
+    out = BT.run_transfer_batch([small()] * 4, [1, 2, 3, 4])
+    assert len(BT._KEPT) == 2 and BT._KEPT_BYTES[0] == 2 * one
+    assert [k[0] for k in BT._KEPT] == [3, 4]  # the newest
+    again = BT.run_transfer_batch([small()], [1])  # dropped: trained again
+    assert again["gain"][0] == out["gain"][0]
+    BT.forget_upstream()
 
 
 def test_what_is_not_batched_is_refused():

@@ -61,9 +61,16 @@ __all__ = [
 
 _JIT = dict(cache=True, nogil=True)
 _PLUS_MINUS = np.array([1.0, -1.0])
-STREAM_INDEX = {"data_up": 0, "init_up": 1, "test": 5}
-"""Positions of the streams a single-task run uses among those of
-:func:`refimpl.transfer.streams` (the children of ``SeedSequence(seed)``)."""
+STREAM_INDEX = {
+    "data_up": 0,
+    "init_up": 1,
+    "data_down": 2,
+    "init_down": 3,
+    "transfer": 4,
+    "test": 5,
+}
+"""Positions of the streams of a run among those of :func:`refimpl.transfer.streams`
+(the children of ``SeedSequence(seed)``)."""
 _NORMALS_BYTES = 32 << 20  # test draws held at once
 DRAW_BLOCK = 4096  # test draws per run and block (as refimpl.evaluation)
 _CHUNK = 256  # runs per compiled training call
@@ -384,22 +391,30 @@ def _task_geometry(config, cache):
     return cache[key]
 
 
+def draw_task(rng, n, sigma_p, flip, signals, basis, V):
+    """A task's labels and data into V = [signals; xi] (its first S + n rows),
+    drawn from ``rng`` exactly as :func:`refimpl.data.sample_task` draws them.
+    Returns (y, y_clean)."""
+    S = signals.shape[0]
+    y_clean = rng.choice(_PLUS_MINUS, size=n)
+    flipped = rng.random(n) < flip
+    y = np.where(flipped, -y_clean, y_clean)
+    g = V[S : S + n]
+    rng.standard_normal(out=g)
+    g *= sigma_p
+    if basis.shape[0]:
+        g -= (g @ basis.T) @ basis
+    V[:S] = signals
+    return y, y_clean
+
+
 def _draw(config, seed, signals, basis, Z):
     """The upstream data and initial weights of run ``seed`` into Z = [signals;
     xi; W_0f], drawn exactly as :func:`refimpl.data.sample_task` and
     :func:`refimpl.transfer.run_experiment` draw them. Returns (y, y_clean)."""
     c = config
     S, n = signals.shape[0], c.n_up
-    rng = _rng(seed, "data_up")
-    y_clean = rng.choice(_PLUS_MINUS, size=n)
-    flipped = rng.random(n) < c.flip_up
-    y = np.where(flipped, -y_clean, y_clean)
-    g = Z[S : S + n]
-    rng.standard_normal(out=g)
-    g *= c.sigma_p_up
-    if basis.shape[0]:
-        g -= (g @ basis.T) @ basis
-    Z[:S] = signals
+    y, y_clean = draw_task(_rng(seed, "data_up"), n, c.sigma_p_up, c.flip_up, signals, basis, Z)
     W0 = Z[S + n :]
     _rng(seed, "init_up").standard_normal(out=W0)
     W0 *= c.sigma_0
@@ -465,6 +480,32 @@ def run_single_batch(configs, seeds, n_test=None, keep_weights=False):
     return out
 
 
+def test_errors(G, E, result, n_signals, sigma_p, counts, seeds):
+    """Clean test error and its standard error of every trained run of a batch
+    (:func:`error_moments`, then :func:`reduced_errors` on ``counts[b]`` draws
+    of run b's own ``test`` stream, restarted for every call as
+    :meth:`refimpl.transfer.Experiment.test_error` restarts it); NaN for a run
+    that left the finite numbers."""
+    WWt, PW, sig_pre = error_moments(G, E, result, n_signals)
+    R, two_m = WWt.shape[0], WWt.shape[1]
+    err, se = np.full(R, np.nan), np.full(R, np.nan)
+    ok = np.flatnonzero(result.finite & np.all(np.isfinite(WWt), axis=(1, 2)))
+    for N in np.unique(counts[ok]):  # runs with equal test counts together
+        same = ok[counts[ok] == N]
+        per = max(1, _NORMALS_BYTES // (8 * min(int(N), DRAW_BLOCK) * two_m))
+        for k in range(0, same.size, per):
+            part = same[k : k + per]
+            err[part], se[part] = reduced_errors(
+                WWt[part],
+                PW[part],
+                sig_pre[part],
+                sigma_p[part],
+                int(N),
+                _test_draws([seeds[run] for run in part]),
+            )
+    return err, se
+
+
 def _run_group(configs, seeds, n_test, geometry, keep_weights, out, rows):
     c0 = configs[0]
     n, P, m, d = shape_key(c0)
@@ -495,24 +536,9 @@ def _run_group(configs, seeds, n_test, geometry, keep_weights, out, rows):
         [c.weight_decay_up for c in configs],
         [c.epsilon for c in configs],
     )
-    WWt, PW, sig_pre = error_moments(G, E, res, S)
     sigma_p = np.array([c.sigma_p_up for c in configs])
-    err, se = np.full(R, np.nan), np.full(R, np.nan)
-    ok = np.flatnonzero(res.finite & np.all(np.isfinite(WWt), axis=(1, 2)))
     counts = np.array([n_test or c.n_test for c in configs])
-    for N in np.unique(counts[ok]):  # runs with equal test counts together
-        same = ok[counts[ok] == N]
-        per = max(1, _NORMALS_BYTES // (8 * min(int(N), DRAW_BLOCK) * 2 * m))
-        for k in range(0, same.size, per):
-            part = same[k : k + per]
-            err[part], se[part] = reduced_errors(
-                WWt[part],
-                PW[part],
-                sig_pre[part],
-                sigma_p[part],
-                int(N),
-                _test_draws([seeds[run] for run in part]),
-            )
+    err, se = test_errors(G, E, res, S, sigma_p, counts, seeds)
     flip = np.array([c.flip_up for c in configs])
     last = res.last
     rows = np.asarray(rows)

@@ -15,13 +15,15 @@ data and everything else come on top of it). Printed for
     Kou et al.'s grid,
 
 at Kou et al.'s sizes (n = 20, m = 10, P = 2, 100 steps, 1000 test draws),
-(d) three-stage items (:func:`refimpl.lab.measures.measure_transfer`) over
+(d) three-stage items (:func:`refimpl.lab.measures.measure_outcomes`) over
 the alphas of one seed, as gain_alpha sweeps them (common random numbers):
 each item alone, as before shared stages, against ``run_sweep`` with
 ``common=("alpha",)``, whose items of one seed share their upstream stage and
-scratch baseline (:mod:`refimpl.memo`), at the base regime (d = 600, m = 10,
-N_1 = 200, N_2 = 10, 200 steps per stage) and at 2x and 4x its d, N_1 and
-N_2; the numbers of both paths are compared leaf by leaf,
+scratch baseline (:mod:`refimpl.memo`), and against the batched three-stage
+path (``measure="outcomes_batched"``, :mod:`refimpl.batch_transfer`), at the
+base regime (d = 600, m = 10, N_1 = 200, N_2 = 10, 200 steps per stage) and
+at 2x and 4x its d, N_1 and N_2; the shared numbers are compared with the
+items' leaf by leaf, the batched gains with theirs (equal to rounding),
 and (c) the same sweep of phase rows through a dask.distributed
 ``LocalCluster`` with one worker and with two (one thread each; workers
 started and warmed up before the clock starts), with the ratio of the two
@@ -174,34 +176,44 @@ def bench_dask(ds, mus):
 
 
 def bench_transfer(quick):
-    """(d): per-item three-stage runs against shared stages, one run each."""
+    """(d): three-stage items one by one, with shared stages, and batched."""
     from refimpl.files import jsonable
-    from refimpl.lab.measures import measure_transfer
+    from refimpl.lab.measures import measure_outcomes, measure_outcomes_batched
 
     plans = {1: (11, 2), 2: (6, 1), 4: (3, 1)} if not quick else {1: (6, 1), 2: (3, 1)}
     for scale, (n_alpha, seeds) in plans.items():
         base = Config(d=600 * scale, n_up=200 * scale, n_down=10 * scale, engine="auto")
         grid = [base.replace(alpha=float(a)) for a in np.linspace(0, 1, n_alpha)]
+        sweep = dict(replicates=seeds, common=("alpha",), progress=False)
         with threadpool_limits(1, user_api="blas"):
-            measure_transfer(base.replace(seed=12345))  # compiled kernels loaded before timing
+            measure_outcomes(base.replace(seed=12345))  # compiled kernels loaded before timing
+            measure_outcomes_batched([base.replace(seed=12345)])
             start = time.perf_counter()
-            sw = run_sweep(grid, replicates=seeds, common=("alpha",), progress=False)
+            sw = run_sweep(grid, measure="outcomes", **sweep)
             shared = time.perf_counter() - start
+            start = time.perf_counter()
+            bw = run_sweep(grid, measure="outcomes_batched", **sweep)
+            batched = time.perf_counter() - start
             start = time.perf_counter()
             alone = [
                 [
-                    jsonable(measure_transfer(c.replace(seed=int(sw.seeds[p, r]))))
+                    jsonable(measure_outcomes(c.replace(seed=int(sw.seeds[p, r]))))
                     for r in range(seeds)
                 ]
                 for p, c in enumerate(grid)
             ]
             single = time.perf_counter() - start
         same = "identical" if alone == sw.results else "DIFFERENT"
+        gains = np.array([[r["gain"] for r in row] for row in alone])
+        equal = np.mean(bw.values("gain") == gains)
         runs = n_alpha * seeds
         print(
             f"(d) x{scale}: d = {base.d}, N_1 = {base.n_up}, N_2 = {base.n_down}, {runs} items: "
             f"alone {runs / single:6.2f} items/s, shared {runs / shared:6.2f} items/s, "
-            f"shared / alone time {shared / single:.2f}; numbers {same}; {load()}"
+            f"batched {runs / batched:6.2f} items/s; time / alone: shared {shared / single:.2f}, "
+            f"batched {batched / single:.3f}; shared numbers {same}, batched gains equal in "
+            f"{100 * equal:.0f}% (max |diff| {np.max(np.abs(bw.values('gain') - gains)):.2g}); "
+            f"{load()}"
         )
 
 

@@ -18,11 +18,9 @@ from ..lab import stats as S
 from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size
 from ..lab.stats import SIGNIFICANCE
 from . import _phase_single_figures as PF
+from ._boundary import BOUNDARY_ERROR, fit
 
 FLIP = 0.1
-BOUNDARY_ERROR = 0.2
-"""The clean test error that defines the boundary |mu|* of a row (where the
-mean clean error crosses it): an error threshold, not a significance level."""
 HIGH = 50.0  # cells above the boundary: Kou et al.'s indicator >= HIGH
 LOW = 0.5  # cells below it: indicator <= LOW
 ETA_D = 200.0
@@ -198,44 +196,6 @@ def measure(size, sweep):
     return out
 
 
-def _boundary(mus, err):
-    """|mu| where the error curve (decreasing in |mu|) first crosses
-    BOUNDARY_ERROR (from >= to <); interpolated in log |mu|; NaN if it does
-    not cross."""
-    lm = np.log(mus)
-    for k in range(len(mus) - 1):
-        a, b = err[k], err[k + 1]
-        if a >= BOUNDARY_ERROR > b:
-            return float(np.exp(lm[k] + (a - BOUNDARY_ERROR) / (a - b) * (lm[k + 1] - lm[k])))
-    return float("nan")
-
-
-def _slope(xs, mus, errs):
-    """Fitted slope of log |mu|* against log x; errs (x, mu) mean errors."""
-    bs = np.array([_boundary(mus, e) for e in errs])
-    ok = np.isfinite(bs)
-    if ok.sum() < 2:
-        return float("nan"), bs
-    return float(np.polyfit(np.log(np.asarray(xs, float)[ok]), np.log(bs[ok]), 1)[0]), bs
-
-
-def _fit(P, rng, resamples):
-    """Boundary slope of one panel and its bootstrap 95% CI (seeds resampled
-    within each cell; ``rng`` is advanced)."""
-    err = P["err"]
-    slope, bounds = _slope(P["xs"], P["mus"], err.mean(axis=2))
-    boots = []
-    for _ in range(resamples):
-        idx = rng.integers(0, err.shape[2], size=err.shape)
-        s, _ = _slope(P["xs"], P["mus"], np.take_along_axis(err, idx, axis=2).mean(axis=2))
-        if np.isfinite(s):
-            boots.append(s)
-    ci = (float("nan"), float("nan"))
-    if len(boots) > 20:
-        ci = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
-    return {"slope": slope, "ci": ci, "bounds": bounds, "n_boot": len(boots)}
-
-
 def _panels(size, rule, m):
     """The two panels of one step-size rule: the arrays of ``m[rule]`` with ``field``,
     ``xs``, ``mus`` and Kou et al.'s indicator n|mu|^4/(sigma_p^4 d) per cell (§7)."""
@@ -272,7 +232,7 @@ def _rule(panels, resamples):
     epsilon, both t-tests p < SIGNIFICANCE, each whole bootstrap CI of the boundary slope
     within +-1/4 +- MARGIN, nothing missing (no value, no row without a boundary)."""
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    fits = {"d": _fit(panels[0], rng, resamples), "n": _fit(panels[1], rng, resamples)}
+    fits = {"d": fit(panels[0], rng, resamples), "n": fit(panels[1], rng, resamples)}
     stopped = np.concatenate([P["stopped"].ravel() for P in panels])
     frac_stopped = float(np.mean(stopped))
     noise = _noise_tests(panels)

@@ -9,6 +9,8 @@ persist it (:mod:`refimpl.lab.sweep`).
 - :func:`measure_single_batched`: the same runs, many at once
   (:func:`refimpl.batch.run_single_batch`): a *batched* measure, which maps a
   list of seeded configs to a list of dicts (:data:`BATCHED`);
+- :func:`measure_outcomes_batched`: :func:`measure_outcomes`, batched
+  (:func:`refimpl.batch_transfer.run_transfer_batch`);
 - :func:`measure_checks`: exactness of the decomposition (docs/model.md §4).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..batch import run_single_batch, shape_key
+from ..batch_transfer import OUTCOMES, run_transfer_batch, transfer_shape
 from ..decomposition import (
     invariants,
     own_entries,
@@ -33,6 +36,7 @@ __all__ = [
     "measure_outcomes",
     "measure_single",
     "measure_single_batched",
+    "measure_outcomes_batched",
     "measure_checks",
     "BATCHED",
     "dead_points",
@@ -278,6 +282,32 @@ def measure_single_batched(configs, n_test=None):
     return [{k: out[k][i].item() for k in SINGLE_BATCHED_KEYS} for i in range(len(configs))]
 
 
+def measure_outcomes_batched(configs, n_test=None):
+    """:func:`measure_outcomes` for many seeded configs at once, by the batched
+    three-stage path (:func:`refimpl.batch_transfer.run_transfer_batch`: the
+    same draws, every stage in Gram space, docs/model.md §9; the numbers to
+    rounding, the test errors equal except in the rare runs batch.py names;
+    an upstream stage shared by runs of one call, or kept from an earlier
+    call, trained once). A run's numbers do not depend on the other configs
+    of the call.
+
+    Returns
+    -------
+    list of dict
+        One dict per config, in order, with the keys of :func:`measure_outcomes`.
+    """
+    out = run_transfer_batch(configs, [c.seed for c in configs], n_test)
+    return [{k: _number(k, out[k][i]) for k in OUTCOMES} for i in range(len(configs))]
+
+
+_COUNTS = {"steps_up", "steps_down", "steps_scratch", "n_flipped", "dead_points", "dead_inherited"}
+
+
+def _number(key, value):
+    """A batched outcome as measure_outcomes gives it: counts as int."""
+    return int(value) if key in _COUNTS else float(value)
+
+
 def measure_checks(config):
     """Exactness checks of the decomposition for each stage of the three-stage
     experiment (docs/model.md §4): ``<stage>_reconstruction`` and
@@ -307,7 +337,10 @@ MEASURES = {
 }
 """Built-in measures by name."""
 
-BATCHED = {"single_batched": (measure_single_batched, shape_key)}
+BATCHED = {
+    "single_batched": (measure_single_batched, shape_key),
+    "outcomes_batched": (measure_outcomes_batched, transfer_shape),
+}
 """Built-in batched measures by name: ``(f, key)``, ``f(configs, **options)
 -> [dict, ...]`` and ``key(config)``: configs of equal key run in one call
 (:func:`refimpl.lab.sweep._groups`)."""

@@ -2,7 +2,14 @@
 sign and size of the transfer gain over two config fields.
 
 Every cell (x, y) runs the three-stage experiment of docs/model.md §5
-(:func:`refimpl.lab.measures.measure_transfer`) ``reps`` times. The gain of a
+``reps`` times, by the batched three-stage path
+(:func:`refimpl.lab.measures.measure_outcomes_batched`: every stage in Gram
+space, many runs per compiled call, an upstream stage shared by the cells of
+one seed trained once per worker; the numbers of
+:func:`refimpl.lab.measures.measure_outcomes` to rounding), or run by run
+(:func:`~refimpl.lab.measures.measure_outcomes`) when the base freezes the
+inherited filters or scores with the sample estimator, which the batched path
+does not do. The gain of a
 run is err_scratch - err_transfer (clean test errors on the same test draws,
 docs/model.md §6.4): positive where transfer helps. Per cell: its mean,
 median and standard error, the share of runs with gain > 0, a two-sided sign
@@ -29,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
+from ..batch_transfer import check_batchable
 from ..budget import check, run_estimate, shown_value
 from ..config import SHORTHANDS
 from ..errors import UsageError
@@ -185,6 +193,16 @@ def _check(base, x, y, reps, out, contour):
     )
 
 
+def measure_of(base):
+    """The sweep measure of a diagram: ``outcomes_batched`` unless the base
+    config is not batchable (:func:`refimpl.batch_transfer.check_batchable`)."""
+    try:
+        check_batchable(base)
+    except ValueError:
+        return "outcomes"
+    return "outcomes_batched"
+
+
 def run_transfer_phase(
     base,
     x,
@@ -252,7 +270,7 @@ def run_transfer_phase(
         )
     sweep = run_sweep(
         flat,
-        measure="transfer",
+        measure=measure_of(base),
         replicates=reps,
         jobs=jobs,
         cache=cache_dir(out),
@@ -305,6 +323,7 @@ def run_transfer_phase(
         "wall_seconds": time.time() - started,
         "jobs": jobs,
         "scheduler": scheduler,
+        "measure": measure_of(base),
     }
     written.append(write_json(out / "phase_transfer.json", summary))
     summary["files"] = [str(p) for p in written]

@@ -617,13 +617,17 @@ def _check_counts(jobs, replicates):
 
 
 def _plan(calls, configs, seeds):
-    """The groups of the items to compute (:func:`_groups`): equal shapes
-    together, :data:`BATCH_ITEMS` to a call, for a batched measure; equal seeds
-    together (shared stages) for any other."""
+    """The groups of the items to compute (:func:`_groups`): for a batched
+    measure equal shapes together, :data:`BATCH_ITEMS` to a call, the items of
+    one seed next to each other (a call trains a stage they share once); for
+    any other, equal seeds together (shared stages)."""
     measure_id = calls[0][1] if calls else None
-    if measure_id in BATCHED:
-        return _groups(calls, [BATCHED[measure_id][1](c) for c in configs], BATCH_ITEMS)
-    return _groups(calls, seeds)
+    if measure_id not in BATCHED:
+        return _groups(calls, seeds)
+    shape = BATCHED[measure_id][1]
+    order = sorted(range(len(calls)), key=lambda i: seeds[i])
+    groups = _groups([calls[i] for i in order], [shape(configs[i]) for i in order], BATCH_ITEMS)
+    return [[(order[k], args) for k, args in g] for g in groups]
 
 
 def _groups(calls, keys, size=None):

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import pytest
 
+from refimpl.claims import _boundary as B
 from refimpl.claims import _phase_single_figures as PF
 from refimpl.claims import phase_single as P
 from refimpl.config import Config
@@ -190,13 +191,13 @@ def test_measure_runs_every_rule_and_panel_cell_major():
 
 def test_boundary_interpolates_in_log_mu():
     mus = [1.0, math.e, math.e**2]
-    assert P._boundary(mus, [0.4, 0.3, 0.1]) == approx(math.exp(1.5))
-    assert P._boundary(mus, [0.3, 0.2, 0.1]) == approx(math.e)  # 0.2 is not below
+    assert B.boundary(mus, [0.4, 0.3, 0.1]) == approx(math.exp(1.5))
+    assert B.boundary(mus, [0.3, 0.2, 0.1]) == approx(math.e)  # 0.2 is not below
     # from >= 0.2 to < 0.2: on a plateau at exactly 0.2 the boundary is where it leaves it
-    assert P._boundary([1, 2, 4, 8], [0.3, 0.2, 0.2, 0.1]) == approx(4.0)
-    assert P._boundary([1, 2, 4], [0.2, 0.1, 0.05]) == approx(1.0)
-    assert P._boundary([1, 2, 4, 8], [0.3, 0.1, 0.3, 0.1]) == approx(math.sqrt(2))
-    assert math.isnan(P._boundary(mus, [0.5, 0.4, 0.3]))
+    assert B.boundary([1, 2, 4, 8], [0.3, 0.2, 0.2, 0.1]) == approx(4.0)
+    assert B.boundary([1, 2, 4], [0.2, 0.1, 0.05]) == approx(1.0)
+    assert B.boundary([1, 2, 4, 8], [0.3, 0.1, 0.3, 0.1]) == approx(math.sqrt(2))
+    assert math.isnan(B.boundary(mus, [0.5, 0.4, 0.3]))
 
 
 def test_pass_on_a_surface_with_the_theory_exponents():

@@ -396,5 +396,9 @@ def test_batched_groups_hold_one_shape_and_at_most_batch_items():
     for g in groups:
         assert len(g) <= S.BATCH_ITEMS and len({configs[i].d for i, _ in g}) == 1
     assert len(groups) == 2 * -(-150 // S.BATCH_ITEMS)
+    seeds = [(k * 7919) % 11 for k in range(300)]  # unsorted: 11 seeds
+    for g in S._plan(calls, configs, seeds):  # a seed's items adjacent, indices kept
+        assert all(args[5] == i for i, args in g)
+        assert [seeds[i] for i, _ in g] == sorted(seeds[i] for i, _ in g)
     items = [("single", "single", Config, None, {}, k, None) for k in range(6)]
     assert len(S._plan(items, configs[:6], [7] * 6)) == 1  # an item measure: by seed

@@ -40,6 +40,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .batch import _rng, _task_geometry, draw_task, test_errors, train_batch
+from .budget import memory_budget
 from .data import noise_basis, signal_vectors, task_signals
 from .memo import memo_limit
 from .transfer import inherit, inherited_filters
@@ -68,7 +69,9 @@ _UPSTREAM = (
 
 CALL_BYTES = 64 << 20
 """Bytes of arrays (data, Gram matrices, weights) one compiled call holds at
-most: a larger batch is cut into calls (its numbers do not depend on it)."""
+most (less under a small memory budget: an eighth of it, as
+:func:`refimpl.memo.memo_limit`): a larger batch is cut into calls (its
+numbers do not depend on it)."""
 
 _KEPT = OrderedDict()  # upstream key -> (W (2, m, d) read-only, final loss, steps)
 _KEPT_BYTES = [0]
@@ -157,7 +160,7 @@ def run_transfer_batch(configs, seeds, n_test=None):
 
 def _chunks(rows, per_run):
     """``rows`` in runs of at most CALL_BYTES // per_run (at least one)."""
-    size = max(1, CALL_BYTES // per_run)
+    size = max(1, int(min(CALL_BYTES, memory_budget() / 8) // per_run))
     return [rows[k : k + size] for k in range(0, len(rows), size)]
 
 

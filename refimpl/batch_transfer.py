@@ -58,9 +58,10 @@ OUTCOMES = (
     *("loss_up", "loss_down", "loss_scratch", "steps_up", "steps_down", "steps_scratch"),
     *("n_flipped", "dead_points", "dead_inherited"),
 )
-"""The keys of a run's outcome: those of :func:`refimpl.lab.measures.measure_outcomes`."""
+"""The keys of :func:`refimpl.lab.measures.measure_outcomes`; a batched run also
+gives ``err_up``, the upstream stage's clean test error (:func:`run_transfer_batch`)."""
 
-_UPSTREAM = (
+_UPSTREAM = (  # with the seed and the number of test draws
     *("d", "m", "n_up", "layout", "u_norm", "v_up_norm", "sigma_p_up", "flip_up"),
     *("sigma_0", "eta", "steps_up", "weight_decay_up", "epsilon"),
 )
@@ -129,8 +130,9 @@ def run_transfer_batch(configs, seeds, n_test=None):
     Returns
     -------
     dict of ndarray of shape (R,)
-        The keys of :data:`OUTCOMES`; a run that left the finite numbers has
-        NaN errors (its gain NaN).
+        The keys of :data:`OUTCOMES` and ``err_up`` (the upstream stage's
+        clean test error, on the same test stream); a run that left the
+        finite numbers has NaN errors (its gain NaN).
     """
     R = len(configs)
     if len(seeds) != R:
@@ -138,12 +140,15 @@ def run_transfer_batch(configs, seeds, n_test=None):
     for c in configs:
         check_batchable(c)
     seeds = [int(s) for s in seeds]
-    keys = [(s, *(getattr(c, f) for f in _UPSTREAM)) for c, s in zip(configs, seeds, strict=True)]
-    out = {k: np.full(R, np.nan) for k in OUTCOMES}
+    keys = [
+        (s, c.n_test if n_test is None else n_test, *(getattr(c, f) for f in _UPSTREAM))
+        for c, s in zip(configs, seeds, strict=True)
+    ]
+    out = {k: np.full(R, np.nan) for k in (*OUTCOMES, "err_up")}
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: NaN
         ups = _upstreams(configs, seeds, keys)
-        out["loss_up"][:] = [ups[k][1] for k in keys]
-        out["steps_up"][:] = [ups[k][2] for k in keys]
+        for k, name in enumerate(("loss_up", "steps_up", "err_up"), start=1):
+            out[name][:] = [ups[key][k] for key in keys]
         groups = {}
         for i, c in enumerate(configs):
             groups.setdefault(_down_shape(c), []).append(i)
@@ -165,8 +170,8 @@ def _chunks(rows, per_run):
 
 
 def _upstreams(configs, seeds, keys):
-    """``{key: (W, final loss, steps)}`` of every run's upstream stage: kept
-    ones from earlier calls, the others trained, each once."""
+    """``{key: (W, final loss, steps, test error)}`` of every run's upstream
+    stage: kept ones from earlier calls, the others trained, each once."""
     have = {key: _KEPT[key] for key in set(keys) if key in _KEPT}
     for key in have:
         _KEPT.move_to_end(key)
@@ -180,23 +185,26 @@ def _upstreams(configs, seeds, keys):
     for (n, P, m, d), members in groups.items():
         q = n + P - 1 + 2 * m
         for ups in _chunks(members, 8 * (q * d + q * q + 2 * m * d)):
-            W, loss, steps = _upstream([configs[b] for b in ups], [seeds[b] for b in ups])
+            counts = [keys[b][1] for b in ups]
+            W, *rest = _upstream([configs[b] for b in ups], [seeds[b] for b in ups], counts)
             for k, b in enumerate(ups):
                 w = W[k].copy()  # not a view: the memory kept is what is counted
                 w.flags.writeable = False
-                have[keys[b]] = (w, loss[k], steps[k])
+                have[keys[b]] = (w, *(v[k] for v in rest))
                 _keep(keys[b], have[keys[b]])
     return have
 
 
-def _upstream(configs, seeds):
-    """Train the upstream stages; their final weights (R, 2, m, d), final losses and steps."""
+def _upstream(configs, seeds, counts):
+    """Train the upstream stages; their final weights (R, 2, m, d), final
+    losses, steps and clean test errors (``counts[b]`` draws)."""
     c0 = configs[0]
     n, P, m, d = c0.n_up, c0.n_patches, c0.m, c0.d
     S = P - 1
     r, R = S + n, len(configs)
     Z = np.empty((R, r + 2 * m, d))
     G, sign, y = np.empty((R, r + 2 * m, r + 2 * m)), np.ones((R, n, P)), np.empty((R, n))
+    E = np.zeros((R, r + 2 * m, 2))
     geometry = {}
     for b, (c, seed) in enumerate(zip(configs, seeds, strict=True)):
         signals, basis = _task_geometry(c, geometry)
@@ -208,6 +216,7 @@ def _upstream(configs, seeds):
         _rng(seed, "init_up").standard_normal(out=W0)
         W0 *= c.sigma_0
         np.matmul(Z[b], Z[b].T, out=G[b])
+        E[b, :, : basis.shape[0]] = Z[b] @ basis.T
     res = train_batch(
         G,
         _index(n, S),
@@ -219,7 +228,9 @@ def _upstream(configs, seeds):
         [c.epsilon for c in configs],
     )
     W = res.weights(Z[:, :r], Z[:, r:].reshape(R, 2, m, d))
-    return W, res.loss[np.arange(R), res.last], res.last
+    sigma_p = np.array([c.sigma_p_up for c in configs])
+    err, _ = test_errors(G, E, res, S, sigma_p, np.asarray(counts), seeds)
+    return W, res.loss[np.arange(R), res.last], res.last, err
 
 
 def _index(n, S):

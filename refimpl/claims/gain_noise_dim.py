@@ -40,6 +40,16 @@ def _size(quick, sigmas, ds, d_ref, n_ref, seeds, cap):
     return Size(panels, seeds, x=x, loss_cap=cap)
 
 
+ITEM_V3 = (  # the committed item-by-item results of v3 (protocol 4f176094a842)
+    "PASS on main, r1 and r2. Against sigma_p,1, fixed T / equal loss: rho -1.000 / -1.000 on "
+    "every stream (median gain +0.169 to +0.028, +0.181 to +0.041, +0.185 to +0.044 at fixed "
+    "T). Against d: fixed T rho -0.910 ± 0.018, -0.920 ± 0.025, -0.923 ± 0.021; equal loss "
+    "-0.827 ± 0.050, -0.857 ± 0.054, -0.863 ± 0.042; every Page p < 1e-10. Control (N_1 ∝ d): "
+    "fixed T rho +0.283 ± 0.103, +0.257 ± 0.085, +0.047 ± 0.103 (one-sided p 1, 1, 0.7; "
+    "two-sided 0.0019, 0.0049, 0.61); equal loss +0.270 ± 0.095, +0.300 ± 0.083, +0.037 ± "
+    "0.100 (two-sided 0.0031, 0.001, 0.69)"
+)
+
 PROTOCOL = Protocol(
     name="gain_noise_dim",
     claim=(
@@ -77,6 +87,7 @@ PROTOCOL = Protocol(
     rules={
         "failure": f"clean test error > {B.FAILURE_ERROR}",
         "stalled": f"training loss > {B.EPSILON:g} at the cap (loss-target runs)",
+        "engine": B.ENGINE_RULE,
     },
     notes={
         "reported, not in the verdict": "the control panel; per point mean, median and "
@@ -144,12 +155,13 @@ PROTOCOL = Protocol(
                 "+0.047; stalled 12 / 2)"
             ),
         ),
+        B.engine_change(ITEM_V3),
     ),
 )
 
 
 def measure(size, sweep):
-    return B.trend_measure(size, sweep, COMMON, B.RUN_METRICS + EXTRA_METRICS)
+    return B.trend_measure(size, sweep, COMMON, B.RUN_METRICS + EXTRA_METRICS, batched=True)
 
 
 def _control(x, gains):

@@ -294,10 +294,13 @@ def measure_outcomes_batched(configs, n_test=None):
     Returns
     -------
     list of dict
-        One dict per config, in order, with the keys of :func:`measure_outcomes`.
+        One dict per config, in order, with the keys of :func:`measure_outcomes`
+        and ``err_up`` (the upstream stage's clean test error, as
+        :func:`measure_transfer` gives it).
     """
     out = run_transfer_batch(configs, [c.seed for c in configs], n_test)
-    return [{k: _number(k, out[k][i]) for k in OUTCOMES} for i in range(len(configs))]
+    keys = (*OUTCOMES, "err_up")
+    return [{k: _number(k, out[k][i]) for k in keys} for i in range(len(configs))]
 
 
 _COUNTS = {"steps_up", "steps_down", "steps_scratch", "n_flipped", "dead_points", "dead_inherited"}

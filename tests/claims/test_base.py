@@ -37,3 +37,47 @@ def test_as_float_reads_none_as_nan_at_any_depth():
     got = B.as_float([[1, None], (2.5, 3)])
     assert got.dtype == float and got.shape == (2, 2) and math.isnan(got[0, 1])
     assert got[1].tolist() == [2.5, 3.0]
+
+
+class RecordingSweep:
+    """A claim's sweep that records its calls; metric values 100 point + seed."""
+
+    def __init__(self, seeds):
+        self.calls, self.seeds = [], seeds
+
+    def __call__(self, grid, **kwargs):
+        self.calls.append((list(grid), kwargs))
+        points, seeds = len(grid), self.seeds
+
+        class Result:
+            def values(self, metric):
+                return 100.0 * np.arange(points)[:, None] + np.arange(seeds)[None, :]
+
+        return Result()
+
+
+def test_trend_measure_batched_runs_both_rules_in_one_batched_sweep():
+    """batched=True: per panel one sweep of "outcomes_batched" over the configs
+    as they are (fixed T) and with the loss target and cap (equal loss), the
+    stopping-rule fields common so both rules share seeds; item-by-item: two
+    sweeps, the second of measure_at_loss on the configs as they are."""
+    from refimpl.config import Config
+
+    grid = [Config(d=400, u_norm=u) for u in (1.0, 2.0)]
+    size = type("Size", (), {"configs": {"p": grid}, "loss_cap": 77})()
+    sweep = RecordingSweep(3)
+    out = B.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain",), batched=True)
+    ((configs, kw),) = sweep.calls
+    assert kw["measure"] == "outcomes_batched" and kw["common"] == ("u_norm", *B.STOP_FIELDS)
+    assert configs[:2] == grid
+    assert configs[2:] == [c.replace(epsilon=B.EPSILON, steps_down=77) for c in grid]
+    assert out["p"]["steps"]["gain"].tolist() == [[0, 1, 2], [100, 101, 102]]
+    assert out["p"]["loss"]["gain"].tolist() == [[200, 201, 202], [300, 301, 302]]
+    sweep = RecordingSweep(3)
+    B.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain",))
+    (fixed, kw1), (loss, kw2) = sweep.calls
+    assert fixed == loss == grid and "measure" not in kw1
+    assert kw2["measure"] is B.measure_at_loss and kw2["options"] == {
+        "epsilon": B.EPSILON,
+        "cap": 77,
+    }

@@ -36,7 +36,7 @@ import pytest
 import scipy.stats
 
 from refimpl.claims import failure_mode as fm
-from refimpl.claims._base import EPSILON, FAILURE_ERROR
+from refimpl.claims._base import ENGINE_RULE, EPSILON, FAILURE_ERROR
 from refimpl.data import Task
 from refimpl.lab import stats as S
 from refimpl.lab.claim import Protocol, run_claim
@@ -110,7 +110,9 @@ def test_protocol_and_points():
     assert not p.hash_scheme1 and p.salt == "failure_mode-v2"
     assert str(S.SIGNIFICANCE) in p.pass_rule and "95% interval" in p.pass_rule
     assert fm.STALL == 2 * EPSILON == 0.002 and "0.002" in p.rules["stalled"]
-    (d,) = p.disclosures
+    d, engine = p.disclosures
+    assert "batched three-stage path" in engine.change and p.rules["engine"] == ENGINE_RULE
+    assert "100 of 309" in engine.earlier and "179 of 322" in engine.earlier  # main, r2: v2
     assert d.earlier and "4dd0f493fb93" in d.earlier and "independent review" in d.reason
     for number in ("41 of 126", "3.1e-10", "93 of 126", "45 of 74", "p = 0.04"):  # main, v1
         assert number in d.earlier

@@ -80,8 +80,14 @@ def test_protocol_v3_declares_the_control_and_discloses_v2():
     assert p.salt == "gain_noise_dim-v3" and p.fixed == "2026-12-06" and p.hash_scheme1 == ""
     assert "upstream indicator" in p.statistic and "upstream indicator" in p.claim
     assert "control panel is reported, not in the verdict" in p.pass_rule
-    v3 = p.disclosures[-1]
+    v3, engine = p.disclosures[-2:]
     assert "v2 -> v3" in v3.change and "12d0b2222718" in v3.earlier
+    # the engine change after v3's item-by-item runs, with their numbers on three streams
+    assert (
+        "batched three-stage path" in engine.change and "PASS on main, r1 and r2" in engine.earlier
+    )
+    assert "-0.910 ± 0.018" in engine.earlier and "+0.047 ± 0.103" in engine.earlier
+    assert p.rules["engine"] == B.ENGINE_RULE
     # the committed v2 statistics, main and r1, in numbers
     assert "-0.920 ± 0.019" in v3.earlier and "-0.860 ± 0.049" in v3.earlier
     assert "-0.837 ± 0.047" in v3.earlier and "-0.773 ± 0.066" in v3.earlier

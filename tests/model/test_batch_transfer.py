@@ -15,6 +15,7 @@ from refimpl.config import Config
 from refimpl.lab.measures import measure_outcomes
 from refimpl.lab.sweep import run_sweep
 from refimpl.memo import shared_stages
+from refimpl.transfer import run_experiment
 
 EXACT = ("steps_up", "steps_down", "steps_scratch", "n_flipped", "dead_points", "dead_inherited")
 LOSSES = ("loss_up", "loss_down", "loss_scratch")
@@ -54,7 +55,12 @@ def test_outcomes_are_measure_outcomes(layout):
         for wd, e in ((0.0, 0.0), (0.01, 0.3))
     ]
     seeds = [11 + k % 3 for k in range(len(configs))]
-    assert_agrees(configs, seeds, BT.run_transfer_batch(configs, seeds))
+    out = BT.run_transfer_batch(configs, seeds)
+    assert_agrees(configs, seeds, out)
+    pairs = zip(configs, seeds, strict=True)
+    up = [run_experiment(c.replace(seed=s)).test_error("up")["clean_error"] for c, s in pairs]
+    assert np.mean(np.array(up) == out["err_up"]) >= 0.9
+    assert np.all(np.isfinite(out["err_up"])) and np.any(out["err_up"] > 0)
 
 
 @settings(max_examples=12, deadline=None)

@@ -6,12 +6,13 @@ batched Gram-space trainer of :mod:`refimpl.batch` (docs/model.md §9).
   vectors, as :func:`refimpl.batch.run_single_batch` trains it. Runs whose
   upstream stage is the same (same seed and same upstream fields, as the
   alphas or the downstream sizes of one seed under common random numbers)
-  train it once (also across downstream shapes: a call trains the distinct
-  upstream stages of all its runs first); the process keeps the trained upstream stages (their final
-  weights, loss and steps; at most :func:`refimpl.memo.memo_limit` bytes, the
-  oldest dropped first) for later calls, so a sweep worker trains a seed's
-  upstream stage once for all of its calls. A run's numbers do not depend on
-  this (nor on the other runs of its call).
+  train it once, also across downstream shapes: a call trains the distinct
+  upstream stages of all its runs first. The process keeps the trained
+  upstream stages (final weights, loss, steps and test error; at most
+  :func:`refimpl.memo.memo_limit` bytes, the oldest dropped first) for later
+  calls, so a sweep worker trains a seed's upstream stage once for all of its
+  calls. A run's numbers do not depend on this (nor on the other runs of its
+  call).
 - the transfer: the upstream weights W = s W_0 + Bv V formed once per
   upstream stage (2m x r x d multiply-adds), then :func:`refimpl.transfer.inherit`
   on the run's ``transfer`` stream, as :func:`refimpl.transfer.run_stages` does.

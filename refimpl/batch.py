@@ -421,6 +421,15 @@ def _draw(config, seed, signals, basis, Z):
     return y, y_clean
 
 
+def patch_index(n, S):
+    """Patch (i, p) -> basis row a(i, p) of refimpl's data: the S signal rows,
+    then input i's noise row S + i (module docstring)."""
+    index = np.empty((n, S + 1), np.int64)
+    index[:, :S] = np.arange(S)
+    index[:, S] = S + np.arange(n)
+    return index
+
+
 def _test_draws(seeds):
     """draw(b, out) of :func:`reduced_errors`: run b's ``test`` stream."""
     gens = [_rng(seed, "test") for seed in seeds]
@@ -511,9 +520,7 @@ def _run_group(configs, seeds, n_test, geometry, keep_weights, out, rows):
     n, P, m, d = shape_key(c0)
     S = P - 1
     r, q, R = S + n, S + n + 2 * m, len(configs)
-    index = np.empty((n, P), np.int64)
-    index[:, :S] = np.arange(S)
-    index[:, S] = S + np.arange(n)
+    index = patch_index(n, S)
     G, E = np.empty((R, q, q)), np.zeros((R, q, 2))
     sign, y = np.ones((R, n, P)), np.empty((R, n))
     Z = np.empty((q, d))

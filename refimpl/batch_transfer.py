@@ -40,7 +40,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .batch import _rng, _task_geometry, draw_task, test_errors, train_batch
+from .batch import _draw, _rng, _task_geometry, draw_task, patch_index, test_errors, train_batch
 from .budget import memory_budget
 from .data import noise_basis, signal_vectors, task_signals
 from .memo import memo_limit
@@ -209,18 +209,13 @@ def _upstream(configs, seeds, counts):
     geometry = {}
     for b, (c, seed) in enumerate(zip(configs, seeds, strict=True)):
         signals, basis = _task_geometry(c, geometry)
-        y[b], y_clean = draw_task(
-            _rng(seed, "data_up"), n, c.sigma_p_up, c.flip_up, signals, basis, Z[b]
-        )
+        y[b], y_clean = _draw(c, seed, signals, basis, Z[b])
         sign[b, :, :S] = y_clean[:, None]
-        W0 = Z[b, r:]
-        _rng(seed, "init_up").standard_normal(out=W0)
-        W0 *= c.sigma_0
         np.matmul(Z[b], Z[b].T, out=G[b])
         E[b, :, : basis.shape[0]] = Z[b] @ basis.T
     res = train_batch(
         G,
-        _index(n, S),
+        patch_index(n, S),
         sign,
         y,
         [c.eta_of("up") for c in configs],
@@ -232,14 +227,6 @@ def _upstream(configs, seeds, counts):
     sigma_p = np.array([c.sigma_p_up for c in configs])
     err, _ = test_errors(G, E, res, S, sigma_p, np.asarray(counts), seeds)
     return W, res.loss[np.arange(R), res.last], res.last, err
-
-
-def _index(n, S):
-    """Patch (i, p) -> basis row: the S signal rows, then input i's noise row."""
-    index = np.empty((n, S + 1), np.int64)
-    index[:, :S] = np.arange(S)
-    index[:, S] = S + np.arange(n)
-    return index
 
 
 def _downstream(configs, seeds, W_up, n_test):
@@ -271,7 +258,7 @@ def _downstream(configs, seeds, W_up, n_test):
     eta = [c.eta_of("down") for c in configs] + [c.eta_of("scratch") for c in configs]
     res = train_batch(
         G,
-        _index(n, S),
+        patch_index(n, S),
         np.concatenate([sign, sign]),
         np.concatenate([y, y]),
         eta,
@@ -315,7 +302,7 @@ def _dead(G, sign, y, flipped, m, r, inherited):
     every filter and the inherited ones, from the Gram matrix: the
     pre-activation of filter k on patch (i, p) is sign[i, p] G[a(i, p), r + k]."""
     n, P = sign.shape
-    index = _index(n, P - 1)
+    index = patch_index(n, P - 1)
     pre = sign[None, :, :] * G[index, r + np.arange(2 * m)[:, None, None]]  # (2m, n, P)
     silent = (pre <= 0).all(axis=2).reshape(2, m, n)
     inh = inherited_filters(inherited)

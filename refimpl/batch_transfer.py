@@ -21,7 +21,9 @@ batched Gram-space trainer of :mod:`refimpl.batch` (docs/model.md §9).
   any (2m, d) matrix in the representation W_t = s_t W_0 + Bv_t V, so both
   are :func:`refimpl.batch.train_batch` runs with their own Gram matrices.
 - test errors by the reduced estimator on the run's ``test`` stream, restarted
-  for each stage (transfer and scratch on the same draws, docs/model.md §6.4).
+  for each stage (transfer and scratch on the same draws, docs/model.md §6.4);
+  the upstream stage's only on request (``upstream_error``): at the base
+  regime it is a tenth of a run's cost.
 
 The draws are those of :func:`refimpl.transfer.run_experiment` (the same
 streams), so the numbers are those of
@@ -60,9 +62,10 @@ OUTCOMES = (
     *("n_flipped", "dead_points", "dead_inherited"),
 )
 """The keys of :func:`refimpl.lab.measures.measure_outcomes`; a batched run also
-gives ``err_up``, the upstream stage's clean test error (:func:`run_transfer_batch`)."""
+gives ``err_up``, the upstream stage's clean test error, on request
+(:func:`run_transfer_batch`)."""
 
-_UPSTREAM = (  # with the seed and the number of test draws
+_UPSTREAM = (  # with the seed and the number of test draws (0: no test error)
     *("d", "m", "n_up", "layout", "u_norm", "v_up_norm", "sigma_p_up", "flip_up"),
     *("sigma_0", "eta", "steps_up", "weight_decay_up", "epsilon"),
 )
@@ -75,7 +78,7 @@ most (less under a small memory budget: an eighth of it, as
 :func:`refimpl.memo.memo_limit`): a larger batch is cut into calls (its
 numbers do not depend on it)."""
 
-_KEPT = OrderedDict()  # upstream key -> (W (2, m, d) read-only, final loss, steps)
+_KEPT = OrderedDict()  # upstream key -> (W (2, m, d) read-only, final loss, steps, error)
 _KEPT_BYTES = [0]
 
 
@@ -113,7 +116,7 @@ def check_batchable(config):
         raise ValueError("the batched three-stage path scores with the reduced estimator only")
 
 
-def run_transfer_batch(configs, seeds, n_test=None):
+def run_transfer_batch(configs, seeds, n_test=None, upstream_error=False):
     """The outcomes of :func:`refimpl.lab.measures.measure_outcomes` for every
     (config, seed) pair (module docstring): the distinct upstream stages by
     :func:`transfer_shape`, then ``down`` and ``scratch`` by downstream
@@ -127,12 +130,14 @@ def run_transfer_batch(configs, seeds, n_test=None):
         The run's seed (``config.seed`` is ignored).
     n_test : int, optional
         Test draws (default: each config's ``n_test``).
+    upstream_error : bool
+        Also estimate the upstream stage's clean test error ``err_up`` (on
+        the same test stream).
 
     Returns
     -------
     dict of ndarray of shape (R,)
-        The keys of :data:`OUTCOMES` and ``err_up`` (the upstream stage's
-        clean test error, on the same test stream); a run that left the
+        The keys of :data:`OUTCOMES` (and ``err_up``); a run that left the
         finite numbers has NaN errors (its gain NaN).
     """
     R = len(configs)
@@ -141,14 +146,16 @@ def run_transfer_batch(configs, seeds, n_test=None):
     for c in configs:
         check_batchable(c)
     seeds = [int(s) for s in seeds]
+    draws = [(c.n_test if n_test is None else n_test) if upstream_error else 0 for c in configs]
     keys = [
-        (s, c.n_test if n_test is None else n_test, *(getattr(c, f) for f in _UPSTREAM))
-        for c, s in zip(configs, seeds, strict=True)
+        (s, t, *(getattr(c, f) for f in _UPSTREAM))
+        for c, s, t in zip(configs, seeds, draws, strict=True)
     ]
-    out = {k: np.full(R, np.nan) for k in (*OUTCOMES, "err_up")}
+    names = ("loss_up", "steps_up", "err_up")[: 3 if upstream_error else 2]
+    out = {k: np.full(R, np.nan) for k in (*OUTCOMES, *names)}
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: NaN
         ups = _upstreams(configs, seeds, keys)
-        for k, name in enumerate(("loss_up", "steps_up", "err_up"), start=1):
+        for k, name in enumerate(names, start=1):
             out[name][:] = [ups[key][k] for key in keys]
         groups = {}
         for i, c in enumerate(configs):
@@ -198,7 +205,7 @@ def _upstreams(configs, seeds, keys):
 
 def _upstream(configs, seeds, counts):
     """Train the upstream stages; their final weights (R, 2, m, d), final
-    losses, steps and clean test errors (``counts[b]`` draws)."""
+    losses, steps and clean test errors (``counts[b]`` draws; NaN for 0)."""
     c0 = configs[0]
     n, P, m, d = c0.n_up, c0.n_patches, c0.m, c0.d
     S = P - 1
@@ -224,8 +231,10 @@ def _upstream(configs, seeds, counts):
         [c.epsilon for c in configs],
     )
     W = res.weights(Z[:, :r], Z[:, r:].reshape(R, 2, m, d))
-    sigma_p = np.array([c.sigma_p_up for c in configs])
-    err, _ = test_errors(G, E, res, S, sigma_p, np.asarray(counts), seeds)
+    err = np.full(R, np.nan)
+    if min(counts) > 0:  # requested for every run of the call (run_transfer_batch)
+        sigma_p = np.array([c.sigma_p_up for c in configs])
+        err, _ = test_errors(G, E, res, S, sigma_p, np.asarray(counts), seeds)
     return W, res.loss[np.arange(R), res.last], res.last, err
 
 

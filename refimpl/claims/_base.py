@@ -15,7 +15,7 @@ from ..lab import figures as F
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Figure, Table
-from ..lab.measures import measure_transfer
+from ..lab.measures import at_loss, loss_flags, measure_transfer
 
 __all__ = [
     "TRANSFER_BASE",
@@ -207,12 +207,25 @@ def measure_at_loss(config, epsilon=EPSILON, cap=LOSS_CAP, **options):
     ``stalled_transfer`` / ``stalled_scratch`` (1 when the final training loss
     is above epsilon: not reached at the cap) and ``up_stopped_early`` (1 when
     the upstream stage stopped before its own cap)."""
-    c = config.replace(epsilon=float(epsilon), steps_down=int(cap))
-    out = measure_transfer(c, **options)
-    out["stalled_transfer"] = float(out["loss_down"] > epsilon)
-    out["stalled_scratch"] = float(out["loss_scratch"] > epsilon)
-    out["up_stopped_early"] = float(out["steps_up"] < c.steps_up)
+    run = at_loss(config, epsilon, cap)
+    out = measure_transfer(run, **options)
+    out.update(loss_flags(out, run))
     return out
+
+
+def rule_sweeps(epsilon, cap, batched=False):
+    """The sweep keywords of each stopping rule's runs of a grid: ``steps``,
+    every config as it is; ``loss``, the equal-loss runs (target ``epsilon``,
+    step cap ``cap``) of the same configs and seeds. Item by item
+    (:func:`measure_transfer` with its diagnostics; :func:`measure_at_loss`),
+    or ``batched``: the outcomes of the batched three-stage path
+    (``outcomes_batched``, the equal-loss runs and their flags by its
+    ``epsilon`` and ``cap`` options)."""
+    options = {"epsilon": epsilon, "cap": cap}
+    if batched:
+        batch = "outcomes_batched"
+        return {"steps": {"measure": batch}, "loss": {"measure": batch, "options": options}}
+    return {"steps": {}, "loss": {"measure": measure_at_loss, "options": options}}
 
 
 ENGINE_RULE = (
@@ -222,13 +235,14 @@ ENGINE_RULE = (
 """The protocol rule of a claim whose runs go through the batched three-stage path."""
 
 
-def engine_change(earlier):
-    """The disclosed change of a claim's runs from the item-by-item experiment to
-    the batched three-stage path (configs, seeds and rule unchanged)."""
+def engine_change(earlier, engine="auto"):
+    """The disclosed change of a claim's runs from the item-by-item experiment
+    (the configs' ``engine``) to the batched three-stage path (configs, seeds
+    and rule unchanged)."""
     return Disclosure(
         date="2026-12-07 (after the item-by-item runs on main, r1 and r2)",
-        change="engine: every run item by item (run_experiment, the configs' engine 'auto') -> "
-        "the batched three-stage path (refimpl.batch_transfer); configs, seeds, statistic and "
+        change=f"engine: every run item by item (run_experiment, the configs' engine '{engine}') "
+        "-> the batched three-stage path (refimpl.batch_transfer); configs, seeds, statistic and "
         "pass rule unchanged",
         reason="speed, for a suite within 20 minutes: the batched path gives the same runs to "
         "rounding (the test errors equal but in the rare runs where rounding rotates the test "
@@ -304,6 +318,7 @@ def trend_measure(size, sweep, common, metrics=RUN_METRICS, batched=False):
                 metrics,
                 panel,
                 measure="outcomes_batched",
+                options={"upstream_error": "err_up" in metrics},
                 common=common[panel] + STOP_FIELDS,
             )
             for panel, grid in size.configs.items()

@@ -12,7 +12,7 @@ from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Disclosure, Figure, Outcome, Size, Table
-from ._base import as_float, measure_at_loss, transfer_base
+from ._base import as_float, rule_sweeps, transfer_base
 
 LEVER_COMMON = ("alpha", "weight_decay", "freeze_inherited", "rescale_inherited")
 """The lever fields with common random numbers: every lever of a cell runs
@@ -104,21 +104,21 @@ def lever_at_loss(size):
     return list(size.values.get("at_loss", size.levers))
 
 
-def lever_measure(size, sweep):
+def lever_measure(size, sweep, batched=False):
     """Every lever in every region at fixed steps, and those of
-    :func:`lever_at_loss` at equal training loss (:func:`measure_at_loss`,
-    the same seeds): ``{"steps": {metric: (levers, cells, seeds)}, "loss":
-    {metric: (levers at equal loss, cells, seeds)}}``, the cells region by
-    region."""
-    at_loss = dict(measure=measure_at_loss, options={"epsilon": size.epsilon, "cap": size.cap})
+    :func:`lever_at_loss` at equal training loss (the same seeds; item by item
+    or ``batched``, :func:`~refimpl.claims._base.rule_sweeps`): ``{"steps":
+    {metric: (levers, cells, seeds)}, "loss": {metric: (levers at equal loss,
+    cells, seeds)}}``, the cells region by region."""
+    rules = rule_sweeps(size.epsilon, size.cap, batched)
     keep = [k for k, n in enumerate(size.levers) if n in lever_at_loss(size)]
     got = {"steps": [], "loss": []}
     for r, grid in size.configs.items():
         nu = len(size.regions[r]["u"])
         shape = (len(size.levers), nu, size.seeds)
         sub = [c for k in keep for c in grid[k * nu : (k + 1) * nu]]
-        fixed = sweep(grid, label=r, metrics=LEVER_ERRORS)
-        loss = sweep(sub, label=f"{r} (equal loss)", metrics=LEVER_AT_LOSS, **at_loss)
+        fixed = sweep(grid, label=r, metrics=LEVER_ERRORS, **rules["steps"])
+        loss = sweep(sub, label=f"{r} (equal loss)", metrics=LEVER_AT_LOSS, **rules["loss"])
         got["steps"].append({k: fixed.values(k).reshape(shape) for k in LEVER_ERRORS})
         got["loss"].append(
             {k: loss.values(k).reshape((len(keep),) + shape[1:]) for k in LEVER_AT_LOSS}

@@ -65,6 +65,12 @@ def _size(quick, seeds, cap):
     return Size(configs, seeds, scales=list(SCALES), loss_cap=cap)
 
 
+ITEM_V2 = (  # the committed item-by-item results of v2
+    "FAIL on main, r1 and r2, by (i): the benign median excess +0.0161 / +0.0142 / +0.0098, "
+    "+0.0128 / +0.0111 / +0.0101, +0.0138 / +0.0128 / +0.0093 at s = 1/2/4, Page p = 0.034, "
+    "0.09, 0.011; (ii) harmful and (iii) scratch above GAP on each (sign tests p = 9.5e-07)"
+)
+
 PROTOCOL = Protocol(
     name="bayes",
     claim=(
@@ -97,6 +103,7 @@ PROTOCOL = Protocol(
         "with independent runs the order within a block is exchangeable when s has no effect)"
     ),
     rules={
+        "engine": B.ENGINE_RULE,
         "a constant above p": f"median excess > GAP = {GAP} (declared in v1)",
         "sign test": "k runs above GAP, l below (ties dropped): p = P(Binomial(k + l, 1/2) >= k); "
         "every s at level 0.01 (an intersection-union test: no correction)",
@@ -152,6 +159,7 @@ PROTOCOL = Protocol(
             "+0.0055, +0.1860 (p < 1e-10), +0.1356. r1, fixed T: +0.0056, +0.1769 (p = 1.8e-08), "
             "+0.1330; equal loss: +0.0061, +0.1771 (p < 1e-10), +0.1331",
         ),
+        B.engine_change(ITEM_V2),
     ),
 )
 
@@ -160,7 +168,7 @@ def measure(size, sweep):
     """Both cells at every scale in one sweep (common random numbers across
     N_1): ``{cell: {metric: array (scales, seeds)}}``."""
     configs = [c for cell in CELLS for c in size.configs[cell]]
-    sw = sweep(configs, label="cells x scales", metrics=METRICS, measure="outcomes")
+    sw = sweep(configs, label="cells x scales", metrics=METRICS, measure="outcomes_batched")
     k = len(size.scales)
     return {
         cell: {m: sw.values(m)[i * k : (i + 1) * k] for m in METRICS}

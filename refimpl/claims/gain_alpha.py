@@ -34,6 +34,13 @@ def _size(quick, seeds, **regimes):
     return Size(configs, seeds, alphas=ALPHAS, regimes=regimes, epsilon=0.005, cap=2000)
 
 
+ITEM_V3 = (  # the committed item-by-item results of v3
+    "PASS on main, r1 and r2. (a) Page p < 1e-10 on each (mean per-seed Spearman rho -0.989, "
+    "-0.984, -0.984); (b) err(0.8) - err(1): median +0.0018, +0.0018, +0.0017, Wilcoxon p = "
+    "4.4e-08, 6.6e-08, 4e-07; (c, reported) failures at alpha = 1 vs 0.5: 26 vs 1, 24 vs 0, 25 "
+    "vs 1 discordant, exact p = 2.1e-07, 6e-08, 4e-07"
+)
+
 PROTOCOL = Protocol(
     name="gain_alpha",
     claim=(
@@ -77,6 +84,7 @@ PROTOCOL = Protocol(
         "have independent seeds"
     ),
     rules={
+        "engine": B.ENGINE_RULE,
         "failure": f"clean test error > {B.FAILURE_ERROR:g}",
         "equal loss": "fine-tuning and scratch until the training loss is <= epsilon, within "
         "the step cap; a run that does not reach it stalls and counts as a failure there",
@@ -177,18 +185,21 @@ PROTOCOL = Protocol(
             "vs 1 (3.7e-11), 34 vs 0 (5.8e-11), 20 vs 0 (9.5e-07), 7 vs 0 (0.0078). Under the "
             "v3 rule both streams give PASS",
         ),
+        B.engine_change(ITEM_V3),
     ),
 )
 
 
 def measure(size, sweep):
     """Both regimes, both stopping rules: ``{regime: {rule: {metric: (alphas, seeds)}}}``."""
-    at_loss = dict(measure=B.measure_at_loss, options={"epsilon": size.epsilon, "cap": size.cap})
+    rules = B.rule_sweeps(size.epsilon, size.cap, batched=True)
     out = {}
     for r, grid in size.configs.items():
         reps = size.seeds[r]
-        fixed = sweep(grid, label=r, replicates=reps, metrics=FIXED)
-        loss = sweep(grid, label=f"{r} (equal loss)", replicates=reps, metrics=AT_LOSS, **at_loss)
+        fixed = sweep(grid, label=r, replicates=reps, metrics=FIXED, **rules["steps"])
+        loss = sweep(
+            grid, label=f"{r} (equal loss)", replicates=reps, metrics=AT_LOSS, **rules["loss"]
+        )
         out[r] = {"steps": {k: fixed.values(k) for k in FIXED}}
         out[r]["loss"] = {k: loss.values(k) for k in AT_LOSS}
     return out

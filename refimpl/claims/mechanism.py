@@ -156,7 +156,7 @@ PROTOCOL = Protocol(
 def measure(size, sweep):
     """Every regime under both stopping rules: ``{regime: {"steps": {metric:
     (seeds,)}, "loss": {...}, "curves": {curve: per-seed lists}}}``."""
-    at_loss = dict(measure=B.measure_at_loss, options={"epsilon": size.epsilon, "cap": size.cap})
+    at_loss = B.rule_sweeps(size.epsilon, size.cap)["loss"]
     out = {}
     for name, config in size.configs.items():
         fixed = sweep([config], label=name, options={"curves": True}, metrics=SCALARS + CURVES)

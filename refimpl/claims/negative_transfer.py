@@ -63,6 +63,13 @@ def _size(quick, seeds, cap, us, alphas, nups, n_benign):
     return Size({"rows": grids}, seeds, **values)
 
 
+ITEM_V3 = (  # the committed item-by-item results of v3
+    "PASS on main, r1 and r2. Fixed T: 10, 10 and 9 of 70 cells significantly worse (largest "
+    "median +0.062, +0.061, +0.071, at |u| = 0), benign alpha rows against |u|: Page p < 1e-10 "
+    "(rho -0.651, -0.668, -0.662); equal loss: 3, 2 and 2 of 70 cells (largest median +0.022, "
+    "+0.014, +0.022), Page p < 1e-10 (rho -0.388, -0.392, -0.375)"
+)
+
 PROTOCOL = Protocol(
     name="negative_transfer",
     claim="negative transfer exists: regimes where err_transfer > err_scratch significantly, "
@@ -87,6 +94,7 @@ PROTOCOL = Protocol(
     pairing="transfer and scratch paired within a cell; independent seeds across cells; "
     "common random numbers across the stopping rule",
     rules={
+        "engine": B.ENGINE_RULE,
         "failure": f"clean test error > {B.FAILURE_ERROR}",
         "stalled": f"training loss > {B.EPSILON:g} at the cap (loss-target runs)",
     },
@@ -131,6 +139,7 @@ PROTOCOL = Protocol(
             "factor of the inherited part",
             earlier=V2,
         ),
+        B.engine_change(ITEM_V3),
     ),
 )
 
@@ -138,7 +147,7 @@ PROTOCOL = Protocol(
 def measure(size, sweep):
     """Both rules in one sweep (the first runs' items): ``{rule: {metric: (rows, |u|, seeds)}}``."""
     grid = [c for row in size.configs["rows"] for c in row]
-    vals = B.sweep_rules_once(sweep, grid, size.loss_cap, METRICS)
+    vals = B.sweep_rules_once(sweep, grid, size.loss_cap, METRICS, measure="outcomes_batched")
     shape = (len(size.rows), len(size.us), size.seeds)
     return {r: {k: v.reshape(shape) for k, v in vals[r].items()} for r in B.RULES}
 

@@ -53,6 +53,14 @@ def _size(quick, seeds, small_step_steps, cap):
     return Size(configs, seeds, us=US, variants=variants, reversed=REVERSED, base=base)
 
 
+ITEM = (  # the committed item-by-item results
+    "PASS on main, r1 and r2. Pooled: gain at |u| = 2 +0.2000, +0.2034, +0.2043; growth with "
+    "|u| rho +0.94, +0.95, +0.94; negative transfer at |u| = 0 +0.0295, +0.0276, +0.0305 (each "
+    "p < 1e-10); reversal at |u| = 0 +0.0801 (p < 1e-10), +0.0801 (1.8e-08), +0.0848 "
+    "(1.8e-08); per variant 21, 21 and 20 of 21 predictions detected (r2: entry granularity's "
+    "negative transfer at |u| = 0 not detected)"
+)
+
 PROTOCOL = Protocol(
     name="robustness",
     claim=(
@@ -80,6 +88,7 @@ PROTOCOL = Protocol(
     pairing="transfer and scratch paired within a run; independent seeds across |u| and "
     "variants (none is paired: each changes the model)",
     rules={
+        "engine": B.ENGINE_RULE,
         "failure": f"clean test error > {B.FAILURE_ERROR}",
         "stalled": f"training loss > {B.EPSILON:g} at the cap (the equal-loss variant)",
         "findings": "a prediction of a variant is 'detected' (one-sided p < the level), 'not "
@@ -126,6 +135,7 @@ PROTOCOL = Protocol(
                 "one-sided tests at 0.01)"
             ),
         ),
+        B.engine_change(ITEM),
     ),
     hash_scheme1="eeed9e964800",
 )
@@ -133,7 +143,8 @@ PROTOCOL = Protocol(
 
 def measure(size, sweep):
     """Every variant at every |u|, one sweep: ``{metric: (variants, |u|, seeds)}``."""
-    sw = sweep([c for grid in size.configs.values() for c in grid], metrics=METRICS)
+    configs = [c for grid in size.configs.values() for c in grid]
+    sw = sweep(configs, metrics=METRICS, measure="outcomes_batched")
     shape = (len(size.configs), len(size.us), size.seeds)
     return {k: sw.values(k).reshape(shape) for k in METRICS}
 

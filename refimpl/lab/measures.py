@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..batch import run_single_batch, shape_key
-from ..batch_transfer import OUTCOMES, run_transfer_batch, transfer_shape
+from ..batch_transfer import run_transfer_batch, transfer_shape
 from ..decomposition import (
     invariants,
     own_entries,
@@ -40,6 +40,8 @@ __all__ = [
     "measure_checks",
     "BATCHED",
     "dead_points",
+    "at_loss",
+    "loss_flags",
 ]
 
 
@@ -282,7 +284,7 @@ def measure_single_batched(configs, n_test=None):
     return [{k: out[k][i].item() for k in SINGLE_BATCHED_KEYS} for i in range(len(configs))]
 
 
-def measure_outcomes_batched(configs, n_test=None):
+def measure_outcomes_batched(configs, n_test=None, epsilon=None, cap=None, upstream_error=False):
     """:func:`measure_outcomes` for many seeded configs at once, by the batched
     three-stage path (:func:`refimpl.batch_transfer.run_transfer_batch`: the
     same draws, every stage in Gram space, docs/model.md §9; the numbers to
@@ -291,16 +293,52 @@ def measure_outcomes_batched(configs, n_test=None):
     call, trained once). A run's numbers do not depend on the other configs
     of the call.
 
+    Parameters
+    ----------
+    configs : sequence of Config
+    n_test : int, optional
+        Test draws (default: each config's).
+    epsilon, cap : float, int, optional
+        The equal-loss runs of each config (:func:`at_loss`), with the flags
+        of :func:`loss_flags`.
+    upstream_error : bool
+        Also ``err_up``, the upstream stage's clean test error (as
+        :func:`measure_transfer` gives it).
+
     Returns
     -------
     list of dict
-        One dict per config, in order, with the keys of :func:`measure_outcomes`
-        and ``err_up`` (the upstream stage's clean test error, as
-        :func:`measure_transfer` gives it).
+        One dict per config, in order, with the keys of :func:`measure_outcomes`.
     """
-    out = run_transfer_batch(configs, [c.seed for c in configs], n_test)
-    keys = (*OUTCOMES, "err_up")
-    return [{k: _number(k, out[k][i]) for k in keys} for i in range(len(configs))]
+    runs = configs if epsilon is None else [at_loss(c, epsilon, cap) for c in configs]
+    out = run_transfer_batch(runs, [c.seed for c in configs], n_test, upstream_error)
+    rows = [{k: _number(k, v[i]) for k, v in out.items()} for i in range(len(configs))]
+    if epsilon is not None:
+        for row, run in zip(rows, runs, strict=True):
+            row.update(loss_flags(row, run))
+    return rows
+
+
+def at_loss(config, epsilon, cap):
+    """The equal-loss run of ``config``: fine-tuning and scratch trained to the
+    training loss ``epsilon`` (at most ``cap`` steps); the upstream stage keeps
+    its own step count and stops earlier only if its loss reaches ``epsilon``.
+    The seed is that of ``config``, so the two stopping rules pair seed by seed."""
+    if cap is None:
+        raise ValueError("an equal-loss run needs its step cap")
+    return config.replace(epsilon=float(epsilon), steps_down=int(cap))
+
+
+def loss_flags(outcomes, run):
+    """``stalled_transfer`` / ``stalled_scratch`` (1.0 when the final training
+    loss is above the run's epsilon: the cap came first) and
+    ``up_stopped_early`` (1.0 when the upstream stage stopped before its step
+    count) of an :func:`at_loss` run's outcomes."""
+    return {
+        "stalled_transfer": float(outcomes["loss_down"] > run.epsilon),
+        "stalled_scratch": float(outcomes["loss_scratch"] > run.epsilon),
+        "up_stopped_early": float(outcomes["steps_up"] < run.steps_up),
+    }
 
 
 _COUNTS = {"steps_up", "steps_down", "steps_scratch", "n_flipped", "dead_points", "dead_inherited"}

@@ -81,3 +81,32 @@ def test_trend_measure_batched_runs_both_rules_in_one_batched_sweep():
         "epsilon": B.EPSILON,
         "cap": 77,
     }
+
+
+def test_batched_equal_loss_runs_are_measure_at_loss_runs():
+    """rule_sweeps(batched=True)'s equal-loss measure runs what measure_at_loss
+    runs (the same config change and seed) and gives the same flags; item by
+    item it is measure_at_loss."""
+    from refimpl.config import Config
+    from refimpl.lab.measures import measure_outcomes_batched
+
+    rules = B.rule_sweeps(0.05, 30, batched=True)
+    assert rules["steps"] == {"measure": "outcomes_batched"}
+    assert rules["loss"]["options"] == {"epsilon": 0.05, "cap": 30}
+    assert B.rule_sweeps(0.05, 30)["loss"]["measure"] is B.measure_at_loss
+    small = dict(d=60, m=3, n_up=12, n_down=6, eta=0.3, steps_up=40, steps_down=40, n_test=600)
+    configs = [Config(**small, flip_down=0.2, alpha=a, seed=9) for a in (0.0, 0.5)]
+    configs.append(Config(**small, u_norm=0.3, seed=4))  # upstream not stopped at 0.05
+    flags = set()
+    for cap in (30, 100):  # 30: every run stalls at 0.05; 100: none
+        got = measure_outcomes_batched(configs, epsilon=0.05, cap=cap)
+        for c, g in zip(configs, got, strict=True):
+            ref = B.measure_at_loss(c, epsilon=0.05, cap=cap)
+            for key in ("stalled_transfer", "stalled_scratch", "up_stopped_early"):
+                assert g[key] == ref[key], key
+                flags.add((key, g[key]))
+            for key in ("steps_up", "steps_down", "steps_scratch"):
+                assert g[key] == ref[key], key
+            for key in ("loss_up", "loss_down", "loss_scratch"):
+                assert g[key] == pytest.approx(ref[key], rel=1e-9), key
+    assert len(flags) == 6  # each flag seen as 0 and as 1

@@ -27,6 +27,7 @@ import json
 import numpy as np
 import pytest
 
+from refimpl.claims import _base as B
 from refimpl.claims import bayes
 from refimpl.lab import stats as S
 from refimpl.lab.claim import Disclosure, Protocol, Size, run_claim
@@ -113,7 +114,9 @@ def test_protocol_is_declared():
     assert p.full.scales == p.quick.scales == SCALES
     assert str(S.SIGNIFICANCE) in p.pass_rule and "Page" in p.statistic
     assert "sign test" in p.statistic and bayes.GAP == 0.05 and bayes.DELTA == 0.01
-    (d,) = p.disclosures
+    d, engine = p.disclosures
+    assert "batched three-stage path" in engine.change and p.rules["engine"] == B.ENGINE_RULE
+    assert "Page p = 0.034, 0.09, 0.011" in engine.earlier
     assert isinstance(d, Disclosure) and "independent review" in d.reason
     for number in ("60fa49de524f", "+0.0049", "+0.1865", "+0.1352", "+0.0055", "+0.1860"):
         assert number in d.earlier  # v1 main
@@ -305,7 +308,7 @@ def test_one_sweep_split_by_cell():
     assert fake.kwargs == {
         "label": "cells x scales",
         "metrics": bayes.METRICS,
-        "measure": "outcomes",
+        "measure": "outcomes_batched",
     }  # the protocol's common fields (n_up) by default
     assert out["benign"]["noisy_transfer"][:, 0].tolist() == [0, 1, 2]
     assert out["harmful"]["steps_scratch"][:, 1].tolist() == [3, 4, 5]

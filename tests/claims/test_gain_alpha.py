@@ -80,7 +80,7 @@ def test_protocol_and_disclosures_are_declared():
     assert isinstance(p, Protocol) and p.name == "gain_alpha" and p.source == "paper"
     assert p.hash(quick=True) != p.hash() and len(p.hash()) == 12 and p.fixed
     assert p.hash_scheme1 == ""  # v3 was never hashed under scheme 1
-    v2 = p.disclosures[-1].earlier  # v2's hashes (scheme 2 and 1) are named there
+    v2 = p.disclosures[-2].earlier  # v2's hashes (scheme 2 and 1) are named there
     assert "d4d4bd30852e" in v2 and "751c107a9d2d" in v2
     assert all(isinstance(d, Disclosure) and d.earlier for d in p.disclosures)
     json.dumps(p.to_dict(), allow_nan=False)
@@ -91,7 +91,7 @@ def test_the_disclosed_earlier_results_are_there():
     ga = " ".join(d.change + d.earlier for d in G.PROTOCOL.disclosures)
     assert "|u| = 0.5" in ga and "alpha <= 0.7" in ga and "16 -> 20" in ga
     assert "+0.0441" in ga  # the committed v1 statistic
-    v3 = G.PROTOCOL.disclosures[-1]
+    v3, engine = G.PROTOCOL.disclosures[-2:]
     assert v3.date.startswith("2026-12-06") and "v2 -> v3" in v3.change
     # the committed v2 statistics, main and r1, word for word in numbers
     assert "35 vs 1 discordant, rates 0.292 vs 0.008, exact p = 5.4e-10" in v3.earlier
@@ -99,6 +99,14 @@ def test_the_disclosed_earlier_results_are_there():
     assert "34 vs 0 discordant, rates 0.300 vs 0.017, exact p < 1e-10" in v3.earlier
     assert "6 vs 0 (0.016)" in v3.earlier  # (c) at the threshold 0.30 on main
     assert "audit" not in json.dumps([d.to_dict() for d in G.PROTOCOL.disclosures])
+    # the engine change after v3's item-by-item runs, with their numbers on three streams
+    assert (
+        "batched three-stage path" in engine.change and "PASS on main, r1 and r2" in engine.earlier
+    )
+    assert (
+        "26 vs 1, 24 vs 0, 25 vs 1" in engine.earlier
+        and G.PROTOCOL.rules["engine"] == B.ENGINE_RULE
+    )
 
 
 def test_protocol_declares_the_new_rule_and_seed_stream():

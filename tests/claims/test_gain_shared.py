@@ -31,5 +31,7 @@ def test_full_size_design_and_disclosure():
     p = G.PROTOCOL
     assert p.full.x[G.PANEL] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0] and p.full.seeds == 30
     assert p.salt == "gain_shared-v2" and set(B.STOP_FIELDS) <= set(p.common)
-    (d,) = p.disclosures
+    d, engine = p.disclosures
+    assert "batched three-stage path" in engine.change and p.rules["engine"] == B.ENGINE_RULE
+    assert "rho 0.987, 0.998, 1.000" in engine.earlier
     assert isinstance(d, Disclosure) and "->" in d.change and d.earlier.startswith("PASS")

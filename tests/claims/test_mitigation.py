@@ -109,7 +109,7 @@ def test_protocol_v3_and_its_disclosures():
     assert p.hash(quick=True) != p.hash() and p.hash() != "c61733ab6bab"  # v2's hash
     assert all(isinstance(d, Disclosure) and d.earlier for d in p.disclosures)
     json.dumps(p.to_dict(), allow_nan=False)
-    first, split, v3 = p.disclosures
+    first, split, v3, engine = p.disclosures
     assert "12 -> 24" in first.change and "freeze inherited -0.0357 (p = 1)" in split.earlier
     assert "per region" in v3.change and "24 -> 96" in v3.change and "dropped" in v3.change
     for committed in ("smaller alpha +0.0115 (p = 0.029)", "smaller alpha +0.0070 (p = 0.085)"):
@@ -117,6 +117,10 @@ def test_protocol_v3_and_its_disclosures():
     assert "PASS on main" in v3.earlier and "PASS on r1" in v3.earlier
     assert "0.01 96 / 96" in v3.earlier
     assert "Holm-adjusted p < 0.01" in p.pass_rule and "every region" in p.pass_rule
+    # the engine change after v3's item-by-item runs (weight engine) on three streams
+    assert "batched three-stage path" in engine.change and p.rules["engine"] == B.ENGINE_RULE
+    assert "engine 'weight'" in engine.change and "FAIL on main, r1 and r2" in engine.earlier
+    assert "+0.0122 ± 0.0031" in engine.earlier and "+0.0052 ± 0.0036" in engine.earlier
 
 
 def test_design_levers_regions_seeds_and_equal_loss_levers():
@@ -273,10 +277,11 @@ def test_measure_runs_equal_loss_only_for_its_levers():
 
     m = M.measure(QUICK, sweep)
     assert [c[0] for c in calls] == ["hard", "hard (equal loss)", "benign", "benign (equal loss)"]
-    assert calls[0][2] == ("err_transfer", "err_scratch") and calls[0][3] == {}
+    assert calls[0][2] == ("err_transfer", "err_scratch")
+    assert calls[0][3] == {"measure": "outcomes_batched"}  # the batched three-stage path
     grid = QUICK.configs["hard"]
     assert calls[1][1] == grid[0:4] + grid[8:10]  # baseline, smaller alpha, rescale
-    assert calls[1][3]["measure"] is B.measure_at_loss
+    assert calls[1][3]["measure"] == "outcomes_batched"
     assert calls[1][3]["options"] == {"epsilon": 0.005, "cap": 2000}
     assert m["steps"]["err_transfer"].shape == (5, 4, 3)
     assert m["loss"]["stalled_transfer"].shape == (3, 4, 3)

@@ -76,7 +76,7 @@ def test_protocol_is_declared_with_its_seed_stream_and_disclosures():
     assert p.hash_scheme1 == "" and p.hash() != "db3e2f7f08e4"  # v2's committed hash
     assert "0.01" in p.pass_rule and "Wilcoxon" in p.statistic and "McNemar" in p.statistic
     assert "benign regime's alpha rows" in p.pass_rule and "(alpha row, seed)" in p.statistic
-    v2, v3 = p.disclosures
+    v2, v3, engine = p.disclosures
     assert v2.date == "2026-11-29" and "->" in v2.change and v2.earlier.startswith("PASS")
     text = json.dumps(v2.to_dict())
     assert "audit" not in text and "issue" not in text and "9 distinct of 70" in text
@@ -84,6 +84,8 @@ def test_protocol_is_declared_with_its_seed_stream_and_disclosures():
     assert "PASS on main" in v3.earlier and "PASS on r1" in v3.earlier
     for committed in ("rho = -0.911 ± 0.012", "rho = -0.892 ± 0.013", "7 of 70", "11 of 70"):
         assert committed in v3.earlier
+    assert "batched three-stage path" in engine.change and p.rules["engine"] == B.ENGINE_RULE
+    assert "PASS on main, r1 and r2" in engine.earlier and "10, 10 and 9 of 70" in engine.earlier
     json.dumps(p.to_dict(), allow_nan=False)
 
 
@@ -129,7 +131,9 @@ def test_measure_runs_both_rules_in_one_sweep_and_shapes_rows_u_seeds():
     m = NT.measure(size, sweep)
     ((configs, kwargs),) = calls
     flat = [c for row in size.configs["rows"] for c in row]
-    assert configs[:18] == flat and "measure" not in kwargs and "common" not in kwargs
+    assert (
+        configs[:18] == flat and kwargs["measure"] == "outcomes_batched" and "common" not in kwargs
+    )
     # the loss runs: the same configs with the loss target and the cap (the stopping-rule
     # fields are the protocol's common fields, so they keep the fixed-step runs' seeds)
     assert configs[18:] == [c.replace(epsilon=1e-3, steps_down=600) for c in flat]

@@ -87,10 +87,12 @@ def test_protocol_is_declared_with_its_seed_stream_and_disclosure():
     assert p.salt == "robustness-v2" and p.common == ()  # independent seeds everywhere
     assert p.hash_scheme1 == "eeed9e964800"  # the committed full-size hash
     assert "0.01" in p.pass_rule and "pooled" in p.statistic
-    (d,) = p.disclosures
+    d, engine = p.disclosures
     assert d.date == "2026-11-29" and "->" in d.change and d.earlier.startswith("FAIL")
     text = json.dumps(d.to_dict())
     assert "audit" not in text and "issue" not in text and "-0.0856" in text
+    assert "batched three-stage path" in engine.change and p.rules["engine"] == B.ENGINE_RULE
+    assert "+0.2000, +0.2034, +0.2043" in engine.earlier and "20 of 21" in engine.earlier
     json.dumps(p.to_dict(), allow_nan=False)
 
 
@@ -132,7 +134,7 @@ def test_measure_is_one_sweep_shaped_variants_u_seeds():
     m = RB.measure(size, sweep)
     ((configs, kwargs),) = calls
     assert configs == [c for g in size.configs.values() for c in g]
-    assert "measure" not in kwargs and "common" not in kwargs
+    assert kwargs["measure"] == "outcomes_batched" and "common" not in kwargs
     assert set(m) == set(RB.METRICS) and m["err_transfer"].shape == (7, 3, 3)
     assert m["loss_down"][5, 1, 2] == (5 * 3 + 1) * 10 + 2  # variant, |u|, seed
 

@@ -55,7 +55,7 @@ def test_outcomes_are_measure_outcomes(layout):
         for wd, e in ((0.0, 0.0), (0.01, 0.3))
     ]
     seeds = [11 + k % 3 for k in range(len(configs))]
-    out = BT.run_transfer_batch(configs, seeds)
+    out = BT.run_transfer_batch(configs, seeds, upstream_error=True)
     assert_agrees(configs, seeds, out)
     pairs = zip(configs, seeds, strict=True)
     up = [run_experiment(c.replace(seed=s)).test_error("up")["clean_error"] for c, s in pairs]
@@ -242,3 +242,19 @@ def test_the_sweep_runs_the_batched_measure_like_the_item_one(tmp_path):
     assert (batched.values("gain") == items.values("gain")).mean() >= 0.9
     assert batched.values("loss_up") == pytest.approx(items.values("loss_up"), rel=1e-10)
     assert len(list(tmp_path.glob("*/*.json"))) == 12
+
+
+def test_the_upstream_error_only_on_request():
+    """Without ``upstream_error`` no err_up and every other number the same; an
+    upstream stage kept without its error is trained again when it is asked for."""
+    configs, seeds = [small(alpha=a) for a in (0.0, 0.5, 1.0)], [3, 3, 4]
+    BT.forget_upstream()
+    without = BT.run_transfer_batch(configs, seeds)
+    assert "err_up" not in without
+    asked = BT.run_transfer_batch(configs, seeds, upstream_error=True)
+    for key, value in without.items():
+        assert np.array_equal(value, asked[key], equal_nan=True), key
+    BT.forget_upstream()
+    fresh = BT.run_transfer_batch(configs, seeds, upstream_error=True)
+    assert np.array_equal(asked["err_up"], fresh["err_up"])
+    assert np.all(np.isfinite(asked["err_up"])) and np.any(asked["err_up"] > 0)

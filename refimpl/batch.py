@@ -184,13 +184,14 @@ def _moments(G, E, Bt, s, n_signals, WWt, PW, sig_pre):  # noqa: C901 (numba ker
 
 
 @njit(**_JIT)
-def _score(normals, rootT, sig_pre, m, counts):
+def _score(normals, rows, rootT, sig_pre, m, counts):
     """The reduced estimator (docs/model.md §6.3) on a block of draws of
-    every run: z = root g for each draw g (a row of ``normals[b]``), the
-    draw's clean error the mean over yhat = +1, -1 of 1(yhat f <= 0);
-    ``counts[b, e]`` += the draws with error e/2."""
-    R, N, two_m = normals.shape
-    S = sig_pre.shape[2]
+    every run: z = root g for each draw g (a row of ``normals[rows[b]]``:
+    runs may share their draws), the draw's clean error the mean over
+    yhat = +1, -1 of 1(yhat f <= 0); ``counts[b, e]`` += the draws with
+    error e/2."""
+    _, N, two_m = normals.shape
+    R, S = rows.shape[0], sig_pre.shape[2]
     z = np.empty((N, two_m))
     for b in range(R):
         sp_plus = 0.0
@@ -206,7 +207,7 @@ def _score(normals, rootT, sig_pre, m, counts):
             sp_minus += j * down
         sp_plus /= m
         sp_minus /= m
-        np.dot(normals[b], rootT[b], z)  # z = root g, one draw a row
+        np.dot(normals[rows[b]], rootT[b], z)  # z = root g, one draw a row
         for t in range(N):
             noise = 0.0
             for k in range(two_m):
@@ -325,7 +326,7 @@ def error_moments(G, E, result, n_signals):
     return WWt, PW, sig_pre
 
 
-def reduced_errors(WWt, PW, sig_pre, sigma_p, n_test, draw):
+def reduced_errors(WWt, PW, sig_pre, sigma_p, n_test, draw, streams=None):
     """Clean test error and its standard error per run by the reduced
     estimator (docs/model.md §6.3), computed as
     :func:`refimpl.evaluation.estimate_test_error` does: W scaled by a power
@@ -342,6 +343,10 @@ def reduced_errors(WWt, PW, sig_pre, sigma_p, n_test, draw):
         Draws per run.
     draw : callable(b, out)
         Fills ``out`` (k, 2m) with the next k standard normal rows of run b.
+    streams : sequence, optional
+        One key per run: runs with equal keys draw the same rows (as runs on
+        one seed's ``test`` stream do), which are drawn once, by the first
+        of them, and copied (default: every run its own).
 
     Returns
     -------
@@ -357,12 +362,15 @@ def reduced_errors(WWt, PW, sig_pre, sigma_p, n_test, draw):
     rootT = np.ascontiguousarray(
         (vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]).transpose(0, 2, 1)
     )
+    first = {}  # stream key -> (its block row, the run that draws it)
+    keys = range(R) if streams is None else streams
+    rows = np.array([first.setdefault(k, (len(first), b))[0] for b, k in enumerate(keys)])
     counts = np.zeros((R, 3))
     for start in range(0, n_test, DRAW_BLOCK):
-        block = np.empty((R, min(DRAW_BLOCK, n_test - start), two_m))
-        for b in range(R):
-            draw(b, block[b])
-        _score(block, rootT, sig_pre, two_m // 2, counts)
+        block = np.empty((len(first), min(DRAW_BLOCK, n_test - start), two_m))
+        for row, b in first.values():
+            draw(b, block[row])
+        _score(block, rows, rootT, sig_pre, two_m // 2, counts)
     mean = (0.5 * counts[:, 1] + counts[:, 2]) / n_test
     ss = counts[:, 0] * mean**2 + counts[:, 1] * (0.5 - mean) ** 2 + counts[:, 2] * (1 - mean) ** 2
     return mean, np.sqrt(ss / (n_test - 1)) / np.sqrt(n_test)
@@ -493,14 +501,16 @@ def test_errors(G, E, result, n_signals, sigma_p, counts, seeds):
     """Clean test error and its standard error of every trained run of a batch
     (:func:`error_moments`, then :func:`reduced_errors` on ``counts[b]`` draws
     of run b's own ``test`` stream, restarted for every call as
-    :meth:`refimpl.transfer.Experiment.test_error` restarts it); NaN for a run
-    that left the finite numbers."""
+    :meth:`refimpl.transfer.Experiment.test_error` restarts it: runs of one
+    seed, such as a seed's transfer and scratch runs or its alphas, draw the
+    same rows, drawn once); NaN for a run that left the finite numbers."""
     WWt, PW, sig_pre = error_moments(G, E, result, n_signals)
     R, two_m = WWt.shape[0], WWt.shape[1]
     err, se = np.full(R, np.nan), np.full(R, np.nan)
     ok = np.flatnonzero(result.finite & np.all(np.isfinite(WWt), axis=(1, 2)))
-    for N in np.unique(counts[ok]):  # runs with equal test counts together
-        same = ok[counts[ok] == N]
+    for N in np.unique(counts[ok]):  # runs with equal test counts together,
+        same = ok[counts[ok] == N]  # those of one seed adjacent: they share draws
+        same = same[np.argsort([seeds[run] for run in same], kind="stable")]
         per = max(1, _NORMALS_BYTES // (8 * min(int(N), DRAW_BLOCK) * two_m))
         for k in range(0, same.size, per):
             part = same[k : k + per]
@@ -511,6 +521,7 @@ def test_errors(G, E, result, n_signals, sigma_p, counts, seeds):
                 sigma_p[part],
                 int(N),
                 _test_draws([seeds[run] for run in part]),
+                [seeds[run] for run in part],
             )
     return err, se
 

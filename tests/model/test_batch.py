@@ -361,3 +361,37 @@ def test_estimator_is_evaluations_on_the_same_weights_and_draws(layout, u, v):
         )
         assert mean[0] == ref["clean_error"]
         assert se[0] == pytest.approx(ref["clean_error_se"], rel=1e-12, abs=1e-15)
+
+
+def test_runs_of_one_stream_share_their_draws():
+    """``streams``: runs with equal keys are scored on rows drawn once, and
+    each run's estimate equals the run scored alone on its stream's draws."""
+    d, m, n_test = 40, 3, 5000  # two blocks of draws
+    uu, vv, _ = signal_vectors(d, 1.0, 1.0, 0.0)
+    basis, sig = noise_basis(uu, vv), task_signals(uu, vv, "joint")
+    W = np.random.default_rng(1).standard_normal((4, 2 * m, d))
+    W[:, :, 0] += 1.0
+    WWt, sig_pre = W @ W.transpose(0, 2, 1), W @ sig.T
+    PW = np.zeros((4, 2 * m, 2))
+    PW[:, :, : basis.shape[0]] = W @ basis.T
+    streams, drawn = ["a", "b", "a", "a"], []
+    gens = {k: np.random.default_rng(ord(k)) for k in set(streams)}
+
+    def draw(b, out):
+        drawn.append(b)
+        gens[streams[b]].standard_normal(out=out)
+
+    mean, se = batch.reduced_errors(WWt, PW, sig_pre, 0.8, n_test, draw, streams)
+    assert drawn == [0, 1, 0, 1]  # stream "a" drawn by run 0 only, per block
+    for b in range(4):
+        gen = np.random.default_rng(ord(streams[b]))
+        alone = batch.reduced_errors(
+            WWt[b : b + 1],
+            PW[b : b + 1],
+            sig_pre[b : b + 1],
+            0.8,
+            n_test,
+            lambda _, out, g=gen: g.standard_normal(out=out),
+        )
+        assert (mean[b], se[b]) == (alone[0][0], alone[1][0])
+    assert len(set(mean)) > 1  # the runs differ, the shared draws do not hide it

@@ -444,6 +444,15 @@ def _test_draws(seeds):
     return lambda b, out: gens[b].standard_normal(out=out)
 
 
+def check_runs(R, seeds, n_test):
+    """Raise ValueError unless there is one seed per config and ``n_test``
+    (the test draws of every run, None: each config's) is a positive integer."""
+    if len(seeds) != R:
+        raise ValueError("one seed per config")
+    if n_test is not None and (isinstance(n_test, bool) or int(n_test) != n_test or n_test < 1):
+        raise ValueError(f"n_test must be a positive integer, got {n_test!r}")
+
+
 def run_single_batch(configs, seeds, n_test=None, keep_weights=False):
     """The single-task run of :func:`refimpl.lab.measures.measure_single` (the
     upstream task of each config, trained alone, scored by the reduced
@@ -469,8 +478,7 @@ def run_single_batch(configs, seeds, n_test=None, keep_weights=False):
         ``keep_weights`` also ``W`` (a list of (2, m, d) arrays).
     """
     R = len(configs)
-    if len(seeds) != R:
-        raise ValueError("one seed per config")
+    check_runs(R, seeds, n_test)
     out = {k: np.full(R, np.nan) for k in ("err", "err_se", "noisy", "noisy_se", "loss")}
     out.update(steps=np.zeros(R, np.int64), stopped=np.zeros(R, bool), finite=np.ones(R, bool))
     if keep_weights:
@@ -555,7 +563,7 @@ def _run_group(configs, seeds, n_test, geometry, keep_weights, out, rows):
         [c.epsilon for c in configs],
     )
     sigma_p = np.array([c.sigma_p_up for c in configs])
-    counts = np.array([n_test or c.n_test for c in configs])
+    counts = np.array([c.n_test if n_test is None else n_test for c in configs])
     err, se = test_errors(G, E, res, S, sigma_p, counts, seeds)
     flip = np.array([c.flip_up for c in configs])
     last = res.last

@@ -42,11 +42,20 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .batch import _draw, _rng, _task_geometry, draw_task, patch_index, test_errors, train_batch
+from .batch import (
+    _draw,
+    _rng,
+    _task_geometry,
+    check_runs,
+    draw_task,
+    patch_index,
+    test_errors,
+    train_batch,
+)
 from .budget import memory_budget
 from .data import noise_basis, signal_vectors, task_signals
 from .memo import memo_limit
-from .transfer import inherit, inherited_filters
+from .transfer import count_dead, inherit, inherited_filters
 
 __all__ = [
     "OUTCOMES",
@@ -141,8 +150,7 @@ def run_transfer_batch(configs, seeds, n_test=None, upstream_error=False):
         finite numbers has NaN errors (its gain NaN).
     """
     R = len(configs)
-    if len(seeds) != R:
-        raise ValueError("one seed per config")
+    check_runs(R, seeds, n_test)
     for c in configs:
         check_batchable(c)
     seeds = [int(s) for s in seeds]
@@ -315,13 +323,4 @@ def _dead(G, sign, y, flipped, m, r, inherited):
     pre = sign[None, :, :] * G[index, r + np.arange(2 * m)[:, None, None]]  # (2m, n, P)
     silent = (pre <= 0).all(axis=2).reshape(2, m, n)
     inh = inherited_filters(inherited)
-    counts = []
-    for mask in (None, inh):
-        s = silent if mask is None else silent | ~mask[:, :, None]
-        dead = 0
-        for j, label in enumerate((1.0, -1.0)):
-            if mask is not None and not mask[j].any():
-                continue
-            dead += int(np.sum(flipped & (y == label) & s[j].all(axis=0)))
-        counts.append(dead)
-    return counts
+    return [count_dead(silent, y, flipped), count_dead(silent, y, flipped, inh)]

@@ -28,6 +28,7 @@ __all__ = [
     "n_inherited",
     "inherit",
     "inherited_filters",
+    "count_dead",
     "Experiment",
     "StageRun",
     "stage_schedule",
@@ -233,6 +234,36 @@ def inherited_filters(inherited):
     if inherited.ndim == 3:
         return inherited.mean(axis=2) > 0.5
     return inherited.copy()
+
+
+def count_dead(silent, y, flipped, inherited=None):
+    """The dead points of a fine-tuning start (docs/model.md §8.3): flipped
+    training points i of observed class j = y_i on which every filter of
+    class j is silent (``silent[j, r, i]``: filter r of class j has a
+    non-positive pre-activation on every patch of x_i); given ``inherited``
+    (2, m) only the inherited filters need be silent, and a class without
+    one has no dead point.
+
+    Parameters
+    ----------
+    silent : ndarray of shape (2, m, n), bool
+    y : ndarray of shape (n,)
+        Observed labels (+1 for axis 0 of ``silent``, -1 for axis 1).
+    flipped : ndarray of shape (n,), bool
+    inherited : ndarray of shape (2, m), bool, optional
+
+    Returns
+    -------
+    int
+    """
+    if inherited is not None:
+        silent = silent | ~inherited[:, :, None]
+    dead = 0
+    for j, label in enumerate((1.0, -1.0)):
+        if inherited is not None and not inherited[j].any():
+            continue
+        dead += int(np.sum(flipped & (y == label) & silent[j].all(axis=0)))
+    return dead
 
 
 class StageRun(NamedTuple):

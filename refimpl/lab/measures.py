@@ -28,7 +28,7 @@ from ..decomposition import (
     universal_knowledge,
 )
 from ..network import forward
-from ..transfer import STAGES, inherited_noise_energy, run_experiment
+from ..transfer import STAGES, count_dead, inherited_noise_energy, run_experiment
 
 __all__ = [
     "MEASURES",
@@ -179,17 +179,8 @@ def dead_points(W0, task, inherited=None):
     -------
     int
     """
-    pre = np.einsum("jrd,npd->jrnp", W0, task.X)  # (2, m, n, P)
-    silent = (pre <= 0).all(axis=3)  # (2, m, n)
-    if inherited is not None:
-        silent = silent | ~inherited[:, :, None]
-    flipped = task.y != task.y_clean
-    dead = 0
-    for j, label in enumerate((1.0, -1.0)):  # axis 0 of W: j = +1, -1
-        if inherited is not None and not inherited[j].any():
-            continue
-        dead += int(np.sum(flipped & (task.y == label) & silent[j].all(axis=0)))
-    return dead
+    silent = (np.einsum("jrd,npd->jrnp", W0, task.X) <= 0).all(axis=3)  # (2, m, n)
+    return count_dead(silent, task.y, task.y != task.y_clean, inherited)
 
 
 def measure_outcomes(config, n_test=None):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from refimpl import batch as B
 from refimpl import batch_transfer as BT
 from refimpl.config import Config
 from refimpl.lab.measures import measure_outcomes
@@ -216,6 +217,11 @@ def test_what_is_not_batched_is_refused():
         BT.run_transfer_batch([small(estimator="sample")], [1])
     with pytest.raises(ValueError, match="one seed per config"):
         BT.run_transfer_batch([small()], [1, 2])
+    for bad in (0, -3, 2.5, True):  # 0 is not "the default"
+        with pytest.raises(ValueError, match="n_test must be a positive integer"):
+            BT.run_transfer_batch([small()], [1], n_test=bad)
+        with pytest.raises(ValueError, match="n_test must be a positive integer"):
+            B.run_single_batch([small()], [1], n_test=bad)
 
 
 def test_a_run_beyond_the_gram_range_is_missing_and_leaves_the_others():

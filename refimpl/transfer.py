@@ -247,10 +247,13 @@ def count_dead(silent, y, flipped, inherited=None):
     Parameters
     ----------
     silent : ndarray of shape (2, m, n), bool
+        True where filter r of class j is inactive on every patch of x_i.
     y : ndarray of shape (n,)
         Observed labels (+1 for axis 0 of ``silent``, -1 for axis 1).
     flipped : ndarray of shape (n,), bool
+        True for a training point whose observed label is flipped.
     inherited : ndarray of shape (2, m), bool, optional
+        The inherited filters; None: every filter counts.
 
     Returns
     -------

@@ -346,7 +346,7 @@ def reduced_errors(WWt, PW, sig_pre, sigma_p, n_test, draw, streams=None):
     streams : sequence, optional
         One key per run: runs with equal keys draw the same rows (as runs on
         one seed's ``test`` stream do), which are drawn once, by the first
-        of them, and copied (default: every run its own).
+        of them, and read by all of them (default: every run its own).
 
     Returns
     -------
@@ -363,8 +363,10 @@ def reduced_errors(WWt, PW, sig_pre, sigma_p, n_test, draw, streams=None):
         (vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]).transpose(0, 2, 1)
     )
     first = {}  # stream key -> (its block row, the run that draws it)
-    keys = range(R) if streams is None else streams
-    rows = np.array([first.setdefault(k, (len(first), b))[0] for b, k in enumerate(keys)])
+    keys = range(R) if streams is None else list(streams)
+    if len(keys) != R:
+        raise ValueError(f"one stream key per run: {len(keys)} keys for {R} runs")
+    rows = np.array([first.setdefault(k, (len(first), b))[0] for b, k in enumerate(keys)], np.int64)
     counts = np.zeros((R, 3))
     for start in range(0, n_test, DRAW_BLOCK):
         block = np.empty((len(first), min(DRAW_BLOCK, n_test - start), two_m))
@@ -446,11 +448,14 @@ def _test_draws(seeds):
 
 def check_runs(R, seeds, n_test):
     """Raise ValueError unless there is one seed per config and ``n_test``
-    (the test draws of every run, None: each config's) is a positive integer."""
+    (the test draws of every run, None: each config's) is an integer >= 2
+    (as a Config's: a standard error needs two draws)."""
     if len(seeds) != R:
         raise ValueError("one seed per config")
-    if n_test is not None and (isinstance(n_test, bool) or int(n_test) != n_test or n_test < 1):
-        raise ValueError(f"n_test must be a positive integer, got {n_test!r}")
+    if n_test is not None and not (
+        isinstance(n_test, (int, np.integer)) and not isinstance(n_test, bool) and n_test >= 2
+    ):
+        raise ValueError(f"n_test must be an integer >= 2, got {n_test!r}")
 
 
 def run_single_batch(configs, seeds, n_test=None, keep_weights=False):

@@ -213,7 +213,8 @@ def _upstreams(configs, seeds, keys):
 
 def _upstream(configs, seeds, counts):
     """Train the upstream stages; their final weights (R, 2, m, d), final
-    losses, steps and clean test errors (``counts[b]`` draws; NaN for 0)."""
+    losses, steps and clean test errors (``counts[b]`` draws; NaN for every
+    run when the call asks for none, counts 0)."""
     c0 = configs[0]
     n, P, m, d = c0.n_up, c0.n_patches, c0.m, c0.d
     S = P - 1

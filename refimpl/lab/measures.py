@@ -290,8 +290,9 @@ def measure_outcomes_batched(configs, n_test=None, epsilon=None, cap=None, upstr
     n_test : int, optional
         Test draws (default: each config's).
     epsilon, cap : float, int, optional
-        The equal-loss runs of each config (:func:`at_loss`), with the flags
-        of :func:`loss_flags`.
+        The equal-loss runs of each config (:func:`at_loss`: both needed), with
+        the flags of :func:`loss_flags`; without ``epsilon`` the configs run as
+        they are (a ``cap`` alone is refused).
     upstream_error : bool
         Also ``err_up``, the upstream stage's clean test error (as
         :func:`measure_transfer` gives it).
@@ -299,8 +300,11 @@ def measure_outcomes_batched(configs, n_test=None, epsilon=None, cap=None, upstr
     Returns
     -------
     list of dict
-        One dict per config, in order, with the keys of :func:`measure_outcomes`.
+        One dict per config, in order, with the keys of :func:`measure_outcomes`
+        (and ``err_up``; and with ``epsilon`` those of :func:`loss_flags`).
     """
+    if epsilon is None and cap is not None:
+        raise ValueError("a step cap without a loss target epsilon: give both")
     runs = configs if epsilon is None else [at_loss(c, epsilon, cap) for c in configs]
     out = run_transfer_batch(runs, [c.seed for c in configs], n_test, upstream_error)
     rows = [{k: _number(k, v[i]) for k, v in out.items()} for i in range(len(configs))]

@@ -69,10 +69,14 @@ def test_trend_measure_batched_runs_both_rules_in_one_batched_sweep():
     out = B.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain",), batched=True)
     ((configs, kw),) = sweep.calls
     assert kw["measure"] == "outcomes_batched" and kw["common"] == ("u_norm", *B.STOP_FIELDS)
+    assert kw["options"] == {"upstream_error": False}  # err_up not asked for
     assert configs[:2] == grid
     assert configs[2:] == [c.replace(epsilon=B.EPSILON, steps_down=77) for c in grid]
     assert out["p"]["steps"]["gain"].tolist() == [[0, 1, 2], [100, 101, 102]]
     assert out["p"]["loss"]["gain"].tolist() == [[200, 201, 202], [300, 301, 302]]
+    sweep = RecordingSweep(3)
+    B.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain", "err_up"), batched=True)
+    assert sweep.calls[0][1]["options"] == {"upstream_error": True}  # as gain_noise_dim asks
     sweep = RecordingSweep(3)
     B.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain",))
     (fixed, kw1), (loss, kw2) = sweep.calls

@@ -395,3 +395,7 @@ def test_runs_of_one_stream_share_their_draws():
         )
         assert (mean[b], se[b]) == (alone[0][0], alone[1][0])
     assert len(set(mean)) > 1  # the runs differ, the shared draws do not hide it
+    with pytest.raises(ValueError, match="one stream key per run"):
+        batch.reduced_errors(WWt, PW, sig_pre, 0.8, n_test, draw, streams[:3])
+    none = batch.reduced_errors(WWt[:0], PW[:0], sig_pre[:0], 0.8, n_test, draw, [])
+    assert none[0].shape == none[1].shape == (0,)

@@ -217,10 +217,10 @@ def test_what_is_not_batched_is_refused():
         BT.run_transfer_batch([small(estimator="sample")], [1])
     with pytest.raises(ValueError, match="one seed per config"):
         BT.run_transfer_batch([small()], [1, 2])
-    for bad in (0, -3, 2.5, True):  # 0 is not "the default"
-        with pytest.raises(ValueError, match="n_test must be a positive integer"):
+    for bad in (0, 1, -3, 2.5, True, float("nan")):  # 0 is not "the default"
+        with pytest.raises(ValueError, match="n_test must be an integer >= 2"):
             BT.run_transfer_batch([small()], [1], n_test=bad)
-        with pytest.raises(ValueError, match="n_test must be a positive integer"):
+        with pytest.raises(ValueError, match="n_test must be an integer >= 2"):
             B.run_single_batch([small()], [1], n_test=bad)
 
 

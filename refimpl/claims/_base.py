@@ -7,6 +7,7 @@ stalled runs side by side)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -14,7 +15,8 @@ from ..config import Config
 from ..lab import figures as F
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Figure, Table
+from ..lab.claim import Figure, Table
+from ..lab.history import read_history
 from ..lab.measures import at_loss, loss_flags, measure_transfer
 
 __all__ = [
@@ -235,22 +237,15 @@ ENGINE_RULE = (
 """The protocol rule of a claim whose runs go through the batched three-stage path."""
 
 
-def engine_change(earlier, engine="auto"):
-    """The disclosed change of a claim's runs from the item-by-item experiment
-    (the configs' ``engine``) to the batched three-stage path (configs, seeds
-    and rule unchanged)."""
-    return Disclosure(
-        date="2026-12-07 (after the item-by-item runs on main, r1 and r2)",
-        change=f"engine: every run item by item (run_experiment, the configs' engine '{engine}') "
-        "-> the batched three-stage path (refimpl.batch_transfer); configs, seeds, statistic and "
-        "pass rule unchanged",
-        reason="speed, for a suite within 20 minutes: the batched path gives the same runs to "
-        "rounding (the test errors equal but in the rare runs where rounding rotates the test "
-        "draws) at a fraction of the cost, except a run whose weights pass about 1e154 (a Gram "
-        "entry overflows): a missing value there, which fails the claim by its missing-value "
-        "rule",
-        earlier=earlier,
-    )
+HISTORY = Path(__file__).with_name("history")
+"""The claims' history files: ``<name>.md`` holds claim ``name``'s disclosed
+protocol changes (:mod:`refimpl.lab.history`)."""
+
+
+def history(name):
+    """The disclosed protocol changes of claim ``name``, oldest first (its
+    file in :data:`HISTORY`)."""
+    return read_history(HISTORY / f"{name}.md")
 
 
 def sweep_stopping(sweep, grid, epsilon, cap, metrics=RUN_METRICS, label="", **kwargs):

@@ -366,7 +366,7 @@ NOTES = {
 }
 
 
-def protocol(name, claim, source, pass_rule, disclosures=()):
+def protocol(name, claim, source, pass_rule):
     """The confirmation's :class:`~refimpl.lab.claim.Protocol` under ``name``
     (both claims run the same sweeps: same salt, same cache)."""
     return Protocol(
@@ -387,30 +387,5 @@ def protocol(name, claim, source, pass_rule, disclosures=()):
             "engine": B.ENGINE_RULE,
         },
         notes=NOTES,
-        disclosures=(*disclosures, B.engine_change(ITEM_RESULTS[name])),
+        disclosures=B.history(name),
     )
-
-
-ITEM_RESULTS = {  # the committed results of the item-by-item runs (validation/report)
-    "transfer_phase": (
-        "protocol be57da726c0a, FAIL on every stream. main: 112 of 160 confirmation cells with q "
-        "> 1/2, 34 with q < 1/2, 14 at 1/2; best Gamma_inh / Gamma_scr: AUC 0.916 (lower 0.879), "
-        "Brier - free 0.0045 (upper 0.0099), threshold shifts s = 2: -0.15 [-0.33, 0.04], s = 4: "
-        "0.30 [0.08, 0.50], width ratio 0.96 (upper 1.12), flagged: n_down; Holm p 0.27. r1: "
-        "121 / 30 / 9; best Gamma_hat: AUC 0.915 (lower 0.876), Brier - free -0.0005 (upper "
-        "0.0046), shifts s = 2: 0.25 [-0.04, 0.59], s = 4: 0.07 [-0.25, 0.40], width ratio 0.84 "
-        "(upper 1.01), flagged: n_down; Holm p 0.47. r2: 113 / 39 / 8; best Gamma_hat: AUC 0.932 "
-        "(lower 0.897), Brier - free -0.0022 (upper 0.0012), shifts s = 2: 0.07 [-0.16, 0.32], "
-        "s = 4: 0.13 [-0.13, 0.40], width ratio 0.81 (upper 0.96), flagged: none; Holm p 0.095"
-    ),
-    "gamma_candidates": (
-        "protocol 67b31f8804b3, FAIL on every stream. main: Gamma_inh AUC 0.852 (lower 0.798), "
-        "Brier - free 0.0190 (upper 0.0279), threshold shifts s = 2: -0.21 [-0.49, 0.03], s = 4: "
-        "0.21 [-0.18, 0.55], width ratio 1.20 (upper 1.43), flagged: sigma_p_down, v_down_norm; "
-        "Holm p 1. r1: AUC 0.831 (lower 0.773), Brier - free 0.0191 (upper 0.0293), shifts s = 2: "
-        "0.64 [0.22, 1.17], s = 4: 0.42 [-0.08, 0.88], width ratio 0.90 (upper 1.13), flagged: "
-        "sigma_p_down, v_down_norm; Holm p 1. r2: AUC 0.851 (lower 0.796), Brier - free "
-        "0.0187 (upper 0.0276), shifts s = 2: 0.32 [-0.02, 0.74], s = 4: 0.50 [0.19, 0.89], "
-        "width ratio 0.88 (upper 1.03), flagged: sigma_p_down, v_down_norm; Holm p 1"
-    ),
-}

@@ -11,7 +11,7 @@ from ..lab import figures as F
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Figure, Outcome, Size, Table
+from ..lab.claim import Figure, Outcome, Size, Table
 from ._base import as_float, rule_sweeps, transfer_base
 
 LEVER_COMMON = ("alpha", "weight_decay", "freeze_inherited", "rescale_inherited")
@@ -32,28 +32,6 @@ LEVER_REPORTED = (
     "per-region tests, medians and Wilcoxon tests, the equal-loss variant with stalled runs "
     "per lever"
 )
-LEVERS_V1 = (
-    "v1 (committed, 2026-11-28): FAIL, through freezing alone. Baseline negative "
-    "transfer +0.0357 +- 0.0044 (p < 1e-10); reduction: smaller alpha (0.2) +0.0300 "
-    "(p < 1e-10), weight decay 0.003 +0.0202 (p < 1e-10), 0.01 +0.0424 (p < 1e-10), "
-    "freeze inherited -0.0357 (p = 1), rescale x0.3 +0.0442 (p < 1e-10); 24 seeds x 4 "
-    "cells"
-)
-"""The committed first result of the lever design, when both claims were one."""
-
-
-def lever_design_change():
-    """The disclosed design change of the lever claims (before their first
-    full report): alpha, the second region, the seeds."""
-
-    return Disclosure(
-        date="2026-11-28 (commits 3137473, 499e002, 0b2d229; before the first full report)",
-        change="alpha 1.0 -> 0.8; a second region (benign) added at alpha 1.0, then moved to "
-        "0.8; seeds 12 -> 24",
-        reason="freezing at alpha = 1 leaves no filter to train (an a-priori reason); power",
-        earlier="not committed; none of these changes flipped a lever's result (checked "
-        "after the fact)",
-    )
 
 
 def lever_pass_rule(claimed):

@@ -23,7 +23,7 @@ from ..lab import figures as F
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Table
+from ..lab.claim import Figure, Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
@@ -64,12 +64,6 @@ def _size(quick, seeds, cap):
     }
     return Size(configs, seeds, scales=list(SCALES), loss_cap=cap)
 
-
-ITEM_V2 = (  # the committed item-by-item results of v2
-    "FAIL on main, r1 and r2, by (i): the benign median excess +0.0161 / +0.0142 / +0.0098, "
-    "+0.0128 / +0.0111 / +0.0101, +0.0138 / +0.0128 / +0.0093 at s = 1/2/4, Page p = 0.034, "
-    "0.09, 0.011; (ii) harmful and (iii) scratch above GAP on each (sign tests p = 9.5e-07)"
-)
 
 PROTOCOL = Protocol(
     name="bayes",
@@ -138,29 +132,7 @@ PROTOCOL = Protocol(
         "DELTA and > GAP, Gamma_inh, Gamma_scr, stalled runs, median steps; Page's test "
         "(two-sided) of the harmful arms over s",
     },
-    disclosures=(
-        Disclosure(
-            date="2026-12-06 (v2, after v1's full report and its replication)",
-            change="v1's N_1 panel (N_1 = 10 to 590 at d = 600: thresholds on the medians at its "
-            "ends under both stopping rules and a Wilcoxon test of scratch > transfer at the "
-            "largest N_1) and |u| panel -> two cells at fixed Gamma_inh (N_1 = d / 2 and d / 60) "
-            "and scratch, each at s = 1, 2, 4 with d, N_1, N_2 x s, at equal training loss; "
-            "Page's test of a decrease with s (benign) and sign tests of a median excess above "
-            "GAP at every s (harmful transfer, scratch); 40 -> 20 seeds; salt bayes-v1 -> "
-            "bayes-v2",
-            reason="an independent review of the committed report: v1 checks thresholds on a "
-            "smooth monotone curve over N_1, largely gain_upstream_n in Bayes units, not the "
-            "dichotomy; its grid end N_1 = 590 could be chosen with a committed excess of 0.015 "
-            "at N_1 = 200 in view",
-            earlier="v1 (protocol 60fa49de524f; 7 values of N_1 x 40 paired seeds; p_2 = 0.1, "
-            "DELTA = 0.01, GAP = 0.05): PASS on main and on r1. Main, fixed T = 200: median "
-            "transfer excess +0.0049 at N_1 = 590, scratch +0.1865 there (Wilcoxon scratch > "
-            "transfer p < 1e-10), transfer +0.1352 at N_1 = 10; equal loss (0.001, cap 2000): "
-            "+0.0055, +0.1860 (p < 1e-10), +0.1356. r1, fixed T: +0.0056, +0.1769 (p = 1.8e-08), "
-            "+0.1330; equal loss: +0.0061, +0.1771 (p < 1e-10), +0.1331",
-        ),
-        B.engine_change(ITEM_V2),
-    ),
+    disclosures=B.history("bayes"),
 )
 
 

@@ -18,7 +18,7 @@ from ..lab import figures as F
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Table
+from ..lab.claim import Figure, Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from . import _base as B
 
@@ -68,12 +68,6 @@ POWER = (
     "the power at 470 is > 0.999. A full run takes about 470/200 x v1's 210 s, 8-9 minutes with "
     "--jobs 1 (more than 6): kept"
 )
-ITEM_V2 = (  # the committed item-by-item results of v2 (protocol 6af0958ae19b)
-    "PASS on main, r1 and r2. (a) failure with dead >= 1 / dead = 0: 100 of 309 vs 0 of 161, "
-    "118 of 313 vs 0 of 157, 122 of 322 vs 0 of 148 (Fisher p < 1e-10 each); (b) stalled: 159 "
-    "of 309 vs 13 of 161, odds ratio 12 [6.46, 24.1]; 175 of 313 vs 11 of 157, 16.7 [8.64, "
-    "35.7]; 179 of 322 vs 15 of 148, 11 [6.12, 21.2]"
-)
 PROTOCOL = Protocol(
     name="failure_mode",
     claim=(
@@ -117,21 +111,7 @@ PROTOCOL = Protocol(
         "0.5; McNemar of each remedy (and alpha = 0.5) vs alpha = 1, both rules; (b)'s Fisher p",
         "seeds": POWER,
     },
-    disclosures=(
-        Disclosure(
-            date="2026-12-06 (v2, after v1's full report and its replication)",
-            change=f"part (b): stalled at loss > {B.EPSILON:g} -> > {STALL:g} (2 x the target); "
-            "one-sided Fisher p < 0.01 -> the odds ratio's exact 95% interval above 1; seeds 200 "
-            f"-> {SEEDS} (80% power); salt failure_mode-v1 -> failure_mode-v2 (fresh seeds); part "
-            "(a) unchanged",
-            reason="an independent review of the committed report: (b) had power about 0.53, "
-            "and 45% of its stalled runs (62 of 138) ended with loss in (0.001, 0.002], just "
-            "above the target: an artefact of the cap, not a stuck run; the verdicts flipped "
-            "between streams",
-            earlier=V1,
-        ),
-        B.engine_change(ITEM_V2),
-    ),
+    disclosures=B.history("failure_mode"),
 )
 
 

@@ -7,7 +7,7 @@ claims' one (:func:`refimpl.claims._base.trend_decision`)."""
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Outcome, Protocol, Size
+from ..lab.claim import Outcome, Protocol, Size
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
@@ -39,16 +39,6 @@ def _size(quick, sigmas, ds, d_ref, n_ref, seeds, cap):
     x = {"sigma_p_up": sigmas, "d": ds, CONTROL: ds}
     return Size(panels, seeds, x=x, loss_cap=cap)
 
-
-ITEM_V3 = (  # the committed item-by-item results of v3 (protocol 4f176094a842)
-    "PASS on main, r1 and r2. Against sigma_p,1, fixed T / equal loss: rho -1.000 / -1.000 on "
-    "every stream (median gain +0.169 to +0.028, +0.181 to +0.041, +0.185 to +0.044 at fixed "
-    "T). Against d: fixed T rho -0.910 ± 0.018, -0.920 ± 0.025, -0.923 ± 0.021; equal loss "
-    "-0.827 ± 0.050, -0.857 ± 0.054, -0.863 ± 0.042; every Page p < 1e-10. Control (N_1 ∝ d): "
-    "fixed T rho +0.283 ± 0.103, +0.257 ± 0.085, +0.047 ± 0.103 (one-sided p 1, 1, 0.7; "
-    "two-sided 0.0019, 0.0049, 0.61); equal loss +0.270 ± 0.095, +0.300 ± 0.083, +0.037 ± "
-    "0.100 (two-sided 0.0031, 0.001, 0.69)"
-)
 
 PROTOCOL = Protocol(
     name="gain_noise_dim",
@@ -101,62 +91,7 @@ PROTOCOL = Protocol(
         "sigma_p,1 panel and up to 4800 in the d panels, far above the theory's "
         "eta <= O(1 / (sigma_p^2 d)) (docs/model.md §8.2)",
     },
-    disclosures=(
-        Disclosure(
-            date="2026-11-29",
-            change=(
-                "d panel: d in {300, ..., 4800} at N_2 = 10 (the downstream task changed with d) "
-                "-> N_2 = 10 d / 600 (Gamma_scr fixed at 1/15); both panels: 20 -> 30 seeds, both "
-                "stopping rules, common random numbers across sigma_p,1, fresh seed stream "
-                "(salt gain_noise_dim-v2); the sigma_p,1 grid and the test are unchanged"
-            ),
-            reason=(
-                "in the earlier d panel d changed both tasks: the scratch error rose from 0.333 "
-                "to 0.469 and the gain was squeezed against chance"
-            ),
-            earlier=(
-                "PASS: gain against sigma_p,1: mean per-seed Spearman rho = -0.870 ± 0.052, "
-                "Page's test p < 1e-10; against d (N_2 = 10 fixed): mean per-seed Spearman rho "
-                "= -0.790 ± 0.051, Page's test p < 1e-10; one-sided (decrease), 20 seeds per "
-                "point"
-            ),
-        ),
-        Disclosure(
-            date="2026-12-06 (this protocol, v3)",
-            change=(
-                "v2 -> v3: a control panel added (d in {300, ..., 4800} with N_2 = 10 d / 600 "
-                "and N_1 = 200 d / 600, so that the upstream indicator N_1 |mu_1|^4 / "
-                "(sigma_p,1^4 d) = 4/3 and Gamma_scr = 1/15 are fixed), reported beside the d "
-                "panel and not in the verdict; the claim and statistic say that in the d panel "
-                "(N_1 = 200 fixed) d acts through the upstream indicator (8/3 at d = 300 to 1/6 "
-                "at d = 4800); panels, tests and pass rule otherwise unchanged; fresh seed "
-                "stream (salt gain_noise_dim-v3)"
-            ),
-            reason=(
-                "in the v2 d panel the gain fell with the upstream task's quality (its mean "
-                "upstream error rose from 0.015 at d = 300 to 0.253 at d = 4800 at fixed N_1), "
-                "and N_2 ∝ d co-varies with d: the panel does not separate d from the upstream "
-                "indicator"
-            ),
-            earlier=(
-                "v2 (protocol 12d0b2222718, scheme 1: e68b0c4ee6f1; salt gain_noise_dim-v2): "
-                "PASS on both streams. main: against sigma_p,1: fixed T = 200 steps: mean "
-                "per-seed Spearman rho = -0.980 ± 0.020, Page's test p < 1e-10 (median gain "
-                "+0.171 at sigma_p,1 = 0.5 to +0.031 at sigma_p,1 = 3), equal loss (training "
-                "loss <= 0.001, cap 2000 steps): rho = -0.980 ± 0.020, p < 1e-10 (+0.171 to "
-                "+0.031; stalled 0 transfer / 0 scratch runs); against d (Gamma_scr fixed): "
-                "fixed T: rho = -0.920 ± 0.019, p < 1e-10 (median gain +0.158 at d = 300 to "
-                "+0.049 at d = 4800), equal loss: rho = -0.860 ± 0.049, p < 1e-10 (+0.154 to "
-                "+0.048; stalled 4 transfer / 1 scratch runs); one-sided (decrease), 30 seeds "
-                "per point. r1: against sigma_p,1: fixed T: rho = -0.980 ± 0.020, p < 1e-10 "
-                "(+0.180 to +0.041), equal loss: rho = -0.980 ± 0.020, p < 1e-10 (+0.178 to "
-                "+0.040; stalled 2 / 0); against d: fixed T: rho = -0.837 ± 0.047, p < 1e-10 "
-                "(+0.166 to +0.046), equal loss: rho = -0.773 ± 0.066, p < 1e-10 (+0.166 to "
-                "+0.047; stalled 12 / 2)"
-            ),
-        ),
-        B.engine_change(ITEM_V3),
-    ),
+    disclosures=B.history("gain_noise_dim"),
 )
 
 

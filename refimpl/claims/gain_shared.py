@@ -6,7 +6,7 @@ at fixed signal strengths (docs/model.md §8.1). The design is
 import math
 
 from ..lab import present as P
-from ..lab.claim import Disclosure, Outcome, Protocol, Size
+from ..lab.claim import Outcome, Protocol, Size
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
@@ -30,11 +30,6 @@ def _size(quick, fractions, seeds, cap):
     ]
     return Size({PANEL: grid}, seeds, x={PANEL: fractions}, loss_cap=cap)
 
-
-ITEM = (  # the committed item-by-item results
-    "PASS on main, r1 and r2. Fixed T: mean per-seed Spearman rho 0.987, 0.998, 1.000; equal "
-    "loss: 0.979, 0.998, 1.000; Page p < 1e-10 on each"
-)
 
 PROTOCOL = Protocol(
     name="gain_shared",
@@ -71,30 +66,7 @@ PROTOCOL = Protocol(
         "reported, not in the verdict": "per point mean, median and failure rate of both "
         "errors; Wilcoxon p of gain > 0; stalled runs"
     },
-    disclosures=(
-        Disclosure(
-            date="2026-11-29",
-            change=(
-                "design: |u| in {0, 0.5, 1, 1.5, 2, 2.5} inside mu_2 = u + v_2 at |v_1| = |v_2| = "
-                "1 (|mu_2| grew with |u|), 20 seeds, independent seeds per point, fixed T only -> "
-                "fixed |mu_1|^2 = |mu_2|^2 = 5 with the shared fraction f = |u|^2/|mu|^2 in "
-                "{0, 0.2, ..., 1}, 30 seeds, common random numbers across f, both stopping rules, "
-                "fresh seed stream (salt gain_shared-v2)"
-            ),
-            reason=(
-                "the earlier design's scratch baseline improved with |u| too (error 0.433 -> "
-                "0.172), so the gain measured a downstream task made easier rather than what the "
-                "inherited filters bring; it peaked at |u| = 2 (0.218) and fell at 2.5 (0.168, "
-                "p = 0.005)"
-            ),
-            earlier=(
-                "PASS: gain grows with |u|: mean per-seed Spearman rho = 0.791 ± 0.024, Page's "
-                "test p < 1e-10, one-sided (6 values of |u| x 20 seeds; gain -0.018 at |u| = 0 "
-                "to +0.168 at |u| = 2.5, peak +0.218 at |u| = 2)"
-            ),
-        ),
-        B.engine_change(ITEM),
-    ),
+    disclosures=B.history("gain_shared"),
     hash_scheme1="5d84359b6e8e",
 )
 

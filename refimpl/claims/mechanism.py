@@ -11,7 +11,7 @@ from ..lab import figures as F
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Table
+from ..lab.claim import Figure, Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from . import _base as B
 
@@ -120,36 +120,7 @@ PROTOCOL = Protocol(
         "steps (unequal training losses); the readings on the seeds where both runs reached the "
         "target; a two-sided Wilcoxon test of the error",
     },
-    disclosures=(
-        Disclosure(
-            date="2026-11-28 (commit 499e002, before the first full report)",
-            change="verdict regime `negative` (|u| = 0, now reported as `absent`) -> "
-            "`label_noise` (|u| = 2, alpha = 1, N_2 = 40, |v_2| = 3, p_2 = 0.2); seeds 20 -> 30",
-            reason="at |u| = 0 docs/model.md attributes negative transfer to inherited filters "
-            "amplifying non-shared noise, not to memorisation; label noise is where harder "
-            "memorisation was predicted",
-            earlier="the original regime is the committed `absent` column (30 seeds): "
-            "err_transfer - err_scratch = +0.0285 +- 0.0027 (p = 1.2e-11), mean rho-bar "
-            "transfer - scratch = -0.438 +- 0.022 (p = 1), flipped points p n/a (10 seeds "
-            "without flipped points): FAIL as well; the switch did not change the verdict. The "
-            "first version's 20-seed result was not committed",
-        ),
-        Disclosure(
-            date="2026-12-06 (v2, after v1's full report and its replication)",
-            change="verdict at fixed steps -> at equal training loss (0.005, cap 2000: v1's "
-            "reported rule); one-sided paired t-tests -> an exact McNemar test of failures (the "
-            "premise) and one-sided paired Wilcoxon signed-rank tests (the readings); a FAIL "
-            "worded per reading, 'refuted' only when both readings are smaller; salt mechanism "
-            "-> mechanism-v2 (fresh seeds)",
-            reason="an independent review of the committed report: at fixed steps the two arms end "
-            "at unequal training losses (0.029 vs 0.004), so a rho-bar difference mixes "
-            "memorisation with training progress; the premise is a tail effect (median "
-            "difference -0.0045, p = 0.31) that a t-test of means fits badly (docs/model.md "
-            "§8.4); 'refuted' overstated a result whose flipped-point rho-bar was larger at "
-            "equal loss on both streams",
-            earlier=V1,
-        ),
-    ),
+    disclosures=B.history("mechanism"),
 )
 
 

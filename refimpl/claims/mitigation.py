@@ -10,7 +10,7 @@ import numpy as np
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Table
+from ..lab.claim import Figure, Outcome, Protocol, Table
 from . import _base as B
 from . import _levers as L
 
@@ -50,15 +50,6 @@ V2 = (
     "PASS, weight decay 0.003 63 / 54 of 96 stalled, 0.01 96 / 96"
 )
 """The committed result of the pooled version (v2), on both seed streams."""
-
-ITEM_V3 = (  # the committed item-by-item results of v3
-    "FAIL on main, r1 and r2. Hard region: baseline +0.0122 ± 0.0031 (Holm-adjusted p = "
-    "7.7e-05), +0.0107 ± 0.0035 (0.0014), +0.0052 ± 0.0036 (0.077: not significant, nothing "
-    "to shrink); on main and r1 smaller alpha (0.2) does not shrink it (Holm-adjusted p = "
-    "0.15, 0.5) and weight decay does (p < 1e-10); on r2 neither is tested (p = 0.94 and < "
-    "1e-10). Benign region: baseline +0.0575, +0.0542, +0.0604; smaller alpha and weight decay "
-    "shrink it (all p < 1e-10)"
-)
 
 PROTOCOL = Protocol(
     name="mitigation",
@@ -104,33 +95,7 @@ PROTOCOL = Protocol(
         "trained to the training loss epsilon (cap steps), the same seeds, the same per-region "
         "rule for the smaller alpha; weight decay has no equal-loss reading (AT_LOSS)",
     },
-    disclosures=(
-        L.lever_design_change(),
-        Disclosure(
-            date="2026-11-29 (after the committed full report)",
-            change="the verdict split by source: freezing (our hypothesis) moved to the claim "
-            "`mitigation_freezing`; this claim's verdict rests on the paper's levers (smaller "
-            "alpha, weight decay); the same runs and seeds",
-            reason="docs/model.md §8: a FAIL of our hypothesis must not read as a FAIL of the "
-            "paper",
-            earlier=L.LEVERS_V1,
-        ),
-        Disclosure(
-            date="2026-12-06 (v3, after v2's full report and its replication)",
-            change="tests pooled over both regions -> per region, Holm over the regions for the "
-            "baseline and each claim (weight decay's Bonferroni over its two levels kept); the "
-            "equal-loss reading of weight decay dropped, not redefined: its levers no longer run "
-            "at equal loss; seeds 24 -> 96; fresh seed stream (salt mitigation-v3)",
-            reason="the pooled test let the benign region carry the verdict: the hard region "
-            "alone did not show the smaller alpha's reduction at 0.01 on either stream; under "
-            "weight decay the data loss has a floor above the target, so v2's equal-loss runs "
-            "of decay stopped at the cap (a comparison at 2000 steps, not at equal loss), and "
-            "any other target for them would be chosen after seeing these runs; 24 seeds gave "
-            "about 20% power for the hard region's alpha effect",
-            earlier=V2,
-        ),
-        B.engine_change(ITEM_V3, engine="weight"),
-    ),
+    disclosures=B.history("mitigation"),
 )
 
 

@@ -6,7 +6,8 @@ those of ``mitigation`` v2 (``mitigation`` v3 runs on its own salt, with more se
 design is :data:`PROTOCOL`; the procedure, shared with ``mitigation``, is
 ``refimpl.claims._levers.lever_*``."""
 
-from ..lab.claim import Disclosure, Protocol
+from ..lab.claim import Protocol
+from . import _base as B
 from . import _levers as L
 
 LEVERS = {"baseline": {}, "freeze inherited": {"freeze_inherited": True}}
@@ -37,18 +38,7 @@ PROTOCOL = Protocol(
         "regions": "those of mitigation, at alpha = 0.8, which leaves fresh filters to train",
         "reported, not in the verdict": L.LEVER_REPORTED,
     },
-    disclosures=(
-        L.lever_design_change(),
-        Disclosure(
-            date="2026-11-29 (after the committed full report)",
-            change="freezing split out of `mitigation` into this claim (source: our "
-            "hypothesis), with its own verdict; the same runs and seeds",
-            reason="docs/model.md §8: a FAIL of our hypothesis must not read as a FAIL of the "
-            "paper",
-            earlier=L.LEVERS_V1 + "; freezing per region: hard -0.0040 (p = 0.83), benign "
-            "-0.0673 (p = 1): freezing more than doubled the harm in the benign region",
-        ),
-    ),
+    disclosures=B.history("mitigation_freezing"),
     hash_scheme1="427b95125ded",
 )
 

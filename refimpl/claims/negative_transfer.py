@@ -13,7 +13,7 @@ from ..lab import figures as F
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Table
+from ..lab.claim import Figure, Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
@@ -63,13 +63,6 @@ def _size(quick, seeds, cap, us, alphas, nups, n_benign):
     return Size({"rows": grids}, seeds, **values)
 
 
-ITEM_V3 = (  # the committed item-by-item results of v3
-    "PASS on main, r1 and r2. Fixed T: 10, 10 and 9 of 70 cells significantly worse (largest "
-    "median +0.062, +0.061, +0.071, at |u| = 0), benign alpha rows against |u|: Page p < 1e-10 "
-    "(rho -0.651, -0.668, -0.662); equal loss: 3, 2 and 2 of 70 cells (largest median +0.022, "
-    "+0.014, +0.022), Page p < 1e-10 (rho -0.388, -0.392, -0.375)"
-)
-
 PROTOCOL = Protocol(
     name="negative_transfer",
     claim="negative transfer exists: regimes where err_transfer > err_scratch significantly, "
@@ -107,40 +100,7 @@ PROTOCOL = Protocol(
         "reported, not in the verdict": "per cell mean and median difference, failures and "
         "stalled runs; the hard regime's trend over |u| (all its rows)",
     },
-    disclosures=(
-        Disclosure(
-            date="2026-11-29",
-            change="80 cells (the alpha = 0.5 row of the (|u|, alpha) heatmaps and the N_1 = "
-            "200 row of the (|u|, N_1) heatmaps are the same configurations, run and counted "
-            "twice, also in the Holm family and the trend blocks), one-sided paired t per cell, 16 "
-            "seeds, fixed T only -> 70 distinct cells, Wilcoxon signed-rank and exact McNemar "
-            "on failures per cell (Holm over the 140 tests), trend blocks over distinct rows, "
-            "20 seeds, both stopping rules, fresh seed stream (salt negative_transfer-v2)",
-            reason="10 of the 80 cells were duplicates, and 3 of the 12 significant cells were "
-            "counted twice (9 distinct of 70); the outcomes are heavy-tailed (most runs reach "
-            "a small error, a few fail near 0.26), which a t-test of means misreads; and "
-            "docs/model.md §8.4 compares transfer and scratch at equal training loss as well "
-            "as at equal step counts",
-            earlier="PASS: 12 of 80 cells significantly worse (paired one-sided t, Holm over all "
-            "cells, level 0.01), i.e. 9 of 70 distinct cells, largest +0.092 at |u| = 0 "
-            "(benign, alpha = 1); hard regime, diff against |u|: mean per-seed Spearman rho = "
-            "-0.880 ± 0.016, Page's test p < 1e-10 (decrease)",
-        ),
-        Disclosure(
-            date="2026-12-06 (v3, after v2's full report and its replication)",
-            change="location: Page's test over |u| in the hard regime (its 7 rows) -> in the "
-            "benign regime's 4 alpha rows (at N_1 = 200), blocks (alpha row, seed); the hard "
-            "regime's trend reported; existence, grid and seeds unchanged; fresh seed stream "
-            "(salt negative_transfer-v3)",
-            reason="in the hard regime transfer is worse only at |u| = 0 and far better from "
-            "|u| = 1 on, so its falling difference is the gain rising with |u| (gain_shared's "
-            "claim) more than where negative transfer sits; at fixed T the benign regime holds "
-            "most significant cells (6 of 7 on main, 8 of 11 on r1); alpha is the paper's "
-            "factor of the inherited part",
-            earlier=V2,
-        ),
-        B.engine_change(ITEM_V3),
-    ),
+    disclosures=B.history("negative_transfer"),
 )
 
 

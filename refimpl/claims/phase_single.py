@@ -15,8 +15,9 @@ from ..config import Config
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size
+from ..lab.claim import Figure, Outcome, Protocol, Size
 from ..lab.stats import SIGNIFICANCE
+from . import _base as B
 from . import _phase_single_figures as PF
 from ._boundary import BOUNDARY_ERROR, fit
 
@@ -151,34 +152,7 @@ PROTOCOL = Protocol(
         "eta sweep cap": f"the base cap * max(1, {ETA_D:g}/c) steps, so every c has the same "
         "training time eta * T; eta = 1: the base cap",
     },
-    disclosures=(
-        Disclosure(
-            date="2026-12-07 (v3, after v2's full report and its replication)",
-            change="verdict at c = 200 alone -> at every c <= 200 (25, 50, 100, 200); |mu| grid "
-            "9 -> 17 points (the same range, the old points kept); seeds 10 -> 32 per cell; "
-            "item-by-item GD -> the batched trainer (same draws, numbers to rounding); salt "
-            "phase_single -> phase_single-v3 (fresh seeds)",
-            reason="an independent review of the committed report: v2's n-exponent verdict under "
-            "the rule changed with the seed stream at 4 of its 7 step sizes, and at c = 200 the "
-            "replication's interval ended 0.003 inside the margin: the verdict rested on the "
-            "width of an interval; the 1/4 law is a small-step statement, so it is tested at "
-            "every small step and not at one",
-            earlier=V2,
-        ),
-        Disclosure(
-            date="2026-11-28 (commit 3137473, 12 min after the claim was first written; before "
-            "the first full report)",
-            change="step size eta = 1 -> eta = 200/(sigma_p^2 d); |mu| grid 11 -> 9 points",
-            reason="the framework's step-size condition eta <= O(1/(sigma_p^2 d)) (Kou et al. "
-            "2023): eta ~ 1/d keeps the per-step noise memorisation the same at every d",
-            earlier="no full run under eta = 1 was committed. A separate full-size rerun with "
-            "eta = 1 on the current grid and seeds gave d +0.299 [0.271, 0.327], n -0.293 "
-            "[-0.319, -0.274]: FAIL under the equivalence rule; the eta = 1 row of the eta "
-            "sweep repeats it in every report (the first full report: d +0.299 [+0.273, "
-            "+0.327], n -0.293 [-0.323, -0.272], FAIL). The n exponent depends on the step "
-            "size; the 1/4 law is a small-step statement",
-        ),
-    ),
+    disclosures=B.history("phase_single"),
     hash_scheme1="6b60290c66ff",
 )
 

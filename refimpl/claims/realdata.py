@@ -11,11 +11,11 @@ import scipy.stats
 
 from ..lab import figures as F
 from ..lab import report as R
-from ..lab.claim import Disclosure, Figure, Outcome, Protocol, Size, Skip, Table
+from ..lab.claim import Figure, Outcome, Protocol, Size, Skip, Table
 from ..lab.image_experiment import METRICS, PAIRED, SHARE_LEVELS, SPLITS, ImageConfig, sweep_images
 from ..lab.images import DIGITS, DIGITS_NAME, INSTALL_HINT, digits_available, load_source
 from ..lab.stats import SIGNIFICANCE, holm, paired_t, sem, trend
-from ._base import as_float
+from ._base import as_float, history
 
 SWEEPS = {  # the swept values, with their axis labels
     "alpha": "inherited fraction alpha",
@@ -128,34 +128,7 @@ PROTOCOL = Protocol(
         "seed, 1000 draws; exploratory): 0.43 at 40 seeds, 0.66 at 60, 0.80 at 80; flip_up "
         "limits it (0.49, 0.67, 0.81), the other seven >= 0.98 at 80",
     },
-    disclosures=(
-        Disclosure(
-            date="2026-11-28",
-            change="per trend claim, Spearman's rho of the swept value against the per-seed "
-            "gain pooled over (value, seed) pairs and a paired t-test of the extreme values, "
-            "both p < 0.05 in the predicted direction (point claims: a paired t-test) -> Page's "
-            f"L test of the per-seed gains, one-sided at {SIGNIFICANCE} (point claims: a "
-            f"one-sided paired t-test at {SIGNIFICANCE})",
-            reason="pooled p-values are not valid when the draws are shared across points (a "
-            "seed's points share images and initialisations); the synthetic claims' per-seed "
-            "test replaced it after the first full run had been seen",
-            earlier="FAIL: 6 of 8 paper claims held on the digits (20 seeds per point); not "
-            "reproduced: the gain against N_1 (pooled rho = 0.15, p = 0.13) and against "
-            "upstream label noise (rho = -0.13, p = 0.2)",
-        ),
-        Disclosure(
-            date="2026-12-06 (v2, after v1's full report and its replication)",
-            change="seeds 20 -> 80; each analogue's p Holm-adjusted over the 8 paper analogues "
-            "(family-wise 0.01) instead of each at 0.01 on its own, the verdict still 8 of 8; "
-            "every analogue reported with its effects and 95% intervals beside its test; salt "
-            "realdata -> realdata-v2 (fresh seeds); tests, grid, images and training unchanged",
-            reason="an independent review of the committed report: at 20 seeds the point tests sat "
-            "at p = 0.001-0.055 and 3 of v1's 7 holding analogues did not hold on r1, so the "
-            "count '7/8' was not stable; it asked for >= 40 seeds, effects with intervals and "
-            "a declared multiplicity rule; the seed count is from the rule's power (notes)",
-            earlier=V1,
-        ),
-    ),
+    disclosures=history("realdata"),
 )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Disclosure, Outcome, Protocol, Size, Table
+from ..lab.claim import Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from . import _base as B
 
@@ -52,14 +52,6 @@ def _size(quick, seeds, small_step_steps, cap):
     base = B.transfer_base(quick, engine=B.ENGINE).to_dict()
     return Size(configs, seeds, us=US, variants=variants, reversed=REVERSED, base=base)
 
-
-ITEM = (  # the committed item-by-item results
-    "PASS on main, r1 and r2. Pooled: gain at |u| = 2 +0.2000, +0.2034, +0.2043; growth with "
-    "|u| rho +0.94, +0.95, +0.94; negative transfer at |u| = 0 +0.0295, +0.0276, +0.0305 (each "
-    "p < 1e-10); reversal at |u| = 0 +0.0801 (p < 1e-10), +0.0801 (1.8e-08), +0.0848 "
-    "(1.8e-08); per variant 21, 21 and 20 of 21 predictions detected (r2: entry granularity's "
-    "negative transfer at |u| = 0 not detected)"
-)
 
 PROTOCOL = Protocol(
     name="robustness",
@@ -109,34 +101,7 @@ PROTOCOL = Protocol(
         "mirror; per point the mean, median and failure rate of both errors and the stalled "
         "runs of the equal-loss variant",
     },
-    disclosures=(
-        Disclosure(
-            date="2026-11-29",
-            change=(
-                "verdict = AND of 18 (variant, finding) tests with paired t-tests, negative "
-                "transfer at |u| = 0 required in every variant (also with cos(v_1, v_2) = 0.5), "
-                "non-detections reported as 'lost', 20 seeds, 6 variants -> each variant a "
-                "finding of its own (detected / not detected), the reversal with cos = 0.5 "
-                "predicted as a gain at |u| = 0, the verdict on four pooled tests (variants as "
-                "strata; Wilcoxon and Page), an equal-loss variant, 40 seeds, fresh seed stream "
-                "(salt robustness-v2)"
-            ),
-            reason=(
-                "an AND of 18 tests has little power; with cos(v_1, v_2) = 0.5, v_1 carries half "
-                "of v_2's direction, so a gain at |u| = 0 (not negative transfer) is expected by "
-                "construction; 'lost' reported tests that did not reach the level as if the "
-                "finding had been refuted; and docs/model.md §8.4 asks for rank tests of "
-                "heavy-tailed outcomes and for transfer and scratch at equal training loss too"
-            ),
-            earlier=(
-                "FAIL: 16 of 18 (variant, finding) pairs hold; 'lost': entry granularity: "
-                "negative transfer at |u| = 0 (-0.0064 ± 0.0149); cos(v_1, v_2) = 0.5: negative "
-                "transfer at |u| = 0 (-0.0856 ± 0.0039, i.e. a gain) (20 seeds per point, "
-                "one-sided tests at 0.01)"
-            ),
-        ),
-        B.engine_change(ITEM),
-    ),
+    disclosures=B.history("robustness"),
     hash_scheme1="eeed9e964800",
 )
 

@@ -20,7 +20,7 @@ def rising(points, seeds):
 
 def trend_measurements(size, gain_of_panel, extra=()):
     """``{panel: {rule: {metric: (points, seeds)}}}`` as
-    :func:`refimpl.claims._base.trend_measure` returns it: err_scratch 0.3,
+    :func:`refimpl.claims._trend.trend_measure` returns it: err_scratch 0.3,
     err_transfer 0.3 - gain, both losses 1e-4 (no stall), steps at the cap;
     ``gain_of_panel(points, seeds)`` gives the gains; ``extra`` metrics
     are 1 everywhere."""

@@ -1,6 +1,7 @@
 """The claims: one module per claim of docs/model.md §8, discovered as the
 public modules of this package (a module whose name starts with ``_`` is a
-helper, not a claim: ``_base`` holds the procedures several claims share).
+helper, not a claim: ``_base`` holds the procedures several claims share;
+``history/<name>.md`` holds a claim's disclosed protocol changes).
 
 A claim is a declaration (:mod:`refimpl.lab.claim`): its module defines
 ``PROTOCOL`` (a :class:`~refimpl.lab.claim.Protocol` in both sizes),

@@ -21,7 +21,7 @@ Three designs, each a list of configs (:func:`sizes`):
   one step for both stages (untied), beside the confirmation's c = 200 tied
   to each stage's sigma_p (the step-size invariance check, reported).
 
-:func:`judge` applies the pass rule (:mod:`._gamma_fit`) to every candidate.
+:mod:`._gamma_judge` applies the pass rule (:mod:`._gamma_fit`) to every candidate.
 """
 
 from __future__ import annotations
@@ -32,11 +32,9 @@ import math
 import numpy as np
 import scipy.stats
 
-from ..lab import stats as S
 from ..lab.claim import Protocol, Size
 from ..theory import indicators
 from . import _base as B
-from . import _gamma_fit as G
 
 FACTORS = (
     "alpha",
@@ -192,99 +190,6 @@ def features(configs):
     """The free model's features per config: log10 of the nine factors and p_2."""
     logs = [[math.log10(getattr(c, k)) for k in FACTORS] + [c.flip_down] for c in configs]
     return np.array(logs, float)
-
-
-def scores(m):
-    """The seed-level scores (cells, seeds) of one design's measurements."""
-    return G.seed_outcome(B.as_float(m["err_transfer"]), B.as_float(m["err_scratch"]))
-
-
-def judge_candidate(x, y, free, xs, ys, feats):
-    """One candidate (``x``: log10 per confirmation cell; ``xs``: per scale) on
-    the confirmation scores ``y`` and the scaled ones ``ys``, against the free
-    model's out-of-sample Brier scores ``free``: the AUC, Brier, scaling and
-    residual tests; ``p`` is the largest of the three tests' p-values (all
-    must hold)."""
-    out = {"auc": G.auc_test(x, y, AUC_FLOOR, BOOT, SEED)}
-    own = G.cv_brier(x[:, None], y, 1e-8, FOLDS, SEED)
-    out["brier"] = G.brier_test(own, free, BRIER_DELTA, BOOT, SEED)
-    out["scaling"] = G.scaling(xs, ys, SHIFT_MARGIN, WIDTH_RATIO, BOOT, SEED, WIDTH_FLOOR)
-    names = [*FACTORS, "flip_down"]
-    out["residual"] = G.residual_spearman(x, y, feats, names, BOOT, SEED)
-    out["flagged"] = G.flagged(out["residual"], RESID_LIMIT)
-    out["p"] = max(out["auc"]["p"], out["brier"]["p"], out["scaling"]["p"])
-    return out
-
-
-def eta_check(size, m):
-    """Per variant of :data:`ETA_CHECK` the mean over cells of the change in
-    the cells' median gain against the confirmation's (first cells), its 90%
-    bootstrap interval and whether it lies within +-ETA_MARGIN."""
-    n = size.n_eta
-    base = median_gain(m["confirm"])[:n]
-    gains = median_gain(m["eta"]).reshape(len(ETA_CHECK), n)
-    rng, out = np.random.default_rng(SEED), []
-    for v, g in zip(ETA_CHECK, gains, strict=True):
-        diff = g - base
-        reps = [np.nanmean(diff[rng.integers(0, n, n)]) for _ in range(BOOT)]
-        ci = [float(np.quantile(reps, 0.05)), float(np.quantile(reps, 0.95))]
-        ok = bool(-ETA_MARGIN < ci[0] and ci[1] < ETA_MARGIN)
-        out.append({**v, "mean_change": float(np.nanmean(diff)), "ci90": ci, "equivalent": ok})
-    return out
-
-
-def median_gain(m):
-    """Per config the median over seeds of the gain err_scratch - err_transfer."""
-    with np.errstate(invalid="ignore"):
-        return np.nanmedian(B.as_float(m["err_scratch"]) - B.as_float(m["err_transfer"]), axis=1)
-
-
-def judge(size, m):
-    """Every candidate and null judged (:func:`judge_candidate`), Holm over
-    the five candidates at LEVEL; a candidate passes when its adjusted p <
-    LEVEL and no residual factor is flagged (a null: its unadjusted p, for
-    comparison only). Also the missing values, the stalled runs
-    and the step-size check."""
-    conf, cells = size.configs["confirm"], len(size.configs["confirm"])
-    y, feats = scores(m["confirm"]), features(conf)
-    free = G.cv_brier(feats, y, RIDGE, FOLDS, SEED)
-    x = candidates(conf)
-    scaled_cfg = size.configs["scaled"]
-    per = len(scaled_cfg) // len(size.scales)
-    ys_all, xs_all = scores(m["scaled"]), candidates(scaled_cfg)
-    part = {s: slice(i * per, (i + 1) * per) for i, s in enumerate(size.scales)}
-    ys = {s: ys_all[sl] for s, sl in part.items()}
-    judged = {}
-    for k in (*CANDIDATES, *NULLS):
-        xs = {s: xs_all[k][sl] for s, sl in part.items()}
-        judged[k] = judge_candidate(x[k], y, free, xs, ys, feats)
-    adj = dict(zip(CANDIDATES, S.holm([judged[k]["p"] for k in CANDIDATES]), strict=True))
-    for k, c in judged.items():
-        c["p_holm"] = float(adj[k]) if k in adj else None  # nulls: for comparison, unadjusted
-        c["passes"] = bool(adj.get(k, c["p"]) < LEVEL and not c["flagged"])
-    missing = sum(
-        S.n_missing(B.as_float(v["err_transfer"]), B.as_float(v["err_scratch"])) for v in m.values()
-    )
-    q = G.share(y)
-    counts = dict(cells=cells, positive=int(np.sum(q > 0.5)), negative=int(np.sum(q < 0.5)))
-    counts["half"] = int(np.sum(q == 0.5))
-    out = {"candidates": judged, "missing": missing, "counts": counts, "stalled": stalled(m)}
-    return out | {"eta_check": eta_check(size, m), "free_brier": float(np.nanmean(free))}
-
-
-def stalled(m):
-    """Runs above the loss target at the cap, per design and stage."""
-    out = {}
-    for part, v in m.items():
-        n = {k: int(np.nansum(B.as_float(v[f"loss_{k}"]) > EPS)) for k in ("up", "down", "scratch")}
-        out[part] = n | {"runs": int(B.as_float(v["loss_up"]).size)}
-    return out
-
-
-def verdict(dec, names):
-    """PASS when one of ``names`` passes and no value is missing."""
-    tests = "PASS" if any(dec["candidates"][k]["passes"] for k in names) else "FAIL"
-    return {"verdict": "FAIL" if dec["missing"] else tests, "verdict_tests": tests}
 
 
 QUICK_VARIED = dict(VARIED, n_up=(10, 100), d=(100, 400))

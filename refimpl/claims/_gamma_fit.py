@@ -16,8 +16,8 @@ Brier score per cell, K folds of cells), :func:`choose_ridge` and
 :func:`nested_cv` (the free model's ridge), :func:`boundary` (threshold and
 10-90% width of a one-scalar logistic), :func:`scaling` (the boundary at
 every scale, paired cell bootstrap), :func:`residual_spearman`,
-:func:`judge_candidate` and :func:`judge` (the pass rule, Holm over the
-candidates).
+:func:`flagged`; :mod:`._gamma_judge` combines them into the pass rule
+(Holm over the candidates).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from ..lab import figures as F
 from ..lab.claim import Figure, Outcome, Table
 from . import _gamma as G
 from . import _gamma_fit as GF
+from . import _gamma_judge as J
 
 
 def _f(x, digits=3):
@@ -89,8 +90,8 @@ def eta_text(dec):
 def cells_table(size, m):
     """Per confirmation cell: factors, q, median gain and every candidate."""
     configs = size.configs["confirm"]
-    y, x = G.scores(m["confirm"]), G.candidates(configs)
-    q, med = GF.share(y), G.median_gain(m["confirm"])
+    y, x = J.scores(m["confirm"]), G.candidates(configs)
+    q, med = GF.share(y), J.median_gain(m["confirm"])
     names = [*G.FACTORS, "flip_down"]
     rows = [
         [getattr(c, f) for f in names] + [q[i], med[i]] + [x[k][i] for k in x]
@@ -105,7 +106,7 @@ def draw_collapse(path, size, m, key):
     with each scale's fitted logistic."""
     cfg = size.configs["scaled"]
     per = len(cfg) // len(size.scales)
-    x, y = G.candidates(cfg)[key], G.scores(m["scaled"])
+    x, y = G.candidates(cfg)[key], J.scores(m["scaled"])
     fig, ax = F.subplots(figsize=(6.4, 4.4))
     grid = np.linspace(np.nanmin(x), np.nanmax(x), 200)
     for i, s in enumerate(size.scales):

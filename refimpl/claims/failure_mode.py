@@ -14,13 +14,13 @@ import numpy as np
 import scipy.stats
 from scipy.stats.contingency import odds_ratio
 
-from ..lab import figures as F
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
 from ..lab.claim import Figure, Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from . import _base as B
+from . import _failure_mode_figures as FF
 
 ALPHAS = [0.25, 0.5, 0.75, 1.0]
 REMEDIES = {"weight decay 0.01": {"weight_decay": 0.01}, "rescale 0.5": {"rescale_inherited": 0.5}}
@@ -48,15 +48,6 @@ def _size(quick, n_down, seeds, cap):
     return Size({"points": [base.replace(**o) for o in POINTS.values()]}, seeds, loss_cap=cap)
 
 
-V1 = (  # the committed v1 results (validation/report, protocol 4dd0f493fb93)
-    "v1 (protocol 4dd0f493fb93, 200 seeds; (b) stalled: loss > 0.001 at the cap, one-sided "
-    "Fisher p < 0.01): FAIL on main: (a) failure in 41 of 126 runs with dead >= 1 (33%) vs 0 of "
-    "74 with dead = 0 (0%), p = 3.1e-10; (b) stalled in 93 of 126 (74%) vs 45 of 74 (61%), p = "
-    "0.04. PASS on r1: (a) 49 of 139 (35%) vs 0 of 61, p = 7.1e-10; (b) 107 of 139 (77%) vs 33 of "
-    "61 (54%), p = 0.0012. Recomputed on those committed runs with v2's part (b), before v2 was "
-    "fixed: stalled (loss > 0.002) in 66 of 126 vs 10 of 74, odds ratio 6.97 [3.19, 16.6] (main), "
-    "82 of 139 vs 5 of 61, 15.9 [5.91, 54.0] (r1)"
-)
 POWER = (
     f"{SEEDS} seeds: 80% power of (b) at v1's committed rates on main (stalled 93 of 126 with "
     "dead >= 1, 45 of 74 without: q = 0.63, p1 = 0.738, p0 = 0.608, log OR = 0.597). Closed form "
@@ -233,11 +224,7 @@ def _fmt_assoc(t, event):
     )
 
 
-def _fmt_mcnemar(t):
-    return (
-        f"{t['a_only']} vs {t['b_only']} discordant, rates {t['rate_a']:.3f} vs "
-        f"{t['rate_b']:.3f}, exact McNemar {R.fmt_p(t['p'])}"
-    )
+MCNEMAR = "exact McNemar"
 
 
 def _reported_lines(f, ev, label, reps):
@@ -251,13 +238,14 @@ def _reported_lines(f, ev, label, reps):
     lines = [
         f"{head}, alpha = 1: AUC of the dead count for {ev} {auc}",
         f"{head}, {ev} rate against alpha: {rates}; alpha = 1 more often than 0.5: "
-        f"{_fmt_mcnemar(f['vs_half'])}",
+        + P.discordant(f["vs_half"], MCNEMAR),
     ]
     for name, t in f["remedies"].items():
         removes = "removes it" if t["removes"] else "does not remove it"
         lines.append(
-            f"{head}, {name} vs alpha = 1, fewer {ev} runs: {_fmt_mcnemar(t)} — {removes} (p < "
-            f"{SIGNIFICANCE} needed); dead >= 1 in {_pct(t['dead_rate'])} of {reps} runs"
+            f"{head}, {name} vs alpha = 1, fewer {ev} runs: {P.discordant(t, MCNEMAR)} — "
+            f"{removes} (p < {SIGNIFICANCE} needed); dead >= 1 in {_pct(t['dead_rate'])} of "
+            f"{reps} runs"
         )
     return lines
 
@@ -324,41 +312,10 @@ def _csv(m, dec, summ):
     return Table(CSV_HEADER, rows, name="failure_mode", show=False)
 
 
-def _draw_rates(path, dec, labels, reps):
-    """Event and dead >= 1 rates against alpha; the remedies offset at alpha = 1."""
-    k, curves = len(ALPHAS), []
-    for c, (r, ls) in enumerate((("steps", "-"), ("loss", "--"))):
-        f, ev = dec["reported"][r], EVENT[r]
-        curves += [F.Curve(f["event_rate"][:k], f"{ev} rate ({labels[r]})", f"C{c}o{ls}")]
-        curves += [F.Curve(f["dead_rate"][:k], f"dead >= 1 ({r} runs)", f"C{c}x:")]
-        for j, (name, mk) in enumerate(zip(REMEDIES, ("s", "^"), strict=True)):
-            x, open_ = [1.0 + 0.025 * (j + 1)], {"mfc": "none"}
-            curves += [F.Curve([f["event_rate"][k + j]], f"{ev}, {name}", f"C{c}{mk}", x)]
-            curves += [F.Curve([f["dead_rate"][k + j]], "", f"C{c}{mk}", x, style=open_)]
-    title = f"failure / stalled rate and dead >= 1 rate ({reps} seeds; open markers: dead >= 1"
-    xlabel = "alpha (inherited fraction); remedies at alpha = 1, offset"
-    panel = F.Panel(curves, f"{title} of the remedies)", xlabel, "rate", ALPHAS, title_size=8)
-    panel.axes, panel.legend = {"ylim": (-0.02, 1.02)}, {"fontsize": 6, "ncol": 2, "loc": "best"}
-    F.panels_figure(path, [panel], figsize=(7.2, 4.4))
-
-
-def _draw_dead(path, m, labels):
-    """err_transfer - err_scratch against the dead count at alpha = 1, per rule."""
-    fig, axes = F.subplots(1, 2, figsize=(10, 4.2))
-    rng = np.random.default_rng(0)  # jitter only
-    for ax, r in zip(axes, B.RULES, strict=True):
-        v, none = m[r], {"steps": "no failure", "loss": "not stalled"}[r]
-        d, diff = v["dead_points"][ONE], v["err_transfer"][ONE] - v["err_scratch"][ONE]
-        ev = events(r, v)[ONE] == 1
-        x = d + rng.uniform(-0.15, 0.15, d.shape)
-        ax.scatter(x[~ev], diff[~ev], s=10, c="C0", label=none)
-        ax.scatter(x[ev], diff[ev], s=14, c="C3", marker="x", label=EVENT[r])
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set(xlabel="dead points at step 0 (jittered)", ylabel="err_transfer - err_scratch")
-        ax.set_title(f"alpha = 1, {labels[r]}", fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    F.save(fig, path, dpi=100)
+def _at_one(rule, v):
+    """At alpha = 1: the dead counts, err_transfer - err_scratch and the event flags."""
+    diff = v["err_transfer"][ONE] - v["err_scratch"][ONE]
+    return v["dead_points"][ONE], diff, events(rule, v)[ONE] == 1
 
 
 def present(size, m, dec):
@@ -372,8 +329,10 @@ def present(size, m, dec):
     summ = {r: B.point_summary(*(m[r][k] for k in OUTCOMES), eps[r]) for r in B.RULES}
     tables = [_table(size, summ[r], dec, r, labels[r]) for r in B.RULES]
     sections = [_text(size, dec, labels), *tables, _csv(m, dec, summ)]
-    draw = {"rates": partial(_draw_rates, dec=dec, labels=labels, reps=reps)}
-    draw["dead"] = partial(_draw_dead, m=m, labels=labels)
+    rates = dict(reps=reps, alphas=ALPHAS, remedies=REMEDIES, event=EVENT)
+    draw = {"rates": partial(FF.draw_rates, dec=dec, labels=labels, **rates)}
+    at_one = {r: _at_one(r, m[r]) for r in B.RULES}
+    draw["dead"] = partial(FF.draw_dead, at_one=at_one, labels=labels, event=EVENT)
     sections += [Figure(f"failure_mode_{k}", f) for k, f in draw.items()]
     data = {"replicates": reps, "base_config": base.to_dict(), "per_seed": m}
     return Outcome(statistic, sections, data)

@@ -201,11 +201,6 @@ def decide(size, m):
     return {**fixed, "equal_loss": _rule(alphas, err["loss"], stalled)}
 
 
-def _fmt_fail(t):
-    rates = f"rates {t['rate_a']:.3f} vs {t['rate_b']:.3f}"
-    return f"{t['a_only']} vs {t['b_only']} discordant, {rates}, exact {R.fmt_p(t['p'])}"
-
-
 def _by_threshold(d):
     """(c)'s discordant pairs and one-sided McNemar p at each failure threshold."""
     items = d["tail_by_threshold"].items()
@@ -215,7 +210,7 @@ def _by_threshold(d):
 def _text(size, dec, up_early):
     b, seeds, eq, ok = size.configs["clean"][0], size.seeds, dec["equal_loss"], dec["ok"]
     tc, ec, tn, tl = dec["trend_clean"], dec["end_clean"], dec["tail_noisy"], dec["typical_noisy"]
-    tail, hc = _fmt_fail(tn), dec["hypothesis_c"]
+    tail, hc = P.discordant(tn), dec["hypothesis_c"]
     end = f"median paired difference {ec['median']:+.4f}, Wilcoxon one-sided {R.fmt_p(ec['p'])}"
     regimes = "; ".join(
         f"`{r}`: " + ", ".join(f"{k} = {v:g}" for k, v in over.items()) + f" ({seeds[r]} seeds)"
@@ -238,11 +233,11 @@ def _text(size, dec, up_early):
         f"- reported: noisy typical run, err(1) - err({REF_ALPHA:g}) median {tl['median']:+.4f} "
         f"(Wilcoxon two-sided {R.fmt_p(tl['p'])}), decreasing trend "
         f"{R.fmt_trend(dec['trend_noisy'])}; clean tail, failures at alpha = 1 vs "
-        f"{REF_ALPHA:g}: {_fmt_fail(dec['tail_clean'])}",
+        f"{REF_ALPHA:g}: {P.discordant(dec['tail_clean'])}",
         f"- best alpha (among alphas without a missing value): {best}",
         f"- equal loss (reported): (a) {R.fmt_trend(eq['trend_clean'])}; (b) median "
         f"{eq['end_clean']['median']:+.4f}, {R.fmt_p(eq['end_clean']['p'])} — the rule would give "
-        f"{eq['verdict']} at equal loss; (c, hypothesis) {_fmt_fail(eq['tail_noisy'])}, by "
+        f"{eq['verdict']} at equal loss; (c, hypothesis) {P.discordant(eq['tail_noisy'])}, by "
         f"threshold (a stall fails) {_by_threshold(eq)}",
     ]
     return "\n".join(lines)
@@ -313,7 +308,7 @@ def present(size, m, dec):
         f"clean (p_2 = 0, {size.seeds['clean']} seeds): {R.fmt_trend(tc)} (decrease); "
         f"err({END_ALPHA:g}) - err(1): median {ec['median']:+.4f}, Wilcoxon {R.fmt_p(ec['p'])}; "
         f"(c, hypothesis, not in the verdict) noisy (p_2 = 0.3, {size.seeds['noisy']} seeds): "
-        f"failures (err > {B.FAILURE_ERROR:g}) at alpha = 1 vs {REF_ALPHA:g}: {_fmt_fail(tn)} "
+        f"failures (err > {B.FAILURE_ERROR:g}) at alpha = 1 vs {REF_ALPHA:g}: {P.discordant(tn)} "
         f"({P.holds(dec['hypothesis_c'])}), by threshold {_by_threshold(dec)}; one-sided, "
         f"fixed {steps} steps"
     )

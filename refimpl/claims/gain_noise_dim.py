@@ -2,7 +2,7 @@
 and against the dimension d at fixed downstream difficulty Gamma_scr
 (docs/model.md §8.1), with a control panel of d at a fixed upstream Kou
 indicator (§8.2). The design is :data:`PROTOCOL`; the procedure is the trend
-claims' one (:func:`refimpl.claims._base.trend_decision`)."""
+claims' one (:func:`refimpl.claims._trend.trend_decision`)."""
 
 from ..lab import present as P
 from ..lab import report as R
@@ -11,6 +11,7 @@ from ..lab.claim import Outcome, Protocol, Size
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
+from . import _trend as T
 
 EXTRA_METRICS = ("err_up",)
 REGIME_FIELDS = ("m", "n_up", "u_norm", P.SHARED_V, "sigma_p_down", "flip_down", "alpha", "eta")
@@ -96,7 +97,7 @@ PROTOCOL = Protocol(
 
 
 def measure(size, sweep):
-    return B.trend_measure(size, sweep, COMMON, B.RUN_METRICS + EXTRA_METRICS, batched=True)
+    return T.trend_measure(size, sweep, COMMON, B.RUN_METRICS + EXTRA_METRICS, batched=True)
 
 
 def _control(x, gains):
@@ -118,11 +119,11 @@ def _control(x, gains):
 
 
 def decide(size, vals):
-    """:func:`refimpl.claims._base.trend_decision` of the gains, decreasing in
+    """:func:`refimpl.claims._trend.trend_decision` of the gains, decreasing in
     sigma_p,1 and in d (docs/model.md §8.4); beside it ``control``: the
     control panel's tests (:func:`_control`), not in the verdict."""
     gains = {p: {r: v[r]["gain"] for r in B.RULES} for p, v in vals.items()}
-    dec = B.trend_decision(size.x, {p: gains[p] for p in VERDICT_PANELS}, "less")
+    dec = T.trend_decision(size.x, {p: gains[p] for p in VERDICT_PANELS}, "less")
     return {**dec, "control": _control(size.x[CONTROL], gains[CONTROL])}
 
 
@@ -150,7 +151,7 @@ def _panel(size, vals, summ, panel):
     if panel == "d" and CONTROL in summ:
         s = summ[CONTROL]["steps"]
         extra["gain, steps rule, control N_1 ∝ d (mean)"] = (s["gain_mean"], s["gain_se"])
-    figure = B.trend_figure(
+    figure = T.trend_figure(
         f"gain_vs_{panel}",
         xs,
         NAMES[panel],
@@ -165,7 +166,7 @@ def _panel(size, vals, summ, panel):
 
 
 def _statistic(size, summ, dec, labels):
-    """Per panel the trend text of :func:`refimpl.claims._base.trend_statistic`
+    """Per panel the trend text of :func:`refimpl.claims._trend.trend_statistic`
     after what the panel holds fixed; the control's (reported) last."""
     kou = [indicators(c)["up"]["kou_indicator"] for c in size.configs["d"]]
     kc = indicators(size.configs[CONTROL][0])["up"]["kou_indicator"]
@@ -188,7 +189,7 @@ def _statistic(size, summ, dec, labels):
     parts = [
         head
         + ": "
-        + B.trend_statistic(
+        + T.trend_statistic(
             {p: size.x[p]}, {p: sym}, {p: summ[p]}, merged, labels, ""
         ).removesuffix("; ")
         for p, (sym, head) in heads.items()
@@ -203,7 +204,7 @@ def _statistic(size, summ, dec, labels):
 
 def present(size, vals, dec):
     base = size.configs["sigma_p_up"][0]
-    summ = B.trend_summaries(vals)
+    summ = T.trend_summaries(vals)
     labels = {r: B.stop_label(r, B.EPSILON, size.loss_cap, base.steps_down) for r in B.RULES}
     panels = {p: _panel(size, vals, summ, p) for p in vals}
     merged = {"trend": {**dec["trend"], CONTROL: dec["control"]["trend"]}}
@@ -220,10 +221,10 @@ def present(size, vals, dec):
     )
     sections = [
         regime,
-        *B.trend_tables(
+        *T.trend_tables(
             size.x, NAMES, summ, merged, labels, size.seeds, {p: panels[p][0] for p in panels}
         ),
-        B.trend_csv("gain_noise_dim", size.x, summ, {p: panels[p][1] for p in panels}),
+        T.trend_csv("gain_noise_dim", size.x, summ, {p: panels[p][1] for p in panels}),
         *(panels[p][2] for p in panels),
     ]
     data = {

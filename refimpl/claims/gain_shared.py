@@ -1,7 +1,7 @@
 """gain_shared: the transfer gain against the shared fraction of the signal
 at fixed signal strengths (docs/model.md §8.1). The design is
 :data:`PROTOCOL`; the procedure is the trend claims' one
-(:func:`refimpl.claims._base.trend_decision`)."""
+(:func:`refimpl.claims._trend.trend_decision`)."""
 
 import math
 
@@ -10,6 +10,7 @@ from ..lab.claim import Outcome, Protocol, Size
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
+from . import _trend as T
 
 REGIME_FIELDS = ("d", "m", "n_up", "n_down", P.SIGMA_P, "flip_down", "alpha", "eta")
 MU2 = 5.0
@@ -72,22 +73,22 @@ PROTOCOL = Protocol(
 
 
 def measure(size, sweep):
-    return B.trend_measure(size, sweep, {PANEL: COMMON}, batched=True)
+    return T.trend_measure(size, sweep, {PANEL: COMMON}, batched=True)
 
 
 def decide(size, vals):
-    """:func:`refimpl.claims._base.trend_decision` of the gains, increasing in f."""
+    """:func:`refimpl.claims._trend.trend_decision` of the gains, increasing in f."""
     gains = {p: {r: v[r]["gain"] for r in B.RULES} for p, v in vals.items()}
-    return B.trend_decision(size.x, gains, "greater")
+    return T.trend_decision(size.x, gains, "greater")
 
 
 def present(size, vals, dec):
     grid, fractions = size.configs[PANEL], size.x[PANEL]
     base, reps = grid[0], size.seeds
-    summ = B.trend_summaries(vals)
+    summ = T.trend_summaries(vals)
     labels = {r: B.stop_label(r, B.EPSILON, size.loss_cap, base.steps_down) for r in B.RULES}
     gam = [indicators(c) for c in grid]
-    statistic = B.trend_statistic(
+    statistic = T.trend_statistic(
         size.x,
         {PANEL: "f"},
         summ,
@@ -115,7 +116,7 @@ def present(size, vals, dec):
         f"{gam[0]['gamma_scr']:.3g} at every point. Common random numbers across f. Errors are "
         f"clean test errors; 'fail' is the share of runs with error > {B.FAILURE_ERROR:g}."
     )
-    figure = B.trend_figure(
+    figure = T.trend_figure(
         "gain_shared",
         fractions,
         "shared fraction f = |u|^2 / |mu|^2",
@@ -125,8 +126,8 @@ def present(size, vals, dec):
     )
     sections = [
         regime,
-        *B.trend_tables(size.x, {PANEL: "the shared fraction f"}, summ, dec, labels, reps, columns),
-        B.trend_csv("gain_shared", size.x, summ, points),
+        *T.trend_tables(size.x, {PANEL: "the shared fraction f"}, summ, dec, labels, reps, columns),
+        T.trend_csv("gain_shared", size.x, summ, points),
         figure,
     ]
     data = {"base_config": base.to_dict(), "per_seed": vals}

@@ -1,7 +1,7 @@
 """gain_upstream_n: the transfer gain against the upstream sample size N_1,
 with the universal knowledge and the inherited noise energy beside it
 (docs/model.md §4 and §8.1). The design is :data:`PROTOCOL`; the procedure
-is the trend claims' one (:func:`refimpl.claims._base.trend_decision`)."""
+is the trend claims' one (:func:`refimpl.claims._trend.trend_decision`)."""
 
 from ..lab import present as P
 from ..lab import report as R
@@ -10,6 +10,7 @@ from ..lab.claim import Outcome, Protocol, Size, Table
 from ..lab.stats import SIGNIFICANCE
 from ..theory import indicators
 from . import _base as B
+from . import _trend as T
 
 PANEL = "n_up"
 EXTRA_METRICS = ("K_inh_start", "inh_noise_energy", "err_up")
@@ -60,23 +61,23 @@ PROTOCOL = Protocol(
 
 
 def measure(size, sweep):
-    return B.trend_measure(size, sweep, {PANEL: ("n_up",)}, B.RUN_METRICS + EXTRA_METRICS)
+    return T.trend_measure(size, sweep, {PANEL: ("n_up",)}, B.RUN_METRICS + EXTRA_METRICS)
 
 
 def decide(size, vals):
-    """:func:`refimpl.claims._base.trend_decision` of the gains, increasing in N_1."""
+    """:func:`refimpl.claims._trend.trend_decision` of the gains, increasing in N_1."""
     gains = {p: {r: v[r]["gain"] for r in B.RULES} for p, v in vals.items()}
-    return B.trend_decision(size.x, gains, "greater")
+    return T.trend_decision(size.x, gains, "greater")
 
 
 def present(size, vals, dec):
     grid, ns = size.configs[PANEL], size.x[PANEL]
     base, reps, st = grid[0], size.seeds, vals[PANEL]["steps"]
-    summ = B.trend_summaries(vals)
+    summ = T.trend_summaries(vals)
     labels = {r: B.stop_label(r, B.EPSILON, size.loss_cap, base.steps_down) for r in B.RULES}
     tk = S.trend(ns, st["K_inh_start"], "two-sided")  # reported beside it
     te = S.trend(ns, st["inh_noise_energy"], "two-sided")
-    statistic = B.trend_statistic(
+    statistic = T.trend_statistic(
         size.x,
         {PANEL: "N_1"},
         summ,
@@ -125,7 +126,7 @@ def present(size, vals, dec):
     )
     sections = [
         regime,
-        *B.trend_tables(
+        *T.trend_tables(
             size.x,
             {PANEL: "N_1"},
             summ,
@@ -135,8 +136,8 @@ def present(size, vals, dec):
             {PANEL: (["N_1"], [[str(n)] for n in ns])},
         ),
         inherited,
-        B.trend_csv("gain_upstream_n", size.x, summ, points),
-        B.trend_figure(
+        T.trend_csv("gain_upstream_n", size.x, summ, points),
+        T.trend_figure(
             "gain_upstream_n",
             ns,
             "N_1 (upstream samples)",

@@ -7,6 +7,7 @@ the exploration's monomial) are reported beside it.
 """
 
 from . import _gamma as G
+from . import _gamma_judge as J
 from . import _gamma_report as R
 
 PROTOCOL = G.protocol(
@@ -28,9 +29,9 @@ def measure(size, sweep):
 
 
 def decide(size, m):
-    """:func:`._gamma.judge` and the verdict of Gamma_inh alone."""
-    dec = G.judge(size, m)
-    return dec | G.verdict(dec, NAMES)
+    """:func:`._gamma_judge.judge` and the verdict of Gamma_inh alone."""
+    dec = J.judge(size, m)
+    return dec | J.verdict(dec, NAMES)
 
 
 def present(size, m, dec):

@@ -2,8 +2,8 @@
 smaller alpha and stronger regularisation (weight decay) during fine-tuning shrink it, in
 each region where it occurs (v3: tested per region, Holm over the regions, docs/model.md
 §8.4). Freezing the inherited filters is our own hypothesis (docs/model.md §8.3), the
-separate claim ``mitigation_freezing``. The design is :data:`PROTOCOL`; the runs and the
-tables are ``refimpl.claims._levers.lever_*``."""
+separate claim ``mitigation_freezing``. The design is :data:`PROTOCOL`; the runs are
+``refimpl.claims._levers``, the tables ``refimpl.claims._levers_report``."""
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from ..lab import stats as S
 from ..lab.claim import Figure, Outcome, Protocol, Table
 from . import _base as B
 from . import _levers as L
+from . import _levers_report as LR
 
 LEVERS = {
     "baseline": {},
@@ -262,7 +263,7 @@ def _equal_loss(size, m, dec):
         "a stalled run did not reach it. Weight decay has no equal-loss reading: it holds the "
         "data loss above a floor, so its runs end at the cap, not at the target. Under the same "
         f"per-region rule: {_regions_text(eq, size.claimed)} — {eq['verdict']} at equal loss."
-        + L._lever_stall_caveat(names, m["loss"])
+        + LR.stall_caveat(names, m["loss"])
     )
 
 
@@ -271,7 +272,7 @@ def present(size, m, dec):
     loss), the per-cell tables with v2's pooled tests, CSV and figures."""
     rules = {"steps": list(size.levers), "loss": L.lever_at_loss(size)}
     neg = {rule: L.lever_negative(m[rule]) for rule in rules}
-    robust = {rule: L._lever_robust(rules[rule], neg[rule]) for rule in rules}
+    robust = {rule: LR.robust_tests(rules[rule], neg[rule]) for rule in rules}
     cells, eq = L.lever_cells(size), dec["equal_loss"]
     stalled = tuple(B.as_float(m["loss"][k]) for k in ("stalled_transfer", "stalled_scratch"))
     eq_title = f"at equal training loss {size.epsilon:g} (cap {size.cap} steps)"
@@ -279,7 +280,7 @@ def present(size, m, dec):
     sections = [
         _design(size),
         _region_table(rules["steps"], dec, "Per region, fixed steps (the verdict):"),
-        L._lever_table(
+        LR.table(
             rules["steps"],
             cells,
             neg["steps"],
@@ -289,7 +290,7 @@ def present(size, m, dec):
         ),
         _equal_loss(size, m, dec),
         _region_table(rules["loss"], eq, f"Per region, {eq_title} (reported):"),
-        L._lever_table(
+        LR.table(
             rules["loss"],
             cells,
             neg["loss"],
@@ -298,16 +299,16 @@ def present(size, m, dec):
             per_cell + f"the regions, {eq_title}:",
             stalled,
         ),
-        L._lever_csv(PROTOCOL.name, rules["steps"], cells, m, rules["loss"]),
+        LR.csv_table(PROTOCOL.name, rules["steps"], cells, m, rules["loss"]),
         Figure(
             PROTOCOL.name,
-            lambda path: L._lever_draw(
+            lambda path: LR.draw(
                 path, neg["steps"], rules["steps"], cells, "negative transfer, fixed steps"
             ),
         ),
         Figure(
             f"{PROTOCOL.name}_equal_loss",
-            lambda path: L._lever_draw(path, neg["loss"], rules["loss"], cells, eq_title),
+            lambda path: LR.draw(path, neg["loss"], rules["loss"], cells, eq_title),
         ),
     ]
     data = {

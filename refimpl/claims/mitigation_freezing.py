@@ -4,11 +4,12 @@ refutes our hypothesis). The regions and cells of ``mitigation`` v2 on its seed 
 (salt ``mitigation``, common random numbers across the levers): its baseline runs were
 those of ``mitigation`` v2 (``mitigation`` v3 runs on its own salt, with more seeds). The
 design is :data:`PROTOCOL`; the procedure, shared with ``mitigation``, is
-``refimpl.claims._levers.lever_*``."""
+``refimpl.claims._levers`` and ``refimpl.claims._levers_report``."""
 
 from ..lab.claim import Protocol
 from . import _base as B
 from . import _levers as L
+from . import _levers_report as LR
 
 LEVERS = {"baseline": {}, "freeze inherited": {"freeze_inherited": True}}
 """The baseline and the lever: the inherited filters do not move during fine-tuning."""
@@ -59,5 +60,5 @@ def decide(size, m):
 
 def present(size, m, dec):
     """The statistic (a FAIL says whether our hypothesis was refuted or not
-    tested), tables, CSV and figures (:func:`refimpl.claims._levers.lever_present`)."""
-    return L.lever_present(PROTOCOL.name, size, m, dec, hypothesis=True)
+    tested), tables, CSV and figures (:func:`refimpl.claims._levers_report.present`)."""
+    return LR.present(PROTOCOL.name, size, m, dec, hypothesis=True)

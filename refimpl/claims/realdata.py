@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import scipy.stats
 
-from ..lab import figures as F
 from ..lab import report as R
-from ..lab.claim import Figure, Outcome, Protocol, Size, Skip, Table
+from ..lab.claim import Outcome, Protocol, Size, Skip, Table
 from ..lab.image_experiment import METRICS, PAIRED, SHARE_LEVELS, SPLITS, ImageConfig, sweep_images
 from ..lab.images import DIGITS, DIGITS_NAME, INSTALL_HINT, digits_available, load_source
 from ..lab.stats import SIGNIFICANCE, holm, paired_t, sem, trend
+from . import _realdata_figures as RF
 from ._base import as_float, history
 
 SWEEPS = {  # the swept values, with their axis labels
@@ -85,17 +85,6 @@ def _rule(level, x, sign):
 FULL_X = dict(alpha=[0.0, 0.25, 0.5, 0.75, 1.0], n_down=[8, 16, 32, 64, 128])
 FULL_X.update(n_up=[20, 40, 80, 160, 320], flip_up=[0.0, 0.1, 0.2, 0.3, 0.4])
 QUICK_BASE = ImageConfig(steps_up=200, steps_down=200, n_test_per_class=30, n_up=80)
-V1 = (  # the committed v1 results (validation/report[/replicate-r1]/realdata/realdata.json)
-    "v1 (protocol 05a93eedcb9a; 20 seeds; each analogue at p < 0.01 alone): main FAIL, '7/8 paper "
-    "claims hold on sklearn digits (8x8, 0-9) (20 seeds per point); not reproduced: flip_up'; r1 "
-    "FAIL, '4/8 paper claims hold on sklearn digits (8x8, 0-9) (20 seeds per point); not "
-    "reproduced: transfer_helps, alpha_half, flip_up, negative'. One-sided p, main / r1: "
-    "transfer_helps 0.0059 / 0.055 (gain +0.0287 ± 0.0103 / +0.0204 ± 0.0122), alpha_half 8.8e-06 "
-    "/ 0.013, flip_up 0.013 / 0.13, negative 0.0012 / 0.01 (gain -0.0448 ± 0.0127 / -0.0275 ± "
-    "0.0108), the other four <= 0.0014 on both; the predicted sign in 8/8 on both. Pooled over the "
-    "40 seeds (exploratory, by an independent review): 0.0018, 2.1e-06, 0.0092, 5.2e-05 for "
-    "these four"
-)
 PROTOCOL = Protocol(
     name="realdata",
     claim=CLAIM_TEMPLATE.format(data=DIGITS_NAME, k=4),
@@ -282,44 +271,6 @@ def summarize_points(rows):
     return points, negatives
 
 
-def draw_sweep(axes, points, sweep):
-    """Accuracy of transfer and scratch (``axes[0]``) and the paired gain
-    (``axes[1]``) against the swept value, one line per split level."""
-
-    def bars(ax, ps, key, **kw):
-        se = [p[f"{key}_se"] for p in ps]
-        return ax.errorbar([p[sweep] for p in ps], [p[key] for p in ps], yerr=se, capsize=3, **kw)
-
-    for i, level in enumerate(dict.fromkeys(p["level"] for p in points)):
-        ps = sorted((p for p in points if p["level"] == level), key=lambda p: p[sweep])
-        name = f" ({level})" if sweep == "alpha" else ""
-        line = bars(axes[0], ps, "acc_transfer", marker="o", label=f"transfer{name}")
-        if i == 0:  # the split levels share the downstream task: one scratch curve
-            color = "k" if sweep == "alpha" else line[0].get_color()
-            kw = dict(marker="x", ls="--", alpha=0.6, label="scratch", color=color)
-            bars(axes[0], ps, "acc_scratch", **kw)
-        bars(axes[1], ps, "gain", marker="o", label=f"transfer - scratch{name}")
-    axes[1].axhline(0.0, color="k", lw=0.8)
-    for ax in axes:
-        ax.set_xlabel(SWEEPS[sweep])
-        if sweep in ("n_down", "n_up"):
-            ax.set_xscale("log", base=2)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("downstream test accuracy")
-    axes[1].set_ylabel("accuracy gain (paired, ± SE)")
-    return axes
-
-
-def _figure(points, sweep, title):
-    def draw(path):
-        fig, axes = F.subplots(1, 2, figsize=(10, 3.8))
-        draw_sweep(axes, points, sweep)
-        fig.suptitle(title, fontsize=9)
-        F.save(fig, path)
-
-    return Figure(f"accuracy_vs_{sweep}", draw)
-
-
 def present(size, m, dec):
     rows, b = m["rows"], size.configs["base"]
     pts, negatives = summarize_points(rows)
@@ -367,7 +318,7 @@ def present(size, m, dec):
         f"Negative transfer (gain < 0, one-sided paired t p < {SIGNIFICANCE}, per point): "
         f"{neg or 'none found.'}",
         f"'default' marks the N_1, N_2 and noise sweeps (default split, alpha = {b.alpha:g}).",
-        *(_figure([p for p in pts if p["sweep"] == s], s, title) for s in swept),
+        *(RF.sweep_figure([p for p in pts if p["sweep"] == s], s, SWEEPS[s], title) for s in swept),
         Table(list(pts[0]), [list(p.values()) for p in pts], name="points", show=False),
         Table(run_columns, [[r[c] for c in run_columns] for r in rows], name="runs", show=False),
     ]

@@ -13,6 +13,7 @@ every test of :data:`._gamma.PASS_RULE` after Holm over the five candidates.
 """
 
 from . import _gamma as G
+from . import _gamma_judge as J
 from . import _gamma_report as R
 
 PROTOCOL = G.protocol(
@@ -35,9 +36,9 @@ def measure(size, sweep):
 
 
 def decide(size, m):
-    """:func:`._gamma.judge` and the verdict over the non-null candidates."""
-    dec = G.judge(size, m)
-    return dec | G.verdict(dec, NAMES)
+    """:func:`._gamma_judge.judge` and the verdict over the non-null candidates."""
+    dec = J.judge(size, m)
+    return dec | J.verdict(dec, NAMES)
 
 
 def present(size, m, dec):

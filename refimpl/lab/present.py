@@ -5,7 +5,8 @@ repeat, built from data.
   config and the fields to name, each under its symbol of docs/model.md
   (:data:`SYMBOLS`);
 - :func:`holds`, :func:`test_line`: whether a test of the verdict holds, in
-  words, and its line in the report ("- (a) label: result — holds").
+  words, and its line in the report ("- (a) label: result — holds");
+- :func:`discordant`: a paired failure test's result in words.
 
 A claim says what to show; these functions say how it looks, the same in
 every claim. They format numbers, never compute them.
@@ -15,7 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["SYMBOLS", "SHARED_V", "SIGMA_P", "fmt_value", "regime", "holds", "test_line"]
+from .report import fmt_p
+
+__all__ = [
+    "SYMBOLS",
+    "SHARED_V",
+    "SIGMA_P",
+    "fmt_value",
+    "regime",
+    "holds",
+    "test_line",
+    "discordant",
+]
 
 SYMBOLS = {
     "d": "d",
@@ -85,3 +97,12 @@ def test_line(label, result, ok, yes="holds", no="does NOT hold"):
     """``- label: result — holds``: one test of a verdict as a line of the
     report's list, its outcome by :func:`holds`."""
     return f"- {label}: {result} — {holds(ok, yes, no)}"
+
+
+def discordant(t, test="exact"):
+    """``a vs b discordant, rates ra vs rb, <test> p``: the result ``t`` of
+    :func:`refimpl.lab.stats.paired_failures` in words."""
+    return (
+        f"{t['a_only']} vs {t['b_only']} discordant, rates {t['rate_a']:.3f} vs "
+        f"{t['rate_b']:.3f}, {test} {fmt_p(t['p'])}"
+    )

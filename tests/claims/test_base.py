@@ -1,5 +1,6 @@
-"""The shared procedures of the claims (refimpl/claims/_base.py) on hand-made
-values with known answers (the trend procedure: test_trend_claims.py)."""
+"""The shared procedures of the claims (refimpl/claims/_base.py, and the
+trend claims' measure of _trend.py) on hand-made values with known answers
+(the trend decision: test_trend_claims.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from refimpl.claims import _base as B
+from refimpl.claims import _trend as T
 
 NAN = float("nan")
 
@@ -66,7 +68,7 @@ def test_trend_measure_batched_runs_both_rules_in_one_batched_sweep():
     grid = [Config(d=400, u_norm=u) for u in (1.0, 2.0)]
     size = type("Size", (), {"configs": {"p": grid}, "loss_cap": 77})()
     sweep = RecordingSweep(3)
-    out = B.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain",), batched=True)
+    out = T.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain",), batched=True)
     ((configs, kw),) = sweep.calls
     assert kw["measure"] == "outcomes_batched" and kw["common"] == ("u_norm", *B.STOP_FIELDS)
     assert kw["options"] == {"upstream_error": False}  # err_up not asked for
@@ -75,10 +77,10 @@ def test_trend_measure_batched_runs_both_rules_in_one_batched_sweep():
     assert out["p"]["steps"]["gain"].tolist() == [[0, 1, 2], [100, 101, 102]]
     assert out["p"]["loss"]["gain"].tolist() == [[200, 201, 202], [300, 301, 302]]
     sweep = RecordingSweep(3)
-    B.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain", "err_up"), batched=True)
+    T.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain", "err_up"), batched=True)
     assert sweep.calls[0][1]["options"] == {"upstream_error": True}  # as gain_noise_dim asks
     sweep = RecordingSweep(3)
-    B.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain",))
+    T.trend_measure(size, sweep, {"p": ("u_norm",)}, ("gain",))
     (fixed, kw1), (loss, kw2) = sweep.calls
     assert fixed == loss == grid and "measure" not in kw1
     assert kw2["measure"] is B.measure_at_loss and kw2["options"] == {

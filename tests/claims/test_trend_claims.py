@@ -1,4 +1,4 @@
-"""The trend claims' one procedure (:func:`refimpl.claims._base.trend_decision`)
+"""The trend claims' one procedure (:func:`refimpl.claims._trend.trend_decision`)
 and the direction each claim predicts, on hand-made gains with known answers.
 
 Page's L test, exact, when every one of b blocks is perfectly ordered as
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from refimpl.claims import _base as B
+from refimpl.claims import _trend as T
 from refimpl.claims import gain_noise_dim, gain_shared, gain_upstream_n
 
 NAN = float("nan")
@@ -33,7 +34,7 @@ def approx(x):
 def decide(x, steps, loss=None, alternative="greater"):
     """trend_decision on one panel "p" under one or both rules."""
     rules = {"steps": steps} if loss is None else {"steps": steps, "loss": loss}
-    return B.trend_decision({"p": x}, {"p": rules}, alternative)
+    return T.trend_decision({"p": x}, {"p": rules}, alternative)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ def test_missing_values_are_counted_across_rules_and_panels_and_fail():
     steps = UP.copy()
     steps[0, 0] = NAN
     gains = {"a": {"steps": UP, "loss": loss}, "b": {"steps": steps, "loss": UP}}
-    d = B.trend_decision({"a": X3, "b": X3}, gains, "greater")
+    d = T.trend_decision({"a": X3, "b": X3}, gains, "greater")
     assert d["missing"] == 2 and d["verdict"] == "FAIL" and d["verdict_tests"] == "FAIL"
     assert math.isnan(d["trend"]["a"]["loss"]["p"])
     assert d["trend"]["a"]["steps"]["p"] == approx(1 / 216)
@@ -94,7 +95,7 @@ def test_missing_values_are_counted_across_rules_and_panels_and_fail():
 
 def test_every_panel_must_hold():
     gains = {"a": {"steps": UP, "loss": UP}, "b": {"steps": UP, "loss": UP[::-1]}}
-    d = B.trend_decision({"a": X3, "b": X3}, gains, "greater")
+    d = T.trend_decision({"a": X3, "b": X3}, gains, "greater")
     assert d["verdict"] == "FAIL" and d["holds"]["a"]["loss"] and not d["holds"]["b"]["loss"]
 
 

@@ -4,7 +4,7 @@ diverged seed failing a verdict end to end through the sweep."""
 import numpy as np
 import pytest
 
-from refimpl.claims._base import trend_decision
+from refimpl.claims._trend import trend_decision
 from refimpl.lab import report as R
 from refimpl.lab import stats as V
 

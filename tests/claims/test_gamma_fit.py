@@ -17,6 +17,9 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refimpl.claims import _gamma_fit as G
 
@@ -126,3 +129,21 @@ def test_cv_brier_prefers_the_true_feature():
     assert good < bad - 0.1
     ridge, scores = G.choose_ridge(x[:, None], y, (1e-6, 10.0), 5, seed=0)
     assert ridge == 1e-6 and scores[0] < scores[1]
+
+
+_value = st.one_of(st.integers(-3, 3).map(float), st.floats(-5, 5), st.just(math.nan))
+
+
+@given(st.lists(st.tuples(_value, _value), min_size=3, max_size=60))
+def test_spearman_gives_scipys_rho_bit_for_bit(pairs):
+    """The residual test's Spearman rho (ranks and np.corrcoef in spearmanr's
+    own layout) equals scipy.stats.spearmanr's statistic exactly, ties and
+    missing values included; NaN where it is undefined."""
+    a, b = np.array(pairs).T
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert np.array_equal(G._ranks(a[ok]), scipy.stats.rankdata(a[ok]))
+    got = G._spearman(a, b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        assert math.isnan(got)
+    else:
+        assert got == float(scipy.stats.spearmanr(a[ok], b[ok]).statistic)

@@ -201,7 +201,7 @@ def _ranks(x):
     order = np.argsort(x, kind="mergesort")
     xs = x[order]
     first = np.empty(len(x), bool)  # where a tie group starts
-    first[0] = True
+    first[:1] = True  # (none for an empty x)
     np.not_equal(xs[1:], xs[:-1], out=first[1:])
     start = np.flatnonzero(first)
     counts = np.diff(start, append=len(x))

@@ -17,7 +17,7 @@ from ._base import as_float
 
 
 def per_region_tests(size, neg):
-    """The paired tests of :func:`lever_tests` within each region (reported)."""
+    """The paired tests of :func:`._levers.lever_tests` within each region (reported)."""
     names, out, off = list(size.levers), {}, 0
     for r, spec in size.regions.items():
         f = neg[:, off : off + len(spec["u"])].reshape(len(names), -1)

@@ -2,13 +2,33 @@
 
 A claim's test file defines ``examples(size) -> {"PASS": m, "FAIL": m}``,
 measurements shaped as its ``measure(size, sweep)`` returns them; the
-helpers here build them for the claims that share a procedure."""
+helpers here build them for the claims that share a procedure.
+:class:`RecordingSweep` stands in for a claim's sweep in the tests of
+``measure``."""
 
 from __future__ import annotations
+
+import types
 
 import numpy as np
 
 from refimpl.claims import _base as B
+
+
+class RecordingSweep:
+    """A claim's sweep that records its calls (``calls``: a list of (configs,
+    keywords)) and answers ``values(metric)`` with ``scale`` x item +
+    ``seed_step`` x seed (+ ``offsets[metric]``), shape (items, seeds)."""
+
+    def __init__(self, seeds, scale=100.0, seed_step=1.0, offsets=None):
+        self.calls, self.seeds, self.scale, self.seed_step = [], seeds, scale, seed_step
+        self.offsets = offsets or {}
+
+    def __call__(self, configs, **kwargs):
+        self.calls.append((list(configs), kwargs))
+        items, seeds = np.arange(len(configs))[:, None], np.arange(self.seeds)[None, :]
+        grid = self.scale * items + self.seed_step * seeds
+        return types.SimpleNamespace(values=lambda metric: grid + self.offsets.get(metric, 0.0))
 
 
 def rising(points, seeds):

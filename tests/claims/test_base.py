@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from claim_examples import RecordingSweep
 
 from refimpl.claims import _base as B
 from refimpl.claims import _trend as T
@@ -39,23 +40,6 @@ def test_as_float_reads_none_as_nan_at_any_depth():
     got = B.as_float([[1, None], (2.5, 3)])
     assert got.dtype == float and got.shape == (2, 2) and math.isnan(got[0, 1])
     assert got[1].tolist() == [2.5, 3.0]
-
-
-class RecordingSweep:
-    """A claim's sweep that records its calls; metric values 100 point + seed."""
-
-    def __init__(self, seeds):
-        self.calls, self.seeds = [], seeds
-
-    def __call__(self, grid, **kwargs):
-        self.calls.append((list(grid), kwargs))
-        points, seeds = len(grid), self.seeds
-
-        class Result:
-            def values(self, metric):
-                return 100.0 * np.arange(points)[:, None] + np.arange(seeds)[None, :]
-
-        return Result()
 
 
 def test_trend_measure_batched_runs_both_rules_in_one_batched_sweep():

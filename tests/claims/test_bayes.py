@@ -26,6 +26,7 @@ import json
 
 import numpy as np
 import pytest
+from claim_examples import RecordingSweep
 
 from refimpl.claims import _base as B
 from refimpl.claims import bayes
@@ -289,23 +290,12 @@ def test_examples_give_their_verdicts_and_present(which):
 
 # ----------------------------------------------------------------------
 # measuring
-class FakeSweep:
-    """Records the configs and keywords of one sweep; every metric is the
-    item's position (points, 2 seeds)."""
-
-    def __call__(self, configs, **kwargs):
-        self.configs, self.kwargs = configs, kwargs
-        return self
-
-    def values(self, metric):
-        return np.repeat(np.arange(len(self.configs), dtype=float)[:, None], 2, axis=1)
-
-
 def test_one_sweep_split_by_cell():
-    size, fake = bayes.PROTOCOL.quick, FakeSweep()
+    size, fake = bayes.PROTOCOL.quick, RecordingSweep(2, scale=1.0, seed_step=0.0)
     out = bayes.measure(size, fake)
-    assert fake.configs == size.configs["benign"] + size.configs["harmful"]
-    assert fake.kwargs == {
+    ((configs, kwargs),) = fake.calls
+    assert configs == size.configs["benign"] + size.configs["harmful"]
+    assert kwargs == {
         "label": "cells x scales",
         "metrics": bayes.METRICS,
         "measure": "outcomes_batched",

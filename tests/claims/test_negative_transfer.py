@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pytest
+from claim_examples import RecordingSweep
 
 from refimpl.claims import _base as B
 from refimpl.claims import negative_transfer as NT
@@ -115,21 +116,9 @@ def test_cells_are_distinct_and_the_shared_row_is_kept_once():
 
 def test_measure_runs_both_rules_in_one_sweep_and_shapes_rows_u_seeds():
     size = NT.PROTOCOL.quick
-    calls = []
-
-    class Sweep:
-        def __init__(self, n, seeds):
-            self.n, self.seeds = n, seeds
-
-        def values(self, metric):  # item index * 10 + seed
-            return np.arange(self.n)[:, None] * 10.0 + np.arange(self.seeds)[None, :]
-
-    def sweep(configs, label="", **kwargs):
-        calls.append((configs, kwargs))
-        return Sweep(len(configs), size.seeds)
-
+    sweep = RecordingSweep(size.seeds, scale=10.0)  # item index * 10 + seed
     m = NT.measure(size, sweep)
-    ((configs, kwargs),) = calls
+    ((configs, kwargs),) = sweep.calls
     flat = [c for row in size.configs["rows"] for c in row]
     assert (
         configs[:18] == flat and kwargs["measure"] == "outcomes_batched" and "common" not in kwargs

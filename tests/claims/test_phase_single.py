@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pytest
+from claim_examples import RecordingSweep
 
 from refimpl.claims import _boundary as B
 from refimpl.claims import _phase_single_figures as PF
@@ -153,31 +154,13 @@ def test_eta_rule_and_sweep_caps():
 # measure
 
 
-class FakeSweep:
-    """Records the calls; metric k of point i, seed r is 100 i + r (+ 0.5 for noisy)."""
-
-    def __init__(self, seeds):
-        self.calls, self.seeds = [], seeds
-
-    def __call__(self, grid, **kwargs):
-        self.calls.append((len(grid), kwargs))
-        points, seeds = len(grid), self.seeds
-
-        class Result:
-            def values(self, k):
-                v = 100.0 * np.arange(points)[:, None] + np.arange(seeds)[None, :]
-                return v + (0.5 if k == "noisy" else 0.0)
-
-        return Result()
-
-
 def test_measure_runs_every_rule_and_panel_cell_major():
     size = small(eta_sweep=(200.0, None))
-    sweep = FakeSweep(3)
+    sweep = RecordingSweep(3, offsets={"noisy": 0.5})
     m = P.measure(size, sweep)
     assert list(m) == [RULE, "eta = 1"] and len(sweep.calls) == 4
-    for n, kwargs in sweep.calls:
-        assert n == 15 and kwargs["measure"] == "single_batched"
+    for configs, kwargs in sweep.calls:
+        assert len(configs) == 15 and kwargs["measure"] == "single_batched"
         assert tuple(kwargs["metrics"]) == ("err", "noisy", "stopped", "steps")
         assert "replicates" not in kwargs and "common" not in kwargs  # the protocol's
     e = m[RULE]["n_up"]["err"]

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 import pytest
+from claim_examples import RecordingSweep
 
 from refimpl.claims import _base as B
 from refimpl.claims import robustness as RB
@@ -118,21 +119,9 @@ def test_the_variants_and_the_predicted_reversal_with_correlated_signals_only():
 
 def test_measure_is_one_sweep_shaped_variants_u_seeds():
     size = RB.PROTOCOL.quick
-    calls = []
-
-    class Sweep:
-        def __init__(self, n):
-            self.n = n
-
-        def values(self, metric):  # item index * 10 + seed
-            return np.arange(self.n)[:, None] * 10.0 + np.arange(size.seeds)[None, :]
-
-    def sweep(configs, **kwargs):
-        calls.append((configs, kwargs))
-        return Sweep(len(configs))
-
+    sweep = RecordingSweep(size.seeds, scale=10.0)  # item index * 10 + seed
     m = RB.measure(size, sweep)
-    ((configs, kwargs),) = calls
+    ((configs, kwargs),) = sweep.calls
     assert configs == [c for g in size.configs.values() for c in g]
     assert kwargs["measure"] == "outcomes_batched" and "common" not in kwargs
     assert set(m) == set(RB.METRICS) and m["err_transfer"].shape == (7, 3, 3)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..lab import stats as S
 from . import _base as B
-from . import _gamma as D
+from . import _gamma as G
 from . import _gamma_fit as GF
 
 
@@ -24,15 +24,15 @@ def judge_candidate(x, y, free, xs, ys, feats):
     model's out-of-sample Brier scores ``free``: the AUC, Brier, scaling and
     residual tests; ``p`` is the largest of the three tests' p-values (all
     must hold)."""
-    out = {"auc": GF.auc_test(x, y, D.AUC_FLOOR, D.BOOT, D.SEED)}
-    own = GF.cv_brier(x[:, None], y, 1e-8, D.FOLDS, D.SEED)
-    out["brier"] = GF.brier_test(own, free, D.BRIER_DELTA, D.BOOT, D.SEED)
+    out = {"auc": GF.auc_test(x, y, G.AUC_FLOOR, G.BOOT, G.SEED)}
+    own = GF.cv_brier(x[:, None], y, 1e-8, G.FOLDS, G.SEED)
+    out["brier"] = GF.brier_test(own, free, G.BRIER_DELTA, G.BOOT, G.SEED)
     out["scaling"] = GF.scaling(
-        xs, ys, D.SHIFT_MARGIN, D.WIDTH_RATIO, D.BOOT, D.SEED, D.WIDTH_FLOOR
+        xs, ys, G.SHIFT_MARGIN, G.WIDTH_RATIO, G.BOOT, G.SEED, G.WIDTH_FLOOR
     )
-    names = [*D.FACTORS, "flip_down"]
-    out["residual"] = GF.residual_spearman(x, y, feats, names, D.BOOT, D.SEED)
-    out["flagged"] = GF.flagged(out["residual"], D.RESID_LIMIT)
+    names = [*G.FACTORS, "flip_down"]
+    out["residual"] = GF.residual_spearman(x, y, feats, names, G.BOOT, G.SEED)
+    out["flagged"] = GF.flagged(out["residual"], G.RESID_LIMIT)
     out["p"] = max(out["auc"]["p"], out["brier"]["p"], out["scaling"]["p"])
     return out
 
@@ -43,13 +43,13 @@ def eta_check(size, m):
     bootstrap interval and whether it lies within +-ETA_MARGIN (:mod:`._gamma`)."""
     n = size.n_eta
     base = median_gain(m["confirm"])[:n]
-    gains = median_gain(m["eta"]).reshape(len(D.ETA_CHECK), n)
-    rng, out = np.random.default_rng(D.SEED), []
-    for v, g in zip(D.ETA_CHECK, gains, strict=True):
+    gains = median_gain(m["eta"]).reshape(len(G.ETA_CHECK), n)
+    rng, out = np.random.default_rng(G.SEED), []
+    for v, g in zip(G.ETA_CHECK, gains, strict=True):
         diff = g - base
-        reps = [np.nanmean(diff[rng.integers(0, n, n)]) for _ in range(D.BOOT)]
+        reps = [np.nanmean(diff[rng.integers(0, n, n)]) for _ in range(G.BOOT)]
         ci = [float(np.quantile(reps, 0.05)), float(np.quantile(reps, 0.95))]
-        ok = bool(-D.ETA_MARGIN < ci[0] and ci[1] < D.ETA_MARGIN)
+        ok = bool(-G.ETA_MARGIN < ci[0] and ci[1] < G.ETA_MARGIN)
         out.append({**v, "mean_change": float(np.nanmean(diff)), "ci90": ci, "equivalent": ok})
     return out
 
@@ -67,22 +67,22 @@ def judge(size, m):
     comparison only). Also the missing values, the stalled runs
     and the step-size check."""
     conf, cells = size.configs["confirm"], len(size.configs["confirm"])
-    y, feats = scores(m["confirm"]), D.features(conf)
-    free = GF.cv_brier(feats, y, D.RIDGE, D.FOLDS, D.SEED)
-    x = D.candidates(conf)
+    y, feats = scores(m["confirm"]), G.features(conf)
+    free = GF.cv_brier(feats, y, G.RIDGE, G.FOLDS, G.SEED)
+    x = G.candidates(conf)
     scaled_cfg = size.configs["scaled"]
     per = len(scaled_cfg) // len(size.scales)
-    ys_all, xs_all = scores(m["scaled"]), D.candidates(scaled_cfg)
+    ys_all, xs_all = scores(m["scaled"]), G.candidates(scaled_cfg)
     part = {s: slice(i * per, (i + 1) * per) for i, s in enumerate(size.scales)}
     ys = {s: ys_all[sl] for s, sl in part.items()}
     judged = {}
-    for k in (*D.CANDIDATES, *D.NULLS):
+    for k in (*G.CANDIDATES, *G.NULLS):
         xs = {s: xs_all[k][sl] for s, sl in part.items()}
         judged[k] = judge_candidate(x[k], y, free, xs, ys, feats)
-    adj = dict(zip(D.CANDIDATES, S.holm([judged[k]["p"] for k in D.CANDIDATES]), strict=True))
+    adj = dict(zip(G.CANDIDATES, S.holm([judged[k]["p"] for k in G.CANDIDATES]), strict=True))
     for k, c in judged.items():
         c["p_holm"] = float(adj[k]) if k in adj else None  # nulls: for comparison, unadjusted
-        c["passes"] = bool(adj.get(k, c["p"]) < D.LEVEL and not c["flagged"])
+        c["passes"] = bool(adj.get(k, c["p"]) < G.LEVEL and not c["flagged"])
     missing = sum(
         S.n_missing(B.as_float(v["err_transfer"]), B.as_float(v["err_scratch"])) for v in m.values()
     )
@@ -98,7 +98,7 @@ def stalled(m):
     out = {}
     for part, v in m.items():
         n = {
-            k: int(np.nansum(B.as_float(v[f"loss_{k}"]) > D.EPS)) for k in ("up", "down", "scratch")
+            k: int(np.nansum(B.as_float(v[f"loss_{k}"]) > G.EPS)) for k in ("up", "down", "scratch")
         }
         out[part] = n | {"runs": int(B.as_float(v["loss_up"]).size)}
     return out

@@ -102,7 +102,8 @@ def format_history(name, disclosures, width=100):
     name : str
         The claim's name, for the title.
     disclosures : sequence of Disclosure
-        Oldest first; no field may hold a line break or a ``#`` after a space.
+        Oldest first; each field non-empty, on one line, without the word ``##``
+        (a wrapped line starting with it would read as a section).
     width : int
         The line width the fields are wrapped at.
 

@@ -56,18 +56,6 @@ def _size(quick, n_down, seeds, snapshots):
     return Size(configs, seeds, regimes=regimes, epsilon=0.005, cap=2000)
 
 
-V1 = (  # the committed v1 results, main and r1 (validation/report, protocol 8d11f84a2426)
-    "v1 (protocol 8d11f84a2426, 30 seeds, fixed steps, one-sided paired t): FAIL on main: "
-    "err_transfer - err_scratch = +0.0311 ± 0.0179 (p = 0.046), mean rho-bar -1.162 ± 0.048 "
-    "(p = 1), flipped points -0.106 ± 0.215 (p = 0.69); at equal loss (reported) mean rho-bar "
-    "+0.167 (p = 0.21), flipped points +1.578 ± 0.178 (p = 4.4e-10), error +0.0687 (p = 0.021). "
-    "FAIL on r1: +0.0543 ± 0.0183 (p = 0.003), -1.156 ± 0.050 (p = 1), -0.249 ± 0.143 (p = 0.95); "
-    "at equal loss +0.182 (p = 0.15), +1.428 ± 0.112 (p = 1.1e-13), error +0.0693 (p = 0.0012). "
-    "The v2 tests recomputed on those committed seeds before v2 was fixed, at equal loss: main: "
-    "failures 9 vs 1 of 30 (8 vs 0 discordant, McNemar p = 0.0039), mean rho-bar median +0.082 "
-    "(Wilcoxon p = 0.26), flipped points +1.712 (p = 5.1e-08); r1: 14 vs 1 (13 vs 0, p = "
-    "0.00012), +0.034 (p = 0.14), +1.499 (p = 2.8e-09): 'mixed' on both streams"
-)
 PROTOCOL = Protocol(
     name="mechanism",
     claim=(

@@ -33,25 +33,6 @@ AT_LOSS = ("baseline", "smaller alpha (0.2)", "rescale inherited x0.3")
 reads is the data part (docs/model.md §3.2), which decay holds above a floor, so its runs
 end at the cap rather than at the target (v2: all runs at 0.01, most at 0.003)."""
 
-V2 = (
-    "v2 (protocol c61733ab6bab, salt mitigation, 24 seeds x 4 cells, one-sided paired t "
-    "pooled over both regions): PASS on main: baseline negative transfer +0.0357 ± 0.0044 "
-    "(p < 1e-10); reduction by lever: smaller alpha (0.2): +0.0300 (p < 1e-10), weight decay "
-    "0.003: +0.0202 (p < 1e-10), weight decay 0.01: +0.0424 (p < 1e-10), rescale inherited "
-    "x0.3: +0.0442 (p < 1e-10); per region (reported): hard baseline +0.0202 (p = 0.002), "
-    "smaller alpha +0.0115 (p = 0.029), weight decay 0.003 +0.0035 (p = 0.0047), 0.01 "
-    "+0.0228 (p = 3.4e-10); benign baseline +0.0511, smaller alpha +0.0486, weight decay "
-    "0.003 +0.0368, 0.01 +0.0621 (all p < 1e-10); equal loss (reported): PASS, weight decay "
-    "0.003 63 transfer / 53 scratch runs of 96 stalled, 0.01 96 / 96. PASS on r1: baseline "
-    "+0.0348 ± 0.0052 (p = 9.5e-10); smaller alpha (0.2): +0.0295 (p = 9.4e-10), weight decay "
-    "0.003: +0.0211, 0.01: +0.0464, rescale x0.3: +0.0469 (p < 1e-10); per region: hard "
-    "baseline +0.0175 (p = 0.0011), smaller alpha +0.0070 (p = 0.085), weight decay 0.003 "
-    "+0.0019 (p = 0.055), 0.01 +0.0235 (p = 5.6e-11); benign baseline +0.0520 (p = 5.3e-08), "
-    "smaller alpha +0.0520, weight decay 0.003 +0.0404, 0.01 +0.0694 (p < 1e-10); equal loss: "
-    "PASS, weight decay 0.003 63 / 54 of 96 stalled, 0.01 96 / 96"
-)
-"""The committed result of the pooled version (v2), on both seed streams."""
-
 PROTOCOL = Protocol(
     name="mitigation",
     claim=(

@@ -27,22 +27,6 @@ HEADER += "fail_transfer fail_scratch stalled_transfer stalled_scratch p_wilcoxo
 HEADER += "p_failures padj_wilcoxon padj_failures gamma_inh gamma_scr".split()
 
 
-V2 = (  # the committed result of v2 (location in the hard regime) on both seed streams
-    "v2 (protocol db3e2f7f08e4, 20 seeds): PASS on main: fixed T = 200 steps: 7 of 70 distinct "
-    "cells significantly worse (Wilcoxon 7, failures 0, both 0; Holm over 140 tests), largest "
-    "median +0.045 at |u| = 0 (benign, alpha = 1 (N_1 = 200)); hard regime, difference against "
-    "|u|: mean per-seed Spearman rho = -0.911 ± 0.012, Page's test p < 1e-10 (decrease); equal "
-    "loss (training loss <= 0.001, cap 2000 steps): 2 of 70 (all by Wilcoxon), largest median "
-    "+0.023 at |u| = 0 (hard, alpha = 0.5 (N_1 = 200)); hard: rho = -0.868 ± 0.018, p < 1e-10; "
-    "benign, all 7 rows (reported): rho = -0.523 ± 0.035, p < 1e-10; equal loss -0.230 ± 0.041, "
-    "p = 2.7e-08. PASS on r1: fixed T: 11 of 70 (all by Wilcoxon), largest median +0.065 at |u| "
-    "= 0 (benign, alpha = 0.8 (N_1 = 200)); hard: rho = -0.892 ± 0.013, p < 1e-10; equal loss: "
-    "3 of 70 (all by Wilcoxon), largest median +0.032 at |u| = 0 (hard, alpha = 0.5 (N_1 = "
-    "200)); hard: rho = -0.839 ± 0.022, p < 1e-10; benign, all rows (reported): rho = -0.562 ± "
-    "0.037, p < 1e-10; equal loss -0.349 ± 0.042, p = 8.0e-17"
-)
-
-
 def _size(quick, seeds, cap, us, alphas, nups, n_benign):
     """The distinct rows of both regimes (``benign`` with N_2 = ``n_benign``): alpha at the
     base N_1, then N_1 at the base alpha (the N_1 row at the base N_1 is the alpha row at the

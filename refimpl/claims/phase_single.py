@@ -83,17 +83,6 @@ def _size(seeds, xs, mus, eta_sweep, resamples=BOOTSTRAP_RESAMPLES, **changes):
     return Size(configs, seeds, **values)
 
 
-V2 = (  # the committed v2 results (validation/report, protocol 809c5db0cdbd)
-    "v2 (10 seeds, 9 |mu| points, verdict at c = 200): PASS on main, d +0.241 [+0.217, +0.265], "
-    "n -0.247 [-0.266, -0.224]; PASS on r1, d +0.247 [+0.234, +0.262], n -0.225 [-0.257, "
-    "-0.203]. n exponent at c = 25 / 50 / 100 / 400 / 800 / eta = 1, main: -0.215 [-0.329, "
-    "-0.197] / -0.245 [-0.271, -0.215] / -0.243 [-0.259, -0.229] / -0.284 [-0.336, -0.252] / "
-    "-0.293 [-0.323, -0.272] / -0.293 [-0.323, -0.272]; r1: -0.225 [-0.237, -0.210] / -0.221 "
-    "[-0.273, -0.201] / -0.248 [-0.332, -0.212] / -0.283 [-0.302, -0.262] / -0.278 [-0.293, "
-    "-0.265] / -0.278 [-0.293, -0.265]. Under v3's rule both streams would have FAILed (main: "
-    "n at c = 25; r1: n at c = 100)"
-)
-
 PROTOCOL = Protocol(
     name="phase_single",
     claim=(

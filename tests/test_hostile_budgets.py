@@ -335,14 +335,15 @@ def test_a_refusal_inside_a_claim_is_not_an_error_entry(capsys, tmp_path, monkey
 
 def test_the_default_work_budget_does_not_refuse_the_protocols(monkeypatch):
     from refimpl import claims
+    from refimpl.lab.suite import check_budget
 
     monkeypatch.delenv(B.WORK_ENV, raising=False)
     monkeypatch.setenv(B.MEMORY_ENV, "1T")
     phase_single = claims.load("phase_single").PROTOCOL
-    claims.check_budget(phase_single, quick=False)  # about 1e14 at its caps: not checked
+    check_budget(phase_single, quick=False)  # about 1e14 at its caps: not checked
     monkeypatch.setenv(B.WORK_ENV, "1e13")  # a budget that is given applies
     with pytest.raises(ResourceError, match="claim phase_single .*--work-budget"):
-        claims.check_budget(phase_single, quick=False)
+        check_budget(phase_single, quick=False)
 
 
 def test_a_claim_estimate_counts_configs_times_seeds():

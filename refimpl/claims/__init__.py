@@ -13,28 +13,20 @@ its thin script ``validation/<name>.py``, its tests
 test) and, to fix its place in the report, a line in :data:`ORDER`. No
 claim imports another.
 
-:func:`run_claims` runs several and writes the suite's ``REPORT.md`` and
-``validate.json``.
+:func:`run_claims` loads several and has the lab run them
+(:func:`refimpl.lab.suite.run_suite`), which writes the suite's
+``REPORT.md`` and ``validate.json``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
 import pkgutil
-import re
-import sys
-import time
-from pathlib import Path
 
-from .. import budget as B
 from ..errors import UsageError
-from ..lab import report as R
-from ..lab.claim import size_estimate
-from ..lab.seeds import REPLICATE_ENV
+from ..lab.suite import run_suite
 
-__all__ = ["ORDER", "names", "load", "run_claims", "check_budget", "DEFAULT_OUT"]
+__all__ = ["ORDER", "names", "load", "run_claims", "DEFAULT_OUT"]
 
 ORDER = (
     "coefficients",
@@ -100,141 +92,16 @@ def load(name):
 def run_claims(
     selected=None, out=DEFAULT_OUT, quick=False, jobs=1, stream=None, command=None, replicate=None
 ):
-    """Run claims and write ``out/REPORT.md`` and ``out/validate.json``.
-
-    Parameters
-    ----------
-    selected : list of str, optional
-        Claims to run; None or empty: all of them.
-    out : path
-        Output folder (checked to be writable before any claim runs). The
-        sections of claims not run now are kept from an earlier run into the
-        same folder with the same ``quick`` setting, so the report stays complete.
-    quick : bool
-        The CI-size version of every claim.
-    jobs : int
-        Worker processes each claim's sweeps may use.
-    stream : file-like, optional
-        Where the progress lines go; None: standard error.
-    command : str, optional
-        The command line recorded in the report.
-    replicate : str, optional
-        A replication: the same protocols on a seed stream independent of the
-        original one, derived from this salt (letters, digits, ``._-``). Its
-        outputs go to ``out/replicate-SALT/``; ``out/REPORT.md`` gains a
-        replication column, and a claim is confirmed when it passes on both.
+    """Run claims and write ``out/REPORT.md`` and ``out/validate.json``:
+    :func:`refimpl.lab.suite.run_suite` of the modules of ``selected`` (None
+    or empty: all of them) in the report's order, with the same other
+    parameters; an unknown name is a UsageError before any claim runs.
 
     Returns
     -------
     dict
         The report state: ``entries`` (one per claim), ``wall_seconds``, ...
-
-    Raises
-    ------
-    UsageError
-        ``jobs`` not a positive integer, a bad replication salt, an unknown
-        claim, or an output folder that cannot be written.
-    ResourceError
-        Before the first claim runs, when a claim's size exceeds the budget
-        (:func:`check_budget`).
     """
-    stream = sys.stderr if stream is None else stream
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise UsageError(f"--jobs must be a positive integer, got {jobs!r}")
-    if replicate is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", str(replicate)):
-        raise UsageError(
-            f"--replicate takes a salt of letters, digits, '.', '_' or '-' "
-            f"(at most 64), got {replicate!r}"
-        )
     order = names()
-    chosen = list(dict.fromkeys(selected or order))
-    modules = {n: load(n) for n in chosen}  # usage errors before any work
-    out = Path(out)
-    R.check_out(out)
-    for n in chosen:  # every claim's budget, before the first one starts
-        check_budget(modules[n].PROTOCOL, quick, jobs)
-    run_out = out if replicate is None else out / f"replicate-{replicate}"
-    start = time.monotonic()
-    with _replication(replicate):
-        entries = {
-            n: R.run_entry(modules[n], n, run_out, quick, jobs, stream)
-            for n in order
-            if n in modules
-        }
-    wall = time.monotonic() - start
-    try:
-        if replicate is not None:
-            R.write_report(
-                run_out, R.merge_state(run_out, entries, order, quick, wall, jobs, command)
-            )
-        state = R.merge_state(
-            out,
-            entries,
-            order,
-            quick,
-            wall,
-            jobs,
-            command,
-            None if replicate is None else (replicate, entries),
-        )
-        R.write_report(out, state)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write the report into --out {out}: {exc.strerror or exc}"
-        ) from None
-    print(
-        f"[refimpl] validate: wrote {out / R.REPORT_NAME} ({wall:.1f} s)", file=stream, flush=True
-    )
-    return state
-
-
-def check_budget(protocol, quick=False, jobs=1):
-    """ResourceError (one line naming the claim, the estimate and the option
-    to raise) when a claim's size (:func:`refimpl.lab.claim.size_estimate`:
-    its configs and seeds, at the step caps) exceeds the memory budget, or a
-    work budget that was given (``--work-budget`` or ``REFIMPL_WORK_BUDGET``).
-    The default work budget does not apply: a claim's sizes are its
-    protocol's, not typed by the user, and its step caps are far above what
-    runs stopping at a loss target do (phase_single's full size: about 1e14
-    at the caps, a few minutes of work).
-
-    Parameters
-    ----------
-    protocol : Protocol
-        The claim's protocol.
-    quick : bool, optional
-        Its CI size instead of the full one.
-    jobs : int, optional
-        Worker processes (runs held in memory at once).
-
-    Raises
-    ------
-    ResourceError
-        When the estimate exceeds the budget.
-    """
-    memory, work, runs = size_estimate(protocol.size(quick), jobs)
-    ways = ([] if quick else ["--quick"]) + (["fewer --jobs"] if jobs > 1 else [])
-    B.check(
-        f"claim {protocol.name} ({'quick' if quick else 'full'} size: {runs} runs at their "
-        f"step caps, --jobs {jobs})",
-        memory,
-        work if B.work_budget_given() else 0.0,
-        (),
-        {},
-        advice="use " + ", ".join(ways) if ways else "run other claims",
-    )
-
-
-@contextlib.contextmanager
-def _replication(salt):
-    """Every sweep inside draws its seeds from the stream of ``salt``
-    (:data:`refimpl.lab.seeds.REPLICATE_ENV`; None: the original stream)."""
-    old = os.environ.pop(REPLICATE_ENV, None)
-    if salt is not None:
-        os.environ[REPLICATE_ENV] = str(salt)
-    try:
-        yield
-    finally:
-        os.environ.pop(REPLICATE_ENV, None)
-        if old is not None:
-            os.environ[REPLICATE_ENV] = old
+    modules = {n: load(n) for n in dict.fromkeys(selected or order)}
+    return run_suite(modules, order, out, quick, jobs, stream, command, replicate)

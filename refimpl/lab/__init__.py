@@ -9,6 +9,7 @@
 - :mod:`~refimpl.lab.stats`: the shared statistics and the one significance level;
 - :mod:`~refimpl.lab.claim`: a claim as a declaration (protocol in both
   sizes, measure, decide, present) and what the lab writes for it;
+- :mod:`~refimpl.lab.suite`: claim modules run into one folder (budgets, replication);
 - :mod:`~refimpl.lab.report`: the suite's report (REPORT.md, validate.json);
 - :mod:`~refimpl.lab.figures`: every figure (matplotlib's object API; functions take ``ax``);
 - :mod:`~refimpl.lab.progress`: progress lines for long work;

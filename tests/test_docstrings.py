@@ -51,6 +51,8 @@ MODULES = [
     "refimpl.lab.images",
     "refimpl.lab.claim",
     "refimpl.lab.stats",
+    "refimpl.lab.history",
+    "refimpl.lab.suite",
     "refimpl.claims",
 ]
 

@@ -92,15 +92,28 @@ def load(name):
 def run_claims(
     selected=None, out=DEFAULT_OUT, quick=False, jobs=1, stream=None, command=None, replicate=None
 ):
-    """Run claims and write ``out/REPORT.md`` and ``out/validate.json``:
-    :func:`refimpl.lab.suite.run_suite` of the modules of ``selected`` (None
-    or empty: all of them) in the report's order, with the same other
-    parameters; an unknown name is a UsageError before any claim runs.
+    """Run claims and write ``out/REPORT.md`` and ``out/validate.json``.
+
+    Parameters
+    ----------
+    selected : list of str, optional
+        Claims to run (names of :func:`names`); None or empty: all of them.
+    out, quick, jobs, stream, command, replicate : optional
+        As :func:`refimpl.lab.suite.run_suite`, which runs the claims (``out``:
+        :data:`DEFAULT_OUT` by default).
 
     Returns
     -------
     dict
         The report state: ``entries`` (one per claim), ``wall_seconds``, ...
+
+    Raises
+    ------
+    UsageError
+        An unknown claim (before any claim runs), and as
+        :func:`refimpl.lab.suite.run_suite`.
+    ResourceError
+        As :func:`refimpl.lab.suite.run_suite`.
     """
     order = names()
     modules = {n: load(n) for n in dict.fromkeys(selected or order)}

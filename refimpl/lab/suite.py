@@ -149,8 +149,15 @@ def check_budget(protocol, quick=False, jobs=1):
 
 @contextlib.contextmanager
 def replication(salt):
-    """Every sweep inside draws its seeds from the stream of ``salt``
-    (:data:`refimpl.lab.seeds.REPLICATE_ENV`; None: the original stream)."""
+    """A context in which every sweep draws its seeds from the stream of
+    ``salt`` (:data:`refimpl.lab.seeds.REPLICATE_ENV`); the environment as
+    it was afterwards.
+
+    Parameters
+    ----------
+    salt : str or None
+        The replication's salt; None: the original stream.
+    """
     old = os.environ.pop(REPLICATE_ENV, None)
     if salt is not None:
         os.environ[REPLICATE_ENV] = str(salt)

@@ -5,6 +5,8 @@ stalled runs at equal loss, the table, the CSV and the figure
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..lab import figures as F
@@ -61,6 +63,45 @@ def draw(path, neg, names, cells, title):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     F.save(fig, path, dpi=100)
+
+
+def figures(name, neg, names, cells, titles):
+    """The figures ``<name>.png`` (fixed steps) and ``<name>_equal_loss.png``:
+    :func:`draw` of each rule's amounts (``neg``, ``names``, ``titles``: by rule)."""
+    return [
+        Figure(name + end, partial(draw, neg=neg[r], names=names[r], cells=cells, title=titles[r]))
+        for r, end in (("steps", ""), ("loss", "_equal_loss"))
+    ]
+
+
+def equal_loss_data(size, m, robust, stalled):
+    """The JSON's ``equal_loss``: target, cap, medians and Wilcoxon tests, stalled runs per
+    lever, upstream runs stopped early."""
+    up_early = int(np.nansum(as_float(m["loss"]["up_stopped_early"])))
+    return {
+        "epsilon": size.epsilon,
+        "cap": size.cap,
+        "medians_wilcoxon": robust,
+        "stalled_transfer": np.nansum(stalled[0], axis=(1, 2)),
+        "stalled_scratch": np.nansum(stalled[1], axis=(1, 2)),
+        "up_stopped_early": up_early,
+    }
+
+
+def stalled_runs(m):
+    """(stalled transfer, stalled scratch) at equal loss, (levers, cells, seeds) each."""
+    return tuple(as_float(m["loss"][k]) for k in ("stalled_transfer", "stalled_scratch"))
+
+
+def regions_text(size):
+    """The design's regions and base regime in words."""
+    b = size.configs["hard"][0]
+    regions = "; ".join(
+        f"`{r}`: " + ", ".join(f"{k} = {v:g}" for k, v in s["over"].items()) + f", |u| in {s['u']}"
+        for r, s in size.regions.items()
+    )
+    regime = P.regime(b, ("d", "m", "n_up", P.SIGMA_P, "flip_down"))
+    return f"Regions: {regions}; otherwise {regime}, {b.steps_down} steps; all levers share seeds."
 
 
 def _row(k, n, neg, dec, robust, stalled):
@@ -163,19 +204,12 @@ def statistic(size, dec, hypothesis=False):
 
 def _design(size, dec, hypothesis):
     """The report's first paragraph: regions, base regime, claimed levers."""
-    b = size.configs["hard"][0]
-    regions = "; ".join(
-        f"`{r}`: " + ", ".join(f"{k} = {v:g}" for k, v in s["over"].items()) + f", |u| in {s['u']}"
-        for r, s in size.regions.items()
-    )
     source = (
         " Source: our hypothesis (docs/model.md §8.3): a FAIL refutes our hypothesis, not the "
         "paper."
     )
     return (
-        f"Regions: {regions}; otherwise "
-        f"{P.regime(b, ('d', 'm', 'n_up', P.SIGMA_P, 'flip_down'))}, {b.steps_down} steps; all "
-        f"levers share seeds. Claimed levers: {_shrinks(dec)} (level {S.SIGNIFICANCE}; a lever "
+        f"{regions_text(size)} Claimed levers: {_shrinks(dec)} (level {S.SIGNIFICANCE}; a lever "
         "group tried at several levels counts if either lowers it, "
         "Bonferroni-corrected)." + (source if hypothesis else "")
     )
@@ -206,7 +240,7 @@ def present(name, size, m, dec, hypothesis=False):
     robust = {rule: robust_tests(names, v) for rule, v in neg.items()}
     per_region = per_region_tests(size, neg["steps"])
     eq = dec["equal_loss"]
-    stalled = tuple(as_float(m["loss"][k]) for k in ("stalled_transfer", "stalled_scratch"))
+    stalled = stalled_runs(m)
     region_rows = [
         [n] + [f"{t[n]['mean']:+.4f} ({R.fmt_p(t[n]['p'])})" for t in per_region.values()]
         for n in names[1:]
@@ -230,15 +264,12 @@ def present(name, size, m, dec, hypothesis=False):
         _equal_loss(size, names, m, dec),
         table(names, cells, neg["loss"], eq, robust["loss"], "", stalled),
         csv_table(name, names, cells, m),
-        Figure(
+        *figures(
             name,
-            lambda path: draw(
-                path, neg["steps"], names, cells, "negative transfer under each lever, fixed steps"
-            ),
-        ),
-        Figure(
-            f"{name}_equal_loss",
-            lambda path: draw(path, neg["loss"], names, cells, eq_title),
+            neg,
+            {"steps": names, "loss": names},
+            cells,
+            {"steps": "negative transfer under each lever, fixed steps", "loss": eq_title},
         ),
     ]
     design = {"base_config": size.base, "regions": size.regions, "levers": size.levers}
@@ -247,14 +278,7 @@ def present(name, size, m, dec, hypothesis=False):
         "replicates": size.seeds,
         "tests_per_region": per_region,
         "medians_wilcoxon": robust["steps"],
-        "equal_loss": {
-            "epsilon": size.epsilon,
-            "cap": size.cap,
-            "medians_wilcoxon": robust["loss"],
-            "stalled_transfer": np.nansum(stalled[0], axis=(1, 2)),
-            "stalled_scratch": np.nansum(stalled[1], axis=(1, 2)),
-            "up_stopped_early": int(np.nansum(as_float(m["loss"]["up_stopped_early"]))),
-        },
+        "equal_loss": equal_loss_data(size, m, robust["loss"], stalled),
         "per_seed": m,
     }
     return Outcome(statistic(size, dec, hypothesis), sections, data)

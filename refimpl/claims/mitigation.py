@@ -10,7 +10,7 @@ import numpy as np
 from ..lab import present as P
 from ..lab import report as R
 from ..lab import stats as S
-from ..lab.claim import Figure, Outcome, Protocol, Table
+from ..lab.claim import Outcome, Protocol, Table
 from . import _base as B
 from . import _levers as L
 from . import _levers_report as LR
@@ -218,16 +218,9 @@ def _statistic(size, dec):
 
 def _design(size):
     """The report's first paragraph: regions, base regime, levers."""
-    b = size.configs["hard"][0]
-    regions = "; ".join(
-        f"`{r}`: " + ", ".join(f"{k} = {v:g}" for k, v in s["over"].items()) + f", |u| in {s['u']}"
-        for r, s in size.regions.items()
-    )
     claimed = "; ".join(f"{c}: {', '.join(ns)}" for c, ns in size.claimed.items())
     return (
-        f"Regions: {regions}; otherwise "
-        f"{P.regime(b, ('d', 'm', 'n_up', P.SIGMA_P, 'flip_down'))}, {b.steps_down} steps; all "
-        f"levers share seeds. Claimed levers ({claimed}), tested in each region at level "
+        f"{LR.regions_text(size)} Claimed levers ({claimed}), tested in each region at level "
         f"{S.SIGNIFICANCE}, Holm over the regions (a lever group tried at several levels counts "
         "if either lowers it, Bonferroni-corrected); rescaling is a diagnostic."
     )
@@ -255,7 +248,7 @@ def present(size, m, dec):
     neg = {rule: L.lever_negative(m[rule]) for rule in rules}
     robust = {rule: LR.robust_tests(rules[rule], neg[rule]) for rule in rules}
     cells, eq = L.lever_cells(size), dec["equal_loss"]
-    stalled = tuple(B.as_float(m["loss"][k]) for k in ("stalled_transfer", "stalled_scratch"))
+    stalled = LR.stalled_runs(m)
     eq_title = f"at equal training loss {size.epsilon:g} (cap {size.cap} steps)"
     per_cell = "Mean err_transfer - err_scratch per cell (± se) and v2's tests pooled over "
     sections = [
@@ -281,15 +274,12 @@ def present(size, m, dec):
             stalled,
         ),
         LR.csv_table(PROTOCOL.name, rules["steps"], cells, m, rules["loss"]),
-        Figure(
+        *LR.figures(
             PROTOCOL.name,
-            lambda path: LR.draw(
-                path, neg["steps"], rules["steps"], cells, "negative transfer, fixed steps"
-            ),
-        ),
-        Figure(
-            f"{PROTOCOL.name}_equal_loss",
-            lambda path: LR.draw(path, neg["loss"], rules["loss"], cells, eq_title),
+            neg,
+            rules,
+            cells,
+            {"steps": "negative transfer, fixed steps", "loss": eq_title},
         ),
     ]
     data = {
@@ -297,15 +287,8 @@ def present(size, m, dec):
         "base_config": size.base,
         "replicates": size.seeds,
         "medians_wilcoxon": robust["steps"],
-        "equal_loss": {
-            "epsilon": size.epsilon,
-            "cap": size.cap,
-            "levers": rules["loss"],
-            "medians_wilcoxon": robust["loss"],
-            "stalled_transfer": np.nansum(stalled[0], axis=(1, 2)),
-            "stalled_scratch": np.nansum(stalled[1], axis=(1, 2)),
-            "up_stopped_early": int(np.nansum(B.as_float(m["loss"]["up_stopped_early"]))),
-        },
+        "equal_loss": LR.equal_loss_data(size, m, robust["loss"], stalled)
+        | {"levers": rules["loss"]},
         "per_seed": m,
     }
     return Outcome(_statistic(size, dec), sections, data)

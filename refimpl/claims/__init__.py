@@ -105,7 +105,7 @@ def run_claims(
     Returns
     -------
     dict
-        The report state: ``entries`` (one per claim), ``wall_seconds``, ...
+        The report state of :func:`refimpl.lab.suite.run_suite`.
 
     Raises
     ------

@@ -57,8 +57,9 @@ def run_suite(modules, order, out, quick=False, jobs=1, stream=None, command=Non
     Raises
     ------
     UsageError
-        ``jobs`` not a positive integer, a bad replication salt, or an output
-        folder that cannot be written.
+        ``jobs`` not a positive integer, a bad replication salt, a module
+        whose name is not in ``order``, or an output folder that cannot be
+        written.
     ResourceError
         Before the first claim runs, when a claim's size exceeds the budget
         (:func:`check_budget`).
@@ -71,6 +72,9 @@ def run_suite(modules, order, out, quick=False, jobs=1, stream=None, command=Non
             f"--replicate takes a salt of letters, digits, '.', '_' or '-' "
             f"(at most 64), got {replicate!r}"
         )
+    unplaced = [n for n in modules if n not in order]
+    if unplaced:
+        raise UsageError(f"claims without a place in the report order: {', '.join(unplaced)}")
     out = Path(out)
     R.check_out(out)
     for module in modules.values():  # every claim's budget, before the first one starts

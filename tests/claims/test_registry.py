@@ -256,3 +256,23 @@ def test_a_missing_value_turns_the_verdict_into_fail_in_the_json(tmp_path, monke
     assert entry["verdict"] == saved["verdict"] == "FAIL" and saved["verdict_tests"] == "PASS"
     assert saved["n_missing"] == 1 and missing_note(1) in saved["statistic"]
     assert saved["protocol_hash"] == fake.PROTOCOL.hash(True)
+
+
+def test_the_suite_refuses_before_any_work(tmp_path):
+    """run_suite: a bad jobs count, a bad salt or a module without a place in
+    the report order is a UsageError, and nothing is written."""
+    from refimpl.errors import UsageError
+    from refimpl.lab.suite import run_suite
+
+    modules = {"gain_shared": claims.load("gain_shared")}
+    out = tmp_path / "out"
+    cases = [
+        (dict(jobs=0), "--jobs"),
+        (dict(replicate="a b"), "--replicate"),
+        (dict(order=["gain_alpha"]), "without a place in the report order: gain_shared"),
+    ]
+    for kwargs, message in cases:
+        order = kwargs.pop("order", claims.names())
+        with pytest.raises(UsageError, match=message):
+            run_suite(modules, order, out, quick=True, **kwargs)
+    assert not out.exists()

@@ -19,7 +19,7 @@ from . import report as R
 from .claim import size_estimate
 from .seeds import REPLICATE_ENV
 
-__all__ = ["run_suite", "check_budget", "replication"]
+__all__ = ["run_suite", "check_budget", "replication", "CLAIM_PARTS"]
 
 
 def run_suite(modules, order, out, quick=False, jobs=1, stream=None, command=None, replicate=None):
@@ -57,9 +57,9 @@ def run_suite(modules, order, out, quick=False, jobs=1, stream=None, command=Non
     Raises
     ------
     UsageError
-        ``jobs`` not a positive integer, a bad replication salt, a module
-        whose name is not in ``order``, or an output folder that cannot be
-        written.
+        ``jobs`` not a positive integer, a bad replication salt, ``modules``
+        not a dict of claim modules (:data:`CLAIM_PARTS`) whose names are in
+        ``order``, or an output folder that cannot be written.
     ResourceError
         Before the first claim runs, when a claim's size exceeds the budget
         (:func:`check_budget`).
@@ -72,9 +72,7 @@ def run_suite(modules, order, out, quick=False, jobs=1, stream=None, command=Non
             f"--replicate takes a salt of letters, digits, '.', '_' or '-' "
             f"(at most 64), got {replicate!r}"
         )
-    unplaced = [n for n in modules if n not in order]
-    if unplaced:
-        raise UsageError(f"claims without a place in the report order: {', '.join(unplaced)}")
+    _check_modules(modules, order)
     out = Path(out)
     R.check_out(out)
     for module in modules.values():  # every claim's budget, before the first one starts
@@ -112,6 +110,23 @@ def run_suite(modules, order, out, quick=False, jobs=1, stream=None, command=Non
         f"[refimpl] validate: wrote {out / R.REPORT_NAME} ({wall:.1f} s)", file=stream, flush=True
     )
     return state
+
+
+CLAIM_PARTS = ("PROTOCOL", "measure", "decide", "present")
+"""What a claim module defines (:mod:`refimpl.lab.claim`)."""
+
+
+def _check_modules(modules, order):
+    """UsageError unless ``modules`` maps names of ``order`` to claim modules."""
+    if not hasattr(modules, "items") or isinstance(order, str):
+        raise UsageError("run_suite takes a dict of claim modules by name and a list of names")
+    unplaced = [str(n) for n in modules if n not in order]
+    if unplaced:
+        raise UsageError(f"claims without a place in the report order: {', '.join(unplaced)}")
+    for name, module in modules.items():
+        lacking = [p for p in CLAIM_PARTS if not hasattr(module, p)]
+        if lacking:
+            raise UsageError(f"claim {name!r} is not a claim module: no {', '.join(lacking)}")
 
 
 def check_budget(protocol, quick=False, jobs=1):

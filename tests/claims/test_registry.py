@@ -270,9 +270,12 @@ def test_the_suite_refuses_before_any_work(tmp_path):
         (dict(jobs=0), "--jobs"),
         (dict(replicate="a b"), "--replicate"),
         (dict(order=["gain_alpha"]), "without a place in the report order: gain_shared"),
+        (dict(order="gain_shared"), "a dict of claim modules by name and a list of names"),
+        (dict(modules=["gain_shared"]), "a dict of claim modules by name and a list of names"),
+        (dict(modules={"gain_shared": claims}), "'gain_shared' is not a claim module: no PROT"),
     ]
     for kwargs, message in cases:
         order = kwargs.pop("order", claims.names())
         with pytest.raises(UsageError, match=message):
-            run_suite(modules, order, out, quick=True, **kwargs)
+            run_suite(kwargs.pop("modules", modules), order, out, quick=True, **kwargs)
     assert not out.exists()

@@ -48,7 +48,7 @@ def refused(match, call, *args, **kwargs):
 
 
 # ---------------------------------------------------------------------------
-# Config fields: huge numbers are refused naming the field (item 6 and 7)
+# Config fields: numbers beyond int64 or beyond float are refused naming the field
 
 
 @given(name=st.sampled_from(INT_FIELDS), value=huge_integers(20))

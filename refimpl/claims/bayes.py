@@ -122,9 +122,10 @@ PROTOCOL = Protocol(
         "seen before": "v1's results (the harmful cell at s = 1 is v1's N_1 = 10 point at equal "
         "loss, other seeds) and the timing runs' errors (one seed each)",
         "reading": "at fixed indicators Kou et al.'s bound p + exp(-indicator / C) does not shrink "
-        "with s; (i) is the audit's reading of the dichotomy (validation-audit-3, item 6). A FAIL "
-        "of (i) with (ii) and (iii) holding says the excess depends on the indicators alone at "
-        "these sizes",
+        "with s; (i) is the reading of the dichotomy that the independent review of v1 asked "
+        "for (the benign side's excess shrinks toward 0 as d, N_1 and N_2 grow). A FAIL of (i) "
+        "with (ii) and (iii) holding says the excess depends on the indicators alone at these "
+        "sizes",
         "one stopping rule": "the theorems are stated at training loss epsilon (docs/model.md "
         "§8.2); each arm is compared with p, not with the other arm (§8.4's two rules are for "
         "that comparison)",

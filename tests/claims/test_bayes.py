@@ -115,8 +115,9 @@ def test_protocol_is_declared():
     assert p.full.scales == p.quick.scales == SCALES
     assert str(S.SIGNIFICANCE) in p.pass_rule and "Page" in p.statistic
     assert "sign test" in p.statistic and bayes.GAP == 0.05 and bayes.DELTA == 0.01
-    d, engine = p.disclosures
+    d, engine, wording = p.disclosures
     assert "batched three-stage path" in engine.change and p.rules["engine"] == B.ENGINE_RULE
+    assert "cf2b05a42f1e to " + p.hash() in wording.change and "audit" not in p.notes["reading"]
     assert "Page p = 0.034, 0.09, 0.011" in engine.earlier
     assert isinstance(d, Disclosure) and "independent review" in d.reason
     for number in ("60fa49de524f", "+0.0049", "+0.1865", "+0.1352", "+0.0055", "+0.1860"):

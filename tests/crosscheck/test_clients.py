@@ -1,4 +1,4 @@
-"""The framework clients (issues 4 and 10): a plain PyTorch client and a JAX
+"""The framework clients: a plain PyTorch client and a JAX
 client agree with refimpl within 1e-10 in float64; their float32 runs are
 recognised; convention variants written the framework way are named; a
 default ``nn.Conv1d`` model as people write it (Kou et al.'s LinearCNN:
